@@ -1,0 +1,4 @@
+export async function main(argv: string[]): Promise<number> {
+  process.stdout.write(`weldr: not yet implemented (${argv.join(' ')})\n`);
+  return 1;
+}

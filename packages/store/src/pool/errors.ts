@@ -1,0 +1,23 @@
+/** Stable error codes surfaced by stores; the admin API maps them to HTTP statuses. */
+export type StoreErrorCode =
+  | 'INVALID_COMMAND' // 400: failed validation before proposing
+  | 'NOT_LEADER' // 503 (or forwarded): this node cannot accept the write
+  | 'NO_QUORUM' // 503
+  | 'TIMEOUT' // 504: may still apply
+  | 'STOPPED'; // 503: store closed
+
+export class StoreError extends Error {
+  readonly code: StoreErrorCode;
+  /** For INVALID_COMMAND: the offending field path, e.g. "healthCheck.intervalMs". */
+  readonly field?: string;
+  /** For NOT_LEADER: the leader's id, when known. */
+  readonly leaderId?: string;
+
+  constructor(code: StoreErrorCode, message: string, extra: { field?: string; leaderId?: string; cause?: unknown } = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause });
+    this.name = 'StoreError';
+    this.code = code;
+    if (extra.field !== undefined) this.field = extra.field;
+    if (extra.leaderId !== undefined) this.leaderId = extra.leaderId;
+  }
+}

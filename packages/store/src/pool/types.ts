@@ -1,0 +1,182 @@
+// The pool model shared by the state machine (store), the data plane (proxy, read-only)
+// and the admin API (which builds commands). Plain JSON-serialisable records: commands
+// travel through the Raft log and snapshots are written to LevelDB.
+
+/** Load-balancing algorithm, chosen cluster-wide. */
+export type BalancerKind = 'round-robin' | 'weighted-round-robin' | 'least-connections' | 'power-of-two';
+
+/** Inclusive range of HTTP status codes that count as a passing health check. */
+export interface StatusRange {
+  readonly min: number;
+  readonly max: number;
+}
+
+/** A fully resolved active health-check specification. */
+export interface HealthCheckSpec {
+  /** false disables active checks for the server (passive ejection still applies). */
+  readonly enabled: boolean;
+  readonly method: 'GET' | 'HEAD';
+  /** Request target, must start with '/'. */
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly expectedStatus: StatusRange;
+  /** Consecutive passes before an unhealthy (or new) server becomes healthy. */
+  readonly healthyThreshold: number;
+  /** Consecutive failures before a healthy server becomes unhealthy. */
+  readonly unhealthyThreshold: number;
+  /** Each interval is lengthened by a random amount in [0, jitterMs). */
+  readonly jitterMs: number;
+}
+
+/** Per-server overrides of the pool-wide health-check defaults. */
+export type HealthCheckOverrides = Partial<HealthCheckSpec>;
+
+/** Passive health: eject a server after consecutive failed proxied requests. */
+export interface PassiveHealthSpec {
+  readonly enabled: boolean;
+  /** Consecutive connection failures / 5xx-by-origin-error that eject the server. */
+  readonly consecutiveFailures: number;
+  /** First ejection lasts this long; each further ejection doubles it up to maxEjectionMs. */
+  readonly baseEjectionMs: number;
+  readonly maxEjectionMs: number;
+}
+
+/** Cluster-wide settings replicated with the pool. */
+export interface PoolSettings {
+  readonly balancer: BalancerKind;
+  readonly healthCheck: HealthCheckSpec;
+  readonly passiveHealth: PassiveHealthSpec;
+}
+
+/** One origin server. `id` is the canonical "ip:port" ("[v6]:port" for IPv6). */
+export interface ServerRecord {
+  readonly id: string;
+  /** Canonical textual form: dotted quad, or compressed lower-case IPv6 without brackets. */
+  readonly ip: string;
+  readonly port: number;
+  /** Relative weight for weighted balancers, integer 1..1000 (default 1). */
+  readonly weight: number;
+  /** Overrides of settings.healthCheck; {} means "use the pool defaults". */
+  readonly healthCheck: HealthCheckOverrides;
+  /** A draining server stays in the pool but receives no new requests. */
+  readonly draining: boolean;
+  /** Log index of the command that created / last changed this record. */
+  readonly createdIndex: number;
+  readonly updatedIndex: number;
+}
+
+/**
+ * The immutable view the data plane reads. A new object is built after every applied
+ * command and swapped in atomically; nothing in it is ever mutated.
+ */
+export interface PoolSnapshot {
+  /** Index of the last applied command (0 for the empty pool). */
+  readonly index: number;
+  /** Servers in a deterministic order (by creation index). */
+  readonly servers: readonly ServerRecord[];
+  readonly settings: PoolSettings;
+}
+
+// ---- commands ------------------------------------------------------------------
+
+export interface AddServerCommand {
+  readonly type: 'AddServer';
+  readonly ip: string;
+  readonly port: number;
+  readonly weight?: number;
+  readonly healthCheck?: HealthCheckOverrides;
+}
+
+export interface RemoveServerCommand {
+  readonly type: 'RemoveServer';
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface UpdateServerCommand {
+  readonly type: 'UpdateServer';
+  readonly ip: string;
+  readonly port: number;
+  readonly weight?: number;
+  /** Replaces the server's overrides as a whole ({} resets to the pool defaults). */
+  readonly healthCheck?: HealthCheckOverrides;
+  readonly draining?: boolean;
+}
+
+export interface UpdateSettingsCommand {
+  readonly type: 'UpdateSettings';
+  readonly balancer?: BalancerKind;
+  /** Merged field-by-field into the current defaults. */
+  readonly healthCheck?: HealthCheckOverrides;
+  readonly passiveHealth?: Partial<PassiveHealthSpec>;
+}
+
+/** Applied atomically: every sub-command succeeds or none does. Not nestable. */
+export interface BatchCommand {
+  readonly type: 'Batch';
+  readonly commands: readonly Exclude<PoolCommand, BatchCommand>[];
+}
+
+export type PoolCommand =
+  | AddServerCommand
+  | RemoveServerCommand
+  | UpdateServerCommand
+  | UpdateSettingsCommand
+  | BatchCommand;
+
+/**
+ * What goes into the log. `requestId` lets a retried write (after a timeout or a
+ * failover) be applied once: the state machine remembers recent ids and answers a
+ * duplicate with the first outcome.
+ */
+export interface CommandEnvelope {
+  readonly requestId: string;
+  readonly command: PoolCommand;
+}
+
+// ---- outcomes ------------------------------------------------------------------
+
+export type ApplyErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'INVALID';
+
+export type CommandOutcome =
+  | { readonly ok: true; readonly status: 'created' | 'updated' | 'unchanged' | 'removed'; readonly server?: ServerRecord }
+  | { readonly ok: true; readonly status: 'batch'; readonly results: readonly CommandOutcome[] }
+  | { readonly ok: true; readonly status: 'settings'; readonly settings: PoolSettings }
+  | { readonly ok: false; readonly code: ApplyErrorCode; readonly message: string };
+
+/** The answer to a proposal once it has been committed and applied. */
+export interface ApplyResult {
+  /** Log index at which the command was applied (the first application, for a duplicate). */
+  readonly index: number;
+  readonly outcome: CommandOutcome;
+  /** True when requestId had already been applied and this is the remembered outcome. */
+  readonly duplicate: boolean;
+}
+
+// ---- the store seen by admin and node ------------------------------------------
+
+export interface ProposeOptions {
+  /** Client-chosen idempotency key; generated when absent. */
+  readonly requestId?: string;
+  /** Give up waiting after this long (the command may still apply later). */
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * The replicated pool as the rest of weldr sees it. The in-memory store implements it
+ * for a single node; the LevelDB + Raft store implements it for a cluster. Errors thrown
+ * by propose/read are StoreError (see errors.ts).
+ */
+export interface PoolStore {
+  /** The latest applied snapshot (local, possibly stale on a follower). */
+  snapshot(): PoolSnapshot;
+  /** Called after every applied command with the new snapshot. Returns an unsubscribe. */
+  subscribe(listener: (snapshot: PoolSnapshot) => void): () => void;
+  /** Validate, replicate, apply; resolves after apply with the outcome. */
+  propose(command: PoolCommand, options?: ProposeOptions): Promise<ApplyResult>;
+  /** A snapshot that reflects every write acknowledged before the call (ReadIndex). */
+  linearizableSnapshot(options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<PoolSnapshot>;
+  close(): Promise<void>;
+}
