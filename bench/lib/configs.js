@@ -1,0 +1,84 @@
+// Configurations for the reference proxies and the origin. Each proxy does the same
+// header work weldr does (X-Forwarded-For/-Proto/-Host), keeps origin connections
+// alive, runs one worker/thread and writes no access log, so the comparison is fair.
+
+/** The origin: nginx serving a small body and a 1 MiB file; it is never the bottleneck. */
+export function originNginx({ dir, port }) {
+  return `
+worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/origin.pid;
+error_log ${dir}/origin-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path ${dir}/tmp-origin-body;
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location = / { default_type text/plain; return 200 "hello world\\n"; }
+    location = /large { default_type application/octet-stream; alias ${dir}/large.bin; }
+  }
+}
+`;
+}
+
+export function proxyNginx({ dir, port, originPort }) {
+  return `
+worker_processes 1;
+master_process off;
+daemon off;
+pid ${dir}/proxy-nginx.pid;
+error_log ${dir}/proxy-nginx-error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  keepalive_timeout 120s;
+  client_body_temp_path ${dir}/tmp-body;
+  proxy_temp_path ${dir}/tmp-proxy;
+  upstream origin {
+    server 127.0.0.1:${originPort};
+    keepalive 128;
+    keepalive_requests 10000000;
+  }
+  server {
+    listen 127.0.0.1:${port} backlog=4096;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+    }
+  }
+}
+`;
+}
+
+export function proxyHaproxy({ port, originPort }) {
+  return `
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  option forwardfor
+frontend fe
+  bind 127.0.0.1:${port}
+  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  default_backend be
+backend be
+  http-reuse always
+  server origin 127.0.0.1:${originPort}
+`;
+}

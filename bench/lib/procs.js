@@ -1,0 +1,99 @@
+// Process helpers for the benchmark: start pinned processes, read their CPU time,
+// wait for ports, stop them by PID. Every process started here is stopped here.
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** Spawn `cmd args` pinned to `cpus` (a taskset list such as "0" or "1"). */
+export function startPinned(name, cpus, cmd, args, opts = {}) {
+  const child = spawn('taskset', ['-c', cpus, cmd, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...(opts.env ?? {}) },
+    cwd: opts.cwd,
+  });
+  let output = '';
+  const keep = (chunk) => {
+    output += chunk.toString();
+    if (output.length > 64 * 1024) output = output.slice(-32 * 1024);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const proc = {
+    name,
+    child,
+    // taskset execs the command, so the child's PID is the target's PID.
+    get pid() {
+      return child.pid;
+    },
+    output: () => output,
+    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+  };
+  return proc;
+}
+
+/** CPU seconds (user + system, all threads) consumed so far by `pid`. */
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may contain spaces; fields resume after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(fields[11]);
+  const stime = Number(fields[12]);
+  return (utime + stime) / CLK_TCK;
+}
+
+export async function stop(proc, timeoutMs = 5000) {
+  if (proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+  proc.child.kill('SIGTERM');
+  const timer = setTimeout(() => proc.child.kill('SIGKILL'), timeoutMs);
+  await proc.exited;
+  clearTimeout(timer);
+}
+
+/** A free TCP port on 127.0.0.1 (bind to 0, read, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolve once `fn()` resolves truthy; poll every 50 ms, give up after `timeoutMs`. */
+export async function waitFor(what, fn, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr;
+  while (Date.now() < deadline) {
+    try {
+      if (await fn()) return;
+    } catch (err) {
+      lastErr = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${lastErr.message}` : ''}`);
+}
+
+/** One HTTP/1.1 GET over a fresh socket; resolves with the status code. */
+export function httpStatus(port, path = '/') {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    sock.setTimeout(2000, () => sock.destroy(new Error('timeout')));
+    sock.on('connect', () => sock.write(`GET ${path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n`));
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(buf);
+      if (m) {
+        resolve(Number(m[1]));
+        sock.destroy();
+      }
+    });
+    sock.on('error', reject);
+    sock.on('close', () => reject(new Error('closed before a status line')));
+  });
+}
