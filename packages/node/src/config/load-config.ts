@@ -1,0 +1,135 @@
+// Resolves a NodeConfig from flags > environment > config file > defaults. Every
+// problem becomes one ConfigError naming the flag, variable or key at fault.
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError } from './config-error.js';
+import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
+import { ValueError } from './values.js';
+
+export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
+
+export interface LoadedConfig {
+  readonly help: false;
+  readonly config: NodeConfig;
+  /** Where each value came from, for the startup log line. */
+  readonly sources: Readonly<Record<ConfigKey, ConfigSource>>;
+  readonly configFile: string | undefined;
+}
+
+/** `--help` short-circuits loading: nothing else is validated. */
+export type LoadResult = LoadedConfig | { readonly help: true };
+
+export interface LoadInputs {
+  readonly argv: readonly string[];
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Injected for tests; defaults to reading the file as UTF-8. */
+  readonly readFile?: (path: string) => string;
+}
+
+/** Flags that are not settings. */
+const CONFIG_FLAG = 'config';
+const CONFIG_ENV = 'WELDR_CONFIG';
+
+/** Parses `weldr start` arguments (without the command name). */
+export function loadConfig(inputs: LoadInputs): LoadResult {
+  const flags = parseFlags(inputs.argv);
+  if (flags.help) return { help: true };
+
+  // An empty environment variable counts as unset, as in most shells' `${VAR:-default}`.
+  const env = (name: string): string | undefined => {
+    const v = inputs.env[name];
+    return v === undefined || v === '' ? undefined : v;
+  };
+  const configFile = flags.values[CONFIG_FLAG] ?? env(CONFIG_ENV);
+  const file = configFile === undefined ? {} : readConfigFile(configFile, inputs.readFile);
+
+  const config: Partial<Record<ConfigKey, unknown>> = {};
+  const sources = {} as Record<ConfigKey, ConfigSource>;
+  for (const option of OPTIONS) {
+    const fromFlag = flags.values[option.flag];
+    const fromEnv = env(option.env);
+    let raw: unknown;
+    let source: ConfigSource;
+    let where: string;
+    if (fromFlag !== undefined) [raw, source, where] = [fromFlag, 'flag', `--${option.flag}`];
+    else if (fromEnv !== undefined) [raw, source, where] = [fromEnv, 'env', option.env];
+    else if (Object.hasOwn(file, option.key)) [raw, source, where] = [file[option.key], 'file', `"${option.key}" in ${configFile}`];
+    else {
+      config[option.key] = option.defaultValue(config as Partial<NodeConfig>);
+      sources[option.key] = 'default';
+      continue;
+    }
+    try {
+      config[option.key] = option.parse(raw);
+    } catch (err) {
+      if (err instanceof ValueError) throw new ConfigError(`invalid value for ${where}: ${err.message}`);
+      throw err;
+    }
+    sources[option.key] = source;
+  }
+  return { config: config as unknown as NodeConfig, sources, configFile, help: false };
+}
+
+function parseFlags(argv: readonly string[]): { values: Record<string, string | undefined>; help: boolean } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    [CONFIG_FLAG]: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const option of OPTIONS) options[option.flag] = { type: 'string' };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
+  } catch (err) {
+    throw new ConfigError(rewordParseArgsError(err));
+  }
+  const values: Record<string, string | undefined> = {};
+  let help = false;
+  for (const [name, value] of Object.entries(parsed.values)) {
+    if (name === 'help') help = value === true;
+    // A repeated flag: parseArgs keeps the last one, which is what people expect.
+    else if (typeof value === 'string') values[name] = value;
+  }
+  return { values, help };
+}
+
+/** parseArgs' messages are long and mention its own API; say it in the CLI's terms. */
+export function rewordParseArgsError(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  const message = e.message ?? String(err);
+  const quoted = /'([^']+)'/.exec(message)?.[1];
+  switch (e.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${quoted ?? ''}`.trim();
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
+      return `unexpected argument ${quoted ?? ''}`.trim();
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
+      const flag = /Option '(?:-\w, )?(--[\w-]+)/.exec(message)?.[1];
+      return flag ? `option ${flag} needs a value` : message;
+    }
+    default:
+      return message;
+  }
+}
+
+function readConfigFile(path: string, readFile = (p: string) => readFileSync(p, 'utf8')): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(`config file ${path} must contain a JSON object`);
+  }
+  const known = new Set<string>(OPTIONS.map((o) => o.key));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) throw new ConfigError(`unknown key "${key}" in config file ${path} (known keys: ${[...known].join(', ')})`);
+  }
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,75 @@
+// Every setting of `weldr start`, in one table: its config-file key, flag, environment
+// variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
+import type { BalancerKind } from '@weldr/store';
+import { parseDuration, parseEnum, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+
+export const STORE_KINDS = ['level', 'memory'] as const;
+export type StoreKind = (typeof STORE_KINDS)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const BALANCERS: readonly BalancerKind[] = ['round-robin', 'weighted-round-robin', 'least-connections', 'power-of-two'];
+
+/** The resolved configuration of one node. Durations are in milliseconds. */
+export interface NodeConfig {
+  readonly id: string;
+  readonly listen: HostPort;
+  readonly admin: HostPort;
+  readonly raft: HostPort;
+  readonly peers: readonly Peer[];
+  readonly data: string;
+  readonly store: StoreKind;
+  readonly logLevel: LogLevel;
+  /** When set, the node makes the replicated balancer setting equal to it at start. */
+  readonly balancer: BalancerKind | undefined;
+  readonly shutdownTimeout: number;
+  readonly clientHeadersTimeout: number;
+  readonly clientRequestTimeout: number;
+  readonly clientKeepAliveTimeout: number;
+  readonly originConnectTimeout: number;
+  readonly originHeadersTimeout: number;
+  readonly originBodyTimeout: number;
+}
+
+export type ConfigKey = keyof NodeConfig;
+
+export interface OptionSpec<K extends ConfigKey> {
+  readonly key: K;
+  /** Long flag without the dashes. */
+  readonly flag: string;
+  readonly env: string;
+  /** Placeholder in --help, e.g. HOST:PORT. */
+  readonly valueName: string;
+  readonly help: string;
+  /** The default as shown to people. */
+  readonly defaultText: string;
+  readonly defaultValue: (partial: Partial<NodeConfig>) => NodeConfig[K];
+  readonly parse: (raw: unknown) => NodeConfig[K];
+}
+
+type AnyOptionSpec = { [K in ConfigKey]: OptionSpec<K> }[ConfigKey];
+
+const duration = (allowZero: boolean) => (raw: unknown) => parseDuration(raw, allowZero);
+const constant =
+  <T>(value: T) =>
+  (): T =>
+    value;
+
+/** Order matters: `data`'s default depends on `id`, so `id` comes first. */
+export const OPTIONS: readonly AnyOptionSpec[] = [
+  { key: 'id', flag: 'id', env: 'WELDR_ID', valueName: 'ID', help: 'node id, unique in the cluster', defaultText: 'n1', defaultValue: constant('n1'), parse: parseNodeId },
+  { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (clustering: not yet available)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the other cluster members (clustering: not yet available)', defaultText: '(none)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'data', flag: 'data', env: 'WELDR_DATA', valueName: 'DIR', help: 'data directory (LevelDB)', defaultText: './data/<id>', defaultValue: (p) => `./data/${p.id ?? 'n1'}`, parse: parsePath },
+  { key: 'store', flag: 'store', env: 'WELDR_STORE', valueName: 'level|memory', help: 'pool storage: level (survives restarts) or memory', defaultText: 'level', defaultValue: constant('level' as StoreKind), parse: parseEnum(STORE_KINDS) },
+  { key: 'logLevel', flag: 'log-level', env: 'WELDR_LOG_LEVEL', valueName: 'LEVEL', help: LOG_LEVELS.join('|'), defaultText: 'info', defaultValue: constant('info' as LogLevel), parse: parseEnum(LOG_LEVELS) },
+  { key: 'balancer', flag: 'balancer', env: 'WELDR_BALANCER', valueName: 'KIND', help: `set the cluster-wide balancer at start: ${BALANCERS.join('|')}`, defaultText: '(keep the replicated setting, initially round-robin)', defaultValue: constant(undefined), parse: parseEnum(BALANCERS) },
+  { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'WELDR_SHUTDOWN_TIMEOUT', valueName: 'DURATION', help: 'on SIGTERM/SIGINT, how long in-flight requests may take', defaultText: '10s', defaultValue: constant(10_000), parse: duration(true) },
+  { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (408)', defaultText: '10s', defaultValue: constant(10_000), parse: duration(false) },
+  { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request; 0 disables', defaultText: '5m', defaultValue: constant(300_000), parse: duration(true) },
+  { key: 'clientKeepAliveTimeout', flag: 'client-keep-alive-timeout', env: 'WELDR_CLIENT_KEEP_ALIVE_TIMEOUT', valueName: 'DURATION', help: 'idle time before a client connection is closed', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
+  { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then 502 or retry)', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
+  { key: 'originHeadersTimeout', flag: 'origin-headers-timeout', env: 'WELDR_ORIGIN_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max wait for an origin response head (504)', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+  { key: 'originBodyTimeout', flag: 'origin-body-timeout', env: 'WELDR_ORIGIN_BODY_TIMEOUT', valueName: 'DURATION', help: 'max idle time between origin body chunks', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+];

@@ -1,0 +1,131 @@
+import test from 'ava';
+import { ConfigError, loadConfig, type LoadedConfig, type NodeConfig } from '../src/index.js';
+
+function load(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): LoadedConfig {
+  const result = loadConfig({
+    argv,
+    env,
+    readFile: (path) => {
+      const text = files[path];
+      if (text === undefined) throw new Error(`ENOENT: no such file, open '${path}'`);
+      return text;
+    },
+  });
+  if (result.help) throw new Error('unexpected help');
+  return result;
+}
+
+function loadError(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): string {
+  const err = (() => {
+    try {
+      load(argv, env, files);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  })();
+  if (!(err instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${String(err)}`);
+  return err.message;
+}
+
+test('defaults match the design brief', (t) => {
+  const { config, sources } = load([]);
+  const expected: Partial<NodeConfig> = {
+    id: 'n1',
+    listen: { host: '0.0.0.0', port: 8080 },
+    admin: { host: '127.0.0.1', port: 8687 },
+    raft: { host: '127.0.0.1', port: 8688 },
+    peers: [],
+    data: './data/n1',
+    store: 'level',
+    logLevel: 'info',
+    balancer: undefined,
+    shutdownTimeout: 10_000,
+  };
+  t.like(config, expected);
+  t.is(sources.listen, 'default');
+});
+
+test('the data directory default follows the node id', (t) => {
+  t.is(load(['--id', 'edge-2']).config.data, './data/edge-2');
+  t.is(load([], { WELDR_ID: 'n3' }).config.data, './data/n3');
+});
+
+test('precedence is flags > environment > config file > defaults', (t) => {
+  const files = { 'c.json': JSON.stringify({ listen: '127.0.0.1:1001', admin: '127.0.0.1:1002', raft: '127.0.0.1:1003' }) };
+  const env = { WELDR_CONFIG: 'c.json', WELDR_LISTEN: '127.0.0.1:2001', WELDR_ADMIN: '127.0.0.1:2002' };
+  const { config, sources, configFile } = load(['--listen', '127.0.0.1:3001'], env, files);
+  t.is(configFile, 'c.json');
+  t.deepEqual(config.listen, { host: '127.0.0.1', port: 3001 });
+  t.deepEqual(config.admin, { host: '127.0.0.1', port: 2002 });
+  t.deepEqual(config.raft, { host: '127.0.0.1', port: 1003 });
+  t.deepEqual([sources.listen, sources.admin, sources.raft, sources.id], ['flag', 'env', 'file', 'default']);
+});
+
+test('--config beats WELDR_CONFIG and an empty variable counts as unset', (t) => {
+  const files = { 'a.json': '{"id":"from-a"}', 'b.json': '{"id":"from-b"}' };
+  t.is(load(['--config', 'b.json'], { WELDR_CONFIG: 'a.json' }, files).config.id, 'from-b');
+  t.is(load([], { WELDR_ID: '' }).config.id, 'n1');
+});
+
+test('--flag=value form and IPv6 addresses', (t) => {
+  const { config } = load(['--listen=[::1]:0', '--admin', 'localhost:9000']);
+  t.deepEqual(config.listen, { host: '::1', port: 0 });
+  t.deepEqual(config.admin, { host: 'localhost', port: 9000 });
+});
+
+test('durations accept units and plain milliseconds', (t) => {
+  const files = { 'c.json': '{"originHeadersTimeout": 1500, "clientHeadersTimeout": "2s"}' };
+  const { config } = load(['--config', 'c.json', '--shutdown-timeout', '2m', '--origin-body-timeout', '250ms'], {}, files);
+  t.is(config.shutdownTimeout, 120_000);
+  t.is(config.originBodyTimeout, 250);
+  t.is(config.originHeadersTimeout, 1500);
+  t.is(config.clientHeadersTimeout, 2000);
+  t.is(load(['--shutdown-timeout', '0']).config.shutdownTimeout, 0);
+});
+
+test('peers parse from a string or a JSON array', (t) => {
+  t.deepEqual(load(['--peers', 'n2=127.0.0.1:9002,n3=[::1]:9003']).config.peers, [
+    { id: 'n2', address: { host: '127.0.0.1', port: 9002 } },
+    { id: 'n3', address: { host: '::1', port: 9003 } },
+  ]);
+  const files = { 'c.json': '{"peers": ["n2=10.0.0.2:8688"]}' };
+  t.is(load(['--config', 'c.json'], {}, files).config.peers.length, 1);
+});
+
+test('--help short-circuits validation', (t) => {
+  t.deepEqual(loadConfig({ argv: ['--listen', 'nonsense', '--help'], env: {} }), { help: true });
+});
+
+const errors: [string, () => string, RegExp][] = [
+  ['unknown flag', () => loadError(['--lisen', '1.2.3.4:5']), /unknown option --lisen/],
+  ['missing flag value', () => loadError(['--listen']), /--listen needs a value/],
+  ['positional argument', () => loadError(['extra']), /unexpected argument extra/],
+  ['bad host:port', () => loadError(['--listen', 'nope']), /--listen: "nope" is not a valid host:port/],
+  ['port out of range', () => loadError(['--admin', '127.0.0.1:65536']), /--admin: port 65536 .* out of range/],
+  ['port not numeric', () => loadError(['--admin', '127.0.0.1:http']), /--admin/],
+  ['bad host', () => loadError(['--listen', 'bad_host!:80']), /--listen: "bad_host!" .* not an IP address or host name/],
+  ['bad env value', () => loadError([], { WELDR_LISTEN: '1.2.3.4' }), /WELDR_LISTEN/],
+  ['bad enum', () => loadError(['--store', 'redis']), /--store: "redis" is not one of level, memory/],
+  ['bad log level', () => loadError([], { WELDR_LOG_LEVEL: 'loud' }), /WELDR_LOG_LEVEL/],
+  ['bad balancer', () => loadError(['--balancer', 'random']), /--balancer/],
+  ['bad duration', () => loadError(['--shutdown-timeout', '10 parsecs']), /--shutdown-timeout: .* not a duration/],
+  ['zero where not allowed', () => loadError(['--origin-headers-timeout', '0']), /--origin-headers-timeout: must be greater than 0/],
+  ['fractional ms', () => loadError(['--origin-headers-timeout', '1.5']), /--origin-headers-timeout/],
+  ['bad node id', () => loadError(['--id=-x']), /--id: "-x" is not a valid node id/],
+  ['peer without id', () => loadError(['--peers', '127.0.0.1:9000']), /--peers: .* id=host:port/],
+  ['peer with port 0', () => loadError(['--peers', 'n2=127.0.0.1:0']), /--peers: port 0/],
+  ['duplicate peer', () => loadError(['--peers', 'n2=127.0.0.1:1,n2=127.0.0.1:2']), /--peers: peer id "n2" appears twice/],
+  ['missing config file', () => loadError(['--config', 'nope.json']), /cannot read config file nope.json/],
+  ['bad JSON', () => loadError(['--config', 'c.json'], {}, { 'c.json': '{"id": ' }), /config file c.json is not valid JSON/],
+  ['JSON not an object', () => loadError(['--config', 'c.json'], {}, { 'c.json': '[1]' }), /must contain a JSON object/],
+  ['unknown config key', () => loadError(['--config', 'c.json'], {}, { 'c.json': '{"lisen": "x"}' }), /unknown key "lisen" in config file c.json/],
+  ['wrong type in file', () => loadError(['--config', 'c.json'], {}, { 'c.json': '{"listen": 8080}' }), /"listen" in c.json: expected host:port/],
+];
+for (const [name, run, pattern] of errors) {
+  test(`rejects: ${name}`, (t) => {
+    const message = run();
+    t.regex(message, pattern);
+    t.false(message.includes('\n'), 'one line');
+  });
+}

@@ -1,0 +1,26 @@
+import test from 'ava';
+import { formatHostPort, parseDuration, parseHostPort } from '../src/config/values.js';
+
+test('parseHostPort round-trips through formatHostPort', (t) => {
+  for (const text of ['127.0.0.1:8080', '[::1]:0', 'example.com:443', '[2001:db8::1]:65535']) {
+    t.is(formatHostPort(parseHostPort(text)), text);
+  }
+});
+
+test('parseHostPort refuses ambiguous IPv6 without brackets', (t) => {
+  t.throws(() => parseHostPort('::1:80'));
+  t.throws(() => parseHostPort('[127.0.0.1]:80'));
+  t.throws(() => parseHostPort(':80'));
+  t.throws(() => parseHostPort('host:'));
+});
+
+test('parseDuration', (t) => {
+  t.is(parseDuration('1.5s'), 1500);
+  t.is(parseDuration(' 20 '), 20);
+  t.is(parseDuration('3m'), 180_000);
+  t.throws(() => parseDuration(-1));
+  t.throws(() => parseDuration('2d'));
+  t.throws(() => parseDuration('2h'));
+  t.throws(() => parseDuration('1e3'));
+  t.throws(() => parseDuration('48000000s'), { message: /longer than one day/ });
+});
