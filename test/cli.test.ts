@@ -1,0 +1,67 @@
+// The `weldr` command line as a user meets it: help, version, and every kind of bad
+// configuration refused with exit code 2, one clear line, and nothing started.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { runWeldr } from './helpers/process.js';
+
+test('weldr --help lists the commands; no command is a usage error', async (t) => {
+  const help = await runWeldr(t, ['--help']);
+  t.is(help.code, 0);
+  t.regex(help.stdout, /weldr start/);
+  t.regex(help.stdout, /weldr test-server/);
+  const none = await runWeldr(t, []);
+  t.is(none.code, 2);
+});
+
+test('weldr start --help documents every flag with its variable and default', async (t) => {
+  const { code, stdout } = await runWeldr(t, ['start', '--help']);
+  t.is(code, 0);
+  for (const [flag, env] of [['--listen', 'WELDR_LISTEN'], ['--admin', 'WELDR_ADMIN'], ['--data', 'WELDR_DATA'], ['--peers', 'WELDR_PEERS'], ['--shutdown-timeout', 'WELDR_SHUTDOWN_TIMEOUT']]) {
+    t.true(stdout.includes(flag!), flag);
+    t.true(stdout.includes(env!), env);
+  }
+  t.regex(stdout, /default 0\.0\.0\.0:8080/);
+});
+
+test('weldr --version prints the version', async (t) => {
+  const { code, stdout } = await runWeldr(t, ['--version']);
+  t.is(code, 0);
+  t.regex(stdout, /^weldr \d+\.\d+\.\d+\n$/);
+});
+
+const tmp = mkdtempSync(join(tmpdir(), 'weldr-cli-'));
+test.after.always(() => rmSync(tmp, { recursive: true, force: true }));
+const file = (name: string, text: string): string => {
+  const path = join(tmp, name);
+  writeFileSync(path, text);
+  return path;
+};
+
+const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
+  ['unknown command', ['frobnicate'], {}, /unknown command "frobnicate"/],
+  ['unknown flag', ['start', '--lissen', '127.0.0.1:0'], {}, /unknown option --lissen/],
+  ['bad host:port flag', ['start', '--listen', 'localhost'], {}, /--listen: "localhost" is not a valid host:port/],
+  ['port out of range', ['start', '--admin', '127.0.0.1:70000'], {}, /--admin: port 70000 .*out of range/],
+  ['bad environment variable', ['start'], { WELDR_ADMIN: 'x:y' }, /WELDR_ADMIN/],
+  ['bad store kind', ['start', '--store', 'disk'], {}, /--store: "disk" is not one of level, memory/],
+  ['bad duration', ['start', '--shutdown-timeout', 'soon'], {}, /--shutdown-timeout/],
+  ['missing config file', ['start', '--config', '/nonexistent/weldr.json'], {}, /cannot read config file \/nonexistent\/weldr.json/],
+  ['bad JSON in config file', ['start', '--config', file('bad.json', '{"listen":')], {}, /is not valid JSON/],
+  ['unknown config key', ['start', '--config', file('key.json', '{"listen":"127.0.0.1:0","adminn":"x"}')], {}, /unknown key "adminn"/],
+  ['bad value in config file', ['start'], { WELDR_CONFIG: file('val.json', '{"raft":"127.0.0.1:-1"}') }, /"raft" in .*val.json/],
+  ['peers given (clustering not yet available)', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /clustering is not yet available/],
+  ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
+  ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
+];
+
+for (const [name, args, env, pattern] of badInvocations) {
+  test(`exit 2 with one clear line: ${name}`, async (t) => {
+    const { code, stdout, stderr } = await runWeldr(t, args, env);
+    t.is(code, 2, stderr);
+    t.regex(stderr, pattern);
+    t.is(stderr.trim().split('\n').length, 1, stderr);
+    t.false(/"event":"listening"/.test(stdout), 'nothing was started');
+  });
+}
