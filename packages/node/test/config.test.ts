@@ -75,11 +75,11 @@ test('--flag=value form and IPv6 addresses', (t) => {
 });
 
 test('durations accept units and plain milliseconds', (t) => {
-  const files = { 'c.json': '{"originHeadersTimeout": 1500, "clientHeadersTimeout": "2s"}' };
-  const { config } = load(['--config', 'c.json', '--shutdown-timeout', '2m', '--origin-body-timeout', '250ms'], {}, files);
+  const files = { 'c.json': '{"originResponseTimeout": 1500, "clientHeadersTimeout": "2s"}' };
+  const { config } = load(['--config', 'c.json', '--shutdown-timeout', '2m', '--origin-idle-timeout', '250ms'], {}, files);
   t.is(config.shutdownTimeout, 120_000);
-  t.is(config.originBodyTimeout, 250);
-  t.is(config.originHeadersTimeout, 1500);
+  t.is(config.originIdleTimeout, 250);
+  t.is(config.originResponseTimeout, 1500);
   t.is(config.clientHeadersTimeout, 2000);
   t.is(load(['--shutdown-timeout', '0']).config.shutdownTimeout, 0);
 });
@@ -110,8 +110,9 @@ const errors: [string, () => string, RegExp][] = [
   ['bad log level', () => loadError([], { WELDR_LOG_LEVEL: 'loud' }), /WELDR_LOG_LEVEL/],
   ['bad balancer', () => loadError(['--balancer', 'random']), /--balancer/],
   ['bad duration', () => loadError(['--shutdown-timeout', '10 parsecs']), /--shutdown-timeout: .* not a duration/],
-  ['zero where not allowed', () => loadError(['--origin-headers-timeout', '0']), /--origin-headers-timeout: must be greater than 0/],
-  ['fractional ms', () => loadError(['--origin-headers-timeout', '1.5']), /--origin-headers-timeout/],
+  ['zero where not allowed', () => loadError(['--origin-response-timeout', '0']), /--origin-response-timeout: must be greater than 0/],
+  ['fractional ms', () => loadError(['--origin-response-timeout', '1.5']), /--origin-response-timeout/],
+  ['integer out of range', () => loadError(['--max-retries', '11']), /--max-retries: "11" is not a whole number in \[0, 10\]/],
   ['bad node id', () => loadError(['--id=-x']), /--id: "-x" is not a valid node id/],
   ['peer without id', () => loadError(['--peers', '127.0.0.1:9000']), /--peers: .* id=host:port/],
   ['peer with port 0', () => loadError(['--peers', 'n2=127.0.0.1:0']), /--peers: port 0/],

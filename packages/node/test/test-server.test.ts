@@ -242,3 +242,11 @@ test('close() lets an in-flight request finish', async (t) => {
   await res.body.text();
   await closing;
 });
+
+test('/response-headers sets the requested headers', async (t) => {
+  const { server } = await withServer(t);
+  const raw = await rawExchange(server.port, 'GET /response-headers?x-a=1&x-a=2&Connection=x-b&x-b=3 HTTP/1.1\r\nHost: x\r\n\r\n', (s) => s.includes('headers set'));
+  t.regex(raw, /\r\nx-a: 1\r\nx-a: 2\r\n/);
+  t.regex(raw, /\r\nConnection: x-b\r\n/);
+  t.regex(raw, /\r\nx-b: 3\r\n/);
+});

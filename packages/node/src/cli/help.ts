@@ -50,6 +50,7 @@ Endpoints:
   ANY /status/CODE      that status (200-599)
   ANY /delay/MS         answers after MS milliseconds (max 60000)
   GET /health           200 "ok", or 503 after POST /health/fail (POST /health/ok restores)
+  ANY /response-headers?NAME=VALUE&...   answers with those response headers
   GET /__requests       request counters {total, connections, paths}; POST resets them
   ANY /reset            drops the connection without answering
   ANY /truncate         sends 100 of a promised 1000 bytes, then drops the connection

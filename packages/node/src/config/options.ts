@@ -1,7 +1,7 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
 import type { BalancerKind } from '@weldr/store';
-import { parseDuration, parseEnum, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { parseDuration, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -24,10 +24,14 @@ export interface NodeConfig {
   readonly shutdownTimeout: number;
   readonly clientHeadersTimeout: number;
   readonly clientRequestTimeout: number;
-  readonly clientKeepAliveTimeout: number;
+  readonly clientIdleTimeout: number;
   readonly originConnectTimeout: number;
-  readonly originHeadersTimeout: number;
-  readonly originBodyTimeout: number;
+  readonly originResponseTimeout: number;
+  readonly originIdleTimeout: number;
+  /** Largest request (and origin response) header section, in bytes. */
+  readonly maxHeaderSize: number;
+  /** Further origins tried after a retryable failure. */
+  readonly maxRetries: number;
 }
 
 export type ConfigKey = keyof NodeConfig;
@@ -66,10 +70,12 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'WELDR_LOG_LEVEL', valueName: 'LEVEL', help: LOG_LEVELS.join('|'), defaultText: 'info', defaultValue: constant('info' as LogLevel), parse: parseEnum(LOG_LEVELS) },
   { key: 'balancer', flag: 'balancer', env: 'WELDR_BALANCER', valueName: 'KIND', help: `set the cluster-wide balancer at start: ${BALANCERS.join('|')}`, defaultText: '(keep the replicated setting, initially round-robin)', defaultValue: constant(undefined), parse: parseEnum(BALANCERS) },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'WELDR_SHUTDOWN_TIMEOUT', valueName: 'DURATION', help: 'on SIGTERM/SIGINT, how long in-flight requests may take', defaultText: '10s', defaultValue: constant(10_000), parse: duration(true) },
-  { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (408)', defaultText: '10s', defaultValue: constant(10_000), parse: duration(false) },
-  { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request; 0 disables', defaultText: '5m', defaultValue: constant(300_000), parse: duration(true) },
-  { key: 'clientKeepAliveTimeout', flag: 'client-keep-alive-timeout', env: 'WELDR_CLIENT_KEEP_ALIVE_TIMEOUT', valueName: 'DURATION', help: 'idle time before a client connection is closed', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
-  { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then 502 or retry)', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
-  { key: 'originHeadersTimeout', flag: 'origin-headers-timeout', env: 'WELDR_ORIGIN_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max wait for an origin response head (504)', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
-  { key: 'originBodyTimeout', flag: 'origin-body-timeout', env: 'WELDR_ORIGIN_BODY_TIMEOUT', valueName: 'DURATION', help: 'max idle time between origin body chunks', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+  { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (then 408)', defaultText: '10s', defaultValue: constant(10_000), parse: duration(false) },
+  { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request, body included (then 408)', defaultText: '5m', defaultValue: constant(300_000), parse: duration(false) },
+  { key: 'clientIdleTimeout', flag: 'client-idle-timeout', env: 'WELDR_CLIENT_IDLE_TIMEOUT', valueName: 'DURATION', help: 'keep-alive idle time between requests on a client connection', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
+  { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: '3s', defaultValue: constant(3_000), parse: duration(false) },
+  { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+  { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+  { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
+  { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
 ];

@@ -124,3 +124,12 @@ export function parsePath(raw: unknown): string {
   if (value.trim() === '' || value.includes('\0')) throw new ValueError(`"${value}" is not a usable path`);
   return value;
 }
+
+/** A whole number in [min, max], from a decimal string or a JSON number. */
+export function parseInteger(min: number, max: number): (raw: unknown) => number {
+  return (raw) => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*[0-9]+\s*$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw new ValueError(`${JSON.stringify(raw)} is not a whole number in [${min}, ${max}]`);
+    return n;
+  };
+}

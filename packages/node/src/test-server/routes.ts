@@ -219,6 +219,18 @@ const truncate: Handler = (req, res) => {
   res.write('x'.repeat(100), () => req.socket.destroy());
 };
 
+/** Sets every query parameter as a response header, for hop-by-hop and header-passing tests. */
+const responseHeaders: Handler = (_req, res, _state, _path, query) => {
+  try {
+    for (const [name, value] of query) res.appendHeader(name, value);
+  } catch (err) {
+    res.removeHeader('connection');
+    text(res, 400, `bad header: ${(err as Error).message}\n`);
+    return;
+  }
+  text(res, 200, 'headers set\n');
+};
+
 const wsWithoutUpgrade: Handler = (_req, res) => text(res, 426, 'this endpoint speaks WebSocket\n', { upgrade: 'websocket' });
 
 const exact = new Map<string, Handler>([
@@ -233,6 +245,7 @@ const exact = new Map<string, Handler>([
   ['/reset', reset],
   ['/truncate', truncate],
   ['/ws', wsWithoutUpgrade],
+  ['/response-headers', responseHeaders],
 ]);
 
 const prefixed: [string, Handler][] = [
