@@ -1,1 +1,9 @@
+// @weldr/proxy — the data plane. See README.md for phases, errors and health semantics.
 export const PACKAGE = '@weldr/proxy';
+
+export { createProxy } from './proxy.js';
+export { DEFAULT_TIMEOUTS } from './types.js';
+export type { Logger, Proxy, ProxyOptions, ProxyStats, ProxyTimeouts, ServerStats, CounterPair } from './types.js';
+export type { Health, CheckResult } from './health/health-state.js';
+export { ERRORS, statusOf } from './errors.js';
+export type { ProxyErrorCode, OriginFailure } from './errors.js';

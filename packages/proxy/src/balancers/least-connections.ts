@@ -1,0 +1,28 @@
+import type { Balancer, Peer } from './balancer.js';
+
+/**
+ * Fewest in-flight requests relative to weight (active / weight). Ties are broken by
+ * rotating the scan start, so an idle pool still spreads load instead of always
+ * choosing the first candidate.
+ */
+export class LeastConnections<T extends Peer = Peer> implements Balancer<T> {
+  #start = 0;
+
+  pick(candidates: readonly T[]): T | null {
+    const n = candidates.length;
+    if (n === 0) return null;
+    if (this.#start >= n) this.#start = 0;
+    const start = this.#start++;
+    let best = candidates[start]!;
+    let bestLoad = best.active / best.weight;
+    for (let k = 1; k < n; k++) {
+      const c = candidates[(start + k) % n]!;
+      const load = c.active / c.weight;
+      if (load < bestLoad) {
+        best = c;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+}

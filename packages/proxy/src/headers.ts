@@ -1,0 +1,181 @@
+// Header rewriting for both directions. Pure functions over flat raw header arrays
+// ([name, value, name, value, …], the shape node's `req.rawHeaders` and undici's
+// `onHeaders` use), so the hot path never builds header objects.
+//
+// RFC 9110 §7.6.1: a proxy MUST remove the hop-by-hop fields it receives — Connection,
+// the fields named in Connection, and the classic set (Keep-Alive, Proxy-Connection,
+// TE, Transfer-Encoding, Upgrade, Trailer, Proxy-Authenticate/-Authorization) — before
+// forwarding. Transfer-Encoding and Content-Length framing is re-derived by each hop.
+
+/** Forwarding facts for one request, appended to what is forwarded to the origin. */
+export interface ForwardInfo {
+  /** Value of the Host header to send (the authority, from absolute-form or Host). */
+  readonly host: string;
+  /** Peer address of the client connection. */
+  readonly clientIp: string;
+  /** The `Via` entry this proxy adds, e.g. "1.1 weldr". */
+  readonly via: string;
+  /** Forwarded Max-Forwards value (already decremented), or null to pass through. */
+  readonly maxForwards?: string | null;
+}
+
+// Lower-cased names that never cross this proxy, request or response side.
+// Checked by length first so that most header names cost one switch and no allocation.
+function hopByHopKind(name: string): number {
+  switch (name.length) {
+    case 2:
+      return name.toLowerCase() === 'te' ? HOP : 0;
+    case 4:
+      return name.toLowerCase() === 'host' ? HOST : 0;
+    case 6:
+      return name.toLowerCase() === 'expect' ? EXPECT : 0;
+    case 7: {
+      const l = name.toLowerCase();
+      return l === 'upgrade' ? UPGRADE : l === 'trailer' ? HOP : 0;
+    }
+    case 10: {
+      const l = name.toLowerCase();
+      return l === 'connection' ? CONNECTION : l === 'keep-alive' ? HOP : 0;
+    }
+    case 12:
+      return name.toLowerCase() === 'max-forwards' ? MAX_FORWARDS : 0;
+    case 15:
+      return name.toLowerCase() === 'x-forwarded-for' ? XFF : 0;
+    case 16: {
+      const l = name.toLowerCase();
+      return l === 'proxy-connection' ? HOP : l === 'x-forwarded-host' ? XFH : 0;
+    }
+    case 17: {
+      const l = name.toLowerCase();
+      return l === 'transfer-encoding' ? HOP : l === 'x-forwarded-proto' ? XFP : 0;
+    }
+    case 18:
+      return name.toLowerCase() === 'proxy-authenticate' ? HOP : 0;
+    case 19:
+      return name.toLowerCase() === 'proxy-authorization' ? HOP : 0;
+    default:
+      return 0;
+  }
+}
+
+const HOP = 1;
+const CONNECTION = 2;
+const UPGRADE = 3;
+const HOST = 4;
+const EXPECT = 5;
+const XFF = 6;
+const XFH = 7;
+const XFP = 8;
+const MAX_FORWARDS = 9;
+
+/**
+ * Extra field names listed in Connection header values (RFC 9110 §7.6.1), lower-cased,
+ * or null when the values name nothing but `close` / `keep-alive` / `upgrade` (the
+ * common case, which then costs no allocation).
+ */
+export function connectionTokens(values: readonly string[]): string[] | null {
+  let out: string[] | null = null;
+  for (const value of values) {
+    const lower = value.toLowerCase();
+    if (lower === 'keep-alive' || lower === 'close' || lower === 'upgrade') continue;
+    for (const part of lower.split(',')) {
+      const token = part.trim();
+      if (token === '' || token === 'keep-alive' || token === 'close' || token === 'upgrade') continue;
+      (out ??= []).push(token);
+    }
+  }
+  return out;
+}
+
+function collectConnection(raw: readonly string[]): string[] | null {
+  let values: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 10 && hopByHopKind(name) === CONNECTION) (values ??= []).push(raw[i + 1]!);
+  }
+  return values === null ? null : connectionTokens(values);
+}
+
+/**
+ * Headers to send to the origin: the client's fields minus hop-by-hop ones, Host set to
+ * the routed authority, X-Forwarded-For appended to, X-Forwarded-Proto/-Host replaced
+ * (this proxy is the edge: a client-supplied value is not trusted), Via appended.
+ * `Expect` is dropped because this proxy answers `100-continue` itself (node does, before
+ * emitting 'request') and streams the body on; undici refuses to send it anyway.
+ * Upgrade and Connection for a tunnel are re-added by undici from its `upgrade` option.
+ */
+export function requestHeaders(raw: readonly string[], info: ForwardInfo): string[] {
+  const tokens = collectConnection(raw);
+  const out: string[] = [];
+  let xff: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const kind = hopByHopKind(name);
+    if (kind !== 0) {
+      if (kind === XFF) xff = xff === null ? raw[i + 1]! : `${xff}, ${raw[i + 1]!}`;
+      else if (kind === MAX_FORWARDS && info.maxForwards == null) out.push(name, raw[i + 1]!);
+      continue;
+    }
+    if (tokens !== null && tokens.includes(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1]!);
+  }
+  if (info.maxForwards != null) out.push('max-forwards', info.maxForwards);
+  out.push(
+    'host', info.host,
+    'x-forwarded-for', xff === null ? info.clientIp : `${xff}, ${info.clientIp}`,
+    'x-forwarded-proto', 'http',
+    'x-forwarded-host', info.host,
+    'via', info.via,
+  );
+  return out;
+}
+
+/**
+ * Response headers for the client from undici's raw (Buffer) pairs: hop-by-hop fields
+ * removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
+ * field is kept and `Connection: upgrade` restored, as the handshake needs both.
+ */
+export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade = false): string[] {
+  const out: string[] = [];
+  let tokens: string[] | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const kind = hopByHopKind(name);
+    if (kind === 0 || kind === HOST || kind === EXPECT || kind === XFF || kind === XFH || kind === XFP || kind === MAX_FORWARDS) {
+      out.push(name, raw[i + 1]!.toString('latin1'));
+    } else if (kind === CONNECTION) {
+      const t = connectionTokens([raw[i + 1]!.toString('latin1')]);
+      if (t !== null) tokens = tokens === null ? t : tokens.concat(t);
+    } else if (kind === UPGRADE && keepUpgrade) {
+      out.push(name, raw[i + 1]!.toString('latin1'));
+    }
+  }
+  if (tokens !== null) {
+    const filtered: string[] = [];
+    for (let i = 0; i < out.length; i += 2) {
+      if (!tokens.includes(out[i]!.toLowerCase())) filtered.push(out[i]!, out[i + 1]!);
+    }
+    out.length = 0;
+    out.push(...filtered);
+  }
+  if (keepUpgrade) out.push('connection', 'upgrade');
+  out.push('via', via);
+  return out;
+}
+
+/** All values of one header (case-insensitive) in a raw array. */
+export function rawValues(raw: readonly string[], lowerName: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) out.push(raw[i + 1]!);
+  }
+  return out;
+}
+
+/** Serialise a status line and raw headers for a socket that no ServerResponse owns. */
+export function serializeHead(status: number, reason: string, headers: readonly string[]): string {
+  let head = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]!}: ${headers[i + 1]!}\r\n`;
+  return `${head}\r\n`;
+}

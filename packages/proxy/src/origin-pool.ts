@@ -1,0 +1,89 @@
+import type { HealthCheckSpec, ServerRecord } from '@weldr/store';
+import { Pool } from 'undici';
+import type { Peer } from './balancers/balancer.js';
+import type { ActiveChecker } from './health/active-checker.js';
+import { HealthState } from './health/health-state.js';
+import { PassiveHealth } from './health/passive.js';
+import type { ProxyTimeouts } from './types.js';
+
+export interface OriginPoolOptions {
+  readonly timeouts: ProxyTimeouts;
+  readonly maxHeaderSize: number;
+}
+
+/**
+ * One origin server: its keep-alive connection pool, its counters and health. Lives as
+ * long as the server is in the snapshot; when a snapshot removes it, `drain()` lets the
+ * requests already dispatched finish (undici's close waits for them) while the router
+ * has already stopped choosing it.
+ */
+export class Origin implements Peer {
+  readonly id: string;
+  readonly ip: string;
+  readonly port: number;
+  /** "http://ip:port", the undici origin. */
+  readonly url: string;
+  /** Host header for requests this proxy originates itself (health checks). */
+  readonly authority: string;
+  readonly pool: Pool;
+  record: ServerRecord;
+  weight: number;
+  /** Requests dispatched to this origin whose exchange has not ended (incl. tunnels). */
+  active = 0;
+  success = 0;
+  failed = 0;
+  readonly health = new HealthState();
+  readonly passive = new PassiveHealth();
+  checker: ActiveChecker | null = null;
+  checkSpec: HealthCheckSpec | null = null;
+  /** Timer that ends a passive ejection. */
+  ejectionTimer: NodeJS.Timeout | null = null;
+  removed = false;
+
+  constructor(record: ServerRecord, options: OriginPoolOptions) {
+    this.id = record.id;
+    this.ip = record.ip;
+    this.port = record.port;
+    this.record = record;
+    this.weight = Math.max(1, record.weight);
+    this.authority = record.ip.includes(':') ? `[${record.ip}]:${record.port}` : `${record.ip}:${record.port}`;
+    this.url = `http://${this.authority}`;
+    const t = options.timeouts;
+    this.pool = new Pool(this.url, {
+      connectTimeout: t.originConnectMs,
+      headersTimeout: t.originResponseMs,
+      bodyTimeout: t.originIdleMs,
+      maxHeaderSize: options.maxHeaderSize,
+      // Keep-alive to the origin, one request per connection at a time (pipelining
+      // would make a slow response block the ones queued behind it).
+      pipelining: 1,
+      // RFC 9112 §6.3: a response whose body is shorter than its Content-Length is an
+      // error, not a success; undici reports it as one.
+      strictContentLength: true,
+    });
+  }
+
+  get draining(): boolean {
+    return this.removed || this.record.draining;
+  }
+
+  /** Stop routing here is the router's job; this waits for in-flight work, then closes. */
+  async drain(): Promise<void> {
+    this.removed = true;
+    this.stopTimers();
+    await this.pool.close().catch(() => undefined);
+  }
+
+  async destroy(): Promise<void> {
+    this.removed = true;
+    this.stopTimers();
+    await this.pool.destroy().catch(() => undefined);
+  }
+
+  stopTimers(): void {
+    this.checker?.stop();
+    this.checker = null;
+    if (this.ejectionTimer !== null) clearTimeout(this.ejectionTimer);
+    this.ejectionTimer = null;
+  }
+}

@@ -1,0 +1,126 @@
+import type { IncomingMessage } from 'node:http';
+import type { ProxyErrorCode } from './errors.js';
+
+/** What the request filter learns about a request and the forward phase needs. */
+export interface RequestTarget {
+  /** Authority to forward as Host (from absolute-form, else the Host header). */
+  host: string;
+  /** origin-form request-target sent to the origin. */
+  path: string;
+  /** True when the request has a body to stream (chunked or Content-Length > 0). */
+  hasBody: boolean;
+  /** Decremented Max-Forwards for OPTIONS (RFC 9110 §7.6.2), else null. */
+  maxForwards: string | null;
+}
+
+/** The proxy answers this request itself (OPTIONS * or OPTIONS with Max-Forwards: 0). */
+export const LOCAL_OPTIONS = 'LOCAL_OPTIONS';
+export type Verdict = null | ProxyErrorCode | typeof LOCAL_OPTIONS;
+
+// RFC 3986 §3.2: authority = host [ ":" port ], host = IP-literal / IPv4 / reg-name.
+// Userinfo is not allowed in a Host header (RFC 9110 §7.2).
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)/i;
+const DIGITS = /^[0-9]+$/;
+
+/**
+ * The request-filter phase: everything that makes a request unforwardable, checked on
+ * node's already-parsed message (llhttp has rejected what it can: bad tokens, bare CR,
+ * obs-fold, CL+TE conflicts it sees, duplicate Content-Length). This is the second,
+ * proxy-specific line of defence against request smuggling: any framing ambiguity is
+ * a 400 and nothing reaches an origin. Fills `out` and returns null to forward.
+ */
+export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict {
+  if (req.httpVersionMajor !== 1) return 'VERSION_NOT_SUPPORTED';
+  const method = req.method!;
+  // TRACE reflects request headers (cookies, auth) back: Cross-Site Tracing. Refused.
+  if (method === 'TRACE') return 'METHOD_NOT_ALLOWED';
+  if (method === 'CONNECT') return 'NOT_IMPLEMENTED';
+
+  const raw = req.rawHeaders;
+  let host: string | null = null;
+  let hosts = 0;
+  let contentLength: string | null = null;
+  let lengths = 0;
+  let te: string | null = null;
+  let maxForwards: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'host') {
+          hosts++;
+          host = raw[i + 1]!;
+        }
+        break;
+      case 12:
+        if (name.toLowerCase() === 'max-forwards') maxForwards = raw[i + 1]!;
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') {
+          lengths++;
+          contentLength = raw[i + 1]!;
+        }
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') te = te === null ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
+        break;
+    }
+  }
+
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1; node keeps only the first, so count raw.
+  if (hosts > 1) return 'BAD_REQUEST';
+  if (hosts === 0 && req.httpVersionMinor !== 0) return 'BAD_REQUEST';
+  if (host !== null && !AUTHORITY.test(host)) return 'BAD_REQUEST';
+
+  if (te !== null) {
+    // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.
+    if (req.httpVersionMinor === 0) return 'BAD_REQUEST';
+    // RFC 9112 §6.3 (3): CL with TE is a smuggling attempt; reject rather than pick one.
+    if (lengths !== 0) return 'BAD_REQUEST';
+    const codings = te.toLowerCase();
+    if (codings.trim() !== 'chunked') {
+      const list = codings.split(',').map((c) => c.trim()).filter((c) => c !== '');
+      // §6.3: chunked not final (or repeated) → length undeterminable → 400.
+      if (list.at(-1) !== 'chunked' || list.indexOf('chunked') !== list.length - 1) return 'BAD_REQUEST';
+      // Other codings before chunked: not implemented here, and TE is hop-by-hop, so
+      // they could not be forwarded as they are (§6.1: 501 for codings not understood).
+      return 'NOT_IMPLEMENTED';
+    }
+    out.hasBody = true;
+  } else if (contentLength !== null) {
+    // §6.3 (5): a list or repeated Content-Length is rejected, not reconciled.
+    if (lengths !== 1 || !DIGITS.test(contentLength)) return 'BAD_REQUEST';
+    out.hasBody = contentLength !== '0' && !/^0+$/.test(contentLength);
+  } else {
+    out.hasBody = false;
+  }
+
+  const url = req.url!;
+  if (url.charCodeAt(0) === 47 /* '/' */) {
+    out.path = url;
+    out.host = host ?? '';
+  } else if (url === '*') {
+    // RFC 9112 §3.2.4: asterisk-form is only for server-wide OPTIONS, answered here.
+    return method === 'OPTIONS' ? LOCAL_OPTIONS : 'BAD_REQUEST';
+  } else {
+    // §3.2.2: absolute-form; its authority replaces Host, the origin gets origin-form.
+    const m = ABSOLUTE_FORM.exec(url);
+    if (m === null) return 'BAD_REQUEST';
+    const authority = m[1]!;
+    if (authority === '' || !AUTHORITY.test(authority)) return 'BAD_REQUEST';
+    const rest = m[2]!;
+    out.host = authority;
+    out.path = rest === '' ? '/' : rest.charCodeAt(0) === 63 /* '?' */ ? `/${rest}` : rest;
+  }
+
+  out.maxForwards = null;
+  if (maxForwards !== null && method === 'OPTIONS') {
+    // RFC 9110 §7.6.2: an intermediary answers OPTIONS itself at Max-Forwards 0.
+    if (!DIGITS.test(maxForwards.trim())) return 'BAD_REQUEST';
+    const n = Number(maxForwards.trim());
+    if (n === 0) return LOCAL_OPTIONS;
+    out.maxForwards = String(n - 1);
+  }
+  return null;
+}

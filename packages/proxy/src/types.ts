@@ -1,0 +1,98 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { PoolSnapshot } from '@weldr/store';
+import type { Registry } from 'prom-client';
+import type { CheckResult, Health } from './health/health-state.js';
+
+/** pino-compatible structured logger; the proxy does not depend on pino. */
+export interface Logger {
+  debug(o: object, msg?: string): void;
+  info(o: object, msg?: string): void;
+  warn(o: object, msg?: string): void;
+  error(o: object, msg?: string): void;
+  child?(bindings: object): Logger;
+}
+
+export interface ProxyTimeouts {
+  /** Time to receive a request's complete header section; exceeded → 408 and close. */
+  clientHeadersMs: number;
+  /** Keep-alive idle time between requests on a client connection. */
+  clientIdleMs: number;
+  /** Whole request including body upload; exceeded → 408 and close. */
+  clientRequestMs: number;
+  /** TCP connect to an origin; exceeded → next origin or 504. */
+  originConnectMs: number;
+  /** From request sent to response headers; exceeded → 504. */
+  originResponseMs: number;
+  /** Idle gap in a response body, and longest stall of a client not reading it. */
+  originIdleMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
+  clientHeadersMs: 10_000,
+  clientIdleMs: 5_000,
+  clientRequestMs: 300_000,
+  originConnectMs: 3_000,
+  originResponseMs: 30_000,
+  originIdleMs: 30_000,
+});
+
+export interface ProxyOptions {
+  snapshot: PoolSnapshot;
+  timeouts?: Partial<ProxyTimeouts>;
+  log: Logger;
+  /** Pseudonym used in Via ("1.1 <nodeId>"); default "weldr". */
+  nodeId?: string;
+  /** Largest accepted request (and origin response) header section; default 16 KiB. */
+  maxHeaderSize?: number;
+  /** Further origins tried after a retryable failure; default 2. */
+  maxRetries?: number;
+  /** Run active health checks; default true. */
+  healthChecks?: boolean;
+  /** Injected randomness for power-of-two-choices and check jitter. */
+  random?: () => number;
+  /** Injected wall clock (epoch ms) for health state and ejections. */
+  now?: () => number;
+  metrics?: Registry;
+}
+
+export interface CounterPair {
+  success: number;
+  failed: number;
+}
+
+export interface ServerStats {
+  id: string;
+  ip: string;
+  port: number;
+  weight: number;
+  success: number;
+  failed: number;
+  health: Health;
+  ejected: boolean;
+  ejectedUntil?: number;
+  draining: boolean;
+  active: number;
+  lastCheck?: CheckResult;
+}
+
+export interface ProxyStats {
+  /** Client requests answered with an origin response vs. ended by a proxy error or abort. */
+  client: CounterPair;
+  /** Origin attempts that produced a response vs. failed (connect, reset, timeout, bad response). */
+  server: CounterPair;
+  /** Every non-draining server is unhealthy or ejected, so all of them are routed to. */
+  failOpen: boolean;
+  servers: ServerStats[];
+}
+
+export interface Proxy {
+  /** Created, not yet listening. */
+  readonly server: Server;
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Atomic swap of the routing snapshot: creates and drains origin pools, (re)starts checkers. */
+  update(snapshot: PoolSnapshot): void;
+  stats(): ProxyStats;
+  /** Stop accepting, let in-flight requests finish within the deadline, then destroy everything. */
+  close(opts?: { deadlineMs?: number }): Promise<void>;
+}
