@@ -1,3 +1,5 @@
+// Public surface of @weldr/store: the pool model (types, validation, state machine,
+// serialisation) and the PoolStore implementations. See README.md.
 export type {
   BalancerKind,
   StatusRange,
@@ -29,3 +31,37 @@ export {
   DEFAULT_WEIGHT,
   effectiveHealthCheck,
 } from './pool/defaults.js';
+
+// validation
+export { BOUNDS } from './pool/bounds.js';
+export { parseIp } from './pool/ip.js';
+export type { CanonicalIp, IpParse } from './pool/ip.js';
+export { serverId } from './pool/server-id.js';
+export {
+  BALANCER_KINDS,
+  validateCommand,
+  validateIp,
+  validatePort,
+  validateWeight,
+  validateRequestId,
+  validateSettings,
+} from './pool/validate.js';
+
+// state machine
+export { initialState, snapshotOf } from './pool/state.js';
+export type { PoolState } from './pool/state.js';
+export { applyCommand, advanceIndex } from './pool/state-machine.js';
+export type { ApplyOptions, Applied } from './pool/state-machine.js';
+export { DEFAULT_REQUEST_LIMITS } from './pool/idempotency.js';
+export type { RememberedRequest, RequestTable, RequestTableLimits } from './pool/idempotency.js';
+export { STATE_FORMAT_VERSION, serializeState, deserializeState, toSerialized, stateFromParts } from './pool/serialize.js';
+export type { SerializedPoolState, PoolStateParts } from './pool/serialize.js';
+
+// stores
+export { MemoryPoolStore } from './stores/memory-store.js';
+export type { MemoryPoolStoreOptions } from './stores/memory-store.js';
+export type { ListenerErrorHandler } from './stores/subscribers.js';
+export { LevelPoolStore } from './level/level-store.js';
+export type { LevelPoolStoreOptions } from './level/level-store.js';
+export { POOL_KEYS, padIndex, fullStateOps, stateWriteOps, replaceStateOps, loadState } from './level/layout.js';
+export type { PoolDb, PoolBatchOp } from './level/layout.js';

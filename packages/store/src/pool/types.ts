@@ -143,7 +143,13 @@ export type CommandOutcome =
   | { readonly ok: true; readonly status: 'created' | 'updated' | 'unchanged' | 'removed'; readonly server?: ServerRecord }
   | { readonly ok: true; readonly status: 'batch'; readonly results: readonly CommandOutcome[] }
   | { readonly ok: true; readonly status: 'settings'; readonly settings: PoolSettings }
-  | { readonly ok: false; readonly code: ApplyErrorCode; readonly message: string };
+  | {
+      readonly ok: false;
+      readonly code: ApplyErrorCode;
+      readonly message: string;
+      /** For INVALID: path of the offending field, e.g. "commands[1].healthCheck.timeoutMs". */
+      readonly field?: string;
+    };
 
 /** The answer to a proposal once it has been committed and applied. */
 export interface ApplyResult {

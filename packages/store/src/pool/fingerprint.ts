@@ -1,0 +1,12 @@
+import { createHash } from 'node:crypto';
+import type { PoolCommand } from './types.js';
+
+/**
+ * A short digest of a canonical (validated) command. Stored with each remembered request
+ * id so a client that reuses an id for a *different* command gets CONFLICT instead of the
+ * first command's answer. validateCommand builds objects in a fixed key order, so
+ * JSON.stringify is canonical here. 128 bits make accidental collisions irrelevant.
+ */
+export function fingerprintOf(command: PoolCommand): string {
+  return createHash('sha256').update(JSON.stringify(command)).digest('base64url').slice(0, 22);
+}

@@ -1,0 +1,47 @@
+import { DEFAULT_SETTINGS } from './defaults.js';
+import { EMPTY_REQUEST_TABLE, type RequestTable } from './idempotency.js';
+import type { PoolSettings, PoolSnapshot, ServerRecord } from './types.js';
+
+/**
+ * The complete replicated state of the pool. Immutable: applyCommand returns a new value
+ * and shares every unchanged record with the old one (so a diff is a reference check).
+ */
+export interface PoolState {
+  /** Log index of the last applied entry (0 for a fresh pool). */
+  readonly appliedIndex: number;
+  readonly settings: PoolSettings;
+  /**
+   * Keyed by server id. Iteration order is the canonical server order: by createdIndex,
+   * and by id among servers created by the same command (a Batch).
+   */
+  readonly servers: ReadonlyMap<string, ServerRecord>;
+  readonly requests: RequestTable;
+}
+
+/**
+ * The state every replica starts from. Deliberately takes no arguments: a cluster's
+ * replicas must begin identical, so configured settings are applied as an
+ * UpdateSettings command, not baked into the initial state.
+ */
+export function initialState(): PoolState {
+  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE });
+}
+
+// The data plane may ask for the snapshot of the same state many times; build it once.
+const snapshots = new WeakMap<PoolState, PoolSnapshot>();
+const serverLists = new WeakMap<ReadonlyMap<string, ServerRecord>, readonly ServerRecord[]>();
+
+/** The frozen view the proxy reads; servers in canonical (creation) order. */
+export function snapshotOf(state: PoolState): PoolSnapshot {
+  let snapshot = snapshots.get(state);
+  if (snapshot === undefined) {
+    let servers = serverLists.get(state.servers);
+    if (servers === undefined) {
+      servers = Object.freeze([...state.servers.values()]);
+      serverLists.set(state.servers, servers);
+    }
+    snapshot = Object.freeze({ index: state.appliedIndex, servers, settings: state.settings });
+    snapshots.set(state, snapshot);
+  }
+  return snapshot;
+}
