@@ -1,7 +1,7 @@
 // Spawns real processes for e2e tests and guarantees they are gone afterwards: every
 // process is registered with the test's teardown and killed by PID, never by name.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { REPO_ROOT, WELDR_BIN } from './repo-root.js';
+import { REPO_ROOT, WELDR_COMMAND } from './repo-root.js';
 import { within } from './wait.js';
 
 /** The part of ava's ExecutionContext the helpers need. */
@@ -29,7 +29,7 @@ export class RunningProcess {
   private readonly waiters = new Set<() => void>();
 
   constructor(readonly name: string, args: readonly string[], env: Record<string, string | undefined>) {
-    this.child = spawn(process.execPath, [WELDR_BIN, ...args], {
+    this.child = spawn(process.execPath, [...WELDR_COMMAND, ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

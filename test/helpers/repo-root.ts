@@ -16,5 +16,12 @@ export const REPO_ROOT = (() => {
   throw new Error('cannot find the weldr repository root');
 })();
 
-/** The shipped CLI: runs the compiled dist (`npm test` builds it first). */
-export const WELDR_BIN = join(REPO_ROOT, 'packages', 'node', 'bin', 'weldr.js');
+/**
+ * How to run `weldr`: the shipped CLI on the compiled dist (`npm test` builds it first),
+ * or with WELDR_E2E_FROM_SOURCE=1 the TypeScript sources through tsx (no build needed,
+ * slower to start).
+ */
+export const WELDR_COMMAND: readonly string[] =
+  process.env.WELDR_E2E_FROM_SOURCE === '1'
+    ? ['--import=tsx', '--conditions=@weldr/source', join(REPO_ROOT, 'packages', 'node', 'src', 'main.ts')]
+    : [join(REPO_ROOT, 'packages', 'node', 'bin', 'weldr.js')];

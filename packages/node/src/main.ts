@@ -1,4 +1,5 @@
 // The `weldr` CLI entry point: bin/weldr.js calls main(argv) and exits with its result.
+import { pathToFileURL } from 'node:url';
 import { MAIN_HELP, startHelp, TEST_SERVER_HELP } from './cli/help.js';
 import { startCommand } from './cli/start-command.js';
 import { testServerCommand } from './cli/test-server-command.js';
@@ -37,4 +38,18 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+// Run directly (`tsx packages/node/src/main.ts start`, as `npm run dev` does) rather than
+// through bin/weldr.js: act as the entry point.
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`weldr: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }

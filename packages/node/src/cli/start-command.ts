@@ -1,7 +1,17 @@
-// `weldr start`: load the configuration, then hand it to the node runtime.
+// `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
 import { ConfigError } from '../config/config-error.js';
 import { loadConfig } from '../config/load-config.js';
+import { formatHostPort } from '../config/values.js';
+import { ListenError } from '../runtime/listen.js';
+import { createLogger, flushLogger } from '../runtime/logger.js';
+import { startNode } from '../runtime/node-runtime.js';
+import { StoreOpenError } from '../runtime/store-factory.js';
 import { startHelp } from './help.js';
+import { untilShutdownSignal } from './signals.js';
+import { weldrVersion } from './version.js';
+
+/** Exit code for a failure at run time (a port in use, an unreadable data directory). */
+const EXIT_FAILURE = 1;
 
 export async function startCommand(argv: readonly string[]): Promise<number> {
   const loaded = loadConfig({ argv, env: process.env });
@@ -9,10 +19,50 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(startHelp());
     return 0;
   }
-  const { config } = loaded;
+  const { config, sources, configFile } = loaded;
   const others = config.peers.filter((p) => p.id !== config.id);
   if (others.length > 0) {
     throw new ConfigError(`clustering is not yet available: --peers/WELDR_PEERS/"peers" must list no other node (got ${others.map((p) => p.id).join(', ')})`);
   }
-  throw new ConfigError('not yet implemented');
+
+  const log = createLogger(config.id, config.logLevel);
+  // Registered before anything starts, so a signal during startup is not lost.
+  const signal = untilShutdownSignal((second) => {
+    log.warn({ event: 'exit_now', signal: second }, `second ${second}: exiting immediately`);
+    log.flush();
+    process.exit(second === 'SIGINT' ? 130 : 143);
+  });
+  log.info(
+    {
+      event: 'starting',
+      version: weldrVersion(),
+      configFile,
+      config: { ...config, listen: formatHostPort(config.listen), admin: formatHostPort(config.admin), raft: formatHostPort(config.raft) },
+      sources,
+    },
+    'weldr starting',
+  );
+
+  let node;
+  try {
+    node = await startNode(config, log);
+  } catch (err) {
+    if (err instanceof ListenError || err instanceof StoreOpenError) {
+      log.fatal({ event: 'start_failed', err: { message: err.message } }, err.message);
+      process.stderr.write(`weldr start: ${err.message}\n`);
+      await flushLogger(log);
+      return EXIT_FAILURE;
+    }
+    throw err;
+  }
+
+  const received = await signal;
+  log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
+  // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
+  const stopped = Date.now();
+  await node.stop();
+  log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
+  await flushLogger(log);
+  setTimeout(() => process.exit(0), 2000).unref();
+  return 0;
 }

@@ -7,13 +7,17 @@ export class ListenError extends Error {
   override readonly name = 'ListenError';
 }
 
+/** Turns a bind failure into a ListenError that names the listener and the address. */
+export function listenError(err: NodeJS.ErrnoException, what: string, address: HostPort): ListenError {
+  const reason =
+    err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EADDRNOTAVAIL' ? 'address not available on this host' : err.message;
+  return new ListenError(`cannot listen for ${what} on ${formatHostPort(address)}: ${reason}`, { cause: err });
+}
+
 /** Binds `server` to `address` and resolves with the bound port (which differs for port 0). */
 export function listen(server: Server, address: HostPort, what: string): Promise<HostPort> {
   return new Promise((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void => {
-      const reason = err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EACCES' ? 'permission denied' : err.message;
-      reject(new ListenError(`cannot listen for ${what} on ${formatHostPort(address)}: ${reason}`, { cause: err }));
-    };
+    const onError = (err: NodeJS.ErrnoException): void => reject(listenError(err, what, address));
     server.once('error', onError);
     server.listen({ host: address.host, port: address.port }, () => {
       server.off('error', onError);

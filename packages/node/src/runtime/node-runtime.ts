@@ -1,0 +1,109 @@
+// The composition root: config → store → proxy → admin → listeners, and the reverse on
+// shutdown. Nothing here handles requests; it wires the packages together and owns
+// process-level concerns (ports, lifecycle, logs).
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { createProxy, type Proxy } from '@weldr/proxy';
+import type { PoolStore } from '@weldr/store';
+import { formatHostPort, type HostPort } from '../config/values.js';
+import type { NodeConfig } from '../config/options.js';
+import { listenError } from './listen.js';
+import { startAdminListener, type AdminListener } from './admin-listener.js';
+import type { Logger } from './logger.js';
+import { SingleNodeCluster } from './single-node-cluster.js';
+import { openStore } from './store-factory.js';
+
+export interface RunningNode {
+  readonly proxyAddress: HostPort;
+  readonly adminAddress: HostPort;
+  /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
+  stop(): Promise<void>;
+}
+
+export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const unwind = async (): Promise<void> => {
+    for (const step of cleanups.splice(0).reverse()) {
+      try {
+        await step();
+      } catch (err) {
+        log.error({ err }, 'cleanup step failed');
+      }
+    }
+  };
+
+  try {
+    const store = await openStore(config, log);
+    cleanups.push(() => store.close());
+    log.info({ event: 'store_opened', store: config.store, ...(config.store === 'level' ? { data: config.data } : {}), index: store.snapshot().index, servers: store.snapshot().servers.length }, 'pool store opened');
+    await applyBalancer(store, config, log);
+
+    const metrics = new Registry();
+    metrics.setDefaultLabels({ nodeId: config.id });
+    collectDefaultMetrics({ register: metrics });
+
+    const proxy: Proxy = createProxy({
+      snapshot: store.snapshot(),
+      timeouts: {
+        clientHeadersMs: config.clientHeadersTimeout,
+        clientIdleMs: config.clientIdleTimeout,
+        clientRequestMs: config.clientRequestTimeout,
+        originConnectMs: config.originConnectTimeout,
+        originResponseMs: config.originResponseTimeout,
+        originIdleMs: config.originIdleTimeout,
+      },
+      log,
+      nodeId: config.id,
+      maxHeaderSize: config.maxHeaderSize,
+      maxRetries: config.maxRetries,
+      metrics,
+    });
+    let proxyClosed = false;
+    cleanups.push(() => (proxyClosed ? undefined : proxy.close({ deadlineMs: 0 })));
+    // Every applied command yields a new immutable snapshot; the proxy swaps it in.
+    const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
+    cleanups.push(unsubscribe);
+
+    const cluster = new SingleNodeCluster(config.id);
+    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log });
+    cleanups.push(() => admin.close());
+    logListening(log, 'admin', admin.address);
+
+    const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
+      throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
+    });
+    const proxyAddress = { host: config.listen.host, port: bound.port };
+    logListening(log, 'proxy', proxyAddress);
+
+    cluster.activate();
+    log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
+
+    let stopping: Promise<void> | undefined;
+    return {
+      proxyAddress,
+      adminAddress: admin.address,
+      stop: () =>
+        (stopping ??= (async () => {
+          cluster.deactivate();
+          const started = Date.now();
+          await proxy.close({ deadlineMs: config.shutdownTimeout });
+          proxyClosed = true;
+          log.info({ event: 'proxy_drained', ms: Date.now() - started }, 'proxy drained');
+          await unwind();
+        })()),
+    };
+  } catch (err) {
+    await unwind();
+    throw err;
+  }
+}
+
+function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPort): void {
+  log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
+}
+
+/** `--balancer` makes the replicated setting match; a no-op when it already does. */
+async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger): Promise<void> {
+  if (config.balancer === undefined || store.snapshot().settings.balancer === config.balancer) return;
+  await store.propose({ type: 'UpdateSettings', balancer: config.balancer });
+  log.info({ event: 'balancer_set', balancer: config.balancer }, `balancer set to ${config.balancer}`);
+}

@@ -1,0 +1,92 @@
+// A node's life: readiness, logs, graceful shutdown, restarts with a durable pool.
+import test from 'ava';
+import { request } from 'undici';
+import { addOrigin, adminCall } from './helpers/admin.js';
+import { makeTempDir, startNode } from './helpers/node.js';
+import { requestCounts, startOrigin } from './helpers/origins.js';
+import { spawnWeldr } from './helpers/process.js';
+import { fetchVia, waitForRouting } from './helpers/routing.js';
+import { eventually, within } from './helpers/wait.js';
+
+test('a started node is healthy and ready, and every log line carries nodeId', async (t) => {
+  const node = await startNode(t, { id: 'life-1', store: 'memory' });
+  t.is((await adminCall(node, 'GET', '/health')).status, 200);
+  t.is((await adminCall(node, 'GET', '/ready')).status, 200);
+  t.true(node.proc.lines.length > 0);
+  t.true(node.proc.lines.every((l) => l.nodeId === 'life-1'), 'nodeId on every line');
+  t.is(node.proc.stderr, '');
+});
+
+test('SIGTERM: an in-flight request finishes, then the node exits 0', async (t) => {
+  const origin = await startOrigin(t, 'life-slow');
+  const node = await startNode(t, { store: 'memory' });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['life-slow']);
+
+  const pending = request(`${node.proxyUrl}/delay/1500`);
+  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/1500'] ? true : undefined));
+  node.proc.signal('SIGTERM');
+  const res = await within('the in-flight response', pending, 15_000);
+  t.is(res.statusCode, 200);
+  t.regex(await res.body.text(), /delayed 1500 ms/);
+  const exit = await within('the node to exit', node.proc.exited, 15_000);
+  t.deepEqual(exit, { code: 0, signal: null });
+  t.truthy(node.proc.lines.find((l) => l.event === 'stopped'));
+});
+
+test('SIGTERM: the shutdown deadline cuts a request that takes too long', async (t) => {
+  const origin = await startOrigin(t, 'life-stuck');
+  const node = await startNode(t, { store: 'memory', args: ['--shutdown-timeout', '300ms'] });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['life-stuck']);
+
+  const pending = request(`${node.proxyUrl}/delay/30000`).then(
+    (res) => res.body.text().then(() => 'completed', () => 'cut'),
+    () => 'cut',
+  );
+  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/30000'] ? true : undefined));
+  node.proc.signal('SIGTERM');
+  const exit = await within('the node to exit after its deadline', node.proc.exited, 15_000);
+  t.is(exit.code, 0);
+  t.not(await within('the client to see the end', pending, 15_000), 'completed');
+});
+
+test('a second signal exits at once', async (t) => {
+  const origin = await startOrigin(t, 'life-twice');
+  const node = await startNode(t, { store: 'memory', args: ['--shutdown-timeout', '60s'] });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['life-twice']);
+  const pending = request(`${node.proxyUrl}/delay/30000`).catch(() => undefined);
+  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/30000'] ? true : undefined));
+  node.proc.signal('SIGTERM');
+  await node.proc.waitForLine('shutting down', (l) => l.event === 'stopping');
+  node.proc.signal('SIGTERM');
+  const exit = await within('the node to exit on the second signal', node.proc.exited, 10_000);
+  t.not(exit.code, 0);
+  await pending;
+});
+
+test('--store level: the pool survives a restart', async (t) => {
+  const origin = await startOrigin(t, 'life-durable');
+  const dataDir = makeTempDir(t);
+  const first = await startNode(t, { dataDir, store: 'level' });
+  await addOrigin(first, origin);
+  await waitForRouting(first, ['life-durable']);
+  t.is((await first.proc.stop('SIGTERM')).code, 0);
+
+  const second = await startNode(t, { dataDir, store: 'level' });
+  const servers = await adminCall(second, 'GET', '/servers');
+  t.is(servers.status, 200);
+  t.true(JSON.stringify(servers.body).includes(String(origin.port)), JSON.stringify(servers.body));
+  await waitForRouting(second, ['life-durable']);
+  t.is((await fetchVia(second, '/')).serverId, 'life-durable');
+});
+
+test('a port already in use: clear error, exit 1, nothing left running', async (t) => {
+  const first = await startNode(t, { store: 'memory' });
+  const dataDir = makeTempDir(t);
+  const second = spawnWeldr(t, 'weldr clash', ['start', '--listen', `127.0.0.1:${first.proxyPort}`, '--admin', '127.0.0.1:0', '--data', dataDir]);
+  const exit = await within('the clashing node to exit', second.exited, 15_000);
+  t.is(exit.code, 1);
+  t.regex(second.stdout + second.stderr, /address already in use/);
+});

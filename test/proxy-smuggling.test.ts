@@ -1,0 +1,62 @@
+// Request smuggling attempts: ambiguous framing is refused with 400 and nothing of it
+// reaches the origin (the test-server counts every request it receives, by path).
+import test from 'ava';
+import { addOrigin } from './helpers/admin.js';
+import { Cleanup } from './helpers/cleanup.js';
+import { startNode, type WeldrNode } from './helpers/node.js';
+import { requestCounts, startOrigin, type Origin } from './helpers/origins.js';
+import { rawExchange } from './helpers/raw-http.js';
+import { waitForRouting } from './helpers/routing.js';
+
+const cleanup = new Cleanup();
+let node: WeldrNode;
+let origin: Origin;
+
+test.before(async () => {
+  origin = await startOrigin(cleanup, 'smug-a');
+  node = await startNode(cleanup, { store: 'memory' });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['smug-a']);
+});
+test.after.always(() => cleanup.run());
+
+const head = 'POST /front HTTP/1.1\r\nHost: e2e\r\n';
+// Each body, if framed the "other" way, would carry a second request to /smuggled.
+const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: e2e\r\n\r\n';
+const chunkedBody = `0\r\n\r\n${smuggled}`;
+
+const attempts: [string, string][] = [
+  ['Content-Length and Transfer-Encoding (CL.TE)', `${head}Content-Length: ${chunkedBody.length}\r\nTransfer-Encoding: chunked\r\n\r\n${chunkedBody}`],
+  ['Transfer-Encoding and Content-Length (TE.CL)', `${head}Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n${chunkedBody}`],
+  ['two different Content-Lengths', `${head}Content-Length: 0\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}`],
+  ['Content-Length list', `${head}Content-Length: 0, ${smuggled.length}\r\n\r\n${smuggled}`],
+  ['Transfer-Encoding not ending in chunked', `${head}Transfer-Encoding: chunked, identity\r\n\r\n${chunkedBody}`],
+  ['unknown transfer coding', `${head}Transfer-Encoding: xchunked\r\n\r\n${chunkedBody}`],
+  ['two Transfer-Encoding headers', `${head}Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n${chunkedBody}`],
+  ['space before the colon', `${head}Transfer-Encoding : chunked\r\nContent-Length: 4\r\n\r\n${chunkedBody}`],
+  ['obs-fold continuation line', `${head}X-Pad: a\r\n Transfer-Encoding: chunked\r\nContent-Length: ${chunkedBody.length}\r\n\r\n${chunkedBody}`],
+];
+
+// Here the head is valid and the framing error is in the body: a streaming proxy may
+// already have forwarded the head of /front when it finds the error, so only the
+// smuggled request is required never to arrive.
+const bodyAttempts: [string, string][] = [
+  ['bare LF in chunk framing', `${head}Transfer-Encoding: chunked\r\n\r\n0\n\r\n${smuggled}`],
+  ['negative Content-Length', `${head}Content-Length: -1\r\n\r\n${smuggled}`],
+  ['chunk size overflow', `${head}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF1\r\nx\r\n0\r\n\r\n${smuggled}`],
+];
+
+for (const [name, raw, headerLevel] of [...attempts.map(([n, r]) => [n, r, true] as const), ...bodyAttempts.map(([n, r]) => [n, r, false] as const)]) {
+  test.serial(`smuggling refused: ${name}`, async (t) => {
+    const before = await requestCounts(origin);
+    const { text } = await rawExchange(node.proxyPort, raw);
+    const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
+    t.true(statuses.length > 0, 'got an answer');
+    if (headerLevel) t.is(statuses[0], 400, text.slice(0, 200));
+    else t.true(statuses[0] === 400 || statuses[0] === 502, text.slice(0, 200));
+    t.false(statuses.some((s) => s < 300), `no request was served: ${statuses.join(',')}`);
+    const after = await requestCounts(origin);
+    t.is(after.paths['/smuggled'] ?? 0, before.paths['/smuggled'] ?? 0, 'the smuggled request never reached the origin');
+    if (headerLevel) t.is(after.paths['/front'] ?? 0, before.paths['/front'] ?? 0, 'the ambiguous request never reached the origin');
+  });
+}
