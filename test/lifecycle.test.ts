@@ -34,6 +34,21 @@ test('SIGTERM: an in-flight request finishes, then the node exits 0', async (t) 
   t.truthy(node.proc.lines.find((l) => l.event === 'stopped'));
 });
 
+test('while draining after SIGTERM, /ready answers 503 and /health still 200', async (t) => {
+  const origin = await startOrigin(t, 'life-drain');
+  const node = await startNode(t, { store: 'memory' });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['life-drain']);
+  const pending = request(`${node.proxyUrl}/delay/3000`);
+  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/3000'] ? true : undefined));
+  node.proc.signal('SIGTERM');
+  await node.proc.waitForLine('stopping', (l) => l.event === 'stopping');
+  t.is((await adminCall(node, 'GET', '/ready')).status, 503);
+  t.is((await adminCall(node, 'GET', '/health')).status, 200);
+  t.is((await pending).statusCode, 200);
+  t.is((await node.proc.exited).code, 0);
+});
+
 test('SIGTERM: the shutdown deadline cuts a request that takes too long', async (t) => {
   const origin = await startOrigin(t, 'life-stuck');
   const node = await startNode(t, { store: 'memory', args: ['--shutdown-timeout', '300ms'] });

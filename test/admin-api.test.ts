@@ -1,0 +1,92 @@
+// The admin API seen from outside: stats counters follow traffic, bad input gets a
+// clear 4xx in the one error shape, and nothing invalid reaches the pool.
+import test from 'ava';
+import { addOrigin, adminCall } from './helpers/admin.js';
+import { Cleanup } from './helpers/cleanup.js';
+import { startNode, type WeldrNode } from './helpers/node.js';
+import { startOrigin, type Origin } from './helpers/origins.js';
+import { fetchVia, waitForRouting } from './helpers/routing.js';
+
+const cleanup = new Cleanup();
+let node: WeldrNode;
+let origin: Origin;
+
+test.before(async () => {
+  origin = await startOrigin(cleanup, 'adm-a');
+  node = await startNode(cleanup, { store: 'memory' });
+  await addOrigin(node, origin);
+  await waitForRouting(node, ['adm-a']);
+});
+test.after.always(() => cleanup.run());
+
+interface Counters {
+  success: number;
+  failed: number;
+}
+interface Stats {
+  client: Counters;
+  server: Counters;
+  servers: { id: string; success: number; failed: number }[];
+}
+
+const stats = async (): Promise<Stats> => {
+  const res = await adminCall<Stats>(node, 'GET', '/stats');
+  if (res.status !== 200) throw new Error(`GET /stats: ${res.status}`);
+  return res.body;
+};
+
+test.serial('stats count successful and failed requests, in total and per server', async (t) => {
+  const before = await stats();
+  for (let i = 0; i < 5; i++) t.is((await fetchVia(node, '/')).status, 200);
+  t.is((await fetchVia(node, '/reset')).status, 502);
+  const after = await stats();
+  t.is(after.client.success - before.client.success, 5);
+  t.true(after.client.failed - before.client.failed >= 1);
+  t.true(after.server.failed - before.server.failed >= 1);
+  const server = after.servers.find((s) => s.id === `127.0.0.1:${origin.port}`);
+  const serverBefore = before.servers.find((s) => s.id === `127.0.0.1:${origin.port}`);
+  t.truthy(server);
+  t.is(server!.success - serverBefore!.success, 5);
+});
+
+test.serial('GET /metrics is Prometheus text', async (t) => {
+  const res = await adminCall<string>(node, 'GET', '/metrics');
+  t.is(res.status, 200);
+  t.regex(String(res.headers['content-type']), /text\/plain/);
+  t.regex(res.body, /^# HELP /m);
+});
+
+const badAdds: [string, string][] = [
+  ['not JSON', '{"ip": '],
+  ['JSON but not an object', '[1,2]'],
+  ['missing ip', '{"port": 8081}'],
+  ['missing port', '{"ip": "127.0.0.1"}'],
+  ['ip not an address', '{"ip": "not-an-ip", "port": 8081}'],
+  ['port out of range', '{"ip": "127.0.0.1", "port": 70000}'],
+  ['port zero', '{"ip": "127.0.0.1", "port": 0}'],
+  ['port not a number', '{"ip": "127.0.0.1", "port": "http"}'],
+  ['weight out of range', '{"ip": "127.0.0.1", "port": 8081, "weight": 0}'],
+];
+
+for (const [name, body] of badAdds) {
+  test(`POST /servers with bad input (${name}) is 400 with an error code, and the pool is unchanged`, async (t) => {
+    const before = await adminCall<{ servers: unknown }>(node, 'GET', '/servers');
+    const res = await adminCall<{ error?: { code?: unknown; message?: unknown } }>(node, 'POST', '/servers', undefined, body);
+    t.is(res.status, 400, JSON.stringify(res.body));
+    t.is(typeof res.body.error?.code, 'string');
+    t.is(typeof res.body.error?.message, 'string');
+    t.deepEqual((await adminCall<{ servers: unknown }>(node, 'GET', '/servers')).body.servers, before.body.servers);
+  });
+}
+
+test('DELETE of a server not in the pool is 404', async (t) => {
+  const res = await adminCall<{ error?: { code?: unknown } }>(node, 'DELETE', '/servers/127.0.0.1/1');
+  t.is(res.status, 404);
+  t.is(typeof res.body.error?.code, 'string');
+});
+
+test('an unknown admin path is 404 in the error shape', async (t) => {
+  const res = await adminCall<{ error?: { code?: unknown } }>(node, 'GET', '/no-such-thing');
+  t.is(res.status, 404);
+  t.is(typeof res.body.error?.code, 'string');
+});
