@@ -93,6 +93,7 @@ export function classifyOriginError(err: unknown, connected: boolean): OriginFai
     case 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH':
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'WELDR_BAD_RESPONSE':
       return 'bad_response';
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return 'bad_response';

@@ -258,6 +258,8 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, close: bool
     'x-weldr-error', code,
     'cache-control', 'no-store',
   ];
+  // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+  if (code === 'METHOD_NOT_ALLOWED') headers.push('allow', ALLOW);
   if (close) headers.push('connection', 'close');
   res.writeHead(ERRORS[code].status, headers);
   res.end(body);

@@ -1,0 +1,98 @@
+import test from 'ava';
+import { LeastConnections, PowerOfTwo, RoundRobin, WeightedRoundRobin, createBalancer } from '../src/balancers/index.js';
+
+interface P {
+  name: string;
+  weight: number;
+  active: number;
+}
+const peers = (...weights: number[]): P[] => weights.map((weight, i) => ({ name: String.fromCharCode(97 + i), weight, active: 0 }));
+const count = (picks: (P | null)[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const p of picks) out[p!.name] = (out[p!.name] ?? 0) + 1;
+  return out;
+};
+
+/** Deterministic PRNG (mulberry32) so p2c tests are reproducible. */
+function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('empty candidates give null for every balancer', (t) => {
+  for (const kind of ['round-robin', 'weighted-round-robin', 'least-connections', 'power-of-two'] as const) {
+    t.is(createBalancer<P>(kind, Math.random).pick([]), null, kind);
+  }
+});
+
+test('round-robin rotates evenly and survives a shrinking list', (t) => {
+  const rr = new RoundRobin<P>();
+  const ps = peers(1, 1, 1);
+  t.deepEqual(
+    Array.from({ length: 6 }, () => rr.pick(ps)!.name),
+    ['a', 'b', 'c', 'a', 'b', 'c'],
+  );
+  rr.pick(ps);
+  rr.pick(ps);
+  t.is(rr.pick(ps.slice(0, 1))!.name, 'a');
+});
+
+test('weighted round-robin is exact per cycle and interleaved (nginx smooth WRR)', (t) => {
+  const wrr = new WeightedRoundRobin<P>();
+  const ps = peers(5, 1, 1);
+  const seq = Array.from({ length: 7 }, () => wrr.pick(ps)!.name);
+  t.deepEqual(seq, ['a', 'a', 'b', 'a', 'c', 'a', 'a']);
+  t.deepEqual(count(Array.from({ length: 700 }, () => wrr.pick(ps))), { a: 500, b: 100, c: 100 });
+});
+
+test('weighted round-robin with equal weights is plain rotation', (t) => {
+  const wrr = new WeightedRoundRobin<P>();
+  const ps = peers(2, 2, 2);
+  t.deepEqual(count(Array.from({ length: 300 }, () => wrr.pick(ps))), { a: 100, b: 100, c: 100 });
+});
+
+test('least-connections picks the least loaded relative to weight, rotating ties', (t) => {
+  const lc = new LeastConnections<P>();
+  const ps = peers(1, 1, 1);
+  ps[0]!.active = 3;
+  ps[1]!.active = 1;
+  ps[2]!.active = 2;
+  t.is(lc.pick(ps)!.name, 'b');
+  const idle = peers(1, 1, 1);
+  t.deepEqual(count(Array.from({ length: 30 }, () => lc.pick(idle))), { a: 10, b: 10, c: 10 });
+  const weighted = peers(4, 1);
+  weighted[0]!.active = 3; // 3/4 < 1/1
+  weighted[1]!.active = 1;
+  t.is(lc.pick(weighted)!.name, 'a');
+});
+
+test('power-of-two: two distinct samples, the less loaded wins; seeded and reproducible', (t) => {
+  const ps = peers(1, 1, 1, 1);
+  const a = Array.from({ length: 50 }, () => new PowerOfTwo<P>(seeded(42)).pick(ps)!.name);
+  const b = Array.from({ length: 50 }, () => new PowerOfTwo<P>(seeded(42)).pick(ps)!.name);
+  t.deepEqual(a, b);
+  // A heavily loaded peer is never chosen while it is compared with an idle one.
+  ps[2]!.active = 100;
+  const p2c = new PowerOfTwo<P>(seeded(7));
+  const picks = count(Array.from({ length: 4000 }, () => p2c.pick(ps)));
+  t.false('c' in picks);
+  for (const n of ['a', 'b', 'd']) t.true(picks[n]! > 1000, `${n}: ${picks[n]}`);
+  // With two peers both are always sampled: the idle one always wins.
+  const two = peers(1, 1);
+  two[0]!.active = 1;
+  const p = new PowerOfTwo<P>(seeded(1));
+  t.deepEqual(count(Array.from({ length: 100 }, () => p.pick(two))), { b: 100 });
+});
+
+test('power-of-two spreads load across idle peers', (t) => {
+  const p = new PowerOfTwo<P>(seeded(3));
+  const ps = peers(1, 1, 1);
+  const c = count(Array.from({ length: 3000 }, () => p.pick(ps)));
+  for (const n of ['a', 'b', 'c']) t.true(c[n]! > 800 && c[n]! < 1200, `${n}: ${c[n]}`);
+});

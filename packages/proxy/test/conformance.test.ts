@@ -1,0 +1,183 @@
+// HTTP/1.1 strictness, end to end over raw sockets: what reaches the origin, what the
+// client sees, and whether the connection is closed after a refusal.
+import test from 'ava';
+import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, type Origin, type Running } from './helpers.js';
+
+async function setup(t: import('ava').ExecutionContext, handler?: Parameters<typeof startOrigin>[0], over = {}): Promise<{ origin: Origin; p: Running }> {
+  const origin = await startOrigin(handler);
+  const p = await startProxy(snapshot([record(origin.port)]), over);
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  return { origin, p };
+}
+
+const refusals: [string, string, number][] = [
+  ['CL + TE', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['TE + CL (reversed order)', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['two different Content-Lengths', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!', 400],
+  ['Content-Length list', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\nhello!', 400],
+  ['non-numeric Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\nhello', 400],
+  ['chunked not final', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n', 400],
+  ['TE: gzip only', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\nxxxx', 400],
+  ['TE: chunked twice', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  ['TE with obfuscated whitespace', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n', 400],
+  ['TE in HTTP/1.0', 'POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  ['obs-fold', 'GET / HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n', 400],
+  ['invalid header name', 'GET / HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n', 400],
+  ['control char in value', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n', 400],
+  ['bare LF line ending in headers', 'GET / HTTP/1.1\nHost: a\nX: y\n\n', 400],
+  ['missing Host on HTTP/1.1', 'GET / HTTP/1.1\r\nAccept: */*\r\n\r\n', 400],
+  ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+  ['Host with userinfo', 'GET / HTTP/1.1\r\nHost: user@a\r\n\r\n', 400],
+  ['Host with space', 'GET / HTTP/1.1\r\nHost: a b\r\n\r\n', 400],
+  ['absolute-form with userinfo', 'GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['absolute-form unknown scheme', 'GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['asterisk-form on GET', 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['space in request-target', 'GET /a b HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+  ['garbage request line', 'HELLO\r\n\r\n', 400],
+  ['unknown method', 'BREW /pot HTTP/1.1\r\nHost: a\r\n\r\n', 501],
+  ['unknown transfer coding before chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501],
+  ['CONNECT', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 501],
+  ['TRACE', 'TRACE / HTTP/1.1\r\nHost: a\r\n\r\n', 405],
+  ['HTTP/2.0 request line', 'GET / HTTP/2.0\r\nHost: a\r\n\r\n', 505],
+];
+
+for (const [name, raw, status] of refusals) {
+  test(`refused with ${status}, nothing forwarded, connection closed: ${name}`, async (t) => {
+    const { origin, p } = await setup(t);
+    const r = await rawRequest(p.port, raw);
+    t.is(statusOf(r.text), status, r.text);
+    t.true(r.closed, 'connection closed after the refusal');
+    t.regex(r.text, /connection: close/i);
+    t.is(origin.seen.length, 0, `origin received ${JSON.stringify(origin.seen.map((s) => s.url))}`);
+  });
+}
+
+test('oversized header section → 431 and close', async (t) => {
+  const { origin, p } = await setup(t, undefined, { maxHeaderSize: 4096 });
+  const r = await rawRequest(p.port, `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`);
+  t.is(statusOf(r.text), 431);
+  t.true(r.closed);
+  t.is(origin.seen.length, 0);
+});
+
+test('slowloris: incomplete headers → 408 and close', async (t) => {
+  const { origin, p } = await setup(t, undefined, { timeouts: { clientHeadersMs: 300, clientRequestMs: 1000 } });
+  const r = await rawRequest(p.port, 'GET / HTTP/1.1\r\nHost: a\r\nX-Slow: ', 5_000);
+  t.is(statusOf(r.text), 408, r.text);
+  t.true(r.closed);
+  t.is(origin.seen.length, 0);
+});
+
+test('absolute-form: authority becomes Host, origin gets origin-form', async (t) => {
+  const { origin, p } = await setup(t);
+  const r = await rawRequest(p.port, 'GET http://www.example.test:8080?x=1 HTTP/1.1\r\nHost: ignored\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(r.text), 200);
+  t.is(origin.seen[0]!.url, '/?x=1');
+  t.is(origin.seen[0]!.headers.host, 'www.example.test:8080');
+});
+
+test('OPTIONS * and OPTIONS with Max-Forwards: 0 are answered by the proxy', async (t) => {
+  const { origin, p } = await setup(t);
+  const a = await rawRequest(p.port, 'OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(a.text), 200);
+  t.regex(a.text, /allow: /i);
+  const b = await rawRequest(p.port, 'OPTIONS /x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 0\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(b.text), 200);
+  t.is(origin.seen.length, 0);
+  const c = await rawRequest(p.port, 'OPTIONS /x HTTP/1.1\r\nHost: a\r\nMax-Forwards: 3\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(c.text), 200);
+  t.is(origin.seen[0]!.headers['max-forwards'], '2');
+});
+
+test('Expect: 100-continue gets a 100 and the body flows; other expectations get 417', async (t) => {
+  const { origin, p } = await setup(t);
+  const r = await new Promise<string>((resolve) => {
+    import('node:net').then(({ default: net }) => {
+      const s = net.connect(p.port, '127.0.0.1', () => {
+        s.write('PUT /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+      });
+      let buf = '';
+      let sent = false;
+      s.on('data', (d) => {
+        buf += d.toString();
+        if (!sent && buf.includes('100 Continue')) {
+          sent = true;
+          s.write('hello');
+        }
+      });
+      s.on('close', () => resolve(buf));
+    });
+  });
+  t.regex(r, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200/);
+  t.is(origin.seen[0]!.body, 'hello');
+  t.is(origin.seen[0]!.headers.expect, undefined);
+  const e = await rawRequest(p.port, 'GET / HTTP/1.1\r\nHost: a\r\nExpect: teapot\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(e.text), 417);
+});
+
+test('HTTP/1.0 client: no chunked response, connection closed unless keep-alive asked', async (t) => {
+  const { p } = await setup(t, (_req, res) => {
+    res.write('part1-');
+    res.end('part2');
+  });
+  const r = await rawRequest(p.port, 'GET / HTTP/1.0\r\n\r\n');
+  t.is(statusOf(r.text), 200);
+  t.notRegex(r.text, /transfer-encoding/i);
+  t.true(r.text.endsWith('part1-part2'));
+  t.true(r.closed);
+});
+
+test('HEAD, 204 and 304 responses carry no body; pipelined requests answered in order', async (t) => {
+  const { p } = await setup(t, (req, res) => {
+    if (req.url === '/204') {
+      res.writeHead(204);
+      res.end();
+    } else if (req.url === '/304') {
+      res.writeHead(304, { etag: '"x"' });
+      res.end();
+    } else {
+      res.setHeader('content-length', '5');
+      res.end(req.method === 'HEAD' ? undefined : 'hello');
+    }
+  });
+  const r = await rawRequest(
+    p.port,
+    'HEAD /h HTTP/1.1\r\nHost: a\r\n\r\nGET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\nGET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+  );
+  const statuses = [...r.text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => Number(m[1]));
+  t.deepEqual(statuses, [200, 204, 304, 200]);
+  t.true(r.text.endsWith('hello'));
+  t.is(r.text.split('hello').length, 2, 'only the last GET has a body');
+  t.true(r.closed, 'Connection: close from the client honoured');
+});
+
+test('origin sending a malformed response → 502', async (t) => {
+  const net = (await import('node:net')).default;
+  const bad = net.createServer((s) => s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\nhello')));
+  await new Promise<void>((r) => bad.listen(0, '127.0.0.1', r));
+  const port = (bad.address() as import('node:net').AddressInfo).port;
+  const p = await startProxy(snapshot([record(port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await new Promise((r) => bad.close(r));
+  });
+  const r = await rawRequest(p.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(r.text), 502);
+  t.regex(r.text, /x-weldr-error: ORIGIN_BAD_RESPONSE/);
+});
+
+test('response trailers are relayed to a chunked HTTP/1.1 client', async (t) => {
+  const { p } = await setup(t, (_req, res) => {
+    res.writeHead(200, { trailer: 'x-checksum' });
+    res.write('data');
+    res.addTrailers({ 'x-checksum': 'abc' });
+    res.end();
+  });
+  const r = await rawRequest(p.port, 'GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(r.text), 200);
+  t.regex(r.text, /transfer-encoding: chunked/i);
+  t.regex(r.text, /0\r\nx-checksum: abc\r\n\r\n$/i);
+});
