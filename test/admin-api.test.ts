@@ -1,21 +1,21 @@
 // The admin API seen from outside: stats counters follow traffic, bad input gets a
 // clear 4xx in the one error shape, and nothing invalid reaches the pool.
 import test from 'ava';
-import { addOrigin, adminCall } from './helpers/admin.js';
+import { adminCall } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
-import { startNode, type WeldrNode } from './helpers/node.js';
-import { startOrigin, type Origin } from './helpers/origins.js';
-import { fetchVia, waitForRouting } from './helpers/routing.js';
+import { nodeWithOrigins } from './helpers/fixtures.js';
+import type { WeldrNode } from './helpers/node.js';
+import type { Origin } from './helpers/origins.js';
+import { fetchVia } from './helpers/routing.js';
 
 const cleanup = new Cleanup();
 let node: WeldrNode;
 let origin: Origin;
 
 test.before(async () => {
-  origin = await startOrigin(cleanup, 'adm-a');
-  node = await startNode(cleanup, { store: 'memory' });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['adm-a']);
+  const fixture = await nodeWithOrigins(cleanup, ['adm-a'], { store: 'memory' });
+  node = fixture.node;
+  origin = fixture.origins[0]!;
 });
 test.after.always(() => cleanup.run());
 

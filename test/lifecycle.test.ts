@@ -3,10 +3,11 @@ import test from 'ava';
 import { request } from 'undici';
 import { addOrigin, adminCall } from './helpers/admin.js';
 import { makeTempDir, startNode } from './helpers/node.js';
-import { requestCounts, startOrigin } from './helpers/origins.js';
+import { startOrigin } from './helpers/origins.js';
+import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { spawnWeldr } from './helpers/process.js';
 import { fetchVia, waitForRouting } from './helpers/routing.js';
-import { eventually, within } from './helpers/wait.js';
+import { within } from './helpers/wait.js';
 
 test('a started node is healthy and ready, and every log line carries nodeId', async (t) => {
   const node = await startNode(t, { id: 'life-1', store: 'memory' });
@@ -18,13 +19,10 @@ test('a started node is healthy and ready, and every log line carries nodeId', a
 });
 
 test('SIGTERM: an in-flight request finishes, then the node exits 0', async (t) => {
-  const origin = await startOrigin(t, 'life-slow');
-  const node = await startNode(t, { store: 'memory' });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['life-slow']);
+  const { node, origins: [origin] } = await nodeWithOrigins(t, ['life-slow'], { store: 'memory' });
 
   const pending = request(`${node.proxyUrl}/delay/1500`);
-  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/1500'] ? true : undefined));
+  await receivedBy(origin!, '/delay/1500');
   node.proc.signal('SIGTERM');
   const res = await within('the in-flight response', pending, 15_000);
   t.is(res.statusCode, 200);
@@ -35,12 +33,9 @@ test('SIGTERM: an in-flight request finishes, then the node exits 0', async (t) 
 });
 
 test('while draining after SIGTERM, /ready answers 503 and /health still 200', async (t) => {
-  const origin = await startOrigin(t, 'life-drain');
-  const node = await startNode(t, { store: 'memory' });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['life-drain']);
+  const { node, origins: [origin] } = await nodeWithOrigins(t, ['life-drain'], { store: 'memory' });
   const pending = request(`${node.proxyUrl}/delay/3000`);
-  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/3000'] ? true : undefined));
+  await receivedBy(origin!, '/delay/3000');
   node.proc.signal('SIGTERM');
   await node.proc.waitForLine('stopping', (l) => l.event === 'stopping');
   t.is((await adminCall(node, 'GET', '/ready')).status, 503);
@@ -50,16 +45,13 @@ test('while draining after SIGTERM, /ready answers 503 and /health still 200', a
 });
 
 test('SIGTERM: the shutdown deadline cuts a request that takes too long', async (t) => {
-  const origin = await startOrigin(t, 'life-stuck');
-  const node = await startNode(t, { store: 'memory', args: ['--shutdown-timeout', '300ms'] });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['life-stuck']);
+  const { node, origins: [origin] } = await nodeWithOrigins(t, ['life-stuck'], { store: 'memory', args: ['--shutdown-timeout', '300ms'] });
 
   const pending = request(`${node.proxyUrl}/delay/30000`).then(
     (res) => res.body.text().then(() => 'completed', () => 'cut'),
     () => 'cut',
   );
-  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/30000'] ? true : undefined));
+  await receivedBy(origin!, '/delay/30000');
   node.proc.signal('SIGTERM');
   const exit = await within('the node to exit after its deadline', node.proc.exited, 15_000);
   t.is(exit.code, 0);
@@ -67,12 +59,9 @@ test('SIGTERM: the shutdown deadline cuts a request that takes too long', async 
 });
 
 test('a second signal exits at once', async (t) => {
-  const origin = await startOrigin(t, 'life-twice');
-  const node = await startNode(t, { store: 'memory', args: ['--shutdown-timeout', '60s'] });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['life-twice']);
+  const { node, origins: [origin] } = await nodeWithOrigins(t, ['life-twice'], { store: 'memory', args: ['--shutdown-timeout', '60s'] });
   const pending = request(`${node.proxyUrl}/delay/30000`).catch(() => undefined);
-  await eventually('the request to reach the origin', async () => ((await requestCounts(origin)).paths['/delay/30000'] ? true : undefined));
+  await receivedBy(origin!, '/delay/30000');
   node.proc.signal('SIGTERM');
   await node.proc.waitForLine('shutting down', (l) => l.event === 'stopping');
   node.proc.signal('SIGTERM');

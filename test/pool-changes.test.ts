@@ -3,7 +3,8 @@ import test from 'ava';
 import { request } from 'undici';
 import { addOrigin, removeOrigin } from './helpers/admin.js';
 import { startNode } from './helpers/node.js';
-import { requestCounts, startOrigins } from './helpers/origins.js';
+import { receivedBy, nodeWithOrigins } from './helpers/fixtures.js';
+import { startOrigins } from './helpers/origins.js';
 import { distribution, fetchVia, waitForRouting } from './helpers/routing.js';
 import { eventually, within } from './helpers/wait.js';
 
@@ -34,10 +35,7 @@ test('adding and removing origins through the admin API changes routing', async 
 });
 
 test('an origin killed with SIGKILL leaves the rotation with few failed requests', async (t) => {
-  const origins = await startOrigins(t, ['kill-a', 'kill-b', 'kill-c']);
-  const node = await startNode(t, { store: 'memory' });
-  for (const origin of origins) await addOrigin(node, origin);
-  await waitForRouting(node, ['kill-a', 'kill-b', 'kill-c']);
+  const { node, origins } = await nodeWithOrigins(t, ['kill-a', 'kill-b', 'kill-c'], { store: 'memory' });
 
   let failed = 0;
   let total = 0;
@@ -84,7 +82,7 @@ test('removing an origin drains it: an in-flight slow request completes', async 
   await waitForRouting(node, ['drain-a']);
 
   const pending = request(`${node.proxyUrl}/delay/2000`);
-  await eventually('the slow request to reach drain-a', async () => ((await requestCounts(slow!)).paths['/delay/2000'] ? true : undefined));
+  await receivedBy(slow!, '/delay/2000');
   await addOrigin(node, other!);
   await removeOrigin(node, slow!.port);
 

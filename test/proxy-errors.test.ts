@@ -2,22 +2,22 @@
 // (502 refused/reset, 504 timeout) or an empty pool (503).
 import { createServer } from 'node:net';
 import test from 'ava';
-import { addOrigin, adminCall } from './helpers/admin.js';
+import { adminCall } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
+import { nodeWithOrigins } from './helpers/fixtures.js';
 import { startNode, type WeldrNode } from './helpers/node.js';
-import { nonHealthRequests, requestCounts, startOrigin, type Origin } from './helpers/origins.js';
+import { nonHealthRequests, requestCounts, type Origin } from './helpers/origins.js';
 import { rawExchange } from './helpers/raw-http.js';
-import { fetchVia, waitForRouting } from './helpers/routing.js';
+import { fetchVia } from './helpers/routing.js';
 
 const cleanup = new Cleanup();
 let node: WeldrNode;
 let origin: Origin;
 
 test.before(async () => {
-  origin = await startOrigin(cleanup, 'err-a');
-  node = await startNode(cleanup, { store: 'memory', args: ['--origin-response-timeout', '500ms'] });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['err-a']);
+  const fixture = await nodeWithOrigins(cleanup, ['err-a'], { store: 'memory', args: ['--origin-response-timeout', '500ms'] });
+  node = fixture.node;
+  origin = fixture.origins[0]!;
 });
 test.after.always(() => cleanup.run());
 

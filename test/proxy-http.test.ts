@@ -3,22 +3,19 @@
 import test from 'ava';
 import { Client, request } from 'undici';
 import { chunkedParts, DEFAULT_LARGE_BYTES, firstLargeBodyMismatch } from '@weldr/node';
-import { addOrigin } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
-import { startNode, type WeldrNode } from './helpers/node.js';
-import { requestCounts, startOrigins, type Origin } from './helpers/origins.js';
+import { nodeWithOrigins } from './helpers/fixtures.js';
+import type { WeldrNode } from './helpers/node.js';
+import { requestCounts, type Origin } from './helpers/origins.js';
 import { header, parseResponses, rawExchange } from './helpers/raw-http.js';
-import { fetchVia, waitForRouting } from './helpers/routing.js';
+import { fetchVia } from './helpers/routing.js';
 
 const cleanup = new Cleanup();
 let node: WeldrNode;
 let origins: Origin[];
 
 test.before(async () => {
-  origins = await startOrigins(cleanup, ['http-a', 'http-b']);
-  node = await startNode(cleanup, { store: 'memory' });
-  for (const origin of origins) await addOrigin(node, origin);
-  await waitForRouting(node, ['http-a', 'http-b']);
+  ({ node, origins } = await nodeWithOrigins(cleanup, ['http-a', 'http-b'], { store: 'memory' }));
 });
 test.after.always(() => cleanup.run());
 

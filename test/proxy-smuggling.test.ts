@@ -1,22 +1,20 @@
 // Request smuggling attempts: ambiguous framing is refused with 400 and nothing of it
 // reaches the origin (the test-server counts every request it receives, by path).
 import test from 'ava';
-import { addOrigin } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
-import { startNode, type WeldrNode } from './helpers/node.js';
-import { requestCounts, startOrigin, type Origin } from './helpers/origins.js';
+import { nodeWithOrigins } from './helpers/fixtures.js';
+import type { WeldrNode } from './helpers/node.js';
+import { requestCounts, type Origin } from './helpers/origins.js';
 import { rawExchange } from './helpers/raw-http.js';
-import { waitForRouting } from './helpers/routing.js';
 
 const cleanup = new Cleanup();
 let node: WeldrNode;
 let origin: Origin;
 
 test.before(async () => {
-  origin = await startOrigin(cleanup, 'smug-a');
-  node = await startNode(cleanup, { store: 'memory' });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['smug-a']);
+  const fixture = await nodeWithOrigins(cleanup, ['smug-a'], { store: 'memory' });
+  node = fixture.node;
+  origin = fixture.origins[0]!;
 });
 test.after.always(() => cleanup.run());
 

@@ -1,17 +1,11 @@
 // A WebSocket upgrade passes through the proxy to the origin's /ws echo.
 import test from 'ava';
 import { WebSocket } from 'undici';
-import { addOrigin } from './helpers/admin.js';
-import { startNode } from './helpers/node.js';
-import { startOrigin } from './helpers/origins.js';
-import { waitForRouting } from './helpers/routing.js';
+import { nodeWithOrigins } from './helpers/fixtures.js';
 import { within } from './helpers/wait.js';
 
 test('WebSocket echo through the proxy: text, binary, close', async (t) => {
-  const origin = await startOrigin(t, 'ws-a');
-  const node = await startNode(t, { store: 'memory' });
-  await addOrigin(node, origin);
-  await waitForRouting(node, ['ws-a']);
+  const { node } = await nodeWithOrigins(t, ['ws-a'], { store: 'memory' });
 
   const ws = new WebSocket(`ws://127.0.0.1:${node.proxyPort}/ws`);
   t.teardown(() => ws.close());
