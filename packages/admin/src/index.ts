@@ -1,1 +1,17 @@
-export const PACKAGE = '@weldr/admin';
+// Public surface of @weldr/admin. See README.md.
+export { createAdminApp } from './app.js';
+export { AdminError } from './errors.js';
+export type { AdminErrorCode } from './errors.js';
+export { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, silentLogger } from './deps.js';
+export type {
+  AdminDeps,
+  AdminLogger,
+  ClusterInfo,
+  ClusterMember,
+  CounterPair,
+  LastCheckView,
+  ProxyStatsView,
+  ServerHealth,
+  ServerStatsView,
+} from './deps.js';
+export type { AdminState } from './context.js';

@@ -1,0 +1,96 @@
+// What the admin API needs from the rest of the node, as structural interfaces so this
+// package depends on no other package's internals (the proxy is never imported).
+import type { Registry } from 'prom-client';
+import type { PoolStore } from '@weldr/store';
+
+export interface CounterPair {
+  readonly success: number;
+  readonly failed: number;
+}
+
+export type ServerHealth = 'healthy' | 'unhealthy' | 'unknown';
+
+export interface LastCheckView {
+  /** Epoch milliseconds. */
+  readonly at: number;
+  readonly ok: boolean;
+  readonly status?: number;
+  readonly error?: string;
+}
+
+/** One origin as the data plane sees it. */
+export interface ServerStatsView {
+  readonly id: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly weight: number;
+  readonly success: number;
+  readonly failed: number;
+  readonly health: ServerHealth;
+  readonly ejected: boolean;
+  /** Epoch milliseconds at which a passive ejection ends. */
+  readonly ejectedUntil?: number;
+  readonly draining: boolean;
+  /** Requests in flight. */
+  readonly active: number;
+  readonly lastCheck?: LastCheckView;
+}
+
+/** The proxy's stats(), as the admin API reads it. */
+export interface ProxyStatsView {
+  readonly client: CounterPair;
+  readonly server: CounterPair;
+  readonly failOpen: boolean;
+  readonly servers: readonly ServerStatsView[];
+}
+
+export interface ClusterMember {
+  readonly id: string;
+  readonly address?: string;
+  readonly role: 'voter' | 'learner';
+}
+
+export interface ClusterInfo {
+  readonly nodeId: string;
+  readonly role: 'active' | 'passive';
+  readonly leaderId: string | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  /** Extra fields a member carries (match index, last contact, …) are passed through. */
+  readonly members: readonly ClusterMember[];
+}
+
+/** The subset of pino the admin API uses; a pino Logger satisfies it. */
+export interface AdminLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface AdminDeps {
+  readonly pool: PoolStore;
+  readonly stats: { stats(): ProxyStatsView };
+  readonly cluster: { info(): ClusterInfo; isActive(): boolean };
+  /** Served at /metrics; the admin API registers its own request metrics here too. */
+  readonly metrics: Registry;
+  readonly log: AdminLogger;
+  /** Largest accepted request body. Default 64 KiB. */
+  readonly bodyLimitBytes?: number;
+  /** How long a write waits for commit + apply (and a read for ReadIndex). Default 5000. */
+  readonly requestTimeoutMs?: number;
+  /** When set, POST/PATCH/DELETE need `Authorization: Bearer <token>`. Reads stay open. */
+  readonly auth?: { readonly token: string };
+}
+
+export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+
+/** A logger that drops everything, for tests and embedders that do not log. */
+export const silentLogger: AdminLogger = Object.freeze({
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+});

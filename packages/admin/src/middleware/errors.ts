@@ -1,0 +1,57 @@
+// The one place that writes error bodies. Routes throw AdminError (or anything, which
+// becomes 500 INTERNAL without leaking its message); requests no route answered become
+// 404 / 405 / 501 in the same shape.
+import type { Middleware } from 'koa';
+import { AdminError } from '../errors.js';
+import type { AdminLogger } from '../deps.js';
+import type { AdminState } from '../context.js';
+
+export function errorMiddleware(log: AdminLogger): Middleware<AdminState> {
+  return async (ctx, next) => {
+    let error: AdminError | undefined;
+    try {
+      await next();
+      error = unanswered(ctx.status, ctx.method, ctx.path, ctx.response.get('Allow'), ctx.body);
+      if (ctx.method === 'OPTIONS' && ctx.status === 200 && ctx.body === '') {
+        // The router answers OPTIONS with an empty 200; say "no content" properly.
+        ctx.status = 204;
+        ctx.body = null;
+      }
+    } catch (err) {
+      error = toAdminError(err);
+    }
+    if (error === undefined) return;
+    if (error.status >= 500) {
+      log.error({ requestId: ctx.state.requestId, err: error.cause ?? error, code: error.code, method: ctx.method, path: ctx.path }, 'admin request failed');
+    }
+    ctx.status = error.status;
+    for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
+    ctx.body = error.toBody();
+  };
+}
+
+/** A request the router matched no handler for, as an AdminError, or undefined if answered. */
+function unanswered(status: number, method: string, path: string, allow: string, body: unknown): AdminError | undefined {
+  if (body !== undefined && body !== null) return undefined;
+  switch (status) {
+    case 404:
+      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
+    case 405:
+      // allowedMethods() has already set the Allow header.
+      return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
+    case 501:
+      return new AdminError(501, 'NOT_IMPLEMENTED', `method ${method} is not implemented`);
+    default:
+      return undefined;
+  }
+}
+
+function toAdminError(err: unknown): AdminError {
+  if (err instanceof AdminError) return err;
+  // Errors Koa itself raises (http-errors with `expose`), e.g. a malformed request.
+  const status = (err as { status?: unknown }).status;
+  if (typeof status === 'number' && status >= 400 && status < 500 && (err as { expose?: boolean }).expose === true) {
+    return new AdminError(status, status === 404 ? 'NOT_FOUND' : 'INVALID_COMMAND', (err as Error).message, { cause: err });
+  }
+  return new AdminError(500, 'INTERNAL', 'internal error', { cause: err });
+}

@@ -1,0 +1,88 @@
+// How routes touch the pool: reads say which index they reflect and whether they are
+// linearizable; writes carry the client's Idempotency-Key, wait at most the request
+// timeout, and turn failed outcomes into typed errors.
+import { validateCommand, validateRequestId, StoreError, type CommandOutcome, type PoolSnapshot } from '@weldr/store';
+import { AdminError, fromOutcome, fromStoreError, timeoutError } from './errors.js';
+import type { AdminRouteContext, ResolvedDeps } from './context.js';
+
+export const INDEX_HEADER = 'X-Weldr-Index';
+const IDEMPOTENCY_HEADER = 'idempotency-key';
+
+/**
+ * The pool as this request should see it: linearizable (ReadIndex) by default,
+ * the local snapshot with ?stale=true. Sets X-Weldr-Index.
+ */
+export async function readPool(ctx: AdminRouteContext, deps: ResolvedDeps): Promise<PoolSnapshot> {
+  const snapshot = staleAllowed(ctx)
+    ? deps.pool.snapshot()
+    : await withDeadline(deps.pool.linearizableSnapshot({ timeoutMs: deps.requestTimeoutMs }), deps.requestTimeoutMs, 'read');
+  ctx.set(INDEX_HEADER, String(snapshot.index));
+  return snapshot;
+}
+
+function staleAllowed(ctx: AdminRouteContext): boolean {
+  const raw = ctx.query['stale'];
+  if (raw === undefined) return false;
+  const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
+  if (value === '' || value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new AdminError(400, 'INVALID_QUERY', 'stale must be true or false', { field: 'stale' });
+}
+
+type Success = Extract<CommandOutcome, { ok: true }>;
+
+/**
+ * Validates `input` as a command, proposes it and waits for it to be applied. Sets
+ * X-Weldr-Index (and Idempotent-Replayed for a remembered request id) and returns the
+ * successful outcome; a failed outcome is thrown as the matching AdminError.
+ */
+export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: unknown): Promise<{ outcome: Success; replayed: boolean }> {
+  const requestId = idempotencyKey(ctx);
+  let command;
+  try {
+    command = validateCommand(input);
+  } catch (err) {
+    throw fromStoreError(err, 'write');
+  }
+  const options = { timeoutMs: deps.requestTimeoutMs, ...(requestId === undefined ? {} : { requestId }) };
+  const result = await withDeadline(deps.pool.propose(command, options), deps.requestTimeoutMs, 'write');
+  ctx.set(INDEX_HEADER, String(result.index));
+  if (result.duplicate) ctx.set('Idempotent-Replayed', 'true');
+  deps.log.info(
+    { requestId: ctx.state.requestId, idempotencyKey: requestId, command: command.type, index: result.index, duplicate: result.duplicate, ok: result.outcome.ok },
+    'pool write applied',
+  );
+  if (!result.outcome.ok) throw fromOutcome(result.outcome);
+  return { outcome: result.outcome, replayed: result.duplicate };
+}
+
+function idempotencyKey(ctx: AdminRouteContext): string | undefined {
+  const raw = ctx.get(IDEMPOTENCY_HEADER);
+  if (raw === '') return undefined;
+  try {
+    return validateRequestId(raw, 'Idempotency-Key');
+  } catch (err) {
+    throw new AdminError(400, 'INVALID_HEADER', (err as StoreError).message, { field: 'Idempotency-Key' });
+  }
+}
+
+/**
+ * Waits for a store call, mapping its errors, and answers 504 ourselves if the store
+ * overruns the deadline it was given (a stuck store must not hang admin clients). The
+ * abandoned promise gets a no-op catch so its later rejection is not "unhandled".
+ */
+async function withDeadline<T>(work: Promise<T>, ms: number, kind: 'write' | 'read'): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    // A little grace so the store's own TIMEOUT (with its message) normally wins.
+    timer = setTimeout(() => reject(timeoutError(kind)), ms + 250);
+  });
+  work.catch(() => undefined);
+  try {
+    return await Promise.race([work, deadline]);
+  } catch (err) {
+    throw fromStoreError(err, kind);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,19 @@
+import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { readJsonBody } from '../body.js';
+import type { AdminState, ResolvedDeps } from '../context.js';
+import { commit, readPool } from '../pool-access.js';
+import { commandFromBody } from './command-body.js';
+
+/** Cluster-wide balancer and health-check defaults. PATCH merges field by field. */
+export function settingsRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth: Middleware<AdminState>): void {
+  router.get('/settings', async (ctx) => {
+    ctx.body = (await readPool(ctx, deps)).settings;
+  });
+
+  router.patch('/settings', auth, async (ctx) => {
+    const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
+    const { outcome } = await commit(ctx, deps, commandFromBody('UpdateSettings', body));
+    ctx.body = 'settings' in outcome ? outcome.settings : undefined;
+  });
+}

@@ -1,0 +1,48 @@
+import type Router from '@koa/router';
+import type { AdminState, ResolvedDeps } from '../context.js';
+import type { ServerStatsView } from '../deps.js';
+
+/**
+ * Data-plane counters of this node (not replicated, so no X-Weldr-Index). Fields are
+ * copied explicitly so the documented shape does not change when the proxy adds some.
+ */
+export function statsRoutes(router: Router<AdminState>, deps: ResolvedDeps): void {
+  router.get('/stats', (ctx) => {
+    const { client, server, failOpen } = deps.stats.stats();
+    ctx.body = {
+      client: { success: client.success, failed: client.failed },
+      server: { success: server.success, failed: server.failed },
+      failOpen,
+    };
+  });
+
+  router.get('/stats/detail', (ctx) => {
+    ctx.body = deps.stats.stats().servers.map(serverDetail);
+  });
+}
+
+function serverDetail(s: ServerStatsView): ServerStatsView {
+  return {
+    id: s.id,
+    ip: s.ip,
+    port: s.port,
+    weight: s.weight,
+    success: s.success,
+    failed: s.failed,
+    health: s.health,
+    ejected: s.ejected,
+    ...(s.ejectedUntil === undefined ? {} : { ejectedUntil: s.ejectedUntil }),
+    draining: s.draining,
+    active: s.active,
+    ...(s.lastCheck === undefined
+      ? {}
+      : {
+          lastCheck: {
+            at: s.lastCheck.at,
+            ok: s.lastCheck.ok,
+            ...(s.lastCheck.status === undefined ? {} : { status: s.lastCheck.status }),
+            ...(s.lastCheck.error === undefined ? {} : { error: s.lastCheck.error }),
+          },
+        }),
+  };
+}

@@ -1,0 +1,106 @@
+import test from 'ava';
+import { StoreError } from '@weldr/store';
+import { startAdmin } from './harness.js';
+
+test('unknown routes are 404 NOT_FOUND in the error shape', async (t) => {
+  const h = await startAdmin(t);
+  for (const path of ['/nope', '/servers/10.0.0.1', '/servers/10.0.0.1/80/extra', '/']) {
+    const r = await h.call('GET', path);
+    t.is(r.status, 404, path);
+    t.is(r.headers['content-type'], 'application/json; charset=utf-8');
+    t.like(r.json, { error: { code: 'NOT_FOUND' } });
+  }
+});
+
+test('a wrong method on a known route is 405 with Allow', async (t) => {
+  const h = await startAdmin(t);
+  const cases: Array<[string, string, string[]]> = [
+    ['PUT', '/servers', ['GET', 'HEAD', 'POST']],
+    ['DELETE', '/servers', ['GET', 'HEAD', 'POST']],
+    ['POST', '/servers/10.0.0.1/80', ['DELETE', 'GET', 'HEAD', 'PATCH']],
+    ['POST', '/stats', ['GET', 'HEAD']],
+    ['DELETE', '/health', ['GET', 'HEAD']],
+    ['POST', '/settings', ['GET', 'HEAD', 'PATCH']],
+  ];
+  for (const [method, path, allowed] of cases) {
+    const r = await h.call(method, path, { body: {} });
+    t.is(r.status, 405, `${method} ${path}`);
+    t.deepEqual(String(r.headers['allow']).split(', ').sort(), allowed);
+    t.like(r.json, { error: { code: 'METHOD_NOT_ALLOWED' } });
+  }
+});
+
+test('OPTIONS lists the allowed methods with 204; an unknown method is 501', async (t) => {
+  const h = await startAdmin(t);
+  const options = await h.call('OPTIONS', '/servers/::1/80');
+  t.is(options.status, 204);
+  t.deepEqual(String(options.headers['allow']).split(', ').sort(), ['DELETE', 'GET', 'HEAD', 'PATCH']);
+  const propfind = await h.call('PROPFIND', '/servers');
+  t.is(propfind.status, 501);
+  t.like(propfind.json, { error: { code: 'NOT_IMPLEMENTED' } });
+});
+
+const storeFailures: Array<[string, StoreError, number, string, string | undefined]> = [
+  ['NOT_LEADER', new StoreError('NOT_LEADER', 'this node is not the leader', { leaderId: 'n2' }), 503, 'NOT_LEADER', '1'],
+  ['NO_QUORUM', new StoreError('NO_QUORUM', 'no quorum'), 503, 'NO_QUORUM', '1'],
+  ['STOPPED', new StoreError('STOPPED', 'the pool store is closed'), 503, 'STOPPED', '1'],
+  ['TIMEOUT', new StoreError('TIMEOUT', 'the write did not complete'), 504, 'TIMEOUT', undefined],
+];
+
+for (const [name, error, status, code, retryAfter] of storeFailures) {
+  test(`store error ${name} on a write → ${status} ${code}`, async (t) => {
+    const h = await startAdmin(t);
+    h.pool.failWith = error;
+    const r = await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 } });
+    t.is(r.status, status);
+    t.is(r.headers['retry-after'], retryAfter);
+    t.like(r.json, { error: { code } });
+    if (name === 'NOT_LEADER') t.like(r.json, { error: { leaderId: 'n2' } });
+    if (name === 'TIMEOUT') t.regex((r.json as { error: { message: string } }).error.message, /may still be applied/);
+  });
+}
+
+test('a read that cannot be made linearizable → 504 suggesting ?stale=true', async (t) => {
+  const h = await startAdmin(t);
+  h.pool.failWith = new StoreError('TIMEOUT', 'read index timed out');
+  const r = await h.call('GET', '/servers');
+  t.is(r.status, 504);
+  t.regex((r.json as { error: { message: string } }).error.message, /stale=true/);
+  t.is((await h.call('GET', '/servers?stale=true')).status, 200);
+});
+
+test('a store that overruns its deadline is cut off by the admin API with 504', async (t) => {
+  const h = await startAdmin(t, { requestTimeoutMs: 50 });
+  h.pool.hang = true;
+  const started = Date.now();
+  const write = await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 } });
+  t.is(write.status, 504);
+  t.like(write.json, { error: { code: 'TIMEOUT' } });
+  t.is(h.pool.proposals[0]?.options?.timeoutMs, 50, 'the store was told the deadline too');
+  const read = await h.call('GET', '/servers');
+  t.is(read.status, 504);
+  t.true(Date.now() - started < 2_000);
+});
+
+test('unexpected errors are 500 INTERNAL without leaking details, and are logged', async (t) => {
+  const h = await startAdmin(t);
+  h.pool.failWith = new Error('secret database path /var/lib/x');
+  const r = await h.call('DELETE', '/servers/10.0.0.1/80');
+  t.is(r.status, 500);
+  t.deepEqual(r.json, { error: { code: 'INTERNAL', message: 'internal error' } });
+  const logged = h.logs.find((l) => l.level === 'error');
+  t.is(((logged?.obj as { err?: Error }).err)?.message, 'secret database path /var/lib/x');
+});
+
+test('X-Request-Id is echoed when sane and generated otherwise', async (t) => {
+  const h = await startAdmin(t);
+  t.is((await h.call('GET', '/health', { headers: { 'x-request-id': 'abc-123' } })).headers['x-request-id'], 'abc-123');
+  const generated = (await h.call('GET', '/health', { headers: { 'x-request-id': 'has space' } })).headers['x-request-id'];
+  t.regex(String(generated), /^[0-9a-f-]{36}$/);
+});
+
+test('createAdminApp rejects nonsensical options', async (t) => {
+  await t.throwsAsync(startAdmin(t, { bodyLimitBytes: 0 }), { instanceOf: TypeError });
+  await t.throwsAsync(startAdmin(t, { requestTimeoutMs: -5 }), { instanceOf: TypeError });
+  await t.throwsAsync(startAdmin(t, { auth: { token: '' } }), { instanceOf: TypeError });
+});

@@ -1,0 +1,95 @@
+import test from 'ava';
+import { Counter } from 'prom-client';
+import { DEFAULT_SETTINGS } from '@weldr/store';
+import { startAdmin } from './harness.js';
+
+test('GET /health is 200 {"status":"ok"} whatever the role', async (t) => {
+  const h = await startAdmin(t);
+  h.cluster.active = false;
+  const r = await h.call('GET', '/health');
+  t.is(r.status, 200);
+  t.deepEqual(r.json, { status: 'ok' });
+  t.is(r.headers['content-type'], 'application/json; charset=utf-8');
+  const head = await h.call('HEAD', '/health');
+  t.is(head.status, 200);
+  t.is(head.text, '');
+});
+
+test('GET /ready follows cluster.isActive()', async (t) => {
+  const h = await startAdmin(t);
+  const active = await h.call('GET', '/ready');
+  t.is(active.status, 200);
+  t.deepEqual(active.json, { status: 'ready' });
+  h.cluster.active = false;
+  const passive = await h.call('GET', '/ready');
+  t.is(passive.status, 503);
+  t.like(passive.json, { error: { code: 'NOT_ACTIVE' } });
+  t.is((await h.call('HEAD', '/ready')).status, 503);
+});
+
+test('GET /stats has the seed shape plus failOpen', async (t) => {
+  const h = await startAdmin(t);
+  const r = await h.call('GET', '/stats');
+  t.is(r.status, 200);
+  t.deepEqual(r.json, { client: { success: 10, failed: 2 }, server: { success: 9, failed: 3 }, failOpen: false });
+});
+
+test('GET /stats/detail is an array of per-server stats with the documented fields only', async (t) => {
+  const h = await startAdmin(t);
+  t.deepEqual((await h.call('GET', '/stats/detail')).json, []);
+  const healthy = { id: '10.0.0.1:80', ip: '10.0.0.1', port: 80, weight: 2, success: 5, failed: 1, health: 'healthy', ejected: false, draining: false, active: 3, lastCheck: { at: 1_700_000_000_000, ok: true, status: 200 } } as const;
+  const ejected = { id: '[::1]:81', ip: '::1', port: 81, weight: 1, success: 0, failed: 7, health: 'unhealthy', ejected: true, ejectedUntil: 1_700_000_030_000, draining: true, active: 0, lastCheck: { at: 1, ok: false, error: 'ECONNREFUSED' } } as const;
+  h.stats.servers = [{ ...healthy, internalPoolRef: 'leak me' } as typeof healthy, ejected];
+  const r = await h.call('GET', '/stats/detail');
+  t.is(r.status, 200);
+  t.deepEqual(r.json, [healthy, ejected]);
+});
+
+test('GET /settings and PATCH /settings (merge, index header)', async (t) => {
+  const h = await startAdmin(t);
+  const before = await h.call('GET', '/settings');
+  t.deepEqual(before.json, DEFAULT_SETTINGS);
+  t.is(before.headers['x-weldr-index'], '0');
+  const patched = await h.call('PATCH', '/settings', { body: { balancer: 'least-connections', healthCheck: { path: '/healthz', intervalMs: 5000 }, passiveHealth: { enabled: false } } });
+  t.is(patched.status, 200);
+  t.is(patched.headers['x-weldr-index'], '1');
+  t.deepEqual(patched.json, {
+    balancer: 'least-connections',
+    healthCheck: { ...DEFAULT_SETTINGS.healthCheck, path: '/healthz', intervalMs: 5000 },
+    passiveHealth: { ...DEFAULT_SETTINGS.passiveHealth, enabled: false },
+  });
+  t.deepEqual((await h.call('GET', '/settings')).json, patched.json);
+});
+
+test('GET /cluster returns cluster.info() with the applied index header', async (t) => {
+  const h = await startAdmin(t);
+  h.cluster.info = { ...h.cluster.info, appliedIndex: 17, commitIndex: 18, term: 3 };
+  const r = await h.call('GET', '/cluster');
+  t.is(r.status, 200);
+  t.is(r.headers['x-weldr-index'], '17');
+  t.deepEqual(r.json, h.cluster.info);
+});
+
+test('GET /metrics serves the registry as Prometheus text, with admin request counters', async (t) => {
+  const h = await startAdmin(t);
+  new Counter({ name: 'weldr_proxy_requests_total', help: 'from the proxy', registers: [h.metrics] }).inc(3);
+  await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 } });
+  await h.call('GET', '/servers/10.0.0.1/80');
+  await h.call('GET', '/no/such/path');
+  const r = await h.call('GET', '/metrics');
+  t.is(r.status, 200);
+  t.regex(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  t.regex(r.text, /weldr_proxy_requests_total 3/);
+  t.regex(r.text, /weldr_admin_requests_total\{method="POST",route="\/servers",status="201"\} 1/);
+  // Routes are labelled by pattern and unmatched paths collapse to one series.
+  t.regex(r.text, /weldr_admin_requests_total\{method="GET",route="\/servers\/:ip\/:port",status="200"\} 1/);
+  t.regex(r.text, /weldr_admin_requests_total\{method="GET",route="unmatched",status="404"\} 1/);
+  t.regex(r.text, /weldr_admin_request_duration_seconds_bucket/);
+});
+
+test('two apps can share one registry', async (t) => {
+  const first = await startAdmin(t);
+  const second = await startAdmin(t, { metrics: first.metrics });
+  await second.call('GET', '/health');
+  t.regex((await first.call('GET', '/metrics')).text, /route="\/health"/);
+});
