@@ -48,6 +48,8 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
   readonly via: string;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The client connection (req.socket is nulled by node once the exchange is over). */
+  readonly socket: Socket;
   readonly ctx: ProxyContext;
   readonly startedAt: number;
   headers: string[] = [];
@@ -69,8 +71,9 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
     this.ctx = ctx;
     this.req = req;
     this.res = res;
+    this.socket = req.socket;
     this.via = ctx.via;
-    this.clientIp = req.socket.remoteAddress ?? '';
+    this.clientIp = this.socket.remoteAddress ?? '';
     this.startedAt = performance.now();
   }
 
@@ -152,7 +155,7 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
 
   onError(err: Error): void {
     const origin = this.#attemptEnded();
-    if (this.ended || this.req.socket.destroyed) {
+    if (this.ended || this.socket.destroyed) {
       // Our own abort after the client left, or the client's upload failed: not the origin's fault.
       this.#finish(false);
       return;
