@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ConfigError, loadConfig, type LoadedConfig, type NodeConfig } from '../src/index.js';
+import { ConfigError, loadConfig, OPTIONS, type LoadedConfig, type NodeConfig } from '../src/index.js';
 
 function load(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): LoadedConfig {
   const result = loadConfig({
@@ -130,3 +130,11 @@ for (const [name, run, pattern] of errors) {
     t.false(message.includes('\n'), 'one line');
   });
 }
+
+test('every option follows the naming scheme: --kebab-flag, WELDR_SNAKE variable, camelCase key', (t) => {
+  for (const option of OPTIONS) {
+    const kebab = option.key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    t.is(option.flag, kebab);
+    t.is(option.env, `WELDR_${kebab.replace(/-/g, '_').toUpperCase()}`);
+  }
+});

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { formatHostPort, parseDuration, parseHostPort } from '../src/config/values.js';
+import { formatDuration, formatHostPort, parseDuration, parseHostPort } from '../src/config/values.js';
 
 test('parseHostPort round-trips through formatHostPort', (t) => {
   for (const text of ['127.0.0.1:8080', '[::1]:0', 'example.com:443', '[2001:db8::1]:65535']) {
@@ -23,4 +23,11 @@ test('parseDuration', (t) => {
   t.throws(() => parseDuration('2h'));
   t.throws(() => parseDuration('1e3'));
   t.throws(() => parseDuration('48000000s'), { message: /longer than one day/ });
+});
+
+test('formatDuration gives the shortest exact spelling, which parseDuration reads back', (t) => {
+  for (const [ms, text] of [[300_000, '5m'], [10_000, '10s'], [1500, '1500ms'], [0, '0ms']] as const) {
+    t.is(formatDuration(ms), text);
+    t.is(parseDuration(text, true), ms);
+  }
 });

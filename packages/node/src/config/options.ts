@@ -1,7 +1,8 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
+import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import type { BalancerKind } from '@weldr/store';
-import { parseDuration, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseDuration, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -70,12 +71,12 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'logLevel', flag: 'log-level', env: 'WELDR_LOG_LEVEL', valueName: 'LEVEL', help: LOG_LEVELS.join('|'), defaultText: 'info', defaultValue: constant('info' as LogLevel), parse: parseEnum(LOG_LEVELS) },
   { key: 'balancer', flag: 'balancer', env: 'WELDR_BALANCER', valueName: 'KIND', help: `set the cluster-wide balancer at start: ${BALANCERS.join('|')}`, defaultText: '(keep the replicated setting, initially round-robin)', defaultValue: constant(undefined), parse: parseEnum(BALANCERS) },
   { key: 'shutdownTimeout', flag: 'shutdown-timeout', env: 'WELDR_SHUTDOWN_TIMEOUT', valueName: 'DURATION', help: 'on SIGTERM/SIGINT, how long in-flight requests may take', defaultText: '10s', defaultValue: constant(10_000), parse: duration(true) },
-  { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (then 408)', defaultText: '10s', defaultValue: constant(10_000), parse: duration(false) },
-  { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request, body included (then 408)', defaultText: '5m', defaultValue: constant(300_000), parse: duration(false) },
-  { key: 'clientIdleTimeout', flag: 'client-idle-timeout', env: 'WELDR_CLIENT_IDLE_TIMEOUT', valueName: 'DURATION', help: 'keep-alive idle time between requests on a client connection', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
-  { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: '3s', defaultValue: constant(3_000), parse: duration(false) },
-  { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
-  { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: '30s', defaultValue: constant(30_000), parse: duration(false) },
+  { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (then 408)', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientHeadersMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientHeadersMs), parse: duration(false) },
+  { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request, body included (then 408)', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientRequestMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientRequestMs), parse: duration(false) },
+  { key: 'clientIdleTimeout', flag: 'client-idle-timeout', env: 'WELDR_CLIENT_IDLE_TIMEOUT', valueName: 'DURATION', help: 'keep-alive idle time between requests on a client connection', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientIdleMs), parse: duration(false) },
+  { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originConnectMs), defaultValue: constant(DEFAULT_TIMEOUTS.originConnectMs), parse: duration(false) },
+  { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originResponseMs), defaultValue: constant(DEFAULT_TIMEOUTS.originResponseMs), parse: duration(false) },
+  { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
 ];

@@ -90,6 +90,13 @@ const UNIT_MS = { ms: 1, s: 1000, m: 60_000 } as const;
 /** One day: anything longer is surely a unit mistake. */
 const MAX_DURATION_MS = 86_400_000;
 
+/** The shortest exact spelling of a duration: 300000 → "5m", 1500 → "1500ms". */
+export function formatDuration(ms: number): string {
+  if (ms > 0 && ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms > 0 && ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
 /** `500ms`, `10s`, `2m`, or a plain number of milliseconds. 0 allowed only when allowZero. */
 export function parseDuration(raw: unknown, allowZero = false): number {
   let ms: number;
