@@ -1,1 +1,40 @@
-export const PACKAGE = '@weldr/raft';
+// Public surface of @weldr/raft: a pure Raft core driven by a RawNode.
+export type {
+  ConfChange,
+  ConfChangeType,
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  Message,
+  MessageType,
+  NodeId,
+  ProposeResult,
+  Ready,
+  ReadState,
+  Refusal,
+  RefusalReason,
+  RequestResult,
+  Role,
+  Snapshot,
+  SnapshotChunk,
+  SnapshotMetadata,
+  SoftState,
+} from './types.js';
+export { MESSAGE_TYPES } from './types.js';
+export type { PersistentStorage, Storage, StorageUpdate } from './storage.js';
+export { EMPTY_HARD_STATE, entrySize, hardStateEqual, isEmptyHardState } from './storage.js';
+export type { Transport } from './transport.js';
+export type { RaftConfig, ReadOnlyOption } from './core/config.js';
+export { leaseTicks } from './core/config.js';
+export { RawNode, type ProgressStatus, type Status } from './core/raw-node.js';
+export { InvalidMessage, validateMessage } from './core/validate.js';
+export {
+  applyConfChange,
+  bootstrapEntries,
+  confStateEqual,
+  decodeConfChange,
+  EMPTY_CONF_STATE,
+  encodeConfChange,
+} from './core/membership.js';
+export type { ProgressState } from './core/progress.js';

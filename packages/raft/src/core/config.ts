@@ -1,0 +1,103 @@
+import type { Storage } from '../storage.js';
+import type { NodeId } from '../types.js';
+
+export type ReadOnlyOption = 'safe' | 'leaseBased';
+
+export interface RaftConfig {
+  readonly id: NodeId;
+  readonly storage: Storage;
+  /** Uniform random number in [0, 1); injected so the core stays deterministic. */
+  readonly random: () => number;
+  /** Minimum election timeout E in ticks; the randomized timeout is drawn from [E, 2E) (§5.2). Default 10. */
+  readonly electionTick?: number;
+  /** Ticks between heartbeats; must be < electionTick. Default 1. */
+  readonly heartbeatTick?: number;
+  /** The last index the state machine had applied when this server started (default: the storage snapshot's index, from which the application restores). */
+  readonly applied?: number;
+  /** Byte bound of one MsgApp's entries. Default 1 MiB. */
+  readonly maxSizePerMsg?: number;
+  /** Appends in flight per follower in replicate state. Default 256. */
+  readonly maxInflightMsgs?: number;
+  /** Bytes in flight per follower (0: unbounded). Default 16 MiB. */
+  readonly maxInflightBytes?: number;
+  /** Byte bound of committedEntries in one Ready. Default 64 MiB. */
+  readonly maxCommittedSizePerReady?: number;
+  /** §9.6 pre-vote. Default true. */
+  readonly preVote?: boolean;
+  /** §6.2 check-quorum and in-lease vote rejection; required for leases. Default true. */
+  readonly checkQuorum?: boolean;
+  /** 'safe': ReadIndex confirms leadership with a heartbeat round; 'leaseBased': trusts the lease (thesis §6.4.1). */
+  readonly readOnlyOption?: ReadOnlyOption;
+  /**
+   * Bound ρ on clock-rate difference between any server's ticks and real time
+   * (0.1 = ±10%). Shortens the lease; see Raft.leaseTicks. Default 0.1.
+   */
+  readonly maxClockDrift?: number;
+  /** Snapshot bytes per MsgSnap. Default 1 MiB. */
+  readonly snapshotChunkSize?: number;
+  /** Unacknowledged snapshot chunks per follower. Default 4. */
+  readonly snapshotChunksInFlight?: number;
+}
+
+export interface ResolvedConfig {
+  readonly id: NodeId;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly maxSizePerMsg: number;
+  readonly maxInflightMsgs: number;
+  readonly maxInflightBytes: number;
+  readonly maxCommittedSizePerReady: number;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly readOnlyOption: ReadOnlyOption;
+  readonly maxClockDrift: number;
+  readonly snapshotChunkSize: number;
+  readonly snapshotChunksInFlight: number;
+}
+
+function positiveInt(name: string, v: number): number {
+  if (!Number.isInteger(v) || v <= 0) throw new RangeError(`raft config: ${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+export function resolveConfig(c: RaftConfig): ResolvedConfig {
+  if (typeof c.id !== 'string' || c.id.length === 0) throw new RangeError('raft config: id must be a non-empty string');
+  if (typeof c.random !== 'function') throw new RangeError('raft config: random must be a function');
+  const electionTick = positiveInt('electionTick', c.electionTick ?? 10);
+  const heartbeatTick = positiveInt('heartbeatTick', c.heartbeatTick ?? 1);
+  if (heartbeatTick >= electionTick) throw new RangeError('raft config: heartbeatTick must be < electionTick');
+  const maxClockDrift = c.maxClockDrift ?? 0.1;
+  if (!(maxClockDrift >= 0 && maxClockDrift < 0.5)) throw new RangeError('raft config: maxClockDrift must be in [0, 0.5)');
+  const maxInflightBytes = c.maxInflightBytes ?? 16 << 20;
+  if (!Number.isInteger(maxInflightBytes) || maxInflightBytes < 0) throw new RangeError('raft config: maxInflightBytes must be >= 0');
+  return {
+    id: c.id,
+    electionTick,
+    heartbeatTick,
+    maxSizePerMsg: positiveInt('maxSizePerMsg', c.maxSizePerMsg ?? 1 << 20),
+    maxInflightMsgs: positiveInt('maxInflightMsgs', c.maxInflightMsgs ?? 256),
+    maxInflightBytes,
+    maxCommittedSizePerReady: positiveInt('maxCommittedSizePerReady', c.maxCommittedSizePerReady ?? 64 << 20),
+    preVote: c.preVote ?? true,
+    checkQuorum: c.checkQuorum ?? true,
+    readOnlyOption: c.readOnlyOption ?? 'safe',
+    maxClockDrift,
+    snapshotChunkSize: positiveInt('snapshotChunkSize', c.snapshotChunkSize ?? 1 << 20),
+    snapshotChunksInFlight: positiveInt('snapshotChunksInFlight', c.snapshotChunksInFlight ?? 4),
+  };
+}
+
+/**
+ * Ticks a leader may trust its lease after the send tick of the last round a
+ * quorum acknowledged. A follower that acknowledged that round received it no
+ * earlier than it was sent and then refuses votes (and does not campaign) for
+ * E of its own ticks, which last at least (E - 1) tick periods of real time
+ * when its clock runs fast (the first tick may fall right after receipt). The
+ * leader's L ticks last at most L periods scaled by its own slowness. With
+ * every clock within ±ρ of real time, L·(1+ρ) < (E−1)·(1−ρ) keeps the old
+ * lease expired before any other server can collect a quorum of votes.
+ */
+export function leaseTicks(electionTick: number, maxClockDrift: number): number {
+  const bound = ((electionTick - 1) * (1 - maxClockDrift)) / (1 + maxClockDrift);
+  return Math.max(0, Math.ceil(bound) - 1);
+}

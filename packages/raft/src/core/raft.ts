@@ -1,0 +1,947 @@
+import { entrySize, type Storage } from '../storage.js';
+import type {
+  ConfChange,
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  Message,
+  MessageType,
+  NodeId,
+  ProposeResult,
+  ReadState,
+  Refusal,
+  RefusalReason,
+  RequestResult,
+  Role,
+  Snapshot,
+  SnapshotChunk,
+  SoftState,
+} from '../types.js';
+import { leaseTicks, resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
+import { RaftLog } from './log.js';
+import { applyConfChange, ConfigHistory, encodeConfChange } from './membership.js';
+import type { Progress } from './progress.js';
+import { quorumValue, voteResult } from './quorum.js';
+import { ReadOnly, type PendingRead } from './read-only.js';
+import { ProgressTracker } from './tracker.js';
+
+const EMPTY = new Uint8Array(0);
+/** context of a vote forced by MsgTimeoutNow (thesis §3.10): voters skip the in-lease check. */
+export const TRANSFER_CONTEXT = 'transfer';
+
+type CampaignKind = 'preElection' | 'election' | 'transfer';
+
+interface MessageFields {
+  term?: number;
+  logTerm?: number;
+  index?: number;
+  commit?: number;
+  reject?: boolean;
+  rejectHint?: number;
+  tick?: number;
+  entries?: readonly Entry[];
+  snapshot?: SnapshotChunk;
+  context?: string | undefined;
+}
+
+interface SnapshotReceipt {
+  readonly index: number;
+  readonly term: number;
+  readonly chunks: number;
+  readonly parts: Uint8Array[];
+}
+
+/**
+ * The Raft state machine (§5, thesis ch. 3–6, 9). Pure: no clock, timer,
+ * randomness, disk or network of its own. Inputs are tick(), step() and the
+ * local requests; outputs accumulate in `msgs`, `readStates` and the log's
+ * unstable part until RawNode hands them out in a Ready.
+ */
+export class Raft {
+  readonly id: NodeId;
+  readonly cfg: ResolvedConfig;
+  readonly log: RaftLog;
+  readonly tracker: ProgressTracker;
+  readonly membership: ConfigHistory;
+  private readonly random: () => number;
+  private readonly leaseDuration: number;
+
+  term = 0;
+  vote: NodeId | null = null;
+  lead: NodeId | null = null;
+  role: Role = 'follower';
+
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+
+  /** Ticks since this server started (its local clock). */
+  tickCount = 0;
+  electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Ticks since we last heard from a leader of our term (or started after a restart). */
+  leaseElapsed: number;
+
+  private readonly votes = new Map<NodeId, boolean>();
+  leadTransferee: NodeId | null = null;
+  /** A MsgTimeoutNow left this leader in its term: its lease is gone for the rest of the term. */
+  private leaseRevoked = false;
+  private becameLeaderTick = 0;
+  /** Index of the last conf change the leader appended (or its first index of the term). */
+  private pendingConfIndex = 0;
+  private readonly readOnly = new ReadOnly();
+  /** ReadIndex requests that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
+  private pendingReadIndex: { from: NodeId; context: string }[] = [];
+  private snapReceipt: SnapshotReceipt | undefined;
+
+  constructor(config: RaftConfig) {
+    this.cfg = resolveConfig(config);
+    this.id = this.cfg.id;
+    this.random = config.random;
+    this.leaseDuration = leaseTicks(this.cfg.electionTick, this.cfg.maxClockDrift);
+    const storage: Storage = config.storage;
+    this.log = new RaftLog(storage, this.cfg.maxCommittedSizePerReady);
+    const { hardState, confState } = storage.initialState();
+
+    // Configurations take effect when appended (thesis §4.1), so rebuild them
+    // from the snapshot's configuration and the conf-change entries after it.
+    const first = storage.firstIndex();
+    const last = storage.lastIndex();
+    this.membership = new ConfigHistory(first - 1, confState);
+    for (let lo = first; lo <= last; ) {
+      const batch = storage.entries(lo, last + 1, 4 << 20);
+      this.membership.appendEntries(batch);
+      lo += batch.length;
+    }
+    this.tracker = new ProgressTracker(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
+    this.tracker.setConf(this.membership.current, last);
+
+    const restarted = hardState.term > 0 || hardState.commit > 0;
+    if (restarted) {
+      if (hardState.commit < this.log.committed || hardState.commit > last) {
+        throw new RangeError(`raft: stored commit ${hardState.commit} outside [${this.log.committed}, ${last}]`);
+      }
+      this.log.committed = hardState.commit;
+      this.term = hardState.term;
+      this.vote = hardState.vote;
+    }
+    // The state machine restarts from the latest snapshot unless told otherwise.
+    this.log.appliedTo(config.applied ?? storage.snapshot().metadata.index);
+    // A restarted server may have acknowledged a leader just before it went
+    // down; it forgot when, so it assumes "just now" and waits a full election
+    // timeout before granting a vote, keeping that leader's lease sound. (A
+    // fresh server pays the same wait; it would not campaign sooner anyway.)
+    this.leaseElapsed = 0;
+    this.becomeFollower(this.term, null);
+  }
+
+  // ---------------------------------------------------------------- state
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  softState(): SoftState {
+    return { leader: this.lead, role: this.role };
+  }
+
+  confState(): ConfState {
+    return this.tracker.confState();
+  }
+
+  /** Voters may campaign; learners and removed servers may not (thesis §4.2.1, §4.2.2). */
+  promotable(): boolean {
+    return this.tracker.isVoter(this.id);
+  }
+
+  /** §9.6 / §6.2: we heard from a leader less than a minimum election timeout ago. */
+  private inLease(): boolean {
+    return this.cfg.checkQuorum && this.leaseElapsed < this.cfg.electionTick;
+  }
+
+  // ---------------------------------------------------------------- time
+
+  tick(): void {
+    this.tickCount++;
+    this.leaseElapsed++;
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup();
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    this.leaseElapsed = 0;
+    if (this.electionElapsed >= this.cfg.electionTick) {
+      this.electionElapsed = 0;
+      if (this.leadTransferee !== null) {
+        // §3.10: the transfer did not finish within an election timeout; resume.
+        this.leadTransferee = null;
+        if (this.leaseRevoked) {
+          // TimeoutNow went out, so some server may still campaign with a
+          // forced vote in this term: this leader can never hold a lease in it
+          // again. Re-elect ourselves (forced, like a transfer to self) so a
+          // leader with a lease exists again.
+          if (this.promotable()) this.campaign('transfer');
+          else this.becomeFollower(this.term, null);
+          return;
+        }
+      }
+    }
+    // §6.2 check-quorum: step down when no quorum answered within an election timeout.
+    if (this.cfg.checkQuorum && this.tickCount - this.quorumActiveTick() >= this.cfg.electionTick) {
+      this.becomeFollower(this.term, null);
+      return;
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat(this.readOnly.lastPendingContext());
+    }
+  }
+
+  private quorumActiveTick(): number {
+    return quorumValue(
+      this.tracker.voters,
+      (id) => (id === this.id ? this.tickCount : Math.max(this.tracker.progress.get(id)?.ackTick ?? -1, this.becameLeaderTick)),
+      this.tickCount,
+    );
+  }
+
+  /**
+   * The tick (of this server's clock) until which this leader may act as the
+   * only leader without asking anyone: lease = send tick of the latest round a
+   * quorum acknowledged + leaseTicks(E, ρ). null when not leader, not yet
+   * acknowledged in this term, transferring, or expired.
+   */
+  leaseValidUntil(): number | null {
+    if (this.role !== 'leader' || !this.cfg.checkQuorum || this.leaseRevoked || this.leadTransferee !== null) return null;
+    if (!this.tracker.isVoter(this.id)) return null;
+    const q = quorumValue(
+      this.tracker.voters,
+      (id) => (id === this.id ? this.tickCount : (this.tracker.progress.get(id)?.ackTick ?? -1)),
+      -1,
+    );
+    if (q < this.becameLeaderTick) return null;
+    const until = q + this.leaseDuration;
+    return until > this.tickCount ? until : null;
+  }
+
+  // ---------------------------------------------------------------- roles
+
+  private resetRandomizedElectionTimeout(): void {
+    // §5.2: randomized in [E, 2E) so that split votes are rare.
+    const e = this.cfg.electionTick;
+    this.randomizedElectionTimeout = e + Math.min(e - 1, Math.floor(this.random() * e));
+  }
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = null;
+    }
+    this.lead = null;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = null;
+    this.votes.clear();
+    this.readOnly.reset();
+    this.pendingReadIndex = [];
+    this.pendingConfIndex = 0;
+  }
+
+  becomeFollower(term: number, lead: NodeId | null): void {
+    this.reset(term);
+    this.lead = lead;
+    this.role = 'follower';
+  }
+
+  private becomePreCandidate(): void {
+    // §9.6: a pre-candidate keeps its term and vote; only a won pre-vote costs a term.
+    this.role = 'preCandidate';
+    this.votes.clear();
+    this.lead = null;
+    this.resetRandomizedElectionTimeout();
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.term);
+    this.lead = this.id;
+    this.role = 'leader';
+    this.leaseRevoked = false;
+    this.becameLeaderTick = this.tickCount;
+    this.leaseElapsed = 0;
+    const last = this.log.lastIndex();
+    this.tracker.resetAll(last);
+    const self = this.tracker.progress.get(this.id);
+    if (self !== undefined) {
+      self.match = last;
+      self.becomeReplicate();
+    }
+    // No conf change until everything up to our no-op is applied (thesis §4.1 erratum).
+    this.pendingConfIndex = last + 1;
+    // §8: commit an entry of the new term so earlier entries become committed too.
+    this.appendEntries([{ type: 'noop', data: EMPTY }]);
+  }
+
+  private hup(): void {
+    if (this.role === 'leader' || !this.promotable()) return;
+    this.campaign(this.cfg.preVote ? 'preElection' : 'election');
+  }
+
+  /** Local request to start an election now (tests, operator tooling). Respects pre-vote and the lease. */
+  campaignNow(): RequestResult {
+    if (this.role === 'leader') return { ok: true };
+    if (!this.promotable()) return this.refuse('notMember');
+    // A server inside a lease would break the lease with its own vote.
+    if (this.inLease()) return this.refuse('noLeader');
+    this.hup();
+    return { ok: true };
+  }
+
+  private campaign(kind: CampaignKind): void {
+    let voteType: MessageType;
+    let term: number;
+    if (kind === 'preElection') {
+      this.becomePreCandidate();
+      voteType = 'MsgPreVote';
+      term = this.term + 1; // §9.6: ask about the term we would use
+    } else {
+      this.becomeCandidate();
+      voteType = 'MsgVote';
+      term = this.term;
+    }
+    const result = this.poll(this.id, true);
+    if (result === 'won') {
+      if (kind === 'preElection') this.campaign('election');
+      else this.becomeLeaderAndBroadcast();
+      return;
+    }
+    const lastIndex = this.log.lastIndex();
+    const lastTerm = this.log.lastTerm();
+    for (const id of this.tracker.voters) {
+      if (id === this.id) continue;
+      this.send(voteType, id, {
+        term,
+        index: lastIndex,
+        logTerm: lastTerm,
+        context: kind === 'transfer' ? TRANSFER_CONTEXT : undefined,
+      });
+    }
+  }
+
+  private becomeLeaderAndBroadcast(): void {
+    this.becomeLeader();
+    this.bcastAppend();
+  }
+
+  private poll(id: NodeId, granted: boolean) {
+    if (!this.votes.has(id)) this.votes.set(id, granted);
+    return voteResult(this.tracker.voters, this.votes);
+  }
+
+  // ---------------------------------------------------------------- messages out
+
+  private send(type: MessageType, to: NodeId, f: MessageFields): void {
+    const m: {
+      -readonly [K in keyof Message]: Message[K];
+    } = {
+      type,
+      from: this.id,
+      to,
+      term: f.term ?? this.term,
+      logTerm: f.logTerm ?? 0,
+      index: f.index ?? 0,
+      commit: f.commit ?? 0,
+      reject: f.reject ?? false,
+      rejectHint: f.rejectHint ?? 0,
+      tick: f.tick ?? 0,
+    };
+    if (f.entries !== undefined) m.entries = f.entries;
+    if (f.snapshot !== undefined) m.snapshot = f.snapshot;
+    if (f.context !== undefined) m.context = f.context;
+    this.msgs.push(m);
+  }
+
+  /** Answer a leader's message, echoing its send tick (it dates the leader's lease). */
+  private respond(to: Message, type: MessageType, f: MessageFields): void {
+    f.tick = to.tick;
+    this.send(type, to.from, f);
+  }
+
+  private bcastAppend(): void {
+    for (const id of this.tracker.members) if (id !== this.id) this.sendAppend(id);
+  }
+
+  private bcastHeartbeat(context: string | undefined): void {
+    for (const id of this.tracker.members) {
+      if (id === this.id) continue;
+      const pr = this.tracker.progress.get(id)!;
+      // §5.3: a follower may only commit what it is known to hold.
+      this.send('MsgHeartbeat', id, {
+        commit: Math.min(pr.match, this.log.committed),
+        tick: this.tickCount,
+        context,
+      });
+    }
+  }
+
+  private sendAppend(to: NodeId): void {
+    this.maybeSendAppend(to, true);
+  }
+
+  /**
+   * §5.3 AppendEntries with flow control: at most maxSizePerMsg bytes per
+   * message, pipelined in replicate state up to the inflight bounds. Falls back
+   * to a snapshot when the follower needs compacted entries (§7).
+   */
+  private maybeSendAppend(to: NodeId, sendIfEmpty: boolean): boolean {
+    const pr = this.tracker.progress.get(to);
+    if (pr === undefined || pr.isPaused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    const ents = prevTerm === undefined ? undefined : this.log.entriesFrom(pr.next, this.cfg.maxSizePerMsg);
+    if (prevTerm === undefined || ents === undefined) return this.sendSnapshot(to, pr);
+    if (ents.length === 0 && !sendIfEmpty) return false;
+    this.send('MsgApp', to, {
+      index: prevIndex,
+      logTerm: prevTerm,
+      entries: ents,
+      commit: this.log.committed,
+      tick: this.tickCount,
+    });
+    if (ents.length > 0) {
+      let bytes = 0;
+      for (const e of ents) bytes += entrySize(e);
+      pr.sentEntries(ents[ents.length - 1]!.index, bytes);
+    } else if (pr.state === 'probe') {
+      pr.probeSent = true;
+    }
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.log.snapshot();
+    if (snap.metadata.index === 0) return false;
+    const chunks = Math.max(1, Math.ceil(snap.data.byteLength / this.cfg.snapshotChunkSize));
+    pr.becomeSnapshot(snap, chunks, this.tickCount);
+    this.sendSnapshotChunks(to, pr);
+    return true;
+  }
+
+  /** Chunked InstallSnapshot (thesis §5.3 / Figure 5.3), go-back-N within snapshotChunksInFlight. */
+  private sendSnapshotChunks(to: NodeId, pr: Progress): void {
+    const snap = pr.snap!;
+    const size = this.cfg.snapshotChunkSize;
+    while (pr.snapNext < pr.snapChunks && pr.snapNext - pr.snapAcked < this.cfg.snapshotChunksInFlight) {
+      const k = pr.snapNext++;
+      this.send('MsgSnap', to, {
+        tick: this.tickCount,
+        snapshot: {
+          metadata: snap.metadata,
+          chunk: k,
+          chunks: pr.snapChunks,
+          data: snap.data.subarray(k * size, Math.min((k + 1) * size, snap.data.byteLength)),
+        },
+      });
+    }
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    // The target will win votes from servers inside our lease; give it up now.
+    this.leaseRevoked = true;
+    this.send('MsgTimeoutNow', to, { tick: this.tickCount });
+  }
+
+  // ---------------------------------------------------------------- messages in
+
+  /**
+   * Process one peer message. Malformed, misaddressed or out-of-place messages
+   * are dropped (returns false); the core never throws on peer input.
+   */
+  step(m: Message): boolean {
+    if (m.to !== this.id || m.from === this.id) return false;
+    if (m.term > this.term) {
+      if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+        // §4.2.3 / §9.6: while we hear from a leader, a vote request (from a
+        // removed or partitioned server) must neither disrupt us nor be granted.
+        if (m.context !== TRANSFER_CONTEXT && this.inLease()) return true;
+      }
+      if (m.type === 'MsgPreVote') {
+        // A pre-vote never changes our term.
+      } else if (m.type === 'MsgPreVoteResp' && !m.reject) {
+        // Granted pre-votes carry the term we asked about.
+      } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, null);
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
+        // A stale leader (§6.2 / §9.6): tell it our term so it steps down;
+        // without pre-vote a term bump would do that for us.
+        this.respond(m, 'MsgAppResp', {});
+      } else if (m.type === 'MsgPreVote') {
+        this.send('MsgPreVoteResp', m.from, { reject: true });
+      }
+      return true;
+    }
+
+    if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
+      this.handleVoteRequest(m);
+      return true;
+    }
+    switch (this.role) {
+      case 'leader':
+        return this.stepLeader(m);
+      case 'candidate':
+      case 'preCandidate':
+        return this.stepCandidate(m);
+      case 'follower':
+        return this.stepFollower(m);
+    }
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const isPre = m.type === 'MsgPreVote';
+    // §5.2: one vote per term; §9.6: a pre-vote for a later term is not a vote.
+    const canVote =
+      this.vote === m.from || (this.vote === null && this.lead === null) || (isPre && m.term > this.term);
+    const forced = m.context === TRANSFER_CONTEXT;
+    // The in-lease check applies to every grant, not only higher-term ones: a
+    // stray higher-term response may have moved us to a new term with no leader
+    // moments after we acknowledged the old one.
+    const grant = canVote && (forced || !this.inLease()) && this.log.isUpToDate(m.index, m.logTerm);
+    const respType: MessageType = isPre ? 'MsgPreVoteResp' : 'MsgVoteResp';
+    if (grant) {
+      this.send(respType, m.from, { term: isPre ? m.term : this.term });
+      if (!isPre) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send(respType, m.from, { reject: true });
+    }
+  }
+
+  private stepCandidate(m: Message): boolean {
+    switch (m.type) {
+      case 'MsgApp':
+      case 'MsgHeartbeat':
+      case 'MsgSnap':
+        // §5.2: a leader of our term exists.
+        this.becomeFollower(m.term, m.from);
+        return this.stepFollower(m);
+      case 'MsgPreVoteResp':
+      case 'MsgVoteResp': {
+        const mine = this.role === 'preCandidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
+        if (m.type !== mine) return false;
+        // A grant counts only for the term we are asking about now.
+        const granted = !m.reject && m.term === (this.role === 'preCandidate' ? this.term + 1 : this.term);
+        const r = this.poll(m.from, granted);
+        if (r === 'won') {
+          if (this.role === 'preCandidate') this.campaign('election');
+          else this.becomeLeaderAndBroadcast();
+        } else if (r === 'lost') {
+          this.becomeFollower(this.term, null);
+        }
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  private heardFromLeader(m: Message): boolean {
+    if (this.lead !== null && this.lead !== m.from) return false; // two leaders in one term: not from a correct peer
+    this.lead = m.from;
+    this.electionElapsed = 0;
+    this.leaseElapsed = 0;
+    return true;
+  }
+
+  private stepFollower(m: Message): boolean {
+    switch (m.type) {
+      case 'MsgApp':
+        if (!this.heardFromLeader(m)) return false;
+        this.handleAppend(m);
+        return true;
+      case 'MsgHeartbeat':
+        if (!this.heardFromLeader(m)) return false;
+        this.log.commitTo(m.commit);
+        this.respond(m, 'MsgHeartbeatResp', { context: m.context });
+        return true;
+      case 'MsgSnap':
+        if (!this.heardFromLeader(m)) return false;
+        this.handleSnapshotChunk(m, m.snapshot!);
+        return true;
+      case 'MsgTimeoutNow':
+        // §3.10: start an election at once, skipping pre-vote; voters grant
+        // despite their lease because the leader asked for it.
+        if (m.from !== this.lead || !this.promotable()) return false;
+        this.campaign('transfer');
+        return true;
+      case 'MsgReadIndexResp':
+        if (m.from !== this.lead) return false;
+        this.readStates.push({ index: m.index, context: m.context! });
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  private handleAppend(m: Message): void {
+    if (m.index < this.log.committed) {
+      this.respond(m, 'MsgAppResp', { index: this.log.committed });
+      return;
+    }
+    const ents = m.entries ?? [];
+    const r = this.log.maybeAppend(m.index, m.logTerm, ents);
+    if (r !== undefined) {
+      if (r.writtenFrom > 0) {
+        const written = ents.slice(r.writtenFrom - (m.index + 1));
+        let changed = this.membership.truncateFrom(r.writtenFrom);
+        changed = this.membership.appendEntries(written) || changed;
+        if (changed) this.tracker.setConf(this.membership.current, this.log.lastIndex());
+      }
+      this.log.commitTo(Math.min(m.commit, r.lastNewIndex));
+      this.respond(m, 'MsgAppResp', { index: r.lastNewIndex });
+      return;
+    }
+    // §5.3 fast back-tracking: point the leader at the last index that can
+    // still match, given the term it expected at m.index.
+    let hint = Math.min(m.index, this.log.lastIndex());
+    hint = this.log.findConflictByTerm(hint, m.logTerm);
+    this.respond(m, 'MsgAppResp', {
+      index: m.index,
+      reject: true,
+      rejectHint: hint,
+      logTerm: this.log.term(hint) ?? 0,
+    });
+  }
+
+  private handleSnapshotChunk(m: Message, c: SnapshotChunk): void {
+    const md = c.metadata;
+    if (md.index <= this.log.committed) {
+      this.snapReceipt = undefined;
+      this.respond(m, 'MsgAppResp', { index: this.log.committed });
+      return;
+    }
+    let rc = this.snapReceipt;
+    if (rc === undefined || rc.index !== md.index || rc.term !== md.term || rc.chunks !== c.chunks) {
+      if (c.chunk !== 0) {
+        this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: 0 });
+        return;
+      }
+      rc = this.snapReceipt = { index: md.index, term: md.term, chunks: c.chunks, parts: [] };
+    }
+    if (c.chunk === rc.parts.length) rc.parts.push(c.data);
+    if (rc.parts.length < rc.chunks) {
+      // Acknowledge how many chunks we hold in order; a gap makes the leader go back.
+      this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: rc.parts.length });
+      return;
+    }
+    this.snapReceipt = undefined;
+    const snap: Snapshot = { metadata: md, data: concat(rc.parts) };
+    if (this.restore(snap)) this.respond(m, 'MsgAppResp', { index: this.log.lastIndex() });
+    else this.respond(m, 'MsgAppResp', { index: this.log.committed });
+  }
+
+  /** §7 InstallSnapshot receiver: keep a matching log suffix, else replace the log. */
+  private restore(s: Snapshot): boolean {
+    const md = s.metadata;
+    if (md.index <= this.log.committed) return false;
+    if (this.log.matchTerm(md.index, md.term)) {
+      this.log.commitTo(md.index);
+      return false;
+    }
+    this.log.restore(s);
+    this.membership.reset(md.index, md.confState);
+    this.tracker.setConf(this.membership.current, this.log.lastIndex());
+    return true;
+  }
+
+  private stepLeader(m: Message): boolean {
+    if (m.type === 'MsgReadIndex') {
+      if (!this.tracker.progress.has(m.from)) return false;
+      this.handleReadIndexRequest(m.from, m.context!);
+      return true;
+    }
+    const pr = this.tracker.progress.get(m.from);
+    if (pr === undefined) return false; // responses only count from members
+    if (m.type !== 'MsgAppResp' && m.type !== 'MsgHeartbeatResp' && m.type !== 'MsgSnapResp') return false;
+    if (m.tick > pr.ackTick && m.tick <= this.tickCount) pr.ackTick = m.tick;
+    switch (m.type) {
+      case 'MsgAppResp':
+        this.handleAppendResponse(m, pr);
+        break;
+      case 'MsgHeartbeatResp':
+        this.handleHeartbeatResponse(m, pr);
+        break;
+      case 'MsgSnapResp':
+        this.handleSnapshotResponse(m, pr);
+        break;
+    }
+    return true;
+  }
+
+  private handleAppendResponse(m: Message, pr: Progress): void {
+    if (m.reject) {
+      let next = m.rejectHint;
+      if (m.logTerm > 0) next = this.log.findConflictByTerm(m.rejectHint, m.logTerm);
+      if (pr.state !== 'snapshot' && pr.maybeDecrTo(m.index, next)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    if (m.index > this.log.lastIndex()) return; // acknowledges entries we never sent
+    const wasPaused = pr.isPaused();
+    if (pr.maybeUpdate(m.index)) {
+      if (pr.state === 'probe') {
+        pr.becomeReplicate();
+      } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      } else if (pr.state === 'replicate') {
+        pr.inflights.freeLE(m.index);
+      }
+      if (this.maybeCommit()) {
+        if (this.role !== 'leader') return; // committed our own removal and stepped down
+        this.bcastAppend();
+      } else if (wasPaused) {
+        this.sendAppend(m.from);
+      }
+      // Pipelining: keep the window full.
+      while (this.maybeSendAppend(m.from, false)) {
+        /* sent one more */
+      }
+      if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+    }
+  }
+
+  private handleHeartbeatResponse(m: Message, pr: Progress): void {
+    pr.probeSent = false;
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+    if (pr.state === 'snapshot') this.snapshotStalled(m.from, pr);
+    else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+
+    if (m.context === undefined || this.cfg.readOnlyOption !== 'safe') return;
+    const acks = this.readOnly.recvAck(m.from, m.context);
+    if (acks === undefined || voteResult(this.tracker.voters, acks) !== 'won') return;
+    for (const r of this.readOnly.advance(m.context)) this.respondRead(r.from, r.index, r.context);
+  }
+
+  private handleSnapshotResponse(m: Message, pr: Progress): void {
+    if (pr.state !== 'snapshot' || m.index !== pr.pendingSnapshot) return;
+    const got = Math.min(m.rejectHint, pr.snapChunks);
+    if (got > pr.snapAcked) {
+      pr.snapAcked = got;
+      pr.snapLastProgressTick = this.tickCount;
+      if (pr.snapNext < got) pr.snapNext = got;
+    } else if (got < pr.snapNext) {
+      pr.snapNext = got; // a gap or a restarted follower: go back
+      pr.snapAcked = got;
+    }
+    this.sendSnapshotChunks(m.from, pr);
+  }
+
+  /** A heartbeat answered while a snapshot transfer shows no progress: resend, or give up and re-probe. */
+  private snapshotStalled(to: NodeId, pr: Progress): void {
+    const idle = this.tickCount - pr.snapLastProgressTick;
+    if (idle >= 2 * this.cfg.electionTick) {
+      pr.becomeProbe();
+      this.sendAppend(to);
+    } else if (idle >= 2 * this.cfg.heartbeatTick && this.tickCount - pr.snapStartTick >= 2 * this.cfg.heartbeatTick) {
+      pr.snapStartTick = this.tickCount;
+      pr.snapNext = pr.snapAcked;
+      this.sendSnapshotChunks(to, pr);
+    }
+  }
+
+  /** §5.3, §5.4.2: commit the quorum's match index only if it is of the current term. */
+  private maybeCommit(): boolean {
+    const mci = quorumValue(this.tracker.voters, (id) => this.tracker.progress.get(id)?.match ?? 0, 0);
+    if (mci <= this.log.committed || this.log.term(mci) !== this.term) return false;
+    this.log.commitTo(mci);
+    this.afterCommit();
+    return true;
+  }
+
+  private afterCommit(): void {
+    if (this.pendingReadIndex.length > 0) {
+      const queued = this.pendingReadIndex;
+      this.pendingReadIndex = [];
+      for (const r of queued) this.handleReadIndexRequest(r.from, r.context);
+    }
+    if (!this.tracker.isVoter(this.id) && this.membership.currentIndex <= this.log.committed) {
+      this.stepDownRemoved();
+    }
+  }
+
+  /**
+   * Thesis §4.2.2: a leader that is not in the new configuration manages the
+   * cluster until that configuration is committed, then steps down. It hands
+   * over to the most up-to-date voter at once instead of waiting for a timeout.
+   */
+  private stepDownRemoved(): void {
+    this.bcastAppend();
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const id of this.tracker.voters) {
+      const pr = this.tracker.progress.get(id)!;
+      if (pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best !== null && bestMatch === this.log.lastIndex()) this.sendTimeoutNow(best);
+    this.becomeFollower(this.term, null);
+  }
+
+  // ---------------------------------------------------------------- local requests
+
+  private refuse(reason: RefusalReason): Refusal {
+    return { ok: false, reason, leader: this.lead };
+  }
+
+  private leaderRefusal(): Refusal | undefined {
+    if (this.role !== 'leader') return this.refuse(this.lead === null ? 'noLeader' : 'notLeader');
+    if (this.leadTransferee !== null) return this.refuse('transferring');
+    if (!this.tracker.progress.has(this.id)) return this.refuse('notMember');
+    return undefined;
+  }
+
+  private appendEntries(items: readonly { type: EntryType; data: Uint8Array }[]): number {
+    let index = this.log.lastIndex();
+    const ents: Entry[] = new Array(items.length);
+    for (let i = 0; i < items.length; i++) {
+      ents[i] = { term: this.term, index: ++index, type: items[i]!.type, data: items[i]!.data };
+    }
+    this.log.append(ents);
+    if (this.membership.appendEntries(ents)) {
+      this.tracker.setConf(this.membership.current, index);
+      if (this.leadTransferee !== null && !this.tracker.isVoter(this.leadTransferee)) this.leadTransferee = null;
+    }
+    this.tracker.progress.get(this.id)?.maybeUpdate(index);
+    this.maybeCommit();
+    return index;
+  }
+
+  /** Append commands as one batch (one MsgApp per follower). Leader only. */
+  propose(data: readonly Uint8Array[]): ProposeResult {
+    const no = this.leaderRefusal();
+    if (no !== undefined) return no;
+    if (data.length === 0) return { ok: true, index: this.log.lastIndex(), term: this.term };
+    const last = this.appendEntries(data.map((d) => ({ type: 'normal' as const, data: d })));
+    this.bcastAppend();
+    return { ok: true, index: last, term: this.term };
+  }
+
+  /** Thesis §4.1: one change at a time, only after the previous one is applied. */
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    const no = this.leaderRefusal();
+    if (no !== undefined) return no;
+    if (this.pendingConfIndex > this.log.applied) return this.refuse('confChangePending');
+    if (typeof applyConfChange(this.membership.current, cc) === 'string') return this.refuse('invalidConfChange');
+    const index = this.appendEntries([{ type: 'confChange', data: encodeConfChange(cc) }]);
+    this.pendingConfIndex = index;
+    if (this.role === 'leader') this.bcastAppend();
+    return { ok: true, index, term: this.term };
+  }
+
+  /**
+   * Thesis §6.4 ReadIndex. The answer arrives later as a ReadState with the
+   * same context (unique per request); a leader change drops pending requests,
+   * and the caller retries.
+   */
+  readIndex(context: string): RequestResult {
+    if (this.role === 'leader') {
+      this.handleReadIndexRequest(this.id, context);
+      return { ok: true };
+    }
+    if (this.lead === null || this.role !== 'follower') return this.refuse('noLeader');
+    this.send('MsgReadIndex', this.lead, { context });
+    return { ok: true };
+  }
+
+  private handleReadIndexRequest(from: NodeId, context: string): void {
+    const voters = this.tracker.voters;
+    if (voters.length === 1 && voters[0] === this.id) {
+      this.respondRead(from, this.log.committed, context);
+      return;
+    }
+    // Step 1: our commit index is only known to be current once we committed in our term.
+    if (this.log.term(this.log.committed) !== this.term) {
+      this.pendingReadIndex.push({ from, context });
+      return;
+    }
+    if (this.cfg.readOnlyOption === 'leaseBased' && this.leaseValidUntil() !== null) {
+      this.respondRead(from, this.log.committed, context); // thesis §6.4.1
+      return;
+    }
+    // Steps 2–3: confirm we are still leader with a heartbeat round.
+    if (!this.readOnly.add(this.log.committed, context, from)) return;
+    this.readOnly.recvAck(this.id, context);
+    this.bcastHeartbeat(context);
+  }
+
+  private respondRead(from: NodeId, index: number, context: string): void {
+    if (from === this.id) this.readStates.push({ index, context });
+    else this.send('MsgReadIndexResp', from, { index, context });
+  }
+
+  /** Thesis §3.10 leadership transfer. */
+  transferLeadership(to: NodeId): RequestResult {
+    if (this.role !== 'leader') return this.refuse(this.lead === null ? 'noLeader' : 'notLeader');
+    if (to === this.id) return { ok: true };
+    if (!this.tracker.isVoter(to)) return this.refuse('invalidTarget');
+    if (this.leadTransferee === to) return { ok: true };
+    // Abort after an election timeout, counted from now.
+    this.electionElapsed = 0;
+    this.leadTransferee = to;
+    const pr = this.tracker.progress.get(to)!;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to); // catch the target up first
+    return { ok: true };
+  }
+
+  pendingReadCount(): number {
+    return this.readOnly.size + this.pendingReadIndex.length;
+  }
+
+  /** Drop knowledge of configurations before the compacted prefix. */
+  compactMembership(): void {
+    this.membership.compactTo(this.log.firstIndex() - 1);
+  }
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  let n = 0;
+  for (const p of parts) n += p.byteLength;
+  const out = new Uint8Array(n);
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+export type { PendingRead };

@@ -1,0 +1,94 @@
+import { MESSAGE_TYPES, type Entry, type Message, type MessageType } from '../types.js';
+
+/** Why a peer message was refused by validateMessage. */
+export class InvalidMessage extends Error {
+  override readonly name = 'InvalidMessage';
+}
+
+const TYPES: ReadonlySet<string> = new Set(MESSAGE_TYPES);
+const ENTRY_TYPES: ReadonlySet<string> = new Set(['normal', 'confChange', 'noop']);
+
+function isIndex(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 256;
+}
+
+function checkEntry(e: unknown): string | undefined {
+  if (typeof e !== 'object' || e === null) return 'entry is not an object';
+  const x = e as Record<string, unknown>;
+  if (!isIndex(x['term']) || !isIndex(x['index']) || x['index'] === 0) return 'entry term/index invalid';
+  if (typeof x['type'] !== 'string' || !ENTRY_TYPES.has(x['type'])) return 'entry type invalid';
+  if (!(x['data'] instanceof Uint8Array)) return 'entry data is not a Uint8Array';
+  return undefined;
+}
+
+function checkConfState(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const c = v as Record<string, unknown>;
+  return Array.isArray(c['voters']) && c['voters'].every(isId) && Array.isArray(c['learners']) && c['learners'].every(isId);
+}
+
+function checkChunk(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return 'snapshot is not an object';
+  const c = v as Record<string, unknown>;
+  const md = c['metadata'] as Record<string, unknown> | null | undefined;
+  if (typeof md !== 'object' || md === null) return 'snapshot metadata missing';
+  if (!isIndex(md['index']) || !isIndex(md['term']) || md['index'] === 0) return 'snapshot index/term invalid';
+  if (!checkConfState(md['confState'])) return 'snapshot confState invalid';
+  if (!isIndex(c['chunks']) || c['chunks'] === 0 || !isIndex(c['chunk']) || c['chunk'] >= c['chunks']) {
+    return 'snapshot chunk numbering invalid';
+  }
+  if (!(c['data'] instanceof Uint8Array)) return 'snapshot data is not a Uint8Array';
+  return undefined;
+}
+
+/**
+ * Check that an untrusted value is a well-formed Message: known type,
+ * non-empty ids, non-negative integer numbers, well-formed entries (contiguous
+ * from index + 1 for MsgApp) and snapshot chunks. The core runs this on every
+ * step(); a transport can run it right after decoding.
+ */
+export function validateMessage(v: unknown): Message | InvalidMessage {
+  const why = check(v);
+  return why === undefined ? (v as Message) : new InvalidMessage(why);
+}
+
+function check(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null) return 'message is not an object';
+  const m = v as Record<string, unknown>;
+  const type = m['type'];
+  if (typeof type !== 'string' || !TYPES.has(type)) return `unknown message type ${String(type)}`;
+  if (!isId(m['from']) || !isId(m['to'])) return 'from/to must be non-empty strings';
+  for (const k of ['term', 'logTerm', 'index', 'commit', 'rejectHint', 'tick'] as const) {
+    if (!isIndex(m[k])) return `${k} must be a non-negative integer`;
+  }
+  if (typeof m['reject'] !== 'boolean') return 'reject must be a boolean';
+  if (m['context'] !== undefined && typeof m['context'] !== 'string') return 'context must be a string';
+  const entries = m['entries'];
+  if (entries !== undefined) {
+    if (!Array.isArray(entries)) return 'entries must be an array';
+    let expect = (m['index'] as number) + 1;
+    let prevTerm = m['logTerm'] as number;
+    for (const e of entries) {
+      const bad = checkEntry(e);
+      if (bad !== undefined) return bad;
+      const x = e as Entry;
+      // §5.3: appended entries are consecutive and their terms never decrease
+      // nor exceed the sender's term.
+      if (x.index !== expect || x.term < prevTerm || x.term > (m['term'] as number)) return 'entries not contiguous';
+      expect++;
+      prevTerm = x.term;
+    }
+  }
+  if (m['snapshot'] !== undefined) {
+    const bad = checkChunk(m['snapshot']);
+    if (bad !== undefined) return bad;
+  }
+  const t = type as MessageType;
+  if (t === 'MsgSnap' && m['snapshot'] === undefined) return 'MsgSnap without snapshot';
+  if ((t === 'MsgReadIndex' || t === 'MsgReadIndexResp') && m['context'] === undefined) return `${t} without context`;
+  return undefined;
+}

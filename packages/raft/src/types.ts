@@ -1,0 +1,170 @@
+// Wire and storage types of the Raft core. Every type here is a plain object
+// (strings, numbers, booleans, arrays, Uint8Array) so a transport can encode
+// it as JSON, base64-ing the Uint8Array fields.
+
+/** A server's name, e.g. "n1". Never the empty string. */
+export type NodeId = string;
+
+/**
+ * normal: an opaque application command.
+ * confChange: a JSON-encoded ConfChange (see membership.ts); takes effect when
+ *   appended to a log (thesis §4.1), not when committed.
+ * noop: appended by every new leader so it can commit entries of earlier terms
+ *   (§5.4.2, §8 "a leader must have committed an entry from its term").
+ */
+export type EntryType = 'normal' | 'confChange' | 'noop';
+
+export interface Entry {
+  readonly term: number;
+  readonly index: number;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** What must be durable before any message of the same Ready is sent (§5.1 Figure 2 "persistent state"). */
+export interface HardState {
+  readonly term: number;
+  readonly vote: NodeId | null;
+  readonly commit: number;
+}
+
+/** Single-server membership (thesis §4.1): voters elect and commit, learners only receive the log. */
+export interface ConfState {
+  readonly voters: readonly NodeId[];
+  readonly learners: readonly NodeId[];
+}
+
+export interface SnapshotMetadata {
+  readonly index: number;
+  readonly term: number;
+  /** The configuration in force at `index`. */
+  readonly confState: ConfState;
+}
+
+export interface Snapshot {
+  readonly metadata: SnapshotMetadata;
+  readonly data: Uint8Array;
+}
+
+/** One piece of a snapshot in flight (thesis §5.3 InstallSnapshot, sent in chunks). */
+export interface SnapshotChunk {
+  readonly metadata: SnapshotMetadata;
+  /** 0-based chunk number. */
+  readonly chunk: number;
+  /** Total number of chunks (≥ 1). */
+  readonly chunks: number;
+  readonly data: Uint8Array;
+}
+
+export const MESSAGE_TYPES = [
+  'MsgApp',
+  'MsgAppResp',
+  'MsgVote',
+  'MsgVoteResp',
+  'MsgPreVote',
+  'MsgPreVoteResp',
+  'MsgHeartbeat',
+  'MsgHeartbeatResp',
+  'MsgSnap',
+  'MsgSnapResp',
+  'MsgReadIndex',
+  'MsgReadIndexResp',
+  'MsgTimeoutNow',
+] as const;
+
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/**
+ * One Raft message. Field meaning depends on `type`:
+ *
+ * | type | index | logTerm | commit | reject/rejectHint |
+ * | --- | --- | --- | --- | --- |
+ * | MsgApp | index of the entry before `entries` | its term | leader commit | – |
+ * | MsgAppResp | last index appended, or the rejected MsgApp's index | hint term on reject | – | conflict hint index |
+ * | MsgVote/MsgPreVote | candidate's last index | its term | – | – |
+ * | MsgHeartbeat | – | – | min(match, commit) | – |
+ * | MsgSnapResp | snapshot index | – | – | rejectHint = chunks received |
+ * | MsgReadIndexResp | read index | – | – | – |
+ *
+ * `tick` is the leader's own tick count when it sent MsgApp/MsgHeartbeat/MsgSnap;
+ * followers echo it back so the leader can date its check-quorum lease by the
+ * *send* time of the round a quorum acknowledged.
+ */
+export interface Message {
+  readonly type: MessageType;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly logTerm: number;
+  readonly index: number;
+  readonly commit: number;
+  readonly reject: boolean;
+  readonly rejectHint: number;
+  readonly tick: number;
+  readonly entries?: readonly Entry[];
+  readonly snapshot?: SnapshotChunk;
+  /** ReadIndex request id, or "transfer" on a vote forced by MsgTimeoutNow. */
+  readonly context?: string;
+}
+
+export type Role = 'follower' | 'preCandidate' | 'candidate' | 'leader';
+
+export interface SoftState {
+  readonly leader: NodeId | null;
+  readonly role: Role;
+}
+
+/** A linearizable read point: once the state machine has applied `index`, a read for `context` may be served (thesis §6.4). */
+export interface ReadState {
+  readonly index: number;
+  readonly context: string;
+}
+
+/**
+ * Work the driver must do, in this order (etcd's Ready contract):
+ *  1. persist `snapshot` (if any), then `entries` and `hardState` — atomically and durably;
+ *  2. only then send `messages` (votes and acknowledgements promise durable state);
+ *  3. apply `snapshot` (if any) to the state machine, then `committedEntries` in order;
+ *  4. serve `readStates` once the applied index reaches each one's index;
+ *  5. call `advance(ready)`.
+ * Nothing in a Ready may be acted on out of this order, and no other Ready is
+ * produced before `advance`.
+ */
+export interface Ready {
+  /** Present when leader or role changed; volatile, never persisted. */
+  readonly softState?: SoftState;
+  /** Present when term, vote or commit changed. */
+  readonly hardState?: HardState;
+  /** Entries to append; entries already stored at or after entries[0].index must be discarded first. */
+  readonly entries: readonly Entry[];
+  /** A snapshot received from the leader, to persist (replacing the log) and to restore the state machine from. */
+  readonly snapshot?: Snapshot;
+  readonly committedEntries: readonly Entry[];
+  readonly messages: readonly Message[];
+  readonly readStates: readonly ReadState[];
+  /** True when hardState term/vote or entries changed, i.e. an fsync is required before sending. */
+  readonly mustSync: boolean;
+}
+
+export type ConfChangeType = 'addVoter' | 'addLearner' | 'removeNode';
+
+/** One membership change (thesis §4.1 single-server change). addVoter on a learner promotes it. */
+export interface ConfChange {
+  readonly type: ConfChangeType;
+  readonly nodeId: NodeId;
+}
+
+/** Why the core refused a local request. */
+export type RefusalReason =
+  | 'notLeader'
+  | 'noLeader'
+  | 'transferring'
+  | 'confChangePending'
+  | 'invalidConfChange'
+  | 'notMember'
+  | 'invalidTarget';
+
+export type Refusal = { readonly ok: false; readonly reason: RefusalReason; readonly leader: NodeId | null };
+
+export type ProposeResult = { readonly ok: true; readonly index: number; readonly term: number } | Refusal;
+export type RequestResult = { readonly ok: true } | Refusal;

@@ -1,0 +1,54 @@
+// Deep simulation sweeps: `npm run sim -- --seeds N --steps M [--start S] [--seed X] [--trace]`.
+// Prints progress, seeds/s and, for each failure, its seed and a readable trace
+// (a failing seed is re-run with tracing; the run is deterministic).
+
+import { runSimulation } from './simulator.js';
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i < 0) return dflt;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`--${name} needs a non-negative integer`);
+  return v;
+}
+
+const single = process.argv.includes('--seed');
+const start = single ? arg('seed', 1) : arg('start', 1);
+const seeds = single ? 1 : arg('seeds', 1000);
+const steps = arg('steps', 2000);
+const maxFailures = arg('max-failures', 5);
+const forceTrace = process.argv.includes('--trace');
+
+const t0 = performance.now();
+let failures = 0;
+let lastReport = t0;
+let messages = 0;
+let acked = 0;
+for (let seed = start; seed < start + seeds; seed++) {
+  const r = runSimulation({ seed, steps, trace: forceTrace });
+  messages += r.stats.messages;
+  acked += r.stats.acked;
+  if (!r.ok || forceTrace) {
+    const traced = r.trace !== undefined ? r : runSimulation({ seed, steps, trace: true });
+    if (!r.ok) {
+      failures++;
+      console.log(`\nFAIL seed ${seed}: ${r.error}`);
+    }
+    console.log((traced.trace ?? []).join('\n'));
+    if (!r.ok) console.log(`FAIL seed ${seed} (replay: npm run sim -- --seed ${seed} --steps ${steps})`);
+    if (failures >= maxFailures) break;
+  }
+  const now = performance.now();
+  if (now - lastReport > 10_000) {
+    lastReport = now;
+    const done = seed - start + 1;
+    console.log(`… ${done}/${seeds} seeds, ${(done / ((now - t0) / 1000)).toFixed(1)} seeds/s, ${failures} failures`);
+  }
+}
+const secs = (performance.now() - t0) / 1000;
+const done = Math.min(seeds, seeds);
+console.log(
+  `seeds ${start}..${start + done - 1}: ${done} seeds x ${steps} steps in ${secs.toFixed(1)} s = ` +
+    `${(done / secs).toFixed(1)} seeds/s; ${messages} messages, ${acked} acknowledged writes; ${failures} failures`,
+);
+process.exitCode = failures > 0 ? 1 : 0;

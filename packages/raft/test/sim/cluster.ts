@@ -1,0 +1,213 @@
+// A driver for N in-memory Raft servers, shared by the scenario tests, the
+// randomized simulator and the benchmark. It follows the Ready contract
+// exactly: persist (atomically) → send → apply → advance.
+
+import { RawNode, type Entry, type Message, type RaftConfig, type Ready, type ReadState } from '../../src/index.js';
+import { MemoryNetwork, MemoryStorage } from '../../src/testing/index.js';
+import { Prng } from './prng.js';
+
+export type RaftOptions = Partial<Omit<RaftConfig, 'id' | 'storage' | 'random'>>;
+
+export interface ClusterOptions {
+  /** Initial voters (bootstrap configuration). */
+  readonly voters: readonly string[];
+  readonly seed?: number;
+  readonly raft?: RaftOptions;
+  /** Take a snapshot every N applied entries (0: never). */
+  readonly snapshotEvery?: number;
+  /** Entries kept before the snapshot index when compacting. */
+  readonly compactKeep?: number;
+  /** Filler bytes in snapshots so they span several chunks. */
+  readonly snapshotPad?: number;
+  /** Keep every applied command per node (scenario tests). */
+  readonly keepApplied?: boolean;
+}
+
+/** Observers the simulator's invariant checker plugs in. */
+export interface ClusterHooks {
+  beforePersist?(n: SimNode, rd: Ready): void;
+  afterPersist?(n: SimNode, rd: Ready): void;
+  onApply?(n: SimNode, e: Entry): void;
+  onRestore?(n: SimNode, index: number, hash: number): void;
+  onReadState?(n: SimNode, rs: ReadState): void;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function text(s: string): Uint8Array {
+  return encoder.encode(s);
+}
+
+export function untext(b: Uint8Array): string {
+  return decoder.decode(b);
+}
+
+/** FNV-1a over the entry, chained: the state machine's whole state is this hash. */
+export function mixHash(h: number, e: Entry): number {
+  let x = (h ^ e.index) >>> 0;
+  x = Math.imul(x, 16777619) >>> 0;
+  x = (x ^ e.term) >>> 0;
+  x = Math.imul(x, 16777619) >>> 0;
+  const d = e.data;
+  for (let i = 0; i < d.length; i++) x = Math.imul(x ^ d[i]!, 16777619) >>> 0;
+  return x;
+}
+
+export class SimNode {
+  readonly id: string;
+  storage: MemoryStorage;
+  raw: RawNode | null = null;
+  appliedIndex = 0;
+  hash = 0;
+  applied: string[] = [];
+  readStates: ReadState[] = [];
+  /** Local clock: ticks every `period` time units, first at `phase`. */
+  period = 100;
+  nextTick = 0;
+  readonly random: Prng;
+
+  constructor(id: string, storage: MemoryStorage, random: Prng) {
+    this.id = id;
+    this.storage = storage;
+    this.random = random;
+  }
+
+  get up(): boolean {
+    return this.raw !== null;
+  }
+
+  /** The RawNode; throws when the node is down (test misuse). */
+  get node(): RawNode {
+    if (this.raw === null) throw new Error(`${this.id} is down`);
+    return this.raw;
+  }
+}
+
+export class Cluster {
+  readonly nodes = new Map<string, SimNode>();
+  readonly network: MemoryNetwork;
+  readonly rng: Prng;
+  now = 0;
+  hooks: ClusterHooks = {};
+  readonly opts: ClusterOptions;
+  private readonly raftOpts: RaftOptions;
+
+  constructor(opts: ClusterOptions) {
+    this.opts = opts;
+    this.rng = new Prng(opts.seed ?? 1);
+    this.raftOpts = opts.raft ?? {};
+    this.network = new MemoryNetwork({ random: () => this.rng.next(), now: () => this.now });
+    for (const id of opts.voters) this.add(id, opts.voters);
+    for (const id of opts.voters) this.start(id);
+  }
+
+  /** Create a server's storage: initial members get the bootstrap log, a joining server starts empty. */
+  add(id: string, bootstrap?: readonly string[]): SimNode {
+    const n = new SimNode(id, new MemoryStorage(bootstrap === undefined ? {} : { bootstrap }), this.rng.fork());
+    this.nodes.set(id, n);
+    return n;
+  }
+
+  get(id: string): SimNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  ids(): string[] {
+    return [...this.nodes.keys()];
+  }
+
+  /** Start (or restart after a crash) from durable storage; the state machine is rebuilt from the snapshot. */
+  start(id: string): SimNode {
+    const n = this.get(id);
+    const snap = n.storage.snapshot();
+    n.appliedIndex = snap.metadata.index;
+    n.hash = snap.metadata.index === 0 ? 0 : decodeSnapshot(snap.data).hash;
+    if (this.opts.keepApplied === true) n.applied = snap.metadata.index === 0 ? [] : decodeSnapshot(snap.data).applied;
+    n.readStates = [];
+    n.raw = new RawNode({ ...this.raftOpts, id, storage: n.storage, random: () => n.random.next() });
+    return n;
+  }
+
+  /** Lose everything not saved: the RawNode (unstable entries, unsent messages) and the state machine. */
+  crash(id: string): void {
+    this.get(id).raw = null;
+  }
+
+  deliver(m: Message): boolean {
+    const n = this.nodes.get(m.to);
+    if (n === undefined || n.raw === null) return false;
+    return n.raw.step(m);
+  }
+
+  /** Handle every pending Ready of one node. */
+  flush(id: string): void {
+    const n = this.get(id);
+    while (n.raw !== null && n.raw.hasReady()) this.handleReady(n, n.raw.ready());
+  }
+
+  flushAll(): void {
+    for (const id of this.nodes.keys()) this.flush(id);
+  }
+
+  private handleReady(n: SimNode, rd: Ready): void {
+    const raw = n.raw!;
+    this.hooks.beforePersist?.(n, rd);
+    const update: { hardState?: Ready['hardState']; entries: Ready['entries']; snapshot?: Ready['snapshot'] } = {
+      entries: rd.entries,
+    };
+    if (rd.hardState !== undefined) update.hardState = rd.hardState;
+    if (rd.snapshot !== undefined) update.snapshot = rd.snapshot;
+    n.storage.save(update);
+    this.hooks.afterPersist?.(n, rd);
+    this.network.send(rd.messages);
+    if (rd.snapshot !== undefined) {
+      const s = decodeSnapshot(rd.snapshot.data);
+      n.appliedIndex = rd.snapshot.metadata.index;
+      n.hash = s.hash;
+      if (this.opts.keepApplied === true) n.applied = s.applied;
+      this.hooks.onRestore?.(n, n.appliedIndex, n.hash);
+    }
+    for (const e of rd.committedEntries) {
+      this.hooks.onApply?.(n, e);
+      n.appliedIndex = e.index;
+      n.hash = mixHash(n.hash, e);
+      if (this.opts.keepApplied === true && e.type === 'normal') n.applied.push(untext(e.data));
+    }
+    for (const rs of rd.readStates) {
+      this.hooks.onReadState?.(n, rs);
+      n.readStates.push(rs);
+    }
+    raw.advance(rd);
+    this.maybeSnapshot(n);
+  }
+
+  private maybeSnapshot(n: SimNode): void {
+    const every = this.opts.snapshotEvery ?? 0;
+    if (every <= 0 || n.raw === null) return;
+    const snapIndex = n.storage.snapshot().metadata.index;
+    if (n.appliedIndex - snapIndex < every) return;
+    const cs = n.raw.confStateAt(n.appliedIndex);
+    if (cs === undefined) return;
+    const data = encodeSnapshot(n.hash, this.opts.keepApplied === true ? n.applied : [], this.opts.snapshotPad ?? 0);
+    n.storage.createSnapshot(n.appliedIndex, cs, data);
+    const keep = this.opts.compactKeep ?? 0;
+    if (n.appliedIndex - keep >= n.storage.firstIndex()) n.storage.compact(n.appliedIndex - keep);
+  }
+}
+
+interface SnapshotBody {
+  hash: number;
+  applied: string[];
+}
+
+export function encodeSnapshot(hash: number, applied: string[], pad: number): Uint8Array {
+  return text(JSON.stringify({ hash, applied, pad: 'x'.repeat(pad) }));
+}
+
+export function decodeSnapshot(data: Uint8Array): SnapshotBody {
+  const v = JSON.parse(untext(data)) as SnapshotBody;
+  return { hash: v.hash, applied: v.applied };
+}

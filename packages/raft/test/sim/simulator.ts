@@ -1,0 +1,439 @@
+// Seeded randomized simulation: one seed fixes the cluster shape, the
+// configuration, every clock rate, every fault and every client request, so a
+// failing seed replays exactly. Time is in abstract units; a nominal tick is
+// 100 units and each server's clock runs within ±9–10% of that.
+
+import type { Message, RaftConfig } from '../../src/index.js';
+import { Checker, InvariantViolation } from './checker.js';
+import { Cluster, text, type SimNode } from './cluster.js';
+import { Prng } from './prng.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly steps: number;
+  /** Record a readable event trace (slower; used to replay a failing seed). */
+  readonly trace?: boolean;
+}
+
+export interface SimStats {
+  steps: number;
+  time: number;
+  terms: number;
+  acked: number;
+  reads: number;
+  crashes: number;
+  confChanges: number;
+  snapshotsSent: number;
+  messages: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly trace?: readonly string[];
+  readonly stats: SimStats;
+}
+
+const ELECTION_TICK = 10;
+const TICK = 100;
+const TRACE_LIMIT = 1500;
+
+export function describeMessage(m: Message): string {
+  let s = `${m.type} ${m.from}->${m.to} t${m.term}`;
+  switch (m.type) {
+    case 'MsgApp': {
+      const n = m.entries?.length ?? 0;
+      s += ` prev=${m.index}/${m.logTerm} commit=${m.commit}`;
+      if (n > 0) s += ` ents=[${m.entries![0]!.index}..${m.entries![n - 1]!.index}]`;
+      break;
+    }
+    case 'MsgAppResp':
+      s += m.reject ? ` reject ${m.index} hint=${m.rejectHint}/${m.logTerm}` : ` index=${m.index}`;
+      break;
+    case 'MsgVote':
+    case 'MsgPreVote':
+      s += ` last=${m.index}/${m.logTerm}${m.context === undefined ? '' : ' ' + m.context}`;
+      break;
+    case 'MsgVoteResp':
+    case 'MsgPreVoteResp':
+      s += m.reject ? ' reject' : ' grant';
+      break;
+    case 'MsgHeartbeat':
+      s += ` commit=${m.commit}${m.context === undefined ? '' : ' ctx=' + m.context}`;
+      break;
+    case 'MsgSnap':
+      s += ` snap=${m.snapshot!.metadata.index}/${m.snapshot!.metadata.term} chunk ${m.snapshot!.chunk + 1}/${m.snapshot!.chunks}`;
+      break;
+    case 'MsgSnapResp':
+      s += ` snap=${m.index} got=${m.rejectHint}`;
+      break;
+    case 'MsgReadIndex':
+    case 'MsgReadIndexResp':
+      s += ` ctx=${m.context} index=${m.index}`;
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+class Simulation {
+  readonly rng: Prng;
+  readonly cluster: Cluster;
+  readonly checker: Checker;
+  readonly trace: string[] | undefined;
+  readonly stats: SimStats = {
+    steps: 0,
+    time: 0,
+    terms: 0,
+    acked: 0,
+    reads: 0,
+    crashes: 0,
+    confChanges: 0,
+    snapshotsSent: 0,
+    messages: 0,
+  };
+  private readonly spare: string[] = [];
+  private seq = 0;
+  private readonly flushProbability: number;
+  private readonly actionProbability: number;
+
+  constructor(opts: SimOptions) {
+    this.rng = new Prng(opts.seed);
+    const rng = this.rng;
+    this.trace = opts.trace === true ? [] : undefined;
+    const size = rng.chance(0.5) ? 3 : 5;
+    const voters = Array.from({ length: size }, (_, i) => `n${i + 1}`);
+    for (let i = size + 1; i <= size + 3; i++) this.spare.push(`n${i}`);
+    const raft: Partial<RaftConfig> = {
+      electionTick: ELECTION_TICK,
+      heartbeatTick: rng.pick([1, 2, 3]),
+      preVote: true,
+      checkQuorum: true,
+      readOnlyOption: rng.chance(0.5) ? 'safe' : 'leaseBased',
+      maxClockDrift: 0.1,
+      maxSizePerMsg: rng.pick([1, 64, 256, 1 << 20]),
+      maxInflightMsgs: rng.pick([1, 2, 4, 256]),
+      maxInflightBytes: rng.pick([0, 200, 1 << 20]),
+      snapshotChunkSize: rng.pick([16, 64, 256, 1 << 20]),
+      snapshotChunksInFlight: rng.pick([1, 2, 4]),
+    };
+    this.cluster = new Cluster({
+      voters,
+      seed: rng.u32(),
+      raft,
+      snapshotEvery: rng.pick([0, 4, 10, 30]),
+      compactKeep: rng.pick([0, 1, 5]),
+      snapshotPad: rng.pick([0, 50, 300]),
+    });
+    this.checker = new Checker(this.cluster);
+    for (const n of this.cluster.nodes.values()) this.setClock(n);
+    this.flushProbability = rng.pick([0.5, 0.9, 1]);
+    this.actionProbability = rng.pick([0.02, 0.05, 0.1]);
+    this.setFaults(rng.pick([0, 1, 2]));
+    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}`);
+  }
+
+  private log(s: string): void {
+    if (this.trace === undefined) return;
+    this.trace.push(`${String(this.cluster.now).padStart(7)} ${s}`);
+    if (this.trace.length > TRACE_LIMIT * 2) this.trace.splice(0, this.trace.length - TRACE_LIMIT);
+  }
+
+  private setClock(n: SimNode): void {
+    // Clock-rate skew: periods in [91, 110] keep every pair within the ±10% the lease assumes.
+    n.period = this.rng.range(91, 110);
+    n.nextTick = this.cluster.now + this.rng.range(1, n.period);
+  }
+
+  private setFaults(level: number): void {
+    const f = this.cluster.network.faults;
+    const r = this.rng;
+    if (level === 0) {
+      f.drop = 0;
+      f.duplicate = 0;
+      f.minDelay = 1;
+      f.maxDelay = r.pick([5, 30]);
+    } else if (level === 1) {
+      f.drop = r.pick([0.01, 0.05]);
+      f.duplicate = r.pick([0, 0.02]);
+      f.minDelay = 1;
+      f.maxDelay = r.pick([30, 80]);
+    } else {
+      f.drop = r.pick([0.1, 0.25]);
+      f.duplicate = r.pick([0.05, 0.1]);
+      f.minDelay = r.pick([1, 20]);
+      f.maxDelay = r.pick([150, 400]);
+    }
+    this.log(`faults drop=${f.drop} dup=${f.duplicate} delay=${f.minDelay}..${f.maxDelay}`);
+  }
+
+  private upNodes(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.cluster.nodes.values()) if (n.raw !== null) out.push(n);
+    return out;
+  }
+
+  private leaders(): SimNode[] {
+    return this.upNodes().filter((n) => n.raw!.role === 'leader');
+  }
+
+  /** Process the next event in time: a message delivery or a clock tick. */
+  advance(): void {
+    const c = this.cluster;
+    let next: SimNode | undefined;
+    for (const n of c.nodes.values()) {
+      if (n.raw !== null && (next === undefined || n.nextTick < next.nextTick)) next = n;
+    }
+    const mt = c.network.nextTime();
+    if (mt !== undefined && (next === undefined || mt <= next.nextTick)) {
+      c.now = Math.max(c.now, mt);
+      const m = c.network.popDue(c.now);
+      if (m === undefined) return;
+      this.stats.messages++;
+      if (m.type === 'MsgSnap') this.stats.snapshotsSent++;
+      const accepted = c.deliver(m);
+      if (this.trace !== undefined) this.log(`${accepted ? '' : '(dropped) '}${describeMessage(m)}`);
+      const to = c.nodes.get(m.to);
+      if (to !== undefined && to.raw !== null && this.rng.chance(this.flushProbability)) c.flush(m.to);
+      return;
+    }
+    if (next === undefined) return;
+    c.now = Math.max(c.now, next.nextTick);
+    next.nextTick += next.period;
+    c.flush(next.id);
+    const raw = next.raw!;
+    const before = raw.role;
+    raw.tick();
+    if (this.trace !== undefined && raw.role !== before) this.log(`${next.id} tick: ${before} -> ${raw.role} term ${raw.term}`);
+    if (this.rng.chance(this.flushProbability)) c.flush(next.id);
+  }
+
+  action(): void {
+    const r = this.rng.next();
+    if (r < 0.3) this.propose(1);
+    else if (r < 0.38) this.propose(this.rng.range(2, 6));
+    else if (r < 0.48) this.read();
+    else if (r < 0.54) this.crash();
+    else if (r < 0.62) this.restart();
+    else if (r < 0.68) this.partition();
+    else if (r < 0.72) this.cutLink();
+    else if (r < 0.8) this.heal();
+    else if (r < 0.84) this.setFaults(this.rng.pick([0, 1, 1, 2]));
+    else if (r < 0.89) this.transfer();
+    else if (r < 0.97) this.confChange();
+    else this.campaign();
+  }
+
+  private propose(count: number): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const leaders = this.leaders();
+    const n = leaders.length > 0 && this.rng.chance(0.9) ? this.rng.pick(leaders) : this.rng.pick(up);
+    const data = Array.from({ length: count }, () => text(`c${++this.seq}`));
+    const res = count === 1 ? n.raw!.propose(data[0]!) : n.raw!.proposeBatch(data);
+    if (!res.ok) {
+      this.log(`propose on ${n.id}: refused (${res.reason})`);
+      return;
+    }
+    for (let i = 0; i < count; i++) this.checker.proposed(n.id, res.index - count + 1 + i, res.term, data[i]!);
+    this.log(`propose on ${n.id}: ${count} at ${res.index - count + 1}..${res.index} term ${res.term}`);
+  }
+
+  private read(): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const n = this.rng.pick(up);
+    const ctx = `r${++this.seq}`;
+    const res = n.raw!.readIndex(ctx);
+    if (!res.ok) return;
+    this.checker.pendingReads.set(ctx, { node: n.id, minIndex: this.checker.maxAckedIndex });
+    this.log(`readIndex ${ctx} on ${n.id} (must see >= ${this.checker.maxAckedIndex})`);
+  }
+
+  private crash(): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const n = this.rng.pick(up);
+    this.cluster.crash(n.id);
+    this.stats.crashes++;
+    this.log(`CRASH ${n.id}`);
+  }
+
+  private restart(): void {
+    const down = [...this.cluster.nodes.values()].filter((n) => n.raw === null);
+    if (down.length === 0) return;
+    const n = this.rng.pick(down);
+    this.restartNode(n);
+  }
+
+  private restartNode(n: SimNode): void {
+    this.cluster.start(n.id);
+    this.checker.onRestart(n);
+    this.setClock(n);
+    this.log(`RESTART ${n.id} term=${n.raw!.term} commit=${n.raw!.commitIndex} last=${n.raw!.lastIndex}`);
+  }
+
+  private partition(): void {
+    const ids = this.cluster.ids();
+    const a: string[] = [];
+    const b: string[] = [];
+    for (const id of ids) (this.rng.chance(0.5) ? a : b).push(id);
+    if (a.length === 0 || b.length === 0) return;
+    this.cluster.network.partition(a, b);
+    this.log(`PARTITION [${a.join(',')}] | [${b.join(',')}]`);
+  }
+
+  private cutLink(): void {
+    const ids = this.cluster.ids();
+    const from = this.rng.pick(ids);
+    const to = this.rng.pick(ids);
+    if (from === to) return;
+    this.cluster.network.cutLink(from, to);
+    this.log(`CUT ${from} -> ${to}`);
+  }
+
+  private heal(): void {
+    this.cluster.network.heal();
+    this.log('HEAL');
+  }
+
+  private transfer(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const l = this.rng.pick(leaders);
+    const voters = l.raw!.config.voters.filter((v) => v !== l.id);
+    if (voters.length === 0) return;
+    const to = this.rng.pick(voters);
+    const res = l.raw!.transferLeadership(to);
+    this.log(`transfer ${l.id} -> ${to}: ${res.ok ? 'started' : res.reason}`);
+  }
+
+  private campaign(): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const n = this.rng.pick(up);
+    const res = n.raw!.campaign();
+    this.log(`campaign ${n.id}: ${res.ok ? 'ok' : res.reason}`);
+  }
+
+  private confChange(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const l = this.rng.pick(leaders);
+    const conf = l.raw!.config;
+    const r = this.rng.next();
+    let cc: { type: 'addVoter' | 'addLearner' | 'removeNode'; nodeId: string } | undefined;
+    let fresh = false;
+    if (r < 0.3 && this.spare.length > 0) {
+      cc = { type: 'addLearner', nodeId: this.spare[0]! };
+      fresh = true;
+    } else if (r < 0.55 && conf.learners.length > 0) {
+      cc = { type: 'addVoter', nodeId: this.rng.pick(conf.learners) };
+    } else if (r < 0.65 && this.spare.length > 0 && conf.voters.length < 5) {
+      cc = { type: 'addVoter', nodeId: this.spare[0]! };
+      fresh = true;
+    } else if (conf.voters.length > 3 || (conf.learners.length > 0 && r > 0.9)) {
+      const pool = conf.voters.length > 3 ? [...conf.voters, ...conf.learners] : [...conf.learners];
+      cc = { type: 'removeNode', nodeId: this.rng.pick(pool) };
+    }
+    if (cc === undefined) return;
+    const res = l.raw!.proposeConfChange(cc);
+    this.log(`conf change on ${l.id}: ${cc.type} ${cc.nodeId}: ${res.ok ? `at ${res.index}` : res.reason}`);
+    if (!res.ok) return;
+    this.stats.confChanges++;
+    if (fresh) {
+      this.spare.shift();
+      const n = this.cluster.add(cc.nodeId);
+      this.cluster.start(n.id);
+      this.setClock(n);
+    }
+  }
+
+  step(): void {
+    if (this.rng.chance(this.actionProbability)) this.action();
+    else this.advance();
+    this.checker.afterStep();
+  }
+
+  /**
+   * Liveness (§5.2, Figure 2 timing): with the network healed and every server
+   * up, a leader must emerge and a new write must commit and reach every
+   * member within a bounded time.
+   */
+  settle(): void {
+    const c = this.cluster;
+    c.network.heal();
+    this.setFaults(0);
+    for (const n of c.nodes.values()) if (n.raw === null) this.restartNode(n);
+    this.log('SETTLE: healed, all servers up');
+    const deadline = c.now + 60 * ELECTION_TICK * TICK;
+    let final: { node: string; index: number; term: number } | undefined;
+    const data = text('final');
+    let refusal = '';
+    while (c.now < deadline) {
+      this.advance();
+      this.checker.afterStep();
+      const leaders = this.leaders();
+      if (final === undefined) {
+        const l = leaders.find((n) => n.raw!.leader === n.id);
+        if (l !== undefined) {
+          const res = l.raw!.propose(data);
+          if (res.ok) {
+            final = { node: l.id, index: res.index, term: res.term };
+            this.checker.proposed(l.id, res.index, res.term, data);
+            this.log(`SETTLE: final write on ${l.id} at ${res.index}`);
+          } else if (res.reason !== refusal) {
+            refusal = res.reason;
+            this.log(`SETTLE: final write refused by ${l.id}: ${res.reason}`);
+          }
+        }
+        continue;
+      }
+      const e = this.checker.appliedAt(final.index);
+      if (e === undefined) {
+        // The write may have been lost with its leader's term (never acknowledged): propose anew.
+        if (leaders.length > 0 && leaders.every((l) => l.raw!.term !== final!.term)) final = undefined;
+        continue;
+      }
+      if (e.term !== final.term) {
+        final = undefined; // lost to a leader change; try again
+        continue;
+      }
+      const l = leaders[0];
+      if (l === undefined) continue;
+      const members = [...l.raw!.config.voters, ...l.raw!.config.learners].map((id) => c.get(id));
+      if (members.every((m) => m.appliedIndex >= final!.index)) {
+        this.checker.checkAckedAppliedEverywhere(members);
+        return;
+      }
+    }
+    const state = [...c.nodes.values()]
+      .map((n) => {
+        const s = n.raw!.status();
+        return `${n.id}:${s.role} t${s.term} lead=${s.leader} commit=${s.commit} applied=${n.appliedIndex} last=${s.lastIndex} conf=${s.config.voters.join(',')}/${s.config.learners.join(',')}`;
+      })
+      .join('; ');
+    throw new InvariantViolation(`liveness: no committed write within ${60 * ELECTION_TICK} ticks after healing (${state})`);
+  }
+}
+
+export function runSimulation(opts: SimOptions): SimResult {
+  const sim = new Simulation(opts);
+  let error: string | undefined;
+  try {
+    for (let i = 0; i < opts.steps; i++) sim.step();
+    sim.settle();
+  } catch (e) {
+    error = e instanceof Error ? `${e.name}: ${e.message}${e instanceof InvariantViolation ? '' : `\n${e.stack}`}` : String(e);
+  }
+  const s = sim.stats;
+  s.steps = opts.steps;
+  s.time = sim.cluster.now;
+  s.acked = sim.checker.acked.length;
+  s.reads = sim.checker.readsServed;
+  const res: SimResult = { seed: opts.seed, ok: error === undefined, stats: s };
+  const trace = sim.trace === undefined ? {} : { trace: sim.trace.slice(-TRACE_LIMIT) };
+  return error === undefined ? { ...res, ...trace } : { ...res, error, ...trace };
+}
