@@ -1,10 +1,11 @@
 // The admin API seen from outside: stats counters follow traffic, bad input gets a
 // clear 4xx in the one error shape, and nothing invalid reaches the pool.
 import test from 'ava';
+import { request } from 'undici';
 import { adminCall } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
-import type { WeldrNode } from './helpers/node.js';
+import { startNode, type WeldrNode } from './helpers/node.js';
 import type { Origin } from './helpers/origins.js';
 import { fetchVia } from './helpers/routing.js';
 
@@ -29,10 +30,11 @@ interface Stats {
   servers: { id: string; success: number; failed: number }[];
 }
 
+/** GET /stats (totals) and GET /stats/detail (per server) together. */
 const stats = async (): Promise<Stats> => {
-  const res = await adminCall<Stats>(node, 'GET', '/stats');
-  if (res.status !== 200) throw new Error(`GET /stats: ${res.status}`);
-  return res.body;
+  const [totals, detail] = await Promise.all([adminCall<Omit<Stats, 'servers'>>(node, 'GET', '/stats'), adminCall<Stats['servers']>(node, 'GET', '/stats/detail')]);
+  if (totals.status !== 200 || detail.status !== 200) throw new Error(`GET /stats: ${totals.status}, /stats/detail: ${detail.status}`);
+  return { ...totals.body, servers: detail.body };
 };
 
 test.serial('stats count successful and failed requests, in total and per server', async (t) => {
@@ -70,12 +72,12 @@ const badAdds: [string, string][] = [
 
 for (const [name, body] of badAdds) {
   test(`POST /servers with bad input (${name}) is 400 with an error code, and the pool is unchanged`, async (t) => {
-    const before = await adminCall<{ servers: unknown }>(node, 'GET', '/servers');
+    const before = await adminCall<unknown>(node, 'GET', '/servers');
     const res = await adminCall<{ error?: { code?: unknown; message?: unknown } }>(node, 'POST', '/servers', undefined, body);
     t.is(res.status, 400, JSON.stringify(res.body));
     t.is(typeof res.body.error?.code, 'string');
     t.is(typeof res.body.error?.message, 'string');
-    t.deepEqual((await adminCall<{ servers: unknown }>(node, 'GET', '/servers')).body.servers, before.body.servers);
+    t.deepEqual((await adminCall<unknown>(node, 'GET', '/servers')).body, before.body);
   });
 }
 
@@ -89,4 +91,17 @@ test('an unknown admin path is 404 in the error shape', async (t) => {
   const res = await adminCall<{ error?: { code?: unknown } }>(node, 'GET', '/no-such-thing');
   t.is(res.status, 404);
   t.is(typeof res.body.error?.code, 'string');
+});
+
+test('with --admin-token (here from WELDR_ADMIN_TOKEN), writes need the bearer token and reads stay open', async (t) => {
+  const token = 'e2e-token-0123456789abcdef';
+  const secured = await startNode(t, { id: 'n-secured', store: 'memory', env: { WELDR_ADMIN_TOKEN: token } });
+  const body = { ip: '127.0.0.1', port: origin.port };
+  const denied = await adminCall<{ error?: { code?: string } }>(secured, 'POST', '/servers', body);
+  t.true(denied.status === 401 || denied.status === 403, String(denied.status));
+  t.is((await adminCall(secured, 'GET', '/servers')).status, 200);
+  const res = await request(`${secured.adminUrl}/servers`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+  t.is(res.statusCode, 201);
+  await res.body.text();
+  t.false(secured.proc.stdout.includes(token), 'the token is never logged');
 });

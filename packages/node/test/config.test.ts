@@ -113,6 +113,7 @@ const errors: [string, () => string, RegExp][] = [
   ['zero where not allowed', () => loadError(['--origin-response-timeout', '0']), /--origin-response-timeout: must be greater than 0/],
   ['fractional ms', () => loadError(['--origin-response-timeout', '1.5']), /--origin-response-timeout/],
   ['integer out of range', () => loadError(['--max-retries', '11']), /--max-retries: "11" is not a whole number in \[0, 10\]/],
+  ['short admin token', () => loadError([], { WELDR_ADMIN_TOKEN: 'short' }), /WELDR_ADMIN_TOKEN: must be 16 to 4096 printable ASCII characters/],
   ['bad node id', () => loadError(['--id=-x']), /--id: "-x" is not a valid node id/],
   ['peer without id', () => loadError(['--peers', '127.0.0.1:9000']), /--peers: .* id=host:port/],
   ['peer with port 0', () => loadError(['--peers', 'n2=127.0.0.1:0']), /--peers: port 0/],

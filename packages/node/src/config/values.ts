@@ -140,3 +140,10 @@ export function parseInteger(min: number, max: number): (raw: unknown) => number
     return n;
   };
 }
+
+/** A secret: printable ASCII without spaces (it travels in an Authorization header), 16+ characters. */
+export function parseToken(raw: unknown): string {
+  const value = asString(raw, 'a token');
+  if (!/^[\x21-\x7e]{16,4096}$/.test(value)) throw new ValueError('must be 16 to 4096 printable ASCII characters without spaces');
+  return value;
+}

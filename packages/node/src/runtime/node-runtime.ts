@@ -63,7 +63,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
     cleanups.push(unsubscribe);
 
-    const cluster = new SingleNodeCluster(config.id);
+    const cluster = new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
     const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);

@@ -1,29 +1,43 @@
 // The cluster as seen by the admin API while weldr runs as a single node: this node is
-// the only member, the leader, and active from the moment its listeners are up until
-// shutdown begins. The Raft-backed implementation replaces it in the clustering issue.
-
-export type NodeRole = 'active' | 'passive' | 'starting' | 'stopping';
+// the only member and the leader, and active from the moment its listeners are up until
+// shutdown begins. The Raft-backed view replaces it in the clustering issue.
+import type { ClusterInfo } from '@weldr/admin';
+import type { PoolStore } from '@weldr/store';
 
 export class SingleNodeCluster {
-  private role: NodeRole = 'starting';
+  private active = false;
 
-  constructor(readonly nodeId: string) {}
+  constructor(
+    private readonly nodeId: string,
+    private readonly raftAddress: string,
+    private readonly store: PoolStore,
+  ) {}
 
   /** /ready answers 200 only while this is true. */
   isActive(): boolean {
-    return this.role === 'active';
+    return this.active;
   }
 
   activate(): void {
-    this.role = 'active';
+    this.active = true;
   }
 
   /** Shutdown has begun: stop claiming readiness so load balancers in front move away. */
   deactivate(): void {
-    this.role = 'stopping';
+    this.active = false;
   }
 
-  status(): { nodeId: string; role: NodeRole; leaderId: string; members: { id: string; role: NodeRole }[] } {
-    return { nodeId: this.nodeId, role: this.role, leaderId: this.nodeId, members: [{ id: this.nodeId, role: this.role }] };
+  info(): ClusterInfo {
+    // Without Raft there are no terms; every applied command is committed by this node alone.
+    const index = this.store.snapshot().index;
+    return {
+      nodeId: this.nodeId,
+      role: this.active ? 'active' : 'passive',
+      leaderId: this.nodeId,
+      term: 0,
+      commitIndex: index,
+      appliedIndex: index,
+      members: [{ id: this.nodeId, address: this.raftAddress, role: 'voter' }],
+    };
   }
 }
