@@ -1,24 +1,20 @@
 import type { AbstractBatchOptions } from 'abstract-level';
 import { Level } from 'level';
-import type { RequestTableLimits } from '../pool/idempotency.js';
-import { applyCommand } from '../pool/state-machine.js';
-import { initialState, snapshotOf, type PoolState } from '../pool/state.js';
-import type { ApplyResult, CommandEnvelope, PoolCommand, PoolSnapshot, PoolStore, ProposeOptions } from '../pool/types.js';
-import { awaitWithDeadline, prepareEnvelope, stoppedError } from '../stores/proposal.js';
-import { Subscribers, type ListenerErrorHandler } from '../stores/subscribers.js';
+import { initialState, type PoolState } from '../pool/state.js';
+import type { ApplyResult, CommandEnvelope, PoolCommand, ProposeOptions } from '../pool/types.js';
+import { LocalPoolStore, type LocalStoreOptions } from '../stores/local-store.js';
+import { awaitWithDeadline } from '../stores/proposal.js';
 import { fullStateOps, loadState, stateWriteOps, UTF8, type PoolDb } from './layout.js';
 
 export type LevelPoolStoreOptions = (
   | { /** Directory of a LevelDB database, created when missing. */ readonly location: string }
   | { /** An existing database; the store closes it only when closeDb is true. */ readonly db: PoolDb; readonly closeDb?: boolean }
-) & {
-  readonly limits?: RequestTableLimits;
-  readonly onListenerError?: ListenerErrorHandler;
-};
+) &
+  LocalStoreOptions;
 
 // `sync` is declared on ClassicLevel's options, not AbstractLevel's (TOOLCHAIN.md);
-// memory-level ignores it. Without it LevelDB acknowledges a write that a power cut
-// or kill -9 of the OS could still lose.
+// memory-level ignores it. Without it an acknowledged write sits in the OS page cache
+// and a power cut or kernel crash can still lose it.
 const DURABLE: AbstractBatchOptions<string, string> & { sync: boolean } = { ...UTF8, sync: true };
 
 /**
@@ -28,20 +24,17 @@ const DURABLE: AbstractBatchOptions<string, string> & { sync: boolean } = { ...U
  * Proposals run one at a time in arrival order: the next state is computed from the
  * previous one, so interleaving would lose writes.
  */
-export class LevelPoolStore implements PoolStore {
+export class LevelPoolStore extends LocalPoolStore {
   private tail: Promise<unknown> = Promise.resolve();
-  private closed = false;
   private closing: Promise<void> | undefined;
-  private readonly subscribers: Subscribers;
 
   private constructor(
     private readonly db: PoolDb,
     private readonly ownsDb: boolean,
-    private current: PoolState,
-    private readonly limits: RequestTableLimits | undefined,
-    onListenerError: ListenerErrorHandler | undefined,
+    state: PoolState,
+    options: LevelPoolStoreOptions,
   ) {
-    this.subscribers = new Subscribers(onListenerError);
+    super(state, options);
   }
 
   static async open(options: LevelPoolStoreOptions): Promise<LevelPoolStore> {
@@ -54,40 +47,18 @@ export class LevelPoolStore implements PoolStore {
         state = initialState();
         await db.batch(fullStateOps(state), DURABLE);
       }
-      return new LevelPoolStore(db, ownsDb, state, options.limits, options.onListenerError);
+      return new LevelPoolStore(db, ownsDb, state, options);
     } catch (err) {
       if (ownsDb) await db.close().catch(() => undefined);
       throw err;
     }
   }
 
-  /** The full replicated state (for serialisation and tests). */
-  get state(): PoolState {
-    return this.current;
-  }
-
-  snapshot(): PoolSnapshot {
-    return snapshotOf(this.current);
-  }
-
-  subscribe(listener: (snapshot: PoolSnapshot) => void): () => void {
-    return this.subscribers.add(listener);
-  }
-
   async propose(command: PoolCommand, options: ProposeOptions = {}): Promise<ApplyResult> {
-    if (this.closed) throw stoppedError();
-    options.signal?.throwIfAborted();
-    const envelope = prepareEnvelope(command, options);
+    const envelope = this.prepare(command, options);
     const run = this.tail.then(() => this.applyDurably(envelope));
     this.tail = run.catch(() => undefined);
     return awaitWithDeadline(run, options, 'the write');
-  }
-
-  /** Every acknowledged write is already in `current`, so the local snapshot is linearizable. */
-  async linearizableSnapshot(options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<PoolSnapshot> {
-    if (this.closed) throw stoppedError();
-    options.signal?.throwIfAborted();
-    return this.snapshot();
   }
 
   /** Stops accepting proposals, lets queued ones finish, then closes the database. */
@@ -95,20 +66,19 @@ export class LevelPoolStore implements PoolStore {
     this.closed = true;
     this.closing ??= (async () => {
       await this.tail;
-      this.subscribers.clear();
+      this.stopNotifying();
       if (this.ownsDb) await this.db.close();
     })();
     return this.closing;
   }
 
   private async applyDurably(envelope: CommandEnvelope): Promise<ApplyResult> {
-    const prev = this.current;
-    const { state, result } = applyCommand(prev, prev.appliedIndex + 1, envelope, this.limits === undefined ? {} : { limits: this.limits });
-    // A failed batch writes nothing (LevelDB batches are atomic), so `current` still
-    // matches the disk and the next proposal can proceed.
+    const prev = this.state;
+    const { state, result } = this.applyNext(envelope);
+    // A failed batch writes nothing (LevelDB batches are atomic), so the published
+    // state still matches the disk and the next proposal can proceed.
     await this.db.batch(stateWriteOps(prev, state), DURABLE);
-    this.current = state;
-    this.subscribers.notify(snapshotOf(state));
+    this.publish(state);
     return result;
   }
 }
