@@ -1,7 +1,7 @@
 // How routes touch the pool: reads say which index they reflect and whether they are
 // linearizable; writes carry the client's Idempotency-Key, wait at most the request
 // timeout, and turn failed outcomes into typed errors.
-import { validateCommand, validateRequestId, StoreError, type CommandOutcome, type PoolSnapshot } from '@weldr/store';
+import { validateCommand, validateRequestId, StoreError, type CommandOutcome, type PoolCommand, type PoolSnapshot, type ServerRecord } from '@weldr/store';
 import { AdminError, fromOutcome, fromStoreError, timeoutError } from './errors.js';
 import type { AdminRouteContext, ResolvedDeps } from './context.js';
 
@@ -38,7 +38,7 @@ type Success = Extract<CommandOutcome, { ok: true }>;
  */
 export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: unknown): Promise<{ outcome: Success; replayed: boolean }> {
   const requestId = idempotencyKey(ctx);
-  let command;
+  let command: PoolCommand;
   try {
     command = validateCommand(input);
   } catch (err) {
@@ -85,4 +85,10 @@ async function withDeadline<T>(work: Promise<T>, ms: number, kind: 'write' | 're
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The record a server command answered with (every successful server outcome has one). */
+export function serverOf(outcome: Success): ServerRecord {
+  if ('server' in outcome && outcome.server !== undefined) return outcome.server;
+  throw new AdminError(500, 'INTERNAL', `a ${outcome.status} outcome carried no server record`);
 }

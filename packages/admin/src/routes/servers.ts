@@ -5,9 +5,9 @@ import type Router from '@koa/router';
 import { serverId, validateIp, validatePort } from '@weldr/store';
 import { readJsonBody } from '../body.js';
 import { AdminError, fromStoreError } from '../errors.js';
-import type { AdminState, ResolvedDeps } from '../context.js';
 import type { Middleware } from 'koa';
-import { commit, readPool } from '../pool-access.js';
+import type { AdminState, ResolvedDeps } from '../context.js';
+import { commit, readPool, serverOf } from '../pool-access.js';
 import { commandFromBody } from './command-body.js';
 
 /** `:ip` accepts "::1", "%3A%3A1" (the router decodes it) and "[::1]". */
@@ -21,8 +21,7 @@ export function serverRoutes(router: Router<AdminState>, deps: ResolvedDeps, aut
   router.post('/servers', auth, async (ctx) => {
     const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
     const { outcome } = await commit(ctx, deps, commandFromBody('AddServer', body));
-    if (!('server' in outcome) || outcome.server === undefined) throw new AdminError(500, 'INTERNAL', 'AddServer returned no server');
-    const server = outcome.server;
+    const server = serverOf(outcome);
     ctx.status = outcome.status === 'created' ? 201 : 200;
     if (outcome.status === 'created') ctx.set('Location', `/servers/${server.ip}/${server.port}`);
     ctx.body = server;
@@ -39,7 +38,7 @@ export function serverRoutes(router: Router<AdminState>, deps: ResolvedDeps, aut
   router.patch(ONE, auth, async (ctx) => {
     const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
     const { outcome } = await commit(ctx, deps, commandFromBody('UpdateServer', body, pathAddress(ctx.params)));
-    ctx.body = 'server' in outcome ? outcome.server : undefined;
+    ctx.body = serverOf(outcome);
   });
 
   router.delete(ONE, auth, async (ctx) => {

@@ -1,6 +1,7 @@
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { readJsonBody } from '../body.js';
+import { AdminError } from '../errors.js';
 import type { AdminState, ResolvedDeps } from '../context.js';
 import { commit, readPool } from '../pool-access.js';
 import { commandFromBody } from './command-body.js';
@@ -14,6 +15,7 @@ export function settingsRoutes(router: Router<AdminState>, deps: ResolvedDeps, a
   router.patch('/settings', auth, async (ctx) => {
     const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
     const { outcome } = await commit(ctx, deps, commandFromBody('UpdateSettings', body));
-    ctx.body = 'settings' in outcome ? outcome.settings : undefined;
+    if (!('settings' in outcome)) throw new AdminError(500, 'INTERNAL', `UpdateSettings answered ${outcome.status}`);
+    ctx.body = outcome.settings;
   });
 }
