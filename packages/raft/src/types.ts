@@ -162,7 +162,8 @@ export type RefusalReason =
   | 'confChangePending'
   | 'invalidConfChange'
   | 'notMember'
-  | 'invalidTarget';
+  | 'invalidTarget'
+  | 'inLease';
 
 export type Refusal = { readonly ok: false; readonly reason: RefusalReason; readonly leader: NodeId | null };
 

@@ -309,7 +309,7 @@ export class Raft {
     if (this.role === 'leader') return { ok: true };
     if (!this.promotable()) return this.refuse('notMember');
     // A server inside a lease would break the lease with its own vote.
-    if (this.inLease()) return this.refuse('noLeader');
+    if (this.inLease()) return this.refuse('inLease');
     this.hup();
     return { ok: true };
   }
