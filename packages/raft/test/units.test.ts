@@ -1,0 +1,164 @@
+// Unit tests of the core's building blocks.
+import test from 'ava';
+import {
+  applyConfChange,
+  bootstrapEntries,
+  decodeConfChange,
+  encodeConfChange,
+  leaseTicks,
+  RawNode,
+  validateMessage,
+  InvalidMessage,
+  type Entry,
+} from '../src/index.js';
+import { Inflights } from '../src/core/inflights.js';
+import { RaftLog } from '../src/core/log.js';
+import { quorumValue, voteResult } from '../src/core/quorum.js';
+import { MemoryStorage, storageContract } from '../src/testing/index.js';
+
+const ent = (index: number, term: number): Entry => ({ index, term, type: 'normal', data: new Uint8Array([index & 255]) });
+
+for (const c of storageContract((confState) => new MemoryStorage({ confState }), (s) => s)) {
+  test(`storage contract (MemoryStorage): ${c.name}`, async (t) => {
+    await c.run();
+    t.pass();
+  });
+}
+
+test('MemoryStorage: append and lookup stay O(1) over a long compacted log', (t) => {
+  const s = new MemoryStorage();
+  const n = 300_000;
+  const batch: Entry[] = [];
+  for (let i = 1; i <= n; i++) {
+    batch.push(ent(i, 1));
+    if (batch.length === 1000) {
+      s.append(batch);
+      batch.length = 0;
+      if (i % 10_000 === 0) {
+        s.createSnapshot(i - 500, { voters: ['n1'], learners: [] }, new Uint8Array());
+        s.compact(i - 500);
+      }
+    }
+  }
+  t.is(s.lastIndex(), n);
+  t.is(s.firstIndex(), n - 500 + 1);
+  t.is(s.term(n - 500), 1);
+  t.is(s.entries(n - 10, n + 1, Infinity).length, 11);
+  t.true((s as unknown as { ents: unknown[] }).ents.length < 5_000, 'the dead prefix is released');
+});
+
+test('RaftLog: unstable entries overlay storage; conflicts truncate (§5.3)', (t) => {
+  const s = new MemoryStorage();
+  s.append([ent(1, 1), ent(2, 1), ent(3, 2)]);
+  const log = new RaftLog(s, Infinity);
+  t.is(log.lastIndex(), 3);
+  t.deepEqual(log.maybeAppend(3, 2, [ent(4, 3), ent(5, 3)]), { lastNewIndex: 5, writtenFrom: 4 });
+  t.is(log.maybeAppend(5, 9, []), undefined, 'mismatched previous term');
+  // Overwrite from index 3 with a newer term.
+  t.deepEqual(log.maybeAppend(2, 1, [ent(3, 4)]), { lastNewIndex: 3, writtenFrom: 3 });
+  t.is(log.lastIndex(), 3);
+  t.is(log.term(3), 4);
+  t.deepEqual(log.slice(1, 4, Infinity)!.map((e) => e.term), [1, 1, 4]);
+  log.commitTo(3);
+  t.is(log.maybeAppend(1, 1, [ent(2, 5)]), undefined, 'never overwrite a committed entry');
+  t.is(log.findConflictByTerm(3, 3), 2);
+  t.true(log.isUpToDate(3, 4));
+  t.false(log.isUpToDate(9, 3));
+});
+
+test('Inflights: bounded by count and by bytes, freed in order', (t) => {
+  const f = new Inflights(3, 100);
+  f.add(1, 10);
+  f.add(2, 10);
+  t.false(f.full());
+  f.add(3, 10);
+  t.true(f.full());
+  f.freeLE(2);
+  t.is(f.count, 1);
+  f.add(10, 95);
+  t.true(f.full(), 'byte bound');
+  f.freeFirstOne();
+  f.freeLE(10);
+  t.is(f.count, 0);
+  t.is(f.bytes, 0);
+});
+
+test('quorum: commit index and vote tally over voters only', (t) => {
+  const match: Record<string, number> = { a: 5, b: 3, c: 9, d: 1, e: 7 };
+  t.is(quorumValue(['a', 'b', 'c', 'd', 'e'], (id) => match[id]!, 0), 5);
+  t.is(quorumValue(['a', 'b', 'c'], (id) => match[id]!, 0), 5);
+  t.is(quorumValue(['a', 'b'], (id) => match[id]!, 0), 3);
+  const votes = new Map([['a', true], ['b', true], ['x', true]]);
+  t.is(voteResult(['a', 'b', 'c'], votes), 'won');
+  t.is(voteResult(['a', 'b', 'c', 'd', 'e'], votes), 'pending');
+  t.is(voteResult(['c', 'd', 'e'], new Map([['c', false], ['d', false]])), 'lost');
+});
+
+test('membership: single-server changes and their encoding (thesis §4.1)', (t) => {
+  const cs = { voters: ['n1', 'n2', 'n3'], learners: [] };
+  t.deepEqual(applyConfChange(cs, { type: 'addLearner', nodeId: 'n4' }), { voters: ['n1', 'n2', 'n3'], learners: ['n4'] });
+  t.deepEqual(applyConfChange({ voters: ['n1'], learners: ['n4'] }, { type: 'addVoter', nodeId: 'n4' }), {
+    voters: ['n1', 'n4'],
+    learners: [],
+  });
+  t.is(typeof applyConfChange(cs, { type: 'addVoter', nodeId: 'n1' }), 'string');
+  t.is(typeof applyConfChange({ voters: ['n1'], learners: [] }, { type: 'removeNode', nodeId: 'n1' }), 'string');
+  t.deepEqual(decodeConfChange(encodeConfChange({ type: 'removeNode', nodeId: 'n2' })), { type: 'removeNode', nodeId: 'n2' });
+  t.is(decodeConfChange(new TextEncoder().encode('{"type":"nuke"}')), undefined);
+  t.is(decodeConfChange(new Uint8Array([0xff])), undefined);
+  t.deepEqual(bootstrapEntries(['n2', 'n1']).map((e) => [e.index, e.term, decodeConfChange(e.data)?.nodeId]), [
+    [1, 1, 'n1'],
+    [2, 1, 'n2'],
+  ]);
+});
+
+test('validateMessage accepts well-formed messages and names what is wrong otherwise', (t) => {
+  const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7 };
+  t.is(validateMessage(ok) as unknown, ok);
+  const bad = validateMessage({ ...ok, commit: -1 });
+  t.true(bad instanceof InvalidMessage);
+  t.regex((bad as Error).message, /commit/);
+  t.true(validateMessage({ ...ok, type: 'MsgNope' }) instanceof InvalidMessage);
+  t.false(validateMessage(JSON.parse(JSON.stringify(ok))) instanceof InvalidMessage, 'survives a JSON round trip');
+});
+
+test('leaseTicks: L·(1+ρ) < (E−1)·(1−ρ)', (t) => {
+  for (const e of [3, 5, 10, 20, 50]) {
+    for (const rho of [0, 0.05, 0.1, 0.2]) {
+      const l = leaseTicks(e, rho);
+      t.true(l * (1 + rho) < (e - 1) * (1 - rho), `E=${e} ρ=${rho} L=${l}`);
+      t.true((l + 1) * (1 + rho) >= (e - 1) * (1 - rho) - 1e-9, `E=${e} ρ=${rho}: L=${l} is the largest`);
+    }
+  }
+  t.is(leaseTicks(10, 0.1), 7);
+});
+
+test('RawNode: Ready contract — one outstanding Ready, advance marks entries stable and applied', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1'] });
+  const n = new RawNode({ id: 'n1', storage, random: () => 0 });
+  let rd = n.ready();
+  t.deepEqual(rd.committedEntries.map((e) => e.index), [1], 'the bootstrap entry is applied');
+  t.throws(() => n.ready());
+  storage.save(rd);
+  n.advance(rd);
+  for (let i = 0; i < 20 && n.role !== 'leader'; i++) {
+    n.tick();
+    while (n.hasReady()) {
+      rd = n.ready();
+      storage.save(rd);
+      n.advance(rd);
+    }
+  }
+  t.is(n.role, 'leader');
+  const p = n.propose(new Uint8Array([42]));
+  t.true(p.ok);
+  rd = n.ready();
+  t.is(rd.entries.at(-1)?.data[0], 42);
+  t.true(rd.mustSync);
+  t.is(rd.hardState?.commit, p.ok ? p.index : -1, 'a single voter commits at once');
+  storage.save(rd);
+  n.advance(rd);
+  t.is(n.status().applied, p.ok ? p.index : -1);
+  t.false(n.hasReady());
+  t.is(n.confStateAt(1)?.voters[0], 'n1');
+});
