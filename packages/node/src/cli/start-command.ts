@@ -12,6 +12,8 @@ import { weldrVersion } from './version.js';
 
 /** Exit code for a failure at run time (a port in use, an unreadable data directory). */
 const EXIT_FAILURE = 1;
+/** How long closing the admin API and the store may take after the proxy's deadline. */
+const SHUTDOWN_GRACE_MS = 5000;
 
 export async function startCommand(argv: readonly string[]): Promise<number> {
   const loaded = loadConfig({ argv, env: process.env });
@@ -26,6 +28,15 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   }
 
   const log = createLogger(config.id, config.logLevel);
+  // A bug that escapes every handler: say so in the log the operator reads, then exit 1
+  // (the supervisor restarts the node; its state is in the store, not in memory).
+  const crash = (err: unknown, origin: string): void => {
+    log.fatal({ event: 'crashed', origin, err }, `${origin}: ${err instanceof Error ? err.message : String(err)}`);
+    log.flush();
+    process.exit(EXIT_FAILURE);
+  };
+  process.on('uncaughtException', (err) => crash(err, 'uncaughtException'));
+  process.on('unhandledRejection', (err) => crash(err, 'unhandledRejection'));
   // Registered before anything starts, so a signal during startup is not lost.
   const signal = untilShutdownSignal((second) => {
     log.warn({ event: 'exit_now', signal: second }, `second ${second}: exiting immediately`);
@@ -64,11 +75,18 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
 
   const received = await signal;
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
-  // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
+  // The proxy gives up on in-flight requests at the deadline; if closing the rest
+  // hangs beyond a grace period, exit anyway rather than leave a half-stopped node.
+  setTimeout(() => {
+    log.error({ event: 'exit_now', reason: 'shutdown overran its deadline' }, 'shutdown overran its deadline: exiting');
+    log.flush();
+    process.exit(EXIT_FAILURE);
+  }, config.shutdownTimeout + SHUTDOWN_GRACE_MS).unref();
   const stopped = Date.now();
   await node.stop();
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
-  setTimeout(() => process.exit(0), 2000).unref();
+  // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
+  setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
   return 0;
 }
