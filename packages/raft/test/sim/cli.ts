@@ -21,13 +21,12 @@ const forceTrace = process.argv.includes('--trace');
 
 const t0 = performance.now();
 let failures = 0;
+let done = 0;
 let lastReport = t0;
-let messages = 0;
-let acked = 0;
+const totals = { messages: 0, acked: 0, reads: 0, crashes: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, terms: 0 };
 for (let seed = start; seed < start + seeds; seed++) {
   const r = runSimulation({ seed, steps, trace: forceTrace });
-  messages += r.stats.messages;
-  acked += r.stats.acked;
+  for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r.stats[k];
   if (!r.ok || forceTrace) {
     const traced = r.trace !== undefined ? r : runSimulation({ seed, steps, trace: true });
     if (!r.ok) {
@@ -38,17 +37,21 @@ for (let seed = start; seed < start + seeds; seed++) {
     if (!r.ok) console.log(`FAIL seed ${seed} (replay: npm run sim -- --seed ${seed} --steps ${steps})`);
     if (failures >= maxFailures) break;
   }
+  done++;
   const now = performance.now();
   if (now - lastReport > 10_000) {
     lastReport = now;
-    const done = seed - start + 1;
     console.log(`… ${done}/${seeds} seeds, ${(done / ((now - t0) / 1000)).toFixed(1)} seeds/s, ${failures} failures`);
   }
 }
 const secs = (performance.now() - t0) / 1000;
-const done = Math.min(seeds, seeds);
 console.log(
   `seeds ${start}..${start + done - 1}: ${done} seeds x ${steps} steps in ${secs.toFixed(1)} s = ` +
-    `${(done / secs).toFixed(1)} seeds/s; ${messages} messages, ${acked} acknowledged writes; ${failures} failures`,
+    `${(done / secs).toFixed(1)} seeds/s; ${failures} failures`,
+);
+console.log(
+  `covered: ${totals.messages} messages, ${totals.acked} acknowledged writes, ${totals.reads} linearizable reads, ` +
+    `${totals.crashes} crashes, ${totals.confChanges} membership changes, ${totals.transfers} transfers, ` +
+    `${totals.snapshotsSent} snapshot chunks, ${totals.terms} terms (sum of final terms)`,
 );
 process.exitCode = failures > 0 ? 1 : 0;

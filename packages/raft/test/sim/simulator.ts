@@ -23,6 +23,7 @@ export interface SimStats {
   reads: number;
   crashes: number;
   confChanges: number;
+  transfers: number;
   snapshotsSent: number;
   messages: number;
 }
@@ -91,6 +92,7 @@ class Simulation {
     reads: 0,
     crashes: 0,
     confChanges: 0,
+    transfers: 0,
     snapshotsSent: 0,
     messages: 0,
   };
@@ -307,6 +309,7 @@ class Simulation {
     if (voters.length === 0) return;
     const to = this.rng.pick(voters);
     const res = l.raw!.transferLeadership(to);
+    if (res.ok) this.stats.transfers++;
     this.log(`transfer ${l.id} -> ${to}: ${res.ok ? 'started' : res.reason}`);
   }
 
@@ -432,6 +435,7 @@ export function runSimulation(opts: SimOptions): SimResult {
   s.steps = opts.steps;
   s.time = sim.cluster.now;
   s.acked = sim.checker.acked.length;
+  s.terms = Math.max(0, ...[...sim.cluster.nodes.values()].map((n) => n.raw?.term ?? 0));
   s.reads = sim.checker.readsServed;
   const res: SimResult = { seed: opts.seed, ok: error === undefined, stats: s };
   const trace = sim.trace === undefined ? {} : { trace: sim.trace.slice(-TRACE_LIMIT) };
