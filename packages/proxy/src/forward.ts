@@ -18,6 +18,8 @@ export interface ProxyContext {
   readonly maxRetries: number;
   /** Longest a response may stall on a client that does not read (ms). */
   readonly stallMs: number;
+  /** Idle time after which an upgraded tunnel is closed (ms). */
+  readonly tunnelIdleMs: number;
   readonly log: Logger;
   /** Called whenever an exchange ends; lets close() wait for in-flight work. */
   readonly onExchangeEnd: () => void;

@@ -37,6 +37,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     via: `1.1 ${pseudonym(options.nodeId)}`,
     maxRetries: Math.max(0, options.maxRetries ?? DEFAULT_MAX_RETRIES),
     stallMs: timeouts.originIdleMs,
+    // WebSockets idle far longer than response bodies; nginx's default is 60 s.
+    tunnelIdleMs: Math.max(60_000, timeouts.originIdleMs),
     log,
     onExchangeEnd: () => {
       if (idleWaiter !== null && counters.active === 0) idleWaiter();

@@ -1,4 +1,5 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { classifyOriginError, ERRORS, originFailureCode, rawErrorResponse, type ProxyErrorCode } from './errors.js';
@@ -85,21 +86,33 @@ class Tunnel implements Dispatcher.DispatchHandler {
     client.write(serializeHead(statusCode, 'Switching Protocols', headers));
     if (this.head.length !== 0) originSocket.write(this.head);
     const origin = this.origin!;
+    // Either side closing or failing ends the tunnel: the other side gets a FIN after
+    // its pending bytes and is then destroyed. A FIN from one side is passed on as a
+    // FIN to the other (half-close, as pipe() does); the tunnel ends when both are closed.
+    let shut = false;
+    const shutdown = (): void => {
+      if (shut) return;
+      shut = true;
+      endThenDestroy(client);
+      endThenDestroy(originSocket);
+    };
     let open = 2;
     const closed = (): void => {
-      client.destroy();
-      originSocket.destroy();
+      shutdown();
       if (--open === 0) {
         origin.active--;
         this.#finish(true);
       }
     };
-    originSocket.on('error', () => originSocket.destroy());
-    originSocket.once('close', closed);
     client.removeAllListeners('close');
     client.removeAllListeners('error');
-    client.on('error', () => client.destroy());
-    client.once('close', closed);
+    for (const side of [client, originSocket]) {
+      side.on('error', () => side.destroy());
+      side.once('close', closed);
+      // Like nginx's proxy_read_timeout on upgraded connections: a tunnel with no
+      // traffic either way for tunnelIdleMs is closed.
+      if (side instanceof Socket) side.setTimeout(this.ctx.tunnelIdleMs, shutdown);
+    }
     originSocket.pipe(client);
     client.pipe(originSocket);
     client.resume();
@@ -180,6 +193,11 @@ class Tunnel implements Dispatcher.DispatchHandler {
   }
 }
 
+
+function endThenDestroy(socket: Duplex): void {
+  if (socket.destroyed) return;
+  socket.end(() => socket.destroy());
+}
 
 /** The server's 'upgrade' listener. */
 export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {

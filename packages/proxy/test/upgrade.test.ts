@@ -1,0 +1,100 @@
+// WebSocket through the proxy, with a hand-made handshake in the origin (no deps).
+import { createHash } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+import test from 'ava';
+import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until } from './helpers.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Unmasked server frame / masked client frame for a short text payload. */
+function frame(text: string, mask: boolean): Buffer {
+  const payload = Buffer.from(text);
+  const head = Buffer.from([0x81, (mask ? 0x80 : 0) | payload.length]);
+  if (!mask) return Buffer.concat([head, payload]);
+  const key = Buffer.from([1, 2, 3, 4]);
+  const masked = Buffer.from(payload.map((b, i) => b ^ key[i % 4]!));
+  return Buffer.concat([head, key, masked]);
+}
+
+function unmask(data: Buffer): string {
+  const len = data[1]! & 0x7f;
+  const key = data.subarray(2, 6);
+  return Buffer.from(data.subarray(6, 6 + len).map((b, i) => b ^ key[i % 4]!)).toString();
+}
+
+async function echoOrigin() {
+  const origin = await startOrigin();
+  origin.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    if (req.headers['upgrade']?.toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nno ws!\n');
+      return;
+    }
+    const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}${GUID}`).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.on('data', (d: Buffer) => socket.write(frame(`echo:${unmask(d)}`, false)));
+    // A well-behaved server closes when its peer has (node keeps half-open sockets).
+    socket.on('end', () => socket.end());
+  });
+  return origin;
+}
+
+test('WebSocket handshake and frames are tunnelled both ways', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const key = Buffer.from('0123456789abcdef').toString('base64');
+  const s = net.connect(p.port, '127.0.0.1');
+  s.write(`GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  let buf = Buffer.alloc(0);
+  const read = (pred: (b: Buffer) => boolean) =>
+    new Promise<void>((resolve) => {
+      const on = (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (pred(buf)) {
+          s.off('data', on);
+          resolve();
+        }
+      };
+      s.on('data', on);
+    });
+  await read((b) => b.includes('\r\n\r\n'));
+  const head = buf.toString('latin1', 0, buf.indexOf('\r\n\r\n'));
+  t.regex(head, /^HTTP\/1\.1 101 /);
+  t.regex(head, /\r\nupgrade: websocket/i);
+  t.regex(head, /\r\nconnection: upgrade/i);
+  t.regex(head, new RegExp(`sec-websocket-accept: ${createHash('sha1').update(`${key}${GUID}`).digest('base64').replace(/[+/]/g, '\\$&')}`, 'i'));
+  buf = buf.subarray(buf.indexOf('\r\n\r\n') + 4);
+  s.write(frame('hello', true));
+  await read((b) => b.length >= 2 && b.length >= 2 + (b[1]! & 0x7f));
+  t.is(buf.subarray(2, 2 + (buf[1]! & 0x7f)).toString(), 'echo:hello');
+  t.is(p.proxy.stats().servers[0]!.active, 1, 'an open tunnel counts as in flight');
+  s.destroy();
+  await until(() => p.proxy.stats().servers[0]!.active === 0);
+  t.is(p.proxy.stats().client.success, 1);
+  t.is(origin.seen.length, 0, 'the upgrade did not go through the request path');
+});
+
+test('an origin refusing the upgrade has its answer relayed and the connection closed', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const r = await rawRequest(p.port, 'GET /x HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n');
+  t.is(statusOf(r.text), 400);
+  t.true(r.text.endsWith('no ws!\n'));
+  t.true(r.closed);
+});
+
+test('upgrade with no origin → 503 and close', async (t) => {
+  const p = await startProxy(snapshot([]));
+  t.teardown(() => p.proxy.close({ deadlineMs: 100 }));
+  const r = await rawRequest(p.port, 'GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  t.is(statusOf(r.text), 503);
+  t.true(r.closed);
+});
