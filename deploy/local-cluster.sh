@@ -11,12 +11,21 @@ cd "$(dirname "$0")/.."
 
 [ -f packages/node/dist/src/main.js ] || npm run build
 
+# Children get their own process groups (job control), so a Ctrl-C in the terminal
+# reaches only this script, which then sends each child exactly one SIGTERM: weldr
+# treats a second signal as "exit now" and would skip its graceful drain.
+set -m
 pids=()
+cleaned=0
 cleanup() {
+  [ "$cleaned" = 1 ] && return
+  cleaned=1
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   wait || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 node packages/node/bin/weldr.js start --id n1 --listen 0.0.0.0:8080 --admin 127.0.0.1:8687 \
   --raft 127.0.0.1:8688 --data ./data/n1 &
