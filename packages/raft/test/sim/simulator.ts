@@ -26,6 +26,8 @@ export interface SimStats {
   transfers: number;
   snapshotsSent: number;
   messages: number;
+  /** Ticks (nominal) from healing to a write committed on every member. */
+  settleTicks: number;
 }
 
 export interface SimResult {
@@ -95,6 +97,7 @@ class Simulation {
     transfers: 0,
     snapshotsSent: 0,
     messages: 0,
+    settleTicks: 0,
   };
   private readonly spare: string[] = [];
   private seq = 0;
@@ -371,6 +374,7 @@ class Simulation {
     this.setFaults(0);
     for (const n of c.nodes.values()) if (n.raw === null) this.restartNode(n);
     this.log('SETTLE: healed, all servers up');
+    const healedAt = c.now;
     const deadline = c.now + 60 * ELECTION_TICK * TICK;
     let final: { node: string; index: number; term: number } | undefined;
     const data = text('final');
@@ -409,6 +413,7 @@ class Simulation {
       const members = [...l.raw!.config.voters, ...l.raw!.config.learners].map((id) => c.get(id));
       if (members.every((m) => m.appliedIndex >= final!.index)) {
         this.checker.checkAckedAppliedEverywhere(members);
+        this.stats.settleTicks = Math.ceil((c.now - healedAt) / TICK);
         return;
       }
     }
