@@ -81,8 +81,8 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
 
   // ---- upstream phase -----------------------------------------------------------
 
-  dispatch(): void {
-    const origin = this.ctx.upstream.select(this.tried);
+  dispatch(sameIfLast = false): void {
+    const origin = this.ctx.upstream.select(this.tried, sameIfLast);
     if (origin === null) {
       this.fail(this.tried === null ? 'NO_ORIGIN' : originFailureCode(this.lastFailure));
       return;
@@ -178,7 +178,7 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
     const attempts = this.tried === null ? 1 : this.tried.length + 1;
     if (origin !== null && attempts <= this.ctx.maxRetries && mayRetry(reason, this.connected, this.req.method!, this.hasBody)) {
       (this.tried ??= []).push(origin);
-      this.dispatch();
+      this.dispatch(reason === 'reset');
       return;
     }
     this.fail(originFailureCode(reason));

@@ -99,10 +99,16 @@ export class Upstream {
     this.candidates = failOpen ? live : eligible;
   }
 
-  /** Pick an origin for a new attempt, avoiding those already tried by this request. */
-  select(tried: readonly Origin[] | null): Origin | null {
+  /**
+   * Pick an origin for a new attempt, avoiding those already tried by this request.
+   * With `sameIfLast`, an already tried origin may be picked again when no other is
+   * left: a reset on a reused keep-alive connection usually means the origin closed it
+   * just as the request went out, and a fresh connection to the same origin succeeds.
+   */
+  select(tried: readonly Origin[] | null, sameIfLast = false): Origin | null {
     if (tried === null) return this.#balancer.pick(this.candidates);
     const rest = this.candidates.filter((o) => !tried.includes(o));
+    if (rest.length === 0 && sameIfLast) return this.#balancer.pick(this.candidates);
     return this.#balancer.pick(rest);
   }
 

@@ -78,6 +78,25 @@ test('origin reset before responding: idempotent GET retried elsewhere, POST wit
   t.is(post.headers['x-weldr-error'], 'ORIGIN_RESET');
 });
 
+test('a reset GET is retried on the same origin when it is the only one (stale keep-alive race)', async (t) => {
+  let first = true;
+  const origin = await startOrigin((req, res) => {
+    if (first) {
+      first = false;
+      req.socket.destroy();
+    } else res.end('second try');
+  });
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const r = await get(p.port);
+  t.is(r.status, 200);
+  t.is(r.body, 'second try');
+  t.deepEqual(p.proxy.stats().server, { success: 1, failed: 1 });
+});
+
 test('round-robin spreads requests; update() adds a server immediately and removes one', async (t) => {
   const a = await startOrigin(undefined, 'a');
   const b = await startOrigin(undefined, 'b');
