@@ -260,7 +260,9 @@ class Simulation {
   private crash(): void {
     const up = this.upNodes();
     if (up.length === 0) return;
-    const n = this.rng.pick(up);
+    // Leaders half the time: failures right after an election are where logs diverge (Figure 8).
+    const leaders = this.leaders();
+    const n = leaders.length > 0 && this.rng.chance(0.5) ? this.rng.pick(leaders) : this.rng.pick(up);
     this.cluster.crash(n.id);
     this.stats.crashes++;
     this.log(`CRASH ${n.id}`);
@@ -284,7 +286,13 @@ class Simulation {
     const ids = this.cluster.ids();
     const a: string[] = [];
     const b: string[] = [];
-    for (const id of ids) (this.rng.chance(0.5) ? a : b).push(id);
+    const leaders = this.leaders();
+    if (leaders.length > 0 && this.rng.chance(0.3)) {
+      const l = this.rng.pick(leaders).id;
+      for (const id of ids) (id === l ? a : b).push(id); // isolate a leader
+    } else {
+      for (const id of ids) (this.rng.chance(0.5) ? a : b).push(id);
+    }
     if (a.length === 0 || b.length === 0) return;
     this.cluster.network.partition(a, b);
     this.log(`PARTITION [${a.join(',')}] | [${b.join(',')}]`);
