@@ -3,7 +3,7 @@ import { ConfigError } from '../config/config-error.js';
 import { loadConfig } from '../config/load-config.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
-import { createLogger, flushLogger } from '../runtime/logger.js';
+import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
 import { startNode } from '../runtime/node-runtime.js';
 import { StoreOpenError } from '../runtime/store-factory.js';
 import { startHelp } from './help.js';
@@ -32,7 +32,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // (the supervisor restarts the node; its state is in the store, not in memory).
   const crash = (err: unknown, origin: string): void => {
     log.fatal({ event: 'crashed', origin, err }, `${origin}: ${err instanceof Error ? err.message : String(err)}`);
-    log.flush();
+    flushLoggerSync(log);
     process.exit(EXIT_FAILURE);
   };
   process.on('uncaughtException', (err) => crash(err, 'uncaughtException'));
@@ -40,7 +40,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // Registered before anything starts, so a signal during startup is not lost.
   const signal = untilShutdownSignal((second) => {
     log.warn({ event: 'exit_now', signal: second }, `second ${second}: exiting immediately`);
-    log.flush();
+    flushLoggerSync(log);
     process.exit(second === 'SIGINT' ? 130 : 143);
   });
   log.info(
@@ -79,7 +79,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // hangs beyond a grace period, exit anyway rather than leave a half-stopped node.
   setTimeout(() => {
     log.error({ event: 'exit_now', reason: 'shutdown overran its deadline' }, 'shutdown overran its deadline: exiting');
-    log.flush();
+    flushLoggerSync(log);
     process.exit(EXIT_FAILURE);
   }, config.shutdownTimeout + SHUTDOWN_GRACE_MS).unref();
   const stopped = Date.now();

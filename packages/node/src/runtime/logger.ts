@@ -5,13 +5,27 @@ import type { LogLevel } from '../config/options.js';
 
 export type { Logger };
 
+type Destination = ReturnType<typeof pino.destination>;
+const destinations = new WeakMap<Logger, Destination>();
+
 export function createLogger(nodeId: string, level: LogLevel): Logger {
-  // Asynchronous writes keep logging off the request path; flushLogger() before exit.
+  // Asynchronous writes keep logging off the request path; flush before exiting.
   const destination = pino.destination({ dest: 1, sync: false });
-  return pino({ level, base: { nodeId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  const log = pino({ level, base: { nodeId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  destinations.set(log, destination);
+  return log;
 }
 
 /** Writes out whatever the asynchronous destination still buffers. */
 export function flushLogger(log: Logger): Promise<void> {
   return new Promise((resolve) => log.flush(() => resolve()));
+}
+
+/** For the paths that end in process.exit(): the last lines must not be lost. */
+export function flushLoggerSync(log: Logger): void {
+  try {
+    destinations.get(log)?.flushSync();
+  } catch {
+    // stdout gone (EPIPE) or not ready: nothing more can be written anyway
+  }
 }
