@@ -26,7 +26,7 @@ export type { PersistentStorage, Storage, StorageUpdate } from './storage.js';
 export { EMPTY_HARD_STATE, entrySize, hardStateEqual, isEmptyHardState } from './storage.js';
 export type { Transport } from './transport.js';
 export type { RaftConfig, ReadOnlyOption } from './core/config.js';
-export { leaseTicks } from './core/config.js';
+export { leaseTicks } from './core/lease.js';
 export { RawNode, type ProgressStatus, type Status } from './core/raw-node.js';
 export { InvalidMessage, validateMessage } from './core/validate.js';
 export {

@@ -30,7 +30,7 @@ export interface RaftConfig {
   readonly readOnlyOption?: ReadOnlyOption;
   /**
    * Bound ρ on clock-rate difference between any server's ticks and real time
-   * (0.1 = ±10%). Shortens the lease; see Raft.leaseTicks. Default 0.1.
+   * (0.1 = ±10%). Shortens the lease; see lease.ts. Default 0.1.
    */
   readonly maxClockDrift?: number;
   /** Snapshot bytes per MsgSnap. Default 1 MiB. */
@@ -85,19 +85,4 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     snapshotChunkSize: positiveInt('snapshotChunkSize', c.snapshotChunkSize ?? 1 << 20),
     snapshotChunksInFlight: positiveInt('snapshotChunksInFlight', c.snapshotChunksInFlight ?? 4),
   };
-}
-
-/**
- * Ticks a leader may trust its lease after the send tick of the last round a
- * quorum acknowledged. A follower that acknowledged that round received it no
- * earlier than it was sent and then refuses votes (and does not campaign) for
- * E of its own ticks, which last at least (E - 1) tick periods of real time
- * when its clock runs fast (the first tick may fall right after receipt). The
- * leader's L ticks last at most L periods scaled by its own slowness. With
- * every clock within ±ρ of real time, L·(1+ρ) < (E−1)·(1−ρ) keeps the old
- * lease expired before any other server can collect a quorum of votes.
- */
-export function leaseTicks(electionTick: number, maxClockDrift: number): number {
-  const bound = ((electionTick - 1) * (1 - maxClockDrift)) / (1 + maxClockDrift);
-  return Math.max(0, Math.ceil(bound) - 1);
 }

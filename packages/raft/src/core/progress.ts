@@ -1,5 +1,5 @@
-import type { Snapshot } from '../types.js';
 import { Inflights } from './inflights.js';
+import type { SnapshotSender } from './snapshot-transfer.js';
 
 /**
  * probe: one append at a time until the follower's match is found (§5.3 nextIndex back-off).
@@ -20,14 +20,8 @@ export class Progress {
   /** Latest leader tick echoed by this follower (-1: none in this term); dates the lease. */
   ackTick = -1;
 
-  // Snapshot transfer (state 'snapshot').
-  pendingSnapshot = 0;
-  snap: Snapshot | undefined;
-  snapChunks = 0;
-  snapNext = 0;
-  snapAcked = 0;
-  snapLastProgressTick = 0;
-  snapStartTick = 0;
+  /** The snapshot transfer in progress (state 'snapshot'). */
+  snapshot: SnapshotSender | undefined;
 
   constructor(next: number, isLearner: boolean, maxInflight: number, maxInflightBytes: number) {
     this.next = next;
@@ -38,8 +32,7 @@ export class Progress {
   private resetState(state: ProgressState): void {
     this.probeSent = false;
     this.state = state;
-    this.pendingSnapshot = 0;
-    this.snap = undefined;
+    this.snapshot = undefined;
     this.inflights.reset();
   }
 
@@ -53,15 +46,9 @@ export class Progress {
     this.next = this.match + 1;
   }
 
-  becomeSnapshot(snap: Snapshot, chunks: number, tick: number): void {
+  becomeSnapshot(sender: SnapshotSender): void {
     this.resetState('snapshot');
-    this.pendingSnapshot = snap.metadata.index;
-    this.snap = snap;
-    this.snapChunks = chunks;
-    this.snapNext = 0;
-    this.snapAcked = 0;
-    this.snapLastProgressTick = tick;
-    this.snapStartTick = tick;
+    this.snapshot = sender;
   }
 
   /** An append acknowledged up to n. Returns whether match advanced. */

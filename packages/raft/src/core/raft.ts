@@ -18,12 +18,14 @@ import type {
   SnapshotChunk,
   SoftState,
 } from '../types.js';
-import { leaseTicks, resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
+import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
+import { leaseTicks, quorumAckTick } from './lease.js';
 import { RaftLog } from './log.js';
 import { applyConfChange, ConfigHistory, encodeConfChange } from './membership.js';
 import type { Progress } from './progress.js';
 import { quorumValue, voteResult } from './quorum.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
+import { SnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
 import { ProgressTracker } from './tracker.js';
 
 const EMPTY = new Uint8Array(0);
@@ -43,13 +45,6 @@ interface MessageFields {
   entries?: readonly Entry[];
   snapshot?: SnapshotChunk;
   context?: string | undefined;
-}
-
-interface SnapshotReceipt {
-  readonly index: number;
-  readonly term: number;
-  readonly chunks: number;
-  readonly parts: Uint8Array[];
 }
 
 /**
@@ -93,7 +88,7 @@ export class Raft {
   private readonly readOnly = new ReadOnly();
   /** ReadIndex requests that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
   private pendingReadIndex: { from: NodeId; context: string }[] = [];
-  private snapReceipt: SnapshotReceipt | undefined;
+  private readonly snapshotReceiver = new SnapshotReceiver();
 
   constructor(config: RaftConfig) {
     this.cfg = resolveConfig(config);
@@ -208,12 +203,9 @@ export class Raft {
     }
   }
 
+  /** Check-quorum counts every follower as heard from when this term began. */
   private quorumActiveTick(): number {
-    return quorumValue(
-      this.tracker.voters,
-      (id) => (id === this.id ? this.tickCount : Math.max(this.tracker.progress.get(id)?.ackTick ?? -1, this.becameLeaderTick)),
-      this.tickCount,
-    );
+    return quorumAckTick(this.tracker, this.id, this.tickCount, this.becameLeaderTick);
   }
 
   /**
@@ -225,12 +217,8 @@ export class Raft {
   leaseValidUntil(): number | null {
     if (this.role !== 'leader' || !this.cfg.checkQuorum || this.leaseRevoked || this.leadTransferee !== null) return null;
     if (!this.tracker.isVoter(this.id)) return null;
-    const q = quorumValue(
-      this.tracker.voters,
-      (id) => (id === this.id ? this.tickCount : (this.tracker.progress.get(id)?.ackTick ?? -1)),
-      -1,
-    );
-    if (q < this.becameLeaderTick) return null;
+    const q = quorumAckTick(this.tracker, this.id, this.tickCount, -1);
+    if (q < this.becameLeaderTick) return null; // no quorum acknowledged this term yet
     const until = q + this.leaseDuration;
     return until > this.tickCount ? until : null;
   }
@@ -438,27 +426,14 @@ export class Raft {
   private sendSnapshot(to: NodeId, pr: Progress): boolean {
     const snap = this.log.snapshot();
     if (snap.metadata.index === 0) return false;
-    const chunks = Math.max(1, Math.ceil(snap.data.byteLength / this.cfg.snapshotChunkSize));
-    pr.becomeSnapshot(snap, chunks, this.tickCount);
-    this.sendSnapshotChunks(to, pr);
+    pr.becomeSnapshot(new SnapshotSender(snap, this.cfg.snapshotChunkSize, this.tickCount));
+    this.sendSnapshotChunks(to, pr.snapshot!);
     return true;
   }
 
-  /** Chunked InstallSnapshot (thesis §5.3 / Figure 5.3), go-back-N within snapshotChunksInFlight. */
-  private sendSnapshotChunks(to: NodeId, pr: Progress): void {
-    const snap = pr.snap!;
-    const size = this.cfg.snapshotChunkSize;
-    while (pr.snapNext < pr.snapChunks && pr.snapNext - pr.snapAcked < this.cfg.snapshotChunksInFlight) {
-      const k = pr.snapNext++;
-      this.send('MsgSnap', to, {
-        tick: this.tickCount,
-        snapshot: {
-          metadata: snap.metadata,
-          chunk: k,
-          chunks: pr.snapChunks,
-          data: snap.data.subarray(k * size, Math.min((k + 1) * size, snap.data.byteLength)),
-        },
-      });
+  private sendSnapshotChunks(to: NodeId, sender: SnapshotSender): void {
+    for (const chunk of sender.take(this.cfg.snapshotChunksInFlight)) {
+      this.send('MsgSnap', to, { tick: this.tickCount, snapshot: chunk });
     }
   }
 
@@ -638,27 +613,17 @@ export class Raft {
   private handleSnapshotChunk(m: Message, c: SnapshotChunk): void {
     const md = c.metadata;
     if (md.index <= this.log.committed) {
-      this.snapReceipt = undefined;
+      this.snapshotReceiver.reset();
       this.respond(m, 'MsgAppResp', { index: this.log.committed });
       return;
     }
-    let rc = this.snapReceipt;
-    if (rc === undefined || rc.index !== md.index || rc.term !== md.term || rc.chunks !== c.chunks) {
-      if (c.chunk !== 0) {
-        this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: 0 });
-        return;
-      }
-      rc = this.snapReceipt = { index: md.index, term: md.term, chunks: c.chunks, parts: [] };
-    }
-    if (c.chunk === rc.parts.length) rc.parts.push(c.data);
-    if (rc.parts.length < rc.chunks) {
+    const got = this.snapshotReceiver.receive(c);
+    if (typeof got === 'number') {
       // Acknowledge how many chunks we hold in order; a gap makes the leader go back.
-      this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: rc.parts.length });
+      this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: got });
       return;
     }
-    this.snapReceipt = undefined;
-    const snap: Snapshot = { metadata: md, data: concat(rc.parts) };
-    if (this.restore(snap)) this.respond(m, 'MsgAppResp', { index: this.log.lastIndex() });
+    if (this.restore(got)) this.respond(m, 'MsgAppResp', { index: this.log.lastIndex() });
     else this.respond(m, 'MsgAppResp', { index: this.log.committed });
   }
 
@@ -738,7 +703,7 @@ export class Raft {
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.probeSent = false;
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.state === 'snapshot') this.snapshotStalled(m.from, pr);
+    if (pr.state === 'snapshot') this.snapshotHeartbeat(m.from, pr);
     else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
 
     if (m.context === undefined || this.cfg.readOnlyOption !== 'safe') return;
@@ -748,29 +713,21 @@ export class Raft {
   }
 
   private handleSnapshotResponse(m: Message, pr: Progress): void {
-    if (pr.state !== 'snapshot' || m.index !== pr.pendingSnapshot) return;
-    const got = Math.min(m.rejectHint, pr.snapChunks);
-    if (got > pr.snapAcked) {
-      pr.snapAcked = got;
-      pr.snapLastProgressTick = this.tickCount;
-      if (pr.snapNext < got) pr.snapNext = got;
-    } else if (got < pr.snapNext) {
-      pr.snapNext = got; // a gap or a restarted follower: go back
-      pr.snapAcked = got;
-    }
-    this.sendSnapshotChunks(m.from, pr);
+    const sender = pr.snapshot;
+    if (pr.state !== 'snapshot' || sender === undefined || m.index !== sender.index) return;
+    sender.onAck(m.rejectHint, this.tickCount);
+    this.sendSnapshotChunks(m.from, sender);
   }
 
-  /** A heartbeat answered while a snapshot transfer shows no progress: resend, or give up and re-probe. */
-  private snapshotStalled(to: NodeId, pr: Progress): void {
-    const idle = this.tickCount - pr.snapLastProgressTick;
-    if (idle >= 2 * this.cfg.electionTick) {
+  /** A heartbeat answered during a snapshot transfer: resend stalled chunks, or give up and re-probe. */
+  private snapshotHeartbeat(to: NodeId, pr: Progress): void {
+    const sender = pr.snapshot!;
+    const verdict = sender.onHeartbeat(this.tickCount, this.cfg.heartbeatTick, this.cfg.electionTick);
+    if (verdict === 'abort') {
       pr.becomeProbe();
       this.sendAppend(to);
-    } else if (idle >= 2 * this.cfg.heartbeatTick && this.tickCount - pr.snapStartTick >= 2 * this.cfg.heartbeatTick) {
-      pr.snapStartTick = this.tickCount;
-      pr.snapNext = pr.snapAcked;
-      this.sendSnapshotChunks(to, pr);
+    } else if (verdict === 'resend') {
+      this.sendSnapshotChunks(to, sender);
     }
   }
 
@@ -929,19 +886,6 @@ export class Raft {
   compactMembership(): void {
     this.membership.compactTo(this.log.firstIndex() - 1);
   }
-}
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  let n = 0;
-  for (const p of parts) n += p.byteLength;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
 }
 
 export type { PendingRead };
