@@ -1,29 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { classifyOriginError, errorBody, ERRORS, originFailureCode, type OriginFailure, type ProxyErrorCode } from './errors.js';
+import { OriginAttempt } from './attempt.js';
+import type { ProxyContext } from './context.js';
+import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
 import { requestHeaders, responseHeaders, type ForwardInfo } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
-import type { Counters } from './stats.js';
-import type { Logger } from './types.js';
-import { mayRetry, type Upstream } from './upstream.js';
 
-/** Shared, per-proxy state the request phases read. */
-export interface ProxyContext {
-  readonly upstream: Upstream;
-  readonly counters: Counters;
-  /** "1.1 <pseudonym>" */
-  readonly via: string;
-  readonly maxRetries: number;
-  /** Longest a response may stall on a client that does not read (ms). */
-  readonly stallMs: number;
-  /** Idle time after which an upgraded tunnel is closed (ms). */
-  readonly tunnelIdleMs: number;
-  readonly log: Logger;
-  /** Called whenever an exchange ends; lets close() wait for in-flight work. */
-  readonly onExchangeEnd: () => void;
-}
+export type { ProxyContext } from './context.js';
 
 const kExchange = Symbol('weldr.exchange');
 const kRejected = Symbol('weldr.rejected');
@@ -31,7 +16,7 @@ const kRejected = Symbol('weldr.rejected');
 type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
 type TaggedSocket = Socket & { [kRejected]?: boolean };
 
-/** Methods answered for OPTIONS * and OPTIONS with Max-Forwards: 0. */
+/** Methods answered for OPTIONS *, OPTIONS with Max-Forwards: 0, and in 405s. */
 const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 
 /**
@@ -41,97 +26,46 @@ const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
  * wrapper that parses headers into an object on every response), so a proxied request
  * costs one object and no closures.
  */
-export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.DispatchHandler {
+export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Dispatcher.DispatchHandler {
   host = '';
   path = '';
-  hasBody = false;
   maxForwards: string | null = null;
   readonly clientIp: string;
   readonly via: string;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
-  /** The client connection (req.socket is nulled by node once the exchange is over). */
-  readonly socket: Socket;
-  readonly ctx: ProxyContext;
-  readonly startedAt: number;
   headers: string[] = [];
-  /** The origin of the current attempt. */
-  origin: Origin | null = null;
-  /** Origins that already failed this request (retries avoid them). */
-  tried: Origin[] | null = null;
-  abort: ((err?: Error) => void) | null = null;
-  /** Request bytes were handed to the current origin socket. */
-  connected = false;
-  /** Response headers were written to the client. */
-  responded = false;
-  ended = false;
   resumeOrigin: (() => void) | null = null;
   stallTimer: NodeJS.Timeout | null = null;
-  lastFailure: OriginFailure = 'refused';
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
-    this.ctx = ctx;
+    super(ctx, req.socket, req.method!);
     this.req = req;
     this.res = res;
-    this.socket = req.socket;
     this.via = ctx.via;
-    this.clientIp = this.socket.remoteAddress ?? '';
-    this.startedAt = performance.now();
+    this.clientIp = req.socket.remoteAddress ?? '';
   }
 
-  // ---- upstream phase -----------------------------------------------------------
-
-  dispatch(sameIfLast = false): void {
-    const origin = this.ctx.upstream.select(this.tried, sameIfLast);
-    if (origin === null) {
-      this.fail(this.tried === null ? 'NO_ORIGIN' : originFailureCode(this.lastFailure));
-      return;
-    }
-    this.origin = origin;
-    this.connected = false;
-    this.abort = null;
-    origin.active++;
-    origin.pool.dispatch(
-      {
-        path: this.path,
-        method: this.req.method!,
-        headers: this.headers,
-        body: this.hasBody ? this.req : null,
-      },
-      this,
-    );
+  protected send(origin: Origin): void {
+    origin.pool.dispatch({ path: this.path, method: this.method, headers: this.headers, body: this.hasBody ? this.req : null }, this);
   }
 
-  // ---- undici handler -------------------------------------------------------------
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.ended) {
-      // The client left while the request waited for a connection.
-      abort();
-      return;
-    }
-    this.abort = abort;
-    this.connected = true;
-  }
+  // ---- undici handler (onConnect and onError live in OriginAttempt) --------------
 
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx interim responses are not relayed (a 100 never comes: Expect is not
     // forwarded; 101 arrives through onUpgrade on the tunnel path).
     if (statusCode < 200) return true;
     if (this.ended) return false;
-    const res = this.res;
     try {
-      res.writeHead(statusCode, statusText || undefined, responseHeaders(raw, this.via));
+      this.res.writeHead(statusCode, statusText || undefined, responseHeaders(raw, this.via));
     } catch (err) {
       // A field node refuses to emit: the origin's response is unusable.
       throw Object.assign(new Error('origin response not forwardable'), { code: 'WELDR_BAD_RESPONSE', cause: err });
     }
     this.responded = true;
     this.resumeOrigin = resume;
-    const counters = this.ctx.counters;
-    counters.serverSuccess++;
-    counters.byClass[(statusCode / 100) | 0]!++;
-    this.ctx.upstream.succeeded(this.origin!);
+    this.answered(statusCode);
     return true;
   }
 
@@ -148,51 +82,14 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
-    this.#attemptEnded();
+    this.attemptEnded();
     const res = this.res;
     if (trailers !== null && trailers.length !== 0 && res.chunkedEncoding) res.addTrailers(pairs(trailers));
     res.end();
-    this.#finish(true);
-  }
-
-  onError(err: Error): void {
-    const origin = this.#attemptEnded();
-    if (this.ended || this.socket.destroyed) {
-      // Our own abort after the client left, or the client's upload failed: not the origin's fault.
-      this.#finish(false);
-      return;
-    }
-    const reason = classifyOriginError(err, this.connected);
-    const counters = this.ctx.counters;
-    counters.serverFailed++;
-    counters.failures[reason]++;
-    this.lastFailure = reason;
-    if (origin !== null) this.ctx.upstream.failed(origin, reason);
-    this.ctx.log.debug({ server: origin?.id, reason, err: (err as { code?: string }).code ?? err.message }, 'origin attempt failed');
-    if (this.responded) {
-      // Part of the response is already out: closing is the only honest signal left.
-      this.res.destroy();
-      this.#finish(false);
-      return;
-    }
-    const attempts = this.tried === null ? 1 : this.tried.length + 1;
-    if (origin !== null && attempts <= this.ctx.maxRetries && mayRetry(reason, this.connected, this.req.method!, this.hasBody)) {
-      (this.tried ??= []).push(origin);
-      this.dispatch(reason === 'reset');
-      return;
-    }
-    this.fail(originFailureCode(reason));
+    this.finish(true);
   }
 
   // ---- client side ----------------------------------------------------------------
-
-  /** The client connection closed before the exchange ended. */
-  clientGone(): void {
-    if (this.ended) return;
-    this.#finish(false);
-    // Stop the origin request too (symmetric cleanup); undici then calls onError.
-    this.abort?.(new Error('client closed connection'));
-  }
 
   drained(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
@@ -200,33 +97,20 @@ export class Exchange implements RequestTarget, ForwardInfo, Dispatcher.Dispatch
     this.resumeOrigin?.();
   }
 
-  /** Answer with a proxy-generated error and end the exchange. */
   fail(code: ProxyErrorCode): void {
     // An unread request body leaves the connection in an unknown state: close it.
     sendError(this.res, code, this.hasBody && !this.req.complete);
-    this.ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
-    this.#finish(false);
+    this.countError(code);
+    this.finish(false);
   }
 
-  #attemptEnded(): Origin | null {
-    const origin = this.origin;
-    if (origin !== null) origin.active--;
-    this.origin = null;
-    this.abort = null;
-    return origin;
+  protected cutResponse(): void {
+    this.res.destroy();
   }
 
-  #finish(success: boolean): void {
-    if (this.ended) return;
-    this.ended = true;
+  protected override cleanup(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
-    const counters = this.ctx.counters;
-    if (success) counters.clientSuccess++;
-    else counters.clientFailed++;
-    counters.active--;
-    counters.observeDuration((performance.now() - this.startedAt) / 1000);
-    this.ctx.onExchangeEnd();
   }
 }
 
@@ -270,11 +154,6 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, close: bool
   res.end(body);
 }
 
-/** Refuse every later request on a connection whose framing can no longer be trusted. */
-export function markRejected(socket: Socket): void {
-  (socket as TaggedSocket)[kRejected] = true;
-}
-
 /** The 'request' listener: filter, then forward. */
 export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
   if ((req.socket as TaggedSocket)[kRejected] === true) {
@@ -297,7 +176,8 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       ctx.onExchangeEnd();
       return;
     }
-    markRejected(req.socket);
+    // Refuse every later request on this connection: its framing can no longer be trusted.
+    (req.socket as TaggedSocket)[kRejected] = true;
     sendError(res, verdict, true);
     counters.byClass[(ERRORS[verdict].status / 100) | 0]!++;
     counters.clientFailed++;

@@ -2,12 +2,12 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { classifyOriginError, ERRORS, originFailureCode, rawErrorResponse, type ProxyErrorCode } from './errors.js';
-import type { ProxyContext } from './forward.js';
+import { OriginAttempt } from './attempt.js';
+import type { ProxyContext } from './context.js';
+import { ERRORS, rawErrorResponse, type ProxyErrorCode } from './errors.js';
 import { rawValues, requestHeaders, responseHeaders, serializeHead } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
-import { mayRetry } from './upstream.js';
 
 /**
  * An `Upgrade` request (WebSocket and any other protocol): forwarded with undici's
@@ -16,25 +16,16 @@ import { mayRetry } from './upstream.js';
  * as one in-flight request on its origin for as long as it is open, so draining a
  * removed server waits for its tunnels (up to the proxy's close deadline).
  */
-class Tunnel implements Dispatcher.DispatchHandler {
-  readonly ctx: ProxyContext;
+class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   readonly req: IncomingMessage;
-  readonly socket: Duplex;
   readonly head: Buffer;
   readonly target: RequestTarget;
   readonly headers: string[];
   readonly protocol: string;
-  origin: Origin | null = null;
-  tried: Origin[] | null = null;
-  abort: ((err?: Error) => void) | null = null;
-  connected = false;
-  responded = false;
-  ended = false;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget) {
-    this.ctx = ctx;
+    super(ctx, socket, req.method!);
     this.req = req;
-    this.socket = socket;
     this.head = head;
     this.target = target;
     this.protocol = rawValues(req.rawHeaders, 'upgrade').join(', ');
@@ -44,32 +35,15 @@ class Tunnel implements Dispatcher.DispatchHandler {
       via: ctx.via,
       maxForwards: null,
     });
-    socket.on('error', () => this.#clientGone());
-    socket.on('close', () => this.#clientGone());
+    socket.on('error', () => this.clientGone());
+    socket.on('close', () => this.clientGone());
   }
 
-  dispatch(): void {
-    const origin = this.ctx.upstream.select(this.tried);
-    if (origin === null) {
-      this.#fail('NO_ORIGIN');
-      return;
-    }
-    this.origin = origin;
-    this.connected = false;
-    origin.active++;
+  protected send(origin: Origin): void {
     origin.pool.dispatch(
-      { path: this.target.path, method: this.req.method!, headers: this.headers, upgrade: this.protocol, body: null },
+      { path: this.target.path, method: this.method, headers: this.headers, upgrade: this.protocol, body: null },
       this,
     );
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    if (this.ended) {
-      abort();
-      return;
-    }
-    this.abort = abort;
-    this.connected = true;
   }
 
   onUpgrade(statusCode: number, raw: Buffer[] | string[] | null, originSocket: Duplex): void {
@@ -79,13 +53,10 @@ class Tunnel implements Dispatcher.DispatchHandler {
       return;
     }
     this.responded = true;
-    this.ctx.counters.serverSuccess++;
-    this.ctx.counters.byClass[1]!++;
-    this.ctx.upstream.succeeded(this.origin!);
+    this.answered(statusCode);
     const headers = responseHeaders((raw ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)), this.ctx.via, true);
     client.write(serializeHead(statusCode, 'Switching Protocols', headers));
     if (this.head.length !== 0) originSocket.write(this.head);
-    const origin = this.origin!;
     // Either side closing or failing ends the tunnel: the other side gets a FIN after
     // its pending bytes and is then destroyed. A FIN from one side is passed on as a
     // FIN to the other (half-close, as pipe() does); the tunnel ends when both are closed.
@@ -100,8 +71,8 @@ class Tunnel implements Dispatcher.DispatchHandler {
     const closed = (): void => {
       shutdown();
       if (--open === 0) {
-        origin.active--;
-        this.#finish(true);
+        this.attemptEnded();
+        this.finish(true);
       }
     };
     client.removeAllListeners('close');
@@ -122,9 +93,7 @@ class Tunnel implements Dispatcher.DispatchHandler {
     if (statusCode < 200 || this.ended) return !this.ended;
     // The origin declined the upgrade: relay its answer, delimited by closing.
     this.responded = true;
-    this.ctx.counters.serverSuccess++;
-    this.ctx.counters.byClass[(statusCode / 100) | 0]!++;
-    this.ctx.upstream.succeeded(this.origin!);
+    this.answered(statusCode);
     const headers = responseHeaders(raw, this.ctx.via);
     headers.push('connection', 'close');
     this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers));
@@ -137,62 +106,21 @@ class Tunnel implements Dispatcher.DispatchHandler {
   }
 
   onComplete(): void {
-    this.#attemptEnded();
+    this.attemptEnded();
     this.socket.end();
-    this.#finish(true);
+    this.finish(true);
   }
 
-  onError(err: Error): void {
-    const origin = this.#attemptEnded();
-    if (this.ended) return;
-    const reason = classifyOriginError(err, this.connected);
-    this.ctx.counters.serverFailed++;
-    this.ctx.counters.failures[reason]++;
-    if (origin !== null) this.ctx.upstream.failed(origin, reason);
-    if (this.responded) {
-      this.socket.destroy();
-      this.#finish(false);
-      return;
-    }
-    const attempts = this.tried === null ? 1 : this.tried.length + 1;
-    if (origin !== null && attempts <= this.ctx.maxRetries && mayRetry(reason, this.connected, 'GET', false)) {
-      (this.tried ??= []).push(origin);
-      this.dispatch();
-      return;
-    }
-    this.#fail(originFailureCode(reason));
-  }
-
-  #attemptEnded(): Origin | null {
-    const origin = this.origin;
-    if (origin !== null) origin.active--;
-    this.origin = null;
-    return origin;
-  }
-
-  #fail(code: ProxyErrorCode): void {
-    this.ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+  fail(code: ProxyErrorCode): void {
+    this.countError(code);
     this.socket.end(rawErrorResponse(code));
-    this.#finish(false);
+    this.finish(false);
   }
 
-  #clientGone(): void {
-    if (this.ended) return;
-    this.#finish(false);
-    this.abort?.(new Error('client closed connection'));
-  }
-
-  #finish(success: boolean): void {
-    if (this.ended) return;
-    this.ended = true;
-    const counters = this.ctx.counters;
-    if (success) counters.clientSuccess++;
-    else counters.clientFailed++;
-    counters.active--;
-    this.ctx.onExchangeEnd();
+  protected cutResponse(): void {
+    this.socket.destroy();
   }
 }
-
 
 function endThenDestroy(socket: Duplex): void {
   if (socket.destroyed) return;

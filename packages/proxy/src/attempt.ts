@@ -1,0 +1,139 @@
+import type { Duplex } from 'node:stream';
+import type { ProxyContext } from './context.js';
+import { classifyOriginError, ERRORS, originFailureCode, type OriginFailure, type ProxyErrorCode } from './errors.js';
+import type { Origin } from './origin-pool.js';
+import { mayRetry } from './upstream.js';
+
+/**
+ * What a proxied request and an upgrade tunnel share: choosing an origin per attempt,
+ * undici's onConnect, the retry decision after a failure, and symmetric cleanup with
+ * the counters. Subclasses say how to send (`send`), how to refuse (`fail`) and how to
+ * cut a response that has already started (`cutResponse`).
+ */
+export abstract class OriginAttempt {
+  readonly ctx: ProxyContext;
+  /** The client connection (req.socket is nulled by node once an exchange is over). */
+  readonly socket: Duplex;
+  readonly method: string;
+  readonly startedAt: number;
+  hasBody = false;
+  /** The origin of the current attempt. */
+  origin: Origin | null = null;
+  /** Origins that already failed this request (retries avoid them). */
+  tried: Origin[] | null = null;
+  abort: ((err?: Error) => void) | null = null;
+  /** Request bytes were handed to the current origin socket. */
+  connected = false;
+  /** The response (or 101) has started towards the client. */
+  responded = false;
+  ended = false;
+  lastFailure: OriginFailure = 'refused';
+
+  constructor(ctx: ProxyContext, socket: Duplex, method: string) {
+    this.ctx = ctx;
+    this.socket = socket;
+    this.method = method;
+    this.startedAt = performance.now();
+  }
+
+  /** Hand the request to `origin.pool.dispatch(…, this)`. */
+  protected abstract send(origin: Origin): void;
+  /** Answer with a proxy-generated error, then call finish(false). */
+  abstract fail(code: ProxyErrorCode): void;
+  /** Close the client side of a response that has already started. */
+  protected abstract cutResponse(): void;
+  /** Subclass cleanup when the exchange ends (timers). */
+  protected cleanup(): void {}
+
+  dispatch(sameIfLast = false): void {
+    const origin = this.ctx.upstream.select(this.tried, sameIfLast);
+    if (origin === null) {
+      this.fail(this.tried === null ? 'NO_ORIGIN' : originFailureCode(this.lastFailure));
+      return;
+    }
+    this.origin = origin;
+    this.connected = false;
+    this.abort = null;
+    origin.active++;
+    this.send(origin);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    if (this.ended) {
+      // The client left while the request waited for a connection.
+      abort();
+      return;
+    }
+    this.abort = abort;
+    this.connected = true;
+  }
+
+  onError(err: Error): void {
+    const origin = this.attemptEnded();
+    if (this.ended || this.socket.destroyed) {
+      // Our own abort after the client left, or the client's upload failed: not the origin's fault.
+      this.finish(false);
+      return;
+    }
+    const reason = classifyOriginError(err, this.connected);
+    const counters = this.ctx.counters;
+    counters.serverFailed++;
+    counters.failures[reason]++;
+    this.lastFailure = reason;
+    if (origin !== null) this.ctx.upstream.failed(origin, reason);
+    this.ctx.log.debug({ server: origin?.id, reason, err: (err as { code?: string }).code ?? err.message }, 'origin attempt failed');
+    if (this.responded) {
+      // Part of the response is already out: closing is the only honest signal left.
+      this.cutResponse();
+      this.finish(false);
+      return;
+    }
+    const attempts = this.tried === null ? 1 : this.tried.length + 1;
+    if (origin !== null && attempts <= this.ctx.maxRetries && mayRetry(reason, this.connected, this.method, this.hasBody)) {
+      (this.tried ??= []).push(origin);
+      this.dispatch(reason === 'reset');
+      return;
+    }
+    this.fail(originFailureCode(reason));
+  }
+
+  /** The origin answered: count it for stats and passive health. */
+  protected answered(status: number): void {
+    const counters = this.ctx.counters;
+    counters.serverSuccess++;
+    counters.byClass[(status / 100) | 0]!++;
+    this.ctx.upstream.succeeded(this.origin!);
+  }
+
+  protected countError(code: ProxyErrorCode): void {
+    this.ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+  }
+
+  /** The client connection closed before the exchange ended. */
+  clientGone(): void {
+    if (this.ended) return;
+    this.finish(false);
+    // Stop the origin request too (symmetric cleanup); undici then calls onError.
+    this.abort?.(new Error('client closed connection'));
+  }
+
+  protected attemptEnded(): Origin | null {
+    const origin = this.origin;
+    if (origin !== null) origin.active--;
+    this.origin = null;
+    this.abort = null;
+    return origin;
+  }
+
+  protected finish(success: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.cleanup();
+    const counters = this.ctx.counters;
+    if (success) counters.clientSuccess++;
+    else counters.clientFailed++;
+    counters.active--;
+    counters.observeDuration((performance.now() - this.startedAt) / 1000);
+    this.ctx.onExchangeEnd();
+  }
+}

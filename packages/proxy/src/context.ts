@@ -1,0 +1,19 @@
+import type { Counters } from './stats.js';
+import type { Logger } from './types.js';
+import type { Upstream } from './upstream.js';
+
+/** Shared, per-proxy state the request phases read. */
+export interface ProxyContext {
+  readonly upstream: Upstream;
+  readonly counters: Counters;
+  /** "1.1 <pseudonym>" */
+  readonly via: string;
+  readonly maxRetries: number;
+  /** Longest a response may stall on a client that does not read (ms). */
+  readonly stallMs: number;
+  /** Idle time after which an upgraded tunnel is closed (ms). */
+  readonly tunnelIdleMs: number;
+  readonly log: Logger;
+  /** Called whenever an exchange ends; lets close() wait for in-flight work. */
+  readonly onExchangeEnd: () => void;
+}
