@@ -205,6 +205,20 @@ test('Membership: add a learner, promote it, then remove the leader (thesis §4)
   s.tick(['n2', 'n3', 'n4'], 2);
   for (const id of ['n2', 'n3', 'n4']) t.deepEqual(s.applied(id), ['before', 'after']);
   t.deepEqual(s.node('n1').campaign(), { ok: false, reason: 'notMember', leader: null });
+  for (const bad of [{ type: 'addVoter', nodeId: 'n2' }, { type: 'removeNode', nodeId: 'n9' }, { type: 'addLearner', nodeId: '' }] as const) {
+    t.like(s.node(leader!).proposeConfChange(bad), { ok: false, reason: 'invalidConfChange' });
+  }
+});
+
+test('Requests that need a leader are refused with the known leader, if any', (t) => {
+  const s = Scenario.cluster(3);
+  t.like(s.node('n2').readIndex('r'), { ok: false, reason: 'noLeader' });
+  t.like(s.node('n2').propose(new Uint8Array()), { ok: false, reason: 'noLeader' });
+  s.elect('n1');
+  t.deepEqual(s.node('n2').propose(new Uint8Array()), { ok: false, reason: 'notLeader', leader: 'n1' });
+  t.like(s.node('n2').transferLeadership('n3'), { ok: false, reason: 'notLeader' });
+  t.like(s.node('n1').transferLeadership('n9'), { ok: false, reason: 'invalidTarget' });
+  t.like(s.node('n1').proposeConfChange({ type: 'removeNode', nodeId: 'n3' }), { ok: true });
 });
 
 test('Snapshot: a lagging follower behind the first retained entry installs a chunked snapshot (§7)', (t) => {

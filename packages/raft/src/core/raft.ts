@@ -815,7 +815,8 @@ export class Raft {
     const no = this.leaderRefusal();
     if (no !== undefined) return no;
     if (this.pendingConfIndex > this.log.applied) return this.refuse('confChangePending');
-    if (typeof applyConfChange(this.membership.current, cc) === 'string') return this.refuse('invalidConfChange');
+    const validId = typeof cc.nodeId === 'string' && cc.nodeId.length > 0 && cc.nodeId.length <= 256;
+    if (!validId || typeof applyConfChange(this.membership.current, cc) === 'string') return this.refuse('invalidConfChange');
     const index = this.appendEntries([{ type: 'confChange', data: encodeConfChange(cc) }]);
     this.pendingConfIndex = index;
     if (this.role === 'leader') this.bcastAppend();
