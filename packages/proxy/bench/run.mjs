@@ -115,41 +115,34 @@ try {
   const results = [];
   if (ONLY.includes('direct')) results.push(await measure('direct', originPort, null));
 
-  if (ONLY.includes('weldr')) {
-    const port = await freePort();
-    const child = start(0, process.execPath, ['--import=tsx', '--conditions=@weldr/source', join(here, 'weldr-server.ts'), String(port), String(originPort)], {
-      cwd: join(here, '..', '..', '..'),
-    });
+  /** Start a proxy pinned to CPU 0, measure it, stop it. */
+  const proxied = async (name, port, cmd, argv, extra) => {
+    if (!ONLY.includes(name)) return;
+    const child = start(0, cmd, argv, extra);
     await waitPort(port);
-    results.push(await measure('weldr', port, child.pid));
+    results.push(await measure(name, port, child.pid));
     child.kill('SIGTERM');
-  }
-  if (ONLY.includes('nginx')) {
-    const port = await freePort();
-    const conf = join(dir, 'proxy.conf');
-    writeFileSync(
-      conf,
-      nginxConf(port, `upstream o { server 127.0.0.1:${originPort}; keepalive 64; }
+  };
+  let port = await freePort();
+  await proxied('weldr', port, process.execPath, ['--import=tsx', '--conditions=@weldr/source', join(here, 'weldr-server.ts'), String(port), String(originPort)], {
+    cwd: join(here, '..', '..', '..'),
+  });
+  port = await freePort();
+  const nginxProxyConf = join(dir, 'proxy.conf');
+  writeFileSync(
+    nginxProxyConf,
+    nginxConf(port, `upstream o { server 127.0.0.1:${originPort}; keepalive 64; }
   server { listen 127.0.0.1:${port}; location / { proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection "";
     proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; } }`),
-    );
-    const child = start(0, '/usr/sbin/nginx', ['-c', conf, '-e', join(dir, 'proxy.err')]);
-    await waitPort(port);
-    results.push(await measure('nginx', port, child.pid));
-    child.kill('SIGTERM');
-  }
-  if (ONLY.includes('haproxy')) {
-    const port = await freePort();
-    const conf = join(dir, 'haproxy.cfg');
-    writeFileSync(
-      conf,
-      `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option forwardfor\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:${port}\n  default_backend b\nbackend b\n  server o 127.0.0.1:${originPort}\n`,
-    );
-    const child = start(0, '/usr/sbin/haproxy', ['-f', conf, '-db']);
-    await waitPort(port);
-    results.push(await measure('haproxy', port, child.pid));
-    child.kill('SIGTERM');
-  }
+  );
+  await proxied('nginx', port, '/usr/sbin/nginx', ['-c', nginxProxyConf, '-e', join(dir, 'proxy.err')]);
+  port = await freePort();
+  const haproxyConf = join(dir, 'haproxy.cfg');
+  writeFileSync(
+    haproxyConf,
+    `global\n  nbthread 1\ndefaults\n  mode http\n  timeout connect 3s\n  timeout client 30s\n  timeout server 30s\n  option forwardfor\n  http-reuse always\nfrontend f\n  bind 127.0.0.1:${port}\n  default_backend b\nbackend b\n  server o 127.0.0.1:${originPort}\n`,
+  );
+  await proxied('haproxy', port, '/usr/sbin/haproxy', ['-f', haproxyConf, '-db']);
   const nginx = results.find((r) => r.name === 'nginx');
   console.log(`runs=${RUNS} duration=${DURATION}s conns=${CONNS} (medians)`);
   console.log('name      req/s   cpu-us/req  p50@1c(us)  p99@1c(us)  %nginx  errors  runs');

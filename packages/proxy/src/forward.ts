@@ -188,6 +188,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   }
   ex.headers = requestHeaders(req.rawHeaders, ex);
   (res as TaggedResponse)[kExchange] = ex;
-  res.once('close', onResponseClose);
+  // on(), not once(): no wrapper closure per request; the handler is idempotent.
+  res.on('close', onResponseClose);
   ex.dispatch();
 }
