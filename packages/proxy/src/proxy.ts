@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { PoolSnapshot } from '@weldr/store';
 import { handleRequest, type ProxyContext } from './forward.js';
 import { registerMetrics } from './metrics.js';
@@ -30,6 +31,7 @@ export function createProxy(options: ProxyOptions): Proxy {
   });
 
   let closing: Promise<void> | null = null;
+  const tunnels = new Set<Duplex>();
   let idleWaiter: (() => void) | null = null;
   const ctx: ProxyContext = {
     upstream,
@@ -50,7 +52,12 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxHeaderSize,
     log,
     onRequest: (req, res) => handleRequest(ctx, req, res),
-    onUpgrade: (req, socket, head) => handleUpgrade(ctx, req, socket, head),
+    onUpgrade: (req, socket, head) => {
+      // Upgraded sockets leave node's connection tracking; close() must find them.
+      tunnels.add(socket);
+      socket.once('close', () => tunnels.delete(socket));
+      handleUpgrade(ctx, req, socket, head);
+    },
   });
   const server = listener.server;
   const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, counters, upstream, now) : null;
@@ -69,6 +76,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       idleWaiter = null;
     }
     server.closeAllConnections();
+    for (const socket of tunnels) socket.destroy();
     listener.destroyLingering();
     await upstream.close(false);
     unregister?.();

@@ -98,3 +98,18 @@ test('upgrade with no origin → 503 and close', async (t) => {
   t.is(statusOf(r.text), 503);
   t.true(r.closed);
 });
+
+test('close() ends open tunnels after the deadline', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(() => origin.close());
+  const s = net.connect(p.port, '127.0.0.1');
+  s.write('GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await new Promise((r) => s.once('data', r));
+  const closed = new Promise((r) => s.on('close', r));
+  s.on('error', () => undefined);
+  await p.proxy.close({ deadlineMs: 50 });
+  await closed;
+  await until(() => p.proxy.stats().client.success === 1);
+  t.pass();
+});
