@@ -13,8 +13,9 @@ import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filt
  * An `Upgrade` request (WebSocket and any other protocol): forwarded with undici's
  * `upgrade` option; on 101 the two sockets are spliced together until either side
  * closes. Any other answer is relayed as a close-delimited response. A tunnel counts
- * as one in-flight request on its origin for as long as it is open, so draining a
- * removed server waits for its tunnels (up to the proxy's close deadline).
+ * as one in-flight request on its origin for as long as it is open; removing the
+ * server does not cut it (undici detaches upgraded sockets from the pool), close()
+ * does, after its deadline.
  */
 class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   readonly req: IncomingMessage;
