@@ -1,6 +1,6 @@
 // A node's life: readiness, logs, graceful shutdown, restarts with a durable pool.
 import test from 'ava';
-import { request } from 'undici';
+import { request, WebSocket } from 'undici';
 import { addOrigin, adminCall } from './helpers/admin.js';
 import { makeTempDir, startNode } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
@@ -94,4 +94,38 @@ test('a port already in use: clear error, exit 1, nothing left running', async (
   const exit = await within('the clashing node to exit', second.exited, 15_000);
   t.is(exit.code, 1);
   t.regex(second.stdout + second.stderr, /address already in use/);
+});
+
+test('SIGTERM with an open WebSocket: the deadline ends it and the node exits 0', async (t) => {
+  const { node } = await nodeWithOrigins(t, ['life-ws'], { store: 'memory', args: ['--shutdown-timeout', '500ms'] });
+  const ws = new WebSocket(`ws://127.0.0.1:${node.proxyPort}/ws`);
+  await within('the WebSocket to open', new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error('websocket error'));
+  }), 10_000);
+  const closed = new Promise<void>((resolve) => {
+    ws.onclose = () => resolve();
+  });
+  node.proc.signal('SIGTERM');
+  t.is((await within('the node to exit', node.proc.exited, 15_000)).code, 0);
+  await within('the client to see the close', closed, 10_000);
+});
+
+// Upgraded tunnels are not tracked by the HTTP server after the 101; the proxy's
+// close() has to end them itself, or they would outlive the node's "stopped".
+test('SIGTERM with an open WebSocket: the tunnel is closed by the time the node reports stopped', async (t) => {
+  const { node } = await nodeWithOrigins(t, ['life-ws2'], { store: 'memory', args: ['--shutdown-timeout', '300ms'] });
+  const ws = new WebSocket(`ws://127.0.0.1:${node.proxyPort}/ws`);
+  await within('the WebSocket to open', new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error('websocket error'));
+  }), 10_000);
+  const closed = new Promise<void>((resolve) => {
+    ws.onclose = () => resolve();
+  });
+  node.proc.signal('SIGTERM');
+  await node.proc.waitForLine('stopped', (l) => l.event === 'stopped');
+  // Far below weldr's 5 s exit safety net; only event propagation has to happen here.
+  await within('the client to see the tunnel close', closed, 2_000);
+  t.pass();
 });

@@ -77,13 +77,14 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
   // The proxy gives up on in-flight requests at the deadline; if closing the rest
   // hangs beyond a grace period, exit anyway rather than leave a half-stopped node.
-  setTimeout(() => {
+  const overrun = setTimeout(() => {
     log.error({ event: 'exit_now', reason: 'shutdown overran its deadline' }, 'shutdown overran its deadline: exiting');
     flushLoggerSync(log);
     process.exit(EXIT_FAILURE);
   }, config.shutdownTimeout + SHUTDOWN_GRACE_MS).unref();
   const stopped = Date.now();
   await node.stop();
+  clearTimeout(overrun);
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.

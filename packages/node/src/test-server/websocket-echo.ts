@@ -81,6 +81,9 @@ class EchoConnection {
   constructor(private readonly socket: Duplex) {
     socket.on('data', (chunk: Buffer) => this.feed(chunk));
     socket.on('error', () => socket.destroy());
+    // The HTTP server leaves upgraded sockets half-open: answer the peer's FIN with ours,
+    // or the connection lingers in CLOSE-WAIT.
+    socket.on('end', () => socket.end());
   }
 
   feed(chunk: Buffer): void {
