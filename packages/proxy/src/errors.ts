@@ -97,6 +97,9 @@ export function classifyOriginError(err: unknown, connected: boolean): OriginFai
       return 'bad_response';
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return 'bad_response';
+      // undici 7 raises HTTPParserError for a malformed response head with `code`
+      // unset (the llhttp reason is only in the message): the origin did answer, badly.
+      if (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'HTTPParserError') return 'bad_response';
       if (isUndiciSocketError(err) && (err as { message?: string }).message?.startsWith('bad ')) return 'bad_response';
       return connected ? 'reset' : 'refused';
   }

@@ -17,6 +17,8 @@ test('origin errors map by source to a reason, a code and a status', (t) => {
     [err('HPE_INVALID_CONSTANT'), true, 'bad_response', 'ORIGIN_BAD_RESPONSE', 502],
     [err('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), true, 'bad_response', 'ORIGIN_BAD_RESPONSE', 502],
     [err('WELDR_BAD_RESPONSE'), true, 'bad_response', 'ORIGIN_BAD_RESPONSE', 502],
+    // undici's HTTPParserError for a malformed response head has no `code`.
+    [Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid response status)'), { name: 'HTTPParserError', code: undefined as unknown as string }), true, 'bad_response', 'ORIGIN_BAD_RESPONSE', 502],
   ];
   for (const [e, connected, reason, code, status] of cases) {
     const r = classifyOriginError(e, connected);
