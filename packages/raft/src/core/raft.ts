@@ -75,7 +75,7 @@ export class Raft {
   electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  /** Ticks since we last heard from a leader of our term (or started after a restart). */
+  /** Ticks since we last heard from a leader of our term, or since start (0 while leader). */
   leaseElapsed: number;
 
   private readonly votes = new Map<NodeId, boolean>();
@@ -112,8 +112,7 @@ export class Raft {
     this.tracker = new ProgressTracker(this.cfg.maxInflightMsgs, this.cfg.maxInflightBytes);
     this.tracker.setConf(this.membership.current, last);
 
-    const restarted = hardState.term > 0 || hardState.commit > 0;
-    if (restarted) {
+    if (hardState.term > 0 || hardState.commit > 0) {
       if (hardState.commit < this.log.committed || hardState.commit > last) {
         throw new RangeError(`raft: stored commit ${hardState.commit} outside [${this.log.committed}, ${last}]`);
       }
