@@ -2,7 +2,7 @@
 import test from 'ava';
 import { request, WebSocket } from 'undici';
 import { addOrigin, adminCall } from './helpers/admin.js';
-import { makeTempDir, startNode } from './helpers/node.js';
+import { makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { spawnWeldr } from './helpers/process.js';
@@ -71,20 +71,42 @@ test('a second signal exits at once', async (t) => {
   await pending;
 });
 
-test('--store level: the pool survives a restart', async (t) => {
+test('--store level: the pool, the settings and remembered idempotency keys survive a restart', async (t) => {
   const origin = await startOrigin(t, 'life-durable');
   const dataDir = makeTempDir(t);
   const first = await startNode(t, { dataDir, store: 'level' });
   await addOrigin(first, origin);
+  t.is((await adminCall(first, 'PATCH', '/settings', { balancer: 'least-connections' })).status, 200);
+  const keyed = (node: WeldrNode) =>
+    request(`${node.adminUrl}/servers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'e2e-restart-1' },
+      body: JSON.stringify({ ip: '127.0.0.1', port: origin.port, weight: 7 }),
+    }).then(async (res) => ({ status: res.statusCode, replayed: res.headers['idempotent-replayed'], body: await res.body.text() }));
+  const original = await keyed(first);
+  t.is(original.status, 200); // the server existed: an update
   await waitForRouting(first, ['life-durable']);
   t.is((await first.proc.stop('SIGTERM')).code, 0);
 
   const second = await startNode(t, { dataDir, store: 'level' });
-  const servers = await adminCall(second, 'GET', '/servers');
+  const servers = await adminCall<{ port: number; weight: number }[]>(second, 'GET', '/servers');
   t.is(servers.status, 200);
-  t.true(JSON.stringify(servers.body).includes(String(origin.port)), JSON.stringify(servers.body));
+  t.deepEqual(servers.body.map((s) => [s.port, s.weight]), [[origin.port, 7]]);
+  t.is((await adminCall<{ balancer: string }>(second, 'GET', '/settings')).body.balancer, 'least-connections');
+  const retried = await keyed(second);
+  t.is(retried.replayed, 'true', 'a retry after the restart is recognised');
+  t.is(retried.body, original.body);
   await waitForRouting(second, ['life-durable']);
   t.is((await fetchVia(second, '/')).serverId, 'life-durable');
+});
+
+test('a data directory already in use: clear error, exit 1', async (t) => {
+  const dataDir = makeTempDir(t);
+  await startNode(t, { dataDir, store: 'level' });
+  const second = spawnWeldr(t, 'weldr same-data', ['start', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', dataDir]);
+  const exit = await within('the second node to exit', second.exited, 15_000);
+  t.is(exit.code, 1);
+  t.regex(second.stderr, /data directory .* is in use by another process/);
 });
 
 test('a port already in use: clear error, exit 1, nothing left running', async (t) => {
