@@ -162,3 +162,52 @@ test('RawNode: Ready contract — one outstanding Ready, advance marks entries s
   t.false(n.hasReady());
   t.is(n.confStateAt(1)?.voters[0], 'n1');
 });
+
+test('MemoryNetwork: partitions, one-way cuts and seeded faults', async (t) => {
+  const { MemoryNetwork } = await import('../src/testing/index.js');
+  const msg = (from: string, to: string) =>
+    ({ type: 'MsgHeartbeat', from, to, term: 1, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0 }) as const;
+  const net = new MemoryNetwork();
+  net.partition(['a'], ['b', 'c']);
+  net.cutLink('b', 'c');
+  net.send([msg('a', 'b'), msg('b', 'a'), msg('b', 'c'), msg('c', 'b')]);
+  t.deepEqual(net.drain().map((m) => `${m.from}${m.to}`), ['cb']);
+  net.heal();
+  let now = 0;
+  let seed = 1;
+  const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+  const lossy = new MemoryNetwork({ random: rnd, now: () => now });
+  lossy.faults = { drop: 0.5, duplicate: 0.5, minDelay: 5, maxDelay: 10 };
+  lossy.send(Array.from({ length: 200 }, () => msg('a', 'b')));
+  t.is(lossy.popDue(4), undefined, 'nothing before the minimum delay');
+  now = 10;
+  const got = lossy.drain().length;
+  t.true(got > 100 && got < 200, `delivered ${got} of 200 with 50% loss and 50% duplication`);
+});
+
+test('RawNode.reportUnreachable moves a pipelining follower back to probing', (t) => {
+  const storages = ['n1', 'n2'].map(() => new MemoryStorage({ bootstrap: ['n1', 'n2'] }));
+  const nodes = ['n1', 'n2'].map((id, i) => new RawNode({ id, storage: storages[i]!, random: () => 0.9 }));
+  const pump = () => {
+    for (let round = 0; round < 50; round++) {
+      const msgs = [];
+      for (let i = 0; i < 2; i++) {
+        while (nodes[i]!.hasReady()) {
+          const rd = nodes[i]!.ready();
+          storages[i]!.save(rd);
+          msgs.push(...rd.messages);
+          nodes[i]!.advance(rd);
+        }
+      }
+      if (msgs.length === 0) return;
+      for (const m of msgs) nodes[m.to === 'n1' ? 0 : 1]!.step(m);
+    }
+  };
+  for (let i = 0; i < 10; i++) for (const n of nodes) n.tick(); // out of the boot-time lease
+  t.true(nodes[0]!.campaign().ok);
+  pump();
+  t.is(nodes[0]!.role, 'leader');
+  t.is(nodes[0]!.status().progress?.['n2']?.state, 'replicate');
+  nodes[0]!.reportUnreachable('n2');
+  t.is(nodes[0]!.status().progress?.['n2']?.state, 'probe');
+});

@@ -878,6 +878,15 @@ export class Raft {
     return { ok: true };
   }
 
+  /**
+   * The transport could not deliver to `id`: stop pipelining to it and probe
+   * once it answers again (appends sent meanwhile were probably lost).
+   */
+  reportUnreachable(id: NodeId): void {
+    const pr = this.role === 'leader' ? this.tracker.progress.get(id) : undefined;
+    if (pr !== undefined && pr.state === 'replicate') pr.becomeProbe();
+  }
+
   pendingReadCount(): number {
     return this.readOnly.size + this.pendingReadIndex.length;
   }

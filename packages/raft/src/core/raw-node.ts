@@ -111,6 +111,11 @@ export class RawNode {
     return this.raft.campaignNow();
   }
 
+  /** Tell the leader its transport failed to reach `id` (a closed connection, a send error). */
+  reportUnreachable(id: NodeId): void {
+    this.raft.reportUnreachable(id);
+  }
+
   /** See Raft.leaseValidUntil: this server's tick until which its leader lease holds, or null. */
   leaseValidUntil(): number | null {
     return this.raft.leaseValidUntil();
