@@ -228,7 +228,8 @@ class Simulation {
     else if (r < 0.84) this.setFaults(this.rng.pick([0, 1, 1, 2]));
     else if (r < 0.89) this.transfer();
     else if (r < 0.97) this.confChange();
-    else this.campaign();
+    else if (r < 0.985) this.campaign();
+    else this.unreachable();
   }
 
   private propose(count: number): void {
@@ -330,6 +331,17 @@ class Simulation {
     const n = this.rng.pick(up);
     const res = n.raw!.campaign();
     this.log(`campaign ${n.id}: ${res.ok ? 'ok' : res.reason}`);
+  }
+
+  /** A transport error on a leader's link (what a real driver reports on a failed send). */
+  private unreachable(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const l = this.rng.pick(leaders);
+    const to = this.rng.pick(this.cluster.ids());
+    if (to === l.id) return;
+    l.raw!.reportUnreachable(to);
+    this.log(`unreachable ${l.id} -> ${to}`);
   }
 
   private confChange(): void {
