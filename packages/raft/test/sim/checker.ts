@@ -151,9 +151,6 @@ export class Checker {
     if (i > this.maxCommitted) this.maxCommitted = i;
   }
 
-  /** The node restarted from storage; its durable commit index never moves back, so nothing to forget. */
-  onRestart(_n: SimNode): void {}
-
   private onApply(n: SimNode, e: Entry): void {
     if (e.index !== n.appliedIndex + 1) this.fail(`apply order: ${n.id} applies ${e.index} after ${n.appliedIndex}`);
     this.recordCommitted(n, e.index, e.term);

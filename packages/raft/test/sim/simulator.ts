@@ -278,7 +278,6 @@ class Simulation {
 
   private restartNode(n: SimNode): void {
     this.cluster.start(n.id);
-    this.checker.onRestart(n);
     this.setClock(n);
     this.log(`RESTART ${n.id} term=${n.raw!.term} commit=${n.raw!.commitIndex} last=${n.raw!.lastIndex}`);
   }
