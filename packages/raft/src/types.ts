@@ -88,7 +88,9 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
  *
  * `tick` is the leader's own tick count when it sent MsgApp/MsgHeartbeat/MsgSnap;
  * followers echo it back so the leader can date its check-quorum lease by the
- * *send* time of the round a quorum acknowledged.
+ * *send* time of the round a quorum acknowledged. A response that echoes no
+ * round (the answer to a stale-term message) carries tick 0, which the leader
+ * never counts.
  */
 export interface Message {
   readonly type: MessageType;

@@ -31,6 +31,8 @@ import { ProgressTracker } from './tracker.js';
 const EMPTY = new Uint8Array(0);
 /** context of a vote forced by MsgTimeoutNow (thesis §3.10): voters skip the in-lease check. */
 export const TRANSFER_CONTEXT = 'transfer';
+/** `tick` of a response that echoes no leader round (e.g. the answer to a stale-term message). */
+const NO_TICK = 0;
 
 type CampaignKind = 'preElection' | 'election' | 'transfer';
 
@@ -468,8 +470,11 @@ export class Raft {
     } else if (m.term < this.term) {
       if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
         // A stale leader (§6.2 / §9.6): tell it our term so it steps down;
-        // without pre-vote a term bump would do that for us.
-        this.respond(m, 'MsgAppResp', {});
+        // without pre-vote a term bump would do that for us. No tick echo: we
+        // did not accept that leader, and a restarted leader of our term
+        // counts ticks from 0 again, so an echo of an older incarnation's tick
+        // would pass for an acknowledgement of its own and extend its lease.
+        this.send('MsgAppResp', m.from, { tick: NO_TICK });
       } else if (m.type === 'MsgPreVote') {
         this.send('MsgPreVoteResp', m.from, { reject: true });
       }
@@ -649,7 +654,9 @@ export class Raft {
     const pr = this.tracker.progress.get(m.from);
     if (pr === undefined) return false; // responses only count from members
     if (m.type !== 'MsgAppResp' && m.type !== 'MsgHeartbeatResp' && m.type !== 'MsgSnapResp') return false;
-    if (m.tick > pr.ackTick && m.tick <= this.tickCount) pr.ackTick = m.tick;
+    // NO_TICK (0) is never taken as an echo: only a round sent at tick 0 is
+    // lost by that, which can shorten the lease but never lengthen it.
+    if (m.tick !== NO_TICK && m.tick > pr.ackTick && m.tick <= this.tickCount) pr.ackTick = m.tick;
     switch (m.type) {
       case 'MsgAppResp':
         this.handleAppendResponse(m, pr);

@@ -1,0 +1,47 @@
+// Regression tests for bugs found in review; each failed before its fix.
+import test from 'ava';
+import type { Message } from '../src/index.js';
+import { E, Scenario } from './scenario.js';
+
+test('Lease: a reply to a stale-term message is not an acknowledgement (leader restarted, its tick count reset)', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  const oldTerm = s.node('n1').term;
+  // The old incarnation of n1 keeps leading; hold one of its heartbeats to n2 in flight.
+  let held: Message | undefined;
+  const holdAt = 25;
+  s.filter = (m) => {
+    if (held === undefined && m.type === 'MsgHeartbeat' && m.from === 'n1' && m.to === 'n2' && m.tick === holdAt) {
+      held = m;
+      return false;
+    }
+    return true;
+  };
+  while (s.node('n1').currentTick() < holdAt + 1) s.tick();
+  t.truthy(held);
+  s.filter = () => true;
+  // n1 crashes and restarts: its tick count starts again from 0. It is elected again.
+  s.crash('n1');
+  s.restart('n1');
+  s.elect('n1');
+  t.true(s.node('n1').term > oldTerm);
+  while (s.node('n1').currentTick() < holdAt - 9) s.tick();
+  // n1 can no longer reach anyone, and n3 cannot reach n1: n2 and n3 only see each other.
+  s.cut('n1', 'n2');
+  s.cut('n1', 'n3');
+  s.cut('n3', 'n1');
+  while (s.node('n1').currentTick() < holdAt) s.tick();
+  // The old heartbeat (term oldTerm, tick holdAt) finally reaches n2, which answers the stale leader with its term.
+  s.c.deliver(held!);
+  s.stabilize();
+  // From here n2 and n3 elect a new leader as soon as their leases from n1's last real round run out.
+  for (let i = 0; i < 2 * E; i++) {
+    const r = s.node('n3').campaign();
+    if (r.ok) s.stabilize();
+    const holders = ['n1', 'n2', 'n3'].filter((id) => s.node(id).hasLease());
+    t.true(holders.length <= 1, `tick ${i}: ${holders.join(' and ')} hold leases`);
+    if (holders.length > 1) break;
+    s.tick();
+  }
+  t.is(s.leader(), 'n3');
+});
