@@ -144,7 +144,11 @@ export interface Ready {
   readonly committedEntries: readonly Entry[];
   readonly messages: readonly Message[];
   readonly readStates: readonly ReadState[];
-  /** True when hardState term/vote or entries changed, i.e. an fsync is required before sending. */
+  /**
+   * True when hardState term/vote changed or there are entries or a snapshot
+   * to persist: the write must be fsynced before any message is sent. (A
+   * commit-only change may be written without fsync; losing it is harmless.)
+   */
   readonly mustSync: boolean;
 }
 

@@ -145,8 +145,9 @@ export class Scenario {
     this.c.network.heal();
   }
 
-  crash(id: string): void {
-    this.c.crash(id);
+  /** Crash `id`; with `loseUnsynced`, writes its driver saved without fsync (mustSync false) are lost too. */
+  crash(id: string, loseUnsynced = false): void {
+    this.c.crash(id, loseUnsynced);
   }
 
   restart(id: string): void {

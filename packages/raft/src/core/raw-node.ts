@@ -164,7 +164,13 @@ export class RawNode {
       committedEntries: r.log.nextCommittedEntries(),
       messages: r.msgs,
       readStates: r.readStates,
-      mustSync: entries.length > 0 || hard.term !== this.prevHard.term || hard.vote !== this.prevHard.vote,
+      // A snapshot replaces the log and is acknowledged like entries: the
+      // leader then counts it as held (match) and tells us to commit up to it.
+      mustSync:
+        entries.length > 0 ||
+        r.log.unstable.snapshot !== undefined ||
+        hard.term !== this.prevHard.term ||
+        hard.vote !== this.prevHard.vote,
     };
     if (!softEqual(soft, this.prevSoft)) rd.softState = soft;
     if (hardChanged) rd.hardState = hard;

@@ -89,6 +89,21 @@ export class MemoryStorage implements PersistentStorage {
     if (u.hardState !== undefined) this.hard = u.hardState;
   }
 
+  /**
+   * An independent copy of everything stored: what a crash would leave if no
+   * write after this point reached the disk (tests of unsynced writes).
+   */
+  clone(): MemoryStorage {
+    const c = new MemoryStorage();
+    c.hard = this.hard;
+    c.snap = this.snap;
+    c.dummyIndex = this.dummyIndex;
+    c.dummyTerm = this.dummyTerm;
+    c.ents = this.ents.slice(this.head);
+    c.head = 0;
+    return c;
+  }
+
   setHardState(hs: HardState): void {
     this.hard = hs;
   }

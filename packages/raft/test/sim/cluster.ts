@@ -62,6 +62,11 @@ export class SimNode {
   hash = 0;
   applied: string[] = [];
   readStates: ReadState[] = [];
+  /**
+   * The storage as of the last synced write, while later writes were saved
+   * without fsync (Ready.mustSync false): a crash may fall back to it.
+   */
+  synced: MemoryStorage | undefined;
   /** Local clock: ticks every `period` time units, first at `phase`. */
   period = 100;
   nextTick = 0;
@@ -131,9 +136,16 @@ export class Cluster {
     return n;
   }
 
-  /** Lose everything not saved: the RawNode (unstable entries, unsent messages) and the state machine. */
-  crash(id: string): void {
-    this.get(id).raw = null;
+  /**
+   * Lose everything not saved: the RawNode (unstable entries, unsent messages)
+   * and the state machine. With `loseUnsynced`, writes saved without fsync
+   * (Readies with mustSync false, as a real driver may do) are lost too.
+   */
+  crash(id: string, loseUnsynced = false): void {
+    const n = this.get(id);
+    n.raw = null;
+    if (loseUnsynced && n.synced !== undefined) n.storage = n.synced;
+    n.synced = undefined;
   }
 
   deliver(m: Message): boolean {
@@ -160,7 +172,11 @@ export class Cluster {
     };
     if (rd.hardState !== undefined) update.hardState = rd.hardState;
     if (rd.snapshot !== undefined) update.snapshot = rd.snapshot;
+    // A driver fsyncs only when mustSync says so; an fsync also makes every
+    // earlier write durable (one write-ahead log).
+    if (!rd.mustSync && n.synced === undefined) n.synced = n.storage.clone();
     n.storage.save(update);
+    if (rd.mustSync) n.synced = undefined;
     this.hooks.afterPersist?.(n, rd);
     this.network.send(rd.messages);
     if (rd.snapshot !== undefined) {
@@ -195,6 +211,8 @@ export class Cluster {
     n.storage.createSnapshot(n.appliedIndex, cs, data);
     const keep = this.opts.compactKeep ?? 0;
     if (n.appliedIndex - keep >= n.storage.firstIndex()) n.storage.compact(n.appliedIndex - keep);
+    n.synced = undefined; // snapshot and compaction are synced writes
+
   }
 }
 

@@ -264,9 +264,11 @@ class Simulation {
     // Leaders half the time: failures right after an election are where logs diverge (Figure 8).
     const leaders = this.leaders();
     const n = leaders.length > 0 && this.rng.chance(0.5) ? this.rng.pick(leaders) : this.rng.pick(up);
-    this.cluster.crash(n.id);
+    // Half the crashes also lose what the driver saved without fsync (mustSync false).
+    const lose = this.rng.chance(0.5);
+    this.cluster.crash(n.id, lose);
     this.stats.crashes++;
-    this.log(`CRASH ${n.id}`);
+    this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
   }
 
   private restart(): void {
