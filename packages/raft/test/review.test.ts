@@ -88,3 +88,20 @@ test('Snapshot: installing one requires an fsync (mustSync), or a crash can make
     }
   }
 });
+
+test('ReadIndex (leaseBased) without a valid lease falls back to a heartbeat round and is answered', (t) => {
+  const s = Scenario.cluster(3, { raft: { readOnlyOption: 'leaseBased' } });
+  s.elect('n1');
+  s.propose('n1', 'x');
+  // No lease while a transfer is pending (here to a server that is down).
+  s.crash('n3');
+  t.true(s.node('n1').transferLeadership('n3').ok);
+  t.false(s.node('n1').hasLease());
+  t.true(s.node('n1').readIndex('during-transfer').ok);
+  s.tick('n1');
+  s.tick(['n1', 'n2']);
+  t.is(s.node('n1').role, 'leader');
+  const rs = s.n('n1').readStates.find((r) => r.context === 'during-transfer');
+  t.truthy(rs, 'a quorum (n1, n2) acknowledged a heartbeat round after the request');
+  t.is(rs?.index, s.node('n1').commitIndex);
+});

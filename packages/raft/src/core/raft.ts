@@ -712,7 +712,9 @@ export class Raft {
     if (pr.state === 'snapshot') this.snapshotHeartbeat(m.from, pr);
     else if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
 
-    if (m.context === undefined || this.cfg.readOnlyOption !== 'safe') return;
+    // Lease-based reads fall back to this heartbeat round too when the lease
+    // is not valid, so acknowledgements count whatever readOnlyOption is.
+    if (m.context === undefined) return;
     const acks = this.readOnly.recvAck(m.from, m.context);
     if (acks === undefined || voteResult(this.tracker.voters, acks) !== 'won') return;
     for (const r of this.readOnly.advance(m.context)) this.respondRead(r.from, r.index, r.context);
