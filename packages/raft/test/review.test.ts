@@ -1,6 +1,7 @@
 // Regression tests for bugs found in review; each failed before its fix.
 import test from 'ava';
-import type { Message } from '../src/index.js';
+import { RawNode, type Message } from '../src/index.js';
+import { MemoryStorage } from '../src/testing/index.js';
 import { E, Scenario } from './scenario.js';
 
 test('Lease: a reply to a stale-term message is not an acknowledgement (leader restarted, its tick count reset)', (t) => {
@@ -104,4 +105,49 @@ test('ReadIndex (leaseBased) without a valid lease falls back to a heartbeat rou
   const rs = s.n('n1').readStates.find((r) => r.context === 'during-transfer');
   t.truthy(rs, 'a quorum (n1, n2) acknowledged a heartbeat round after the request');
   t.is(rs?.index, s.node('n1').commitIndex);
+});
+
+test('Snapshot chunks from different leaders are never spliced into one snapshot', (t) => {
+  // Two leaders send "the same" snapshot (index 20, term 2, 3 chunks) cut at different sizes
+  // (snapshotChunkSize 4 vs 5; a rolling configuration change, or bytes serialized differently).
+  const data = new TextEncoder().encode('0123456789AB');
+  const conf = { voters: ['n1', 'n2', 'n3'], learners: [] };
+  const chunk = (from: string, term: number, size: number, k: number): Message => ({
+    type: 'MsgSnap',
+    from,
+    to: 'n3',
+    term,
+    logTerm: 0,
+    index: 0,
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    tick: 1,
+    snapshot: { metadata: { index: 20, term: 2, confState: conf }, chunk: k, chunks: 3, data: data.subarray(k * size, Math.min((k + 1) * size, 12)) },
+  });
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+  const n3 = new RawNode({ id: 'n3', storage, random: () => 0.5 });
+  const acks: Message[] = [];
+  const pump = () => {
+    while (n3.hasReady()) {
+      const rd = n3.ready();
+      storage.save(rd);
+      acks.push(...rd.messages);
+      n3.advance(rd);
+    }
+  };
+  t.true(n3.step(chunk('n1', 2, 4, 0)));
+  pump();
+  // n1 is deposed before sending more; n2 leads term 3 and starts its transfer at chunk 0.
+  t.true(n3.step(chunk('n2', 3, 5, 0)));
+  pump();
+  const got = acks.at(-1)!;
+  t.is(got.type, 'MsgSnapResp');
+  // The leader goes on from the count n3 reports.
+  for (let k = got.rejectHint; k < 3; k++) {
+    n3.step(chunk('n2', 3, 5, k));
+    pump();
+  }
+  t.is(storage.snapshot().metadata.index, 20, 'installed');
+  t.deepEqual(storage.snapshot().data, data);
 });

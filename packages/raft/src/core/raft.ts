@@ -621,7 +621,7 @@ export class Raft {
       this.respond(m, 'MsgAppResp', { index: this.log.committed });
       return;
     }
-    const got = this.snapshotReceiver.receive(c);
+    const got = this.snapshotReceiver.receive(c, m.from, m.term);
     if (typeof got === 'number') {
       // Acknowledge how many chunks we hold in order; a gap makes the leader go back.
       this.respond(m, 'MsgSnapResp', { index: md.index, rejectHint: got });

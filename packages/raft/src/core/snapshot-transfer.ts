@@ -70,18 +70,33 @@ export class SnapshotSender {
   }
 }
 
-/** Follower side: reassembles one snapshot's chunks, in order. */
+/**
+ * Follower side: reassembles one snapshot's chunks, in order. A transfer is
+ * one leader's (sender and term): another leader's copy of a snapshot with
+ * the same index may be cut at other chunk boundaries or serialized to other
+ * bytes, so chunks of two transfers are never combined.
+ */
 export class SnapshotReceiver {
+  private from = '';
+  private leaderTerm = 0;
   private index = 0;
   private term = 0;
   private chunks = 0;
   private parts: Uint8Array[] = [];
 
-  /** Accept a chunk: the snapshot when complete, else how many chunks we hold in order. */
-  receive(c: SnapshotChunk): Snapshot | number {
+  /** Accept a chunk sent by `from` in `leaderTerm`: the snapshot when complete, else how many chunks we hold in order. */
+  receive(c: SnapshotChunk, from: string, leaderTerm: number): Snapshot | number {
     const md = c.metadata;
-    if (this.index !== md.index || this.term !== md.term || this.chunks !== c.chunks) {
+    if (
+      this.from !== from ||
+      this.leaderTerm !== leaderTerm ||
+      this.index !== md.index ||
+      this.term !== md.term ||
+      this.chunks !== c.chunks
+    ) {
       if (c.chunk !== 0) return 0; // from a transfer we do not know: start over
+      this.from = from;
+      this.leaderTerm = leaderTerm;
       this.index = md.index;
       this.term = md.term;
       this.chunks = c.chunks;
@@ -95,6 +110,8 @@ export class SnapshotReceiver {
   }
 
   reset(): void {
+    this.from = '';
+    this.leaderTerm = 0;
     this.index = 0;
     this.term = 0;
     this.chunks = 0;

@@ -180,7 +180,12 @@ export class Cluster {
     this.hooks.afterPersist?.(n, rd);
     this.network.send(rd.messages);
     if (rd.snapshot !== undefined) {
-      const s = decodeSnapshot(rd.snapshot.data);
+      let s: SnapshotBody;
+      try {
+        s = decodeSnapshot(rd.snapshot.data);
+      } catch {
+        throw new Error(`snapshot: ${n.id} installs ${rd.snapshot.metadata.index} from bytes no server produced`);
+      }
       n.appliedIndex = rd.snapshot.metadata.index;
       n.hash = s.hash;
       if (this.opts.keepApplied === true) n.applied = s.applied;
@@ -207,7 +212,11 @@ export class Cluster {
     if (n.appliedIndex - snapIndex < every) return;
     const cs = n.raw.confStateAt(n.appliedIndex);
     if (cs === undefined) return;
-    const data = encodeSnapshot(n.hash, this.opts.keepApplied === true ? n.applied : [], this.opts.snapshotPad ?? 0);
+    // Servers serialize the same state to different bytes (here: padding that
+    // depends on the server), as real state machines may: a receiver that
+    // combined chunks of two servers' snapshots would restore garbage.
+    const pad = (this.opts.snapshotPad ?? 0) + (this.opts.snapshotPad ? (n.id.charCodeAt(n.id.length - 1) % 7) * 3 : 0);
+    const data = encodeSnapshot(n.hash, this.opts.keepApplied === true ? n.applied : [], pad);
     n.storage.createSnapshot(n.appliedIndex, cs, data);
     const keep = this.opts.compactKeep ?? 0;
     if (n.appliedIndex - keep >= n.storage.firstIndex()) n.storage.compact(n.appliedIndex - keep);
