@@ -151,3 +151,37 @@ test('Snapshot chunks from different leaders are never spliced into one snapshot
   t.is(storage.snapshot().metadata.index, 20, 'installed');
   t.deepEqual(storage.snapshot().data, data);
 });
+
+test('Restart: entries the state machine already applied are not handed out again, even if the commit index was lost', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] }); // entries 1..3, commit 3
+  const ent = (index: number) => ({ index, term: 2, type: 'normal' as const, data: new Uint8Array([index]) });
+  storage.save({ entries: [ent(4), ent(5), ent(6)], hardState: { term: 2, vote: 'n1', commit: 3 } });
+  // The state machine (persisted on its own) applied through 5; the commit-only write saying 5 was lost.
+  const n = new RawNode({ id: 'n2', storage, random: () => 0.5, applied: 5 });
+  t.is(n.status().applied, 5);
+  t.true(n.status().commit >= 5, 'what was applied was committed');
+  const rd = n.hasReady() ? n.ready() : undefined;
+  t.deepEqual(rd?.committedEntries.map((e) => e.index) ?? [], []);
+});
+
+test('Restart: a stored commit below the snapshot (a lost commit-only write) is raised to it, not fatal', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+  const ent = (index: number) => ({ index, term: 2, type: 'normal' as const, data: new Uint8Array([index]) });
+  storage.save({ entries: [ent(4), ent(5), ent(6)], hardState: { term: 2, vote: 'n1', commit: 6 } });
+  storage.createSnapshot(5, { voters: ['n1', 'n2', 'n3'], learners: [] }, new Uint8Array([5]));
+  storage.compact(5);
+  storage.setHardState({ term: 2, vote: 'n1', commit: 3 }); // the commit index as last fsynced
+  const n = new RawNode({ id: 'n2', storage, random: () => 0.5 });
+  t.is(n.status().commit, 5);
+  t.is(n.status().applied, 5);
+});
+
+test('Restart: an applied index behind the compacted log is refused (the state machine must restore the snapshot)', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+  const ent = (index: number) => ({ index, term: 2, type: 'normal' as const, data: new Uint8Array([index]) });
+  storage.save({ entries: [ent(4), ent(5), ent(6)], hardState: { term: 2, vote: 'n1', commit: 6 } });
+  storage.createSnapshot(5, { voters: ['n1', 'n2', 'n3'], learners: [] }, new Uint8Array([5]));
+  storage.compact(5);
+  t.throws(() => new RawNode({ id: 'n2', storage, random: () => 0.5, applied: 2 }), { instanceOf: RangeError });
+  t.throws(() => new RawNode({ id: 'n2', storage, random: () => 0.5, applied: 9 }), { instanceOf: RangeError });
+});

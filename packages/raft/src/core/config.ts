@@ -12,7 +12,13 @@ export interface RaftConfig {
   readonly electionTick?: number;
   /** Ticks between heartbeats; must be < electionTick. Default 1. */
   readonly heartbeatTick?: number;
-  /** The last index the state machine had applied when this server started (default: the storage snapshot's index, from which the application restores). */
+  /**
+   * The last index the state machine had applied when this server started
+   * (default: the storage snapshot's index, from which the application
+   * restores). Must lie in [firstIndex - 1, lastIndex] of the storage; it
+   * counts as committed (a lost commit-only write cannot make the core hand
+   * applied entries out again).
+   */
   readonly applied?: number;
   /** Byte bound of one MsgApp's entries. Default 1 MiB. */
   readonly maxSizePerMsg?: number;

@@ -115,15 +115,22 @@ export class Raft {
     this.tracker.setConf(this.membership.current, last);
 
     if (hardState.term > 0 || hardState.commit > 0) {
-      if (hardState.commit < this.log.committed || hardState.commit > last) {
-        throw new RangeError(`raft: stored commit ${hardState.commit} outside [${this.log.committed}, ${last}]`);
-      }
-      this.log.committed = hardState.commit;
+      if (hardState.commit > last) throw new RangeError(`raft: stored commit ${hardState.commit} beyond the last index ${last}`);
+      // A commit-only change may be written without fsync (Ready.mustSync) and
+      // lost; the snapshot (firstIndex - 1) is committed regardless.
+      this.log.commitTo(hardState.commit);
       this.term = hardState.term;
       this.vote = hardState.vote;
     }
     // The state machine restarts from the latest snapshot unless told otherwise.
-    this.log.appliedTo(config.applied ?? storage.snapshot().metadata.index);
+    const applied = config.applied ?? storage.snapshot().metadata.index;
+    if (!Number.isSafeInteger(applied) || applied < first - 1 || applied > last) {
+      throw new RangeError(`raft: applied ${applied} outside the log [${first - 1}, ${last}]`);
+    }
+    // What the state machine applied was committed, even if the commit index
+    // saying so was lost with an unsynced write: never hand it out again.
+    this.log.commitTo(applied);
+    this.log.appliedTo(applied);
     // A restarted server may have acknowledged a leader just before it went
     // down; it forgot when, so it assumes "just now" and waits a full election
     // timeout before granting a vote, keeping that leader's lease sound. (A
