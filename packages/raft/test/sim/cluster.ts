@@ -21,6 +21,12 @@ export interface ClusterOptions {
   readonly snapshotPad?: number;
   /** Keep every applied command per node (scenario tests). */
   readonly keepApplied?: boolean;
+  /**
+   * The state machine is durable on its own (applied synchronously with each
+   * Ready) and survives crashes: a restart passes its applied index to the
+   * core instead of restoring from the storage snapshot.
+   */
+  readonly persistentStateMachine?: boolean;
 }
 
 /** Observers the simulator's invariant checker plugs in. */
@@ -127,11 +133,15 @@ export class Cluster {
   /** Start (or restart after a crash) from durable storage; the state machine is rebuilt from the snapshot. */
   start(id: string): SimNode {
     const n = this.get(id);
+    n.readStates = [];
+    if (this.opts.persistentStateMachine === true) {
+      n.raw = new RawNode({ ...this.raftOpts, id, storage: n.storage, random: () => n.random.next(), applied: n.appliedIndex });
+      return n;
+    }
     const snap = n.storage.snapshot();
     n.appliedIndex = snap.metadata.index;
     n.hash = snap.metadata.index === 0 ? 0 : decodeSnapshot(snap.data).hash;
     if (this.opts.keepApplied === true) n.applied = snap.metadata.index === 0 ? [] : decodeSnapshot(snap.data).applied;
-    n.readStates = [];
     n.raw = new RawNode({ ...this.raftOpts, id, storage: n.storage, random: () => n.random.next() });
     return n;
   }

@@ -131,13 +131,14 @@ class Simulation {
       snapshotEvery: rng.pick([0, 4, 10, 30]),
       compactKeep: rng.pick([0, 1, 5]),
       snapshotPad: rng.pick([0, 50, 300]),
+      persistentStateMachine: rng.chance(0.5),
     });
     this.checker = new Checker(this.cluster);
     for (const n of this.cluster.nodes.values()) this.setClock(n);
     this.flushProbability = rng.pick([0.5, 0.9, 1]);
     this.actionProbability = rng.pick([0.02, 0.05, 0.1]);
     this.setFaults(rng.pick([0, 1, 2]));
-    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}`);
+    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}${this.cluster.opts.persistentStateMachine ? ' persistent state machine' : ''}`);
   }
 
   private log(s: string): void {
