@@ -114,7 +114,8 @@ test('membership: single-server changes and their encoding (thesis §4.1)', (t) 
 
 test('validateMessage accepts well-formed messages and names what is wrong otherwise', (t) => {
   const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7 };
-  t.is(validateMessage(ok) as unknown, ok);
+  t.deepEqual(validateMessage(ok) as unknown, ok);
+  t.deepEqual(validateMessage({ ...ok, extra: 1 }) as unknown, ok, 'unknown fields are dropped');
   const bad = validateMessage({ ...ok, commit: -1 });
   t.true(bad instanceof InvalidMessage);
   t.regex((bad as Error).message, /commit/);

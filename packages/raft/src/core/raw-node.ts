@@ -203,11 +203,13 @@ export class RawNode {
     const r = this.raft;
     let progress: Record<NodeId, ProgressStatus> | undefined;
     if (r.role === 'leader') {
-      progress = {};
-      for (const id of r.tracker.members) {
-        const pr = r.tracker.progress.get(id)!;
-        progress[id] = { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner };
-      }
+      // fromEntries defines own properties: an id like "__proto__" stays a key.
+      progress = Object.fromEntries(
+        r.tracker.members.map((id) => {
+          const pr = r.tracker.progress.get(id)!;
+          return [id, { match: pr.match, next: pr.next, state: pr.state, isLearner: pr.isLearner }];
+        }),
+      );
     }
     const s: Status = {
       id: r.id,

@@ -12,6 +12,17 @@ function isIndex(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
+/**
+ * Largest term accepted from a peer. Terms only grow and are persisted, and a
+ * server must be able to campaign (term + 1) and be heard: a term near 2^53
+ * from one corrupt message would wedge the cluster for good.
+ */
+export const MAX_TERM = 2 ** 40;
+
+function isTerm(v: unknown): v is number {
+  return isIndex(v) && v <= MAX_TERM;
+}
+
 function isId(v: unknown): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= 256;
 }
@@ -19,7 +30,7 @@ function isId(v: unknown): v is string {
 function checkEntry(e: unknown): string | undefined {
   if (typeof e !== 'object' || e === null) return 'entry is not an object';
   const x = e as Record<string, unknown>;
-  if (!isIndex(x['term']) || !isIndex(x['index']) || x['index'] === 0) return 'entry term/index invalid';
+  if (!isTerm(x['term']) || !isIndex(x['index']) || x['index'] === 0) return 'entry term/index invalid';
   if (typeof x['type'] !== 'string' || !ENTRY_TYPES.has(x['type'])) return 'entry type invalid';
   if (!(x['data'] instanceof Uint8Array)) return 'entry data is not a Uint8Array';
   return undefined;
@@ -36,7 +47,7 @@ function checkChunk(v: unknown): string | undefined {
   const c = v as Record<string, unknown>;
   const md = c['metadata'] as Record<string, unknown> | null | undefined;
   if (typeof md !== 'object' || md === null) return 'snapshot metadata missing';
-  if (!isIndex(md['index']) || !isIndex(md['term']) || md['index'] === 0) return 'snapshot index/term invalid';
+  if (!isIndex(md['index']) || !isTerm(md['term']) || md['index'] === 0) return 'snapshot index/term invalid';
   if (!checkConfState(md['confState'])) return 'snapshot confState invalid';
   if (!isIndex(c['chunks']) || c['chunks'] === 0 || !isIndex(c['chunk']) || c['chunk'] >= c['chunks']) {
     return 'snapshot chunk numbering invalid';
@@ -49,11 +60,45 @@ function checkChunk(v: unknown): string | undefined {
  * Check that an untrusted value is a well-formed Message: known type,
  * non-empty ids, non-negative integer numbers, well-formed entries (contiguous
  * from index + 1 for MsgApp) and snapshot chunks. The core runs this on every
- * step(); a transport can run it right after decoding.
+ * step(); a transport can run it right after decoding. Never throws (not even
+ * on proxies or throwing getters); a valid message comes back as a fresh
+ * object with only the known fields, read once (entries and the snapshot
+ * chunk are shared, and must be plain data as a decoder produces).
  */
 export function validateMessage(v: unknown): Message | InvalidMessage {
-  const why = check(v);
-  return why === undefined ? (v as Message) : new InvalidMessage(why);
+  try {
+    const m = copy(v);
+    if (m === undefined) return new InvalidMessage('message is not an object');
+    const why = check(m);
+    return why === undefined ? (m as unknown as Message) : new InvalidMessage(why);
+  } catch {
+    return new InvalidMessage('message could not be read');
+  }
+}
+
+/** The known fields of v, each read once, as own data properties of a fresh object (one shape: fast). */
+function copy(v: unknown): Record<string, unknown> | undefined {
+  if (typeof v !== 'object' || v === null) return undefined;
+  const src = v as Record<string, unknown>;
+  const out: Record<string, unknown> = {
+    type: src['type'],
+    from: src['from'],
+    to: src['to'],
+    term: src['term'],
+    logTerm: src['logTerm'],
+    index: src['index'],
+    commit: src['commit'],
+    reject: src['reject'],
+    rejectHint: src['rejectHint'],
+    tick: src['tick'],
+  };
+  const entries = src['entries'];
+  if (entries !== undefined) out['entries'] = entries;
+  const snapshot = src['snapshot'];
+  if (snapshot !== undefined) out['snapshot'] = snapshot;
+  const context = src['context'];
+  if (context !== undefined) out['context'] = context;
+  return out;
 }
 
 function check(v: unknown): string | undefined {
@@ -65,6 +110,7 @@ function check(v: unknown): string | undefined {
   for (const k of ['term', 'logTerm', 'index', 'commit', 'rejectHint', 'tick'] as const) {
     if (!isIndex(m[k])) return `${k} must be a non-negative integer`;
   }
+  if ((m['term'] as number) > MAX_TERM || (m['logTerm'] as number) > MAX_TERM) return `term beyond ${MAX_TERM}`;
   if (typeof m['reject'] !== 'boolean') return 'reject must be a boolean';
   if (m['context'] !== undefined && typeof m['context'] !== 'string') return 'context must be a string';
   const entries = m['entries'];
