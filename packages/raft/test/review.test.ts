@@ -185,3 +185,20 @@ test('Restart: an applied index behind the compacted log is refused (the state m
   t.throws(() => new RawNode({ id: 'n2', storage, random: () => 0.5, applied: 2 }), { instanceOf: RangeError });
   t.throws(() => new RawNode({ id: 'n2', storage, random: () => 0.5, applied: 9 }), { instanceOf: RangeError });
 });
+
+test('Without pre-vote and check-quorum, a deposed leader that was removed still learns the new term and steps down', (t) => {
+  const s = Scenario.cluster(3, { raft: { preVote: false, checkQuorum: false } });
+  s.elect('n1');
+  s.isolate('n1');
+  s.elect('n2');
+  s.tick(undefined, 2);
+  t.true(s.node('n2').proposeConfChange({ type: 'removeNode', nodeId: 'n1' }).ok);
+  s.tick(undefined, 2);
+  t.deepEqual(s.status('n2').config.voters, ['n2', 'n3']);
+  s.heal();
+  // Nobody sends to n1 any more; only the answers to its own heartbeats can tell it.
+  s.tick(undefined, 3);
+  t.is(s.node('n1').role, 'follower');
+  t.true(s.node('n1').term >= s.node('n2').term);
+  t.is(s.leader(), 'n2');
+});

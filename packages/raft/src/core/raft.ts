@@ -475,9 +475,11 @@ export class Raft {
         this.becomeFollower(m.term, null);
       }
     } else if (m.term < this.term) {
-      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'MsgApp' || m.type === 'MsgHeartbeat')) {
-        // A stale leader (§6.2 / §9.6): tell it our term so it steps down;
-        // without pre-vote a term bump would do that for us. No tick echo: we
+      if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat') {
+        // A stale leader (§5.1: the reply carries currentTerm so the leader
+        // updates itself): tell it our term so it steps down. Always, not only
+        // with check-quorum or pre-vote as etcd does: a leader that was
+        // removed meanwhile hears from nobody else. No tick echo: we
         // did not accept that leader, and a restarted leader of our term
         // counts ticks from 0 again, so an echo of an older incarnation's tick
         // would pass for an acknowledgement of its own and extend its lease.

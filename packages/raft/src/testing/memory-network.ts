@@ -9,6 +9,9 @@ export interface NetworkFaults {
   /** Delivery delay bounds (inclusive) in time units; different delays reorder messages. */
   minDelay: number;
   maxDelay: number;
+  /** Probability a message is held much longer: up to `longDelayMax` beyond maxDelay (stale deliveries). */
+  longDelay?: number;
+  longDelayMax?: number;
 }
 
 interface InFlight {
@@ -56,7 +59,10 @@ export class MemoryNetwork implements Transport {
   private push(m: Message): void {
     const f = this.faults;
     const span = f.maxDelay - f.minDelay;
-    const delay = span > 0 ? f.minDelay + Math.floor(this.random() * (span + 1)) : f.minDelay;
+    let delay = span > 0 ? f.minDelay + Math.floor(this.random() * (span + 1)) : f.minDelay;
+    if (f.longDelay !== undefined && f.longDelay > 0 && this.random() < f.longDelay) {
+      delay = f.maxDelay + 1 + Math.floor(this.random() * (f.longDelayMax ?? f.maxDelay));
+    }
     heapPush(this.heap, { at: this.now() + delay, seq: this.seq++, m });
   }
 

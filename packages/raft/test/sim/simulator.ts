@@ -114,8 +114,10 @@ class Simulation {
     const raft: Partial<RaftConfig> = {
       electionTick: ELECTION_TICK,
       heartbeatTick: rng.pick([1, 2, 3]),
-      preVote: true,
-      checkQuorum: true,
+      // Mostly weldr's configuration; sometimes without pre-vote or
+      // check-quorum (then no lease: reads rely on heartbeat rounds).
+      preVote: rng.chance(0.8),
+      checkQuorum: rng.chance(0.8),
       readOnlyOption: rng.chance(0.5) ? 'safe' : 'leaseBased',
       maxClockDrift: 0.1,
       maxSizePerMsg: rng.pick([1, 64, 256, 1 << 20]),
@@ -161,18 +163,23 @@ class Simulation {
       f.duplicate = 0;
       f.minDelay = 1;
       f.maxDelay = r.pick([5, 30]);
+      f.longDelay = 0;
     } else if (level === 1) {
       f.drop = r.pick([0.01, 0.05]);
       f.duplicate = r.pick([0, 0.02]);
       f.minDelay = 1;
       f.maxDelay = r.pick([30, 80]);
+      f.longDelay = r.pick([0, 0, 0.002, 0.01]);
     } else {
       f.drop = r.pick([0.1, 0.25]);
       f.duplicate = r.pick([0.05, 0.1]);
       f.minDelay = r.pick([1, 20]);
       f.maxDelay = r.pick([150, 400]);
+      f.longDelay = r.pick([0, 0.005, 0.02]);
     }
-    this.log(`faults drop=${f.drop} dup=${f.duplicate} delay=${f.minDelay}..${f.maxDelay}`);
+    // Held messages arrive up to 3 election timeouts late: after elections, restarts, compactions.
+    f.longDelayMax = 3 * ELECTION_TICK * TICK;
+    this.log(`faults drop=${f.drop} dup=${f.duplicate} delay=${f.minDelay}..${f.maxDelay} long=${f.longDelay}`);
   }
 
   private upNodes(): SimNode[] {
@@ -406,7 +413,9 @@ class Simulation {
       this.checker.afterStep();
       const leaders = this.leaders();
       if (final === undefined) {
-        const l = leaders.find((n) => n.raw!.leader === n.id);
+        // The leader of the highest term: a deposed one may not know yet.
+        let l: SimNode | undefined;
+        for (const n of leaders) if (l === undefined || n.raw!.term > l.raw!.term) l = n;
         if (l !== undefined) {
           const res = l.raw!.propose(data);
           if (res.ok) {
@@ -430,7 +439,8 @@ class Simulation {
         final = undefined; // lost to a leader change; try again
         continue;
       }
-      const l = leaders[0];
+      let l: SimNode | undefined;
+      for (const n of leaders) if (l === undefined || n.raw!.term > l.raw!.term) l = n;
       if (l === undefined) continue;
       const members = [...l.raw!.config.voters, ...l.raw!.config.learners].map((id) => c.get(id));
       if (members.every((m) => m.appliedIndex >= final!.index)) {
