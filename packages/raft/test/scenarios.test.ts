@@ -359,3 +359,60 @@ test('Malformed or hostile peer messages are dropped without changing state', (t
   s.tick(undefined, 1);
   t.deepEqual(s.applied('n2'), ['x', 'y']);
 });
+
+// Paths the randomized sweep reaches too rarely to catch a mutation in (each
+// test below fails when its rule is removed from the core).
+
+test('§5.3: a MsgApp commits only up to its last new entry, never a follower tail it did not verify', (t) => {
+  // n3's entry 4 (term 2) is not n1's (term 3); entry 3 matches.
+  const s = new Scenario(['n1', 'n2', 'n3'], {
+    logs: { n1: [1, 1, 2, 3], n2: [1, 1, 2, 3], n3: [1, 1, 2, 2] },
+    terms: { n1: 3, n2: 3, n3: 3 },
+  });
+  s.cut('n1', 'n3');
+  s.elect('n1');
+  s.propose('n1', 'x');
+  t.true(s.node('n1').commitIndex >= 5);
+  const entry3 = { term: 2, index: 3, type: 'normal' as const, data: new TextEncoder().encode('n1@3') };
+  // A short (or late) append from the leader: prev 2/1, entry 3, leader commit beyond n3's tail.
+  const m = { type: 'MsgApp', from: 'n1', to: 'n3', term: s.node('n1').term, logTerm: 1, index: 2, commit: s.node('n1').commitIndex, reject: false, rejectHint: 0, tick: 0, entries: [entry3] };
+  t.true(s.node('n3').step(m));
+  t.is(s.node('n3').commitIndex, 3, 'entry 4 on n3 is not known to match the leader');
+});
+
+test('Votes: after a stray higher-term reply, same-term grants still respect the lease, and a vote alone is synced', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  s.tick(undefined, 2);
+  const term = s.node('n3').term;
+  const base = { logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0 };
+  // A reply to some old message of n3's moves it to term + 1, with no leader.
+  s.node('n3').step({ ...base, type: 'MsgAppResp', from: 'n2', to: 'n3', term: term + 1 });
+  t.is(s.node('n3').term, term + 1);
+  t.is(s.node('n3').leader, null);
+  s.c.flushAll();
+  s.c.network.drain();
+  const vote = { ...base, type: 'MsgVote', from: 'n2', to: 'n3', term: term + 1, index: s.node('n2').lastIndex, logTerm: s.node('n2').termAt(s.node('n2').lastIndex)! };
+  // n3 heard from n1 within the election timeout: its vote would break n1's lease.
+  t.true(s.node('n3').step(vote));
+  let rd = s.node('n3').ready();
+  t.deepEqual(
+    rd.messages.map((m) => [m.type, m.reject]),
+    [['MsgVoteResp', true]],
+  );
+  s.n('n3').storage.save(rd);
+  s.node('n3').advance(rd);
+  // Out of the lease the vote is granted; the vote alone changed, and it must be fsynced before the grant is sent.
+  s.isolate('n3');
+  s.tick('n3', E);
+  s.c.flushAll();
+  s.c.network.drain();
+  t.true(s.node('n3').step(vote));
+  rd = s.node('n3').ready();
+  t.deepEqual(
+    rd.messages.map((m) => [m.type, m.reject]),
+    [['MsgVoteResp', false]],
+  );
+  t.is(rd.hardState?.vote, 'n2');
+  t.true(rd.mustSync);
+});
