@@ -202,3 +202,25 @@ test('Without pre-vote and check-quorum, a deposed leader that was removed still
   t.true(s.node('n1').term >= s.node('n2').term);
   t.is(s.leader(), 'n2');
 });
+
+test('Without pre-vote, candidates with stale logs do not keep the up-to-date servers from ever campaigning (§5.2)', (t) => {
+  // n1 and n2 cannot win (n3 and n4 hold a longer log and refuse them); they
+  // time out sooner than n3 and n4. A rejected vote request must not reset the
+  // rejecting server's election timer (Figure 2: only granting a vote does).
+  const s = new Scenario(['n1', 'n2', 'n3', 'n4'], {
+    logs: { n1: [1, 1], n2: [1, 1], n3: [1, 1, 1], n4: [1, 1, 1] },
+    terms: { n1: 1, n2: 1, n3: 1, n4: 1 },
+    raft: { preVote: false },
+  });
+  const timeouts: Record<string, number> = { n1: 0, n2: 0.2, n3: 0.99, n4: 0.9 };
+  for (const id of ['n1', 'n2', 'n3', 'n4']) {
+    s.n(id).random.next = () => timeouts[id]!;
+    s.restart(id);
+  }
+  let ticks = 0;
+  while (ticks < 20 * E && s.leader() === undefined) {
+    s.tick();
+    ticks++;
+  }
+  t.true(s.leader() === 'n3' || s.leader() === 'n4', `leader ${s.leader()} after ${ticks} ticks (terms ${['n1', 'n2', 'n3', 'n4'].map((id) => s.node(id).term).join(', ')})`);
+});

@@ -472,7 +472,13 @@ export class Raft {
       } else if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap') {
         this.becomeFollower(m.term, m.from);
       } else {
+        // Figure 2: only the current leader's messages or a granted vote
+        // restart the election timer. A vote request we refuse (a stale log)
+        // or any other higher-term message must not, or candidates that cannot
+        // win keep the servers that can from ever timing out.
+        const elapsed = this.role === 'leader' ? 0 : this.electionElapsed;
         this.becomeFollower(m.term, null);
+        this.electionElapsed = elapsed;
       }
     } else if (m.term < this.term) {
       if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat') {
