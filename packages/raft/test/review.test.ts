@@ -224,3 +224,37 @@ test('Without pre-vote, candidates with stale logs do not keep the up-to-date se
   }
   t.true(s.leader() === 'n3' || s.leader() === 'n4', `leader ${s.leader()} after ${ticks} ticks (terms ${['n1', 'n2', 'n3', 'n4'].map((id) => s.node(id).term).join(', ')})`);
 });
+
+test('Snapshot: when the leader compacted past the snapshot it was sending, the follower moves on to the newer one at once', (t) => {
+  const s = Scenario.cluster(3, { snapshotEvery: 5, snapshotPad: 200, raft: { snapshotChunkSize: 64, snapshotChunksInFlight: 1 } });
+  s.elect('n1');
+  s.crash('n3');
+  for (let i = 0; i < 12; i++) s.propose('n1', `a${i}`);
+  // n3 comes back and needs a snapshot; hold back its last chunk.
+  let held: Message | undefined;
+  s.filter = (m) => {
+    if (m.type === 'MsgSnap' && m.to === 'n3' && m.snapshot!.chunk === m.snapshot!.chunks - 1 && held === undefined) {
+      held = m;
+      return false;
+    }
+    return true;
+  };
+  s.restart('n3');
+  s.tick(undefined, 2);
+  t.truthy(held);
+  const first = held!.snapshot!.metadata.index;
+  // Meanwhile the leader moves on and compacts past that snapshot.
+  s.cut('n1', 'n3');
+  for (let i = 0; i < 12; i++) s.propose('n1', `b${i}`);
+  t.true(s.status('n1').firstIndex > first + 1, 'compacted past the snapshot in flight');
+  s.heal();
+  s.c.deliver(held!);
+  s.stabilize();
+  t.is(s.node('n3').commitIndex >= first, true, 'n3 installed the older snapshot');
+  let ticks = 0;
+  while (ticks < 4 * E && s.n('n3').appliedIndex < s.node('n1').commitIndex) {
+    s.tick();
+    ticks++;
+  }
+  t.true(ticks <= 3, `n3 caught up after ${ticks} ticks`);
+});

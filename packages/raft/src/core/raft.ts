@@ -704,6 +704,11 @@ export class Raft {
       } else if (pr.state === 'snapshot' && pr.match + 1 >= this.log.firstIndex()) {
         pr.becomeProbe();
         pr.becomeReplicate();
+      } else if (pr.state === 'snapshot' && pr.match >= pr.snapshot!.index) {
+        // That transfer is done, but we compacted past it meanwhile: probe
+        // again now (a newer snapshot follows) rather than wait for the
+        // transfer to time out.
+        pr.becomeProbe();
       } else if (pr.state === 'replicate') {
         pr.inflights.freeLE(m.index);
       }
