@@ -125,6 +125,8 @@ class Simulation {
       maxInflightBytes: rng.pick([0, 200, 1 << 20]),
       snapshotChunkSize: rng.pick([16, 64, 256, 1 << 20]),
       snapshotChunksInFlight: rng.pick([1, 2, 4]),
+      // Small bounds hand committed entries out over several Readies.
+      maxCommittedSizePerReady: rng.pick([1, 100, 64 << 20]),
     };
     this.cluster = new Cluster({
       voters,
