@@ -42,8 +42,8 @@ export abstract class OriginAttempt {
   abstract fail(code: ProxyErrorCode): void;
   /** Close the client side of a response that has already started. */
   protected abstract cutResponse(): void;
-  /** Subclass cleanup when the exchange ends (timers). */
-  protected cleanup(): void {}
+  /** Subclass cleanup when the exchange ends (timers); `now` is performance.now(). */
+  protected cleanup(_now: number): void {}
 
   dispatch(sameIfLast = false): void {
     const origin = this.ctx.upstream.select(this.tried, sameIfLast);
@@ -128,12 +128,13 @@ export abstract class OriginAttempt {
   protected finish(success: boolean): void {
     if (this.ended) return;
     this.ended = true;
-    this.cleanup();
+    const now = performance.now();
+    this.cleanup(now);
     const counters = this.ctx.counters;
     if (success) counters.clientSuccess++;
     else counters.clientFailed++;
     counters.active--;
-    counters.observeDuration((performance.now() - this.startedAt) / 1000);
+    counters.observeDuration((now - this.startedAt) / 1000);
     this.ctx.onExchangeEnd();
   }
 }

@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
+import { connectionBusy, connectionDone, connectionOf, type ClientConnection } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
 import { requestHeaders, responseHeaders, type ForwardInfo } from './headers.js';
@@ -34,6 +35,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   readonly via: string;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  /** The client connection's keep-alive state (connections.ts). */
+  readonly conn: ClientConnection;
   headers: string[] = [];
   resumeOrigin: (() => void) | null = null;
   stallTimer: NodeJS.Timeout | null = null;
@@ -53,6 +56,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.res = res;
     this.via = ctx.via;
     this.clientIp = req.socket.remoteAddress ?? '';
+    this.conn = connectionOf(req.socket);
   }
 
   protected send(origin: Origin): void {
@@ -156,9 +160,10 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.finish(false);
   }
 
-  protected override cleanup(): void {
+  protected override cleanup(now: number): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
+    connectionDone(this.conn, this.socket as Socket, now);
   }
 }
 
@@ -254,6 +259,8 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     if (verdict === LOCAL_OPTIONS) {
       res.writeHead(200, ['allow', ALLOW, 'content-length', '0', 'via', ctx.via]);
       res.end();
+      connectionBusy(ex.conn);
+      connectionDone(ex.conn, req.socket, performance.now());
       counters.byClass[2]!++;
       counters.clientSuccess++;
       counters.active--;
@@ -271,6 +278,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     return;
   }
   ex.headers = requestHeaders(req.rawHeaders, ex);
+  connectionBusy(ex.conn);
   (res as TaggedResponse)[kExchange] = ex;
   // on(), not once(): no wrapper closure per request; the handler is idempotent.
   res.on('close', onResponseClose);

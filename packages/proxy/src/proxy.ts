@@ -78,6 +78,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     server.closeAllConnections();
     for (const socket of tunnels) socket.destroy();
     listener.destroyLingering();
+    listener.stopIdleSweep();
     await upstream.close(false);
     unregister?.();
     log.info({ unfinished: counters.active }, 'proxy closed');

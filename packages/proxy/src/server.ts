@@ -1,5 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { IdleSweeper } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
 import type { Logger, ProxyTimeouts } from './types.js';
 
@@ -22,6 +24,7 @@ export class Listener {
   readonly server: http.Server;
   readonly #log: Logger;
   readonly #lingering = new Set<Duplex>();
+  readonly #idle: IdleSweeper | null;
 
   constructor(options: ListenerOptions) {
     const t = options.timeouts;
@@ -32,7 +35,9 @@ export class Listener {
         maxHeaderSize: options.maxHeaderSize,
         headersTimeout,
         requestTimeout: t.clientRequestMs,
-        keepAliveTimeout: t.clientIdleMs,
+        // clientIdleMs is enforced by IdleSweeper (connections.ts), not by node's
+        // per-request socket timer; node then also omits its `Keep-Alive: timeout=` hint.
+        keepAliveTimeout: 0,
         // Timeouts above are enforced on this tick; node's default (30 s) would let a
         // slowloris client outlive clientHeadersMs by up to 30 s.
         connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(headersTimeout / 4))),
@@ -49,7 +54,16 @@ export class Listener {
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
-    this.server.on('upgrade', options.onUpgrade);
+    this.#idle = t.clientIdleMs > 0 ? new IdleSweeper(t.clientIdleMs) : null;
+    if (this.#idle !== null) {
+      const idle = this.#idle;
+      this.server.on('connection', (socket: Socket) => idle.add(socket));
+    }
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // A tunnel has its own idle timeout.
+      this.#idle?.remove(socket as Socket);
+      options.onUpgrade(req, socket, head);
+    });
   }
 
   /**
@@ -94,6 +108,11 @@ export class Listener {
     const answer = clientErrorCode(code, Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined);
     this.#log.debug({ code, answer }, 'malformed client request');
     this.linger(socket, answer);
+  }
+
+  /** Stop the idle sweep (close()). */
+  stopIdleSweep(): void {
+    this.#idle?.stop();
   }
 
   destroyLingering(): void {

@@ -1,7 +1,8 @@
 // HTTP/1.1 strictness, end to end over raw sockets: what reaches the origin, what the
 // client sees, and whether the connection is closed after a refusal.
+import net from 'node:net';
 import test from 'ava';
-import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, type Origin, type Running } from './helpers.js';
+import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until, type Origin, type Running } from './helpers.js';
 
 async function setup(t: import('ava').ExecutionContext, handler?: Parameters<typeof startOrigin>[0], over = {}): Promise<{ origin: Origin; p: Running }> {
   const origin = await startOrigin(handler);
@@ -180,4 +181,56 @@ test('response trailers are relayed to a chunked HTTP/1.1 client', async (t) => 
   t.is(statusOf(r.text), 200);
   t.regex(r.text, /transfer-encoding: chunked/i);
   t.regex(r.text, /0\r\nx-checksum: abc\r\n\r\n$/i);
+});
+
+test('keep-alive: an idle connection is closed after clientIdleMs, not while a slow response is in flight', async (t) => {
+  // The origin answers /slow after 500 ms: longer than the idle timeout, which only
+  // counts time with no request in flight.
+  const { p } = await setup(
+    t,
+    (req, res) => {
+      if (req.url === '/slow') setTimeout(() => res.end('slow'), 500);
+      else res.end('fast');
+    },
+    { timeouts: { clientIdleMs: 200 } },
+  );
+  const socket = net.connect(p.port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  const closed = new Promise<number>((resolve) => socket.on('close', () => resolve(Date.now())));
+  await new Promise<void>((resolve) => socket.on('connect', resolve));
+  socket.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => Buffer.concat(chunks).includes('slow'), 5_000);
+  const answeredAt = Date.now();
+  // A second request 100 ms later (under the idle timeout) keeps the connection open.
+  await new Promise((r) => setTimeout(r, 100));
+  socket.write('GET /fast HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => Buffer.concat(chunks).includes('fast'), 5_000);
+  const closedAt = await closed;
+  const text = Buffer.concat(chunks).toString('latin1');
+  t.is(text.match(/HTTP\/1\.1 200 /g)?.length, 2, text);
+  t.true(closedAt - answeredAt >= 300, `closed ${closedAt - answeredAt} ms after the first answer`);
+});
+
+test('keep-alive: a client still sending its next request is not cut by the idle timeout', async (t) => {
+  const { p } = await setup(t, undefined, { timeouts: { clientIdleMs: 150, clientHeadersMs: 5_000 } });
+  const socket = net.connect(p.port, '127.0.0.1');
+  const chunks: Buffer[] = [];
+  socket.on('data', (c: Buffer) => chunks.push(c));
+  let closed = false;
+  socket.on('close', () => (closed = true));
+  await new Promise<void>((resolve) => socket.on('connect', resolve));
+  socket.write('GET /1 HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => Buffer.concat(chunks).includes('GET /1'), 5_000);
+  // The next request trickles in, one piece every 50 ms, for longer than clientIdleMs.
+  const pieces = ['GET /2 HTTP/1.1\r\n', 'Host: a\r\n', 'X-A: 1\r\n', 'X-B: 2\r\n', 'X-C: 3\r\n', 'X-D: 4\r\n', '\r\n'];
+  for (const piece of pieces) {
+    await new Promise((r) => setTimeout(r, 50));
+    t.false(closed, `closed before "${piece.trim()}" was sent`);
+    socket.write(piece);
+  }
+  await until(() => Buffer.concat(chunks).includes('GET /2'), 5_000);
+  const text = Buffer.concat(chunks).toString('latin1');
+  t.is(text.match(/HTTP\/1\.1 200 /g)?.length, 2, text);
+  socket.destroy();
 });
