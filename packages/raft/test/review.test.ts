@@ -258,3 +258,31 @@ test('Snapshot: when the leader compacted past the snapshot it was sending, the 
   }
   t.true(ticks <= 3, `n3 caught up after ${ticks} ticks`);
 });
+
+test('Snapshot: duplicated chunks and acknowledgements do not multiply into a message storm', (t) => {
+  const s = Scenario.cluster(3, { snapshotEvery: 4, snapshotPad: 600, raft: { snapshotChunkSize: 50, snapshotChunksInFlight: 4 } });
+  s.elect('n1');
+  s.crash('n3');
+  for (let i = 0; i < 10; i++) s.propose('n1', `x${i}`);
+  s.restart('n3');
+  // The network delivers every chunk twice.
+  let sent = 0;
+  s.filter = (m) => {
+    if (m.type === 'MsgSnap' && m.to === 'n3') {
+      sent++;
+      s.c.deliver(m);
+    }
+    return true;
+  };
+  let error = '';
+  try {
+    s.tick(undefined, 3);
+  } catch (e) {
+    error = String(e);
+  }
+  t.is(error, '');
+  const chunks = s.delivered.find((m) => m.type === 'MsgSnap')?.snapshot?.chunks ?? 0;
+  t.true(chunks > 4, `${chunks} chunks`);
+  t.true(sent <= 3 * chunks, `${sent} chunk messages for a ${chunks}-chunk snapshot`);
+  t.is(s.node('n3').commitIndex, s.node('n1').commitIndex);
+});

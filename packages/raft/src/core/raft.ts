@@ -743,7 +743,8 @@ export class Raft {
   private handleSnapshotResponse(m: Message, pr: Progress): void {
     const sender = pr.snapshot;
     if (pr.state !== 'snapshot' || sender === undefined || m.index !== sender.index) return;
-    sender.onAck(m.rejectHint, this.tickCount);
+    const again = sender.onAck(m.rejectHint, this.tickCount);
+    if (again !== undefined) this.send('MsgSnap', m.from, { tick: this.tickCount, snapshot: sender.chunk(again) });
     this.sendSnapshotChunks(m.from, sender);
   }
 

@@ -41,6 +41,8 @@ export interface SimResult {
 const ELECTION_TICK = 10;
 const TICK = 100;
 const TRACE_LIMIT = 1500;
+/** Far above what 8 servers exchange normally (a few hundred at most). */
+const MAX_IN_FLIGHT = 20_000;
 
 export function describeMessage(m: Message): string {
   let s = `${m.type} ${m.from}->${m.to} t${m.term}`;
@@ -391,7 +393,14 @@ class Simulation {
   step(): void {
     if (this.rng.chance(this.actionProbability)) this.action();
     else this.advance();
+    this.checkTraffic();
     this.checker.afterStep();
+  }
+
+  /** Messages must not multiply: a storm stops simulated time, so catch it here rather than hang. */
+  private checkTraffic(): void {
+    const n = this.cluster.network.inFlight;
+    if (n > MAX_IN_FLIGHT) throw new InvariantViolation(`message storm: ${n} messages in flight`);
   }
 
   /**
@@ -412,6 +421,7 @@ class Simulation {
     let refusal = '';
     while (c.now < deadline) {
       this.advance();
+      this.checkTraffic();
       this.checker.afterStep();
       const leaders = this.leaders();
       if (final === undefined) {
