@@ -19,40 +19,45 @@ export interface ForwardInfo {
   readonly maxForwards?: string | null;
 }
 
+/**
+ * ASCII case-insensitive equality of a header name with a lower-case literal of the same
+ * length, without allocating a lower-cased copy (names are tokens: ASCII only).
+ */
+export function sameName(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 65 && c <= 90) c |= 32;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
 // Lower-cased names that never cross this proxy, request or response side.
 // Checked by length first so that most header names cost one switch and no allocation.
 function hopByHopKind(name: string): number {
   switch (name.length) {
     case 2:
-      return name.toLowerCase() === 'te' ? HOP : 0;
+      return sameName(name, 'te') ? HOP : 0;
     case 4:
-      return name.toLowerCase() === 'host' ? HOST : 0;
+      return sameName(name, 'host') ? HOST : 0;
     case 6:
-      return name.toLowerCase() === 'expect' ? EXPECT : 0;
-    case 7: {
-      const l = name.toLowerCase();
-      return l === 'upgrade' ? UPGRADE : l === 'trailer' ? HOP : 0;
-    }
-    case 10: {
-      const l = name.toLowerCase();
-      return l === 'connection' ? CONNECTION : l === 'keep-alive' ? HOP : 0;
-    }
+      return sameName(name, 'expect') ? EXPECT : 0;
+    case 7:
+      return sameName(name, 'upgrade') ? UPGRADE : sameName(name, 'trailer') ? HOP : 0;
+    case 10:
+      return sameName(name, 'connection') ? CONNECTION : sameName(name, 'keep-alive') ? HOP : 0;
     case 12:
-      return name.toLowerCase() === 'max-forwards' ? MAX_FORWARDS : 0;
+      return sameName(name, 'max-forwards') ? MAX_FORWARDS : 0;
     case 15:
-      return name.toLowerCase() === 'x-forwarded-for' ? XFF : 0;
-    case 16: {
-      const l = name.toLowerCase();
-      return l === 'proxy-connection' ? HOP : l === 'x-forwarded-host' ? XFH : 0;
-    }
-    case 17: {
-      const l = name.toLowerCase();
-      return l === 'transfer-encoding' ? HOP : l === 'x-forwarded-proto' ? XFP : 0;
-    }
+      return sameName(name, 'x-forwarded-for') ? XFF : 0;
+    case 16:
+      return sameName(name, 'proxy-connection') ? HOP : sameName(name, 'x-forwarded-host') ? XFH : 0;
+    case 17:
+      return sameName(name, 'transfer-encoding') ? HOP : sameName(name, 'x-forwarded-proto') ? XFP : 0;
     case 18:
-      return name.toLowerCase() === 'proxy-authenticate' ? HOP : 0;
+      return sameName(name, 'proxy-authenticate') ? HOP : 0;
     case 19:
-      return name.toLowerCase() === 'proxy-authorization' ? HOP : 0;
+      return sameName(name, 'proxy-authorization') ? HOP : 0;
     default:
       return 0;
   }
@@ -130,6 +135,32 @@ export function requestHeaders(raw: readonly string[], info: ForwardInfo): strin
   return out;
 }
 
+// Latin-1 strings for the raw header Buffers of origin responses. Origins repeat the same
+// names and mostly the same values ("Server: nginx", "Content-Type: text/plain", the Date
+// of the current second…), so the string made for a byte sequence is kept in a small
+// direct-mapped table and reused when the same bytes come again (compared in full):
+// no native call and no allocation for a repeated field, where toString('latin1') costs
+// both for each of the ~10 Buffers of a response.
+const LATIN1_SLOTS = 512;
+const LATIN1_MAX = 64;
+const latin1Cache: (string | undefined)[] = new Array<string | undefined>(LATIN1_SLOTS).fill(undefined);
+
+export function latin1(buf: Buffer): string {
+  const n = buf.length;
+  if (n === 0) return '';
+  if (n > LATIN1_MAX) return buf.toString('latin1');
+  const slot = (n * 31 + buf[0]! * 7 + buf[n >> 1]! * 13 + buf[n - 1]!) & (LATIN1_SLOTS - 1);
+  const hit = latin1Cache[slot];
+  if (hit !== undefined && hit.length === n) {
+    let i = 0;
+    while (i < n && hit.charCodeAt(i) === buf[i]) i++;
+    if (i === n) return hit;
+  }
+  const str = buf.toString('latin1');
+  latin1Cache[slot] = str;
+  return str;
+}
+
 /**
  * Response headers for the client from undici's raw (Buffer) pairs: hop-by-hop fields
  * removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
@@ -139,15 +170,15 @@ export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade
   const out: string[] = [];
   let tokens: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toString('latin1');
+    const name = latin1(raw[i]!);
     const kind = hopByHopKind(name);
     if (kind === 0 || kind === HOST || kind === EXPECT || kind === XFF || kind === XFH || kind === XFP || kind === MAX_FORWARDS) {
-      out.push(name, raw[i + 1]!.toString('latin1'));
+      out.push(name, latin1(raw[i + 1]!));
     } else if (kind === CONNECTION) {
-      const t = connectionTokens([raw[i + 1]!.toString('latin1')]);
+      const t = connectionTokens([latin1(raw[i + 1]!)]);
       if (t !== null) tokens = tokens === null ? t : tokens.concat(t);
     } else if (kind === UPGRADE && keepUpgrade) {
-      out.push(name, raw[i + 1]!.toString('latin1'));
+      out.push(name, latin1(raw[i + 1]!));
     }
   }
   if (tokens !== null) {
@@ -168,7 +199,7 @@ export function rawValues(raw: readonly string[], lowerName: string): string[] {
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === lowerName.length && name.toLowerCase() === lowerName) out.push(raw[i + 1]!);
+    if (name.length === lowerName.length && sameName(name, lowerName)) out.push(raw[i + 1]!);
   }
   return out;
 }

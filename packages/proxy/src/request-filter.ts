@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { ProxyErrorCode } from './errors.js';
+import { sameName } from './headers.js';
 
 /** What the request filter learns about a request and the forward phase needs. */
 export interface RequestTarget {
@@ -48,22 +49,22 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
     const name = raw[i]!;
     switch (name.length) {
       case 4:
-        if (name.toLowerCase() === 'host') {
+        if (sameName(name, 'host')) {
           hosts++;
           host = raw[i + 1]!;
         }
         break;
       case 12:
-        if (name.toLowerCase() === 'max-forwards') maxForwards = raw[i + 1]!;
+        if (sameName(name, 'max-forwards')) maxForwards = raw[i + 1]!;
         break;
       case 14:
-        if (name.toLowerCase() === 'content-length') {
+        if (sameName(name, 'content-length')) {
           lengths++;
           contentLength = raw[i + 1]!;
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') te = te === null ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
+        if (sameName(name, 'transfer-encoding')) te = te === null ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
         break;
     }
   }

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { connectionTokens, requestHeaders, responseHeaders, serializeHead } from '../src/headers.js';
+import { connectionTokens, latin1, requestHeaders, responseHeaders, serializeHead } from '../src/headers.js';
 
 const info = { host: 'example.test', clientIp: '192.0.2.7', via: '1.1 weldr' };
 const pairs = (raw: string[]): [string, string][] => {
@@ -112,4 +112,24 @@ test('connectionTokens ignores the usual options and lower-cases the rest', (t) 
 
 test('serializeHead', (t) => {
   t.is(serializeHead(101, 'Switching Protocols', ['a', '1']), 'HTTP/1.1 101 Switching Protocols\r\na: 1\r\n\r\n');
+});
+
+test('latin1: cached strings always equal the bytes they stand for', (t) => {
+  // Many short values over a small alphabet, so slots collide and entries are replaced.
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let k = 0; k < 20_000; k++) {
+    const len = rnd(70);
+    const buf = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) buf[i] = rnd(4) === 0 ? 0x80 + rnd(128) : 0x41 + rnd(3);
+    if (latin1(buf) !== buf.toString('latin1')) {
+      t.fail(`mismatch for ${buf.toString('hex')}`);
+      return;
+    }
+  }
+  t.is(latin1(Buffer.from('Content-Length')), 'Content-Length');
+  t.is(latin1(Buffer.alloc(0)), '');
 });
