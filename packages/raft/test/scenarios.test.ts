@@ -416,3 +416,17 @@ test('Votes: after a stray higher-term reply, same-term grants still respect the
   t.is(rd.hardState?.vote, 'n2');
   t.true(rd.mustSync);
 });
+
+test('§4.2.3: a follower that hears from its leader ignores a higher-term vote request entirely (no term change, no answer)', (t) => {
+  const s = Scenario.cluster(3, { raft: { preVote: false } });
+  s.elect('n1');
+  s.tick(undefined, 2);
+  const term = s.node('n2').term;
+  s.c.flushAll();
+  s.c.network.drain();
+  const last = s.node('n3').lastIndex;
+  t.true(s.node('n2').step({ type: 'MsgVote', from: 'n3', to: 'n2', term: term + 5, logTerm: s.node('n3').termAt(last)!, index: last, commit: 0, reject: false, rejectHint: 0, tick: 0 }));
+  t.is(s.node('n2').term, term);
+  t.false(s.node('n2').hasReady());
+  t.is(s.node('n2').leader, 'n1');
+});
