@@ -36,6 +36,12 @@ export class Checker {
   private readonly entries = new Map<number, EntryInfo>();
   /** Entries known committed (some server persisted a commit index covering them). */
   private readonly committedTerm: number[] = [];
+  /**
+   * Per committed index, the lowest term at which some server was seen
+   * knowing it committed: the commit happened in that term or earlier. Non-
+   * decreasing in the index (whoever knows i committed knows every j < i).
+   */
+  private readonly commitSeenTerm: number[] = [];
   maxCommitted = 0;
   private readonly recordedCommit = new Map<string, number>();
   /** State-machine safety: what was applied at each index, and the state after it. */
@@ -96,11 +102,15 @@ export class Checker {
     if (holders > 0) this.leaseHolderSteps++;
   }
 
-  /** §5.4 leader completeness: a new leader holds every entry committed before its term. */
+  /**
+   * §5.4 leader completeness: a leader holds every entry committed in an
+   * earlier term. (A leader of a term below the commit's may still be elected
+   * by votes granted before the voters moved on; it can commit nothing.)
+   */
   private checkLeaderCompleteness(n: SimNode): void {
-    const k = this.maxCommitted;
-    if (k === 0) return;
     const raw = n.raw!;
+    const k = this.lastCommittedBefore(raw.term);
+    if (k === 0) return;
     if (k > raw.lastIndex) this.fail(`leader completeness: ${n.id} (term ${raw.term}) lacks committed index ${k}`);
     const t = raw.termAt(k);
     if (t === undefined) return; // compacted: covered by its snapshot
@@ -140,20 +150,35 @@ export class Checker {
     if (hs === undefined) return;
     const from = Math.max(this.recordedCommit.get(n.id) ?? 0, s.firstIndex() - 1) + 1;
     if (hs.commit > s.lastIndex()) this.fail(`commit: ${n.id} commits ${hs.commit} beyond its durable log ${s.lastIndex()}`);
-    for (let i = from; i <= hs.commit; i++) this.recordCommitted(n, i, s.term(i)!);
+    for (let i = from; i <= hs.commit; i++) this.recordCommitted(n, i, s.term(i)!, hs.term);
     if (hs.commit > (this.recordedCommit.get(n.id) ?? 0)) this.recordedCommit.set(n.id, hs.commit);
   }
 
-  private recordCommitted(n: SimNode, i: number, t: number): void {
+  private recordCommitted(n: SimNode, i: number, t: number, seenInTerm: number): void {
     const known = this.committedTerm[i];
     if (known === undefined) this.committedTerm[i] = t;
     else if (known !== t) this.fail(`committed entry changed: index ${i} term ${known} -> ${t} on ${n.id}`);
+    const seen = this.commitSeenTerm[i];
+    if (seen === undefined || seenInTerm < seen) this.commitSeenTerm[i] = seenInTerm;
     if (i > this.maxCommitted) this.maxCommitted = i;
+  }
+
+  /** The highest index known committed in a term before `term` (0 if none). */
+  private lastCommittedBefore(term: number): number {
+    let lo = 0;
+    let hi = this.maxCommitted;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      const seen = this.commitSeenTerm[mid];
+      if (seen !== undefined && seen < term) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   private onApply(n: SimNode, e: Entry): void {
     if (e.index !== n.appliedIndex + 1) this.fail(`apply order: ${n.id} applies ${e.index} after ${n.appliedIndex}`);
-    this.recordCommitted(n, e.index, e.term);
+    this.recordCommitted(n, e.index, e.term, n.raw!.term);
     const prev = this.applied[e.index];
     if (prev === undefined) {
       this.applied[e.index] = e;
