@@ -92,14 +92,32 @@ export class RaftLog {
    * conflicting entry and the first index it stores for that term"): the
    * largest index <= i whose term is <= t. Entries above it cannot match a log
    * whose entry at i has term t.
+   *
+   * Terms never decrease along a log, so "term <= t" holds for a prefix of it
+   * and the boundary is found by binary search: O(log n) term lookups where a
+   * scan would walk every entry of a long divergent term, once per rejection.
    */
   findConflictByTerm(i: number, t: number): number {
     const dummy = this.firstIndex() - 1;
-    for (; i > dummy; i--) {
-      const ti = this.term(i);
-      if (ti === undefined || ti <= t) return i;
+    if (i <= dummy) return i;
+    const ti = this.term(i);
+    if (ti === undefined || ti <= t) return i;
+    // Largest j in [dummy + 1, i - 1] with term(j) <= t, else dummy.
+    let lo = dummy + 1;
+    let hi = i - 1;
+    let found = dummy;
+    while (lo <= hi) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const tm = this.term(mid);
+      if (tm === undefined) return mid; // not expected inside the log; stop at the gap
+      if (tm <= t) {
+        found = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
     }
-    return i;
+    return found;
   }
 
   commitTo(c: number): void {
