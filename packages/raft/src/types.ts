@@ -169,7 +169,8 @@ export type RefusalReason =
   | 'invalidConfChange'
   | 'notMember'
   | 'invalidTarget'
-  | 'inLease';
+  | 'inLease'
+  | 'uncommittedLimit';
 
 export type Refusal = { readonly ok: false; readonly reason: RefusalReason; readonly leader: NodeId | null };
 

@@ -430,3 +430,28 @@ test('§4.2.3: a follower that hears from its leader ignores a higher-term vote 
   t.false(s.node('n2').hasReady());
   t.is(s.node('n2').leader, 'n1');
 });
+
+test('A leader cut off from its quorum stops accepting proposals past maxUncommittedBytes, and accepts again once they commit', (t) => {
+  const s = Scenario.cluster(3, { raft: { maxUncommittedBytes: 100, checkQuorum: false } });
+  s.elect('n1');
+  s.cut('n1', 'n2');
+  s.cut('n1', 'n3');
+  const n1 = s.node('n1');
+  t.like(n1.propose(new Uint8Array(60)), { ok: true });
+  t.like(n1.propose(new Uint8Array(30)), { ok: true });
+  t.deepEqual(n1.propose(new Uint8Array(20)), { ok: false, reason: 'uncommittedLimit', leader: 'n1' });
+  t.like(n1.propose(new Uint8Array(0)), { ok: true }, 'an empty command still fits');
+  s.heal();
+  s.tick(undefined, 3);
+  t.is(s.node('n2').commitIndex, n1.commitIndex);
+  t.like(n1.propose(new Uint8Array(90)), { ok: true }, 'committed proposals no longer count');
+  // One proposal larger than the limit is accepted when nothing is outstanding.
+  s.tick(undefined, 3);
+  t.like(n1.propose(new Uint8Array(500)), { ok: true });
+});
+
+test('A single voter commits at once: maxUncommittedBytes never refuses it', (t) => {
+  const s = Scenario.cluster(1, { raft: { maxUncommittedBytes: 100 } });
+  s.elect('n1');
+  for (let i = 0; i < 50; i++) t.like(s.node('n1').propose(new Uint8Array(40)), { ok: true });
+});

@@ -39,6 +39,13 @@ export interface RaftConfig {
    * (0.1 = ±10%). Shortens the lease; see lease.ts. Default 0.1.
    */
   readonly maxClockDrift?: number;
+  /**
+   * Bytes of proposed, not yet committed entries a leader accepts before it
+   * refuses further proposals with 'uncommittedLimit' (0: unbounded). Bounds
+   * the leader's memory while a quorum is unreachable; a single proposal is
+   * accepted when nothing is outstanding, whatever its size. Default 32 MiB.
+   */
+  readonly maxUncommittedBytes?: number;
   /** Snapshot bytes per MsgSnap. Default 1 MiB. */
   readonly snapshotChunkSize?: number;
   /** Unacknowledged snapshot chunks per follower. Default 4. */
@@ -57,6 +64,7 @@ export interface ResolvedConfig {
   readonly checkQuorum: boolean;
   readonly readOnlyOption: ReadOnlyOption;
   readonly maxClockDrift: number;
+  readonly maxUncommittedBytes: number;
   readonly snapshotChunkSize: number;
   readonly snapshotChunksInFlight: number;
 }
@@ -76,6 +84,8 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   if (!(maxClockDrift >= 0 && maxClockDrift < 0.5)) throw new RangeError('raft config: maxClockDrift must be in [0, 0.5)');
   const maxInflightBytes = c.maxInflightBytes ?? 16 << 20;
   if (!Number.isInteger(maxInflightBytes) || maxInflightBytes < 0) throw new RangeError('raft config: maxInflightBytes must be >= 0');
+  const maxUncommittedBytes = c.maxUncommittedBytes ?? 32 << 20;
+  if (!Number.isInteger(maxUncommittedBytes) || maxUncommittedBytes < 0) throw new RangeError('raft config: maxUncommittedBytes must be >= 0');
   return {
     id: c.id,
     electionTick,
@@ -88,6 +98,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     checkQuorum: c.checkQuorum ?? true,
     readOnlyOption: c.readOnlyOption ?? 'safe',
     maxClockDrift,
+    maxUncommittedBytes,
     snapshotChunkSize: positiveInt('snapshotChunkSize', c.snapshotChunkSize ?? 1 << 20),
     snapshotChunksInFlight: positiveInt('snapshotChunksInFlight', c.snapshotChunksInFlight ?? 4),
   };

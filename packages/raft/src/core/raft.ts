@@ -87,6 +87,9 @@ export class Raft {
   private becameLeaderTick = 0;
   /** Index of the last conf change the leader appended (or its first index of the term). */
   private pendingConfIndex = 0;
+  /** Bytes of this term's proposals not yet committed (maxUncommittedBytes), and their batches in index order. */
+  private uncommittedBytes = 0;
+  private readonly uncommittedBatches: { last: number; bytes: number }[] = [];
   private readonly readOnly = new ReadOnly();
   /** ReadIndex requests that arrived before this leader committed an entry of its term (thesis §6.4 step 1). */
   private pendingReadIndex: { from: NodeId; context: string }[] = [];
@@ -253,6 +256,8 @@ export class Raft {
     this.readOnly.reset();
     this.pendingReadIndex = [];
     this.pendingConfIndex = 0;
+    this.uncommittedBytes = 0;
+    this.uncommittedBatches.length = 0;
   }
 
   becomeFollower(term: number, lead: NodeId | null): void {
@@ -765,8 +770,17 @@ export class Raft {
     const mci = quorumValue(this.tracker.voters, (id) => this.tracker.progress.get(id)?.match ?? 0, 0);
     if (mci <= this.log.committed || this.log.term(mci) !== this.term) return false;
     this.log.commitTo(mci);
+    this.releaseUncommitted(mci);
     this.afterCommit();
     return true;
+  }
+
+  /** Proposals of this term up to `committed` no longer count against maxUncommittedBytes. */
+  private releaseUncommitted(committed: number): void {
+    const q = this.uncommittedBatches;
+    let n = 0;
+    while (n < q.length && q[n]!.last <= committed) this.uncommittedBytes -= q[n++]!.bytes;
+    if (n > 0) q.splice(0, n);
   }
 
   private afterCommit(): void {
@@ -834,7 +848,17 @@ export class Raft {
     const no = this.leaderRefusal();
     if (no !== undefined) return no;
     if (data.length === 0) return { ok: true, index: this.log.lastIndex(), term: this.term };
+    let bytes = 0;
+    for (const d of data) bytes += d.length;
+    const limit = this.cfg.maxUncommittedBytes;
+    if (limit > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > limit) return this.refuse('uncommittedLimit');
     const last = this.appendEntries(data.map((d) => ({ type: 'normal' as const, data: d })));
+    if (bytes > 0) {
+      this.uncommittedBytes += bytes;
+      this.uncommittedBatches.push({ last, bytes });
+      // A single voter commits inside appendEntries.
+      this.releaseUncommitted(this.log.committed);
+    }
     this.bcastAppend();
     return { ok: true, index: last, term: this.term };
   }

@@ -129,6 +129,8 @@ class Simulation {
       snapshotChunksInFlight: rng.pick([1, 2, 4]),
       // Small bounds hand committed entries out over several Readies.
       maxCommittedSizePerReady: rng.pick([1, 100, 64 << 20]),
+      // Small bounds make partitioned leaders refuse proposals ('uncommittedLimit').
+      maxUncommittedBytes: rng.pick([0, 40, 200, 32 << 20]),
     };
     this.cluster = new Cluster({
       voters,
