@@ -24,6 +24,9 @@ export type {
 export { MESSAGE_TYPES } from './types.js';
 export type { PersistentStorage, Storage, StorageUpdate } from './storage.js';
 export { EMPTY_HARD_STATE, entrySize, hardStateEqual, isEmptyHardState } from './storage.js';
+// The retained log in memory (etcd's MemoryStorage): the in-memory store of tests and
+// simulations, and the cache a disk-backed Storage answers the core's reads from.
+export { MemoryStorage } from './memory-storage.js';
 export type { Transport } from './transport.js';
 export type { RaftConfig, ReadOnlyOption } from './core/config.js';
 export { leaseTicks } from './core/lease.js';

@@ -71,7 +71,7 @@ test('RaftLog.findConflictByTerm: binary search agrees with a linear scan on ran
   let seed = 12345;
   const rnd = (n: number): number => {
     seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed % n;
+    return Math.floor((seed / 2147483648) * n); // high bits: an LCG's low bits cycle quickly
   };
   for (let round = 0; round < 200; round++) {
     const s = new MemoryStorage();

@@ -65,3 +65,5 @@ export { LevelPoolStore } from './level/level-store.js';
 export type { LevelPoolStoreOptions } from './level/level-store.js';
 export { POOL_KEYS, padIndex, fullStateOps, stateWriteOps, replaceStateOps, loadState } from './level/layout.js';
 export type { PoolDb, PoolBatchOp } from './level/layout.js';
+export { LevelRaftStorage, RaftStorageCorrupt, RAFT_KEYS, logKey, encodeEntry, decodeEntry } from './level/raft-storage.js';
+export type { LevelRaftStorageOptions } from './level/raft-storage.js';

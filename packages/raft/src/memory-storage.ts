@@ -1,11 +1,13 @@
-import { EMPTY_HARD_STATE, entrySize, type PersistentStorage, type StorageUpdate } from '../storage.js';
-import { bootstrapEntries, EMPTY_CONF_STATE, normalizeConfState } from '../core/membership.js';
-import type { ConfState, Entry, HardState, Snapshot } from '../types.js';
+import { EMPTY_HARD_STATE, entrySize, type PersistentStorage, type StorageUpdate } from './storage.js';
+import { bootstrapEntries, EMPTY_CONF_STATE, normalizeConfState } from './core/membership.js';
+import type { ConfState, Entry, HardState, Snapshot } from './types.js';
 
 /**
  * In-memory stable storage. Everything passed to save() counts as durable: a
  * simulated crash keeps this object and discards the RawNode, so whatever the
- * driver had not saved is lost.
+ * driver had not saved is lost. A disk-backed storage (@weldr/store's
+ * LevelRaftStorage) keeps one as its cache and updates it only after the disk
+ * write is durable.
  *
  * The retained log is an array with a moving head: append and lookup by index
  * are O(1), and compaction is amortized O(1) per entry (the array is re-based

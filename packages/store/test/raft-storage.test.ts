@@ -1,0 +1,228 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import test, { type ExecutionContext } from 'ava';
+import { Level } from 'level';
+import { MemoryLevel } from 'memory-level';
+import { MemoryStorage, type ConfState, type Entry, type Storage } from '@weldr/raft';
+import { storageContract, type ContractStorage } from '@weldr/raft/testing';
+import { LevelPoolStore, LevelRaftStorage, RAFT_KEYS, RaftStorageCorrupt, encodeEntry, logKey, type PoolDb } from '../src/index.js';
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'weldr-raftlog-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+const enc = new TextEncoder();
+const ent = (index: number, term: number, text = `e${index}`): Entry => ({ index, term, type: 'normal', data: enc.encode(text) });
+const CONF: ConfState = { voters: ['n1', 'n2', 'n3'], learners: [] };
+
+// ---- the core's storage contract, in memory and on disk ---------------------------
+
+const dbOf = new WeakMap<object, PoolDb>();
+
+for (const c of storageContract(
+  async (confState) => {
+    const db = new MemoryLevel<string, string>() as unknown as PoolDb;
+    const s = await LevelRaftStorage.open(db, { confState });
+    dbOf.set(s, db);
+    return s as unknown as ContractStorage;
+  },
+  async (s) => {
+    await (s as unknown as LevelRaftStorage).flush();
+    return (await LevelRaftStorage.open(dbOf.get(s)!)) as unknown as ContractStorage;
+  },
+)) {
+  test(`storage contract (LevelRaftStorage on memory-level): ${c.name}`, async (t) => {
+    await c.run();
+    t.pass();
+  });
+}
+
+test('storage contract (LevelRaftStorage on LevelDB): every case, with a real close and reopen', async (t) => {
+  const dirs: string[] = [];
+  const dbs: Level<string, string>[] = [];
+  t.teardown(async () => {
+    for (const db of dbs) await db.close();
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  const cases = storageContract(
+    async (confState) => {
+      const dir = await mkdtemp(join(tmpdir(), 'weldr-raftlog-'));
+      dirs.push(dir);
+      const db = new Level<string, string>(dir);
+      dbs.push(db);
+      const s = await LevelRaftStorage.open(db as unknown as PoolDb, { confState });
+      dbOf.set(s, db as unknown as PoolDb);
+      return s as unknown as ContractStorage;
+    },
+    async (s) => {
+      await (s as unknown as LevelRaftStorage).flush();
+      const db = dbOf.get(s)! as unknown as Level<string, string>;
+      await db.close();
+      const again = new Level<string, string>(db.location);
+      dbs.push(again);
+      return (await LevelRaftStorage.open(again as unknown as PoolDb)) as unknown as ContractStorage;
+    },
+  );
+  for (const c of cases) await c.run();
+  t.pass(`${cases.length} cases`);
+});
+
+// ---- equivalence with MemoryStorage under random operations, across reopens -------
+
+function sameStorage(t: ExecutionContext, a: Storage, b: Storage, what: string): void {
+  t.is(a.firstIndex(), b.firstIndex(), `${what}: firstIndex`);
+  t.is(a.lastIndex(), b.lastIndex(), `${what}: lastIndex`);
+  t.deepEqual(a.initialState(), b.initialState(), `${what}: initial state`);
+  t.deepEqual(a.snapshot().metadata, b.snapshot().metadata, `${what}: snapshot metadata`);
+  t.deepEqual([...a.snapshot().data], [...b.snapshot().data], `${what}: snapshot data`);
+  t.is(a.term(a.firstIndex() - 1), b.term(b.firstIndex() - 1), `${what}: boundary term`);
+  if (a.lastIndex() >= a.firstIndex()) {
+    const ea = a.entries(a.firstIndex(), a.lastIndex() + 1, Infinity);
+    const eb = b.entries(b.firstIndex(), b.lastIndex() + 1, Infinity);
+    t.deepEqual(
+      ea.map((e) => [e.index, e.term, e.type, Buffer.from(e.data).toString()]),
+      eb.map((e) => [e.index, e.term, e.type, Buffer.from(e.data).toString()]),
+      `${what}: entries`,
+    );
+  }
+}
+
+function compactToSnapshot(m: MemoryStorage): void {
+  const at = m.snapshot().metadata.index;
+  if (at >= m.firstIndex()) m.compact(at);
+}
+
+test('random saves, conflicting rewrites, snapshots and compactions: the reopened database equals MemoryStorage', async (t) => {
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor((seed / 2147483648) * n); // high bits: an LCG's low bits cycle quickly
+  };
+  for (let round = 0; round < 12; round++) {
+    const db = new MemoryLevel<string, string>() as unknown as PoolDb;
+    const model = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+    let s = await LevelRaftStorage.open(db, { bootstrap: ['n1', 'n2', 'n3'] });
+    let term = 1;
+    for (let step = 0; step < 120; step++) {
+      const op = rnd(10);
+      if (op < 6) {
+        // Append, sometimes overwriting a suffix (a new leader's entries).
+        term += rnd(4) === 0 ? 1 : 0;
+        // Only uncommitted entries are ever rewritten (Raft's guarantee).
+        const last = model.lastIndex();
+        const commit = model.initialState().hardState.commit;
+        const from = Math.max(model.firstIndex(), commit + 1, last + 1 - (rnd(3) === 0 ? rnd(4) : 0));
+        const n = 1 + rnd(4);
+        const ents = Array.from({ length: n }, (_, k) => ent(from + k, term, `r${round}s${step}k${k}`));
+        const hs = { term, vote: 'n1', commit: Math.min(model.initialState().hardState.commit + rnd(3), from + n - 1) };
+        model.save({ entries: ents, hardState: hs });
+        await s.save({ entries: ents, hardState: hs });
+      } else if (op < 8) {
+        // Snapshots only of committed (applied) entries.
+        const applied = model.initialState().hardState.commit;
+        if (applied > model.snapshot().metadata.index) {
+          const at = model.snapshot().metadata.index + 1 + rnd(applied - model.snapshot().metadata.index);
+          const data = enc.encode(`snap-${round}-${step}`);
+          model.createSnapshot(at, CONF, data);
+          s.createSnapshot(at, CONF, data);
+          const upTo = model.firstIndex() - 1 + rnd(at - model.firstIndex() + 2);
+          model.compact(upTo);
+          s.compact(upTo);
+        }
+      } else if (op < 9) {
+        // A snapshot from a leader replaces the log.
+        term += 1;
+        // Possibly behind our (uncommitted, divergent) tail: the whole log is replaced.
+        const commit = model.initialState().hardState.commit;
+        const index = Math.max(commit + 1, model.snapshot().metadata.index + 1) + rnd(model.lastIndex() - commit + 5);
+        const snap = { metadata: { index, term, confState: CONF }, data: enc.encode(`leader-${round}-${step}`) };
+        const hs = { term, vote: null, commit: index };
+        model.save({ snapshot: snap, entries: [ent(index + 1, term)], hardState: hs });
+        await s.save({ snapshot: snap, entries: [ent(index + 1, term)], hardState: hs });
+      } else {
+        await s.flush();
+        s = await LevelRaftStorage.open(db);
+        // Reopening starts the log right after the snapshot: entries it covers are compacted.
+        compactToSnapshot(model);
+        sameStorage(t, s, model, `round ${round} step ${step} (reopened)`);
+      }
+    }
+    sameStorage(t, s, model, `round ${round} end (same process)`);
+    await s.flush();
+    compactToSnapshot(model);
+    sameStorage(t, await LevelRaftStorage.open(db), model, `round ${round} end (reopened)`);
+  }
+});
+
+// ---- refusing what it cannot read ---------------------------------------------------
+
+test('a database it cannot make sense of is refused with RaftStorageCorrupt, not guessed at', async (t) => {
+  const corrupt = async (mutate: (db: PoolDb) => Promise<void>, message: RegExp): Promise<void> => {
+    const db = new MemoryLevel<string, string>() as unknown as PoolDb;
+    const s = await LevelRaftStorage.open(db, { bootstrap: ['n1'] });
+    await s.save({ entries: [ent(2, 2), ent(3, 2), ent(4, 2)], hardState: { term: 2, vote: 'n1', commit: 3 } });
+    await mutate(db);
+    const err = await t.throwsAsync(LevelRaftStorage.open(db), { instanceOf: RaftStorageCorrupt });
+    t.regex(err!.message, message);
+  };
+  await corrupt((db) => db.del(logKey(3)), /gap: entry 4 follows 2/);
+  await corrupt((db) => db.put(RAFT_KEYS.hardState, '{"term":"x"}'), /hard state/);
+  await corrupt((db) => db.put(RAFT_KEYS.hardState, 'not json'), /hard state is not JSON/);
+  await corrupt((db) => db.del(RAFT_KEYS.snapshot), /must both be present/);
+  await corrupt((db) => db.put(logKey(4), Buffer.from([9, 1, 2]) as never, { valueEncoding: 'view' } as never), /entry 4/);
+  await corrupt((db) => db.put(logKey(4), encodeEntry(ent(4, 1)) as never, { valueEncoding: 'view' } as never), /term 1 below/);
+  await corrupt(async (db) => {
+    await db.del(logKey(3));
+    await db.del(logKey(4));
+    await db.put(RAFT_KEYS.hardState, JSON.stringify({ term: 2, vote: 'n1', commit: 3 }));
+  }, /commit index 3 beyond the last entry 2/);
+});
+
+test('shares a database with the pool store: neither touches the other’s keys', async (t) => {
+  const dir = await tempDir(t);
+  const db = new Level<string, string>(dir);
+  t.teardown(() => db.close());
+  const raft = await LevelRaftStorage.open(db as unknown as PoolDb, { bootstrap: ['n1'] });
+  const pool = await LevelPoolStore.open({ db: db as unknown as PoolDb });
+  await pool.propose({ type: 'AddServer', ip: '10.0.0.1', port: 80 });
+  await raft.save({ entries: [ent(2, 2)], hardState: { term: 2, vote: 'n1', commit: 2 } });
+  const again = await LevelRaftStorage.open(db as unknown as PoolDb);
+  t.is(again.lastIndex(), 2);
+  t.is(pool.snapshot().servers.length, 1);
+});
+
+// ---- kill -9 --------------------------------------------------------------------------
+
+test('acknowledged appends survive kill -9 of the writing process, snapshots and compactions included', async (t) => {
+  const dir = await tempDir(t);
+  const script = fileURLToPath(new URL('./fixtures/raft-writer.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import=tsx', '--conditions=@weldr/source', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let acked = 0;
+  let buffered = '';
+  await new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`writer exited early: ${code ?? signal}`))));
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const lines = buffered.split('\n');
+      buffered = lines.pop() ?? '';
+      for (const line of lines) acked = Math.max(acked, Number(line));
+      if (acked >= 80) child.kill('SIGKILL');
+    });
+  });
+  const db = new Level<string, string>(dir);
+  t.teardown(() => db.close());
+  const s = await LevelRaftStorage.open(db as unknown as PoolDb);
+  t.true(s.lastIndex() >= acked, `last index ${s.lastIndex()} >= acknowledged ${acked}`);
+  t.true(s.initialState().hardState.commit >= acked, 'hard state saved with the entries');
+  const first = s.firstIndex();
+  t.true(first > 1, `compacted (first index ${first})`);
+  const snap = s.snapshot();
+  t.is(Buffer.from(snap.data).toString(), `state-${snap.metadata.index}`);
+  for (const e of s.entries(first, acked + 1, Infinity)) t.is(Buffer.from(e.data).toString(), `cmd-${e.index}`);
+});
