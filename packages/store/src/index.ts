@@ -67,3 +67,7 @@ export { POOL_KEYS, padIndex, fullStateOps, stateWriteOps, replaceStateOps, load
 export type { PoolDb, PoolBatchOp } from './level/layout.js';
 export { LevelRaftStorage, RaftStorageCorrupt, RAFT_KEYS, logKey, encodeEntry, decodeEntry } from './level/raft-storage.js';
 export type { LevelRaftStorageOptions } from './level/raft-storage.js';
+// for stores built on top of this package (the Raft-backed store in @weldr/node)
+export { prepareEnvelope, stoppedError, awaitWithDeadline } from './stores/proposal.js';
+export { Subscribers } from './stores/subscribers.js';
+export { UTF8 } from './level/layout.js';
