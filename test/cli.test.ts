@@ -51,7 +51,7 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['bad JSON in config file', ['start', '--config', file('bad.json', '{"listen":')], {}, /is not valid JSON/],
   ['unknown config key', ['start', '--config', file('key.json', '{"listen":"127.0.0.1:0","adminn":"x"}')], {}, /unknown key "adminn"/],
   ['bad value in config file', ['start'], { WELDR_CONFIG: file('val.json', '{"raft":"127.0.0.1:-1"}') }, /"raft" in .*val.json/],
-  ['peers given (clustering not yet available)', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /clustering is not yet available/],
+  ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
 ];

@@ -34,6 +34,13 @@ test('frames: split anywhere, joined, byte arrays round-trip', (t) => {
   }
 });
 
+test('frames: Buffers (what LevelDB returns) travel as bytes too, not as their toJSON form', (t) => {
+  const m = msg('a', 'b', { type: 'MsgApp', entries: [{ index: 1, term: 3, type: 'normal', data: Buffer.from('hello') }] });
+  const [got] = new FrameDecoder().push(encodeFrame(m)) as Message[];
+  t.true(got!.entries![0]!.data instanceof Uint8Array);
+  t.is(Buffer.from(got!.entries![0]!.data).toString(), 'hello');
+});
+
 test('frames: an oversized length or a body that is not JSON is an error', (t) => {
   const big = Buffer.alloc(4);
   big.writeUInt32BE(MAX_FRAME_BYTES + 1);

@@ -183,6 +183,18 @@ test('a database it cannot make sense of is refused with RaftStorageCorrupt, not
   }, /commit index 3 beyond the last entry 2/);
 });
 
+test('entries read back from LevelDB are plain Uint8Arrays (not Buffers), as the core and the transport expect', async (t) => {
+  const dir = await tempDir(t);
+  const db = new Level<string, string>(dir);
+  t.teardown(() => db.close());
+  const s = await LevelRaftStorage.open(db as unknown as PoolDb, { bootstrap: ['n1'] });
+  await s.save({ entries: [ent(2, 2, 'payload')], hardState: { term: 2, vote: 'n1', commit: 2 } });
+  const again = await LevelRaftStorage.open(db as unknown as PoolDb);
+  const [e] = again.entries(2, 3, Infinity);
+  t.is(Object.getPrototypeOf(e!.data), Uint8Array.prototype);
+  t.is(Buffer.from(e!.data).toString(), 'payload');
+});
+
 test('shares a database with the pool store: neither touches the other’s keys', async (t) => {
   const dir = await tempDir(t);
   const db = new Level<string, string>(dir);

@@ -1,6 +1,7 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
 import { ConfigError } from '../config/config-error.js';
 import { loadConfig } from '../config/load-config.js';
+import type { NodeConfig } from '../config/options.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
@@ -22,10 +23,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { config, sources, configFile } = loaded;
-  const others = config.peers.filter((p) => p.id !== config.id);
-  if (others.length > 0) {
-    throw new ConfigError(`clustering is not yet available: --peers/WELDR_PEERS/"peers" must list no other node (got ${others.map((p) => p.id).join(', ')})`);
-  }
+  checkClusterConfig(config);
 
   const log = createLogger(config.id, config.logLevel);
   // A bug that escapes every handler: say so in the log the operator reads, then exit 1
@@ -90,4 +88,16 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
   setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
   return 0;
+}
+
+/** Cluster mode's extra rules (the values themselves are checked by the loader). */
+function checkClusterConfig(config: NodeConfig): void {
+  const others = config.peers.filter((p) => p.id !== config.id);
+  if (others.length === 0) return;
+  if (config.store !== 'level') {
+    throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
+  }
+  if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
+    throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
+  }
 }

@@ -13,8 +13,11 @@ export class FrameError extends Error {
   }
 }
 
-function replacer(_key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) return { $b64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+// `this[key]` is the value before toJSON: a Buffer (a Uint8Array, as LevelDB hands back)
+// would otherwise arrive here already turned into {"type":"Buffer","data":[…]}.
+function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  if (raw instanceof Uint8Array) return { $b64: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64') };
   return value;
 }
 

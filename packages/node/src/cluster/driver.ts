@@ -200,10 +200,14 @@ export class RaftDriver<R> {
 
   /**
    * True only while this node is the leader *and* holds its check-quorum lease, counted
-   * with every tick owed to real time: the test to pass before acting as the active node.
+   * with every tick owed to real time, and has applied its own term's first entry: the
+   * test to pass before acting as the active node.
    */
   isActive(): boolean {
     if (this.stopped || this.failed !== null) return false;
+    // Not before this leader has applied an entry of its own term (its no-op): only then
+    // does its state include every write earlier leaders acknowledged.
+    if (this.node.termAt(this.applied) !== this.node.term) return false;
     if (!this.busy) {
       this.catchUpTicks();
       return this.node.role === 'leader' && this.node.hasLease();
@@ -255,6 +259,13 @@ export class RaftDriver<R> {
         }
         this.reads.set(context, { context, index: -1, resolve, reject });
       }, reject);
+    });
+  }
+
+  /** Hand leadership to `to` (thesis §3.10); the outcome shows in onRoleChange. */
+  transferLeadership(to: NodeId): void {
+    this.run(() => {
+      this.node.transferLeadership(to);
     });
   }
 
@@ -379,14 +390,18 @@ export class RaftDriver<R> {
 
   private roleChanged(role: Role, leader: NodeId | null): void {
     if (role === this.lastRole && leader === this.lastLeader) return;
-    const wasLeader = this.lastRole === 'leader';
+    const leaderChanged = leader !== this.lastLeader;
     this.lastRole = role;
     this.lastLeader = leader;
     this.opts.log.info({ role, leader, term: this.node.term }, `raft: ${role}${leader === null ? '' : ` (leader ${leader})`}`);
-    if (wasLeader && role !== 'leader') {
-      // Reads waiting for this leader's confirmation will never be answered.
-      for (const r of this.reads.values()) if (r.index < 0) r.reject(new NotLeaderError(leader, 'leadership changed; retry'));
-      for (const [ctx, r] of this.reads) if (r.index < 0) this.reads.delete(ctx);
+    if (leaderChanged) {
+      // Reads not yet answered were asked of (or by) the old leader, which drops them
+      // with its term: fail them now, retryable, instead of at the caller's timeout.
+      for (const [ctx, r] of this.reads) {
+        if (r.index >= 0) continue;
+        this.reads.delete(ctx);
+        r.reject(new NotLeaderError(leader, 'leadership changed while reading; retry'));
+      }
     }
     for (const l of this.roleListeners) l(role, leader);
   }

@@ -45,6 +45,10 @@ export interface TcpTransportOptions {
   readonly reconnectMaxMs?: number;
   /** A hello must arrive this soon after an inbound connect. Default 5000 ms. */
   readonly helloTimeoutMs?: number;
+  /** What this node tells its peers about itself in each hello (e.g. its admin URL). */
+  readonly advertise?: () => Readonly<Record<string, string>>;
+  /** What a peer said about itself in its hello. */
+  readonly onPeerInfo?: (id: NodeId, info: Readonly<Record<string, string>>) => void;
 }
 
 const PROTOCOL = 'weldr-raft/1';
@@ -54,6 +58,7 @@ interface Hello {
   readonly from: NodeId;
   readonly to: NodeId;
   readonly token: string;
+  readonly info?: Readonly<Record<string, string>>;
 }
 
 class Peer {
@@ -164,7 +169,7 @@ export class TcpTransport implements Transport {
       peer.backoffMs = this.minMs;
       if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
       peer.reportedDown = false;
-      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '' };
+      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '', info: this.opts.advertise?.() ?? {} };
       s.write(encodeFrame(hello));
     });
     // Nothing is expected back on an outbound connection; reading keeps FIN/RST visible.
@@ -238,6 +243,8 @@ export class TcpTransport implements Transport {
           }
           from = (f as Hello).from;
           clearTimeout(helloTimer);
+          const info = peerInfo((f as Hello).info);
+          if (info !== undefined) this.opts.onPeerInfo?.(from, info);
           continue;
         }
         const m = validateMessage(f);
@@ -268,6 +275,18 @@ export class TcpTransport implements Transport {
     if (!tokenMatches(this.opts.token ?? '', typeof h.token === 'string' ? h.token : '')) return 'wrong cluster token';
     return undefined;
   }
+}
+
+/** At most 16 short string fields; anything else is ignored. */
+function peerInfo(v: unknown): Record<string, string> | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  let n = 0;
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (++n > 16) break;
+    if (typeof x === 'string' && k.length <= 64 && x.length <= 512) out[k] = x;
+  }
+  return out;
 }
 
 function tokenMatches(expected: string, got: string): boolean {

@@ -19,6 +19,12 @@ export interface NodeConfig {
   readonly adminToken: string | undefined;
   readonly raft: HostPort;
   readonly peers: readonly Peer[];
+  /** Shared secret peers present to each other on the Raft transport. */
+  readonly clusterToken: string | undefined;
+  /** Raft heartbeat interval (one tick), ms. */
+  readonly raftHeartbeat: number;
+  /** Raft election timeout (randomized to [T, 2T)), ms. */
+  readonly raftElectionTimeout: number;
   readonly data: string;
   readonly store: StoreKind;
   readonly logLevel: LogLevel;
@@ -67,8 +73,11 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes (prefer the variable: flags show in ps)', defaultText: '(none: writes are open)', defaultValue: constant(undefined), parse: parseToken },
-  { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (clustering: not yet available)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
-  { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the other cluster members (clustering: not yet available)', defaultText: '(none)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the cluster members\' Raft addresses (this node\'s own entry is allowed); any other member turns on cluster mode', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members present to each other (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken },
+  { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
+  { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 2 heartbeats', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
   { key: 'data', flag: 'data', env: 'WELDR_DATA', valueName: 'DIR', help: 'data directory (LevelDB)', defaultText: './data/<id>', defaultValue: (p) => `./data/${p.id ?? 'n1'}`, parse: parsePath },
   { key: 'store', flag: 'store', env: 'WELDR_STORE', valueName: 'level|memory', help: 'pool storage: level (survives restarts) or memory', defaultText: 'level', defaultValue: constant('level' as StoreKind), parse: parseEnum(STORE_KINDS) },
   { key: 'logLevel', flag: 'log-level', env: 'WELDR_LOG_LEVEL', valueName: 'LEVEL', help: LOG_LEVELS.join('|'), defaultText: 'info', defaultValue: constant('info' as LogLevel), parse: parseEnum(LOG_LEVELS) },

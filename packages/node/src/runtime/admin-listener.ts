@@ -8,15 +8,18 @@ import type { NodeConfig } from '../config/options.js';
 import type { HostPort } from '../config/values.js';
 import { closeServer, listen } from './listen.js';
 import type { Logger } from './logger.js';
-import type { SingleNodeCluster } from './single-node-cluster.js';
+import { forwardingListener, type ForwardTarget } from './admin-forward.js';
+import type { ClusterView } from './raft-cluster.js';
 
 export interface AdminListenerDeps {
   readonly config: NodeConfig;
   readonly store: PoolStore;
   readonly proxy: Proxy;
-  readonly cluster: SingleNodeCluster;
+  readonly cluster: ClusterView;
   readonly metrics: Registry;
   readonly log: Logger;
+  /** Cluster mode: writes on a follower are relayed to the leader. */
+  readonly forward?: ForwardTarget | undefined;
 }
 
 export interface AdminListener {
@@ -35,7 +38,12 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     log: deps.log.child({ component: 'admin' }),
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken } }),
   });
-  const server = createServer(app.callback());
+  const local = app.callback();
+  const server = createServer(
+    deps.forward === undefined
+      ? local
+      : forwardingListener(local, { nodeId: config.id, target: deps.forward, timeoutMs: 10_000, log: deps.log.child({ component: 'admin' }) }),
+  );
   const address = await listen(server, config.admin, 'the admin API');
   return {
     address,

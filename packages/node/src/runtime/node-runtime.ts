@@ -10,6 +10,7 @@ import { listenError } from './listen.js';
 import { startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
+import { RaftCluster, type ClusterView } from './raft-cluster.js';
 import { openStore } from './store-factory.js';
 
 export interface RunningNode {
@@ -32,10 +33,21 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   };
 
   try {
-    const store = await openStore(config, log);
-    cleanups.push(() => store.close());
-    log.info({ event: 'store_opened', store: config.store, ...(config.store === 'level' ? { data: config.data } : {}), index: store.snapshot().index, servers: store.snapshot().servers.length }, 'pool store opened');
-    await applyBalancer(store, config, log);
+    const clustered = config.peers.some((p) => p.id !== config.id);
+    let raft: RaftCluster | null = null;
+    let store: PoolStore;
+    if (clustered) {
+      raft = await RaftCluster.open(config, log);
+      const r = raft;
+      cleanups.push(() => r.stop());
+      store = raft.store;
+    } else {
+      const single = await openStore(config, log);
+      cleanups.push(() => single.close());
+      store = single;
+    }
+    log.info({ event: 'store_opened', store: clustered ? 'raft' : config.store, ...(config.store === 'level' ? { data: config.data } : {}), index: store.snapshot().index, servers: store.snapshot().servers.length }, 'pool store opened');
+    if (!clustered) await applyBalancer(store, config, log);
 
     const metrics = new Registry();
     metrics.setDefaultLabels({ nodeId: config.id });
@@ -63,10 +75,22 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
     cleanups.push(unsubscribe);
 
-    const cluster = new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log });
+    const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
+    if (raft !== null) {
+      await raft.start(admin.address);
+      if (config.balancer !== undefined) {
+        // Replicated: the first leader that sees the flag makes the setting match.
+        const r = raft;
+        const off = r.driver.onRoleChange((role) => {
+          if (role !== 'leader') return;
+          off();
+          applyBalancer(store, config, log).catch((err: unknown) => log.warn({ err: (err as Error).message }, '--balancer not applied'));
+        });
+      }
+    }
 
     const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
       throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);

@@ -59,7 +59,8 @@ export function decodeEntry(index: number, bytes: Uint8Array): Entry {
   if (type === undefined || !Number.isSafeInteger(term) || term < 1) {
     throw new RaftStorageCorrupt(`log entry ${index}: bad header (type ${bytes[0]}, term ${term})`);
   }
-  return { index, term, type, data: bytes.slice(9) };
+  // A plain Uint8Array copy: LevelDB may hand back a Buffer view of a larger allocation.
+  return { index, term, type, data: new Uint8Array(bytes.subarray(9)) };
 }
 
 /** The database holds Raft state this code cannot read: refuse to start rather than guess. */

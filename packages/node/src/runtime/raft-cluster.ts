@@ -1,0 +1,203 @@
+// Cluster mode (`--peers` names other members): the pool store is replicated by Raft.
+// One LevelDB database per node holds the Raft log (raft/) and the pool state (pool/);
+// the peer transport listens on --raft; the admin API of a follower forwards writes to
+// the leader's admin API (admin-forward.ts), whose address each node advertises in its
+// transport hello.
+//
+// Active/passive: this node is active while it is the Raft leader *and* holds its
+// check-quorum lease (RaftDriver.isActive), so two nodes are never active at once.
+import { mkdir } from 'node:fs/promises';
+import { Level } from 'level';
+import type { ClusterInfo } from '@weldr/admin';
+import type { NodeId } from '@weldr/raft';
+import { LevelRaftStorage, type ApplyResult, type PoolDb } from '@weldr/store';
+import { RaftDriver } from '../cluster/driver.js';
+import { PoolReplica, RaftPoolStore } from '../cluster/raft-pool-store.js';
+import { TcpTransport } from '../cluster/transport.js';
+import type { NodeConfig } from '../config/options.js';
+import { formatHostPort, type HostPort } from '../config/values.js';
+import type { Logger } from './logger.js';
+import { StoreOpenError } from './store-factory.js';
+
+/** What the admin API and /ready need to know about the cluster. */
+export interface ClusterView {
+  isActive(): boolean;
+  info(): ClusterInfo;
+  /** The node's listeners are up (single node: it becomes active). */
+  activate(): void;
+  /** Shutdown has begun: never claim readiness again. */
+  deactivate(): void;
+}
+
+export class RaftCluster implements ClusterView {
+  private shuttingDown = false;
+  private transport: TcpTransport | null = null;
+  private readonly adminUrls = new Map<NodeId, string>();
+  private selfAdminUrl: string | null = null;
+
+  private constructor(
+    private readonly config: NodeConfig,
+    private readonly log: Logger,
+    private readonly db: PoolDb,
+    readonly driver: RaftDriver<ApplyResult | null>,
+    readonly store: RaftPoolStore,
+  ) {}
+
+  /** Open the database and build the driver; nothing is sent or received until start(). */
+  static async open(config: NodeConfig, log: Logger): Promise<RaftCluster> {
+    await mkdir(config.data, { recursive: true });
+    const db = new Level<string, string>(config.data) as unknown as PoolDb;
+    try {
+      await db.open();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause;
+      if (cause?.code === 'LEVEL_LOCKED') throw new StoreOpenError(`data directory ${config.data} is in use by another process`, { cause: err });
+      throw new StoreOpenError(`cannot open data directory ${config.data}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const members = [config.id, ...config.peers.map((p) => p.id)];
+      const storage = await LevelRaftStorage.open(db, { bootstrap: members });
+      const raftLog = log.child({ component: 'raft' });
+      const onListenerError = (err: unknown): void => log.error({ err, event: 'subscriber_failed' }, 'pool subscriber failed');
+      const replica = await PoolReplica.open(db, onListenerError);
+      const driver = await RaftDriver.create<ApplyResult | null>({
+        id: config.id,
+        storage,
+        app: replica,
+        log: raftLog,
+        tickMs: config.raftHeartbeat,
+        electionTick: Math.max(2, Math.round(config.raftElectionTimeout / config.raftHeartbeat)),
+      });
+      const store = new RaftPoolStore(driver, replica);
+      return new RaftCluster(config, log, db, driver, store);
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      if (err instanceof StoreOpenError) throw err;
+      throw new StoreOpenError(`cannot start Raft on data directory ${config.data}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Start the peer transport and the driver; `adminAddress` is advertised to peers for write forwarding. */
+  async start(adminAddress: HostPort): Promise<void> {
+    const { config, log } = this;
+    this.selfAdminUrl = `http://${formatHostPort(advertisedAddress(adminAddress, config.raft))}`;
+    const peers = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, { host: p.address.host, port: p.address.port }]));
+    const transport = new TcpTransport({
+      id: config.id,
+      listen: { host: config.raft.host, port: config.raft.port },
+      peers,
+      ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
+      log: log.child({ component: 'raft-transport' }),
+      onMessage: (m) => this.driver.receive(m),
+      onUnreachable: (id) => this.driver.unreachable(id),
+      advertise: () => ({ admin: this.selfAdminUrl ?? '' }),
+      onPeerInfo: (id, info) => {
+        if (typeof info.admin === 'string' && /^http:\/\/[^/]+$/.test(info.admin)) this.adminUrls.set(id, info.admin);
+      },
+    });
+    await transport.start().catch((err: NodeJS.ErrnoException) => {
+      throw new StoreOpenError(`cannot listen for Raft peers on ${formatHostPort(config.raft)}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err });
+    });
+    this.transport = transport;
+    log.info({ event: 'listening', listener: 'raft', host: config.raft.host, port: transport.port, address: formatHostPort({ host: config.raft.host, port: transport.port }) }, `raft listening on ${formatHostPort({ host: config.raft.host, port: transport.port })}`);
+    this.driver.onRoleChange((role, leader) => {
+      log.info({ event: 'raft_role', role, leader, term: this.driver.node.term }, `raft role: ${role}${leader === null ? '' : `, leader ${leader}`}`);
+    });
+    this.driver.start(transport);
+  }
+
+  activate(): void {}
+
+  deactivate(): void {
+    this.shuttingDown = true;
+  }
+
+  isActive(): boolean {
+    return !this.shuttingDown && this.driver.isActive();
+  }
+
+  /** Where a write this node cannot take should go: the leader's admin URL, if known. */
+  leaderAdminUrl(): { leaderId: NodeId; url: string | undefined } | null {
+    const s = this.driver.status();
+    if (s.role === 'leader' || s.leader === null) return null;
+    return { leaderId: s.leader, url: this.adminUrls.get(s.leader) };
+  }
+
+  isLeader(): boolean {
+    return this.driver.node.role === 'leader';
+  }
+
+  info(): ClusterInfo {
+    const s = this.driver.status();
+    const address = (id: NodeId): string | undefined => {
+      if (id === this.config.id) return formatHostPort(this.config.raft);
+      const p = this.config.peers.find((x) => x.id === id);
+      return p === undefined ? undefined : formatHostPort(p.address);
+    };
+    return {
+      nodeId: this.config.id,
+      role: this.isActive() ? 'active' : 'passive',
+      leaderId: s.leader,
+      term: s.term,
+      commitIndex: s.commitIndex,
+      appliedIndex: s.appliedIndex,
+      members: [
+        ...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...withAddress(address(id)), raftRole: id === s.leader ? 'leader' : 'follower' })),
+        ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...withAddress(address(id)) })),
+      ],
+    };
+  }
+
+  /**
+   * Stop taking part: a leader first hands leadership to a follower (thesis §3.10) so the
+   * cluster does not wait an election timeout, then the driver, transport and database close.
+   */
+  async stop(): Promise<void> {
+    this.shuttingDown = true;
+    await this.handOff();
+    await this.store.close();
+    await this.driver.stop();
+    await this.transport?.close();
+    await this.db.close();
+  }
+
+  private async handOff(): Promise<void> {
+    const node = this.driver.node;
+    if (node.role !== 'leader') return;
+    const status = node.status();
+    let best: NodeId | null = null;
+    let bestMatch = -1;
+    for (const [id, p] of Object.entries(status.progress ?? {})) {
+      if (id === this.config.id || !status.config.voters.includes(id)) continue;
+      if (p.match > bestMatch) {
+        best = id;
+        bestMatch = p.match;
+      }
+    }
+    if (best === null) return;
+    const target = best;
+    await new Promise<void>((resolve) => {
+      const done = this.driver.onRoleChange((role) => {
+        if (role !== 'leader') finish();
+      });
+      const timer = setTimeout(finish, this.config.raftElectionTimeout);
+      function finish(): void {
+        clearTimeout(timer);
+        done();
+        resolve();
+      }
+      this.driver.transferLeadership(target);
+    });
+    this.log.info({ event: 'leadership_handed_off', to: target, leader: this.driver.node.leader }, `leadership handed to ${target}`);
+  }
+}
+
+function withAddress(address: string | undefined): { address?: string } {
+  return address === undefined ? {} : { address };
+}
+
+/** An admin address bound to a wildcard is advertised with the Raft listener's host. */
+function advertisedAddress(admin: HostPort, raft: HostPort): HostPort {
+  if (admin.host === '0.0.0.0' || admin.host === '::' || admin.host === '') return { host: raft.host, port: admin.port };
+  return admin;
+}

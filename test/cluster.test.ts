@@ -1,0 +1,245 @@
+// A three-node cluster of real `weldr start` processes on loopback: writes through any
+// node, replication, kill -9 and SIGSTOP of the active node, restarts from disk, and
+// never two nodes answering /ready 200 at once.
+import net from 'node:net';
+import { join } from 'node:path';
+import test from 'ava';
+import { request } from 'undici';
+import { makeTempDir } from './helpers/node.js';
+import { startOrigin } from './helpers/origins.js';
+import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
+import { eventually, sleep } from './helpers/wait.js';
+
+/**
+ * A port for a listener that other members must know before it starts. Taken below the
+ * kernel's ephemeral range (32768+), so the outbound connections of the processes under
+ * test, which get ephemeral ports, cannot take it between this check and the bind.
+ */
+let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = nextPort;
+    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+interface Member {
+  readonly id: string;
+  readonly raftPort: number;
+  readonly adminPort: number;
+  readonly proxyPort: number;
+  readonly dataDir: string;
+  proc: RunningProcess | null;
+}
+
+class Cluster {
+  constructor(
+    private readonly t: Teardown,
+    readonly members: Member[],
+  ) {}
+
+  static async create(t: Teardown, size = 3): Promise<Cluster> {
+    const dir = makeTempDir(t, 'weldr-cluster-');
+    const members: Member[] = [];
+    for (let i = 1; i <= size; i++) {
+      members.push({ id: `n${i}`, raftPort: await freePort(), adminPort: await freePort(), proxyPort: await freePort(), dataDir: join(dir, `n${i}`), proc: null });
+    }
+    const c = new Cluster(t, members);
+    await Promise.all(members.map((m) => c.start(m)));
+    return c;
+  }
+
+  get peers(): string {
+    return this.members.map((m) => `${m.id}=127.0.0.1:${m.raftPort}`).join(',');
+  }
+
+  async start(m: Member): Promise<void> {
+    m.proc = spawnWeldr(this.t, `weldr ${m.id}`, [
+      'start',
+      '--id', m.id,
+      '--listen', `127.0.0.1:${m.proxyPort}`,
+      '--admin', `127.0.0.1:${m.adminPort}`,
+      '--raft', `127.0.0.1:${m.raftPort}`,
+      '--peers', this.peers,
+      '--data', m.dataDir,
+    ], { WELDR_CONFIG: undefined, WELDR_LOG_LEVEL: 'debug', WELDR_CLUSTER_TOKEN: 'e2e-cluster-secret-0123456789' });
+    await m.proc.waitForLine('started', (l) => l.event === 'started');
+  }
+
+  member(id: string): Member {
+    return this.members.find((m) => m.id === id)!;
+  }
+
+  /** Which nodes answer /ready 200 right now (one quick round; a node that does not answer is not active). */
+  async activeNow(): Promise<string[]> {
+    const out: string[] = [];
+    for (const m of this.members) {
+      if (m.proc === null || !m.proc.running) continue;
+      try {
+        const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 300, bodyTimeout: 300 });
+        await r.body.dump();
+        if (r.statusCode === 200) out.push(m.id);
+      } catch {
+        // paused or dead
+      }
+    }
+    return out;
+  }
+
+  async active(timeoutMs = 10_000): Promise<Member> {
+    const id = await eventually('one active node', async () => {
+      const a = await this.activeNow();
+      return a.length === 1 ? a[0] : undefined;
+    }, timeoutMs, 20);
+    return this.member(id);
+  }
+}
+
+async function admin(m: Member, method: string, path: string, body?: unknown): Promise<{ status: number; json: unknown; headers: Record<string, unknown> }> {
+  const r = await request(`http://127.0.0.1:${m.adminPort}${path}`, {
+    method: method as 'GET',
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? null : JSON.stringify(body),
+  });
+  const text = await r.body.text();
+  return { status: r.statusCode, json: text === '' ? null : JSON.parse(text), headers: r.headers };
+}
+
+async function ports(m: Member): Promise<number[]> {
+  const r = await admin(m, 'GET', '/servers');
+  if (r.status !== 200) throw new Error(`GET /servers on ${m.id}: ${r.status} ${JSON.stringify(r.json)}`);
+  return (r.json as { port: number }[]).map((s) => s.port).sort((a, b) => a - b);
+}
+
+/** Samples /ready on every node until stopped; records any moment with two active nodes. */
+function watchForTwoActive(c: Cluster): { stop(): Promise<string[][]> } {
+  const overlaps: string[][] = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const a = await c.activeNow();
+      if (a.length > 1) overlaps.push(a);
+      await sleep(5);
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return overlaps;
+    },
+  };
+}
+
+test.serial('writes through any node are replicated; followers forward to the leader; the proxy on every node routes to the pool', async (t) => {
+  const c = await Cluster.create(t);
+  const leader = await c.active();
+  const follower = c.members.find((m) => m !== leader)!;
+  const origin = await startOrigin(t, 'o1');
+  const created = await admin(follower, 'POST', '/servers', { ip: '127.0.0.1', port: String(origin.port) });
+  t.is(created.status, 201, JSON.stringify(created.json));
+  t.is(created.headers['x-weldr-leader'], leader.id, 'the follower relayed the write to the leader');
+  for (const m of c.members) t.deepEqual(await ports(m), [origin.port], `${m.id} has the server`);
+  for (const m of c.members) {
+    const body = await eventually(`${m.id}'s proxy routes to the origin`, async () => {
+      const r = await request(`http://127.0.0.1:${m.proxyPort}/`);
+      const text = await r.body.text();
+      return r.statusCode === 200 ? text : undefined;
+    });
+    t.regex(body, /o1/);
+  }
+  const cluster = (await admin(follower, 'GET', '/cluster')).json as { leaderId: string; role: string; members: unknown[] };
+  t.is(cluster.leaderId, leader.id);
+  t.is(cluster.role, 'passive');
+  t.is(cluster.members.length, 3);
+  const gone = await admin(c.members.find((m) => m !== leader && m !== follower)!, 'DELETE', `/servers/127.0.0.1/${origin.port}`);
+  t.is(gone.status, 204);
+  for (const m of c.members) t.deepEqual(await ports(m), []);
+});
+
+test.serial('kill -9 of the active node: another takes over, no acknowledged write is lost, never two active nodes', async (t) => {
+  const c = await Cluster.create(t);
+  const first = await c.active();
+  const acked: number[] = [];
+  for (let port = 1001; port <= 1020; port++) {
+    const r = await admin(c.members[port % 3]!, 'POST', '/servers', { ip: '10.0.0.1', port });
+    if (r.status === 201) acked.push(port);
+  }
+  t.is(acked.length, 20);
+  const watch = watchForTwoActive(c);
+  const killedAt = Date.now();
+  first.proc!.signal('SIGKILL');
+  await first.proc!.exited;
+  const second = await c.active();
+  const failoverMs = Date.now() - killedAt;
+  t.log(`failover after kill -9: ${failoverMs} ms`);
+  t.true(failoverMs < 5000, `failover took ${failoverMs} ms`);
+  t.not(second.id, first.id);
+  for (const m of c.members.filter((x) => x !== first)) t.deepEqual(await ports(m), acked, `${m.id} kept every acknowledged write`);
+  const more = await admin(second, 'POST', '/servers', { ip: '10.0.0.2', port: 1 });
+  t.is(more.status, 201);
+  // The killed node restarts from its data directory and catches up.
+  await c.start(first);
+  await eventually('the restarted node catches up', async () => ((await ports(first)).length === 21 ? true : undefined));
+  const overlaps = await watch.stop();
+  t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
+});
+
+test.serial('a paused active node (SIGSTOP) is replaced, and when it resumes it does not claim to be active', async (t) => {
+  const c = await Cluster.create(t);
+  const first = await c.active();
+  await admin(first, 'POST', '/servers', { ip: '10.0.0.1', port: 1 });
+  const watch = watchForTwoActive(c);
+  first.proc!.signal('SIGSTOP');
+  t.teardown(() => first.proc!.signal('SIGCONT'));
+  const second = await c.active();
+  t.not(second.id, first.id);
+  await admin(second, 'POST', '/servers', { ip: '10.0.0.1', port: 2 });
+  first.proc!.signal('SIGCONT');
+  // Its very first answer after resuming must already be "not ready".
+  const r = await request(`http://127.0.0.1:${first.adminPort}/ready`);
+  await r.body.dump();
+  t.is(r.statusCode, 503, 'the resumed old leader must not report ready');
+  await eventually('the old leader follows again', async () => ((await ports(first)).length === 2 ? true : undefined));
+  const overlaps = await watch.stop();
+  t.deepEqual(overlaps, []);
+  t.is((await c.activeNow()).length, 1);
+});
+
+test.serial('SIGTERM of the active node hands leadership over; a full restart keeps every write', async (t) => {
+  const c = await Cluster.create(t);
+  const first = await c.active();
+  for (let port = 1; port <= 5; port++) t.is((await admin(first, 'POST', '/servers', { ip: '10.0.0.3', port })).status, 201);
+  const stoppedAt = Date.now();
+  await first.proc!.stop('SIGTERM');
+  t.is(first.proc!.lines.some((l) => l.event === 'leadership_handed_off'), true, 'the leader handed off before exiting');
+  const second = await c.active();
+  t.log(`new active node ${Date.now() - stoppedAt} ms after SIGTERM`);
+  for (const m of c.members) if (m.proc!.running) await m.proc!.stop('SIGTERM');
+  await Promise.all(c.members.map((m) => c.start(m)));
+  const third = await c.active();
+  try {
+    t.deepEqual(await ports(third), [1, 2, 3, 4, 5]);
+  } catch (err) {
+    const { writeFileSync } = await import('node:fs');
+    for (const m of c.members) writeFileSync(`/tmp/cl/fail-${m.id}.log`, m.proc!.stdout);
+    throw err;
+  }
+  t.truthy(second);
+});
+
+test.serial('a node refuses to start in cluster mode with a memory store, or an election timeout under two heartbeats', async (t) => {
+  const { runWeldr } = await import('./helpers/process.js');
+  const mem = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  t.is(mem.code, 2);
+  t.regex(mem.stderr, /needs --store level/);
+  const fast = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--raft-heartbeat', '100ms', '--raft-election-timeout', '150ms', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(makeTempDir(t), 'x')]);
+  t.is(fast.code, 2);
+  t.regex(fast.stderr, /at least twice/);
+});
