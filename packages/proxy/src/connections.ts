@@ -22,15 +22,27 @@ export interface ClientConnection {
   idleSince: number;
   /** socket.bytesRead when idleSince was taken. */
   bytesAtIdle: number;
+  /**
+   * The latest exchange started on this connection, while it runs (its request body,
+   * if any, is the one llhttp is parsing); null otherwise. Typed loosely to keep this
+   * module independent of forward.ts.
+   */
+  last: object | null;
+  /** Called once when `busy` drops to 0 (a malformed request waits for the answers before it). */
+  onIdle: (() => void) | null;
 }
 
 export const kConnection = Symbol('weldr.connection');
 
 export type TrackedSocket = Socket & { [kConnection]?: ClientConnection };
 
-/** State for sockets that never went through the tracker (not expected). */
+/** The state of a client connection (attached on first use when idle sweeping is off). */
 export function connectionOf(socket: unknown): ClientConnection {
-  return (socket as TrackedSocket)[kConnection] ?? { busy: 0, idleSince: -1, bytesAtIdle: -1 };
+  return ((socket as TrackedSocket)[kConnection] ??= newConnection());
+}
+
+function newConnection(): ClientConnection {
+  return { busy: 0, idleSince: -1, bytesAtIdle: -1, last: null, onIdle: null };
 }
 
 /** An exchange started on `c`. */
@@ -44,6 +56,11 @@ export function connectionDone(c: ClientConnection, socket: Socket, now: number)
     c.busy = 0;
     c.idleSince = now;
     c.bytesAtIdle = socket.bytesRead;
+    if (c.onIdle !== null) {
+      const onIdle = c.onIdle;
+      c.onIdle = null;
+      onIdle();
+    }
   }
 }
 
@@ -62,7 +79,7 @@ export class IdleSweeper {
   /** A new client connection (server 'connection'). */
   add(socket: Socket): void {
     const s = socket as TrackedSocket;
-    s[kConnection] = { busy: 0, idleSince: -1, bytesAtIdle: -1 };
+    s[kConnection] = newConnection();
     this.#sockets.add(s);
     socket.once('close', () => this.#sockets.delete(s));
   }

@@ -194,6 +194,16 @@ export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade
   return out;
 }
 
+/** A flat header array without the fields named `lowerName` (case-insensitive). */
+export function withoutField(headers: readonly string[], lowerName: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length !== lowerName.length || !sameName(name, lowerName)) out.push(name, headers[i + 1]!);
+  }
+  return out;
+}
+
 /** All values of one header (case-insensitive) in a raw array. */
 export function rawValues(raw: readonly string[], lowerName: string): string[] {
   const out: string[] = [];
