@@ -139,3 +139,8 @@ test('every option follows the naming scheme: --kebab-flag, WELDR_SNAKE variable
     t.is(option.env, `WELDR_${kebab.replace(/-/g, '_').toUpperCase()}`);
   }
 });
+
+test('a flag value that starts with a dash: the message says how to pass it', (t) => {
+  t.regex(loadError(['--shutdown-timeout', '-5s']), /--shutdown-timeout needs a value \(for a value starting with '-', write --shutdown-timeout=VALUE\)/);
+  t.regex(loadError(['--shutdown-timeout=-5s']), /invalid value for --shutdown-timeout: "-5s" is not a duration/);
+});

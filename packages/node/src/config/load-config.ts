@@ -104,7 +104,9 @@ export function rewordParseArgsError(err: unknown): string {
       return `unexpected argument ${quoted ?? ''}`.trim();
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       const flag = /Option '(?:-\w, )?(--[\w-]+)/.exec(message)?.[1];
-      return flag ? `option ${flag} needs a value` : message;
+      if (!flag) return message;
+      // parseArgs also lands here for a value that starts with '-' ("--shutdown-timeout -5s").
+      return message.includes('ambiguous') ? `option ${flag} needs a value (for a value starting with '-', write ${flag}=VALUE)` : `option ${flag} needs a value`;
     }
     default:
       return message;
