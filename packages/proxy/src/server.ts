@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connectionOf, IdleSweeper } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
+import { MAX_HEADER_FIELDS } from './request-filter.js';
 import type { Logger, ProxyTimeouts } from './types.js';
 
 export interface ListenerOptions {
@@ -69,6 +70,14 @@ export class Listener {
     // other expectations with a bare 417.
     this.server.on('checkContinue', options.onExpect);
     this.server.on('checkExpectation', options.onExpect);
+    this.server.maxHeadersCount = MAX_HEADER_FIELDS;
+    // RFC 9112 §9.6: a client may half-close after its request and still read the
+    // response. node's default ends the connection at the client's FIN, dropping the
+    // answers still in flight; half-open, it marks the last response as the final one.
+    // (`httpAllowHalfOpen` is node's, untyped.) A FIN once a response has started is
+    // taken as an abort instead (onClientEnd), as before.
+    (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    this.server.on('connection', (socket: Socket) => socket.on('end', onClientEnd));
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
@@ -150,6 +159,16 @@ export class Listener {
 }
 
 function discard(): void {}
+
+/**
+ * The client sent FIN. Before any response has started, that is a half-close after
+ * the request (served; node closes after the last response). Once a response is being
+ * written, it is an abort: the connection is closed, which stops the exchanges and
+ * their origin requests rather than streaming to a client that is gone.
+ */
+function onClientEnd(this: ServerSocket): void {
+  if (this._httpMessage?.headersSent === true) this.destroy();
+}
 
 // A request line as llhttp starts it: method, one space, the start of a target.
 const REQUEST_LINE_START = /^[A-Z]+ [^ ]/;

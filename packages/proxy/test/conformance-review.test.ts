@@ -155,3 +155,50 @@ test('proxy-generated errors written on a raw socket carry Date', async (t) => {
   t.is(statusOf(r.text), 400);
   t.regex(r.text, /\r\ndate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/i);
 });
+
+test('a client that half-closes after its request still gets the response', async (t) => {
+  const { p } = await setup(t);
+  const text = await new Promise<string>((resolve) => {
+    const socket = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true }, () => socket.end('GET /half HTTP/1.1\r\nHost: a\r\n\r\n'));
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('end', () => {
+      socket.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+  t.is(statusOf(text), 200, text);
+  t.true(text.endsWith('origin:GET /half'));
+});
+
+test('a request with as many header fields as node keeps (2000) → 431: none is silently dropped', async (t) => {
+  const { origin, p } = await setup(t, undefined, { maxHeaderSize: 64 * 1024 });
+  const fields = Array.from({ length: 2000 }, (_, i) => `X-${i}: v\r\n`).join('');
+  const r = await rawRequest(p.port, `GET / HTTP/1.1\r\nHost: a\r\n${fields}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n`);
+  t.is(statusOf(r.text), 431, r.text.slice(0, 100));
+  t.is(origin.seen.length, 0);
+  const fewer = Array.from({ length: 100 }, (_, i) => `X-${i}: v\r\n`).join('');
+  t.is(statusOf((await rawRequest(p.port, `GET / HTTP/1.1\r\nHost: a\r\n${fewer}Connection: close\r\n\r\n`)).text), 200);
+});
+
+test('Transfer-Encoding: chunked plus an empty Transfer-Encoding field → 400 (not 501: no coding to implement)', async (t) => {
+  const { origin, p } = await setup(t);
+  const r = await rawRequest(p.port, 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: \r\n\r\n0\r\n\r\n');
+  t.is(statusOf(r.text), 400, r.text);
+  t.is(origin.seen.length, 0);
+});
+
+test('an origin response in a transfer coding other than chunked → 502 (it would reach the client undecodable)', async (t) => {
+  const port = await rawOrigin(t, {
+    '/gzip-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    '/chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+  });
+  const p = await startProxy(snapshot([record(port)]), { maxRetries: 0 });
+  t.teardown(() => p.proxy.close({ deadlineMs: 100 }));
+  const bad = await rawRequest(p.port, 'GET /gzip-chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(bad.text), 502, bad.text);
+  t.regex(bad.text, /x-weldr-error: ORIGIN_BAD_RESPONSE/);
+  const ok = await rawRequest(p.port, 'GET /chunked HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(ok.text), 200, ok.text);
+  t.true(ok.text.endsWith('3\r\nabc\r\n0\r\n\r\n'));
+});
