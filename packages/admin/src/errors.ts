@@ -20,7 +20,6 @@ export type AdminErrorCode =
   | 'NO_QUORUM'
   | 'STOPPED'
   | 'TIMEOUT'
-  | 'NOT_IMPLEMENTED'
   | 'INTERNAL';
 
 export interface AdminErrorExtra {

@@ -1,6 +1,6 @@
 // The one place that writes error bodies. Routes throw AdminError (or anything, which
 // becomes 500 INTERNAL without leaking its message); requests no route answered become
-// 404 / 405 / 501 in the same shape.
+// 404 / 405 in the same shape.
 import type { Middleware } from 'koa';
 import { AdminError } from '../errors.js';
 import type { AdminLogger } from '../deps.js';
@@ -40,7 +40,11 @@ function unanswered(status: number, method: string, path: string, allow: string,
       // allowedMethods() has already set the Allow header.
       return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
     case 501:
-      return new AdminError(501, 'NOT_IMPLEMENTED', `method ${method} is not implemented`);
+      // The router says 501 for a method outside its list (TRACE, PROPFIND, …). On a
+      // path some route has (Allow is set) that is the same client mistake as PUT on
+      // /servers, so it gets the same 405; on any other path, the same 404 as a GET.
+      if (allow !== '') return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
+      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
     default:
       return undefined;
   }
