@@ -7,6 +7,8 @@ import { AdminError } from './errors.js';
 // seed's documented usage is `curl localhost:8687/servers -d '{"ip":…}'`. We accept
 // that type (and a missing one) but still require the body itself to be JSON.
 const ACCEPTED_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded']);
+// "utf8" is a common spelling of the same charset (a WHATWG Encoding label for UTF-8).
+const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 
 /**
  * Reads the request body as a JSON object. Throws AdminError with 415 (media type or
@@ -95,7 +97,7 @@ function checkMediaType(req: IncomingMessage): void {
   }
   for (const param of params) {
     const [name, value = ''] = param.split('=').map((s) => s.trim());
-    if (name === 'charset' && value.replace(/"/g, '') !== 'utf-8') {
+    if (name === 'charset' && !UTF8_LABELS.has(value.replace(/"/g, ''))) {
       throw new AdminError(415, 'UNSUPPORTED_MEDIA_TYPE', `charset ${value} is not supported; send UTF-8`);
     }
   }

@@ -157,6 +157,14 @@ test('duplicate keys are refused by name; equal keys in different objects are no
   t.is(h.pool.proposals.length, 2);
 });
 
+test('charset utf-8 in any case, quoted, or spelled utf8 is accepted', async (t) => {
+  const h = await startAdmin(t);
+  for (const [i, type] of ['application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json; charset=utf8'].entries()) {
+    const r = await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 + i }, headers: { 'content-type': type } });
+    t.is(r.status, 201, type);
+  }
+});
+
 test('a UTF-8 byte order mark before the JSON is ignored', async (t) => {
   const h = await startAdmin(t);
   const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"ip":"10.0.0.1","port":80}')]);
