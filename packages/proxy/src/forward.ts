@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
-import { connectionBusy, connectionDone, connectionOf, type ClientConnection } from './connections.js';
+import { connectionBusy, connectionDone, connectionOf, type ClientConnection, type Upload } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
 import { requestHeaders, responseHeaders, sameName, withoutField, type ForwardInfo } from './headers.js';
@@ -28,7 +28,7 @@ const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
  * wrapper that parses headers into an object on every response), so a proxied request
  * costs one object and no closures.
  */
-export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Dispatcher.DispatchHandler {
+export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Upload, Dispatcher.DispatchHandler {
   host = '';
   path = '';
   maxForwards: string | null = null;
@@ -197,6 +197,18 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.finish(false);
     // After finish: the resulting onError sees an ended exchange, not an origin failure.
     abort?.(new Error('malformed request body'));
+  }
+
+  // ---- upload watch (connections.ts sweep) ----------------------------------------
+
+  awaitingClient(): boolean {
+    // readableLength > 0: body bytes wait for the origin side to take them.
+    return this.hasBody && !this.ended && !this.req.complete && this.req.readableLength === 0;
+  }
+
+  stalled(): void {
+    this.ctx.log.debug({ path: this.path }, 'request body upload stalled; 408');
+    this.refuseBody('CLIENT_TIMEOUT');
   }
 
   protected override cleanup(now: number): void {

@@ -82,7 +82,7 @@ export class Listener {
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
-    this.#idle = t.clientIdleMs > 0 ? new IdleSweeper(t.clientIdleMs) : null;
+    this.#idle = t.clientIdleMs > 0 || t.clientBodyIdleMs > 0 ? new IdleSweeper(t.clientIdleMs, t.clientBodyIdleMs) : null;
     if (this.#idle !== null) {
       const idle = this.#idle;
       this.server.on('connection', (socket: Socket) => idle.add(socket));

@@ -202,3 +202,55 @@ test('an origin response in a transfer coding other than chunked → 502 (it wou
   t.is(statusOf(ok.text), 200, ok.text);
   t.true(ok.text.endsWith('3\r\nabc\r\n0\r\n\r\n'));
 });
+
+test('a request body that stops arriving → 408 after clientBodyIdleMs (long before clientRequestMs); the origin request is aborted', async (t) => {
+  const { p } = await setup(t, undefined, { timeouts: { clientBodyIdleMs: 300, clientRequestMs: 60_000 } });
+  const r = await rawRequest(p.port, 'POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly a little', 10_000);
+  t.is(statusOf(r.text), 408, r.text);
+  t.regex(r.text, /x-weldr-error: CLIENT_TIMEOUT/);
+  t.true(r.closed);
+  t.is(p.proxy.stats().server.failed, 0, 'the stalled upload is not held against the origin');
+  t.is(p.proxy.stats().servers[0]!.active, 0);
+});
+
+test('an upload that keeps making progress is not cut by clientBodyIdleMs', async (t) => {
+  const { origin, p } = await setup(t, undefined, { timeouts: { clientBodyIdleMs: 400 } });
+  const parts = ['POST /trickle HTTP/1.1\r\nHost: a\r\nContent-Length: 12\r\nConnection: close\r\n\r\n', ...'abcdefghijkl'];
+  const text = await new Promise<string>((resolve) => {
+    const socket = net.connect(p.port, '127.0.0.1', async () => {
+      // 12 bytes, one every 100 ms: 1.2 s in all, three times the idle limit.
+      for (const part of parts) {
+        socket.write(part);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    });
+    let got = '';
+    socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
+    socket.on('close', () => resolve(got));
+  });
+  t.is(statusOf(text), 200, text);
+  t.is(origin.seen[0]!.body, 'abcdefghijkl');
+});
+
+test('an upload held back by a slow origin (backpressure) is not cut by clientBodyIdleMs', async (t) => {
+  const http = await import('node:http');
+  let received = 0;
+  const slow = http.createServer((req, res) => {
+    // Read nothing for three idle limits, then everything.
+    setTimeout(() => {
+      req.on('data', (c: Buffer) => (received += c.length));
+      req.on('end', () => res.end('done'));
+    }, 900);
+  });
+  await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+  const p = await startProxy(snapshot([record((slow.address() as AddressInfo).port)]), { timeouts: { clientBodyIdleMs: 300 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    slow.closeAllConnections();
+    await new Promise((r) => slow.close(r));
+  });
+  const size = 8 * 1024 * 1024;
+  const r = await rawRequest(p.port, Buffer.concat([Buffer.from(`POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ${size}\r\nConnection: close\r\n\r\n`), Buffer.alloc(size, 0x61)]), 10_000);
+  t.is(statusOf(r.text), 200, r.text.slice(0, 200));
+  t.is(received, size);
+});
