@@ -144,3 +144,10 @@ test('a flag value that starts with a dash: the message says how to pass it', (t
   t.regex(loadError(['--shutdown-timeout', '-5s']), /--shutdown-timeout needs a value \(for a value starting with '-', write --shutdown-timeout=VALUE\)/);
   t.regex(loadError(['--shutdown-timeout=-5s']), /invalid value for --shutdown-timeout: "-5s" is not a duration/);
 });
+
+test('WELDR_* variables that name no setting are reported (a typo is not silently ignored)', (t) => {
+  const { unknownEnv, config } = load([], { WELDR_ADMN: '0.0.0.0:1', WELDR_ADMIN: '127.0.0.1:9', WELDR_CONFIG_X: '', OTHER_ADMN: 'x' });
+  t.deepEqual(unknownEnv, ['WELDR_ADMN']);
+  t.is(config.admin.port, 9);
+  t.deepEqual(load([], { WELDR_ID: 'n2', WELDR_LOG_LEVEL: 'warn' }).unknownEnv, []);
+});

@@ -21,7 +21,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(startHelp());
     return 0;
   }
-  const { config, sources, configFile } = loaded;
+  const { config, sources, configFile, unknownEnv } = loaded;
   const others = config.peers.filter((p) => p.id !== config.id);
   if (others.length > 0) {
     throw new ConfigError(`clustering is not yet available: --peers/WELDR_PEERS/"peers" must list no other node (got ${others.map((p) => p.id).join(', ')})`);
@@ -59,6 +59,9 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     },
     'weldr starting',
   );
+  if (unknownEnv.length > 0) {
+    log.warn({ event: 'unknown_env', names: unknownEnv }, `ignored environment variables that name no setting: ${unknownEnv.join(', ')} (see 'weldr start --help')`);
+  }
 
   let node;
   try {

@@ -14,6 +14,11 @@ export interface LoadedConfig {
   /** Where each value came from, for the startup log line. */
   readonly sources: Readonly<Record<ConfigKey, ConfigSource>>;
   readonly configFile: string | undefined;
+  /**
+   * WELDR_* variables that name no setting (a typo such as WELDR_ADMN would otherwise be
+   * silently ignored). Logged as a warning, not refused: tools may set their own.
+   */
+  readonly unknownEnv: readonly string[];
 }
 
 /** `--help` short-circuits loading: nothing else is validated. */
@@ -67,7 +72,15 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
-  return { config: config as unknown as NodeConfig, sources, configFile, help: false };
+  return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
+
+function unknownEnvNames(env: Readonly<Record<string, string | undefined>>): string[] {
+  return Object.keys(env)
+    .filter((name) => name.startsWith('WELDR_') && !KNOWN_ENV.has(name) && env[name] !== undefined && env[name] !== '')
+    .sort();
 }
 
 function parseFlags(argv: readonly string[]): { values: Record<string, string | undefined>; help: boolean } {
