@@ -151,3 +151,8 @@ test('WELDR_* variables that name no setting are reported (a typo is not silentl
   t.is(config.admin.port, 9);
   t.deepEqual(load([], { WELDR_ID: 'n2', WELDR_LOG_LEVEL: 'warn' }).unknownEnv, []);
 });
+
+test('a config file saved with a UTF-8 byte order mark is read', (t) => {
+  const { config } = load(['--config', '/etc/w.json'], {}, { '/etc/w.json': '\uFEFF{"id":"bom"}' });
+  t.is(config.id, 'bom');
+});

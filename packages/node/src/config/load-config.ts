@@ -135,7 +135,8 @@ function readConfigFile(path: string, readFile = (p: string) => readFileSync(p, 
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // Editors on Windows save "UTF-8" with a byte order mark; JSON.parse calls it a bad token.
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
