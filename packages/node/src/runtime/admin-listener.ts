@@ -2,7 +2,7 @@
 import { createServer } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import type { Registry } from 'prom-client';
-import { createAdminApp } from '@weldr/admin';
+import { answerClientError, createAdminApp } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
 import type { PoolStore } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
@@ -37,6 +37,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken } }),
   });
   const server = createServer(app.callback());
+  server.on('clientError', answerClientError);
   const address = await listen(server, config.admin, 'the admin API');
   return {
     address,
