@@ -96,6 +96,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     const headers = responseHeaders(raw, this.ctx.via);
     this.responded = true;
     this.answered(statusCode);
+    // RFC 9110 §6.6.1: node adds Date to the responses it writes, not to this raw one.
+    if (rawValues(headers, 'date').length === 0) headers.push('date', new Date().toUTCString());
     headers.push('connection', 'close');
     this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers));
     this.socket.on('drain', resume);

@@ -254,3 +254,12 @@ test('an upload held back by a slow origin (backpressure) is not cut by clientBo
   t.is(statusOf(r.text), 200, r.text.slice(0, 200));
   t.is(received, size);
 });
+
+test('a declined upgrade relayed from an origin that sent no Date gets one', async (t) => {
+  const port = await rawOrigin(t, { '/up': 'HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n' });
+  const p = await startProxy(snapshot([record(port)]));
+  t.teardown(() => p.proxy.close({ deadlineMs: 100 }));
+  const r = await rawRequest(p.port, 'GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  t.is(statusOf(r.text), 404, r.text);
+  t.regex(r.text, /\r\ndate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/i);
+});
