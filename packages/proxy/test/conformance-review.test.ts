@@ -4,7 +4,7 @@
 import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
 import { clientErrorCode } from '../src/server.js';
-import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, type Origin, type Running } from './helpers.js';
+import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until, type Origin, type Running } from './helpers.js';
 
 async function setup(t: import('ava').ExecutionContext, handler?: Parameters<typeof startOrigin>[0], over = {}): Promise<{ origin: Origin; p: Running }> {
   const origin = await startOrigin(handler);
@@ -262,4 +262,26 @@ test('a declined upgrade relayed from an origin that sent no Date gets one', asy
   const r = await rawRequest(p.port, 'GET /up HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
   t.is(statusOf(r.text), 404, r.text);
   t.regex(r.text, /\r\ndate: \w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT\r\n/i);
+});
+
+test('a client that resets mid-upload is not held against the origin (no failure, no ejection)', async (t) => {
+  const passiveHealth = { enabled: true, consecutiveFailures: 1, baseEjectionMs: 60_000, maxEjectionMs: 120_000 };
+  const origin = await startOrigin();
+  const arrived: string[] = [];
+  origin.server.on('request', (req: import('node:http').IncomingMessage) => arrived.push(req.url!));
+  const p = await startProxy(snapshot([record(origin.port)], { passiveHealth }));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const socket = net.connect(p.port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write(`POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(10_000)}`);
+  // Reset once the origin has the request (the upload is under way).
+  await until(() => arrived.includes('/upload'));
+  socket.resetAndDestroy();
+  await until(() => p.proxy.stats().client.failed === 1 && p.proxy.stats().servers[0]!.active === 0);
+  const s = p.proxy.stats();
+  t.is(s.server.failed, 0);
+  t.false(s.servers[0]!.ejected);
 });
