@@ -45,6 +45,7 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['bad host:port flag', ['start', '--listen', 'localhost'], {}, /--listen: "localhost" is not a valid host:port/],
   ['port out of range', ['start', '--admin', '127.0.0.1:70000'], {}, /--admin: port 70000 .*out of range/],
   ['mistyped IPv4 address (not resolved as a host name)', ['start', '--admin', '999.1.1.1:8687'], {}, /--admin: "999.1.1.1" in "999.1.1.1:8687" is not a valid IPv4 address/],
+  ['proxy and admin API on one port', ['start', '--store', 'memory', '--listen', '127.0.0.1:29555', '--admin', '127.0.0.1:29555'], {}, /the proxy \(listen 127.0.0.1:29555\) and the admin API \(admin 127.0.0.1:29555\) cannot share port 29555/],
   ['flag value starting with a dash', ['start', '--shutdown-timeout', '-5s'], {}, /--shutdown-timeout needs a value \(for a value starting with '-', write --shutdown-timeout=VALUE\)/],
   ['bad environment variable', ['start'], { WELDR_ADMIN: 'x:y' }, /WELDR_ADMIN/],
   ['bad store kind', ['start', '--store', 'disk'], {}, /--store: "disk" is not one of level, memory/],

@@ -1,10 +1,11 @@
 // Resolves a NodeConfig from flags > environment > config file > defaults. Every
 // problem becomes one ConfigError naming the flag, variable or key at fault.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
-import { ValueError } from './values.js';
+import { formatHostPort, ValueError } from './values.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -72,7 +73,22 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
+  checkListenersDiffer(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+/** Whether binding `a` takes the port on address `b` too ("::" is dual-stack on Linux). */
+const covers = (a: string, b: string): boolean => a === b || a === '::' || (a === '0.0.0.0' && isIP(b) === 4);
+
+/**
+ * The proxy and the admin API on one address can never both bind; say so as a
+ * configuration error (exit 2) rather than fail at run time with "address in use".
+ */
+function checkListenersDiffer({ listen, admin }: NodeConfig): void {
+  if (listen.port === 0 || listen.port !== admin.port) return;
+  if (covers(listen.host, admin.host) || covers(admin.host, listen.host)) {
+    throw new ConfigError(`the proxy (listen ${formatHostPort(listen)}) and the admin API (admin ${formatHostPort(admin)}) cannot share port ${listen.port}`);
+  }
 }
 
 const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
