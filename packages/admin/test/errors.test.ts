@@ -12,6 +12,16 @@ test('unknown routes are 404 NOT_FOUND in the error shape', async (t) => {
   }
 });
 
+test('a server addressed by its id in one segment (/servers/10.0.0.1:80) gets a 404 that shows the right form', async (t) => {
+  const h = await startAdmin(t);
+  for (const path of ['/servers/10.0.0.1:80', '/servers/[::1]:80']) {
+    const r = await h.call('DELETE', path);
+    t.is(r.status, 404, path);
+    t.regex((r.json as { error: { message: string } }).error.message, /a server is addressed as \/servers\/\{ip\}\/\{port\}/);
+  }
+  t.notRegex((await h.call('GET', '/nope')).text, /addressed as/);
+});
+
 test('a wrong method on a known route is 405 with Allow', async (t) => {
   const h = await startAdmin(t);
   const cases: Array<[string, string, string[]]> = [

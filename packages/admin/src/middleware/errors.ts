@@ -30,12 +30,16 @@ export function errorMiddleware(log: AdminLogger): Middleware<AdminState> {
   };
 }
 
+// "/servers/10.0.0.1:80" (the record's id as one segment) is a likely mistake; say what works.
+const ONE_SEGMENT_SERVER = /^\/servers\/[^/]+\/?$/;
+const SERVER_PATH_HINT = '; a server is addressed as /servers/{ip}/{port}, e.g. /servers/10.0.0.1/80 or /servers/::1/80';
+
 /** A request the router matched no handler for, as an AdminError, or undefined if answered. */
 function unanswered(status: number, method: string, path: string, allow: string, body: unknown): AdminError | undefined {
   if (body !== undefined && body !== null) return undefined;
   switch (status) {
     case 404:
-      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
+      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}${ONE_SEGMENT_SERVER.test(path) ? SERVER_PATH_HINT : ''}`);
     case 405:
       // allowedMethods() has already set the Allow header.
       return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
