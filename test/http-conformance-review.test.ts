@@ -97,3 +97,13 @@ test('origin 204/304 with Content-Length are relayed (204 without it); a status 
   t.notRegex(h204!, /content-length/i);
   t.is((await fetchVia(own, '/600')).status, 502);
 });
+
+test('HTTP/1.2 is served as HTTP/1.1; HTTP/3.1 gets 505', async (t) => {
+  const { text } = await rawExchange(node.proxyPort, 'GET /echo/v12 HTTP/1.2\r\nHost: e2e\r\nConnection: close\r\n\r\n');
+  const [res] = parseResponses(text);
+  t.is(res?.status, 200, text.slice(0, 200));
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  t.is((JSON.parse(res!.body) as { url: string }).url, '/echo/v12');
+  const v3 = await rawExchange(node.proxyPort, 'GET / HTTP/3.1\r\nHost: e2e\r\n\r\n');
+  t.regex(v3.text, /^HTTP\/1\.1 505 /);
+});

@@ -77,7 +77,10 @@ export class Listener {
     // (`httpAllowHalfOpen` is node's, untyped.) A FIN once a response has started is
     // taken as an abort instead (onClientEnd), as before.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.server.on('connection', (socket: Socket) => socket.on('end', onClientEnd));
+    this.server.on('connection', (socket: Socket) => {
+      socket.on('end', onClientEnd);
+      relaxVersionCheck(this.server, socket);
+    });
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
@@ -159,6 +162,39 @@ export class Listener {
 }
 
 function discard(): void {}
+
+/** What relaxVersionCheck needs of node's internal HTTPParser (node 20/22). */
+interface NodeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections: unknown): void;
+  constructor: { REQUEST?: unknown; kLenientVersion?: unknown };
+}
+
+let connectionsKey: symbol | undefined;
+
+/**
+ * RFC 9112 §2.3: a request with a higher minor version of a major version the server
+ * implements SHOULD be processed as the highest minor version it supports: HTTP/1.2 as
+ * HTTP/1.1. llhttp's strict mode refuses any version but 0.9, 1.0, 1.1, 2.0 and 3.0, and
+ * node relaxes that only together with every other leniency (insecureHTTPParser, which
+ * would reopen request smuggling). So each connection's parser is re-initialised, before
+ * it has parsed a byte, exactly as node initialised it but with llhttp's version
+ * leniency alone; the request filter answers 505 for a major version other than 1.
+ * This relies on node internals (`socket.parser`, `HTTPParser#initialize` and the
+ * server's connection list, used for the header and request timeouts); when they are
+ * not as expected nothing is changed and such versions stay refused with 400.
+ */
+function relaxVersionCheck(server: http.Server, socket: Socket): void {
+  const parser = (socket as Socket & { parser?: NodeParser }).parser;
+  const Parser = parser?.constructor;
+  if (parser === undefined || typeof parser.initialize !== 'function') return;
+  if (typeof Parser?.REQUEST !== 'number' || typeof Parser.kLenientVersion !== 'number') return;
+  connectionsKey ??= Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
+  const connections = connectionsKey === undefined ? undefined : (server as unknown as Record<symbol, unknown>)[connectionsKey];
+  // Without the connection list the parser would escape clientHeadersMs / clientRequestMs.
+  if (connections == null) return;
+  const maxHeaderSize = (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
+  parser.initialize(Parser.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, maxHeaderSize, Parser.kLenientVersion, connections);
+}
 
 /**
  * The client sent FIN. Before any response has started, that is a half-close after

@@ -285,3 +285,22 @@ test('a client that resets mid-upload is not held against the origin (no failure
   t.is(s.server.failed, 0);
   t.false(s.servers[0]!.ejected);
 });
+
+test('HTTP/1.2 is processed as HTTP/1.1 (RFC 9112 §2.3); other major versions → 505; strictness otherwise unchanged', async (t) => {
+  const { origin, p } = await setup(t, undefined, { timeouts: { clientHeadersMs: 300, clientRequestMs: 1000 } });
+  const r = await rawRequest(p.port, 'GET /v12 HTTP/1.2\r\nHost: a\r\n\r\nGET /v19 HTTP/1.9\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.deepEqual(statuses(r.text), [200, 200], r.text);
+  t.true(r.closed);
+  t.deepEqual(origin.seen.map((s) => s.url), ['/v12', '/v19']);
+  t.is(statusOf((await rawRequest(p.port, 'GET / HTTP/1.2\r\n\r\n')).text), 400, 'Host is required as in 1.1');
+  for (const version of ['4.2', '0.8']) {
+    t.is(statusOf((await rawRequest(p.port, `GET / HTTP/${version}\r\nHost: a\r\n\r\n`)).text), 505, version);
+  }
+  for (const bad of ['GET / http/1.1\r\nHost: a\r\n\r\n', 'GET / HTTP/1.10\r\nHost: a\r\n\r\n', 'POST / HTTP/1.2\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {
+    t.is(statusOf((await rawRequest(p.port, bad)).text), 400, bad);
+  }
+  // The re-initialised parser still has the header timeout.
+  const slow = await rawRequest(p.port, 'GET / HTTP/1.2\r\nHost: a\r\nX-Slow: ', 5_000);
+  t.is(statusOf(slow.text), 408);
+  t.is(origin.seen.length, 2);
+});
