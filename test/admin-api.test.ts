@@ -105,3 +105,11 @@ test('with --admin-token (here from WELDR_ADMIN_TOKEN), writes need the bearer t
   await res.body.text();
   t.false(secured.proc.stdout.includes(token), 'the token is never logged');
 });
+
+test.serial('a URL over the header limit is 431 in the error shape, and the admin API keeps serving', async (t) => {
+  const res = await request(`${node.adminUrl}/servers/${'1'.repeat(20_000)}/80`);
+  t.is(res.statusCode, 431);
+  t.is(res.headers['content-type'], 'application/json; charset=utf-8');
+  t.like(await res.body.json(), { error: { code: 'HEADERS_TOO_LARGE' } });
+  t.is((await adminCall(node, 'GET', '/health')).status, 200);
+});

@@ -1,11 +1,13 @@
 // A node's life: readiness, logs, graceful shutdown, restarts with a durable pool.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
 import { request, WebSocket } from 'undici';
 import { addOrigin, adminCall } from './helpers/admin.js';
 import { makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
-import { spawnWeldr } from './helpers/process.js';
+import { runWeldr, spawnWeldr } from './helpers/process.js';
 import { fetchVia, waitForRouting } from './helpers/routing.js';
 import { within } from './helpers/wait.js';
 
@@ -107,6 +109,38 @@ test('a data directory already in use: clear error, exit 1', async (t) => {
   const exit = await within('the second node to exit', second.exited, 15_000);
   t.is(exit.code, 1);
   t.regex(second.stderr, /data directory .* is in use by another process/);
+});
+
+// Each failure to open the store is one line naming the directory and the reason, and
+// exit 1: never a stack trace (which a supervisor would log on every restart).
+const unusableDataDirs: [string, (dir: string) => string, RegExp][] = [
+  ['a file where the directory should be', (dir) => writeFile(join(dir, 'afile'), 'x'), /cannot use .*afile as the data directory: a file is in the way/],
+  ['a path under a file', (dir) => join(writeFile(join(dir, 'afile'), 'x'), 'sub'), /cannot use .*afile\/sub as the data directory: a file is in the way/],
+  ['an unreadable LevelDB (CURRENT corrupt)', (dir) => (writeFile(join(dir, 'CURRENT'), 'MANIFEST-999999\n'), dir), /cannot open data directory .*: IO error: .*MANIFEST-999999/],
+];
+for (const [name, prepare, pattern] of unusableDataDirs) {
+  test(`an unusable data directory (${name}): one clear line, exit 1`, async (t) => {
+    const dataDir = prepare(makeTempDir(t));
+    const { code, stderr } = await runWeldr(t, ['start', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', dataDir]);
+    t.is(code, 1, stderr);
+    t.regex(stderr, pattern);
+    t.is(stderr.trim().split('\n').length, 1, stderr);
+    t.false(/\n\s+at /.test(stderr), 'no stack trace');
+  });
+}
+
+function writeFile(path: string, text: string): string {
+  writeFileSync(path, text);
+  return path;
+}
+
+test('an admin listener off loopback without a token is warned about in the log', async (t) => {
+  // 192.0.2.1 (TEST-NET-1) is never local: the bind fails after the warning, so nothing listens off loopback.
+  const { code, stdout } = await runWeldr(t, ['start', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '192.0.2.1:0']);
+  t.is(code, 1);
+  const warning = stdout.split('\n').filter((l) => l.includes('"admin_unprotected"'));
+  t.is(warning.length, 1, stdout);
+  t.regex(warning[0] ?? '', /"level":40.*not loopback, and no admin token is set/);
 });
 
 test('a port already in use: clear error, exit 1, nothing left running', async (t) => {

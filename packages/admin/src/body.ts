@@ -7,6 +7,8 @@ import { AdminError } from './errors.js';
 // seed's documented usage is `curl localhost:8687/servers -d '{"ip":…}'`. We accept
 // that type (and a missing one) but still require the body itself to be JSON.
 const ACCEPTED_TYPES = new Set(['application/json', 'application/x-www-form-urlencoded']);
+// "utf8" is a common spelling of the same charset (a WHATWG Encoding label for UTF-8).
+const UTF8_LABELS = new Set(['utf-8', 'utf8']);
 
 /**
  * Reads the request body as a JSON object. Throws AdminError with 415 (media type or
@@ -21,7 +23,9 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number): Pr
   if (raw.length === 0) throw new AdminError(400, 'INVALID_JSON', 'the request body is empty; expected a JSON object');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+    // ignoreBOM false: a leading byte order mark is dropped (RFC 8259 §8.1 lets parsers
+    // ignore one; Windows tools add it), rather than failing as an "unexpected token".
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(raw);
   } catch {
     throw new AdminError(400, 'INVALID_JSON', 'the request body is not valid UTF-8');
   }
@@ -34,7 +38,50 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number): Pr
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AdminError(400, 'INVALID_JSON', 'the request body must be a JSON object');
   }
+  const duplicate = duplicateKey(text);
+  if (duplicate !== undefined) {
+    throw new AdminError(400, 'INVALID_JSON', `the request body has the key ${JSON.stringify(duplicate)} more than once in one object; each key may appear once`);
+  }
   return value as Record<string, unknown>;
+}
+
+/**
+ * The first key that appears twice in one object of `text`, which must be valid JSON.
+ * JSON.parse silently keeps the last one, so `{"port":80,"port":8080}` would mean
+ * whatever the client's serializer happened to put last; refusing it (as I-JSON, RFC
+ * 7493, does) keeps a client bug from becoming a wrong pool entry. One linear pass,
+ * without recursion, so deep nesting cannot overflow the stack.
+ */
+function duplicateKey(text: string): string | undefined {
+  // One entry per open container: the keys seen so far for an object, null for an array.
+  const open: (Set<string> | null)[] = [];
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      let end = i + 1;
+      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c /* \ */ ? 2 : 1;
+      const keys = open[open.length - 1];
+      if (expectKey && keys) {
+        // Decoded, so "a" and "\u0061" are the same key.
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (keys.has(key)) return key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end;
+    } else if (c === 0x7b /* { */) {
+      open.push(new Set());
+      expectKey = true;
+    } else if (c === 0x5b /* [ */) {
+      open.push(null);
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      open.pop();
+    } else if (c === 0x2c /* , */) {
+      expectKey = open[open.length - 1] !== null;
+    }
+  }
+  return undefined;
 }
 
 function checkMediaType(req: IncomingMessage): void {
@@ -50,7 +97,7 @@ function checkMediaType(req: IncomingMessage): void {
   }
   for (const param of params) {
     const [name, value = ''] = param.split('=').map((s) => s.trim());
-    if (name === 'charset' && value.replace(/"/g, '') !== 'utf-8') {
+    if (name === 'charset' && !UTF8_LABELS.has(value.replace(/"/g, ''))) {
       throw new AdminError(415, 'UNSUPPORTED_MEDIA_TYPE', `charset ${value} is not supported; send UTF-8`);
     }
   }

@@ -8,6 +8,9 @@ export type AdminErrorCode =
   | 'INVALID_COMMAND'
   | 'INVALID_HEADER'
   | 'INVALID_QUERY'
+  | 'BAD_REQUEST'
+  | 'HEADERS_TOO_LARGE'
+  | 'REQUEST_TIMEOUT'
   | 'UNSUPPORTED_MEDIA_TYPE'
   | 'BODY_TOO_LARGE'
   | 'UNAUTHORIZED'
@@ -20,7 +23,6 @@ export type AdminErrorCode =
   | 'NO_QUORUM'
   | 'STOPPED'
   | 'TIMEOUT'
-  | 'NOT_IMPLEMENTED'
   | 'INTERNAL';
 
 export interface AdminErrorExtra {

@@ -1,6 +1,7 @@
 // Public surface of @weldr/admin. See README.md.
 export { createAdminApp } from './app.js';
 export { AdminError } from './errors.js';
+export { answerClientError } from './client-error.js';
 export type { AdminErrorCode } from './errors.js';
 export { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, silentLogger } from './deps.js';
 export type {

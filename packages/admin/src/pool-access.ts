@@ -57,8 +57,10 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
 }
 
 function idempotencyKey(ctx: AdminRouteContext): string | undefined {
+  // Present but empty is an error, not "no key": `-H "Idempotency-Key: $KEY"` with KEY
+  // unset would otherwise make a client believe its retries are safe when they are not.
+  if (ctx.req.headers[IDEMPOTENCY_HEADER] === undefined) return undefined;
   const raw = ctx.get(IDEMPOTENCY_HEADER);
-  if (raw === '') return undefined;
   try {
     return validateRequestId(raw, 'Idempotency-Key');
   } catch (err) {

@@ -12,6 +12,16 @@ test('unknown routes are 404 NOT_FOUND in the error shape', async (t) => {
   }
 });
 
+test('a server addressed by its id in one segment (/servers/10.0.0.1:80) gets a 404 that shows the right form', async (t) => {
+  const h = await startAdmin(t);
+  for (const path of ['/servers/10.0.0.1:80', '/servers/[::1]:80']) {
+    const r = await h.call('DELETE', path);
+    t.is(r.status, 404, path);
+    t.regex((r.json as { error: { message: string } }).error.message, /a server is addressed as \/servers\/\{ip\}\/\{port\}/);
+  }
+  t.notRegex((await h.call('GET', '/nope')).text, /addressed as/);
+});
+
 test('a wrong method on a known route is 405 with Allow', async (t) => {
   const h = await startAdmin(t);
   const cases: Array<[string, string, string[]]> = [
@@ -30,14 +40,19 @@ test('a wrong method on a known route is 405 with Allow', async (t) => {
   }
 });
 
-test('OPTIONS lists the allowed methods with 204; an unknown method is 501', async (t) => {
+test('OPTIONS lists the allowed methods with 204; any other method on a route is 405 with Allow', async (t) => {
   const h = await startAdmin(t);
   const options = await h.call('OPTIONS', '/servers/::1/80');
   t.is(options.status, 204);
   t.deepEqual(String(options.headers['allow']).split(', ').sort(), ['DELETE', 'GET', 'HEAD', 'PATCH']);
-  const propfind = await h.call('PROPFIND', '/servers');
-  t.is(propfind.status, 501);
-  t.like(propfind.json, { error: { code: 'NOT_IMPLEMENTED' } });
+  // Methods outside the router's list (it would answer 501) are the same client mistake as PUT.
+  for (const method of ['PROPFIND', 'TRACE', 'PURGE']) {
+    const r = await h.call(method, '/servers');
+    t.is(r.status, 405, method);
+    t.is(r.headers['allow'], 'HEAD, GET, POST');
+    t.like(r.json, { error: { code: 'METHOD_NOT_ALLOWED' } });
+  }
+  t.like((await h.call('PROPFIND', '/nope')).json, { error: { code: 'NOT_FOUND' } });
 });
 
 const storeFailures: Array<[string, StoreError, number, string, string | undefined]> = [

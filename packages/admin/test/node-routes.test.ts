@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { DEFAULT_SETTINGS } from '@weldr/store';
 import { startAdmin } from './harness.js';
 
@@ -92,4 +92,16 @@ test('two apps can share one registry', async (t) => {
   const second = await startAdmin(t, { metrics: first.metrics });
   await second.call('GET', '/health');
   t.regex((await first.call('GET', '/metrics')).text, /route="\/health"/);
+});
+
+test('GET /metrics: every sample line is valid exposition format, NaN spelled "NaN"', async (t) => {
+  const h = await startAdmin(t);
+  new Gauge({ name: 'weldr_test_not_sampled_yet', help: 'a gauge whose value is NaN', registers: [h.metrics] }).set(Number.NaN);
+  const r = await h.call('GET', '/metrics');
+  t.regex(r.text, /^weldr_test_not_sampled_yet NaN$/m);
+  const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? (NaN|[+-]Inf|-?[0-9.]+(e[+-]?[0-9]+)?)$/;
+  for (const line of r.text.split('\n')) {
+    if (line === '' || line.startsWith('# ')) continue;
+    t.regex(line, sample);
+  }
 });

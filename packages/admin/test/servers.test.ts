@@ -156,6 +156,16 @@ test('an invalid Idempotency-Key is a 400 naming the header', async (t) => {
   t.is(h.pool.proposals.length, 0);
 });
 
+test('an empty Idempotency-Key (sent, but blank) is a 400, not a write without a key', async (t) => {
+  const h = await startAdmin(t);
+  for (const key of ['', '   ']) {
+    const r = await h.call('DELETE', '/servers/10.0.0.1/80', { headers: { 'idempotency-key': key } });
+    t.is(r.status, 400, JSON.stringify(key));
+    t.like(r.json, { error: { code: 'INVALID_HEADER', field: 'Idempotency-Key' } });
+  }
+  t.is(h.pool.proposals.length, 0);
+});
+
 test('writes are logged with the request id, command and index', async (t) => {
   const h = await startAdmin(t);
   await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 }, headers: { 'x-request-id': 'trace-1' } });

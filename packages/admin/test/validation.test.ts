@@ -27,6 +27,9 @@ const cases: Case[] = [
   post('JSON array', '[{"ip":"10.0.0.1","port":80}]', 'INVALID_JSON'),
   post('JSON null', 'null', 'INVALID_JSON'),
   post('JSON string', '"10.0.0.1:80"', 'INVALID_JSON'),
+  post('duplicate key', '{"ip":"10.0.0.1","port":80,"port":8080}', 'INVALID_JSON'),
+  post('duplicate key, one escaped', '{"ip":"10.0.0.1","port":80,"\\u0070ort":8080}', 'INVALID_JSON'),
+  post('duplicate key in a nested object', '{"ip":"10.0.0.1","port":80,"healthCheck":{"path":"/a","path":"/b"}}', 'INVALID_JSON'),
   post('invalid UTF-8', Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]), 'INVALID_JSON'),
   { name: 'text/plain', request: { body: '{"ip":"10.0.0.1","port":80}', headers: { 'content-type': 'text/plain' } }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
   { name: 'multipart', request: { body: 'x', headers: { 'content-type': 'multipart/form-data; boundary=x' } }, status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
@@ -138,4 +141,33 @@ test('the default body limit is 64 KiB', async (t) => {
   const under = `{"ip":"10.0.0.1","port":80,"x":"${'a'.repeat(64 * 1024 - 40)}"}`;
   t.true(Buffer.byteLength(under) <= 64 * 1024);
   t.like((await h.call('POST', '/servers', { body: under })).json, { error: { code: 'INVALID_COMMAND', field: 'x' } });
+});
+
+test('duplicate keys are refused by name; equal keys in different objects are not duplicates', async (t) => {
+  const h = await startAdmin(t);
+  const dup = await h.call('POST', '/servers', { body: '{"ip":"10.0.0.1","port":80,"weight":2,"weight":3}' });
+  t.is(dup.status, 400);
+  t.like(dup.json, { error: { code: 'INVALID_JSON', message: 'the request body has the key "weight" more than once in one object; each key may appear once' } });
+  // "path" as a key inside healthCheck and "path"-like strings as values are fine.
+  const ok = await h.call('POST', '/servers', { body: '{"ip":"10.0.0.1","port":80,"healthCheck":{"path":"/ip","expectedStatus":{"min":200,"max":299}}}' });
+  t.is(ok.status, 201, ok.text);
+  const quoted = await h.call('POST', '/servers', { body: '{"ip":"10.0.0.2","port":80,"healthCheck":{"path":"/a\\"b,\\"c{"}}' });
+  t.is(quoted.status, 201, 'quotes, commas and braces inside a string are not structure');
+  t.like(quoted.json, { healthCheck: { path: '/a"b,"c{' } });
+  t.is(h.pool.proposals.length, 2);
+});
+
+test('charset utf-8 in any case, quoted, or spelled utf8 is accepted', async (t) => {
+  const h = await startAdmin(t);
+  for (const [i, type] of ['application/json; charset=UTF-8', 'application/json;charset="utf-8"', 'application/json; charset=utf8'].entries()) {
+    const r = await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 + i }, headers: { 'content-type': type } });
+    t.is(r.status, 201, type);
+  }
+});
+
+test('a UTF-8 byte order mark before the JSON is ignored', async (t) => {
+  const h = await startAdmin(t);
+  const body = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"ip":"10.0.0.1","port":80}')]);
+  const r = await h.call('POST', '/servers', { body, headers: { 'content-type': 'application/json' } });
+  t.is(r.status, 201, r.text);
 });

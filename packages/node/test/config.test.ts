@@ -139,3 +139,29 @@ test('every option follows the naming scheme: --kebab-flag, WELDR_SNAKE variable
     t.is(option.env, `WELDR_${kebab.replace(/-/g, '_').toUpperCase()}`);
   }
 });
+
+test('a flag value that starts with a dash: the message says how to pass it', (t) => {
+  t.regex(loadError(['--shutdown-timeout', '-5s']), /--shutdown-timeout needs a value \(for a value starting with '-', write --shutdown-timeout=VALUE\)/);
+  t.regex(loadError(['--shutdown-timeout=-5s']), /invalid value for --shutdown-timeout: "-5s" is not a duration/);
+});
+
+test('WELDR_* variables that name no setting are reported (a typo is not silently ignored)', (t) => {
+  const { unknownEnv, config } = load([], { WELDR_ADMN: '0.0.0.0:1', WELDR_ADMIN: '127.0.0.1:9', WELDR_CONFIG_X: '', OTHER_ADMN: 'x' });
+  t.deepEqual(unknownEnv, ['WELDR_ADMN']);
+  t.is(config.admin.port, 9);
+  t.deepEqual(load([], { WELDR_ID: 'n2', WELDR_LOG_LEVEL: 'warn' }).unknownEnv, []);
+});
+
+test('a config file saved with a UTF-8 byte order mark is read', (t) => {
+  const { config } = load(['--config', '/etc/w.json'], {}, { '/etc/w.json': '\uFEFF{"id":"bom"}' });
+  t.is(config.id, 'bom');
+});
+
+test('the proxy and the admin API on one address is a configuration error', (t) => {
+  t.regex(loadError(['--listen', '127.0.0.1:9000', '--admin', '127.0.0.1:9000']), /the proxy \(listen 127\.0\.0\.1:9000\) and the admin API \(admin 127\.0\.0\.1:9000\) cannot share port 9000/);
+  t.regex(loadError(['--admin', '127.0.0.1:8080']), /cannot share port 8080/, 'the default listen 0.0.0.0:8080 covers every address');
+  t.regex(loadError(['--listen', '[::1]:9000', '--admin', '[::]:9000']), /cannot share port 9000/);
+  t.is(load(['--listen', '127.0.0.1:9000', '--admin', '127.0.0.2:9000']).config.admin.port, 9000);
+  t.is(load(['--listen', '0.0.0.0:9000', '--admin', '[::1]:9000']).config.admin.port, 9000, 'an IPv4 wildcard leaves IPv6 free');
+  t.is(load(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']).config.admin.port, 0);
+});

@@ -31,3 +31,10 @@ test('formatDuration gives the shortest exact spelling, which parseDuration read
     t.is(parseDuration(text, true), ms);
   }
 });
+
+test('parseHostPort refuses mistyped IPv4 addresses instead of resolving them as host names', (t) => {
+  for (const text of ['999.1.1.1:80', '1.2.3.4.5:80', '1.2.3:80', '10.0.0.256:80']) {
+    t.throws(() => parseHostPort(text), { message: /is not a valid IPv4 address/ }, text);
+  }
+  t.deepEqual(parseHostPort('a1.example:80'), { host: 'a1.example', port: 80 });
+});

@@ -94,6 +94,8 @@ export function classifyOriginError(err: unknown, connected: boolean): OriginFai
     case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_HEADERS_OVERFLOW':
     case 'WELDR_BAD_RESPONSE':
+    // undici asserts on some malformed heads (e.g. a status code below 100).
+    case 'ERR_ASSERTION':
       return 'bad_response';
     default:
       if (typeof code === 'string' && code.startsWith('HPE_')) return 'bad_response';
@@ -127,6 +129,8 @@ export function rawErrorResponse(code: ProxyErrorCode, extraHeaders = ''): strin
     `content-type: text/plain; charset=utf-8\r\n` +
     `content-length: ${Buffer.byteLength(body)}\r\n` +
     `x-weldr-error: ${code}\r\n` +
+    // RFC 9110 §6.6.1: 4xx responses carry Date (node adds it to every other response).
+    `date: ${new Date().toUTCString()}\r\n` +
     extraHeaders +
     `connection: close\r\n\r\n` +
     body

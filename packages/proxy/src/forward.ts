@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
-import { connectionBusy, connectionDone, connectionOf, type ClientConnection } from './connections.js';
+import { connectionBusy, connectionDone, connectionOf, type ClientConnection, type Upload } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
-import { requestHeaders, responseHeaders, type ForwardInfo } from './headers.js';
+import { requestHeaders, responseHeaders, sameName, withoutField, type ForwardInfo } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
 
@@ -27,7 +28,7 @@ const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
  * wrapper that parses headers into an object on every response), so a proxied request
  * costs one object and no closures.
  */
-export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Dispatcher.DispatchHandler {
+export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Upload, Dispatcher.DispatchHandler {
   host = '';
   path = '';
   maxForwards: string | null = null;
@@ -70,8 +71,14 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     // forwarded; 101 arrives through onUpgrade on the tunnel path).
     if (statusCode < 200) return true;
     if (this.ended) return false;
+    // RFC 9110 §15: status codes beyond 599 are invalid (llhttp accepts any 3 digits).
+    if (statusCode > 599) throw Object.assign(new Error(`invalid status ${statusCode}`), { code: 'WELDR_BAD_RESPONSE' });
+    const bodyless = statusCode === 204 || statusCode === 304;
+    let headers = responseHeaders(raw, this.via);
+    // RFC 9110 §8.6: no Content-Length in a 204 (a 304's describes the selected representation).
+    if (statusCode === 204) headers = withoutField(headers, 'content-length');
     try {
-      this.res.writeHead(statusCode, statusText || undefined, responseHeaders(raw, this.via));
+      this.res.writeHead(statusCode, statusText || undefined, headers);
     } catch (err) {
       // A field node refuses to emit: the origin's response is unusable.
       throw Object.assign(new Error('origin response not forwardable'), { code: 'WELDR_BAD_RESPONSE', cause: err });
@@ -79,7 +86,21 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.responded = true;
     this.resumeOrigin = resume;
     this.answered(statusCode);
+    if (bodyless) {
+      // Complete with its head. undici then fails a 204/304 that carries a Content-Length
+      // ("content length mismatch": it expects that many body bytes that never come);
+      // that error is ignored, see onError.
+      this.attemptEnded();
+      this.completed = true;
+      queueFlush(this);
+    }
     return true;
+  }
+
+  override onError(err: Error): void {
+    // A 204/304 response is complete with its head (see onHeaders).
+    if (this.completed) return;
+    super.onError(err);
   }
 
   onData(chunk: Buffer): boolean {
@@ -160,11 +181,54 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.finish(false);
   }
 
+  /**
+   * The request body turned out malformed, or too slow (parser error or request
+   * timeout after the head was forwarded): answer `code` in this exchange's place, so
+   * that it keeps its order among pipelined responses, and stop the origin request.
+   * If the origin's answer has already started, the client connection is cut instead.
+   */
+  refuseBody(code: ProxyErrorCode): void {
+    const abort = this.abort;
+    if (this.responded) this.res.destroy();
+    else {
+      sendError(this.res, code, true);
+      this.countError(code);
+    }
+    this.finish(false);
+    // After finish: the resulting onError sees an ended exchange, not an origin failure.
+    abort?.(new Error('malformed request body'));
+  }
+
+  // ---- upload watch (connections.ts sweep) ----------------------------------------
+
+  awaitingClient(): boolean {
+    // readableLength > 0: body bytes wait for the origin side to take them.
+    return this.hasBody && !this.ended && !this.req.complete && this.req.readableLength === 0;
+  }
+
+  stalled(): void {
+    this.ctx.log.debug({ path: this.path }, 'request body upload stalled; 408');
+    this.refuseBody('CLIENT_TIMEOUT');
+  }
+
   protected override cleanup(now: number): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
+    if (this.conn.last === this) this.conn.last = null;
     connectionDone(this.conn, this.socket as Socket, now);
   }
+}
+
+/**
+ * The Listener's hook for a parse error or timeout on `socket`: when it hit the body of
+ * the request being forwarded, that exchange answers it (see Exchange.refuseBody).
+ */
+export function refuseBrokenRequest(socket: Duplex, code: ProxyErrorCode): boolean {
+  const ex = connectionOf(socket).last as Exchange | null;
+  // A request without a body is complete before llhttp reads past its head.
+  if (ex === null || ex.ended || ex.req.complete) return false;
+  ex.refuseBody(code);
+  return true;
 }
 
 function onResponseDrain(this: TaggedResponse): void {
@@ -244,11 +308,12 @@ export function sendError(res: ServerResponse, code: ProxyErrorCode, close: bool
 }
 
 /** The 'request' listener: filter, then forward. */
-export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
   if ((req.socket as TaggedSocket)[kRejected] === true) {
     // A request pipelined behind one we refused for its framing: it may be the
-    // smuggled half. Never forwarded; the connection is closing anyway.
-    req.socket.destroy();
+    // smuggled half. Never forwarded nor answered: the refusal carries
+    // `Connection: close`, so node closes the connection once the responses queued
+    // before it (pipelining) and the refusal itself are written.
     return;
   }
   const counters = ctx.counters;
@@ -267,20 +332,57 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       ctx.onExchangeEnd();
       return;
     }
-    // Refuse every later request on this connection: its framing can no longer be trusted.
-    (req.socket as TaggedSocket)[kRejected] = true;
-    sendError(res, verdict, true);
-    counters.byClass[(ERRORS[verdict].status / 100) | 0]!++;
-    counters.clientFailed++;
-    counters.active--;
-    ctx.onExchangeEnd();
-    ctx.log.debug({ code: verdict, method: req.method, url: req.url }, 'request rejected');
+    refuse(ctx, req, res, verdict);
     return;
   }
+  // RFC 9110 §10.1.1: the client waits for 100 (Continue) before sending the body;
+  // sent only once the request is known to be forwarded.
+  if (expectContinue) res.writeContinue();
   ex.headers = requestHeaders(req.rawHeaders, ex);
   connectionBusy(ex.conn);
+  ex.conn.last = ex;
   (res as TaggedResponse)[kExchange] = ex;
   // on(), not once(): no wrapper closure per request; the handler is idempotent.
   res.on('close', onResponseClose);
   ex.dispatch();
+}
+
+/** Answer a request the proxy will not forward, and refuse the rest of its connection. */
+function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, code: ProxyErrorCode): void {
+  const counters = ctx.counters;
+  // Refuse every later request on this connection: its framing can no longer be trusted.
+  (req.socket as TaggedSocket)[kRejected] = true;
+  sendError(res, code, true);
+  counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+  counters.clientFailed++;
+  counters.active--;
+  ctx.onExchangeEnd();
+  ctx.log.debug({ code, method: req.method, url: req.url }, 'request rejected');
+}
+
+/**
+ * node's 'checkContinue' (an HTTP/1.1 request whose Expect matches 100-continue) and
+ * 'checkExpectation' (any other Expect). RFC 9110 §10.1.1: an expectation the proxy
+ * cannot meet gets 417. node looks only at the first Expect field and accepts a list
+ * that merely contains 100-continue, so every member of every Expect field is checked.
+ */
+export function handleExpect(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse): void {
+  if ((req.socket as TaggedSocket)[kRejected] === true) return;
+  if (!onlyContinue(req.rawHeaders)) {
+    ctx.counters.active++;
+    refuse(ctx, req, res, 'EXPECTATION_FAILED');
+    return;
+  }
+  handleRequest(ctx, req, res, true);
+}
+
+function onlyContinue(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 6 || !sameName(name, 'expect')) continue;
+    for (const member of raw[i + 1]!.split(',')) {
+      if (member.trim().toLowerCase() !== '100-continue') return false;
+    }
+  }
+  return true;
 }

@@ -53,7 +53,7 @@ function hopByHopKind(name: string): number {
     case 16:
       return sameName(name, 'proxy-connection') ? HOP : sameName(name, 'x-forwarded-host') ? XFH : 0;
     case 17:
-      return sameName(name, 'transfer-encoding') ? HOP : sameName(name, 'x-forwarded-proto') ? XFP : 0;
+      return sameName(name, 'transfer-encoding') ? TRANSFER_ENCODING : sameName(name, 'x-forwarded-proto') ? XFP : 0;
     case 18:
       return sameName(name, 'proxy-authenticate') ? HOP : 0;
     case 19:
@@ -72,6 +72,7 @@ const XFF = 6;
 const XFH = 7;
 const XFP = 8;
 const MAX_FORWARDS = 9;
+const TRANSFER_ENCODING = 10;
 
 /**
  * Extra field names listed in Connection header values (RFC 9110 §7.6.1), lower-cased,
@@ -179,6 +180,11 @@ export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade
       if (t !== null) tokens = tokens === null ? t : tokens.concat(t);
     } else if (kind === UPGRADE && keepUpgrade) {
       out.push(name, latin1(raw[i + 1]!));
+    } else if (kind === TRANSFER_ENCODING && !isChunked(raw[i + 1]!)) {
+      // undici removes only the chunked framing: a body still in another transfer
+      // coding (gzip, …) would reach the client undecodable once this hop-by-hop field
+      // is dropped (RFC 9112 §6.1). Not relayed: the response is refused.
+      throw Object.assign(new Error('origin response in an unsupported transfer coding'), { code: 'WELDR_BAD_RESPONSE' });
     }
   }
   if (tokens !== null) {
@@ -191,6 +197,29 @@ export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade
   }
   if (keepUpgrade) out.push('connection', 'upgrade');
   out.push('via', via);
+  return out;
+}
+
+const CHUNKED = Buffer.from('chunked');
+
+/** Whether a Transfer-Encoding value is exactly `chunked` (any case, surrounding OWS). */
+function isChunked(value: Buffer): boolean {
+  let start = 0;
+  let end = value.length;
+  while (start < end && (value[start] === 0x20 || value[start] === 0x09)) start++;
+  while (end > start && (value[end - 1] === 0x20 || value[end - 1] === 0x09)) end--;
+  if (end - start !== CHUNKED.length) return false;
+  for (let i = 0; i < CHUNKED.length; i++) if ((value[start + i]! | 0x20) !== CHUNKED[i]) return false;
+  return true;
+}
+
+/** A flat header array without the fields named `lowerName` (case-insensitive). */
+export function withoutField(headers: readonly string[], lowerName: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length !== lowerName.length || !sameName(name, lowerName)) out.push(name, headers[i + 1]!);
+  }
   return out;
 }
 

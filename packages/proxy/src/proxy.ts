@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PoolSnapshot } from '@weldr/store';
-import { handleRequest, type ProxyContext } from './forward.js';
+import { handleExpect, handleRequest, refuseBrokenRequest, type ProxyContext } from './forward.js';
 import { registerMetrics } from './metrics.js';
 import { Listener } from './server.js';
 import { buildStats, Counters } from './stats.js';
@@ -52,6 +52,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxHeaderSize,
     log,
     onRequest: (req, res) => handleRequest(ctx, req, res),
+    onExpect: (req, res) => handleExpect(ctx, req, res),
+    onBrokenRequest: refuseBrokenRequest,
     onUpgrade: (req, socket, head) => {
       // Upgraded sockets leave node's connection tracking; close() must find them.
       tunnels.add(socket);

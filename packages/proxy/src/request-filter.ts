@@ -25,6 +25,13 @@ const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)/i;
 const DIGITS = /^[0-9]+$/;
 
 /**
+ * Header fields node keeps per request (server.maxHeadersCount, set by the Listener).
+ * node silently drops the fields beyond it; a request reaching the limit is refused
+ * with 431 instead, so no field is ever lost between the client and the origin.
+ */
+export const MAX_HEADER_FIELDS = 2000;
+
+/**
  * The request-filter phase: everything that makes a request unforwardable, checked on
  * node's already-parsed message (llhttp has rejected what it can: bad tokens, bare CR,
  * obs-fold, CL+TE conflicts it sees, duplicate Content-Length). This is the second,
@@ -39,6 +46,7 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
   if (method === 'CONNECT') return 'NOT_IMPLEMENTED';
 
   const raw = req.rawHeaders;
+  if (raw.length >= 2 * MAX_HEADER_FIELDS) return 'HEADERS_TOO_LARGE';
   let host: string | null = null;
   let hosts = 0;
   let contentLength: string | null = null;
@@ -84,6 +92,9 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
       const list = codings.split(',').map((c) => c.trim()).filter((c) => c !== '');
       // §6.3: chunked not final (or repeated) → length undeterminable → 400.
       if (list.at(-1) !== 'chunked' || list.indexOf('chunked') !== list.length - 1) return 'BAD_REQUEST';
+      // Only chunked once, around empty list elements (`Transfer-Encoding: chunked` plus
+      // an empty Transfer-Encoding field): no coding to implement, just a malformed field.
+      if (list.length === 1) return 'BAD_REQUEST';
       // Other codings before chunked: not implemented here, and TE is hop-by-hop, so
       // they could not be forwarded as they are (§6.1: 501 for codings not understood).
       return 'NOT_IMPLEMENTED';

@@ -1,8 +1,9 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { IdleSweeper } from './connections.js';
+import { connectionOf, IdleSweeper } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
+import { MAX_HEADER_FIELDS } from './request-filter.js';
 import type { Logger, ProxyTimeouts } from './types.js';
 
 export interface ListenerOptions {
@@ -10,8 +11,19 @@ export interface ListenerOptions {
   readonly maxHeaderSize: number;
   readonly log: Logger;
   readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
+  /** An HTTP/1.1 request with an Expect field (node's checkContinue / checkExpectation). */
+  readonly onExpect: (req: IncomingMessage, res: ServerResponse) => void;
   readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /**
+   * A parse error or timeout in the body of a request that is already being forwarded:
+   * its exchange answers it (so the answer keeps its place among pipelined responses)
+   * and stops the origin request. False when no running exchange owns the error.
+   */
+  readonly onBrokenRequest: (socket: Duplex, code: ProxyErrorCode) => boolean;
 }
+
+/** node's (untyped) link from a server socket to the response currently written on it. */
+type ServerSocket = Duplex & { _httpMessage?: ServerResponse | null };
 
 /** How long a rejected connection keeps reading (and discarding) before it is closed. */
 const LINGER_MS = 2_000;
@@ -25,10 +37,14 @@ export class Listener {
   readonly #log: Logger;
   readonly #lingering = new Set<Duplex>();
   readonly #idle: IdleSweeper | null;
+  /** Connections whose parser failed: llhttp keeps reporting the same error on every later read. */
+  readonly #failed = new WeakSet<Duplex>();
+  readonly #onBrokenRequest: (socket: Duplex, code: ProxyErrorCode) => boolean;
 
   constructor(options: ListenerOptions) {
     const t = options.timeouts;
     this.#log = options.log;
+    this.#onBrokenRequest = options.onBrokenRequest;
     const headersTimeout = Math.min(t.clientHeadersMs, t.clientRequestMs);
     this.server = http.createServer(
       {
@@ -50,11 +66,26 @@ export class Listener {
       },
       options.onRequest,
     );
+    // Handled here rather than by node, which sends 100 before any check and answers
+    // other expectations with a bare 417.
+    this.server.on('checkContinue', options.onExpect);
+    this.server.on('checkExpectation', options.onExpect);
+    this.server.maxHeadersCount = MAX_HEADER_FIELDS;
+    // RFC 9112 §9.6: a client may half-close after its request and still read the
+    // response. node's default ends the connection at the client's FIN, dropping the
+    // answers still in flight; half-open, it marks the last response as the final one.
+    // (`httpAllowHalfOpen` is node's, untyped.) A FIN once a response has started is
+    // taken as an abort instead (onClientEnd), as before.
+    (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    this.server.on('connection', (socket: Socket) => {
+      socket.on('end', onClientEnd);
+      relaxVersionCheck(this.server, socket);
+    });
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
-    this.#idle = t.clientIdleMs > 0 ? new IdleSweeper(t.clientIdleMs) : null;
+    this.#idle = t.clientIdleMs > 0 || t.clientBodyIdleMs > 0 ? new IdleSweeper(t.clientIdleMs, t.clientBodyIdleMs) : null;
     if (this.#idle !== null) {
       const idle = this.#idle;
       this.server.on('connection', (socket: Socket) => idle.add(socket));
@@ -91,23 +122,32 @@ export class Listener {
     socket.end(rawErrorResponse(code));
   }
 
-  #clientError(err: Error & { code?: string; rawPacket?: unknown }, socket: Duplex): void {
+  #clientError(err: Error & { code?: string; rawPacket?: unknown; bytesParsed?: unknown }, socket: Duplex): void {
     const code = err.code;
     if (code === 'ECONNRESET' || code === 'EPIPE' || !socket.writable) {
       socket.destroy();
       return;
     }
-    // Node's own rule: once a response has started on this socket, a second one
-    // cannot be inserted; just close.
-    // `_httpMessage` is node's (untyped) link from a server socket to its current response.
-    const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-    if (current?.headersSent === true) {
-      socket.destroy();
-      return;
-    }
-    const answer = clientErrorCode(code, Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined);
+    if (this.#failed.has(socket)) return;
+    this.#failed.add(socket);
+    const raw = Buffer.isBuffer(err.rawPacket) ? err.rawPacket : undefined;
+    const answer = clientErrorCode(code, raw, typeof err.bytesParsed === 'number' ? err.bytesParsed : undefined);
     this.#log.debug({ code, answer }, 'malformed client request');
-    this.linger(socket, answer);
+    if (this.#onBrokenRequest(socket, answer)) return;
+    // Requests pipelined before the malformed one are answered first, in order; only
+    // then does the error go out (RFC 9112 §9.3.2), and the connection is closed.
+    const conn = connectionOf(socket);
+    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, answer);
+    else this.#afterResponses(socket as ServerSocket, answer);
+  }
+
+  /** Answer with `answer` once every response already started on `socket` is written. */
+  #afterResponses(socket: ServerSocket, answer: ProxyErrorCode): void {
+    if (socket.destroyed) return;
+    const current = socket._httpMessage;
+    // node assigns the next queued response on 'finish', before 'close' is emitted.
+    if (current != null) current.once('close', () => this.#afterResponses(socket, answer));
+    else this.linger(socket, answer);
   }
 
   /** Stop the idle sweep (close()). */
@@ -123,19 +163,75 @@ export class Listener {
 
 function discard(): void {}
 
-/** Map a parser / timeout error to the status a client should see (RFC 9110 §15.5). */
-export function clientErrorCode(code: string | undefined, rawPacket?: Buffer): ProxyErrorCode {
+/** What relaxVersionCheck needs of node's internal HTTPParser (node 20/22). */
+interface NodeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number, connections: unknown): void;
+  constructor: { REQUEST?: unknown; kLenientVersion?: unknown };
+}
+
+let connectionsKey: symbol | undefined;
+
+/**
+ * RFC 9112 §2.3: a request with a higher minor version of a major version the server
+ * implements SHOULD be processed as the highest minor version it supports: HTTP/1.2 as
+ * HTTP/1.1. llhttp's strict mode refuses any version but 0.9, 1.0, 1.1, 2.0 and 3.0, and
+ * node relaxes that only together with every other leniency (insecureHTTPParser, which
+ * would reopen request smuggling). So each connection's parser is re-initialised, before
+ * it has parsed a byte, exactly as node initialised it but with llhttp's version
+ * leniency alone; the request filter answers 505 for a major version other than 1.
+ * This relies on node internals (`socket.parser`, `HTTPParser#initialize` and the
+ * server's connection list, used for the header and request timeouts); when they are
+ * not as expected nothing is changed and such versions stay refused with 400.
+ */
+function relaxVersionCheck(server: http.Server, socket: Socket): void {
+  const parser = (socket as Socket & { parser?: NodeParser }).parser;
+  const Parser = parser?.constructor;
+  if (parser === undefined || typeof parser.initialize !== 'function') return;
+  if (typeof Parser?.REQUEST !== 'number' || typeof Parser.kLenientVersion !== 'number') return;
+  connectionsKey ??= Object.getOwnPropertySymbols(server).find((k) => k.description === 'http.server.connections');
+  const connections = connectionsKey === undefined ? undefined : (server as unknown as Record<symbol, unknown>)[connectionsKey];
+  // Without the connection list the parser would escape clientHeadersMs / clientRequestMs.
+  if (connections == null) return;
+  const maxHeaderSize = (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
+  parser.initialize(Parser.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, maxHeaderSize, Parser.kLenientVersion, connections);
+}
+
+/**
+ * The client sent FIN. Before any response has started, that is a half-close after
+ * the request (served; node closes after the last response). Once a response is being
+ * written, it is an abort: the connection is closed, which stops the exchanges and
+ * their origin requests rather than streaming to a client that is gone.
+ */
+function onClientEnd(this: ServerSocket): void {
+  if (this._httpMessage?.headersSent === true) this.destroy();
+}
+
+// A request line as llhttp starts it: method, one space, the start of a target.
+const REQUEST_LINE_START = /^[A-Z]+ [^ ]/;
+// A complete request line, for telling 501 and 505 from 400.
+const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)\r?\n/;
+
+/**
+ * Map a parser / timeout error to the status a client should see (RFC 9110 §15.5).
+ * `rawPacket` is the chunk being parsed and `at` the offset of the error in it: the
+ * failing request is the one whose line contains `at`, not necessarily the first in
+ * the chunk (pipelining).
+ */
+export function clientErrorCode(code: string | undefined, rawPacket?: Buffer, at?: number): ProxyErrorCode {
   switch (code) {
     case 'HPE_HEADER_OVERFLOW':
-      return 'HEADERS_TOO_LARGE';
+      // RFC 9110 §15.5.15: a request-target longer than the server will interpret is
+      // 414, distinct from a header section that is too large (431, RFC 6585 §5).
+      return overflowInRequestLine(rawPacket, at) ? 'URI_TOO_LONG' : 'HEADERS_TOO_LARGE';
     case 'ERR_HTTP_REQUEST_TIMEOUT':
       return 'CLIENT_TIMEOUT';
     case 'HPE_INVALID_METHOD':
     case 'HPE_INVALID_VERSION': {
       // A well-formed request line with a method llhttp does not know is 501
       // (RFC 9110 §9.1); with an HTTP major version other than 1, 505 (§15.6.6).
-      const line = rawPacket?.subarray(0, 512).toString('latin1') ?? '';
-      const m = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/(\d)\.(\d)\r?\n/.exec(line);
+      const start = rawPacket === undefined ? 0 : lineStart(rawPacket, at ?? 0);
+      const line = rawPacket?.subarray(start, start + 8192).toString('latin1') ?? '';
+      const m = REQUEST_LINE.exec(line);
       if (m === null) return 'BAD_REQUEST';
       if (m[3] !== '1') return 'VERSION_NOT_SUPPORTED';
       return code === 'HPE_INVALID_METHOD' ? 'NOT_IMPLEMENTED' : 'BAD_REQUEST';
@@ -143,4 +239,25 @@ export function clientErrorCode(code: string | undefined, rawPacket?: Buffer): P
     default:
       return 'BAD_REQUEST';
   }
+}
+
+/** Offset of the start of the line that contains `at`. */
+function lineStart(raw: Buffer, at: number): number {
+  return at <= 0 ? 0 : raw.lastIndexOf(0x0a, Math.min(at, raw.length) - 1) + 1;
+}
+
+/**
+ * Whether the header-size limit was hit inside a request line (the request-target
+ * never ended within maxHeaderSize) rather than in the header fields. Judged from the
+ * chunk being parsed: the line holding the error starts like a request line and
+ * follows an empty line (or starts the chunk). A request line split across reads
+ * whose start is in an earlier chunk is reported as 431: still a refusal.
+ */
+function overflowInRequestLine(raw: Buffer | undefined, at: number | undefined): boolean {
+  if (raw === undefined || at === undefined) return false;
+  const start = lineStart(raw, at);
+  if (!REQUEST_LINE_START.test(raw.subarray(start, start + 64).toString('latin1'))) return false;
+  if (start === 0) return true;
+  // The previous line must be empty: the end of an earlier message, not a header.
+  return start === 1 || raw[start - 2] === 0x0a || (raw[start - 2] === 0x0d && (start === 2 || raw[start - 3] === 0x0a));
 }

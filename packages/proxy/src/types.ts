@@ -20,6 +20,12 @@ export interface ProxyTimeouts {
   clientIdleMs: number;
   /** Whole request including body upload; exceeded → 408 and close. */
   clientRequestMs: number;
+  /**
+   * Longest gap in a request body upload (no byte from the client while the proxy
+   * waits for one); exceeded → 408 and close. 0 disables. Bounds slow-body clients far
+   * below clientRequestMs without limiting uploads that make progress.
+   */
+  clientBodyIdleMs: number;
   /** TCP connect to an origin; exceeded → next origin or 504. */
   originConnectMs: number;
   /** From request sent to response headers; exceeded → 504. */
@@ -32,6 +38,7 @@ export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
   clientHeadersMs: 10_000,
   clientIdleMs: 5_000,
   clientRequestMs: 300_000,
+  clientBodyIdleMs: 60_000,
   originConnectMs: 3_000,
   originResponseMs: 30_000,
   originIdleMs: 30_000,

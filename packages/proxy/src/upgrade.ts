@@ -93,9 +93,11 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
     if (statusCode < 200 || this.ended) return !this.ended;
     // The origin declined the upgrade: relay its answer, delimited by closing.
+    const headers = responseHeaders(raw, this.ctx.via);
     this.responded = true;
     this.answered(statusCode);
-    const headers = responseHeaders(raw, this.ctx.via);
+    // RFC 9110 §6.6.1: node adds Date to the responses it writes, not to this raw one.
+    if (rawValues(headers, 'date').length === 0) headers.push('date', new Date().toUTCString());
     headers.push('connection', 'close');
     this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers));
     this.socket.on('drain', resume);

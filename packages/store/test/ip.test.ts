@@ -38,8 +38,9 @@ const rejected: ReadonlyArray<readonly [input: string, reason: RegExp]> = [
   ['1.2.3', /address literal/],
   ['1.2.3.4.5', /address literal/],
   ['256.0.0.1', /address literal/],
-  ['01.2.3.4', /address literal/], // octal ambiguity
-  ['1.2.3.04', /address literal/],
+  ['01.2.3.4', /leading zeros/], // octal ambiguity
+  ['1.2.3.04', /leading zeros/],
+  ['010.0.0.1', /leading zeros/],
   ['1.2.3.-1', /address literal/],
   [' 1.2.3.4', /address literal/],
   ['1.2.3.4 ', /address literal/],
@@ -49,6 +50,10 @@ const rejected: ReadonlyArray<readonly [input: string, reason: RegExp]> = [
   ['2130706433', /address literal/],
   ['fe80::1%eth0', /zone/],
   ['[fe80::1%25eth0]', /zone/],
+  // A '%' after something that is not an IPv6 address is not a zone id (e.g. a broken URL escape).
+  ['%ZZ', /address literal/],
+  ['example%eth0', /address literal/],
+  ['1.2.3.4%eth0', /address literal/],
   [':::1', /address literal/],
   ['1::2::3', /address literal/],
   ['1:2:3:4:5:6:7:8:9', /address literal/],

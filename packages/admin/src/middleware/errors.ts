@@ -1,6 +1,6 @@
 // The one place that writes error bodies. Routes throw AdminError (or anything, which
 // becomes 500 INTERNAL without leaking its message); requests no route answered become
-// 404 / 405 / 501 in the same shape.
+// 404 / 405 in the same shape.
 import type { Middleware } from 'koa';
 import { AdminError } from '../errors.js';
 import type { AdminLogger } from '../deps.js';
@@ -30,17 +30,25 @@ export function errorMiddleware(log: AdminLogger): Middleware<AdminState> {
   };
 }
 
+// "/servers/10.0.0.1:80" (the record's id as one segment) is a likely mistake; say what works.
+const ONE_SEGMENT_SERVER = /^\/servers\/[^/]+\/?$/;
+const SERVER_PATH_HINT = '; a server is addressed as /servers/{ip}/{port}, e.g. /servers/10.0.0.1/80 or /servers/::1/80';
+
 /** A request the router matched no handler for, as an AdminError, or undefined if answered. */
 function unanswered(status: number, method: string, path: string, allow: string, body: unknown): AdminError | undefined {
   if (body !== undefined && body !== null) return undefined;
   switch (status) {
     case 404:
-      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
+      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}${ONE_SEGMENT_SERVER.test(path) ? SERVER_PATH_HINT : ''}`);
     case 405:
       // allowedMethods() has already set the Allow header.
       return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
     case 501:
-      return new AdminError(501, 'NOT_IMPLEMENTED', `method ${method} is not implemented`);
+      // The router says 501 for a method outside its list (TRACE, PROPFIND, …). On a
+      // path some route has (Allow is set) that is the same client mistake as PUT on
+      // /servers, so it gets the same 405; on any other path, the same 404 as a GET.
+      if (allow !== '') return new AdminError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed on ${path}; allowed: ${allow}`);
+      return new AdminError(404, 'NOT_FOUND', `no route for ${method} ${path}`);
     default:
       return undefined;
   }

@@ -3,6 +3,10 @@ import { AdminError } from '../errors.js';
 import type { AdminState, ResolvedDeps } from '../context.js';
 import { INDEX_HEADER } from '../pool-access.js';
 
+// prom-client writes a NaN sample (e.g. the event-loop lag before its first sample) as
+// "Nan"; the exposition format spells it "NaN", and strict parsers refuse anything else.
+const PROM_CLIENT_NAN = / Nan$/gm;
+
 /** Node-level endpoints: liveness, readiness (active role), cluster view, metrics. */
 export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps): void {
   // Liveness: answers while the process can run JavaScript, whatever the cluster does.
@@ -26,6 +30,6 @@ export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps): void
   router.get('/metrics', async (ctx) => {
     const text = await deps.metrics.metrics();
     ctx.type = deps.metrics.contentType;
-    ctx.body = text;
+    ctx.body = text.replace(PROM_CLIENT_NAN, ' NaN');
   });
 }

@@ -22,7 +22,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(startHelp());
     return 0;
   }
-  const { config, sources, configFile } = loaded;
+  const { config, sources, configFile, unknownEnv } = loaded;
   checkClusterConfig(config);
 
   const log = createLogger(config.id, config.logLevel);
@@ -57,6 +57,9 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     },
     'weldr starting',
   );
+  if (unknownEnv.length > 0) {
+    log.warn({ event: 'unknown_env', names: unknownEnv }, `ignored environment variables that name no setting: ${unknownEnv.join(', ')} (see 'weldr start --help')`);
+  }
 
   let node;
   try {

@@ -1,10 +1,11 @@
 // Resolves a NodeConfig from flags > environment > config file > defaults. Every
 // problem becomes one ConfigError naming the flag, variable or key at fault.
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
-import { ValueError } from './values.js';
+import { formatHostPort, ValueError } from './values.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -14,6 +15,11 @@ export interface LoadedConfig {
   /** Where each value came from, for the startup log line. */
   readonly sources: Readonly<Record<ConfigKey, ConfigSource>>;
   readonly configFile: string | undefined;
+  /**
+   * WELDR_* variables that name no setting (a typo such as WELDR_ADMN would otherwise be
+   * silently ignored). Logged as a warning, not refused: tools may set their own.
+   */
+  readonly unknownEnv: readonly string[];
 }
 
 /** `--help` short-circuits loading: nothing else is validated. */
@@ -67,7 +73,30 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
-  return { config: config as unknown as NodeConfig, sources, configFile, help: false };
+  checkListenersDiffer(config as unknown as NodeConfig);
+  return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+/** Whether binding `a` takes the port on address `b` too ("::" is dual-stack on Linux). */
+const covers = (a: string, b: string): boolean => a === b || a === '::' || (a === '0.0.0.0' && isIP(b) === 4);
+
+/**
+ * The proxy and the admin API on one address can never both bind; say so as a
+ * configuration error (exit 2) rather than fail at run time with "address in use".
+ */
+function checkListenersDiffer({ listen, admin }: NodeConfig): void {
+  if (listen.port === 0 || listen.port !== admin.port) return;
+  if (covers(listen.host, admin.host) || covers(admin.host, listen.host)) {
+    throw new ConfigError(`the proxy (listen ${formatHostPort(listen)}) and the admin API (admin ${formatHostPort(admin)}) cannot share port ${listen.port}`);
+  }
+}
+
+const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
+
+function unknownEnvNames(env: Readonly<Record<string, string | undefined>>): string[] {
+  return Object.keys(env)
+    .filter((name) => name.startsWith('WELDR_') && !KNOWN_ENV.has(name) && env[name] !== undefined && env[name] !== '')
+    .sort();
 }
 
 function parseFlags(argv: readonly string[]): { values: Record<string, string | undefined>; help: boolean } {
@@ -104,7 +133,9 @@ export function rewordParseArgsError(err: unknown): string {
       return `unexpected argument ${quoted ?? ''}`.trim();
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
       const flag = /Option '(?:-\w, )?(--[\w-]+)/.exec(message)?.[1];
-      return flag ? `option ${flag} needs a value` : message;
+      if (!flag) return message;
+      // parseArgs also lands here for a value that starts with '-' ("--shutdown-timeout -5s").
+      return message.includes('ambiguous') ? `option ${flag} needs a value (for a value starting with '-', write ${flag}=VALUE)` : `option ${flag} needs a value`;
     }
     default:
       return message;
@@ -120,7 +151,8 @@ function readConfigFile(path: string, readFile = (p: string) => readFileSync(p, 
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    // Editors on Windows save "UTF-8" with a byte order mark; JSON.parse calls it a bad token.
+    parsed = JSON.parse(text.replace(/^\uFEFF/, ''));
   } catch (err) {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }

@@ -46,6 +46,10 @@ export function parseHostPort(raw: unknown, allowEphemeral = true): HostPort {
     if (colon <= 0 || value.indexOf(':') !== colon) throw new ValueError(`"${value}" is not a valid ${expected}`);
     host = value.slice(0, colon);
     portText = value.slice(colon + 1);
+    // "999.1.1.1" or "1.2.3.4.5" match the host name syntax but are mistyped addresses
+    // (a top-level label is never numeric, RFC 3696 §2): refuse them here rather than
+    // fail later with a DNS error.
+    if (isIP(host) === 0 && /^[0-9.]+$/.test(host)) throw new ValueError(`"${host}" in "${value}" is not a valid IPv4 address`);
     if (isIP(host) === 0 && !HOSTNAME.test(host)) throw new ValueError(`"${host}" in "${value}" is not an IP address or host name`);
   }
   if (!/^[0-9]{1,5}$/.test(portText)) throw new ValueError(`"${value}" is not a valid ${expected}`);

@@ -7,7 +7,7 @@ import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
 import { listenError } from './listen.js';
-import { startAdminListener, type AdminListener } from './admin-listener.js';
+import { isLoopbackHost, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
 import { RaftCluster, type ClusterView } from './raft-cluster.js';
@@ -76,6 +76,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     cleanups.push(unsubscribe);
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    warnIfAdminExposed(log, config);
     const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -123,6 +124,20 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
 
 function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPort): void {
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
+}
+
+/** Reads are always open; an exposed admin listener without a token also takes writes from anyone. */
+function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
+  if (isLoopbackHost(config.admin.host)) return;
+  const address = formatHostPort(config.admin);
+  if (config.adminToken === undefined) {
+    log.warn(
+      { event: 'admin_unprotected', address },
+      `the admin API is configured on ${address}, which is not loopback, and no admin token is set: anyone who can reach it can change the pool (set WELDR_ADMIN_TOKEN)`,
+    );
+  } else {
+    log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
+  }
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */

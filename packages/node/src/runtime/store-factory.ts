@@ -9,14 +9,25 @@ export async function openStore(config: NodeConfig, log: Logger): Promise<PoolSt
   // so log it loudly instead of crashing the data plane.
   const onListenerError = (err: unknown): void => log.error({ err, event: 'subscriber_failed' }, 'pool subscriber failed');
   if (config.store === 'memory') return new MemoryPoolStore({ onListenerError });
-  await mkdir(config.data, { recursive: true });
   try {
+    // Inside the try: a --data that names a file, or a parent we may not write, is an
+    // operator error to report in one line, not a crash with a stack trace.
+    await mkdir(config.data, { recursive: true });
     return await LevelPoolStore.open({ location: config.data, onListenerError });
   } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause;
-    if (cause?.code === 'LEVEL_LOCKED') throw new StoreOpenError(`data directory ${config.data} is in use by another process`, { cause: err });
-    throw new StoreOpenError(`cannot open data directory ${config.data}: ${(err as Error).message}`, { cause: err });
+    throw new StoreOpenError(openFailure(config.data, err), { cause: err });
   }
+}
+
+/** The reason a data directory could not be opened, in operator terms. */
+function openFailure(data: string, err: unknown): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.cause?.code === 'LEVEL_LOCKED') return `data directory ${data} is in use by another process`;
+  if (e.code === 'EEXIST' || e.code === 'ENOTDIR') return `cannot use ${data} as the data directory: a file is in the way (it must be a directory)`;
+  // abstract-level's own message ("Database failed to open") says nothing; the cause
+  // (LevelDB's "Corruption: …", "IO error: …") is what the operator needs.
+  const detail = e.code === 'LEVEL_DATABASE_NOT_OPEN' && e.cause?.message !== undefined ? e.cause.message : (e.message ?? String(err));
+  return `cannot open data directory ${data}: ${detail}`;
 }
 
 /** The store could not be opened; the message says why in operator terms. */

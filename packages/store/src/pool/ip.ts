@@ -18,6 +18,9 @@ const DECIMAL_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
 
 const NOT_AN_IP = 'must be an IPv4 or IPv6 address literal (hostnames are not accepted)';
+// Four decimal parts, one with a leading zero: what a client means by "010.0.0.1" is unclear.
+const LEADING_ZERO = /^(?=(?:.*\.)?0[0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}$/;
+const LEADING_ZERO_REASON = 'must not have leading zeros in an IPv4 octet (inet_aton would read "010" as octal 8)';
 
 /**
  * Parses an IPv4 dotted quad or an IPv6 literal (optionally in brackets) and returns it
@@ -39,10 +42,16 @@ export function parseIp(input: string): IpParse {
   let text = input;
   const bracketed = text.startsWith('[') && text.endsWith(']');
   if (bracketed) text = text.slice(1, -1);
-  if (text.includes('%')) return { ok: false, reason: 'IPv6 zone identifiers are not accepted (they are local to one host)' };
+  const zone = text.indexOf('%');
+  if (zone >= 0) {
+    // Only "address%zone" is a zone id; anything else with a '%' (a broken escape such
+    // as "%ZZ" left in a URL) is just not an address.
+    if (parseIpv6(text.slice(0, zone)) === undefined) return { ok: false, reason: NOT_AN_IP };
+    return { ok: false, reason: 'must not carry an IPv6 zone identifier (zones are local to one host)' };
+  }
   if (!bracketed && !text.includes(':')) {
     const octets = parseIpv4(text);
-    if (octets === undefined) return { ok: false, reason: NOT_AN_IP };
+    if (octets === undefined) return { ok: false, reason: LEADING_ZERO.test(text) ? LEADING_ZERO_REASON : NOT_AN_IP };
     const unroutable = ipv4Unroutable(octets);
     if (unroutable !== undefined) return { ok: false, reason: unroutable };
     return { ok: true, value: { ip: octets.join('.'), family: 4 } };
