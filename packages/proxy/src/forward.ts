@@ -6,7 +6,7 @@ import { OriginAttempt } from './attempt.js';
 import { connectionBusy, connectionDone, connectionOf, type ClientConnection, type Upload } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
-import { requestHeaders, responseHeaders, sameName, withoutField, type ForwardInfo } from './headers.js';
+import { rawValues, requestHeaders, responseHeaders, sameName, withoutField, type ForwardInfo } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
 
@@ -314,6 +314,11 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     // smuggled half. Never forwarded nor answered: the refusal carries
     // `Connection: close`, so node closes the connection once the responses queued
     // before it (pipelining) and the refusal itself are written.
+    return;
+  }
+  // node checks Expect for HTTP/1.1 only; 1.2 and above are processed as 1.1 (server.ts).
+  if (req.httpVersionMinor > 1 && !expectContinue && rawValues(req.rawHeaders, 'expect').length !== 0) {
+    handleExpect(ctx, req, res);
     return;
   }
   const counters = ctx.counters;

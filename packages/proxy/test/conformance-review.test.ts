@@ -299,8 +299,12 @@ test('HTTP/1.2 is processed as HTTP/1.1 (RFC 9112 ยง2.3); other major versions โ
   for (const bad of ['GET / http/1.1\r\nHost: a\r\n\r\n', 'GET / HTTP/1.10\r\nHost: a\r\n\r\n', 'POST / HTTP/1.2\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n']) {
     t.is(statusOf((await rawRequest(p.port, bad)).text), 400, bad);
   }
+  // Expect is honoured as for 1.1 (node handles it for 1.1 only).
+  const e = await rawRequest(p.port, 'POST /e12 HTTP/1.2\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  t.deepEqual(statuses(e.text), [100, 200], e.text);
+  t.is(statusOf((await rawRequest(p.port, 'POST / HTTP/1.2\r\nHost: a\r\nExpect: x-other\r\nContent-Length: 0\r\n\r\n')).text), 417);
   // The re-initialised parser still has the header timeout.
   const slow = await rawRequest(p.port, 'GET / HTTP/1.2\r\nHost: a\r\nX-Slow: ', 5_000);
   t.is(statusOf(slow.text), 408);
-  t.is(origin.seen.length, 2);
+  t.is(origin.seen.length, 3);
 });
