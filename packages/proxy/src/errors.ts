@@ -8,6 +8,7 @@ export type ProxyErrorCode =
   | 'HEADERS_TOO_LARGE'
   | 'CLIENT_TIMEOUT'
   | 'URI_TOO_LONG'
+  | 'CONTENT_TOO_LARGE'
   | 'NOT_IMPLEMENTED'
   | 'METHOD_NOT_ALLOWED'
   | 'EXPECTATION_FAILED'
@@ -29,6 +30,7 @@ export const ERRORS: { readonly [K in ProxyErrorCode]: ErrorInfo } = {
   HEADERS_TOO_LARGE: { status: 431, reason: 'Request Header Fields Too Large' },
   CLIENT_TIMEOUT: { status: 408, reason: 'Request Timeout' },
   URI_TOO_LONG: { status: 414, reason: 'URI Too Long' },
+  CONTENT_TOO_LARGE: { status: 413, reason: 'Content Too Large' },
   NOT_IMPLEMENTED: { status: 501, reason: 'Not Implemented' },
   METHOD_NOT_ALLOWED: { status: 405, reason: 'Method Not Allowed' },
   EXPECTATION_FAILED: { status: 417, reason: 'Expectation Failed' },

@@ -24,10 +24,14 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   readonly headers: string[];
   readonly protocol: string;
 
-  constructor(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget) {
+  /** The request's content, read whole before forwarding (see handleUpgrade), or null. */
+  readonly body: Buffer | null;
+
+  constructor(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget, body: Buffer | null = null) {
     super(ctx, socket, req.method!);
     this.req = req;
     this.head = head;
+    this.body = body;
     this.target = target;
     this.protocol = rawValues(req.rawHeaders, 'upgrade').join(', ');
     this.headers = requestHeaders(req.rawHeaders, {
@@ -42,7 +46,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
 
   protected send(origin: Origin): void {
     origin.pool.dispatch(
-      { path: this.target.path, method: this.method, headers: this.headers, upgrade: this.protocol, body: null },
+      { path: this.target.path, method: this.method, headers: this.headers, upgrade: this.protocol, body: this.body },
       this,
     );
   }
@@ -130,6 +134,9 @@ function endThenDestroy(socket: Duplex): void {
   socket.end(() => socket.destroy());
 }
 
+/** Largest content an Upgrade request may carry: it is read whole before forwarding. */
+const MAX_UPGRADE_BODY = 64 * 1024;
+
 /** The server's 'upgrade' listener. */
 export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   // Node detaches the socket from the HTTP parser for an upgrade; hold client bytes
@@ -138,14 +145,74 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
   ctx.counters.active++;
   const target: RequestTarget = { host: '', path: '', hasBody: false, maxForwards: null };
   const verdict = filterRequest(req, target);
-  if (verdict !== null || target.hasBody) {
-    const code: ProxyErrorCode = verdict === null || verdict === LOCAL_OPTIONS ? 'BAD_REQUEST' : verdict;
-    socket.end(rawErrorResponse(code));
-    ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
-    ctx.counters.clientFailed++;
-    ctx.counters.active--;
-    ctx.onExchangeEnd();
+  if (verdict !== null) {
+    refuseUpgrade(ctx, socket, verdict === LOCAL_OPTIONS ? 'BAD_REQUEST' : verdict);
     return;
   }
-  new Tunnel(ctx, req, socket, head, target).dispatch();
+  if (!target.hasBody) {
+    new Tunnel(ctx, req, socket, head, target).dispatch();
+    return;
+  }
+  // An Upgrade request may carry content (RFC 9110 §7.8: the server switches after
+  // reading it, or ignores Upgrade and answers normally; `curl --http2 -d` sends one).
+  // node hands over the raw socket before the body, so the body is framed here:
+  // Content-Length only, small, read whole, then forwarded with the request.
+  const length = rawValues(req.rawHeaders, 'content-length');
+  if (length.length !== 1 || rawValues(req.rawHeaders, 'transfer-encoding').length !== 0) {
+    refuseUpgrade(ctx, socket, 'BAD_REQUEST');
+    return;
+  }
+  const n = Number(length[0]);
+  if (n > MAX_UPGRADE_BODY) {
+    refuseUpgrade(ctx, socket, 'CONTENT_TOO_LARGE');
+    return;
+  }
+  readContent(socket, head, n, ctx.tunnelIdleMs, (content) => {
+    if (content === null) refuseUpgrade(ctx, socket, 'CLIENT_TIMEOUT');
+    else new Tunnel(ctx, req, socket, content.rest, target, content.body).dispatch();
+  });
+}
+
+function refuseUpgrade(ctx: ProxyContext, socket: Duplex, code: ProxyErrorCode): void {
+  if (socket.writable) socket.end(rawErrorResponse(code));
+  else socket.destroy();
+  ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+  ctx.counters.clientFailed++;
+  ctx.counters.active--;
+  ctx.onExchangeEnd();
+}
+
+/**
+ * Read `length` bytes of content from `head` and then `socket`; `done(null)` if the
+ * client closes or sends nothing for `idleMs`. Bytes beyond the content (the start of
+ * the upgraded protocol) are returned as `rest`. The socket is left paused.
+ */
+function readContent(socket: Duplex, head: Buffer, length: number, idleMs: number, done: (content: { body: Buffer; rest: Buffer } | null) => void): void {
+  let buf = head;
+  let timer: NodeJS.Timeout | null = null;
+  const finish = (ok: boolean): void => {
+    if (timer !== null) clearTimeout(timer);
+    socket.off('data', onData);
+    socket.off('end', onGone);
+    socket.off('close', onGone);
+    socket.off('error', onGone);
+    socket.pause();
+    done(ok ? { body: buf.subarray(0, length), rest: buf.subarray(length) } : null);
+  };
+  const onGone = (): void => finish(false);
+  const onData = (chunk: Buffer): void => {
+    buf = Buffer.concat([buf, chunk]);
+    if (buf.length >= length) finish(true);
+    else timer?.refresh();
+  };
+  if (buf.length >= length) {
+    done({ body: buf.subarray(0, length), rest: buf.subarray(length) });
+    return;
+  }
+  timer = setTimeout(onGone, idleMs);
+  socket.on('data', onData);
+  socket.once('end', onGone);
+  socket.once('close', onGone);
+  socket.once('error', onGone);
+  socket.resume();
 }

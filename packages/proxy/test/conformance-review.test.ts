@@ -308,3 +308,30 @@ test('HTTP/1.2 is processed as HTTP/1.1 (RFC 9112 ยง2.3); other major versions โ
   t.is(statusOf(slow.text), 408);
   t.is(origin.seen.length, 3);
 });
+
+test('an Upgrade request with content (curl --http2 -d) is forwarded with its body; an origin ignoring Upgrade answers normally', async (t) => {
+  const { origin, p } = await setup(t);
+  const head = 'POST /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\nContent-Length: 5\r\n\r\n';
+  // Head and body in one packet, then split across two.
+  for (const data of [head + 'hello', [head, 'hel', 'lo']]) {
+    const text = await new Promise<string>((resolve) => {
+      const socket = net.connect(p.port, '127.0.0.1', async () => {
+        for (const part of Array.isArray(data) ? data : [data]) {
+          socket.write(part);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      });
+      let got = '';
+      socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      socket.on('close', () => resolve(got));
+    });
+    t.is(statusOf(text), 200, text);
+    t.true(text.endsWith('origin:POST /h2c'), text);
+  }
+  t.deepEqual(origin.seen.map((s) => s.body), ['hello', 'hello']);
+  const chunked = await rawRequest(p.port, 'POST /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  t.is(statusOf(chunked.text), 400);
+  const big = await rawRequest(p.port, 'POST /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 1000000\r\n\r\n');
+  t.is(statusOf(big.text), 413);
+  t.is(origin.seen.length, 2);
+});
