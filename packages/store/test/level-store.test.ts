@@ -106,16 +106,37 @@ function instrumentedDb(): { db: PoolDb; calls: Array<{ ops: number; options: un
   return { db, calls, control };
 }
 
-test('each proposal is one synced batch, and proposals never interleave', async (t) => {
+test('proposals arriving during a write share the next synced batch (group commit), in order, never interleaved', async (t) => {
   const { db, calls, control } = instrumentedDb();
   const store = await LevelPoolStore.open({ db, closeDb: true });
   t.teardown(() => store.close());
   control.delayMs = 5;
   calls.length = 0;
-  await Promise.all(Array.from({ length: 10 }, (_, i) => store.propose({ type: 'AddServer', ip: '10.0.0.1', port: i + 1 })));
-  t.is(calls.length, 10);
+  const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.propose({ type: 'AddServer', ip: '10.0.0.1', port: i + 1 })));
+  // The first proposal starts a batch alone; the nine that queued behind it go in one more.
+  t.is(calls.length, 2);
   t.true(calls.every((c) => (c.options as { sync?: boolean }).sync === true));
   t.is(control.maxInFlight, 1);
+  t.deepEqual(results.map((r) => r.index), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  t.deepEqual(store.snapshot().servers.map((s) => s.port), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  t.is(serializeState((await loadState(db)) ?? initialState()), serializeState(store.state));
+});
+
+test('a failed group batch fails every proposal in it and publishes nothing; the next group proceeds', async (t) => {
+  const { db, control } = instrumentedDb();
+  const store = await LevelPoolStore.open({ db, closeDb: true });
+  t.teardown(() => store.close());
+  control.delayMs = 5;
+  const first = store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 1 });
+  // Queued while the first batch is written: these three form the next group.
+  const group = [2, 3, 4].map((port) => store.propose({ type: 'AddServer', ip: '10.0.0.1', port }));
+  t.like(await first, { index: 1 });
+  // The next group's batch has started and fails when its delay (a timer) ends.
+  control.failNext = true;
+  for (const p of group) await t.throwsAsync(p, { message: 'disk full' });
+  t.deepEqual(store.snapshot().servers.map((s) => s.port), [1]);
+  t.like(await store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 5 }), { index: 2 });
+  t.is(serializeState((await loadState(db)) ?? initialState()), serializeState(store.state));
 });
 
 test('a failed write leaves the state untouched and the next proposal proceeds', async (t) => {

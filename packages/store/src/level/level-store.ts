@@ -17,15 +17,27 @@ export type LevelPoolStoreOptions = (
 // and a power cut or kernel crash can still lose it.
 const DURABLE: AbstractBatchOptions<string, string> & { sync: boolean } = { ...UTF8, sync: true };
 
+/** Proposals written together at most; bounds one LevelDB batch (and one reply burst). */
+const MAX_GROUP = 256;
+
+interface Queued {
+  readonly envelope: CommandEnvelope;
+  resolve(result: ApplyResult): void;
+  reject(err: unknown): void;
+}
+
 /**
- * A single-node durable PoolStore on LevelDB. Each proposal is applied and its changes
- * (plus the applied index) written in ONE synced batch before the caller hears back, so
- * an acknowledged write survives a crash, and reopening restores the exact state.
- * Proposals run one at a time in arrival order: the next state is computed from the
- * previous one, so interleaving would lose writes.
+ * A single-node durable PoolStore on LevelDB. Proposals are applied in arrival order
+ * and their changes (plus the applied index) written in synced batches before the
+ * callers hear back, so an acknowledged write survives a crash, and reopening restores
+ * the exact state. One batch is written at a time; proposals that arrive meanwhile
+ * are applied one after the other and written together in the next batch (group
+ * commit: one fsync for many writers, so a burst of concurrent writes does not queue
+ * behind one fsync each). A batch is atomic, so a crash keeps a prefix of the writes.
  */
 export class LevelPoolStore extends LocalPoolStore {
-  private tail: Promise<unknown> = Promise.resolve();
+  private queue: Queued[] = [];
+  private writing: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
   private constructor(
@@ -56,8 +68,8 @@ export class LevelPoolStore extends LocalPoolStore {
 
   async propose(command: PoolCommand, options: ProposeOptions = {}): Promise<ApplyResult> {
     const envelope = this.prepare(command, options);
-    const run = this.tail.then(() => this.applyDurably(envelope));
-    this.tail = run.catch(() => undefined);
+    const run = new Promise<ApplyResult>((resolve, reject) => this.queue.push({ envelope, resolve, reject }));
+    this.writeNext();
     return awaitWithDeadline(run, options, 'the write');
   }
 
@@ -65,20 +77,49 @@ export class LevelPoolStore extends LocalPoolStore {
   close(): Promise<void> {
     this.closed = true;
     this.closing ??= (async () => {
-      await this.tail;
+      // Each finished group starts the next one before its promise settles.
+      while (this.writing !== undefined) await this.writing;
       this.stopNotifying();
       if (this.ownsDb) await this.db.close();
     })();
     return this.closing;
   }
 
-  private async applyDurably(envelope: CommandEnvelope): Promise<ApplyResult> {
+  /** Starts writing the queued proposals unless a batch is already being written. */
+  private writeNext(): void {
+    if (this.writing !== undefined || this.queue.length === 0) return;
+    const group = this.queue.splice(0, MAX_GROUP);
+    this.writing = this.writeGroup(group).finally(() => {
+      this.writing = undefined;
+      this.writeNext();
+    });
+  }
+
+  /** Applies `group` in order and writes the result in one batch; never rejects. */
+  private async writeGroup(group: readonly Queued[]): Promise<void> {
     const prev = this.state;
-    const { state, result } = this.applyNext(envelope);
-    // A failed batch writes nothing (LevelDB batches are atomic), so the published
-    // state still matches the disk and the next proposal can proceed.
-    await this.db.batch(stateWriteOps(prev, state), DURABLE);
-    this.publish(state);
-    return result;
+    let state = prev;
+    const done: [Queued, ApplyResult][] = [];
+    for (const queued of group) {
+      try {
+        const applied = this.applyNext(queued.envelope, state);
+        state = applied.state;
+        done.push([queued, applied.result]);
+      } catch (err) {
+        // A programming error in one proposal (the state machine records every
+        // semantic failure as an outcome): fail it alone.
+        queued.reject(err);
+      }
+    }
+    try {
+      // A failed batch writes nothing (LevelDB batches are atomic), so the published
+      // state still matches the disk and the next proposals can proceed.
+      if (done.length > 0) await this.db.batch(stateWriteOps(prev, state), DURABLE);
+    } catch (err) {
+      for (const [queued] of done) queued.reject(err);
+      return;
+    }
+    if (done.length > 0) this.publish(state);
+    for (const [queued, result] of done) queued.resolve(result);
   }
 }

@@ -60,9 +60,9 @@ export abstract class LocalPoolStore implements PoolStore {
     return prepareEnvelope(command, options);
   }
 
-  /** The next state, from the current one; nothing is published yet. */
-  protected applyNext(envelope: CommandEnvelope): Applied {
-    return applyCommand(this.current, this.current.appliedIndex + 1, envelope, this.applyOptions);
+  /** The state after `envelope`, from `base` (default: the current state); nothing is published yet. */
+  protected applyNext(envelope: CommandEnvelope, base: PoolState = this.current): Applied {
+    return applyCommand(base, base.appliedIndex + 1, envelope, this.applyOptions);
   }
 
   protected publish(state: PoolState): void {
