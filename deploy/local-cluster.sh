@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs weldr locally from this clone. Today: one node (clustering lands in a later
-# issue; this script will then start three nodes n1..n3 on loopback).
+# Runs weldr locally from this clone.
 #
-#   deploy/local-cluster.sh            # node n1: proxy :8080, admin 127.0.0.1:8687, data ./data/n1
-#   deploy/local-cluster.sh --demo     # also two test-servers on :8081/:8082, added to the pool
+#   deploy/local-cluster.sh                    # node n1: proxy :8080, admin 127.0.0.1:8687, data ./data/n1
+#   deploy/local-cluster.sh --demo             # also two test-servers on :8081/:8082, added to the pool
+#   deploy/local-cluster.sh --cluster [--demo] # three nodes n1..n3 (Raft): proxies :8080/:8090/:8100,
+#                                              # admin 127.0.0.1:8687/8697/8707, raft :8688/8698/8708,
+#                                              # data ./data/cluster-n1..n3
 #
 # Ctrl-C stops everything this script started (by PID).
 set -euo pipefail
@@ -27,11 +29,33 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-node packages/node/bin/weldr.js start --id n1 --listen 0.0.0.0:8080 --admin 127.0.0.1:8687 \
-  --raft 127.0.0.1:8688 --data ./data/n1 &
-pids+=($!)
+cluster=0
+demo=0
+for arg in "$@"; do
+  case "$arg" in
+    --cluster) cluster=1 ;;
+    --demo) demo=1 ;;
+    *) echo "usage: $0 [--cluster] [--demo]" >&2; exit 2 ;;
+  esac
+done
 
-if [ "${1:-}" = "--demo" ]; then
+if [ "$cluster" = 1 ]; then
+  peers=n1=127.0.0.1:8688,n2=127.0.0.1:8698,n3=127.0.0.1:8708
+  export WELDR_CLUSTER_TOKEN="${WELDR_CLUSTER_TOKEN:-local-cluster-demo-token}"
+  for i in 0 1 2; do
+    node packages/node/bin/weldr.js start --id "n$((i + 1))" --listen "0.0.0.0:$((8080 + 10 * i))" \
+      --admin "127.0.0.1:$((8687 + 10 * i))" --raft "127.0.0.1:$((8688 + 10 * i))" --peers "$peers" \
+      --data "./data/cluster-n$((i + 1))" &
+    pids+=($!)
+  done
+  echo "cluster: curl http://127.0.0.1:8687/cluster   (any node's admin API takes writes)" >&2
+else
+  node packages/node/bin/weldr.js start --id n1 --listen 0.0.0.0:8080 --admin 127.0.0.1:8687 \
+    --raft 127.0.0.1:8688 --data ./data/n1 &
+  pids+=($!)
+fi
+
+if [ "$demo" = 1 ]; then
   for port in 8081 8082; do
     node packages/node/bin/weldr.js test-server --port "$port" --id "origin-$port" &
     pids+=($!)
@@ -42,8 +66,17 @@ if [ "${1:-}" = "--demo" ]; then
     sleep 0.2
   done
   for port in 8081 8082; do
-    curl -fsS http://127.0.0.1:8687/servers -H 'content-type: application/json' \
-      -d "{\"ip\":\"127.0.0.1\",\"port\":$port}" >/dev/null || echo "could not add origin :$port" >&2
+    # In a cluster the first write waits for a leader: retry (bounded) on 503.
+    added=0
+    for _ in $(seq 1 25); do
+      if curl -fsS http://127.0.0.1:8687/servers -H 'content-type: application/json' \
+        -H "Idempotency-Key: local-demo-$port" -d "{\"ip\":\"127.0.0.1\",\"port\":$port}" >/dev/null 2>&1; then
+        added=1
+        break
+      fi
+      sleep 0.2
+    done
+    [ "$added" = 1 ] || echo "could not add origin :$port" >&2
   done
   echo "demo: curl http://127.0.0.1:8080/  (Ctrl-C stops everything)" >&2
 fi
