@@ -1,0 +1,176 @@
+// Network partitions between real `weldr` processes: every Raft connection goes through
+// a TCP relay this test controls (node i reaches node j at relay i→j), so a node can be
+// cut off from the others, symmetrically, and healed — on loopback, no privileges.
+import net from 'node:net';
+import { join } from 'node:path';
+import test from 'ava';
+import { request } from 'undici';
+import { makeTempDir } from './helpers/node.js';
+import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
+import { eventually, sleep } from './helpers/wait.js';
+
+/** A port below the kernel's ephemeral range (see cluster.test.ts). */
+let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = nextPort;
+    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+}
+
+/** Forwards connections to `target`; while blocked, cuts every connection and refuses new ones. */
+class Relay {
+  blocked = false;
+  private readonly sockets = new Set<net.Socket>();
+  private readonly server: net.Server;
+
+  private constructor(readonly port: number, target: number) {
+    this.server = net.createServer((client) => {
+      if (this.blocked) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect({ host: '127.0.0.1', port: target });
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+  }
+
+  static async start(t: Teardown, target: number): Promise<Relay> {
+    const port = await freePort();
+    const r = new Relay(port, target);
+    await new Promise<void>((resolve) => r.server.listen(port, '127.0.0.1', () => resolve()));
+    t.teardown(() => r.close());
+    return r;
+  }
+
+  block(): void {
+    this.blocked = true;
+    for (const s of this.sockets) s.destroy();
+  }
+
+  heal(): void {
+    this.blocked = false;
+  }
+
+  close(): Promise<void> {
+    this.block();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+interface Member {
+  readonly id: string;
+  readonly raftPort: number;
+  readonly adminPort: number;
+  proc: RunningProcess | null;
+}
+
+async function ready(m: Member): Promise<boolean> {
+  try {
+    const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 500, bodyTimeout: 500 });
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
+
+async function post(m: Member, body: unknown, key: string): Promise<number> {
+  const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': key },
+    body: JSON.stringify(body),
+    headersTimeout: 15_000,
+  });
+  await r.body.dump();
+  return r.statusCode;
+}
+
+async function ports(m: Member): Promise<number[]> {
+  const r = await request(`http://127.0.0.1:${m.adminPort}/servers`);
+  const text = await r.body.text();
+  if (r.statusCode !== 200) throw new Error(`GET /servers on ${m.id}: ${r.statusCode} ${text}`);
+  return (JSON.parse(text) as { port: number }[]).map((s) => s.port).sort((a, b) => a - b);
+}
+
+test('an active node cut off from the others loses its role before another gains it; the majority goes on; healing converges', async (t) => {
+  const dir = makeTempDir(t, 'weldr-partition-');
+  const ids = ['n1', 'n2', 'n3'];
+  const members: Member[] = [];
+  for (const id of ids) members.push({ id, raftPort: await freePort(), adminPort: await freePort(), proc: null });
+  // relays[i][j]: how node i reaches node j.
+  const relays = new Map<string, Relay>();
+  for (const a of members) for (const b of members) if (a !== b) relays.set(`${a.id}>${b.id}`, await Relay.start(t, b.raftPort));
+  for (const m of members) {
+    const peers = members.map((p) => (p === m ? `${p.id}=127.0.0.1:${p.raftPort}` : `${p.id}=127.0.0.1:${relays.get(`${m.id}>${p.id}`)!.port}`)).join(',');
+    m.proc = spawnWeldr(t, `weldr ${m.id}`, [
+      'start', '--id', m.id, '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${m.adminPort}`,
+      '--raft', `127.0.0.1:${m.raftPort}`, '--peers', peers, '--data', join(dir, m.id),
+    ], { WELDR_CONFIG: undefined, WELDR_CLUSTER_TOKEN: 'e2e-cluster-secret-0123456789' });
+  }
+  await Promise.all(members.map((m) => m.proc!.waitForLine('started', (l) => l.event === 'started')));
+
+  const activeNow = async (): Promise<string[]> => {
+    const out: string[] = [];
+    for (const m of members) if (await ready(m)) out.push(m.id);
+    return out;
+  };
+  const oneActive = (except?: string): Promise<Member> =>
+    eventually('one active node', async () => {
+      const a = await activeNow();
+      return a.length === 1 && a[0] !== except ? members.find((m) => m.id === a[0]) : undefined;
+    }, 15_000, 20);
+
+  const first = await oneActive();
+  t.is(await post(first, { ip: '10.0.0.1', port: 1 }, 'k1'), 201);
+
+  // Watch /ready on all nodes for the whole drill.
+  const overlaps: string[][] = [];
+  let watching = true;
+  const watcher = (async () => {
+    while (watching) {
+      const a = await activeNow();
+      if (a.length > 1) overlaps.push(a);
+      await sleep(5);
+    }
+  })();
+
+  const isolate = (id: string, cut: boolean): void => {
+    for (const [key, r] of relays) if (key.startsWith(`${id}>`) || key.endsWith(`>${id}`)) (cut ? r.block() : r.heal());
+  };
+  const cutAt = Date.now();
+  isolate(first.id, true);
+  const second = await oneActive(first.id);
+  t.log(`new active node ${Date.now() - cutAt} ms after the partition`);
+  t.false(await ready(first), 'the isolated old leader no longer reports ready');
+  t.is(await post(second, { ip: '10.0.0.1', port: 2 }, 'k2'), 201, 'the majority takes writes');
+  // The minority cannot acknowledge a write.
+  const minority = await post(first, { ip: '10.0.0.1', port: 3 }, 'k3');
+  t.true(minority === 503 || minority === 504, `a write to the isolated node is not acknowledged (got ${minority})`);
+
+  isolate(first.id, false);
+  await eventually('the isolated node converges', async () => {
+    const [a, b] = [await ports(first).catch(() => []), await ports(second)];
+    return a.join() === b.join() && b.includes(2) ? true : undefined;
+  }, 15_000);
+  const final = await ports(second);
+  t.true(final.includes(1) && final.includes(2), `acknowledged writes kept: ${final}`);
+  watching = false;
+  await watcher;
+  t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
+  t.is((await activeNow()).length, 1);
+});
