@@ -33,3 +33,11 @@ test('settings from a config file and WELDR_* variables; flags win', async (t) =
   t.is((await fetchVia(node, '/')).status, 200);
   t.is((await adminCall(node, 'GET', '/health')).status, 200);
 });
+
+test('a WELDR_* variable that names no setting (a typo) is reported in the log, not silently ignored', async (t) => {
+  const node = await startNode(t, { store: 'memory', env: { WELDR_ADMN: '0.0.0.0:9', WELDR_LOG_LEVEL: 'info' } });
+  const warning = node.proc.lines.find((l) => l.event === 'unknown_env') as { level: number; names: string[] } | undefined;
+  t.is(warning?.level, 40);
+  t.true(warning?.names.includes('WELDR_ADMN'));
+  t.false(warning?.names.includes('WELDR_LOG_LEVEL'));
+});

@@ -109,6 +109,9 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
   }
 
   const url = req.url!;
+  // RFC 9112 §3.2: no request-target form has a fragment. Forwarding one would leave
+  // the origin to decide what `/a#b` names (the path `/a`, or `/a#b`); refused instead.
+  if (url.includes('#')) return 'BAD_REQUEST';
   if (url.charCodeAt(0) === 47 /* '/' */) {
     out.path = url;
     out.host = host ?? '';

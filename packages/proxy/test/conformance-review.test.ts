@@ -335,3 +335,13 @@ test('an Upgrade request with content (curl --http2 -d) is forwarded with its bo
   t.is(statusOf(big.text), 413);
   t.is(origin.seen.length, 2);
 });
+
+test('a request-target with a fragment → 400, in origin-form and absolute-form', async (t) => {
+  const { origin, p } = await setup(t);
+  for (const target of ['/a#b', 'http://a/x#frag', '/#']) {
+    const r = await rawRequest(p.port, `GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`);
+    t.is(statusOf(r.text), 400, target);
+    t.true(r.closed);
+  }
+  t.is(origin.seen.length, 0);
+});
