@@ -102,6 +102,8 @@ interface Waiter<R> {
 
 interface PendingRead {
   readonly context: string;
+  /** When it was asked (now()); unanswered reads are dropped after READ_EXPIRY_MS. */
+  readonly at: number;
   index: number;
   resolve(): void;
   reject(err: Error): void;
@@ -118,6 +120,8 @@ export interface DriverStatus {
   readonly active: boolean;
   readonly config: ConfState;
 }
+
+const READ_EXPIRY_MS = 30_000;
 
 export class RaftDriver<R> {
   readonly node: RawNode;
@@ -176,7 +180,7 @@ export class RaftDriver<R> {
   start(transport: Transport): void {
     this.transport = transport;
     this.lastTickAt = this.now();
-    this.timer = setInterval(() => this.run(() => undefined), this.tickMs);
+    this.timer = setInterval(() => this.run(() => this.expireReads()), this.tickMs);
     this.timer.unref();
     this.run(() => undefined);
   }
@@ -209,7 +213,8 @@ export class RaftDriver<R> {
     // does its state include every write earlier leaders acknowledged.
     if (this.node.termAt(this.applied) !== this.node.term) return false;
     if (!this.busy) {
-      this.catchUpTicks();
+      // What the ticks produced (heartbeats, a step-down) goes out now, not at the next timer.
+      if (this.catchUpTicks() > 0) void this.drain();
       return this.node.role === 'leader' && this.node.hasLease();
     }
     // A disk write is in flight: don't tick the core, count the owed ticks instead.
@@ -257,7 +262,7 @@ export class RaftDriver<R> {
           reject(new NotLeaderError(res.leader));
           return;
         }
-        this.reads.set(context, { context, index: -1, resolve, reject });
+        this.reads.set(context, { context, at: this.now(), index: -1, resolve, reject });
       }, reject);
     });
   }
@@ -306,12 +311,16 @@ export class RaftDriver<R> {
     void this.drain();
   }
 
-  private catchUpTicks(): void {
+  /** Ticks owed to real time, applied now; returns how many. */
+  private catchUpTicks(): number {
     const now = this.now();
+    let n = 0;
     while (now - this.lastTickAt >= this.tickMs) {
       this.node.tick();
       this.lastTickAt += this.tickMs;
+      n++;
     }
+    return n;
   }
 
   private async drain(): Promise<void> {
@@ -377,6 +386,20 @@ export class RaftDriver<R> {
     // 5.
     this.node.advance(rd);
     this.maybeSnapshot();
+  }
+
+  /**
+   * A read whose request or answer was lost (Raft messages may be dropped) would wait
+   * forever; its caller has long given up. Fail it so the map cannot grow.
+   */
+  private expireReads(): void {
+    if (this.reads.size === 0) return;
+    const cutoff = this.now() - READ_EXPIRY_MS;
+    for (const [ctx, r] of this.reads) {
+      if (r.index >= 0 || r.at > cutoff) continue;
+      this.reads.delete(ctx);
+      r.reject(new NotLeaderError(this.node.leader, 'the read was not confirmed in time; retry'));
+    }
   }
 
   private releaseReads(): void {
