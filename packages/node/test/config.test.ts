@@ -164,4 +164,7 @@ test('the proxy and the admin API on one address is a configuration error', (t) 
   t.is(load(['--listen', '127.0.0.1:9000', '--admin', '127.0.0.2:9000']).config.admin.port, 9000);
   t.is(load(['--listen', '0.0.0.0:9000', '--admin', '[::1]:9000']).config.admin.port, 9000, 'an IPv4 wildcard leaves IPv6 free');
   t.is(load(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']).config.admin.port, 0);
+  // The Raft listener counts only in cluster mode, where it is bound.
+  t.regex(loadError(['--listen', '127.0.0.1:0', '--raft', '127.0.0.1:8687', '--peers', 'n2=127.0.0.1:9999']), /the admin API \(admin 127\.0\.0\.1:8687\) and the Raft transport \(raft 127\.0\.0\.1:8687\) cannot share port 8687/);
+  t.is(load(['--listen', '127.0.0.1:0', '--raft', '127.0.0.1:8687']).config.raft.port, 8687);
 });

@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
-import { formatHostPort, ValueError } from './values.js';
+import { formatHostPort, ValueError, type HostPort } from './values.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -81,13 +81,23 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
 const covers = (a: string, b: string): boolean => a === b || a === '::' || (a === '0.0.0.0' && isIP(b) === 4);
 
 /**
- * The proxy and the admin API on one address can never both bind; say so as a
- * configuration error (exit 2) rather than fail at run time with "address in use".
+ * Two listeners on one address can never both bind; say so as a configuration error
+ * (exit 2) rather than fail at run time with "address in use". The Raft listener is
+ * bound only in cluster mode (another member in --peers).
  */
-function checkListenersDiffer({ listen, admin }: NodeConfig): void {
-  if (listen.port === 0 || listen.port !== admin.port) return;
-  if (covers(listen.host, admin.host) || covers(admin.host, listen.host)) {
-    throw new ConfigError(`the proxy (listen ${formatHostPort(listen)}) and the admin API (admin ${formatHostPort(admin)}) cannot share port ${listen.port}`);
+function checkListenersDiffer(config: NodeConfig): void {
+  const listeners: [string, HostPort][] = [
+    ['the proxy (listen', config.listen],
+    ['the admin API (admin', config.admin],
+  ];
+  if (config.peers.some((p) => p.id !== config.id)) listeners.push(['the Raft transport (raft', config.raft]);
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = i + 1; j < listeners.length; j++) {
+      const [aName, a] = listeners[i]!;
+      const [bName, b] = listeners[j]!;
+      if (a.port === 0 || a.port !== b.port || !(covers(a.host, b.host) || covers(b.host, a.host))) continue;
+      throw new ConfigError(`${aName} ${formatHostPort(a)}) and ${bName} ${formatHostPort(b)}) cannot share port ${a.port}`);
+    }
   }
 }
 
