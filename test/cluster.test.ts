@@ -42,15 +42,16 @@ class Cluster {
   constructor(
     private readonly t: Teardown,
     readonly members: Member[],
+    private readonly extraArgs: (m: Member) => string[] = () => [],
   ) {}
 
-  static async create(t: Teardown, size = 3): Promise<Cluster> {
+  static async create(t: Teardown, size = 3, extraArgs?: (m: Member) => string[]): Promise<Cluster> {
     const dir = makeTempDir(t, 'weldr-cluster-');
     const members: Member[] = [];
     for (let i = 1; i <= size; i++) {
       members.push({ id: `n${i}`, raftPort: await freePort(), adminPort: await freePort(), proxyPort: await freePort(), dataDir: join(dir, `n${i}`), proc: null });
     }
-    const c = new Cluster(t, members);
+    const c = new Cluster(t, members, extraArgs);
     await Promise.all(members.map((m) => c.start(m)));
     return c;
   }
@@ -68,6 +69,7 @@ class Cluster {
       '--raft', `127.0.0.1:${m.raftPort}`,
       '--peers', this.peers,
       '--data', m.dataDir,
+      ...this.extraArgs(m),
     ], { WELDR_CONFIG: undefined, WELDR_LOG_LEVEL: 'debug', WELDR_CLUSTER_TOKEN: 'e2e-cluster-secret-0123456789' });
     await m.proc.waitForLine('started', (l) => l.event === 'started');
   }
@@ -301,4 +303,59 @@ test.serial('concurrent writes through every node while the active node is kille
     await eventually(`${m.id} converges`, async () => ((await ports(m)).join() === [...final].sort((x, y) => x - y).join() ? true : undefined));
   }
   t.pass();
+});
+
+test.serial('--on-active / --on-passive hooks follow the role: passive at start, active on the leader, passive again when it dies elsewhere', async (t) => {
+  const dir = makeTempDir(t, 'weldr-hooks-');
+  const log = join(dir, 'hooks.log');
+  const c = await Cluster.create(t, 3, (m) => [
+    '--on-active', `echo "${m.id} active $WELDR_REASON" >> ${log}`,
+    '--on-passive', `echo "${m.id} passive $WELDR_REASON" >> ${log}`,
+  ]);
+  const first = await c.active();
+  const { readFileSync } = await import('node:fs');
+  const lines = (): string[] => {
+    try {
+      return readFileSync(log, 'utf8').trim().split('\n');
+    } catch {
+      return [];
+    }
+  };
+  await eventually('hooks at start and on the first leader', () => {
+    const l = lines();
+    return ['n1', 'n2', 'n3'].every((id) => l.includes(`${id} passive start`)) && l.includes(`${first.id} active role change`) ? true : undefined;
+  });
+  first.proc!.signal('SIGKILL');
+  await first.proc!.exited;
+  const second = await c.active();
+  await eventually('on-active on the new leader', () => (lines().includes(`${second.id} active role change`) ? true : undefined));
+  // A graceful stop of the active node runs its on-passive.
+  await second.proc!.stop('SIGTERM');
+  t.true(lines().includes(`${second.id} passive shutdown`), lines().join(' | '));
+  t.true(second.proc!.lines.some((l) => l.event === 'hook_ran' && l.hook === 'on-passive' && l.code === 0));
+});
+
+test.serial('a single node runs on-passive then on-active at start and on-passive at shutdown; a failing hook is logged, not fatal', async (t) => {
+  const dir = makeTempDir(t, 'weldr-hooks1-');
+  const log = join(dir, 'hooks.log');
+  const { startNode } = await import('./helpers/node.js');
+  const node = await startNode(t, {
+    args: ['--on-active', `echo "active $WELDR_NODE_ID $WELDR_ROLE" >> ${log}; exit 3`, '--on-passive', `echo "passive $WELDR_REASON" >> ${log}`],
+  });
+  const { readFileSync } = await import('node:fs');
+  const lines = (): string[] => {
+    try {
+      return readFileSync(log, 'utf8').trim().split('\n');
+    } catch {
+      return [];
+    }
+  };
+  await eventually('start hooks', () => (lines().length >= 2 ? true : undefined));
+  t.deepEqual(lines(), ['passive start', 'active n1 active']);
+  await eventually('the failed hook is logged', () => node.proc.lines.find((l) => l.event === 'hook_failed' && l.hook === 'on-active' && l.code === 3));
+  const r = await request(`${node.adminUrl}/ready`);
+  await r.body.dump();
+  t.is(r.statusCode, 200, 'a failing hook does not change the role');
+  await node.proc.stop('SIGTERM');
+  t.deepEqual(lines(), ['passive start', 'active n1 active', 'passive shutdown']);
 });

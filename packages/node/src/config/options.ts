@@ -2,7 +2,7 @@
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
 import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -25,6 +25,10 @@ export interface NodeConfig {
   readonly raftHeartbeat: number;
   /** Raft election timeout (randomized to [T, 2T)), ms. */
   readonly raftElectionTimeout: number;
+  /** Shell command run when this node becomes active. */
+  readonly onActive: string | undefined;
+  /** Shell command run at start and whenever this node stops being active. */
+  readonly onPassive: string | undefined;
   readonly data: string;
   readonly store: StoreKind;
   readonly logLevel: LogLevel;
@@ -78,6 +82,8 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members present to each other (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken },
   { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
   { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 2 heartbeats', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
+  { key: 'onActive', flag: 'on-active', env: 'WELDR_ON_ACTIVE', valueName: 'COMMAND', help: 'shell command run when this node becomes active (e.g. add the VIP, send gratuitous ARP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
+  { key: 'onPassive', flag: 'on-passive', env: 'WELDR_ON_PASSIVE', valueName: 'COMMAND', help: 'shell command run at start and whenever this node stops being active (e.g. remove the VIP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
   { key: 'data', flag: 'data', env: 'WELDR_DATA', valueName: 'DIR', help: 'data directory (LevelDB)', defaultText: './data/<id>', defaultValue: (p) => `./data/${p.id ?? 'n1'}`, parse: parsePath },
   { key: 'store', flag: 'store', env: 'WELDR_STORE', valueName: 'level|memory', help: 'pool storage: level (survives restarts) or memory', defaultText: 'level', defaultValue: constant('level' as StoreKind), parse: parseEnum(STORE_KINDS) },
   { key: 'logLevel', flag: 'log-level', env: 'WELDR_LOG_LEVEL', valueName: 'LEVEL', help: LOG_LEVELS.join('|'), defaultText: 'info', defaultValue: constant('info' as LogLevel), parse: parseEnum(LOG_LEVELS) },

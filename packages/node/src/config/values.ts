@@ -146,6 +146,13 @@ export function parseInteger(min: number, max: number): (raw: unknown) => number
 }
 
 /** A secret: printable ASCII without spaces (it travels in an Authorization header), 16+ characters. */
+/** A shell command line for a hook: non-empty, one line, at most 4096 characters. */
+export function parseCommand(raw: unknown): string {
+  const value = asString(raw, 'a command').trim();
+  if (value.length === 0 || value.length > 4096 || /[\r\n\0]/.test(value)) throw new ValueError('must be one non-empty line of at most 4096 characters');
+  return value;
+}
+
 export function parseToken(raw: unknown): string {
   const value = asString(raw, 'a token');
   if (!/^[\x21-\x7e]{16,4096}$/.test(value)) throw new ValueError('must be 16 to 4096 printable ASCII characters without spaces');

@@ -11,6 +11,7 @@ import { isLoopbackHost, startAdminListener, type AdminListener } from './admin-
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
 import { RaftCluster, type ClusterView } from './raft-cluster.js';
+import { RoleHooks } from './role-hooks.js';
 import { openStore } from './store-factory.js';
 
 export interface RunningNode {
@@ -100,6 +101,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     logListening(log, 'proxy', proxyAddress);
 
     cluster.activate();
+    const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
+    hooks.start();
+    if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
     log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
 
     let stopping: Promise<void> | undefined;
@@ -109,6 +113,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
+          await hooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
           proxyClosed = true;
