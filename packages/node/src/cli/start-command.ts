@@ -22,8 +22,8 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     process.stdout.write(startHelp());
     return 0;
   }
-  const { config, sources, configFile, unknownEnv } = loaded;
-  checkClusterConfig(config);
+  const { sources, configFile, unknownEnv } = loaded;
+  const config = checkClusterConfig(loaded.config, sources.raft === 'default');
 
   const log = createLogger(config.id, config.logLevel);
   // A bug that escapes every handler: say so in the log the operator reads, then exit 1
@@ -94,13 +94,24 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
 }
 
 /** Cluster mode's extra rules (the values themselves are checked by the loader). */
-function checkClusterConfig(config: NodeConfig): void {
+function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
+  let config = loadedConfig;
+  // The same member list on every node: this node's own entry is its Raft address.
+  const self = config.peers.find((p) => p.id === config.id);
+  if (self !== undefined) {
+    const same = self.address.host === config.raft.host && self.address.port === config.raft.port;
+    if (raftIsDefault) config = { ...config, raft: self.address };
+    else if (!same) {
+      throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft is ${formatHostPort(config.raft)}; make them agree or leave --raft out`);
+    }
+  }
   const others = config.peers.filter((p) => p.id !== config.id);
-  if (others.length === 0) return;
+  if (others.length === 0) return config;
   if (config.store !== 'level') {
     throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
   }
   if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
     throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
   }
+  return config;
 }
