@@ -359,3 +359,28 @@ test.serial('a single node runs on-passive then on-active at start and on-passiv
   await node.proc.stop('SIGTERM');
   t.deepEqual(lines(), ['passive start', 'active n1 active', 'passive shutdown']);
 });
+
+test.serial('POST /cluster/transfer-leadership moves the active role to the named member, through any node', async (t) => {
+  const c = await Cluster.create(t);
+  const first = await c.active();
+  const target = c.members.find((m) => m !== first)!;
+  const via = c.members.find((m) => m !== first && m !== target)!;
+  const bad = await admin(via, 'POST', '/cluster/transfer-leadership', { to: 'n9' });
+  t.is(bad.status, 400, JSON.stringify(bad.json));
+  const res = await admin(via, 'POST', '/cluster/transfer-leadership', { to: target.id });
+  t.is(res.status, 200, JSON.stringify(res.json));
+  t.deepEqual(res.json, { leaderId: target.id });
+  t.is((await c.active()).id, target.id);
+  // Without a target: the most up-to-date follower.
+  const again = await admin(target, 'POST', '/cluster/transfer-leadership');
+  t.is(again.status, 200, JSON.stringify(again.json));
+  t.not((again.json as { leaderId: string }).leaderId, target.id);
+});
+
+test.serial('a single node answers a leadership transfer with 409', async (t) => {
+  const { startNode } = await import('./helpers/node.js');
+  const node = await startNode(t);
+  const r = await request(`${node.adminUrl}/cluster/transfer-leadership`, { method: 'POST' });
+  t.is(r.statusCode, 409);
+  t.like(await r.body.json(), { error: { code: 'CONFLICT' } });
+});

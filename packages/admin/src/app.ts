@@ -26,7 +26,7 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   serverRoutes(router, resolved, auth);
   settingsRoutes(router, resolved, auth);
   statsRoutes(router, resolved);
-  nodeRoutes(router, resolved);
+  nodeRoutes(router, resolved, auth);
 
   const app = new Koa<AdminState>();
   // We log errors ourselves (middleware/errors.ts); Koa's default handler would print to stderr.

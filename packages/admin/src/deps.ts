@@ -50,6 +50,12 @@ export interface ClusterMember {
   readonly role: 'voter' | 'learner';
 }
 
+/** What a leadership transfer did. */
+export type LeadershipTransfer =
+  | { readonly ok: true; readonly leaderId: string }
+  | { readonly ok: false; readonly reason: 'notLeader'; readonly leaderId: string | null }
+  | { readonly ok: false; readonly reason: 'invalidTarget' | 'timedOut'; readonly message: string; readonly leaderId: string | null };
+
 export interface ClusterInfo {
   readonly nodeId: string;
   readonly role: 'active' | 'passive';
@@ -72,7 +78,12 @@ export interface AdminLogger {
 export interface AdminDeps {
   readonly pool: PoolStore;
   readonly stats: { stats(): ProxyStatsView };
-  readonly cluster: { info(): ClusterInfo; isActive(): boolean };
+  readonly cluster: {
+    info(): ClusterInfo;
+    isActive(): boolean;
+    /** Cluster mode only: hand leadership to `to` (or the most up-to-date follower). */
+    transferLeadership?(to: string | undefined): Promise<LeadershipTransfer>;
+  };
   /** Served at /metrics; the admin API registers its own request metrics here too. */
   readonly metrics: Registry;
   readonly log: AdminLogger;

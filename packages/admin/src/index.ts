@@ -9,6 +9,7 @@ export type {
   AdminLogger,
   ClusterInfo,
   ClusterMember,
+  LeadershipTransfer,
   CounterPair,
   LastCheckView,
   ProxyStatsView,

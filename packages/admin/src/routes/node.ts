@@ -1,4 +1,6 @@
 import type Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { readJsonBody } from '../body.js';
 import { AdminError } from '../errors.js';
 import type { AdminState, ResolvedDeps } from '../context.js';
 import { INDEX_HEADER } from '../pool-access.js';
@@ -8,7 +10,7 @@ import { INDEX_HEADER } from '../pool-access.js';
 const PROM_CLIENT_NAN = / Nan$/gm;
 
 /** Node-level endpoints: liveness, readiness (active role), cluster view, metrics. */
-export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps): void {
+export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth: Middleware<AdminState>): void {
   // Liveness: answers while the process can run JavaScript, whatever the cluster does.
   router.get('/health', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -25,6 +27,37 @@ export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps): void
     const info = deps.cluster.info();
     ctx.set(INDEX_HEADER, String(info.appliedIndex));
     ctx.body = info;
+  });
+
+  // Planned maintenance: move the leadership (and so the active role) before stopping the
+  // leader's host. Sent to a follower, the write is relayed to the leader like any other.
+  router.post('/cluster/transfer-leadership', auth, async (ctx) => {
+    let to: string | undefined;
+    const length = ctx.req.headers['content-length'];
+    if (ctx.req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+      const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
+      for (const key of Object.keys(body)) {
+        if (key !== 'to') throw new AdminError(400, 'INVALID_COMMAND', `unknown field "${key}"`, { field: key });
+      }
+      if (body.to !== undefined) {
+        if (typeof body.to !== 'string' || body.to.length === 0 || body.to.length > 63) {
+          throw new AdminError(400, 'INVALID_COMMAND', '"to" must be a member id', { field: 'to' });
+        }
+        to = body.to;
+      }
+    }
+    const transfer = deps.cluster.transferLeadership;
+    if (transfer === undefined) throw new AdminError(409, 'CONFLICT', 'a single node has no other member to hand the leadership to');
+    const result = await transfer.call(deps.cluster, to);
+    if (result.ok) {
+      ctx.body = { leaderId: result.leaderId };
+      return;
+    }
+    if (result.reason === 'notLeader') {
+      throw new AdminError(503, 'NOT_LEADER', 'this node is not the leader; retry', { headers: { 'retry-after': '1' }, ...(result.leaderId === null ? {} : { leaderId: result.leaderId }) });
+    }
+    if (result.reason === 'invalidTarget') throw new AdminError(400, 'INVALID_COMMAND', result.message, { field: 'to' });
+    throw new AdminError(504, 'TIMEOUT', result.message, result.leaderId === null ? {} : { leaderId: result.leaderId });
   });
 
   router.get('/metrics', async (ctx) => {

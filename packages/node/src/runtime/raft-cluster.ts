@@ -8,7 +8,7 @@
 // check-quorum lease (RaftDriver.isActive), so two nodes are never active at once.
 import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
-import type { ClusterInfo } from '@weldr/admin';
+import type { ClusterInfo, LeadershipTransfer } from '@weldr/admin';
 import type { NodeId } from '@weldr/raft';
 import { LevelRaftStorage, type ApplyResult, type PoolDb } from '@weldr/store';
 import { RaftDriver } from '../cluster/driver.js';
@@ -162,33 +162,52 @@ export class RaftCluster implements ClusterView {
   }
 
   private async handOff(): Promise<void> {
+    if (this.driver.node.role !== 'leader') return;
+    const result = await this.transferLeadership(undefined);
+    if (result.ok) this.log.info({ event: 'leadership_handed_off', to: result.leaderId }, `leadership handed to ${result.leaderId}`);
+    else this.log.warn({ event: 'leadership_hand_off_failed', reason: result.reason }, 'leadership could not be handed off before stopping');
+  }
+
+  /**
+   * Hand leadership to `to`, or to the follower with the most of the log (thesis §3.10).
+   * Resolves once another node leads, or after two election timeouts.
+   */
+  async transferLeadership(to: NodeId | undefined): Promise<LeadershipTransfer> {
     const node = this.driver.node;
-    if (node.role !== 'leader') return;
+    if (node.role !== 'leader') return { ok: false, reason: 'notLeader', leaderId: node.leader };
     const status = node.status();
-    let best: NodeId | null = null;
-    let bestMatch = -1;
-    for (const [id, p] of Object.entries(status.progress ?? {})) {
-      if (id === this.config.id || !status.config.voters.includes(id)) continue;
-      if (p.match > bestMatch) {
-        best = id;
-        bestMatch = p.match;
+    let target = to;
+    if (target === undefined) {
+      let bestMatch = -1;
+      for (const [id, p] of Object.entries(status.progress ?? {})) {
+        if (id === this.config.id || !status.config.voters.includes(id)) continue;
+        if (p.match > bestMatch) {
+          target = id;
+          bestMatch = p.match;
+        }
       }
+      if (target === undefined) return { ok: false, reason: 'invalidTarget', message: 'no other voter to hand the leadership to', leaderId: this.config.id };
+    } else if (target === this.config.id) {
+      return { ok: true, leaderId: target };
+    } else if (!status.config.voters.includes(target)) {
+      return { ok: false, reason: 'invalidTarget', message: `${target} is not a voting member`, leaderId: this.config.id };
     }
-    if (best === null) return;
-    const target = best;
-    await new Promise<void>((resolve) => {
-      const done = this.driver.onRoleChange((role) => {
-        if (role !== 'leader') finish();
+    const chosen = target;
+    const moved = await new Promise<boolean>((resolve) => {
+      const done = this.driver.onRoleChange((role, leader) => {
+        if (role !== 'leader' && leader !== null && leader !== this.config.id) finish(true);
       });
-      const timer = setTimeout(finish, this.config.raftElectionTimeout);
-      function finish(): void {
+      const timer = setTimeout(() => finish(false), 2 * this.config.raftElectionTimeout);
+      function finish(ok: boolean): void {
         clearTimeout(timer);
         done();
-        resolve();
+        resolve(ok);
       }
-      this.driver.transferLeadership(target);
+      this.driver.transferLeadership(chosen);
     });
-    this.log.info({ event: 'leadership_handed_off', to: target, leader: this.driver.node.leader }, `leadership handed to ${target}`);
+    const leaderId = this.driver.node.leader;
+    if (moved && leaderId !== null) return { ok: true, leaderId };
+    return { ok: false, reason: 'timedOut', message: `the leadership did not move to ${chosen} in time`, leaderId };
   }
 }
 
