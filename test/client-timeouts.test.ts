@@ -35,3 +35,15 @@ test('an idle keep-alive connection is closed (--client-idle-timeout)', async (t
   t.is(parseResponses(text)[0]?.status, 200);
   t.true(closedByServer, 'closed by the proxy well before the 15 s bound');
 });
+
+test('a request body that stops arriving gets 408 after --client-body-timeout, long before --client-request-timeout', async (t) => {
+  const local = new Cleanup();
+  t.teardown(() => local.run());
+  const { node: slow } = await nodeWithOrigins(local, ['cto-b'], { store: 'memory', args: ['--client-body-timeout', '300ms', '--client-request-timeout', '5m'] });
+  const started = Date.now();
+  const { text, closedByServer } = await rawExchange(slow.proxyPort, 'POST /echo HTTP/1.1\r\nHost: e2e\r\nContent-Length: 100\r\n\r\npart of it', { timeoutMs: 15_000 });
+  t.true(closedByServer);
+  t.true(Date.now() - started < 10_000, `closed after ${Date.now() - started} ms`);
+  const statuses = parseResponses(text).map((r) => r.status);
+  t.false(statuses.some((s) => s < 400), statuses.join(','));
+});

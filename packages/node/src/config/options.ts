@@ -38,6 +38,7 @@ export interface NodeConfig {
   readonly clientHeadersTimeout: number;
   readonly clientRequestTimeout: number;
   readonly clientIdleTimeout: number;
+  readonly clientBodyTimeout: number;
   readonly originConnectTimeout: number;
   readonly originResponseTimeout: number;
   readonly originIdleTimeout: number;
@@ -92,6 +93,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'clientHeadersTimeout', flag: 'client-headers-timeout', env: 'WELDR_CLIENT_HEADERS_TIMEOUT', valueName: 'DURATION', help: 'max time for a client to send the request head (then 408)', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientHeadersMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientHeadersMs), parse: duration(false) },
   { key: 'clientRequestTimeout', flag: 'client-request-timeout', env: 'WELDR_CLIENT_REQUEST_TIMEOUT', valueName: 'DURATION', help: 'max time to receive a whole client request, body included (then 408)', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientRequestMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientRequestMs), parse: duration(false) },
   { key: 'clientIdleTimeout', flag: 'client-idle-timeout', env: 'WELDR_CLIENT_IDLE_TIMEOUT', valueName: 'DURATION', help: 'keep-alive idle time between requests on a client connection', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientIdleMs), parse: duration(false) },
+  { key: 'clientBodyTimeout', flag: 'client-body-timeout', env: 'WELDR_CLIENT_BODY_TIMEOUT', valueName: 'DURATION', help: 'max gap between request body bytes from a client (then 408); 0 turns it off', defaultText: formatDuration(DEFAULT_TIMEOUTS.clientBodyIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.clientBodyIdleMs), parse: duration(true) },
   { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originConnectMs), defaultValue: constant(DEFAULT_TIMEOUTS.originConnectMs), parse: duration(false) },
   { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originResponseMs), defaultValue: constant(DEFAULT_TIMEOUTS.originResponseMs), parse: duration(false) },
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },

@@ -59,6 +59,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
         clientIdleMs: config.clientIdleTimeout,
+        clientBodyIdleMs: config.clientBodyTimeout,
         clientRequestMs: config.clientRequestTimeout,
         originConnectMs: config.originConnectTimeout,
         originResponseMs: config.originResponseTimeout,
