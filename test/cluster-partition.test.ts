@@ -107,22 +107,37 @@ async function ports(m: Member): Promise<number[]> {
   return (JSON.parse(text) as { port: number }[]).map((s) => s.port).sort((a, b) => a - b);
 }
 
-test('an active node cut off from the others loses its role before another gains it; the majority goes on; healing converges', async (t) => {
+interface RelayedCluster {
+  readonly members: Member[];
+  readonly relays: Map<string, Relay>;
+  start(m: Member): Promise<void>;
+  isolate(id: string, cut: boolean): void;
+}
+
+/** Three nodes whose Raft traffic all goes through relays (relays.get('n1>n2'): how n1 reaches n2). */
+async function relayedCluster(t: Teardown): Promise<RelayedCluster> {
   const dir = makeTempDir(t, 'weldr-partition-');
-  const ids = ['n1', 'n2', 'n3'];
   const members: Member[] = [];
-  for (const id of ids) members.push({ id, raftPort: await freePort(), adminPort: await freePort(), proc: null });
-  // relays[i][j]: how node i reaches node j.
+  for (const id of ['n1', 'n2', 'n3']) members.push({ id, raftPort: await freePort(), adminPort: await freePort(), proc: null });
   const relays = new Map<string, Relay>();
   for (const a of members) for (const b of members) if (a !== b) relays.set(`${a.id}>${b.id}`, await Relay.start(t, b.raftPort));
-  for (const m of members) {
+  const start = async (m: Member): Promise<void> => {
     const peers = members.map((p) => (p === m ? `${p.id}=127.0.0.1:${p.raftPort}` : `${p.id}=127.0.0.1:${relays.get(`${m.id}>${p.id}`)!.port}`)).join(',');
     m.proc = spawnWeldr(t, `weldr ${m.id}`, [
       'start', '--id', m.id, '--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${m.adminPort}`,
       '--raft', `127.0.0.1:${m.raftPort}`, '--peers', peers, '--data', join(dir, m.id),
     ], { WELDR_CONFIG: undefined, WELDR_CLUSTER_TOKEN: 'e2e-cluster-secret-0123456789' });
-  }
-  await Promise.all(members.map((m) => m.proc!.waitForLine('started', (l) => l.event === 'started')));
+    await m.proc.waitForLine('started', (l) => l.event === 'started');
+  };
+  await Promise.all(members.map(start));
+  const isolate = (id: string, cut: boolean): void => {
+    for (const [key, r] of relays) if (key.startsWith(`${id}>`) || key.endsWith(`>${id}`)) (cut ? r.block() : r.heal());
+  };
+  return { members, relays, start, isolate };
+}
+
+test.serial('an active node cut off from the others loses its role before another gains it; the majority goes on; healing converges', async (t) => {
+  const { members, isolate } = await relayedCluster(t);
 
   const activeNow = async (): Promise<string[]> => {
     const out: string[] = [];
@@ -149,9 +164,6 @@ test('an active node cut off from the others loses its role before another gains
     }
   })();
 
-  const isolate = (id: string, cut: boolean): void => {
-    for (const [key, r] of relays) if (key.startsWith(`${id}>`) || key.endsWith(`>${id}`)) (cut ? r.block() : r.heal());
-  };
   const cutAt = Date.now();
   isolate(first.id, true);
   const second = await oneActive(first.id);
@@ -173,4 +185,121 @@ test('an active node cut off from the others loses its role before another gains
   await watcher;
   t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
   t.is((await activeNow()).length, 1);
+});
+
+test.serial('nemesis: seeded pauses, kills and partitions under concurrent writes and linearizable reads: no acknowledged write lost, no stale read, never two active', async (t) => {
+  const c = await relayedCluster(t);
+  // Seeded (LCG): the same schedule on every run.
+  let seed = 20261125;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor((seed / 2147483648) * n);
+  };
+  const acked = new Map<number, number>(); // port → time acknowledged (performance.now())
+  const staleReads: string[] = [];
+  const overlaps: string[][] = [];
+  let running = true;
+  let nextPort = 1;
+  const alive = (): Member[] => c.members.filter((m) => m.proc !== null && m.proc.running);
+
+  const writer = async (w: number): Promise<void> => {
+    while (running) {
+      const port = nextPort++;
+      for (let attempt = 0; running && attempt < 100; attempt++) {
+        const m = c.members[(w + attempt) % 3]!;
+        let status = -1;
+        try {
+          const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'idempotency-key': `n-${port}` },
+            body: JSON.stringify({ ip: '10.7.0.1', port }),
+            headersTimeout: 3000,
+            bodyTimeout: 3000,
+          });
+          await r.body.dump();
+          status = r.statusCode;
+        } catch {
+          // paused, killed or cut: indeterminate, retried with the same key
+        }
+        if (status === 201 || status === 200) {
+          acked.set(port, performance.now());
+          break;
+        }
+        if (status >= 400 && status < 500) throw new Error(`write ${port} refused: ${status}`);
+        await sleep(30);
+      }
+    }
+  };
+  let readCount = 0;
+  const reader = async (): Promise<void> => {
+    while (running) {
+      // Round-robin, not the nemesis's random source: its schedule stays the same every run.
+      const m = c.members[readCount++ % 3]!;
+      const started = performance.now();
+      const mustSee = [...acked].filter(([, at]) => at < started).map(([p]) => p);
+      try {
+        const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, { headersTimeout: 3000, bodyTimeout: 3000 });
+        const text = await r.body.text();
+        if (r.statusCode === 200) {
+          const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
+          const missing = mustSee.filter((p) => !seen.has(p));
+          if (missing.length > 0) staleReads.push(`${m.id} missed ${missing.slice(0, 5).join(',')}`);
+        }
+      } catch {
+        // unavailable: fine
+      }
+      await sleep(20);
+    }
+  };
+  const watcher = async (): Promise<void> => {
+    while (running) {
+      const a: string[] = [];
+      for (const m of alive()) if (await ready(m)) a.push(m.id);
+      if (a.length > 1) overlaps.push(a);
+      await sleep(5);
+    }
+  };
+  const tasks = [writer(0), writer(1), writer(2), reader(), reader(), watcher()];
+
+  const actions: string[] = [];
+  for (let round = 0; round < 8; round++) {
+    await sleep(700);
+    const victim = c.members[rnd(3)]!;
+    const kind = rnd(3);
+    if (kind === 0 && victim.proc?.running) {
+      actions.push(`pause ${victim.id}`);
+      victim.proc.signal('SIGSTOP');
+      await sleep(800);
+      victim.proc.signal('SIGCONT');
+    } else if (kind === 1 && victim.proc?.running) {
+      actions.push(`kill ${victim.id}`);
+      victim.proc.signal('SIGKILL');
+      await victim.proc.exited;
+      await c.start(victim);
+    } else {
+      actions.push(`partition ${victim.id}`);
+      c.isolate(victim.id, true);
+      await sleep(1000);
+      c.isolate(victim.id, false);
+    }
+  }
+  await sleep(1500);
+  running = false;
+  await Promise.all(tasks);
+  t.log(`nemesis: ${actions.join(', ')}; ${acked.size} writes acknowledged`);
+
+  // After healing: every node converges on a pool that holds every acknowledged write.
+  for (const m of c.members) {
+    const final = await eventually(`${m.id} converges`, async () => {
+      const r = await request(`http://127.0.0.1:${m.adminPort}/servers`);
+      const text = await r.body.text();
+      if (r.statusCode !== 200) return undefined;
+      const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
+      return [...acked.keys()].every((p) => seen.has(p)) ? seen : undefined;
+    }, 20_000);
+    for (const p of final) t.true(p < nextPort, `${m.id} holds only written ports`);
+  }
+  t.true(acked.size >= 20, `${acked.size} writes acknowledged`);
+  t.deepEqual(staleReads, [], 'a linearizable read missed a write acknowledged before it started');
+  t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
 });
