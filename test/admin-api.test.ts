@@ -113,3 +113,13 @@ test.serial('a URL over the header limit is 431 in the error shape, and the admi
   t.like(await res.body.json(), { error: { code: 'HEADERS_TOO_LARGE' } });
   t.is((await adminCall(node, 'GET', '/health')).status, 200);
 });
+
+test.serial("adding the node's own proxy listener as a server is refused (it would forward to itself)", async (t) => {
+  for (const [ip, port, listener] of [['127.0.0.1', node.proxyPort, 'proxy'], ['127.0.0.1', node.adminPort, 'admin']] as const) {
+    const res = await adminCall(node, 'POST', '/servers', { ip, port });
+    t.is(res.status, 400);
+    t.like(res.body, { error: { code: 'INVALID_COMMAND', field: 'port', message: `${ip}:${port} is this node's own ${listener} listener: the proxy would forward requests to itself` } });
+  }
+  const servers = await adminCall<{ port: number }[]>(node, 'GET', '/servers');
+  t.false(servers.body.some((s) => s.port === node.proxyPort || s.port === node.adminPort));
+});

@@ -113,15 +113,17 @@ test('a data directory already in use: clear error, exit 1', async (t) => {
 
 // Each failure to open the store is one line naming the directory and the reason, and
 // exit 1: never a stack trace (which a supervisor would log on every restart).
-const unusableDataDirs: [string, (dir: string) => string, RegExp][] = [
+const CLUSTER_ARGS = ['--raft', '127.0.0.1:0', '--peers', 'n2=127.0.0.1:9'];
+const unusableDataDirs: [string, (dir: string) => string, RegExp, string[]?][] = [
   ['a file where the directory should be', (dir) => writeFile(join(dir, 'afile'), 'x'), /cannot use .*afile as the data directory: a file is in the way/],
   ['a path under a file', (dir) => join(writeFile(join(dir, 'afile'), 'x'), 'sub'), /cannot use .*afile\/sub as the data directory: a file is in the way/],
   ['an unreadable LevelDB (CURRENT corrupt)', (dir) => (writeFile(join(dir, 'CURRENT'), 'MANIFEST-999999\n'), dir), /cannot open data directory .*: IO error: .*MANIFEST-999999/],
+  ['cluster mode, a file where the directory should be', (dir) => writeFile(join(dir, 'afile'), 'x'), /cannot use .*afile as the data directory: a file is in the way/, CLUSTER_ARGS],
 ];
-for (const [name, prepare, pattern] of unusableDataDirs) {
+for (const [name, prepare, pattern, extra = []] of unusableDataDirs) {
   test(`an unusable data directory (${name}): one clear line, exit 1`, async (t) => {
     const dataDir = prepare(makeTempDir(t));
-    const { code, stderr } = await runWeldr(t, ['start', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', dataDir]);
+    const { code, stderr } = await runWeldr(t, ['start', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', dataDir, ...extra]);
     t.is(code, 1, stderr);
     t.regex(stderr, pattern);
     t.is(stderr.trim().split('\n').length, 1, stderr);

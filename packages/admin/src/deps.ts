@@ -91,6 +91,12 @@ export interface AdminDeps {
   readonly bodyLimitBytes?: number;
   /** How long a write waits for commit + apply (and a read for ReadIndex). Default 5000. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Names the listener of this node at ip:port (canonical), e.g. "proxy", or undefined.
+   * POST /servers refuses such an address: the proxy would forward to itself, every
+   * request (and health check) looping until its headers overflow.
+   */
+  readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** When set, POST/PATCH/DELETE need `Authorization: Bearer <token>`. Reads stay open. */
   readonly auth?: { readonly token: string };
 }

@@ -172,3 +172,16 @@ test('writes are logged with the request id, command and index', async (t) => {
   const line = h.logs.find((l) => l.msg === 'pool write applied');
   t.like(line?.obj, { requestId: 'trace-1', command: 'AddServer', index: 1, duplicate: false });
 });
+
+test("POST /servers refuses this node's own listener (the proxy would forward to itself), in any spelling", async (t) => {
+  const h = await startAdmin(t, { ownListenerAt: (ip, port) => (ip === '127.0.0.1' && port === 8080 ? 'proxy' : undefined) });
+  for (const body of [{ ip: '127.0.0.1', port: 8080 }, { ip: '127.0.0.1', port: '8080' }]) {
+    const r = await h.call('POST', '/servers', { body });
+    t.is(r.status, 400);
+    t.like(r.json, { error: { code: 'INVALID_COMMAND', field: 'port', message: "127.0.0.1:8080 is this node's own proxy listener: the proxy would forward requests to itself" } });
+  }
+  t.is(h.pool.proposals.length, 0);
+  t.is((await h.call('POST', '/servers', { body: { ip: '127.0.0.1', port: 8081 } })).status, 201);
+  // A malformed address is still reported by validation, with its own field.
+  t.like((await h.call('POST', '/servers', { body: { ip: 'localhost', port: 8080 } })).json, { error: { field: 'ip' } });
+});

@@ -20,7 +20,9 @@ export function serverRoutes(router: Router<AdminState>, deps: ResolvedDeps, aut
 
   router.post('/servers', auth, async (ctx) => {
     const body = await readJsonBody(ctx.req, deps.bodyLimitBytes);
-    const { outcome } = await commit(ctx, deps, commandFromBody('AddServer', body));
+    const command = commandFromBody('AddServer', body);
+    refuseOwnListener(deps, command);
+    const { outcome } = await commit(ctx, deps, command);
     const server = serverOf(outcome);
     ctx.status = outcome.status === 'created' ? 201 : 200;
     if (outcome.status === 'created') ctx.set('Location', `/servers/${server.ip}/${server.port}`);
@@ -45,6 +47,22 @@ export function serverRoutes(router: Router<AdminState>, deps: ResolvedDeps, aut
     await commit(ctx, deps, { type: 'RemoveServer', ...pathAddress(ctx.params) });
     ctx.status = 204;
   });
+}
+
+/** A server at one of this node's own listeners would make the proxy forward to itself. */
+function refuseOwnListener(deps: ResolvedDeps, command: Readonly<Record<string, unknown>>): void {
+  if (deps.ownListenerAt === undefined) return;
+  let ip: string;
+  let port: number;
+  try {
+    ip = validateIp(command['ip']);
+    port = validatePort(command['port']);
+  } catch {
+    return; // commit() reports the malformed address with its field
+  }
+  const listener = deps.ownListenerAt(ip, port);
+  if (listener === undefined) return;
+  throw new AdminError(400, 'INVALID_COMMAND', `${serverId(ip, port)} is this node's own ${listener} listener: the proxy would forward requests to itself`, { field: 'port' });
 }
 
 function pathAddress(params: Record<string, string | undefined>): { ip: string | undefined; port: string | undefined } {

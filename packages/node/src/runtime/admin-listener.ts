@@ -1,10 +1,11 @@
 // The admin API listener: @weldr/admin's Koa app on its own node:http server.
 import { createServer } from 'node:http';
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
 import { answerClientError, createAdminApp } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
-import type { PoolStore } from '@weldr/store';
+import { parseIp, type PoolStore } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
 import type { HostPort } from '../config/values.js';
 import { closeServer, listen } from './listen.js';
@@ -19,6 +20,8 @@ export interface AdminListenerDeps {
   readonly cluster: ClusterView;
   readonly metrics: Registry;
   readonly log: Logger;
+  /** Names this node's listener at ip:port, if any (POST /servers refuses those). */
+  readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** Cluster mode: writes on a follower are relayed to the leader. */
   readonly forward?: ForwardTarget | undefined;
 }
@@ -38,6 +41,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     metrics: deps.metrics,
     log: deps.log.child({ component: 'admin' }),
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken } }),
+    ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
   });
   const local = app.callback();
   const server = createServer(
@@ -72,4 +76,26 @@ export function isLoopbackHost(host: string): boolean {
   if (mapped !== undefined) return isLoopbackHost(mapped);
   const family = isIP(host);
   return family !== 0 && LOOPBACK.check(host, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * Looks up which of `listeners` (bound addresses, added as they bind) a canonical
+ * ip:port reaches: the same address, or any address of this host for a wildcard one.
+ */
+export function ownListenerLookup(listeners: readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
+  return (ip, port) => listeners.find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
+}
+
+function reaches(host: string, ip: string): boolean {
+  if (host === '0.0.0.0' || host === '::') return isThisHost(ip);
+  if (host.toLowerCase() === 'localhost') return isLoopbackHost(ip);
+  const canonical = parseIp(host);
+  return canonical.ok && canonical.value.ip === ip;
+}
+
+/** Loopback, or an address of one of this host's interfaces. */
+function isThisHost(ip: string): boolean {
+  if (isLoopbackHost(ip)) return true;
+  const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(ip)?.[1] ?? ip;
+  return Object.values(networkInterfaces()).some((addresses) => addresses?.some((a) => a.address === v4 || a.address === ip));
 }

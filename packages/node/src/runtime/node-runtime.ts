@@ -7,7 +7,7 @@ import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
 import { listenError } from './listen.js';
-import { isLoopbackHost, startAdminListener, type AdminListener } from './admin-listener.js';
+import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
 import { RaftCluster, type ClusterView } from './raft-cluster.js';
@@ -79,7 +79,10 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
     warnIfAdminExposed(log, config);
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined });
+    // Filled in as the listeners bind (ports may be ephemeral).
+    const listeners: { name: string; address: HostPort }[] = [];
+    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
+    listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
     if (raft !== null) {
@@ -99,6 +102,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
     });
     const proxyAddress = { host: config.listen.host, port: bound.port };
+    listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
 
     cluster.activate();

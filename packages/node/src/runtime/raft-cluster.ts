@@ -17,7 +17,7 @@ import { TcpTransport } from '../cluster/transport.js';
 import type { NodeConfig } from '../config/options.js';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { Logger } from './logger.js';
-import { StoreOpenError } from './store-factory.js';
+import { dataDirError, StoreOpenError } from './store-factory.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -45,14 +45,13 @@ export class RaftCluster implements ClusterView {
 
   /** Open the database and build the driver; nothing is sent or received until start(). */
   static async open(config: NodeConfig, log: Logger): Promise<RaftCluster> {
-    await mkdir(config.data, { recursive: true });
     const db = new Level<string, string>(config.data) as unknown as PoolDb;
     try {
+      // Inside the try: a --data that names a file is one clear line, not a stack trace.
+      await mkdir(config.data, { recursive: true });
       await db.open();
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause;
-      if (cause?.code === 'LEVEL_LOCKED') throw new StoreOpenError(`data directory ${config.data} is in use by another process`, { cause: err });
-      throw new StoreOpenError(`cannot open data directory ${config.data}: ${(err as Error).message}`, { cause: err });
+      throw dataDirError(config.data, err);
     }
     try {
       const members = [config.id, ...config.peers.map((p) => p.id)];

@@ -15,8 +15,13 @@ export async function openStore(config: NodeConfig, log: Logger): Promise<PoolSt
     await mkdir(config.data, { recursive: true });
     return await LevelPoolStore.open({ location: config.data, onListenerError });
   } catch (err) {
-    throw new StoreOpenError(openFailure(config.data, err), { cause: err });
+    throw dataDirError(config.data, err);
   }
+}
+
+/** A failure to create or open the data directory (either store kind), in operator terms. */
+export function dataDirError(data: string, err: unknown): StoreOpenError {
+  return new StoreOpenError(openFailure(data, err), { cause: err });
 }
 
 /** The reason a data directory could not be opened, in operator terms. */
