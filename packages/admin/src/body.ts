@@ -1,6 +1,7 @@
 // A small strict JSON body reader (koa-bodyparser is not a dependency, on purpose: we
 // want the limit enforced while streaming and every failure mapped to our error codes).
 import type { IncomingMessage } from 'node:http';
+import { duplicateJsonKey } from '@weldr/store';
 import { AdminError } from './errors.js';
 
 // `curl -d` sends application/x-www-form-urlencoded unless told otherwise, and the
@@ -38,50 +39,11 @@ export async function readJsonBody(req: IncomingMessage, limitBytes: number): Pr
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new AdminError(400, 'INVALID_JSON', 'the request body must be a JSON object');
   }
-  const duplicate = duplicateKey(text);
+  const duplicate = duplicateJsonKey(text);
   if (duplicate !== undefined) {
     throw new AdminError(400, 'INVALID_JSON', `the request body has the key ${JSON.stringify(duplicate)} more than once in one object; each key may appear once`);
   }
   return value as Record<string, unknown>;
-}
-
-/**
- * The first key that appears twice in one object of `text`, which must be valid JSON.
- * JSON.parse silently keeps the last one, so `{"port":80,"port":8080}` would mean
- * whatever the client's serializer happened to put last; refusing it (as I-JSON, RFC
- * 7493, does) keeps a client bug from becoming a wrong pool entry. One linear pass,
- * without recursion, so deep nesting cannot overflow the stack.
- */
-function duplicateKey(text: string): string | undefined {
-  // One entry per open container: the keys seen so far for an object, null for an array.
-  const open: (Set<string> | null)[] = [];
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      let end = i + 1;
-      while (text.charCodeAt(end) !== 0x22) end += text.charCodeAt(end) === 0x5c /* \ */ ? 2 : 1;
-      const keys = open[open.length - 1];
-      if (expectKey && keys) {
-        // Decoded, so "a" and "\u0061" are the same key.
-        const key = JSON.parse(text.slice(i, end + 1)) as string;
-        if (keys.has(key)) return key;
-        keys.add(key);
-        expectKey = false;
-      }
-      i = end;
-    } else if (c === 0x7b /* { */) {
-      open.push(new Set());
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      open.push(null);
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      open.pop();
-    } else if (c === 0x2c /* , */) {
-      expectKey = open[open.length - 1] !== null;
-    }
-  }
-  return undefined;
 }
 
 function checkMediaType(req: IncomingMessage): void {

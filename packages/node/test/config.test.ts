@@ -168,3 +168,7 @@ test('the proxy and the admin API on one address is a configuration error', (t) 
   t.regex(loadError(['--listen', '127.0.0.1:0', '--raft', '127.0.0.1:8687', '--peers', 'n2=127.0.0.1:9999']), /the admin API \(admin 127\.0\.0\.1:8687\) and the Raft transport \(raft 127\.0\.0\.1:8687\) cannot share port 8687/);
   t.is(load(['--listen', '127.0.0.1:0', '--raft', '127.0.0.1:8687']).config.raft.port, 8687);
 });
+
+test('a key repeated in the config file is an error, not "the last one wins"', (t) => {
+  t.regex(loadError(['--config', '/etc/w.json'], {}, { '/etc/w.json': '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}' }), /key "listen" appears more than once in config file \/etc\/w.json/);
+});

@@ -32,6 +32,8 @@ export {
   effectiveHealthCheck,
 } from './pool/defaults.js';
 
+export { duplicateJsonKey } from './pool/json-value.js';
+
 // validation
 export { BOUNDS } from './pool/bounds.js';
 export { parseIp } from './pool/ip.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { StoreError, validateCommand, validateRequestId, validateSettings, DEFAULT_SETTINGS, type PoolCommand } from '../src/index.js';
+import { duplicateJsonKey, StoreError, validateCommand, validateRequestId, validateSettings, DEFAULT_SETTINGS, type PoolCommand } from '../src/index.js';
 
 const add = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({ type: 'AddServer', ip: '10.0.0.1', port: 8080, ...extra });
 const hc = (fields: Record<string, unknown>): Record<string, unknown> => add({ healthCheck: fields });
@@ -200,4 +200,14 @@ test('validateSettings accepts the defaults and requires every field', (t) => {
   const err = t.throws(() => validateSettings({ ...DEFAULT_SETTINGS, healthCheck: partialHc }), { instanceOf: StoreError });
   t.is(err?.field, 'settings.healthCheck.jitterMs');
   t.is(t.throws(() => validateSettings({ healthCheck: DEFAULT_SETTINGS.healthCheck, passiveHealth: DEFAULT_SETTINGS.passiveHealth }))?.message, 'settings.balancer is required');
+});
+
+test('duplicateJsonKey finds a key repeated in one object, decoded, at any depth, and nothing else', (t) => {
+  t.is(duplicateJsonKey('{"a":1,"a":2}'), 'a');
+  t.is(duplicateJsonKey('{"a":1,"\\u0061":2}'), 'a');
+  t.is(duplicateJsonKey('{"x":{"b":[{"c":1,"c":2}]}}'), 'c');
+  t.is(duplicateJsonKey('{"x":{},"x":1}'), 'x');
+  t.is(duplicateJsonKey('{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}'), undefined);
+  t.is(duplicateJsonKey('{"s":"a\\",\\"a","a":"{\\"a\\":1,\\"a\\":2}"}'), undefined, 'quotes, commas and braces inside strings are not structure');
+  t.is(duplicateJsonKey('{"k":["a","a"],"v":"\\\\"}'), undefined);
 });

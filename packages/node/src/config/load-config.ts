@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
 import { formatHostPort, ValueError, type HostPort } from './values.js';
@@ -169,6 +170,8 @@ function readConfigFile(path: string, readFile = (p: string) => readFileSync(p, 
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConfigError(`config file ${path} must contain a JSON object`);
   }
+  const duplicate = duplicateJsonKey(text.replace(/^\uFEFF/, ''));
+  if (duplicate !== undefined) throw new ConfigError(`key "${duplicate}" appears more than once in config file ${path}; which one was meant is unclear`);
   const known = new Set<string>(OPTIONS.map((o) => o.key));
   for (const key of Object.keys(parsed)) {
     if (!known.has(key)) throw new ConfigError(`unknown key "${key}" in config file ${path} (known keys: ${[...known].join(', ')})`);
