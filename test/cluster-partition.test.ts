@@ -8,21 +8,8 @@ import { request } from 'undici';
 import { makeTempDir } from './helpers/node.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
+import { reservedPort } from './helpers/ports.js';
 
-/** A port below the kernel's ephemeral range (see cluster.test.ts). */
-let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = nextPort;
-    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 /** Forwards connections to `target`; while blocked, cuts every connection and refuses new ones. */
 class Relay {
@@ -50,7 +37,7 @@ class Relay {
   }
 
   static async start(t: Teardown, target: number): Promise<Relay> {
-    const port = await freePort();
+    const port = await reservedPort();
     const r = new Relay(port, target);
     await new Promise<void>((resolve) => r.server.listen(port, '127.0.0.1', () => resolve()));
     t.teardown(() => r.close());
@@ -118,7 +105,7 @@ interface RelayedCluster {
 async function relayedCluster(t: Teardown): Promise<RelayedCluster> {
   const dir = makeTempDir(t, 'weldr-partition-');
   const members: Member[] = [];
-  for (const id of ['n1', 'n2', 'n3']) members.push({ id, raftPort: await freePort(), adminPort: await freePort(), proc: null });
+  for (const id of ['n1', 'n2', 'n3']) members.push({ id, raftPort: await reservedPort(), adminPort: await reservedPort(), proc: null });
   const relays = new Map<string, Relay>();
   for (const a of members) for (const b of members) if (a !== b) relays.set(`${a.id}>${b.id}`, await Relay.start(t, b.raftPort));
   const start = async (m: Member): Promise<void> => {

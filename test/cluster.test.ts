@@ -1,7 +1,7 @@
 // A three-node cluster of real `weldr start` processes on loopback: writes through any
 // node, replication, kill -9 and SIGSTOP of the active node, restarts from disk, and
 // never two nodes answering /ready 200 at once.
-import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
@@ -9,25 +9,8 @@ import { makeTempDir } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
+import { reservedPort } from './helpers/ports.js';
 
-/**
- * A port for a listener that other members must know before it starts. Taken below the
- * kernel's ephemeral range (32768+), so the outbound connections of the processes under
- * test, which get ephemeral ports, cannot take it between this check and the bind.
- */
-let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = nextPort;
-    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
 
 interface Member {
   readonly id: string;
@@ -49,7 +32,7 @@ class Cluster {
     const dir = makeTempDir(t, 'weldr-cluster-');
     const members: Member[] = [];
     for (let i = 1; i <= size; i++) {
-      members.push({ id: `n${i}`, raftPort: await freePort(), adminPort: await freePort(), proxyPort: await freePort(), dataDir: join(dir, `n${i}`), proc: null });
+      members.push({ id: `n${i}`, raftPort: await reservedPort(), adminPort: await reservedPort(), proxyPort: await reservedPort(), dataDir: join(dir, `n${i}`), proc: null });
     }
     const c = new Cluster(t, members, extraArgs);
     await Promise.all(members.map((m) => c.start(m)));
@@ -100,6 +83,15 @@ class Cluster {
       return a.length === 1 ? a[0] : undefined;
     }, timeoutMs, 20);
     return this.member(id);
+  }
+}
+
+/** The lines of a file hooks append to; none before the first hook ran. */
+function fileLines(path: string): string[] {
+  try {
+    return readFileSync(path, 'utf8').trim().split('\n');
+  } catch {
+    return [];
   }
 }
 
@@ -313,14 +305,7 @@ test.serial('--on-active / --on-passive hooks follow the role: passive at start,
     '--on-passive', `echo "${m.id} passive $WELDR_REASON" >> ${log}`,
   ]);
   const first = await c.active();
-  const { readFileSync } = await import('node:fs');
-  const lines = (): string[] => {
-    try {
-      return readFileSync(log, 'utf8').trim().split('\n');
-    } catch {
-      return [];
-    }
-  };
+  const lines = (): string[] => fileLines(log);
   await eventually('hooks at start and on the first leader', () => {
     const l = lines();
     return ['n1', 'n2', 'n3'].every((id) => l.includes(`${id} passive start`)) && l.includes(`${first.id} active role change`) ? true : undefined;
@@ -342,14 +327,7 @@ test.serial('a single node runs on-passive then on-active at start and on-passiv
   const node = await startNode(t, {
     args: ['--on-active', `echo "active $WELDR_NODE_ID $WELDR_ROLE" >> ${log}; exit 3`, '--on-passive', `echo "passive $WELDR_REASON" >> ${log}`],
   });
-  const { readFileSync } = await import('node:fs');
-  const lines = (): string[] => {
-    try {
-      return readFileSync(log, 'utf8').trim().split('\n');
-    } catch {
-      return [];
-    }
-  };
+  const lines = (): string[] => fileLines(log);
   await eventually('start hooks', () => (lines().length >= 2 ? true : undefined));
   t.deepEqual(lines(), ['passive start', 'active n1 active']);
   await eventually('the failed hook is logged', () => node.proc.lines.find((l) => l.event === 'hook_failed' && l.hook === 'on-active' && l.code === 3));

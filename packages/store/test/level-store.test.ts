@@ -1,8 +1,6 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { Level } from 'level';
 import { MemoryLevel } from 'memory-level';
@@ -20,6 +18,7 @@ import {
   type PoolDb,
 } from '../src/index.js';
 import { poolStoreContract } from './contract/pool-store-contract.js';
+import { runUntilKilled } from './fixtures/kill-writer.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'weldr-store-'));
@@ -242,22 +241,7 @@ test('replaceStateOps installs a whole state over an older one in one batch', as
 
 test('acknowledged writes survive kill -9 of the writing process', async (t) => {
   const dir = await tempDir(t);
-  const script = fileURLToPath(new URL('./fixtures/level-writer.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import=tsx', '--conditions=@weldr/source', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let acked = 0;
-  let buffered = '';
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`writer exited early: ${code ?? signal}`))));
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) acked = Math.max(acked, Number(line));
-      // Kill in the middle of the stream, while writes are in flight.
-      if (acked >= 40) child.kill('SIGKILL');
-    });
-  });
+  const acked = await runUntilKilled('level-writer.ts', dir, 40);
   const store = await openAt(t, dir);
   const snap = store.snapshot();
   t.true(snap.index >= acked, `applied ${snap.index} >= acknowledged ${acked}`);

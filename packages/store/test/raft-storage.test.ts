@@ -1,14 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import test, { type ExecutionContext } from 'ava';
 import { Level } from 'level';
 import { MemoryLevel } from 'memory-level';
 import { MemoryStorage, type ConfState, type Entry, type Storage } from '@weldr/raft';
 import { storageContract, type ContractStorage } from '@weldr/raft/testing';
 import { LevelPoolStore, LevelRaftStorage, RAFT_KEYS, RaftStorageCorrupt, encodeEntry, logKey, type PoolDb } from '../src/index.js';
+import { runUntilKilled } from './fixtures/kill-writer.js';
 
 async function tempDir(t: ExecutionContext): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'weldr-raftlog-'));
@@ -212,21 +211,7 @@ test('shares a database with the pool store: neither touches the other’s keys'
 
 test('acknowledged appends survive kill -9 of the writing process, snapshots and compactions included', async (t) => {
   const dir = await tempDir(t);
-  const script = fileURLToPath(new URL('./fixtures/raft-writer.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import=tsx', '--conditions=@weldr/source', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let acked = 0;
-  let buffered = '';
-  await new Promise<void>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('exit', (code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`writer exited early: ${code ?? signal}`))));
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const lines = buffered.split('\n');
-      buffered = lines.pop() ?? '';
-      for (const line of lines) acked = Math.max(acked, Number(line));
-      if (acked >= 80) child.kill('SIGKILL');
-    });
-  });
+  const acked = await runUntilKilled('raft-writer.ts', dir, 80);
   const db = new Level<string, string>(dir);
   t.teardown(() => db.close());
   const s = await LevelRaftStorage.open(db as unknown as PoolDb);
