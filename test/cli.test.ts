@@ -52,6 +52,7 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['bad duration', ['start', '--shutdown-timeout', 'soon'], {}, /--shutdown-timeout/],
   ['missing config file', ['start', '--config', '/nonexistent/weldr.json'], {}, /cannot read config file \/nonexistent\/weldr.json/],
   ['bad JSON in config file', ['start', '--config', file('bad.json', '{"listen":')], {}, /is not valid JSON/],
+  ['key repeated in config file', ['start', '--config', file('dup.json', '{"listen":"127.0.0.1:0","listen":"127.0.0.1:1"}')], {}, /key "listen" appears more than once in config file/],
   ['unknown config key', ['start', '--config', file('key.json', '{"listen":"127.0.0.1:0","adminn":"x"}')], {}, /unknown key "adminn"/],
   ['bad value in config file', ['start'], { WELDR_CONFIG: file('val.json', '{"raft":"127.0.0.1:-1"}') }, /"raft" in .*val.json/],
   ['--raft disagrees with the node\'s own --peers entry', ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft', '127.0.0.1:7003'], {}, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft is 127\.0\.0\.1:7003/],
