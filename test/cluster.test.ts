@@ -362,3 +362,15 @@ test.serial('a single node answers a leadership transfer with 409', async (t) =>
   t.is(r.statusCode, 409);
   t.like(await r.body.json(), { error: { code: 'CONFLICT' } });
 });
+
+test.serial('a data directory written by a single node is refused in cluster mode with a clear message', async (t) => {
+  const { startNode } = await import('./helpers/node.js');
+  const { runWeldr } = await import('./helpers/process.js');
+  const single = await startNode(t);
+  const r = await request(`${single.adminUrl}/servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: '127.0.0.1', port: 1 }) });
+  await r.body.dump();
+  await single.proc.stop('SIGTERM');
+  const res = await runWeldr(t, ['start', '--id', 'n1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--peers', `n1=127.0.0.1:${await reservedPort()},n2=127.0.0.1:${await reservedPort()}`, '--data', single.dataDir]);
+  t.is(res.code, 1);
+  t.regex(res.stderr, /holds a single-node pool \(1 servers, index 1\) and no Raft log/);
+});

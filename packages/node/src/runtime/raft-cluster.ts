@@ -10,7 +10,7 @@ import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import type { ClusterInfo, LeadershipTransfer } from '@weldr/admin';
 import type { NodeId } from '@weldr/raft';
-import { LevelRaftStorage, type ApplyResult, type PoolDb } from '@weldr/store';
+import { LevelRaftStorage, loadState, RAFT_KEYS, UTF8, type ApplyResult, type PoolDb } from '@weldr/store';
 import { RaftDriver } from '../cluster/driver.js';
 import { PoolReplica, RaftPoolStore } from '../cluster/raft-pool-store.js';
 import { TcpTransport } from '../cluster/transport.js';
@@ -55,6 +55,15 @@ export class RaftCluster implements ClusterView {
     }
     try {
       const members = [config.id, ...config.peers.map((p) => p.id)];
+      if ((await db.get(RAFT_KEYS.hardState, UTF8 as never)) === undefined) {
+        const pool = await loadState(db);
+        if (pool !== undefined && pool.appliedIndex > 0) {
+          throw new StoreOpenError(
+            `data directory ${config.data} holds a single-node pool (${pool.servers.size} servers, index ${pool.appliedIndex}) and no Raft log; ` +
+              'start cluster members on empty data directories and add the servers again through the admin API',
+          );
+        }
+      }
       const storage = await LevelRaftStorage.open(db, { bootstrap: members });
       const raftLog = log.child({ component: 'raft' });
       const onListenerError = (err: unknown): void => log.error({ err, event: 'subscriber_failed' }, 'pool subscriber failed');
