@@ -123,3 +123,14 @@ test.serial("adding the node's own proxy listener as a server is refused (it wou
   const servers = await adminCall<{ port: number }[]>(node, 'GET', '/servers');
   t.false(servers.body.some((s) => s.port === node.proxyPort || s.port === node.adminPort));
 });
+
+test('a client that dribbles an admin request head is cut with a JSON 408 within seconds, not minutes', async (t) => {
+  const { rawExchange } = await import('./helpers/raw-http.js');
+  const started = Date.now();
+  const { text, closedByServer } = await rawExchange(node.adminPort, 'POST /servers HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\n', { timeoutMs: 20_000 });
+  const ms = Date.now() - started;
+  t.true(closedByServer, 'closed by the admin listener');
+  t.regex(text, /^HTTP\/1\.1 408 /);
+  t.regex(text, /"REQUEST_TIMEOUT"/);
+  t.true(ms < 12_000, `cut after ${ms} ms`);
+});

@@ -32,6 +32,11 @@ export interface AdminListener {
   close(): Promise<void>;
 }
 
+/** A complete admin request head must arrive within this; then 408. */
+export const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
+/** A complete admin request (body included, at most 64 KiB) must arrive within this. */
+export const ADMIN_REQUEST_TIMEOUT_MS = 15_000;
+
 export async function startAdminListener(deps: AdminListenerDeps): Promise<AdminListener> {
   const { config } = deps;
   const app = createAdminApp({
@@ -45,6 +50,13 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
   });
   const local = app.callback();
   const server = createServer(
+    {
+      // Admin requests are small and quick: a client that dribbles its head or body is
+      // cut long before node's defaults (60 s head, 300 s request, checked every 30 s).
+      headersTimeout: ADMIN_HEADERS_TIMEOUT_MS,
+      requestTimeout: ADMIN_REQUEST_TIMEOUT_MS,
+      connectionsCheckingInterval: 1_000,
+    },
     deps.forward === undefined
       ? local
       : forwardingListener(local, { nodeId: config.id, target: deps.forward, timeoutMs: 10_000, log: deps.log.child({ component: 'admin' }) }),
