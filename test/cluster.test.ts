@@ -148,6 +148,18 @@ test.serial('writes through any node are replicated; followers forward to the le
     });
     t.regex(body, /o1/);
   }
+  const metric = async (m: Member, name: string): Promise<number> => {
+    const r = await request(`http://127.0.0.1:${m.adminPort}/metrics`);
+    const text = await r.body.text();
+    const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+    if (line === undefined) throw new Error(`${name} not in /metrics of ${m.id}`);
+    return Number(line.slice(line.lastIndexOf(' ') + 1));
+  };
+  t.is(await metric(leader, 'weldr_active'), 1);
+  t.is(await metric(follower, 'weldr_active'), 0);
+  t.true((await metric(follower, 'weldr_raft_term')) >= 2);
+  t.is(await metric(follower, 'weldr_raft_members'), 3);
+  t.true((await metric(leader, 'weldr_raft_applied_index')) >= 5);
   const cluster = (await admin(follower, 'GET', '/cluster')).json as { leaderId: string; role: string; members: unknown[] };
   t.is(cluster.leaderId, leader.id);
   t.is(cluster.role, 'passive');

@@ -12,6 +12,7 @@ import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
 import { RaftCluster, type ClusterView } from './raft-cluster.js';
 import { RoleHooks } from './role-hooks.js';
+import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
 
 export interface RunningNode {
@@ -81,6 +82,19 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     warnIfAdminExposed(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
+    const raftNow = raft;
+    let lastLeader: string | null | undefined;
+    registerClusterMetrics(
+      metrics,
+      cluster,
+      raftNow === null
+        ? undefined
+        : (listener) =>
+            raftNow.driver.onRoleChange((_role, leader) => {
+              if (leader !== lastLeader) listener();
+              lastLeader = leader;
+            }),
+    );
     const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
