@@ -12,6 +12,7 @@ export type ProxyErrorCode =
   | 'NOT_IMPLEMENTED'
   | 'METHOD_NOT_ALLOWED'
   | 'EXPECTATION_FAILED'
+  | 'LOOP_DETECTED'
   | 'VERSION_NOT_SUPPORTED'
   | 'NO_ORIGIN'
   | 'ORIGIN_REFUSED'
@@ -34,6 +35,7 @@ export const ERRORS: { readonly [K in ProxyErrorCode]: ErrorInfo } = {
   NOT_IMPLEMENTED: { status: 501, reason: 'Not Implemented' },
   METHOD_NOT_ALLOWED: { status: 405, reason: 'Method Not Allowed' },
   EXPECTATION_FAILED: { status: 417, reason: 'Expectation Failed' },
+  LOOP_DETECTED: { status: 508, reason: 'Loop Detected' },
   VERSION_NOT_SUPPORTED: { status: 505, reason: 'HTTP Version Not Supported' },
   NO_ORIGIN: { status: 503, reason: 'Service Unavailable' },
   ORIGIN_REFUSED: { status: 502, reason: 'Bad Gateway' },

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PoolSnapshot } from '@weldr/store';
@@ -36,7 +37,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   const ctx: ProxyContext = {
     upstream,
     counters,
-    via: `1.1 ${pseudonym(options.nodeId)}`,
+    // The comment names this proxy instance (random per process) for loop detection.
+    via: `1.1 ${pseudonym(options.nodeId)} (weldr/${randomBytes(4).toString('hex')})`,
     maxRetries: Math.max(0, options.maxRetries ?? DEFAULT_MAX_RETRIES),
     stallMs: timeouts.originIdleMs,
     // WebSockets idle far longer than response bodies; nginx's default is 60 s.

@@ -12,6 +12,8 @@ export interface RequestTarget {
   hasBody: boolean;
   /** Decremented Max-Forwards for OPTIONS (RFC 9110 §7.6.2), else null. */
   maxForwards: string | null;
+  /** This proxy's own Via entry: a request that already carries it went round a loop. */
+  readonly via: string;
 }
 
 /** The proxy answers this request itself (OPTIONS * or OPTIONS with Max-Forwards: 0). */
@@ -73,6 +75,12 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
         break;
       case 17:
         if (sameName(name, 'transfer-encoding')) te = te === null ? raw[i + 1]! : `${te},${raw[i + 1]!}`;
+        break;
+      case 3:
+        // RFC 9110 §7.6.3: Via lets a proxy detect a forwarding loop. Our entry carries
+        // this process's instance id, so only a request that passed through this very
+        // proxy matches — not one from another weldr that happens to share a node id.
+        if (sameName(name, 'via') && raw[i + 1]!.includes(out.via)) return 'LOOP_DETECTED';
         break;
     }
   }

@@ -143,7 +143,7 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
   // until the tunnel exists so none are lost.
   socket.pause();
   ctx.counters.active++;
-  const target: RequestTarget = { host: '', path: '', hasBody: false, maxForwards: null };
+  const target: RequestTarget = { host: '', path: '', hasBody: false, maxForwards: null, via: ctx.via };
   const verdict = filterRequest(req, target);
   if (verdict !== null) {
     refuseUpgrade(ctx, socket, verdict === LOCAL_OPTIONS ? 'BAD_REQUEST' : verdict);
