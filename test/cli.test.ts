@@ -56,6 +56,8 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['unknown config key', ['start', '--config', file('key.json', '{"listen":"127.0.0.1:0","adminn":"x"}')], {}, /unknown key "adminn"/],
   ['bad value in config file', ['start'], { WELDR_CONFIG: file('val.json', '{"raft":"127.0.0.1:-1"}') }, /"raft" in .*val.json/],
   ['--raft disagrees with the node\'s own --peers entry', ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft', '127.0.0.1:7003'], {}, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft is 127\.0\.0\.1:7003/],
+  // A wildcard --raft with the same port as the node's own entry is fine (the next rule speaks).
+  ['--raft on a wildcard agrees with the own --peers entry by port', ['start', '--id', 'n1', '--peers', 'n1=weldr-0.peers:7001,n2=127.0.0.1:7002', '--raft', '0.0.0.0:7001', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
   ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],

@@ -99,7 +99,10 @@ function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): N
   // The same member list on every node: this node's own entry is its Raft address.
   const self = config.peers.find((p) => p.id === config.id);
   if (self !== undefined) {
-    const same = self.address.host === config.raft.host && self.address.port === config.raft.port;
+    // --raft may bind a wildcard while the list names this node as peers reach it
+    // (0.0.0.0:8688 and weldr-0.weldr-peers:8688 in Kubernetes): then the ports agree.
+    const wildcard = config.raft.host === '0.0.0.0' || config.raft.host === '::';
+    const same = self.address.port === config.raft.port && (wildcard || self.address.host === config.raft.host);
     if (raftIsDefault) config = { ...config, raft: self.address };
     else if (!same) {
       throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft is ${formatHostPort(config.raft)}; make them agree or leave --raft out`);

@@ -7,6 +7,7 @@
 // Active/passive: this node is active while it is the Raft leader *and* holds its
 // check-quorum lease (RaftDriver.isActive), so two nodes are never active at once.
 import { mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { Level } from 'level';
 import type { ClusterInfo, LeadershipTransfer } from '@weldr/admin';
 import type { NodeId } from '@weldr/raft';
@@ -88,7 +89,8 @@ export class RaftCluster implements ClusterView {
   /** Start the peer transport and the driver; `adminAddress` is advertised to peers for write forwarding. */
   async start(adminAddress: HostPort): Promise<void> {
     const { config, log } = this;
-    this.selfAdminUrl = `http://${formatHostPort(advertisedAddress(adminAddress, config.raft))}`;
+    const self = config.peers.find((p) => p.id === config.id);
+    this.selfAdminUrl = `http://${formatHostPort(advertisedAddress(adminAddress, config.raft, self?.address))}`;
     const peers = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, { host: p.address.host, port: p.address.port }]));
     const transport = new TcpTransport({
       id: config.id,
@@ -223,8 +225,16 @@ function withAddress(address: string | undefined): { address?: string } {
   return address === undefined ? {} : { address };
 }
 
-/** An admin address bound to a wildcard is advertised with the Raft listener's host. */
-function advertisedAddress(admin: HostPort, raft: HostPort): HostPort {
-  if (admin.host === '0.0.0.0' || admin.host === '::' || admin.host === '') return { host: raft.host, port: admin.port };
-  return admin;
+const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
+
+/**
+ * The admin URL peers should use. An admin listener bound to a wildcard is advertised
+ * with the host peers already use for this node: its own --peers entry, else the Raft
+ * listener's host, else the machine's host name.
+ */
+function advertisedAddress(admin: HostPort, raft: HostPort, selfPeer: HostPort | undefined): HostPort {
+  if (!isWildcard(admin.host)) return admin;
+  if (selfPeer !== undefined && !isWildcard(selfPeer.host)) return { host: selfPeer.host, port: admin.port };
+  if (!isWildcard(raft.host)) return { host: raft.host, port: admin.port };
+  return { host: hostname(), port: admin.port };
 }

@@ -1,6 +1,6 @@
 // The cluster as seen by the admin API while weldr runs as a single node: this node is
 // the only member and the leader, and active from the moment its listeners are up until
-// shutdown begins. The Raft-backed view replaces it in the clustering issue.
+// shutdown begins. In cluster mode RaftCluster (raft-cluster.ts) is the view instead.
 import type { ClusterInfo } from '@weldr/admin';
 import type { PoolStore } from '@weldr/store';
 
