@@ -160,6 +160,11 @@ test.serial('writes through any node are replicated; followers forward to the le
   t.true((await metric(follower, 'weldr_raft_term')) >= 2);
   t.is(await metric(follower, 'weldr_raft_members'), 3);
   t.true((await metric(leader, 'weldr_raft_applied_index')) >= 5);
+  const onLeader = (await admin(leader, 'GET', '/cluster')).json as { members: { id: string; matchIndex?: number; replication?: string }[] };
+  for (const m of onLeader.members) {
+    t.true(typeof m.matchIndex === 'number' && m.matchIndex >= 5, `the leader reports ${m.id}'s match index`);
+    t.truthy(m.replication);
+  }
   const cluster = (await admin(follower, 'GET', '/cluster')).json as { leaderId: string; role: string; members: unknown[] };
   t.is(cluster.leaderId, leader.id);
   t.is(cluster.role, 'passive');

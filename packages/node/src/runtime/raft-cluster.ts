@@ -144,6 +144,12 @@ export class RaftCluster implements ClusterView {
       const p = this.config.peers.find((x) => x.id === id);
       return p === undefined ? undefined : formatHostPort(p.address);
     };
+    // On the leader: how far each member's log is known to match (replication lag).
+    const progress = s.role === 'leader' ? this.driver.node.status().progress : undefined;
+    const replication = (id: NodeId): { matchIndex?: number; replication?: string } => {
+      const p = progress?.[id];
+      return p === undefined ? {} : { matchIndex: p.match, replication: p.state };
+    };
     return {
       nodeId: this.config.id,
       role: this.isActive() ? 'active' : 'passive',
@@ -152,8 +158,8 @@ export class RaftCluster implements ClusterView {
       commitIndex: s.commitIndex,
       appliedIndex: s.appliedIndex,
       members: [
-        ...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...withAddress(address(id)), raftRole: id === s.leader ? 'leader' : 'follower' })),
-        ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...withAddress(address(id)) })),
+        ...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...withAddress(address(id)), raftRole: id === s.leader ? 'leader' : 'follower', ...replication(id) })),
+        ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...withAddress(address(id)), ...replication(id) })),
       ],
     };
   }
