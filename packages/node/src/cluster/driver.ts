@@ -117,7 +117,6 @@ export interface DriverStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly lastIndex: number;
-  readonly active: boolean;
   readonly config: ConfState;
 }
 
@@ -233,7 +232,6 @@ export class RaftDriver<R> {
       commitIndex: this.node.commitIndex,
       appliedIndex: this.applied,
       lastIndex: this.node.lastIndex,
-      active: this.isActive(),
       config: this.node.config,
     };
   }
@@ -272,11 +270,6 @@ export class RaftDriver<R> {
     this.run(() => {
       this.node.transferLeadership(to);
     });
-  }
-
-  /** Drop a waiter that gave up (timeout): its outcome stays unknown to it. */
-  forget(index: number): void {
-    this.waiters.delete(index);
   }
 
   async stop(): Promise<void> {

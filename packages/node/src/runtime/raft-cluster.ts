@@ -128,13 +128,9 @@ export class RaftCluster implements ClusterView {
 
   /** Where a write this node cannot take should go: the leader's admin URL, if known. */
   leaderAdminUrl(): { leaderId: NodeId; url: string | undefined } | null {
-    const s = this.driver.status();
-    if (s.role === 'leader' || s.leader === null) return null;
-    return { leaderId: s.leader, url: this.adminUrls.get(s.leader) };
-  }
-
-  isLeader(): boolean {
-    return this.driver.node.role === 'leader';
+    const { role, leader } = this.driver.node;
+    if (role === 'leader' || leader === null) return null;
+    return { leaderId: leader, url: this.adminUrls.get(leader) };
   }
 
   info(): ClusterInfo {
