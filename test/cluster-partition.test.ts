@@ -9,6 +9,7 @@ import { makeTempDir } from './helpers/node.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
+import { watchForTwoActive } from './helpers/active-watch.js';
 
 
 /** Forwards connections to `target`; while blocked, cuts every connection and refuses new ones. */
@@ -141,15 +142,7 @@ test.serial('an active node cut off from the others loses its role before anothe
   t.is(await post(first, { ip: '10.0.0.1', port: 1 }, 'k1'), 201);
 
   // Watch /ready on all nodes for the whole drill.
-  const overlaps: string[][] = [];
-  let watching = true;
-  const watcher = (async () => {
-    while (watching) {
-      const a = await activeNow();
-      if (a.length > 1) overlaps.push(a);
-      await sleep(5);
-    }
-  })();
+  const watch = watchForTwoActive(activeNow);
 
   const cutAt = Date.now();
   isolate(first.id, true);
@@ -168,9 +161,7 @@ test.serial('an active node cut off from the others loses its role before anothe
   }, 15_000);
   const final = await ports(second);
   t.true(final.includes(1) && final.includes(2), `acknowledged writes kept: ${final}`);
-  watching = false;
-  await watcher;
-  t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
+  t.deepEqual(await watch.stop(), [], 'two nodes answered /ready 200 in the same sampling round');
   t.is((await activeNow()).length, 1);
 });
 
@@ -184,7 +175,6 @@ test.serial('nemesis: seeded pauses, kills and partitions under concurrent write
   };
   const acked = new Map<number, number>(); // port → time acknowledged (performance.now())
   const staleReads: string[] = [];
-  const overlaps: string[][] = [];
   let running = true;
   let nextPort = 1;
   const alive = (): Member[] => c.members.filter((m) => m.proc !== null && m.proc.running);
@@ -238,15 +228,12 @@ test.serial('nemesis: seeded pauses, kills and partitions under concurrent write
       await sleep(20);
     }
   };
-  const watcher = async (): Promise<void> => {
-    while (running) {
-      const a: string[] = [];
-      for (const m of alive()) if (await ready(m)) a.push(m.id);
-      if (a.length > 1) overlaps.push(a);
-      await sleep(5);
-    }
-  };
-  const tasks = [writer(0), writer(1), writer(2), reader(), reader(), watcher()];
+  const watch = watchForTwoActive(async () => {
+    const a: string[] = [];
+    for (const m of alive()) if (await ready(m)) a.push(m.id);
+    return a;
+  });
+  const tasks = [writer(0), writer(1), writer(2), reader(), reader()];
 
   const actions: string[] = [];
   for (let round = 0; round < 8; round++) {
@@ -288,5 +275,5 @@ test.serial('nemesis: seeded pauses, kills and partitions under concurrent write
   }
   t.true(acked.size >= 20, `${acked.size} writes acknowledged`);
   t.deepEqual(staleReads, [], 'a linearizable read missed a write acknowledged before it started');
-  t.deepEqual(overlaps, [], 'two nodes answered /ready 200 in the same sampling round');
+  t.deepEqual(await watch.stop(), [], 'two nodes answered /ready 200 in the same sampling round');
 });

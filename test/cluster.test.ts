@@ -10,6 +10,7 @@ import { startOrigin } from './helpers/origins.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
+import { watchForTwoActive } from './helpers/active-watch.js';
 
 
 interface Member {
@@ -111,26 +112,6 @@ async function ports(m: Member): Promise<number[]> {
   return (r.json as { port: number }[]).map((s) => s.port).sort((a, b) => a - b);
 }
 
-/** Samples /ready on every node until stopped; records any moment with two active nodes. */
-function watchForTwoActive(c: Cluster): { stop(): Promise<string[][]> } {
-  const overlaps: string[][] = [];
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      const a = await c.activeNow();
-      if (a.length > 1) overlaps.push(a);
-      await sleep(5);
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      return overlaps;
-    },
-  };
-}
-
 test.serial('writes through any node are replicated; followers forward to the leader; the proxy on every node routes to the pool', async (t) => {
   const c = await Cluster.create(t);
   const leader = await c.active();
@@ -183,7 +164,7 @@ test.serial('kill -9 of the active node: another takes over, no acknowledged wri
     if (r.status === 201) acked.push(port);
   }
   t.is(acked.length, 20);
-  const watch = watchForTwoActive(c);
+  const watch = watchForTwoActive(() => c.activeNow());
   const killedAt = Date.now();
   first.proc!.signal('SIGKILL');
   await first.proc!.exited;
@@ -206,7 +187,7 @@ test.serial('a paused active node (SIGSTOP) is replaced, and when it resumes it 
   const c = await Cluster.create(t);
   const first = await c.active();
   await admin(first, 'POST', '/servers', { ip: '10.0.0.1', port: 1 });
-  const watch = watchForTwoActive(c);
+  const watch = watchForTwoActive(() => c.activeNow());
   first.proc!.signal('SIGSTOP');
   t.teardown(() => first.proc!.signal('SIGCONT'));
   const second = await c.active();

@@ -4,17 +4,7 @@
 import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
 import { clientErrorCode } from '../src/server.js';
-import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until, type Origin, type Running } from './helpers.js';
-
-async function setup(t: import('ava').ExecutionContext, handler?: Parameters<typeof startOrigin>[0], over = {}): Promise<{ origin: Origin; p: Running }> {
-  const origin = await startOrigin(handler);
-  const p = await startProxy(snapshot([record(origin.port)]), over);
-  t.teardown(async () => {
-    await p.proxy.close({ deadlineMs: 100 });
-    await origin.close();
-  });
-  return { origin, p };
-}
+import { rawRequest, record, setup, snapshot, startOrigin, startProxy, statusOf, until } from './helpers.js';
 
 /** An origin answering each request head with the exact bytes mapped to its path. */
 async function rawOrigin(t: import('ava').ExecutionContext, responses: Record<string, string>): Promise<number> {

@@ -2,17 +2,7 @@
 // client sees, and whether the connection is closed after a refusal.
 import net from 'node:net';
 import test from 'ava';
-import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until, type Origin, type Running } from './helpers.js';
-
-async function setup(t: import('ava').ExecutionContext, handler?: Parameters<typeof startOrigin>[0], over = {}): Promise<{ origin: Origin; p: Running }> {
-  const origin = await startOrigin(handler);
-  const p = await startProxy(snapshot([record(origin.port)]), over);
-  t.teardown(async () => {
-    await p.proxy.close({ deadlineMs: 100 });
-    await origin.close();
-  });
-  return { origin, p };
-}
+import { rawRequest, record, setup, snapshot, startProxy, statusOf, until } from './helpers.js';
 
 const refusals: [string, string, number][] = [
   ['CL + TE', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n', 400],

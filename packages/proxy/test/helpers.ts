@@ -96,6 +96,22 @@ export async function startProxy(snap: PoolSnapshot, over: Partial<ProxyOptions>
  * Send raw bytes and collect everything until the server closes the connection (or
  * `idleMs` passes with nothing new, when the server keeps it open).
  */
+/** One origin and a proxy routing to it, both closed when the test ends. */
+export async function setup(t: Teardown, handler?: OriginHandler, over: Partial<ProxyOptions> = {}): Promise<{ origin: Origin; p: Running }> {
+  const origin = await startOrigin(handler);
+  const p = await startProxy(snapshot([record(origin.port)]), over);
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  return { origin, p };
+}
+
+/** The part of ava's ExecutionContext `setup` needs. */
+export interface Teardown {
+  teardown(fn: () => void | Promise<void>): void;
+}
+
 export function rawRequest(port: number, data: string | Buffer, idleMs = 1_500): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
