@@ -73,3 +73,4 @@ export type { LevelRaftStorageOptions } from './level/raft-storage.js';
 export { prepareEnvelope, stoppedError, awaitWithDeadline } from './stores/proposal.js';
 export { Subscribers } from './stores/subscribers.js';
 export { UTF8 } from './level/layout.js';
+export { StoreOpenError, dataDirError } from './level/data-dir.js';

@@ -11,7 +11,7 @@ import type { HostPort } from '../config/values.js';
 import { closeServer, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { forwardingListener, type ForwardTarget } from './admin-forward.js';
-import type { ClusterView } from './raft-cluster.js';
+import type { ClusterView } from '@weldr/cluster';
 
 export interface AdminListenerDeps {
   readonly config: NodeConfig;

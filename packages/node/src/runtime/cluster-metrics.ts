@@ -1,6 +1,6 @@
 // Prometheus metrics of the cluster view: read at scrape time, nothing on any hot path.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ClusterView } from './raft-cluster.js';
+import type { ClusterView } from '@weldr/cluster';
 
 /** Register weldr_active, weldr_raft_* (cluster mode fills them; a single node reports itself). */
 export function registerClusterMetrics(registry: Registry, cluster: ClusterView, onLeaderChange?: (listener: () => void) => void): void {

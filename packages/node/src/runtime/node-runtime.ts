@@ -10,7 +10,7 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterView } from './raft-cluster.js';
+import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
@@ -39,7 +39,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(config, log);
+      raft = await RaftCluster.open(clusterOptions(config), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
@@ -169,4 +169,17 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
   if (config.balancer === undefined || store.snapshot().settings.balancer === config.balancer) return;
   await store.propose({ type: 'UpdateSettings', balancer: config.balancer });
   log.info({ event: 'balancer_set', balancer: config.balancer }, `balancer set to ${config.balancer}`);
+}
+
+/** The node's settings as the cluster package takes them. */
+function clusterOptions(config: NodeConfig): RaftClusterOptions {
+  return {
+    id: config.id,
+    data: config.data,
+    raft: config.raft,
+    peers: config.peers,
+    clusterToken: config.clusterToken,
+    heartbeatMs: config.raftHeartbeat,
+    electionTimeoutMs: config.raftElectionTimeout,
+  };
 }

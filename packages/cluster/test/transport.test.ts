@@ -2,8 +2,8 @@
 import net from 'node:net';
 import test from 'ava';
 import type { Message } from '@weldr/raft';
-import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/cluster/codec.js';
-import { TcpTransport } from '../src/cluster/transport.js';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/codec.js';
+import { TcpTransport } from '../src/transport.js';
 
 const silent = { debug() {}, info() {}, warn() {} };
 

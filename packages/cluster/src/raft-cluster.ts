@@ -1,29 +1,28 @@
-// Cluster mode (`--peers` names other members): the pool store is replicated by Raft.
-// One LevelDB database per node holds the Raft log (raft/) and the pool state (pool/);
-// the peer transport listens on --raft; the admin API of a follower forwards writes to
-// the leader's admin API (admin-forward.ts), whose address each node advertises in its
-// transport hello.
+// Cluster mode: the pool store is replicated by Raft. One LevelDB database per node
+// holds the Raft log (raft/) and the pool state (pool/); the peer transport listens on
+// the Raft address; the admin API of a follower forwards writes to the leader's admin
+// API, whose address each node advertises in its transport hello.
 //
 // Active/passive: this node is active while it is the Raft leader *and* holds its
 // check-quorum lease (RaftDriver.isActive), so two nodes are never active at once.
+//
+// This package knows nothing of the node's configuration or logger: the composition
+// root (packages/node) maps its settings onto RaftClusterOptions.
 import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { Level } from 'level';
-import type { ClusterInfo, LeadershipTransfer } from '@weldr/admin';
 import type { NodeId } from '@weldr/raft';
-import { LevelRaftStorage, loadState, RAFT_KEYS, UTF8, type ApplyResult, type PoolDb } from '@weldr/store';
-import { RaftDriver } from '../cluster/driver.js';
-import { PoolReplica, RaftPoolStore } from '../cluster/raft-pool-store.js';
-import { TcpTransport } from '../cluster/transport.js';
-import type { NodeConfig } from '../config/options.js';
-import { formatHostPort, type HostPort } from '../config/values.js';
-import type { Logger } from './logger.js';
-import { dataDirError, StoreOpenError } from './store-factory.js';
+import { dataDirError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult, type PoolDb } from '@weldr/store';
+import { RaftDriver } from './driver.js';
+import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
+import { TcpTransport } from './transport.js';
+import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
   isActive(): boolean;
-  info(): ClusterInfo;
+  info(): ClusterStatus;
   /** The node's listeners are up (single node: it becomes active). */
   activate(): void;
   /** Shutdown has begun: never claim readiness again. */
@@ -37,15 +36,15 @@ export class RaftCluster implements ClusterView {
   private selfAdminUrl: string | null = null;
 
   private constructor(
-    private readonly config: NodeConfig,
-    private readonly log: Logger,
+    private readonly config: RaftClusterOptions,
+    private readonly log: ClusterLogger,
     private readonly db: PoolDb,
     readonly driver: RaftDriver<ApplyResult | null>,
     readonly store: RaftPoolStore,
   ) {}
 
   /** Open the database and build the driver; nothing is sent or received until start(). */
-  static async open(config: NodeConfig, log: Logger): Promise<RaftCluster> {
+  static async open(config: RaftClusterOptions, log: ClusterLogger): Promise<RaftCluster> {
     const db = new Level<string, string>(config.data) as unknown as PoolDb;
     try {
       // Inside the try: a --data that names a file is one clear line, not a stack trace.
@@ -74,8 +73,8 @@ export class RaftCluster implements ClusterView {
         storage,
         app: replica,
         log: raftLog,
-        tickMs: config.raftHeartbeat,
-        electionTick: Math.max(2, Math.round(config.raftElectionTimeout / config.raftHeartbeat)),
+        tickMs: config.heartbeatMs,
+        electionTick: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatMs)),
       });
       const store = new RaftPoolStore(driver, replica);
       return new RaftCluster(config, log, db, driver, store);
@@ -133,7 +132,7 @@ export class RaftCluster implements ClusterView {
     return { leaderId: leader, url: this.adminUrls.get(leader) };
   }
 
-  info(): ClusterInfo {
+  info(): ClusterStatus {
     const s = this.driver.status();
     const address = (id: NodeId): string | undefined => {
       if (id === this.config.id) return formatHostPort(this.config.raft);
@@ -209,7 +208,7 @@ export class RaftCluster implements ClusterView {
       const done = this.driver.onRoleChange((role, leader) => {
         if (role !== 'leader' && leader !== null && leader !== this.config.id) finish(true);
       });
-      const timer = setTimeout(() => finish(false), 2 * this.config.raftElectionTimeout);
+      const timer = setTimeout(() => finish(false), 2 * this.config.electionTimeoutMs);
       function finish(ok: boolean): void {
         clearTimeout(timer);
         done();
@@ -239,4 +238,8 @@ function advertisedAddress(admin: HostPort, raft: HostPort, selfPeer: HostPort |
   if (selfPeer !== undefined && !isWildcard(selfPeer.host)) return { host: selfPeer.host, port: admin.port };
   if (!isWildcard(raft.host)) return { host: raft.host, port: admin.port };
   return { host: hostname(), port: admin.port };
+}
+
+function formatHostPort({ host, port }: HostPort): string {
+  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }

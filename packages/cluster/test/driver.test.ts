@@ -9,9 +9,9 @@ import test, { type ExecutionContext } from 'ava';
 import { Level } from 'level';
 import { randomUUID } from 'node:crypto';
 import { LevelRaftStorage, StoreError, type ApplyResult, type PoolCommand, type PoolDb, type PoolSnapshot } from '@weldr/store';
-import { RaftDriver } from '../src/cluster/driver.js';
-import { PoolReplica, RaftPoolStore } from '../src/cluster/raft-pool-store.js';
-import { TcpTransport } from '../src/cluster/transport.js';
+import { RaftDriver } from '../src/driver.js';
+import { PoolReplica, RaftPoolStore } from '../src/raft-pool-store.js';
+import { TcpTransport } from '../src/transport.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const TICK_MS = 50;

@@ -1,0 +1,10 @@
+export { RaftCluster } from './raft-cluster.js';
+export type { ClusterView } from './raft-cluster.js';
+export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError } from './driver.js';
+export type { DriverLogger, DriverStatus, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
+export type { RaftPoolStoreOptions } from './raft-pool-store.js';
+export { TcpTransport } from './transport.js';
+export type { PeerAddress, TcpTransportOptions, TransportLogger } from './transport.js';
+export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
+export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';

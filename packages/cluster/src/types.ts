@@ -1,0 +1,65 @@
+// The cluster's own view of its settings and of what it reports; packages/node maps its
+// configuration and logger onto these, so nothing here depends on the node package.
+import type { NodeId } from '@weldr/raft';
+
+export interface HostPort {
+  /** IP address or host name, IPv6 without brackets. */
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface PeerSpec {
+  readonly id: NodeId;
+  readonly address: HostPort;
+}
+
+export interface RaftClusterOptions {
+  /** This member's id. */
+  readonly id: NodeId;
+  /** The data directory (LevelDB): Raft log, hard state and pool state. */
+  readonly data: string;
+  /** Where the peer transport listens. */
+  readonly raft: HostPort;
+  /** The members' Raft addresses (this node's own entry allowed). */
+  readonly peers: readonly PeerSpec[];
+  /** Shared secret members present in their hello; undefined: none. */
+  readonly clusterToken?: string | undefined;
+  /** One Raft tick, ms. */
+  readonly heartbeatMs: number;
+  /** Election timeout, ms (randomized to [T, 2T)). */
+  readonly electionTimeoutMs: number;
+}
+
+/** The subset of pino the cluster uses; a pino Logger satisfies it. */
+export interface ClusterLogger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): ClusterLogger;
+}
+
+export interface ClusterMemberStatus {
+  readonly id: NodeId;
+  readonly role: 'voter' | 'learner';
+  readonly address?: string;
+  readonly raftRole?: string;
+  readonly matchIndex?: number;
+  readonly replication?: string;
+}
+
+/** What /cluster reports (the admin API's ClusterInfo has this shape). */
+export interface ClusterStatus {
+  readonly nodeId: NodeId;
+  readonly role: 'active' | 'passive';
+  readonly leaderId: NodeId | null;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly members: readonly ClusterMemberStatus[];
+}
+
+export type LeadershipTransfer =
+  | { readonly ok: true; readonly leaderId: NodeId }
+  | { readonly ok: false; readonly reason: 'notLeader'; readonly leaderId: NodeId | null }
+  | { readonly ok: false; readonly reason: 'invalidTarget' | 'timedOut'; readonly message: string; readonly leaderId: NodeId | null };
