@@ -1,10 +1,12 @@
 // The `weldr` CLI entry point: bin/weldr.js calls main(argv) and exits with its result.
 import { pathToFileURL } from 'node:url';
-import { MAIN_HELP, startHelp, TEST_SERVER_HELP } from './cli/help.js';
+import { DEV_CLUSTER_HELP, MAIN_HELP, startHelp, TEST_SERVER_HELP } from './cli/help.js';
+import { devClusterCommand } from './cli/dev-cluster-command.js';
 import { startCommand } from './cli/start-command.js';
 import { testServerCommand } from './cli/test-server-command.js';
 import { weldrVersion } from './cli/version.js';
 import { ConfigError, EXIT_USAGE } from './config/config-error.js';
+import { isCtlNoun, runCtl } from './ctl/run.js';
 
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -16,7 +18,8 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(MAIN_HELP);
         return command === undefined ? EXIT_USAGE : 0;
       case 'help':
-        process.stdout.write(rest[0] === 'start' ? startHelp() : rest[0] === 'test-server' ? TEST_SERVER_HELP : MAIN_HELP);
+        if (isCtlNoun(rest[0])) return await runCtl(rest[0]!, ['--help']);
+        process.stdout.write(rest[0] === 'start' ? startHelp() : rest[0] === 'test-server' ? TEST_SERVER_HELP : rest[0] === 'dev-cluster' ? DEV_CLUSTER_HELP : MAIN_HELP);
         return 0;
       case '-v':
       case '--version':
@@ -27,12 +30,15 @@ export async function main(argv: string[]): Promise<number> {
         return await startCommand(rest);
       case 'test-server':
         return await testServerCommand(rest);
+      case 'dev-cluster':
+        return await devClusterCommand(rest);
       default:
+        if (isCtlNoun(command)) return await runCtl(command, rest);
         throw new ConfigError(`unknown command "${command}"`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      const where = command === 'start' || command === 'test-server' ? `weldr ${command}` : 'weldr';
+      const where = command === 'start' || command === 'test-server' || command === 'dev-cluster' ? `weldr ${command}` : 'weldr';
       process.stderr.write(`${where}: ${err.message} (see '${where} --help')\n`);
       return EXIT_USAGE;
     }

@@ -32,6 +32,8 @@ export interface ApiError {
 export interface Answer<T = unknown> {
   readonly status: number;
   readonly body: T;
+  /** The body as received. */
+  readonly text: string;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   /** The endpoint that answered. */
   readonly endpoint: string;
@@ -183,7 +185,7 @@ export class AdminClient {
       // The proxy port, or something else entirely, in --endpoints.
       throw new Unreachable(`answered ${res.statusCode} ${type === '' ? 'without a content type' : `with ${type.split(';')[0]}`}: not a weldr admin API (the proxy port? the admin API is on --admin, default 127.0.0.1:8687)`, false);
     }
-    return { status: res.statusCode, body: parsed, headers: res.headers, endpoint };
+    return { status: res.statusCode, body: parsed, text, headers: res.headers, endpoint };
   }
 }
 
@@ -271,6 +273,11 @@ function refusalHint(status: number, error: ApiError): string | undefined {
       return 'the admin token was refused: check --token / WELDR_ADMIN_TOKEN (every node must run with the same --admin-token)';
     case 413:
       return 'the request is too large: split it into smaller parts';
+    case 404:
+    case 405:
+      // The route itself is missing: a member running an older weldr.
+      if (/^no route for|is not allowed on/.test(error.message)) return 'the member that answered runs a weldr without this API: upgrade it, or point --endpoints at an upgraded member';
+      return undefined;
     default:
       return error.field === undefined ? undefined : `check ${error.field}`;
   }

@@ -1,5 +1,5 @@
 // Dispatch of the operator commands: `weldr <noun> <verb> [args] [options]`.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { ConfigError, EXIT_USAGE } from '../config/config-error.js';
 import { AdminClient } from './client.js';
 import { COMMON_HELP, parseCommand } from './common-options.js';
@@ -19,8 +19,26 @@ export const processIo: CtlIo = {
   out: (text) => void process.stdout.write(text),
   err: (text) => void process.stderr.write(text),
   readFile: (path) => readFileSync(path, 'utf8'),
-  writeFile: (path, text) => writeFileSync(path, text),
+  writeFile: writeFileAtomic,
 };
+
+/** A backup or export is either complete or absent: written aside, synced, then renamed. */
+function writeFileAtomic(path: string, text: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
 
 export function isCtlNoun(word: string | undefined): boolean {
   return word !== undefined && Object.hasOwn(NOUNS, word);
@@ -53,7 +71,7 @@ export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = 
     const parsed = parseCommand(args, verb.flags ?? {}, env);
     json_ = parsed.common.json;
     if (parsed.values['help'] === true) {
-      io.out(spec.defaultVerb === undefined ? verbHelp(`${noun} ${verbName}`, verb) : verbHelp(noun, verb, spec));
+      io.out(spec.defaultVerb === undefined ? verbHelp(`${noun} ${verbName}`, verb) : verbHelp(noun, verb));
       return EXIT_OK;
     }
     const n = parsed.positionals.length;
@@ -96,8 +114,7 @@ ${COMMON_HELP}
 ${EXIT_CODES_HELP}`;
 }
 
-function verbHelp(name: string, verb: VerbSpec, noun?: NounSpec): string {
-  void noun;
+function verbHelp(name: string, verb: VerbSpec): string {
   return `Usage: weldr ${name}${verb.args === '' ? '' : ` ${verb.args}`} [options]
 
 ${capitalise(verb.summary)}.

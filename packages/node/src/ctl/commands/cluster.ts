@@ -45,13 +45,16 @@ export interface MemberStatus {
   readonly matchIndex: number | null;
   /** Leader's commit index minus the member's match index, as the leader sees it. */
   readonly lag: number | null;
-  /** Milliseconds since the leader last heard from the member, when reported. */
+  /** The leader heard from it within two election timeouts (as the leader reports it). */
+  readonly live: boolean | null;
+  /** Milliseconds since the leader last heard from the member: not reported by the API yet. */
   readonly lastContactMs: number | null;
   /** Whether its admin API answered this command; null when no address for it was known. */
   readonly reachable: boolean | null;
 }
 
 export interface ClusterStatusReport {
+  readonly clusterId: string | null;
   readonly leaderId: string | null;
   readonly term: number | null;
   readonly members: readonly MemberStatus[];
@@ -62,11 +65,15 @@ export interface ClusterStatusReport {
 const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null);
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 
-/** An admin URL a member record may carry (membership records, when the cluster has them). */
-function memberAdminUrl(m: ClusterMemberView): string | null {
-  const raw = str(m['adminUrl']) ?? str(m['admin']);
+/**
+ * The admin URL of a member's record (`adminAddress`: host:port or http(s)://host:port),
+ * when the cluster keeps member records. A bare host:port takes the scheme of the
+ * endpoint that told us, so an https cluster stays https.
+ */
+export function memberAdminUrl(m: Readonly<Record<string, unknown>>, scheme: string): string | null {
+  const raw = str(m['adminAddress']);
   if (raw === null) return null;
-  return /^https?:\/\//.test(raw) ? raw.replace(/\/+$/, '') : `http://${raw}`;
+  return /^https?:\/\//.test(raw) ? raw.replace(/\/+$/, '') : `${scheme}//${raw}`;
 }
 
 export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusReport> {
@@ -95,7 +102,9 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
   };
   await ask(ctx.client.endpoints);
   // Members whose records carry an admin address can be asked even if not in --endpoints.
-  await ask([...views.values()].flatMap(({ view }) => view.members.map(memberAdminUrl)).filter((u): u is string => u !== null));
+  const scheme = new URL(first.endpoint).protocol;
+  const adminUrl = (m: ClusterMemberView | undefined): string | null => (m === undefined ? null : memberAdminUrl(m, scheme));
+  await ask([...views.values()].flatMap(({ view }) => view.members.map(adminUrl)).filter((u): u is string => u !== null));
 
   const leaderId = [...views.values()].map(({ view }) => view.leaderId).find((l) => l !== null) ?? null;
   const leader = leaderId === null ? undefined : views.get(leaderId)?.view;
@@ -104,14 +113,14 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
   const members = ids.map((id): MemberStatus => {
     const record = leader?.members.find((m) => m.id === id) ?? membership.find((m) => m.id === id) ?? [...views.values()].map(({ view }) => view.members.find((m) => m.id === id)).find((m) => m !== undefined);
     const own = views.get(id);
-    const adminUrl = own?.url ?? (record === undefined ? null : memberAdminUrl(record));
+    const url = own?.url ?? adminUrl(record);
     const matchIndex = num(record?.matchIndex);
-    const lastContact = num(record?.['lastContactMs']);
+    const live = record?.['live'];
     return {
       id,
       raftAddress: str(record?.address),
-      adminUrl,
-      proxyAddress: str(record?.['proxy']) ?? str(record?.['proxyAddress']),
+      adminUrl: url,
+      proxyAddress: str(record?.['proxyAddress']),
       role: record?.role ?? UNKNOWN,
       raftRole: own !== undefined ? (own.view.leaderId === id ? 'leader' : 'follower') : str(record?.raftRole),
       active: own === undefined ? null : own.view.role === 'active',
@@ -120,12 +129,15 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
       appliedIndex: own?.view.appliedIndex ?? null,
       matchIndex,
       lag: leader !== undefined && matchIndex !== null ? Math.max(0, leader.commitIndex - matchIndex) : null,
-      lastContactMs: lastContact,
-      reachable: own !== undefined ? true : adminUrl === null ? null : false,
+      live: typeof live === 'boolean' ? live : null,
+      lastContactMs: num(record?.['lastContactMs']),
+      reachable: own !== undefined ? true : url === null ? null : false,
     };
   });
   const terms = [...views.values()].map(({ view }) => view.term);
+  const clusterId = [...views.values()].map(({ view }) => str((view as unknown as Record<string, unknown>)['clusterId'])).find((c) => c !== null) ?? null;
   return {
+    clusterId,
     leaderId,
     term: terms.length === 0 ? null : Math.max(...terms),
     members,
@@ -145,16 +157,17 @@ function printStatus(ctx: CtlContext, report: ClusterStatusReport): void {
     cell(m.term),
     m.commitIndex === null ? UNKNOWN : `${m.commitIndex}/${m.appliedIndex}`,
     cell(m.lag),
+    cell(m.live),
     m.lastContactMs === null ? UNKNOWN : age(m.lastContactMs),
   ]);
-  ctx.io.out(table(['id', 'raft address', 'admin', 'role', 'active', 'term', 'commit/applied', 'lag', 'last contact'], rows));
-  ctx.io.out(`leader: ${report.leaderId ?? 'none known'}${report.term === null ? '' : ` (term ${report.term})`}; active: ${active.length === 0 ? 'none' : active.join(', ')}\n`);
+  ctx.io.out(table(['id', 'raft address', 'admin', 'role', 'active', 'term', 'commit/applied', 'lag', 'live', 'last contact'], rows));
+  ctx.io.out(`${report.clusterId === null ? '' : `cluster ${report.clusterId}; `}leader: ${report.leaderId ?? 'none known'}${report.term === null ? '' : ` (term ${report.term})`}; active: ${active.length === 0 ? 'none' : active.join(', ')}\n`);
   const unknownOnes = report.members.filter((m) => m.reachable !== true).map((m) => m.id);
   if (unknownOnes.length > 0) {
     ctx.io.out(`not asked or not reachable: ${unknownOnes.join(', ')} — their term, indexes and role are unknown; list their admin URLs in --endpoints\n`);
   }
   if (report.leaderId !== null && !report.members.some((m) => m.id === report.leaderId && m.reachable === true)) {
-    ctx.io.out('lag is known only when the leader is among the members asked\n');
+    ctx.io.out('lag and live are known only when the leader is among the members asked\n');
   }
   for (const e of report.endpoints) if (e.error !== null) ctx.io.out(`${e.error}\n`);
 }
@@ -165,9 +178,12 @@ export const CLUSTER: NounSpec = {
     status: {
       args: '',
       summary: 'every member: id, addresses, role, active, term, commit/applied index, lag, last contact',
-      details: `Asks every member it can reach (those in --endpoints, and those whose membership record
-carries an admin address) for its own view. Lag (commit index minus match index) is
-what the leader reports; a value nobody reachable reports is shown as "unknown".
+      details: `Asks every member it can reach (those in --endpoints, and those whose member record
+carries an admin address) for its own view: its term, commit and applied index, and
+whether it is active. Lag (the leader's commit index minus the member's match index)
+and live (heard from within two election timeouts) are what the leader reports. The
+API does not report a last-contact time yet. A value nobody reachable reports is
+shown as "unknown" (null in --json).
 `,
       minArgs: 0,
       maxArgs: 0,

@@ -43,7 +43,8 @@ function renameBatchError(err: unknown, names: readonly string[]): unknown {
   const m = /^commands\[(\d+)\]\.?(.*)$/.exec(err.body.field);
   const name = m === null ? undefined : names[Number(m[1])];
   if (m === null || name === undefined) return err;
-  const message = err.message.replace(/commands\[\d+\][.:]\s?/, `${name}: `);
+  // "404 NOT_FOUND: commands[1]: server 10.0.0.9:80 is not in the pool" → name the server once.
+  const message = err.message.replace(/commands\[\d+\][.:]\s?/, (_) => '').replace(/^(\d{3} [A-Z_]+: )(.*)$/, (_, head: string, rest: string) => (rest.includes(name) ? `${head}${rest}` : `${head}${name}: ${rest}`));
   const hint = m[2] === '' ? undefined : `check ${m[2]} of ${name}`;
   return new CtlError(err.exitCode, message, hint, err.body, err.status);
 }
