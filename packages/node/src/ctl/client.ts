@@ -52,6 +52,8 @@ export interface CallOptions {
 export interface ClientDeps {
   readonly now?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
+  /** Overrides ATTEMPT_LIMIT_MS (tests). */
+  readonly attemptLimitMs?: number;
 }
 
 /** An endpoint that could not be reached, and why (for the error message). */
@@ -71,6 +73,7 @@ export class AdminClient {
   /** The endpoint that answered last: tried first next time. */
   private preferred: string | undefined;
   private readonly deadline: number;
+  private readonly attemptLimitMs: number;
 
   constructor(
     private readonly options: Pick<CommonOptions, 'endpoints' | 'token' | 'cacert' | 'timeoutMs'>,
@@ -78,6 +81,7 @@ export class AdminClient {
   ) {
     this.now = deps.now ?? Date.now;
     this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.attemptLimitMs = deps.attemptLimitMs ?? ATTEMPT_LIMIT_MS;
     let ca: Buffer | undefined;
     if (options.cacert !== undefined) {
       try {
@@ -111,14 +115,15 @@ export class AdminClient {
   async call<T>(method: string, path: string, options: CallOptions = {}): Promise<Answer<T>> {
     const key = WRITES.has(method) ? (options.idempotencyKey ?? `weldr-cli-${randomUUID()}`) : undefined;
     const unreachable = new Map<string, Unreachable>();
-    let retryLater: { answer: Answer<{ error?: ApiError }>; retryAfterMs: number } | undefined;
+    // The last "no leader right now" answer: reported if --timeout runs out before a leader answers.
+    let lastRetryable: { answer: Answer<unknown>; retryAfterMs: number } | undefined;
     for (;;) {
-      retryLater = undefined;
+      let retryRound = false;
       const order = options.only !== undefined ? [options.only] : this.order();
       for (const [i, endpoint] of order.entries()) {
         const remaining = this.deadline - this.now();
         if (remaining <= 0) break;
-        const limit = i < order.length - 1 ? Math.min(remaining, ATTEMPT_LIMIT_MS) : remaining;
+        const limit = i < order.length - 1 ? Math.min(remaining, this.attemptLimitMs) : remaining;
         let answer: Answer<unknown>;
         try {
           answer = await this.attempt(endpoint, method, path, options.body, key, limit);
@@ -130,7 +135,8 @@ export class AdminClient {
         unreachable.delete(endpoint);
         const error = apiError(answer.body);
         if (answer.status === 503 && error !== undefined && RETRYABLE.has(error.code) && options.only === undefined && !options.anyStatus) {
-          retryLater = { answer: answer as Answer<{ error?: ApiError }>, retryAfterMs: retryAfter(answer.headers) };
+          lastRetryable = { answer, retryAfterMs: retryAfter(answer.headers) };
+          retryRound = true;
           continue;
         }
         this.preferred = endpoint;
@@ -140,10 +146,10 @@ export class AdminClient {
       const remaining = this.deadline - this.now();
       // Only members that said "no leader right now" are worth another round; a cluster
       // that nobody answers for is reported at once, as etcdctl does.
-      if (retryLater === undefined || remaining <= 0) break;
-      await this.sleep(Math.min(retryLater.retryAfterMs, remaining));
+      if (!retryRound || lastRetryable === undefined || remaining <= 0) break;
+      await this.sleep(Math.min(lastRetryable.retryAfterMs, remaining));
     }
-    if (retryLater !== undefined) throw httpError(method, path, retryLater.answer, true);
+    if (lastRetryable !== undefined) throw httpError(method, path, lastRetryable.answer, true);
     throw unreachableError(options.only !== undefined ? [options.only] : this.options.endpoints, unreachable, this.options.timeoutMs);
   }
 
