@@ -1,7 +1,7 @@
 // `weldr dev-cluster`: parse the flags, run the local cluster until a signal.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
-import { rewordParseArgsError } from '../config/load-config.js';
+import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { devLayout } from '../dev-cluster/layout.js';
 import { runDevCluster } from '../dev-cluster/run.js';
 import { DEV_CLUSTER_HELP } from './help.js';

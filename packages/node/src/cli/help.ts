@@ -1,5 +1,4 @@
-// --help texts. The `start` options come from the option table so they cannot drift.
-import { OPTIONS } from '../config/options.js';
+// --help texts of the commands (`weldr start --help` is built from the option table, in start-help.ts).
 
 export const MAIN_HELP = `weldr: HTTP/1.1 reverse proxy and load balancer with a Raft-replicated origin pool
 
@@ -22,23 +21,6 @@ Run 'weldr <command> --help' for a command's options.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; the operator commands
 also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout.
 `;
-
-export function startHelp(): string {
-  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`, `${o.help} [${o.env}; default ${o.defaultText}]`]);
-  rows.unshift(['--config FILE', 'JSON config file with the keys below in camelCase [WELDR_CONFIG]']);
-  rows.push(['-h, --help', 'show this help']);
-  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
-  return `Usage: weldr start [options]
-
-Runs one node: the proxy listener, the admin API and the pool store.
-Each option can also be given as an environment variable or a config-file key;
-precedence is flags > environment > config file > defaults.
-Durations: 500ms, 10s, 2m or a number of milliseconds.
-
-Options:
-${rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`).join('\n')}
-`;
-}
 
 export const TEST_SERVER_HELP = `Usage: weldr test-server [options]
 

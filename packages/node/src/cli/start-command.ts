@@ -6,7 +6,7 @@ import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
 import { startNode } from '../runtime/node-runtime.js';
 import { StoreOpenError } from '../runtime/store-factory.js';
-import { startHelp } from './help.js';
+import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
 

@@ -1,7 +1,7 @@
 // `weldr test-server`: parse flags, start the origin, print the listening line, stop on a signal.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
-import { rewordParseArgsError } from '../config/load-config.js';
+import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseHostPort, parseNodeId, ValueError } from '../config/values.js';
 import { startTestServer } from '../test-server/server.js';
 import { TEST_SERVER_HELP } from './help.js';

@@ -2,7 +2,7 @@
 // the command's own flags. Environment variables fill what the flags leave out.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
-import { rewordParseArgsError } from '../config/load-config.js';
+import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseDuration, ValueError } from '../config/values.js';
 import { parseEndpoints } from './endpoints.js';
 

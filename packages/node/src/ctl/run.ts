@@ -5,6 +5,7 @@ import { AdminClient } from './client.js';
 import { COMMON_HELP, parseCommand } from './common-options.js';
 import type { CtlIo, NounSpec, VerbSpec } from './context.js';
 import { CtlError, EXIT_CODES_HELP, EXIT_OK } from './errors.js';
+import type { CTL_NOUNS } from './nouns.js';
 import { json } from './render.js';
 import { CLUSTER } from './commands/cluster.js';
 import { MEMBER } from './commands/member.js';
@@ -13,7 +14,7 @@ import { SETTINGS } from './commands/settings.js';
 import { SNAPSHOT } from './commands/snapshot.js';
 import { STATS } from './commands/stats.js';
 
-export const NOUNS: Readonly<Record<string, NounSpec>> = { servers: SERVERS, cluster: CLUSTER, member: MEMBER, stats: STATS, settings: SETTINGS, snapshot: SNAPSHOT };
+export const NOUNS: Readonly<Record<(typeof CTL_NOUNS)[number], NounSpec>> = { servers: SERVERS, cluster: CLUSTER, member: MEMBER, stats: STATS, settings: SETTINGS, snapshot: SNAPSHOT };
 
 export const processIo: CtlIo = {
   out: (text) => void process.stdout.write(text),
@@ -40,13 +41,10 @@ function writeFileAtomic(path: string, text: string): void {
   }
 }
 
-export function isCtlNoun(word: string | undefined): boolean {
-  return word !== undefined && Object.hasOwn(NOUNS, word);
-}
-
 /** Runs `weldr <noun> …` and returns the exit code; never throws for expected failures. */
 export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = processIo, env: Readonly<Record<string, string | undefined>> = process.env): Promise<number> {
-  const spec = NOUNS[noun]!;
+  const spec = (NOUNS as Readonly<Record<string, NounSpec>>)[noun];
+  if (spec === undefined) throw new Error(`not an operator command: ${noun}`);
   let where = `weldr ${noun}`;
   let json_ = false;
   try {
