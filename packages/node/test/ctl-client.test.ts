@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { AdminClient } from '../src/ctl/client.js';
+import { AdminClient, type ClientDeps } from '../src/ctl/client.js';
 import { CtlError, EXIT_REFUSED, EXIT_SERVER_ERROR, EXIT_UNREACHABLE } from '../src/ctl/errors.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
@@ -42,8 +42,8 @@ async function closedPort(): Promise<string> {
   return `http://127.0.0.1:${port}`;
 }
 
-function client(t: ExecutionContext, endpoints: string[], extra: { token?: string; timeoutMs?: number; cacert?: string; attemptLimitMs?: number } = {}): AdminClient {
-  const c = new AdminClient({ endpoints, token: extra.token, cacert: extra.cacert, timeoutMs: extra.timeoutMs ?? 5_000 }, { attemptLimitMs: extra.attemptLimitMs ?? 1_000 });
+function client(t: ExecutionContext, endpoints: string[], extra: { token?: string; timeoutMs?: number; cacert?: string; attemptLimitMs?: number; deps?: ClientDeps } = {}): AdminClient {
+  const c = new AdminClient({ endpoints, token: extra.token, cacert: extra.cacert, timeoutMs: extra.timeoutMs ?? 10_000 }, { attemptLimitMs: extra.attemptLimitMs ?? 3_000, ...extra.deps });
   t.teardown(() => c.close());
   return c;
 }
@@ -91,8 +91,17 @@ test('503 NOT_LEADER: retried (on the same and other members) with one Idempoten
 });
 
 test('no leader until --timeout: exit 5 with what to check next', async (t) => {
-  const noLeader = await fake(t, (_req, res) => reply(res, 503, { error: { code: 'NO_QUORUM', message: 'cannot commit' } }, { 'retry-after': '0' }));
-  const err = await ctlError(t, client(t, [noLeader], { timeoutMs: 400 }).call('POST', '/servers/batch', { body: {} }));
+  let calls = 0;
+  const noLeader = await fake(t, (_req, res) => {
+    calls++;
+    reply(res, 503, { error: { code: 'NO_QUORUM', message: 'cannot commit' } }, { 'retry-after': '1' });
+  });
+  // A clock that moves only while the client sleeps: it waits Retry-After (1 s) between
+  // rounds, so a 10 s --timeout allows 10 rounds, however slow the machine.
+  let now = 0;
+  const deps: ClientDeps = { now: () => now, sleep: async (ms) => void (now += ms) };
+  const err = await ctlError(t, client(t, [noLeader], { deps }).call('POST', '/servers/batch', { body: {} }));
+  t.is(calls, 10);
   t.is(err.exitCode, EXIT_SERVER_ERROR);
   t.regex(err.message, /503 NO_QUORUM: cannot commit/);
   t.regex(err.hint ?? '', /weldr cluster status/);

@@ -32,8 +32,6 @@ export interface VerbSpec {
   readonly flagHelp?: string;
   readonly minArgs: number;
   readonly maxArgs: number;
-  /** Does not talk to the cluster (no client is built). */
-  readonly offline?: boolean;
   run(ctx: CtlContext): Promise<void>;
 }
 

@@ -46,7 +46,7 @@ export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = 
   const spec = (NOUNS as Readonly<Record<string, NounSpec>>)[noun];
   if (spec === undefined) throw new Error(`not an operator command: ${noun}`);
   let where = `weldr ${noun}`;
-  let json_ = false;
+  let jsonOutput = false;
   try {
     const [first, ...rest] = argv;
     let verbName: string;
@@ -67,7 +67,7 @@ export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = 
     if (verb === undefined || !Object.hasOwn(spec.verbs, verbName)) throw new ConfigError(`unknown command "${verbName}"; one of: ${Object.keys(spec.verbs).join(', ')}`);
     if (spec.defaultVerb === undefined) where = `weldr ${noun} ${verbName}`;
     const parsed = parseCommand(args, verb.flags ?? {}, env);
-    json_ = parsed.common.json;
+    jsonOutput = parsed.common.json;
     if (parsed.values['help'] === true) {
       io.out(spec.defaultVerb === undefined ? verbHelp(`${noun} ${verbName}`, verb) : verbHelp(noun, verb));
       return EXIT_OK;
@@ -89,7 +89,7 @@ export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = 
     }
     if (err instanceof CtlError) {
       io.err(`${where}: ${err.message}\n${err.hint === undefined ? '' : `  ${err.hint}\n`}`);
-      if (json_) io.out(json({ error: { ...(err.body ?? {}), message: err.message, ...(err.hint === undefined ? {} : { hint: err.hint }), ...(err.status === undefined ? {} : { status: err.status }), exitCode: err.exitCode } }));
+      if (jsonOutput) io.out(json({ error: { ...(err.body ?? {}), message: err.message, ...(err.hint === undefined ? {} : { hint: err.hint }), ...(err.status === undefined ? {} : { status: err.status }), exitCode: err.exitCode } }));
       return err.exitCode;
     }
     throw err;

@@ -106,7 +106,9 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
   const adminUrl = (m: ClusterMemberView | undefined): string | null => (m === undefined ? null : memberAdminUrl(m, scheme));
   await ask([...views.values()].flatMap(({ view }) => view.members.map(adminUrl)).filter((u): u is string => u !== null));
 
-  const leaderId = [...views.values()].map(({ view }) => view.leaderId).find((l) => l !== null) ?? null;
+  // The newest term's view of the leader: a member cut off may still name an old one.
+  const byTerm = [...views.values()].map(({ view }) => view).sort((a, b) => b.term - a.term);
+  const leaderId = byTerm.find((v) => v.leaderId !== null)?.leaderId ?? null;
   const leader = leaderId === null ? undefined : views.get(leaderId)?.view;
   const membership = (leader ?? first.body).members;
   const ids = [...new Set([...membership.map((m) => m.id), ...[...views.values()].flatMap(({ view }) => view.members.map((m) => m.id))])];
@@ -122,7 +124,8 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
       adminUrl: url,
       proxyAddress: str(record?.['proxyAddress']),
       role: record?.role ?? UNKNOWN,
-      raftRole: own !== undefined ? (own.view.leaderId === id ? 'leader' : 'follower') : str(record?.raftRole),
+      // What the member says of itself, else what the others say of it.
+      raftRole: str(own?.view.members.find((m) => m.id === id)?.raftRole) ?? str(record?.raftRole) ?? (own?.view.leaderId === id ? 'leader' : null),
       active: own === undefined ? null : own.view.role === 'active',
       term: own?.view.term ?? null,
       commitIndex: own?.view.commitIndex ?? null,
@@ -134,12 +137,11 @@ export async function clusterStatus(ctx: CtlContext): Promise<ClusterStatusRepor
       reachable: own !== undefined ? true : url === null ? null : false,
     };
   });
-  const terms = [...views.values()].map(({ view }) => view.term);
   const clusterId = [...views.values()].map(({ view }) => str((view as unknown as Record<string, unknown>)['clusterId'])).find((c) => c !== null) ?? null;
   return {
     clusterId,
     leaderId,
-    term: terms.length === 0 ? null : Math.max(...terms),
+    term: byTerm[0]?.term ?? null,
     members,
     endpoints: [...asked.entries()].map(([url, a]) => ({ url, nodeId: a.nodeId, error: a.error })),
   };
