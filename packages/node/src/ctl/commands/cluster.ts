@@ -166,7 +166,7 @@ function printStatus(ctx: CtlContext, report: ClusterStatusReport): void {
   ctx.io.out(`${report.clusterId === null ? '' : `cluster ${report.clusterId}; `}leader: ${report.leaderId ?? 'none known'}${report.term === null ? '' : ` (term ${report.term})`}; active: ${active.length === 0 ? 'none' : active.join(', ')}\n`);
   const unknownOnes = report.members.filter((m) => m.reachable !== true).map((m) => m.id);
   if (unknownOnes.length > 0) {
-    ctx.io.out(`not asked or not reachable: ${unknownOnes.join(', ')} — their term, indexes and role are unknown; list their admin URLs in --endpoints\n`);
+    ctx.io.out(`no answer from ${unknownOnes.join(', ')}: term, indexes and active state unknown (is it running? is its admin URL in --endpoints?)\n`);
   }
   if (report.leaderId !== null && !report.members.some((m) => m.id === report.leaderId && m.reachable === true)) {
     ctx.io.out('lag and live are known only when the leader is among the members asked\n');
