@@ -1,4 +1,8 @@
-export { RaftCluster } from './raft-cluster.js';
+export { FaultRefusedError, RaftCluster } from './raft-cluster.js';
+export { IsolationGate, MAX_ISOLATION_MS } from './faults.js';
+export type { FaultLogger, IsolationStatus } from './faults.js';
+export { DEFAULT_SERVING, QUORUM_LOSS, SERVE_MODES, ServingTracker } from './serving.js';
+export type { QuorumLoss, ServeMode, ServingInputs, ServingOptions, ServingStatus } from './serving.js';
 export type { ClusterView } from './raft-cluster.js';
 export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError } from './driver.js';
 export type { DriverLogger, DriverStatus, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';

@@ -17,6 +17,8 @@ import { dataDirError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, U
 import { RaftDriver } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport } from './transport.js';
+import { IsolationGate, type IsolationStatus } from './faults.js';
+import { DEFAULT_SERVING, ServingTracker, type ServingStatus } from './serving.js';
 import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 
 /** What the admin API and /ready need to know about the cluster. */
@@ -27,6 +29,19 @@ export interface ClusterView {
   activate(): void;
   /** Shutdown has begun: never claim readiness again. */
   deactivate(): void;
+  /** Whether to send client traffic here (GET /serving); see serving.ts. */
+  serving?(): ServingStatus;
+}
+
+/** Refused fault injection (the node was not started with it, or it cannot apply now). */
+export class FaultRefusedError extends Error {
+  constructor(
+    readonly reason: 'disabled' | 'notLeader',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FaultRefusedError';
+  }
 }
 
 export class RaftCluster implements ClusterView {
@@ -34,6 +49,9 @@ export class RaftCluster implements ClusterView {
   private transport: TcpTransport | null = null;
   private readonly adminUrls = new Map<NodeId, string>();
   private selfAdminUrl: string | null = null;
+  /** Fault injection (failover drills): cuts the Raft traffic while isolated. */
+  private readonly gate: IsolationGate;
+  private readonly servingTracker: ServingTracker;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -41,7 +59,17 @@ export class RaftCluster implements ClusterView {
     private readonly db: PoolDb,
     readonly driver: RaftDriver<ApplyResult | null>,
     readonly store: RaftPoolStore,
-  ) {}
+  ) {
+    this.gate = new IsolationGate(log.child({ component: 'faults' }));
+    this.servingTracker = new ServingTracker(config.serving ?? DEFAULT_SERVING, {
+      self: config.id,
+      isActive: () => this.isActive(),
+      term: () => this.driver.node.term,
+      leader: () => this.driver.node.leader,
+      readBarrier: () => this.driver.readBarrier(),
+      now: () => performance.now(),
+    });
+  }
 
   /** Open the database and build the driver; nothing is sent or received until start(). */
   static async open(config: RaftClusterOptions, log: ClusterLogger): Promise<RaftCluster> {
@@ -97,7 +125,9 @@ export class RaftCluster implements ClusterView {
       peers,
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
       log: log.child({ component: 'raft-transport' }),
-      onMessage: (m) => this.driver.receive(m),
+      onMessage: (m) => {
+        if (this.gate.admit(m)) this.driver.receive(m);
+      },
       onUnreachable: (id) => this.driver.unreachable(id),
       advertise: () => ({ admin: this.selfAdminUrl ?? '' }),
       onPeerInfo: (id, info) => {
@@ -112,13 +142,66 @@ export class RaftCluster implements ClusterView {
     this.driver.onRoleChange((role, leader) => {
       log.info({ event: 'raft_role', role, leader, term: this.driver.node.term }, `raft role: ${role}${leader === null ? '' : `, leader ${leader}`}`);
     });
-    this.driver.start(transport);
+    this.driver.start(this.gate.wrap(transport));
+    this.servingTracker.start();
   }
 
   activate(): void {}
 
   deactivate(): void {
     this.shuttingDown = true;
+    this.servingTracker.abdicate();
+    this.servingTracker.stop();
+  }
+
+  serving(): ServingStatus {
+    return this.servingTracker.status();
+  }
+
+  /**
+   * Until when (performance.now() ms) this node stays active without another quorum
+   * acknowledgement; null when not active. The VIP guard removes the address then.
+   */
+  activeUntil(): number | null {
+    if (this.shuttingDown) return null;
+    return this.driver.leaseExpiresAt();
+  }
+
+  // ---- fault injection (failover drills; off unless the node was started with it) ----
+
+  get faultInjection(): boolean {
+    return this.config.faultInjection === true;
+  }
+
+  faultStatus(): { readonly enabled: boolean } & IsolationStatus {
+    return { enabled: this.faultInjection, ...this.gate.status() };
+  }
+
+  /** The leader abdicates at once, as if it had lost its quorum (no transfer). */
+  async stepDown(): Promise<{ readonly term: number }> {
+    this.refuseUnlessEnabled();
+    const term = this.driver.node.term;
+    if (this.driver.node.role !== 'leader') throw new FaultRefusedError('notLeader', `this node is not the leader${this.driver.node.leader === null ? '' : `; ${this.driver.node.leader} is`}`);
+    this.servingTracker.abdicate();
+    this.log.warn({ event: 'fault_step_down', term }, 'fault injection: stepping down as leader without a transfer');
+    if (!(await this.driver.stepDown())) throw new FaultRefusedError('notLeader', 'this node stopped being the leader before it could step down');
+    return { term };
+  }
+
+  /** Drop all Raft traffic to and from this node for `ms`; heals by itself. */
+  isolate(ms: number): void {
+    this.refuseUnlessEnabled();
+    this.gate.isolate(ms);
+  }
+
+  /** End an isolation now; returns whether there was one. */
+  heal(): boolean {
+    this.refuseUnlessEnabled();
+    return this.gate.heal('requested');
+  }
+
+  private refuseUnlessEnabled(): void {
+    if (!this.faultInjection) throw new FaultRefusedError('disabled', 'fault injection is off on this node (start it with --fault-injection on)');
   }
 
   isActive(): boolean {
@@ -148,6 +231,7 @@ export class RaftCluster implements ClusterView {
     return {
       nodeId: this.config.id,
       role: this.isActive() ? 'active' : 'passive',
+      serving: this.serving(),
       leaderId: s.leader,
       term: s.term,
       commitIndex: s.commitIndex,
@@ -164,7 +248,8 @@ export class RaftCluster implements ClusterView {
    * cluster does not wait an election timeout, then the driver, transport and database close.
    */
   async stop(): Promise<void> {
-    this.shuttingDown = true;
+    this.deactivate();
+    this.gate.heal('stopping');
     await this.handOff();
     await this.store.close();
     await this.driver.stop();
@@ -186,6 +271,7 @@ export class RaftCluster implements ClusterView {
   async transferLeadership(to: NodeId | undefined): Promise<LeadershipTransfer> {
     const node = this.driver.node;
     if (node.role !== 'leader') return { ok: false, reason: 'notLeader', leaderId: node.leader };
+    this.servingTracker.abdicate();
     const status = node.status();
     let target = to;
     if (target === undefined) {

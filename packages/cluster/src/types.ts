@@ -1,6 +1,7 @@
 // The cluster's own view of its settings and of what it reports; packages/node maps its
 // configuration and logger onto these, so nothing here depends on the node package.
 import type { NodeId } from '@weldr/raft';
+import type { ServingOptions, ServingStatus } from './serving.js';
 
 export interface HostPort {
   /** IP address or host name, IPv6 without brackets. */
@@ -28,6 +29,10 @@ export interface RaftClusterOptions {
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */
   readonly electionTimeoutMs: number;
+  /** Who serves client traffic, and what happens without a quorum (serving.ts). Default active-passive, stop. */
+  readonly serving?: ServingOptions;
+  /** Allow step-down and isolation through the admin API (failover drills). Default false. */
+  readonly faultInjection?: boolean;
 }
 
 /** The subset of pino the cluster uses; a pino Logger satisfies it. */
@@ -57,6 +62,8 @@ export interface ClusterStatus {
   readonly commitIndex: number;
   readonly appliedIndex: number;
   readonly members: readonly ClusterMemberStatus[];
+  /** Whether this node serves client traffic now, and why. */
+  readonly serving?: ServingStatus;
 }
 
 export type LeadershipTransfer =
