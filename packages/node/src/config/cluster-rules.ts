@@ -1,11 +1,13 @@
 // The rules `weldr start` adds in cluster mode, on top of each value's own parser: the
 // node's own --peers entry agrees with --raft, a durable store, sane Raft timers.
 import { ConfigError } from './config-error.js';
+import { checkFeatureConfig } from './feature-rules.js';
 import type { NodeConfig } from './options.js';
 import { formatHostPort } from './values.js';
 
 /** Cluster mode's extra rules (the values themselves are checked by the loader). */
 export function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
+  checkFeatureConfig(loadedConfig);
   let config = loadedConfig;
   // The same member list on every node: this node's own entry is its Raft address.
   const self = config.peers.find((p) => p.id === config.id);
