@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
-import { answerClientError, createAdminApp } from '@weldr/admin';
+import { answerClientError, createAdminApp, type FaultInjector } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
@@ -24,6 +24,8 @@ export interface AdminListenerDeps {
   readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** Cluster mode: writes on a follower are relayed to the leader. */
   readonly forward?: ForwardTarget | undefined;
+  /** Cluster mode: fault injection for drills (refused unless --fault-injection on). */
+  readonly faults?: FaultInjector;
 }
 
 export interface AdminListener {
@@ -47,6 +49,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     log: deps.log.child({ component: 'admin' }),
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
+    ...(deps.faults === undefined ? {} : { faults: deps.faults }),
   });
   const local = app.callback();
   const server = createServer(

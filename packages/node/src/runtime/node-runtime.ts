@@ -14,6 +14,9 @@ import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/c
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
+import { faultInjector, NodeClusterView } from './node-cluster-view.js';
+import { registerServingMetrics } from './serving-metrics.js';
+import { VipManager } from './vip.js';
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
@@ -78,7 +81,38 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
     cleanups.push(unsubscribe);
 
-    const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    // --- serving, VIP and fault injection (issue 12) ---
+    let proxyAddressText: string | undefined;
+    let vip: VipManager | null = null;
+    const cluster = new NodeClusterView(raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store), raft, () => ({
+      ...(proxyAddressText === undefined ? {} : { proxyAddress: proxyAddressText }),
+      ...(vip === null ? {} : { vip: vip.status() }),
+    }));
+    registerServingMetrics(metrics, () => cluster.serving());
+    if (config.vip !== undefined && config.vipInterface !== undefined) {
+      const r = raft;
+      vip = new VipManager({
+        vip: config.vip,
+        iface: config.vipInterface,
+        log: log.child({ component: 'vip' }),
+        metrics,
+        role: {
+          decide: () => {
+            if (r === null) return cluster.isActive() ? { hold: true, until: null } : { hold: false };
+            const until = r.activeUntil();
+            if (until !== null) return { hold: true, until };
+            const s = r.serving();
+            return s.serving && !s.active ? { hold: true, until: null } : { hold: false };
+          },
+        },
+      });
+      const v = vip;
+      // Before the node can become active: the guard removes a leftover address first.
+      await v.start();
+      cleanups.push(() => v.stop());
+      if (r !== null) r.driver.onRoleChange(() => v.check());
+    }
+    // --- end serving, VIP and fault injection ---
     warnIfAdminExposed(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
@@ -95,7 +129,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               lastLeader = leader;
             }),
     );
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
+    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners), ...(raft === null ? {} : { faults: faultInjector(raft) }) });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -116,6 +150,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
     });
     const proxyAddress = { host: config.listen.host, port: bound.port };
+    proxyAddressText = formatHostPort(proxyAddress);
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
 
@@ -132,6 +167,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
+          // The VIP goes first: before the proxy drains and the leadership is handed over.
+          await vip?.stop();
           await hooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
@@ -181,5 +218,7 @@ function clusterOptions(config: NodeConfig): RaftClusterOptions {
     clusterToken: config.clusterToken,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
+    serving: { mode: config.serve, staleLimitMs: config.serveStaleLimit, quorumLoss: config.quorumLoss },
+    faultInjection: config.faultInjection,
   };
 }
