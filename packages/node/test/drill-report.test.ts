@@ -43,6 +43,12 @@ test('step-down re-electing the same node counts once it was seen without the ro
   t.like(r, { newActive: 'n1', lostMs: 100, failoverMs: 700 });
 });
 
+test('a sample that got no answer from the still-active target is neither its loss nor a re-election', (t) => {
+  const o: Observations = { ...killRound(), samples: [sample('n1', 1005, null), sample('n1', 1100, true), sample('n1', 1300, false), sample('n2', 1600, true)] };
+  const r = roundReport('isolate', o.rounds[0]!, o, 500);
+  t.like(r, { newActive: 'n2', lostMs: 300, failoverMs: 600 });
+});
+
 test('no failover: the round has no new active node and the report fails', (t) => {
   const o: Observations = { ...killRound(), samples: [sample('n1', 1010, null), sample('n2', 1500, false)] };
   const report = buildReport({ kind: 'kill', seed: 1, members: ['n1', 'n2', 'n3'], targets: ['http://x/'], slowMs: 500, thresholds: {}, interrupted: false }, o);

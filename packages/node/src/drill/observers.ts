@@ -52,6 +52,8 @@ export class ReadySampler extends Loop {
   readonly overlaps: Overlap[] = [];
   private readonly lastActive = new Map<string, ReadySample>();
   private readonly latest = new Map<string, ReadySample>();
+  /** The latest sample that got an answer (200 or 503), per member. */
+  private readonly latestAnswer = new Map<string, ReadySample>();
   private readonly inFlight = new Map<string, number>();
   private readonly pending = new Set<Promise<void>>();
 
@@ -82,9 +84,14 @@ export class ReadySampler extends Loop {
     await Promise.all(this.pending);
   }
 
-  /** The members whose latest answer (by when it was asked) was 200. */
+  /**
+   * The members whose latest answer (by when it was asked) was 200. A sample that timed
+   * out on a loaded machine says nothing either way, so a member whose latest *answer*
+   * was 200 counts as active unless it stopped answering for longer than a second.
+   */
   activeNow(): string[] {
-    return [...this.latest.values()].filter((s) => s.active === true).map((s) => s.member);
+    const now = this.now();
+    return [...this.latestAnswer.values()].filter((s) => s.active === true && (this.latest.get(s.member)?.active !== null || now - s.at < 1000)).map((s) => s.member);
   }
 
   latestOf(member: string): ReadySample | undefined {
@@ -107,6 +114,8 @@ export class ReadySampler extends Loop {
     this.samples.push(s);
     const before = this.latest.get(m.id);
     if (before === undefined || before.sentAt <= sentAt) this.latest.set(m.id, s);
+    const answered = this.latestAnswer.get(m.id);
+    if (active !== null && (answered === undefined || answered.sentAt <= sentAt)) this.latestAnswer.set(m.id, s);
     if (active === true) {
       for (const [other, o] of this.lastActive) {
         if (other !== m.id && o.sentAt <= s.at && s.sentAt <= o.at) this.overlaps.push({ at: s.at, members: [other, m.id].sort() });

@@ -169,14 +169,21 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
   // Everything in flight during the round: a request sent just before the fault that the
   // fault made fail is one of its casualties.
   const inWindow = <T extends { readonly sentAt: number; readonly at: number }>(xs: readonly T[]): T[] => xs.filter((x) => x.at >= r.faultAt && x.sentAt < r.endAt);
+  // Lost: the target's first sample without a 200 after its last 200 (a sample that got
+  // no answer on a loaded machine is taken back by a later 200).
   let lostAt: number | null = null;
+  let answered503 = false;
   let activeAt: number | null = null;
   let newActive: string | null = null;
   for (const s of o.samples) {
     if (s.at < r.faultAt || s.at >= r.endAt) continue;
-    if (s.member === r.target && s.active !== true && lostAt === null) lostAt = s.at;
-    // The new active node: another member, or the same one once it was seen without the role.
-    if (s.active === true && (s.member !== r.target || lostAt !== null)) {
+    if (s.member === r.target) {
+      if (s.active === true && !answered503) lostAt = null;
+      else if (s.active !== true && lostAt === null) lostAt = s.at;
+      if (s.active === false) answered503 = true;
+    }
+    // The new active node: another member, or the same one once it answered 503.
+    if (s.active === true && (s.member !== r.target || answered503)) {
       newActive = s.member;
       activeAt = s.at;
       break;

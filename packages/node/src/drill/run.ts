@@ -129,12 +129,16 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
     // ---- one round ----------------------------------------------------------------
 
     async function runRound(n: number): Promise<RoundRecord> {
-      const ready = await waitHealthy(members, sampler, poller, opts.healTimeoutMs, interrupt.signal);
-      if (ready !== null) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `the cluster did not become healthy within ${opts.healTimeoutMs} ms: ${ready}` };
       // ±25 % jitter, seeded, so faults do not line up with the heartbeats.
-      await sleep(Math.round(opts.intervalMs * (0.75 + random() * 0.5)), interrupt.signal);
-      const active = sampler.activeNow();
-      if (interrupt.signal.aborted) return { round: n, target: active[0] ?? '—', faultAt: now(), endAt: now(), error: 'interrupted before the fault' };
+      const pause = Math.round(opts.intervalMs * (0.75 + random() * 0.5));
+      let active: string[] = [];
+      for (let attempt = 0; attempt < 3 && active.length !== 1; attempt++) {
+        const ready = await waitHealthy(members, sampler, poller, opts.healTimeoutMs, interrupt.signal);
+        if (ready !== null) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `the cluster did not become healthy within ${opts.healTimeoutMs} ms: ${ready}` };
+        await sleep(pause, interrupt.signal);
+        if (interrupt.signal.aborted) return { round: n, target: '—', faultAt: now(), endAt: now(), error: 'interrupted before the fault' };
+        active = sampler.activeNow();
+      }
       if (active.length !== 1) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `expected one active node before the fault, saw ${active.length}` };
       const target = members.find((m) => m.id === active[0])!;
       const faultAt = now();
