@@ -110,6 +110,8 @@ class Guard {
   private readonly announcers = new Set<ChildProcess>();
   private announceTimers: NodeJS.Timeout[] = [];
   private exiting = false;
+  /** One per hold: an announcement that outlived its hold (killed on release) is not a failure. */
+  private session = 0;
 
   constructor(
     private readonly config: GuardConfig,
@@ -135,6 +137,7 @@ class Guard {
   }
 
   release(reason: string): Promise<void> {
+    this.session++;
     this.stopAnnouncing();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
@@ -177,17 +180,18 @@ class Guard {
     }
     report('added', { ms: Math.round(r.ms), alreadyPresent: r.code !== 0 });
     if (!this.wanted) return; // released while adding: the queued remove follows
-    void this.announce(1);
+    const session = ++this.session;
+    void this.announce(1, session);
     for (const [i, after] of ANNOUNCE_AGAIN_MS.entries()) {
       const t = setTimeout(() => {
-        if (this.wanted) void this.announce(i + 2);
+        if (this.wanted && session === this.session) void this.announce(i + 2, session);
       }, after);
       t.unref();
       this.announceTimers.push(t);
     }
   }
 
-  private async announce(n: number): Promise<void> {
+  private async announce(n: number, session: number): Promise<void> {
     const { vip, iface } = this.config;
     const args = announceArgs(this.announcer, vip, iface);
     if (args === undefined || this.announcer.kind === 'none') {
@@ -199,7 +203,7 @@ class Guard {
       this.announcers.add(child);
       child.once('close', () => this.announcers.delete(child));
     });
-    if (!this.wanted) return; // killed on release: not a failure
+    if (!this.wanted || session !== this.session) return; // killed on release: not a failure
     if (announced(this.announcer, r.code, r.stderr)) report('announced', { tool, n, ms: Math.round(r.ms) });
     else report('announce_failed', { tool, n, error: r.error ?? (r.stderr || `${this.announcer.command} exited ${r.code}`) });
   }
