@@ -55,6 +55,14 @@ async function getIn(ns: string, url: string): Promise<{ status: number; body: s
   return JSON.parse(out) as { status: number; body: string };
 }
 
+/** The VIP and role events of the members' current processes, for failure messages. */
+function vipLog(members: readonly Member[]): string {
+  return members
+    .flatMap((m) => (m.proc?.lines ?? []).filter((l) => String(l.event).startsWith('vip_') || l.event === 'role_changed').map((l) => `${String(l.time)} ${m.id} ${String(l.event)} ${String(l.msg)} ${String(l.error ?? l.reason ?? '')}`))
+    .sort()
+    .join('\n');
+}
+
 class Member {
   proc: RunningProcess | null = null;
   constructor(
@@ -112,7 +120,8 @@ function pollHolders(lab: NetnsLab): { stop(): Promise<{ rounds: number; twice: 
       const h = await lab.holders(VIP);
       rounds++;
       if (h.length > 1) twice.push(h);
-      await sleep(2);
+      // Every 25 ms: each round spawns one `ip` per namespace, and the machine is shared.
+      await sleep(25);
     }
   })();
   return {
@@ -168,12 +177,20 @@ if (skipReason !== null) {
     }, 30_000, 100);
     t.regex(through, /^hello from origin-a/);
     const view = JSON.parse((await getIn(client.ns, `${active.adminUrl}/cluster`)).body) as { vip: { held: boolean; announcer: string; address: string; failures: Record<string, number>; lastAnnounce: unknown; lastError: unknown } };
-    t.like(view.vip, { held: true, address: `${VIP}/24`, failures: { add: 0, remove: 0, announce: 0 } }, JSON.stringify(view.vip));
+    t.like(view.vip, { held: true, address: `${VIP}/24`, failures: { add: 0, remove: 0, announce: 0 } }, `${JSON.stringify(view.vip)}\n${vipLog(members)}`);
     t.regex(view.vip.announcer, /^(iputils|habets)-arping$/);
     t.log(`VIP ${VIP} on ${active.id}, announced with ${view.vip.announcer}`);
     t.regex((await getIn(client.ns, `${active.adminUrl}/metrics`)).body, new RegExp(`^weldr_vip_held\\{nodeId="${active.id}"\\} 1$`, 'm'));
 
     const monitor = new AddressMonitor(lab.nodes.map((h) => h.ns), VIP);
+    // The client's neighbour entry for the VIP: which MAC it uses, and when it changes (logged).
+    const neighbour: string[] = [];
+    const neighMonitor = execFile('ip', ['-n', client.ns, '-ts', '-o', 'monitor', 'neigh'], { maxBuffer: 64 << 20 });
+    neighMonitor.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line.includes(` ${VIP} `)) neighbour.push(line.trim());
+    });
+    t.teardown(() => void neighMonitor.kill());
+    const macs = new Map(await Promise.all(lab.nodes.map(async (h, i) => [(await lab.ip(['-n', h.ns, '-o', 'link', 'show', 'eth0'])).stdout.match(/link\/ether ([0-9a-f:]+)/)?.[1] ?? '?', `n${i + 1}`] as const)));
     const poller = pollHolders(lab);
     t.teardown(() => monitor.stop());
     await sleep(200); // the monitors are listening
@@ -189,7 +206,7 @@ if (skipReason !== null) {
       try {
         report = JSON.parse(proc.stdout) as Report;
       } catch {
-        throw new Error(`drill ${kind} exited ${exit.code} without a report: ${proc.stdout}${proc.stderr}`);
+        throw new Error(`drill ${kind} exited ${exit.code} without a report: ${proc.stdout}${proc.stderr}\n${vipLog(members)}`);
       }
       t.is(exit.code, 0, `drill ${kind}: ${proc.stderr}`);
       t.is(report.rounds.length, rounds);
@@ -209,6 +226,9 @@ if (skipReason !== null) {
 
     await sleep(200);
     monitor.stop();
+    neighMonitor.kill();
+    const named = (line: string): string => line.replace(/lladdr ([0-9a-f:]+)/, (all, mac: string) => `${all} (${macs.get(mac) ?? '?'})`);
+    t.log(`client neighbour entry for ${VIP}: ${neighbour.length} changes; the first 40:\n${neighbour.slice(0, 40).map(named).join('\n')}`);
     const polled = await poller.stop();
     const overlaps = monitor.overlaps();
     const changes = monitor.events.length;

@@ -26,6 +26,7 @@ test('ip addr add/del, with nodad for IPv6', (t) => {
   t.deepEqual(ipDelArgs(v6, 'eth0'), ['-6', 'addr', 'del', 'fd00:213::100/64', 'dev', 'eth0']);
   t.true(alreadyPresent('RTNETLINK answers: File exists'));
   t.true(notPresent('RTNETLINK answers: Cannot assign requested address'));
+  t.true(notPresent('Error: ipv4: Address not found.'));
   t.false(notPresent('Cannot find device "eth9"'));
 });
 

@@ -62,7 +62,7 @@ export class ReadySampler extends Loop {
     private readonly access: AdminAccess,
     private readonly now: Clock,
     private readonly intervalMs = 10,
-    private readonly timeoutMs = 250,
+    private readonly timeoutMs = 500,
   ) {
     super();
   }
@@ -94,8 +94,14 @@ export class ReadySampler extends Loop {
     return [...this.latestAnswer.values()].filter((s) => s.active === true && (this.latest.get(s.member)?.active !== null || now - s.at < 1000)).map((s) => s.member);
   }
 
-  latestOf(member: string): ReadySample | undefined {
-    return this.latest.get(member);
+  /** Of the members that look active, the one whose latest 200 was asked last (the newest). */
+  newestActive(): string | undefined {
+    let best: ReadySample | undefined;
+    for (const id of this.activeNow()) {
+      const s = this.latestAnswer.get(id)!;
+      if (best === undefined || s.sentAt > best.sentAt) best = s;
+    }
+    return best?.member;
   }
 
   private async sample(m: DrillMember): Promise<void> {
@@ -204,7 +210,10 @@ export class ProxyTraffic extends Loop {
     private readonly timeoutMs = 2_000,
   ) {
     super();
-    this.agent = new Agent({ connect: { timeout: timeoutMs }, keepAliveTimeout: 2_000, connections: 64 });
+    // No connection limit (MAX_IN_FLIGHT bounds the requests): with a limit, requests
+    // hanging on a dead target would queue the next ones behind them and delay the
+    // moment the new active node is seen serving by their own timeout.
+    this.agent = new Agent({ connect: { timeout: timeoutMs }, keepAliveTimeout: 2_000, connections: null });
   }
 
   start(): void {

@@ -65,8 +65,8 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
     const pick =
       opts.target.kind === 'members'
         ? (): string => {
-            const active = sampler.activeNow();
-            if (active.length === 1) lastActive = members.find((m) => m.id === active[0]) ?? lastActive;
+            const newest = sampler.newestActive();
+            if (newest !== undefined) lastActive = members.find((m) => m.id === newest) ?? lastActive;
             return lastActive.proxyUrl!;
           }
         : (): string => targets[next++ % targets.length]!;

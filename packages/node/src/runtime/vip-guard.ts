@@ -133,7 +133,10 @@ class Guard {
     this.armTimer();
     if (this.wanted || monotonicMs() < this.nextAddAt) return;
     this.wanted = true;
-    void this.enqueue(() => this.add());
+    // An add still queued when a release comes is void, even if a new hold follows: the
+    // new hold queues its own add after the release's remove.
+    const session = this.session;
+    void this.enqueue(() => this.add(session));
   }
 
   release(reason: string): Promise<void> {
@@ -156,10 +159,15 @@ class Guard {
   private armTimer(): void {
     if (this.timer !== null) return;
     this.timer = setTimeout(() => {
-      this.timer = null;
-      if (!this.wanted) return;
-      if (monotonicMs() >= this.deadline) void this.release('lease expired');
-      else this.armTimer();
+      // After a stall (a loaded host), timers run before the pending input is read: look
+      // at the renewals already in the pipe first (setImmediate runs after the poll
+      // phase). A renewal there was sent while the node held its lease, so it stands.
+      setImmediate(() => {
+        this.timer = null;
+        if (!this.wanted) return;
+        if (monotonicMs() >= this.deadline) void this.release('lease expired');
+        else this.armTimer();
+      });
     }, Math.max(0, this.deadline - monotonicMs()));
   }
 
@@ -168,8 +176,8 @@ class Guard {
     return this.chain;
   }
 
-  private async add(): Promise<void> {
-    if (!this.wanted) return;
+  private async add(queuedIn: number): Promise<void> {
+    if (!this.wanted || queuedIn !== this.session) return;
     const { vip, iface } = this.config;
     const r = await run('ip', ipAddArgs(vip, iface));
     if (r.code !== 0 && !alreadyPresent(r.stderr)) {

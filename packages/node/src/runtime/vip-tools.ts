@@ -45,7 +45,7 @@ export function alreadyPresent(stderr: string): boolean {
 
 /** `ip addr del` failed only because the address is not there. */
 export function notPresent(stderr: string): boolean {
-  return /Cannot assign requested address|No such address|does not exist on device/i.test(stderr);
+  return /Cannot assign requested address|Address not found|No such address|does not exist on device/i.test(stderr);
 }
 
 /** The command line that announces `vip` once (one gratuitous ARP / unsolicited NA). */
