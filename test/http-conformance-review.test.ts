@@ -81,6 +81,34 @@ test('a client that half-closes after its request still gets the whole response'
   t.is((JSON.parse(res!.body) as { url: string }).url, '/echo/half');
 });
 
+// The FIN and the origin's response head used to race: a FIN seen after the head was
+// taken as an abort and the response cut (issue 13 item 0). Shutting down the sending
+// side once the response has begun makes the old race deterministic.
+test('a client that half-closes while a 4 MiB response is streaming still gets all of it', async (t) => {
+  const size = 4 * 1024 * 1024;
+  const got = await new Promise<{ bytes: number; text: string }>((resolve, reject) => {
+    const socket = connect({ port: node.proxyPort, host: '127.0.0.1', allowHalfOpen: true }, () => socket.write(`GET /bytes/${size} HTTP/1.1\r\nHost: e2e\r\n\r\n`));
+    let bytes = 0;
+    let head = '';
+    socket.on('data', (c: Buffer) => {
+      if (bytes === 0) {
+        head = c.subarray(0, 200).toString('latin1');
+        socket.end();
+      }
+      bytes += c.length;
+    });
+    socket.on('end', () => {
+      socket.destroy();
+      resolve({ bytes, text: head });
+    });
+    socket.on('error', reject);
+  });
+  t.regex(got.text, /^HTTP\/1\.1 200 /);
+  const headLength = got.text.indexOf('\r\n\r\n') + 4;
+  t.true(headLength > 4);
+  t.is(got.bytes - headLength, size);
+});
+
 test('origin 204/304 with Content-Length are relayed (204 without it); a status beyond 599 → 502', async (t) => {
   const raw = await startRawOrigin(t, {
     '/': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',

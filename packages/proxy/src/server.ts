@@ -73,14 +73,16 @@ export class Listener {
     this.server.maxHeadersCount = MAX_HEADER_FIELDS;
     // RFC 9112 §9.6: a client may half-close after its request and still read the
     // response. node's default ends the connection at the client's FIN, dropping the
-    // answers still in flight; half-open, it marks the last response as the final one.
-    // (`httpAllowHalfOpen` is node's, untyped.) A FIN once a response has started is
-    // taken as an abort instead (onClientEnd), as before.
+    // answers still in flight; half-open, it marks the last response as the final one
+    // and closes after it. (`httpAllowHalfOpen` is node's, untyped.) A FIN is never
+    // taken as an abort, whenever it comes: TCP cannot tell a client that shut down its
+    // sending side (and still reads) from one that closed, and treating the FIN as an
+    // abort once a response had started cut responses short at random — the FIN and the
+    // origin's response head race (issue 13 item 0). A client that really left is seen
+    // at the next write (the peer answers with RST: 'close' → Exchange.clientGone); a
+    // response with nothing to write is bounded by originResponseMs / originIdleMs.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.server.on('connection', (socket: Socket) => {
-      socket.on('end', onClientEnd);
-      relaxVersionCheck(this.server, socket);
-    });
+    this.server.on('connection', (socket: Socket) => relaxVersionCheck(this.server, socket));
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
@@ -194,16 +196,6 @@ function relaxVersionCheck(server: http.Server, socket: Socket): void {
   if (connections == null) return;
   const maxHeaderSize = (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
   parser.initialize(Parser.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, maxHeaderSize, Parser.kLenientVersion, connections);
-}
-
-/**
- * The client sent FIN. Before any response has started, that is a half-close after
- * the request (served; node closes after the last response). Once a response is being
- * written, it is an abort: the connection is closed, which stops the exchanges and
- * their origin requests rather than streaming to a client that is gone.
- */
-function onClientEnd(this: ServerSocket): void {
-  if (this._httpMessage?.headersSent === true) this.destroy();
 }
 
 // A request line as llhttp starts it: method, one space, the start of a target.
