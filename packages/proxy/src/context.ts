@@ -9,6 +9,8 @@ export interface ProxyContext {
   /** "1.1 <pseudonym>" */
   readonly via: string;
   readonly maxRetries: number;
+  /** Requests held per client connection (one forwarded, the rest waiting). */
+  readonly maxPipelineDepth: number;
   /** Longest a response may stall on a client that does not read (ms). */
   readonly stallMs: number;
   /** Idle time after which an upgraded tunnel is closed (ms). */

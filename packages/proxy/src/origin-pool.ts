@@ -9,6 +9,8 @@ import type { ProxyTimeouts } from './types.js';
 export interface OriginPoolOptions {
   readonly timeouts: ProxyTimeouts;
   readonly maxHeaderSize: number;
+  /** Connections to this origin at most; requests beyond wait in the pool's queue. */
+  readonly originMaxConnections: number;
 }
 
 /**
@@ -54,6 +56,7 @@ export class Origin implements Peer {
       headersTimeout: t.originResponseMs,
       bodyTimeout: t.originIdleMs,
       maxHeaderSize: options.maxHeaderSize,
+      connections: options.originMaxConnections,
       // Keep-alive to the origin, one request per connection at a time (pipelining
       // would make a slow response block the ones queued behind it).
       pipelining: 1,

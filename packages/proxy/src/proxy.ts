@@ -6,7 +6,7 @@ import { handleExpect, handleRequest, refuseBrokenRequest, type ProxyContext } f
 import { registerMetrics } from './metrics.js';
 import { Listener } from './server.js';
 import { buildStats, Counters } from './stats.js';
-import { DEFAULT_TIMEOUTS, type Proxy, type ProxyOptions, type ProxyStats, type ProxyTimeouts } from './types.js';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Proxy, type ProxyLimits, type ProxyOptions, type ProxyStats, type ProxyTimeouts } from './types.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstream } from './upstream.js';
 
@@ -17,6 +17,7 @@ const DEFAULT_CLOSE_DEADLINE_MS = 10_000;
 /** Compose the phases into a proxy. Nothing listens until `listen()`. */
 export function createProxy(options: ProxyOptions): Proxy {
   const timeouts: ProxyTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const limits: ProxyLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log.child?.({ component: 'proxy' }) ?? options.log;
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
@@ -28,6 +29,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     random,
     timeouts,
     maxHeaderSize,
+    originMaxConnections: limits.originMaxConnections,
     healthChecks: options.healthChecks ?? true,
   });
 
@@ -40,6 +42,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     // The comment names this proxy instance (random per process) for loop detection.
     via: `1.1 ${pseudonym(options.nodeId)} (weldr/${randomBytes(4).toString('hex')})`,
     maxRetries: Math.max(0, options.maxRetries ?? DEFAULT_MAX_RETRIES),
+    maxPipelineDepth: Math.max(1, limits.maxPipelineDepth),
     stallMs: timeouts.originIdleMs,
     // WebSockets idle far longer than response bodies; nginx's default is 60 s.
     tunnelIdleMs: Math.max(60_000, timeouts.originIdleMs),
@@ -51,6 +54,8 @@ export function createProxy(options: ProxyOptions): Proxy {
 
   const listener = new Listener({
     timeouts,
+    limits,
+    counters,
     maxHeaderSize,
     log,
     onRequest: (req, res) => handleRequest(ctx, req, res),

@@ -1,13 +1,16 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectionOf, IdleSweeper } from './connections.js';
+import { connectionOf, ConnectionTracker } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
 import { MAX_HEADER_FIELDS } from './request-filter.js';
-import type { Logger, ProxyTimeouts } from './types.js';
+import type { Counters } from './stats.js';
+import type { Logger, ProxyLimits, ProxyTimeouts } from './types.js';
 
 export interface ListenerOptions {
   readonly timeouts: ProxyTimeouts;
+  readonly limits: ProxyLimits;
+  readonly counters: Counters;
   readonly maxHeaderSize: number;
   readonly log: Logger;
   readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
@@ -36,7 +39,10 @@ export class Listener {
   readonly server: http.Server;
   readonly #log: Logger;
   readonly #lingering = new Set<Duplex>();
-  readonly #idle: IdleSweeper | null;
+  readonly #tracker: ConnectionTracker;
+  readonly #counters: Counters;
+  /** performance.now() of the last accept-error log line (rate limit). */
+  #acceptErrorLoggedAt = -Infinity;
   /** Connections whose parser failed: llhttp keeps reporting the same error on every later read. */
   readonly #failed = new WeakSet<Duplex>();
   readonly #onBrokenRequest: (socket: Duplex, code: ProxyErrorCode) => boolean;
@@ -45,13 +51,15 @@ export class Listener {
     const t = options.timeouts;
     this.#log = options.log;
     this.#onBrokenRequest = options.onBrokenRequest;
+    this.#counters = options.counters;
+    const limits = options.limits;
     const headersTimeout = Math.min(t.clientHeadersMs, t.clientRequestMs);
     this.server = http.createServer(
       {
         maxHeaderSize: options.maxHeaderSize,
         headersTimeout,
         requestTimeout: t.clientRequestMs,
-        // clientIdleMs is enforced by IdleSweeper (connections.ts), not by node's
+        // clientIdleMs is enforced by ConnectionTracker (connections.ts), not by node's
         // per-request socket timer; node then also omits its `Keep-Alive: timeout=` hint.
         keepAliveTimeout: 0,
         // Timeouts above are enforced on this tick; node's default (30 s) would let a
@@ -82,19 +90,30 @@ export class Listener {
     // at the next write (the peer answers with RST: 'close' → Exchange.clientGone); a
     // response with nothing to write is bounded by originResponseMs / originIdleMs.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.server.on('connection', (socket: Socket) => relaxVersionCheck(this.server, socket));
+    this.#tracker = new ConnectionTracker(
+      { idleMs: t.clientIdleMs, bodyIdleMs: t.clientBodyIdleMs, bodyMinRate: limits.clientBodyMinRate, maxPerSource: limits.maxConnectionsPerSource },
+      options.counters,
+    );
+    // maxConnections: node itself accepts and closes every connection beyond it (before
+    // any JS socket exists) and emits 'drop'.
+    this.server.maxConnections = limits.maxConnections;
+    this.server.on('drop', () => this.#counters.refusedConnections++);
+    // Out of file descriptors: libuv accepts and closes the pending connection (its
+    // reserve-fd trick) and reports EMFILE, which node emits as a server 'error' —
+    // fatal without a listener. The proxy keeps serving the connections it has.
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
+    this.server.on('connection', (socket: Socket) => {
+      if (!this.#tracker.admit(socket)) return;
+      this.#tracker.track(socket);
+      relaxVersionCheck(this.server, socket);
+    });
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
-    this.#idle = t.clientIdleMs > 0 || t.clientBodyIdleMs > 0 ? new IdleSweeper(t.clientIdleMs, t.clientBodyIdleMs) : null;
-    if (this.#idle !== null) {
-      const idle = this.#idle;
-      this.server.on('connection', (socket: Socket) => idle.add(socket));
-    }
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // A tunnel has its own idle timeout.
-      this.#idle?.remove(socket as Socket);
+      this.#tracker.remove(socket as Socket);
       options.onUpgrade(req, socket, head);
     });
   }
@@ -152,9 +171,25 @@ export class Listener {
     else this.linger(socket, answer);
   }
 
-  /** Stop the idle sweep (close()). */
+  #serverError(err: NodeJS.ErrnoException): void {
+    if (err.syscall !== 'accept') {
+      // Listen errors are reported by listen(); anything else is logged.
+      if (this.server.listening) this.#log.error({ err: err.message, code: err.code }, 'proxy listener error');
+      return;
+    }
+    this.#counters.acceptErrors++;
+    const now = performance.now();
+    if (now - this.#acceptErrorLoggedAt < 10_000) return;
+    this.#acceptErrorLoggedAt = now;
+    this.#log.warn(
+      { code: err.code, refused: this.#counters.acceptErrors, connections: this.#tracker.size },
+      'cannot accept client connections (out of file descriptors?); refusing them — lower --max-connections or raise the limit (ulimit -n)',
+    );
+  }
+
+  /** Stop the sweeps (close()). */
   stopIdleSweep(): void {
-    this.#idle?.stop();
+    this.#tracker.stop();
   }
 
   destroyLingering(): void {

@@ -44,6 +44,38 @@ export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
   originIdleMs: 30_000,
 });
 
+/** Resource limits (issue 9 item 5). Each has a flag, a default and a refusal metric. */
+export interface ProxyLimits {
+  /**
+   * Client connections open at once. Beyond it node accepts and closes new connections
+   * at once (no byte read or written) and counts them.
+   */
+  maxConnections: number;
+  /** Client connections open at once from one source address (accept-and-close beyond); 0: no limit. */
+  maxConnectionsPerSource: number;
+  /**
+   * Requests held per client connection: the one being forwarded plus those pipelined
+   * behind it. Reading from the connection stops at this depth; a request read beyond
+   * it (sent in the same burst) is answered 429 and the connection closed.
+   */
+  maxPipelineDepth: number;
+  /** Connections to each origin (undici Pool `connections`); requests beyond wait in its queue. */
+  originMaxConnections: number;
+  /**
+   * Minimum average request-body rate in bytes/s, over the time the proxy waited for
+   * the client, once the first 10 s of waiting are past (slower: 408); 0: off.
+   */
+  clientBodyMinRate: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ProxyLimits> = Object.freeze({
+  maxConnections: 10_000,
+  maxConnectionsPerSource: 2_500,
+  maxPipelineDepth: 32,
+  originMaxConnections: 512,
+  clientBodyMinRate: 512,
+});
+
 export interface ProxyOptions {
   snapshot: PoolSnapshot;
   timeouts?: Partial<ProxyTimeouts>;
@@ -52,6 +84,8 @@ export interface ProxyOptions {
   nodeId?: string;
   /** Largest accepted request (and origin response) header section; default 16 KiB. */
   maxHeaderSize?: number;
+  /** Resource limits; each defaults to DEFAULT_LIMITS. */
+  limits?: Partial<ProxyLimits>;
   /** Further origins tried after a retryable failure; default 2. */
   maxRetries?: number;
   /** Run active health checks; default true. */
@@ -83,7 +117,27 @@ export interface ServerStats {
   lastCheck?: CheckResult;
 }
 
+export interface LimitStats {
+  /** Connections closed at accept: maxConnections reached. */
+  connectionsRefused: number;
+  /** Connections closed at accept: maxConnectionsPerSource reached. */
+  perSourceRefused: number;
+  /** accept() failures (EMFILE/ENFILE: out of file descriptors). */
+  acceptErrors: number;
+  /** Requests answered 429: more pipelined at once than maxPipelineDepth. */
+  pipelineRefused: number;
+  /** Times a connection stopped being read because maxPipelineDepth requests were held. */
+  pipelinePaused: number;
+  /** Uploads answered 408 for coming slower than clientBodyMinRate. */
+  bodyRateRefused: number;
+}
+
 export interface ProxyStats {
+  /** Client requests and tunnels in flight (incl. pipelined requests waiting for their turn). */
+  active: number;
+  /** Client connections open. */
+  connections: number;
+  limits: LimitStats;
   /** Client requests answered with an origin response vs. ended by a proxy error or abort. */
   client: CounterPair;
   /** Origin attempts that produced a response vs. failed (connect, reset, timeout, bad response). */
