@@ -209,18 +209,17 @@ export interface ConnectionLimits {
   readonly idleMs: number;
   /** Longest gap in a request body upload (clientBodyIdleMs), 0: off. */
   readonly bodyIdleMs: number;
-  /** Minimum average request-body rate in bytes/s once BODY_RATE_GRACE_MS was waited; 0: off. */
+  /** Minimum average request-body rate in bytes/s once bodyRateGraceMs was waited; 0: off. */
   readonly bodyMinRate: number;
+  /**
+   * Waiting on a client's request body up to this long is never held against its rate
+   * (a slow start, a 100-continue round trip); after it, the body must have come at
+   * `bodyMinRate` on average over the time the proxy waited for it.
+   */
+  readonly bodyRateGraceMs: number;
   /** Client connections open at once from one source address; 0: no limit. */
   readonly maxPerSource: number;
 }
-
-/**
- * Waiting on a client's request body up to this long is never held against its rate
- * (a slow start, a 100-continue round trip); after it, the body must have come at
- * `bodyMinRate` on average over the time the proxy waited for it.
- */
-export const BODY_RATE_GRACE_MS = 10_000;
 
 /** Every client connection of a listener: limits at accept, state, sweeps, and cleanup at close. */
 export class ConnectionTracker {
@@ -233,8 +232,8 @@ export class ConnectionTracker {
   constructor(limits: ConnectionLimits, counters: Counters) {
     this.#limits = limits;
     this.counters = counters;
-    const { idleMs, bodyIdleMs, bodyMinRate } = limits;
-    const shortest = Math.min(idleMs > 0 ? idleMs : Infinity, bodyIdleMs > 0 ? bodyIdleMs : Infinity, bodyMinRate > 0 ? BODY_RATE_GRACE_MS : Infinity);
+    const { idleMs, bodyIdleMs, bodyMinRate, bodyRateGraceMs } = limits;
+    const shortest = Math.min(idleMs > 0 ? idleMs : Infinity, bodyIdleMs > 0 ? bodyIdleMs : Infinity, bodyMinRate > 0 ? Math.max(100, bodyRateGraceMs) : Infinity);
     if (shortest !== Infinity) {
       const period = Math.max(25, Math.min(1_000, Math.floor(shortest / 4)));
       this.#timer = setInterval(() => this.sweep(performance.now()), period);
@@ -323,7 +322,7 @@ export class ConnectionTracker {
    * bytes read from the socket; time while the proxy itself holds unread body bytes
    * (the origin reads slowly: backpressure) does not count against the client, neither
    * for the longest gap (bodyIdleMs) nor for the average rate (bodyMinRate, like
-   * Apache's mod_reqtimeout MinRate: the body may take BODY_RATE_GRACE_MS plus one
+   * Apache's mod_reqtimeout MinRate: the body may take bodyRateGraceMs plus one
    * second per bodyMinRate bytes of waiting).
    */
   #checkUpload(socket: TrackedSocket, c: ClientConnection, now: number): void {
@@ -345,7 +344,7 @@ export class ConnectionTracker {
     if (bodyMinRate > 0) {
       c.rateWaitedMs += now - c.rateCheckedAt;
       c.rateCheckedAt = now;
-      const owed = ((c.rateWaitedMs - BODY_RATE_GRACE_MS) * bodyMinRate) / 1000;
+      const owed = ((c.rateWaitedMs - this.#limits.bodyRateGraceMs) * bodyMinRate) / 1000;
       if (owed > 0 && bytes - c.rateStartBytes < owed) {
         this.counters.refusedBodyRate++;
         upload.stalled('rate');

@@ -91,7 +91,7 @@ export class Listener {
     // response with nothing to write is bounded by originResponseMs / originIdleMs.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#tracker = new ConnectionTracker(
-      { idleMs: t.clientIdleMs, bodyIdleMs: t.clientBodyIdleMs, bodyMinRate: limits.clientBodyMinRate, maxPerSource: limits.maxConnectionsPerSource },
+      { idleMs: t.clientIdleMs, bodyIdleMs: t.clientBodyIdleMs, bodyMinRate: limits.clientBodyMinRate, bodyRateGraceMs: limits.clientBodyRateGraceMs, maxPerSource: limits.maxConnectionsPerSource },
       options.counters,
     );
     // maxConnections: node itself accepts and closes every connection beyond it (before

@@ -63,9 +63,12 @@ export interface ProxyLimits {
   originMaxConnections: number;
   /**
    * Minimum average request-body rate in bytes/s, over the time the proxy waited for
-   * the client, once the first 10 s of waiting are past (slower: 408); 0: off.
+   * the client, once the first `clientBodyRateGraceMs` of waiting are past (slower:
+   * 408); 0: off.
    */
   clientBodyMinRate: number;
+  /** Waiting time on a request body that is never held against its rate. */
+  clientBodyRateGraceMs: number;
 }
 
 export const DEFAULT_LIMITS: Readonly<ProxyLimits> = Object.freeze({
@@ -74,6 +77,7 @@ export const DEFAULT_LIMITS: Readonly<ProxyLimits> = Object.freeze({
   maxPipelineDepth: 32,
   originMaxConnections: 512,
   clientBodyMinRate: 512,
+  clientBodyRateGraceMs: 10_000,
 });
 
 export interface ProxyOptions {
