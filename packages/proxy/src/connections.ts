@@ -228,6 +228,8 @@ export class ConnectionTracker {
   readonly #limits: ConnectionLimits;
   readonly counters: Counters;
   #timer: NodeJS.Timeout | null = null;
+  /** Sweep period (ms); 0 when nothing is swept. */
+  #period = 0;
 
   constructor(limits: ConnectionLimits, counters: Counters) {
     this.#limits = limits;
@@ -236,6 +238,7 @@ export class ConnectionTracker {
     const shortest = Math.min(idleMs > 0 ? idleMs : Infinity, bodyIdleMs > 0 ? bodyIdleMs : Infinity, bodyMinRate > 0 ? Math.max(100, bodyRateGraceMs) : Infinity);
     if (shortest !== Infinity) {
       const period = Math.max(25, Math.min(1_000, Math.floor(shortest / 4)));
+      this.#period = period;
       this.#timer = setInterval(() => this.sweep(performance.now()), period);
       this.#timer.unref();
     }
@@ -342,7 +345,9 @@ export class ConnectionTracker {
     }
     const { bodyIdleMs, bodyMinRate } = this.#limits;
     if (bodyMinRate > 0) {
-      c.rateWaitedMs += now - c.rateCheckedAt;
+      // At most one period per look: a sweep that ran late (a busy event loop) is not
+      // the client's delay.
+      c.rateWaitedMs += Math.min(now - c.rateCheckedAt, this.#period);
       c.rateCheckedAt = now;
       const owed = ((c.rateWaitedMs - this.#limits.bodyRateGraceMs) * bodyMinRate) / 1000;
       if (owed > 0 && bytes - c.rateStartBytes < owed) {

@@ -119,7 +119,7 @@ test('clientBodyMinRate: time the origin spends not reading (backpressure) is no
       req.on('end', () => res.end(String(n)));
     }, 1_500);
   });
-  const p = await startProxy(snapshot([record(origin.port)]), { limits: { clientBodyMinRate: 100_000_000, clientBodyRateGraceMs: 200 } });
+  const p = await startProxy(snapshot([record(origin.port)]), { limits: { clientBodyMinRate: 4_000_000, clientBodyRateGraceMs: 200 } });
   t.teardown(async () => {
     await p.proxy.close({ deadlineMs: 100 });
     await origin.close();
