@@ -1,6 +1,7 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
-import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
 import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
@@ -46,6 +47,18 @@ export interface NodeConfig {
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
   readonly maxRetries: number;
+  /** Client connections open at once (accept-and-close beyond). */
+  readonly maxConnections: number;
+  /** Client connections open at once from one source address; 0: no limit. */
+  readonly maxConnectionsPerSource: number;
+  /** Requests held per client connection (pipelining). */
+  readonly maxPipelineDepth: number;
+  /** Connections to each origin. */
+  readonly originMaxConnections: number;
+  /** Minimum request-body rate, bytes/s; 0: off. */
+  readonly clientBodyMinRate: number;
+  /** Waiting on a request body that is never held against its rate, ms. */
+  readonly clientBodyRateGrace: number;
 }
 
 export type ConfigKey = keyof NodeConfig;
@@ -67,6 +80,8 @@ export interface OptionSpec<K extends ConfigKey> {
 type AnyOptionSpec = { [K in ConfigKey]: OptionSpec<K> }[ConfigKey];
 
 const duration = (allowZero: boolean) => (raw: unknown) => parseDuration(raw, allowZero);
+/** A whole number in [min, max], or `auto` for `auto()`. */
+const integerOrAuto = (min: number, max: number, auto: () => number) => (raw: unknown) => (raw === 'auto' ? auto() : parseInteger(min, max)(raw));
 const constant =
   <T>(value: T) =>
   (): T =>
@@ -99,4 +114,11 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
+  // Resource limits (issue 9 item 5): each refusal is counted in weldr_proxy_limit_refusals_total{limit}.
+  { key: 'maxConnections', flag: 'max-connections', env: 'WELDR_MAX_CONNECTIONS', valueName: 'N|auto', help: 'client connections open at once; beyond, new ones are accepted and closed at once', defaultText: 'auto: (open-file limit - 256) / 2, at most 10000', defaultValue: () => autoMaxConnections(), parse: integerOrAuto(1, 1_000_000, () => autoMaxConnections()) },
+  { key: 'maxConnectionsPerSource', flag: 'max-connections-per-source', env: 'WELDR_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'client connections open at once from one source address (accept-and-close beyond); 0: no limit', defaultText: 'a quarter of --max-connections', defaultValue: (p) => Math.max(1, Math.floor((p.maxConnections ?? autoMaxConnections()) / 4)), parse: parseInteger(0, 1_000_000) },
+  { key: 'maxPipelineDepth', flag: 'max-pipeline-depth', env: 'WELDR_MAX_PIPELINE_DEPTH', valueName: 'N', help: 'pipelined requests held per client connection (forwarded one at a time; reading pauses at N, a request beyond it in the same burst gets 429)', defaultText: String(DEFAULT_LIMITS.maxPipelineDepth), defaultValue: constant(DEFAULT_LIMITS.maxPipelineDepth), parse: parseInteger(1, 1024) },
+  { key: 'originMaxConnections', flag: 'origin-max-connections', env: 'WELDR_ORIGIN_MAX_CONNECTIONS', valueName: 'N', help: 'connections to each origin; further requests wait for one', defaultText: String(DEFAULT_LIMITS.originMaxConnections), defaultValue: constant(DEFAULT_LIMITS.originMaxConnections), parse: parseInteger(1, 65_535) },
+  { key: 'clientBodyMinRate', flag: 'client-body-min-rate', env: 'WELDR_CLIENT_BODY_MIN_RATE', valueName: 'BYTES/S', help: 'minimum average request-body rate once --client-body-rate-grace was waited (slower: 408 and close); 0 turns it off', defaultText: String(DEFAULT_LIMITS.clientBodyMinRate), defaultValue: constant(DEFAULT_LIMITS.clientBodyMinRate), parse: parseInteger(0, 1_000_000_000) },
+  { key: 'clientBodyRateGrace', flag: 'client-body-rate-grace', env: 'WELDR_CLIENT_BODY_RATE_GRACE', valueName: 'DURATION', help: 'waiting on a request body that is never held against --client-body-min-rate', defaultText: formatDuration(DEFAULT_LIMITS.clientBodyRateGraceMs), defaultValue: constant(DEFAULT_LIMITS.clientBodyRateGraceMs), parse: duration(true) },
 ];

@@ -70,6 +70,14 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       nodeId: config.id,
       maxHeaderSize: config.maxHeaderSize,
       maxRetries: config.maxRetries,
+      limits: {
+        maxConnections: config.maxConnections,
+        maxConnectionsPerSource: config.maxConnectionsPerSource,
+        maxPipelineDepth: config.maxPipelineDepth,
+        originMaxConnections: config.originMaxConnections,
+        clientBodyMinRate: config.clientBodyMinRate,
+        clientBodyRateGraceMs: config.clientBodyRateGrace,
+      },
       metrics,
     });
     let proxyClosed = false;
