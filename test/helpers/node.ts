@@ -21,6 +21,8 @@ export interface NodeOptions {
   /** Further `weldr start` flags, e.g. ['--origin-response-timeout', '500ms']. */
   readonly args?: readonly string[];
   readonly env?: Record<string, string | undefined>;
+  /** A command that execs weldr with its settings, e.g. ['prlimit', '--nofile=1024:1024']. */
+  readonly prefix?: readonly string[];
 }
 
 /** A temporary directory removed when the test ends (after its processes are killed). */
@@ -48,6 +50,7 @@ export async function startNode(t: Teardown, options: NodeOptions = {}): Promise
     ],
     // Environment of the test runner must not leak settings into the node under test.
     { WELDR_CONFIG: undefined, WELDR_LISTEN: undefined, WELDR_ADMIN: undefined, ...options.env },
+    options.prefix,
   );
   const [proxy, admin] = await Promise.all([
     proc.waitForLine('proxy listening', (l) => l.event === 'listening' && l.listener === 'proxy'),

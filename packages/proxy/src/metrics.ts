@@ -22,7 +22,7 @@ const NAMES = [
 ];
 
 /** Label values of weldr_proxy_limit_refusals_total, one per limit (docs/operations.md). */
-const LIMITS = ['max_connections', 'max_connections_per_source', 'file_descriptors', 'pipeline_depth', 'body_min_rate'] as const;
+const LIMITS = ['max_connections', 'max_connections_per_source', 'accept_error', 'pipeline_depth', 'body_min_rate'] as const;
 
 function refusals(c: Counters, limit: (typeof LIMITS)[number]): number {
   switch (limit) {
@@ -30,7 +30,7 @@ function refusals(c: Counters, limit: (typeof LIMITS)[number]): number {
       return c.refusedConnections;
     case 'max_connections_per_source':
       return c.refusedPerSource;
-    case 'file_descriptors':
+    case 'accept_error':
       return c.acceptErrors;
     case 'pipeline_depth':
       return c.pipelineRefused;

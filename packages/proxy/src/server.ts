@@ -98,9 +98,9 @@ export class Listener {
     // any JS socket exists) and emits 'drop'.
     this.server.maxConnections = limits.maxConnections;
     this.server.on('drop', () => this.#counters.refusedConnections++);
-    // Out of file descriptors: libuv accepts and closes the pending connection (its
-    // reserve-fd trick) and reports EMFILE, which node emits as a server 'error' —
-    // fatal without a listener. The proxy keeps serving the connections it has.
+    // A failed accept() is a server 'error', fatal without a listener; the proxy keeps
+    // serving the connections it has. (Out of file descriptors, libuv accepts and
+    // closes pending connections itself with a reserve descriptor and reports nothing.)
     this.server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
     this.server.on('connection', (socket: Socket) => {
       if (!this.#tracker.admit(socket)) return;
@@ -183,7 +183,7 @@ export class Listener {
     this.#acceptErrorLoggedAt = now;
     this.#log.warn(
       { code: err.code, refused: this.#counters.acceptErrors, connections: this.#tracker.size },
-      'cannot accept client connections (out of file descriptors?); refusing them — lower --max-connections or raise the limit (ulimit -n)',
+      'cannot accept client connections; refusing them',
     );
   }
 

@@ -126,7 +126,11 @@ export interface LimitStats {
   connectionsRefused: number;
   /** Connections closed at accept: maxConnectionsPerSource reached. */
   perSourceRefused: number;
-  /** accept() failures (EMFILE/ENFILE: out of file descriptors). */
+  /**
+   * accept() failures node reported. Running out of file descriptors is not among them:
+   * libuv then accepts and closes the pending connections itself, uncounted — which is
+   * why maxConnections should stay within the open-file limit.
+   */
   acceptErrors: number;
   /** Requests answered 429: more pipelined at once than maxPipelineDepth. */
   pipelineRefused: number;

@@ -14,6 +14,7 @@ import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/c
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
+import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
@@ -88,6 +89,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
     warnIfAdminExposed(log, config);
+    warnIfOverFdLimit(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
     const raftNow = raft;
@@ -170,6 +172,20 @@ function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
   } else {
     log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
   }
+}
+
+/**
+ * Connections beyond what the open-file limit allows are not refused by the proxy but
+ * by libuv, which accepts and closes them with a reserve descriptor, uncounted — and the
+ * admin API and LevelDB starve at the same time. Say so at start.
+ */
+function warnIfOverFdLimit(log: Logger, config: NodeConfig): void {
+  const limit = openFileLimit();
+  if (limit === undefined || config.maxConnections <= autoMaxConnections(limit)) return;
+  log.warn(
+    { event: 'max_connections_over_fd_limit', maxConnections: config.maxConnections, openFileLimit: limit, fits: autoMaxConnections(limit) },
+    `--max-connections ${config.maxConnections} needs more file descriptors than the open-file limit (${limit}) leaves: raise the limit (ulimit -n, LimitNOFILE=) or lower --max-connections to ${autoMaxConnections(limit)}`,
+  );
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
