@@ -53,8 +53,6 @@ export interface ClientConnection {
   readingPaused: boolean;
   /** The socket closed: nothing more is started on it. */
   closed: boolean;
-  /** Source address counted against maxConnectionsPerSource, or null when not counted. */
-  source: string | null;
   readonly tracker: ConnectionTracker | null;
 }
 
@@ -76,8 +74,11 @@ export interface Held extends Upload {
 }
 
 export const kConnection = Symbol('weldr.connection');
+const kAdmitted = Symbol('weldr.admitted');
 
 export type TrackedSocket = Socket & { [kConnection]?: ClientConnection };
+/** A TCP connection counted by a tracker; `source` is null when not counted per source. */
+type AdmittedSocket = Socket & { [kAdmitted]?: { readonly tracker: ConnectionTracker; readonly source: string | null } };
 
 /** node's handle of a socket: reading is stopped and restarted on it directly (see pauseReading). */
 type HandleSocket = Socket & { _handle?: { reading?: boolean; readStop?: () => number; readStart?: () => number } | null };
@@ -104,7 +105,6 @@ function newConnection(tracker: ConnectionTracker | null): ClientConnection {
     waiting: null,
     readingPaused: false,
     closed: false,
-    source: null,
     tracker,
   };
 }
@@ -205,6 +205,8 @@ function abortHeld(c: ClientConnection): void {
 }
 
 export interface ConnectionLimits {
+  /** Client connections open at once, over every listener of the proxy. */
+  readonly maxConnections: number;
   /** Keep-alive idle limit (clientIdleMs), 0: off. */
   readonly idleMs: number;
   /** Longest gap in a request body upload (clientBodyIdleMs), 0: off. */
@@ -225,6 +227,8 @@ export interface ConnectionLimits {
 export class ConnectionTracker {
   readonly #sockets = new Set<TrackedSocket>();
   readonly #perSource = new Map<string, number>();
+  /** TCP connections admitted and not yet closed. */
+  #admitted = 0;
   readonly #limits: ConnectionLimits;
   readonly counters: Counters;
   #timer: NodeJS.Timeout | null = null;
@@ -244,38 +248,47 @@ export class ConnectionTracker {
     }
   }
 
-  /** Connections open now. */
+  /** Connections open now (TLS ones still in their handshake included). */
   get size(): number {
-    return this.#sockets.size;
+    return this.#admitted;
   }
 
   /**
-   * A new TCP connection (server 'connection'): counted against its source address.
-   * Beyond maxConnectionsPerSource it is closed at once (accept-and-close: no byte is
-   * read or written) and false is returned.
+   * A new TCP connection (server 'connection', every listener of the proxy): counted in
+   * total and against its source address. Beyond maxConnections or
+   * maxConnectionsPerSource it is closed at once (accept-and-close: no byte is read or
+   * written) and false is returned.
    */
   admit(socket: Socket): boolean {
-    const max = this.#limits.maxPerSource;
-    if (max <= 0) return true;
-    const source = socket.remoteAddress ?? '';
-    const n = this.#perSource.get(source) ?? 0;
-    if (n >= max) {
-      this.counters.refusedPerSource++;
+    const { maxConnections, maxPerSource } = this.#limits;
+    if (this.#admitted >= maxConnections) {
+      this.counters.refusedConnections++;
       socket.destroy();
       return false;
     }
-    this.#perSource.set(source, n + 1);
-    (socket as TrackedSocket)[kConnection] = Object.assign(newConnection(this), { source });
-    socket.once('close', onRawClose);
+    let source: string | null = null;
+    if (maxPerSource > 0) {
+      source = socket.remoteAddress ?? '';
+      const n = this.#perSource.get(source) ?? 0;
+      if (n >= maxPerSource) {
+        this.counters.refusedPerSource++;
+        socket.destroy();
+        return false;
+      }
+      this.#perSource.set(source, n + 1);
+    }
+    this.#admitted++;
+    this.counters.connections = this.#admitted;
+    (socket as AdmittedSocket)[kAdmitted] = { tracker: this, source };
+    socket.once('close', onAdmittedClose);
     return true;
   }
 
   /** The socket HTTP runs on (the TLS socket for TLS): its state, sweeps and cleanup. */
-  track(socket: Socket, raw: Socket = socket): void {
+  track(socket: Socket): void {
     const s = socket as TrackedSocket;
-    if (raw !== socket || s[kConnection] === undefined) s[kConnection] = newConnection(this);
+    s[kConnection] = newConnection(this);
     this.#sockets.add(s);
-    this.counters.connections++;
     socket.once('close', onTrackedClose);
   }
 
@@ -287,13 +300,15 @@ export class ConnectionTracker {
   /** @internal the socket closed. */
   closed(socket: TrackedSocket): void {
     this.#sockets.delete(socket);
-    this.counters.connections--;
     const c = socket[kConnection];
     if (c !== undefined) abortHeld(c);
   }
 
-  /** @internal a counted raw socket closed. */
-  released(source: string): void {
+  /** @internal an admitted TCP connection closed. */
+  released(source: string | null): void {
+    this.#admitted--;
+    this.counters.connections = this.#admitted;
+    if (source === null) return;
     const n = (this.#perSource.get(source) ?? 1) - 1;
     if (n <= 0) this.#perSource.delete(source);
     else this.#perSource.set(source, n);
@@ -308,10 +323,15 @@ export class ConnectionTracker {
         continue;
       }
       if (c.idleSince < 0 || idleMs <= 0) continue;
-      const bytes = socket.bytesRead;
-      if (bytes !== c.bytesAtIdle || socket.writableLength !== 0) {
-        // Read or write activity since the last look: the idle period starts again.
-        c.bytesAtIdle = bytes;
+      if (socket.bytesRead !== c.bytesAtIdle) {
+        // The client has begun its next request: node's header timeout governs it from
+        // here (clientHeadersMs), however slowly the head trickles in, until its
+        // exchange ends and the connection is idle again.
+        c.idleSince = -1;
+        continue;
+      }
+      if (socket.writableLength !== 0) {
+        // The end of the last response is still being written: not idle yet.
         c.idleSince = now;
         continue;
       }
@@ -374,7 +394,7 @@ function onTrackedClose(this: TrackedSocket): void {
   this[kConnection]?.tracker?.closed(this);
 }
 
-function onRawClose(this: TrackedSocket): void {
-  const c = this[kConnection];
-  if (c?.source != null) c.tracker?.released(c.source);
+function onAdmittedClose(this: AdmittedSocket): void {
+  const admitted = this[kAdmitted];
+  if (admitted !== undefined) admitted.tracker.released(admitted.source);
 }

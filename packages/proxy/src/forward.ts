@@ -34,6 +34,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   maxForwards: string | null = null;
   readonly clientIp: string;
   readonly via: string;
+  readonly proto: 'http' | 'https';
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   /** The client connection's keep-alive state (connections.ts). */
@@ -60,6 +61,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.req = req;
     this.res = res;
     this.via = ctx.via;
+    this.proto = ctx.proto;
     this.clientIp = req.socket.remoteAddress ?? '';
     this.conn = connectionOf(req.socket);
   }

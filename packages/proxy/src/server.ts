@@ -1,16 +1,22 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectionOf, ConnectionTracker } from './connections.js';
+import type { TLSSocket } from 'node:tls';
+import { connectionOf, type ConnectionTracker } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
 import { MAX_HEADER_FIELDS } from './request-filter.js';
 import type { Counters } from './stats.js';
-import type { Logger, ProxyLimits, ProxyTimeouts } from './types.js';
+import { contextOptions, type TlsContexts } from './tls.js';
+import type { Logger, ProxyTimeouts } from './types.js';
 
 export interface ListenerOptions {
   readonly timeouts: ProxyTimeouts;
-  readonly limits: ProxyLimits;
+  /** Connection limits and sweeps, shared by every listener of the proxy. */
+  readonly tracker: ConnectionTracker;
   readonly counters: Counters;
+  /** TLS termination: this listener speaks HTTPS with these certificates. */
+  readonly tls?: TlsContexts;
   readonly maxHeaderSize: number;
   readonly log: Logger;
   readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
@@ -36,7 +42,9 @@ const LINGER_MS = 2_000;
  * and one place that answers what llhttp rejects before a request exists.
  */
 export class Listener {
+  /** An https.Server for TLS: the same HTTP server API on top of tls.Server. */
   readonly server: http.Server;
+  #contexts: TlsContexts | null;
   readonly #log: Logger;
   readonly #lingering = new Set<Duplex>();
   readonly #tracker: ConnectionTracker;
@@ -52,10 +60,10 @@ export class Listener {
     this.#log = options.log;
     this.#onBrokenRequest = options.onBrokenRequest;
     this.#counters = options.counters;
-    const limits = options.limits;
+    this.#tracker = options.tracker;
+    this.#contexts = options.tls ?? null;
     const headersTimeout = Math.min(t.clientHeadersMs, t.clientRequestMs);
-    this.server = http.createServer(
-      {
+    const httpOptions: http.ServerOptions = {
         maxHeaderSize: options.maxHeaderSize,
         headersTimeout,
         requestTimeout: t.clientRequestMs,
@@ -71,9 +79,23 @@ export class Listener {
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
         noDelay: true,
-      },
-      options.onRequest,
-    );
+      };
+    if (this.#contexts === null) this.server = http.createServer(httpOptions, options.onRequest);
+    else {
+      const tls: https.ServerOptions = {
+        ...httpOptions,
+        ...contextOptions(this.#contexts.default),
+        // HTTP/1.1 only: a client that offers only h2 is refused in the handshake
+        // rather than misparsed (RFC 7301 §3.2, no_application_protocol).
+        ALPNProtocols: ['http/1.1'],
+        SNICallback: (servername, done) => done(null, this.#contexts!.lookup(servername)),
+        // A handshake is part of getting the request head in.
+        handshakeTimeout: headersTimeout,
+      };
+      // https.Server is tls.Server with node's HTTP server on each secure connection:
+      // the same API as http.Server for everything used here.
+      this.server = https.createServer(tls, options.onRequest) as unknown as http.Server;
+    }
     // Handled here rather than by node, which sends 100 before any check and answers
     // other expectations with a bare 417.
     this.server.on('checkContinue', options.onExpect);
@@ -90,23 +112,27 @@ export class Listener {
     // at the next write (the peer answers with RST: 'close' → Exchange.clientGone); a
     // response with nothing to write is bounded by originResponseMs / originIdleMs.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-    this.#tracker = new ConnectionTracker(
-      { idleMs: t.clientIdleMs, bodyIdleMs: t.clientBodyIdleMs, bodyMinRate: limits.clientBodyMinRate, bodyRateGraceMs: limits.clientBodyRateGraceMs, maxPerSource: limits.maxConnectionsPerSource },
-      options.counters,
-    );
-    // maxConnections: node itself accepts and closes every connection beyond it (before
-    // any JS socket exists) and emits 'drop'.
-    this.server.maxConnections = limits.maxConnections;
-    this.server.on('drop', () => this.#counters.refusedConnections++);
     // A failed accept() is a server 'error', fatal without a listener; the proxy keeps
     // serving the connections it has. (Out of file descriptors, libuv accepts and
     // closes pending connections itself with a reserve descriptor and reports nothing.)
     this.server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
+    // Connection limits apply to the TCP connection, before any TLS handshake.
     this.server.on('connection', (socket: Socket) => {
-      if (!this.#tracker.admit(socket)) return;
+      if (!this.#tracker.admit(socket) || this.#contexts !== null) return;
       this.#tracker.track(socket);
       relaxVersionCheck(this.server, socket);
     });
+    if (this.#contexts !== null) {
+      // HTTP runs on the TLS socket, which exists once the handshake is done.
+      this.server.on('secureConnection', (socket: TLSSocket) => {
+        this.#tracker.track(socket);
+        relaxVersionCheck(this.server, socket);
+      });
+      this.server.on('tlsClientError', (err: Error & { code?: string }) => {
+        this.#counters.tlsHandshakeFailed++;
+        this.#log.debug({ code: err.code, err: err.message }, 'TLS handshake failed');
+      });
+    }
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
@@ -187,9 +213,14 @@ export class Listener {
     );
   }
 
-  /** Stop the sweeps (close()). */
-  stopIdleSweep(): void {
-    this.#tracker.stop();
+  /**
+   * Serve new handshakes with these certificates (a reload). Connections already
+   * established keep the context they were set up with: nothing is dropped.
+   */
+  setTlsContexts(contexts: TlsContexts): void {
+    if (this.#contexts === null) throw new Error('this listener does not terminate TLS');
+    (this.server as unknown as https.Server).setSecureContext(contextOptions(contexts.default));
+    this.#contexts = contexts;
   }
 
   destroyLingering(): void {

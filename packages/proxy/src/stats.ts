@@ -28,6 +28,8 @@ export class Counters {
   pipelineRefused = 0;
   pipelinePaused = 0;
   refusedBodyRate = 0;
+  /** TLS handshakes that failed (bad client hello, no shared protocol or cipher, timeout). */
+  tlsHandshakeFailed = 0;
   /** Client connections open now (set by the listener). */
   connections = 0;
   /** Non-cumulative bucket counts; the last slot is +Inf. */
@@ -74,6 +76,7 @@ export function buildStats(counters: Counters, upstream: Upstream, now: number):
       pipelineRefused: counters.pipelineRefused,
       pipelinePaused: counters.pipelinePaused,
       bodyRateRefused: counters.refusedBodyRate,
+      tlsHandshakeFailed: counters.tlsHandshakeFailed,
     },
     client: { success: counters.clientSuccess, failed: counters.clientFailed },
     server: { success: counters.serverSuccess, failed: counters.serverFailed },

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { PoolSnapshot } from '@weldr/store';
 import type { Registry } from 'prom-client';
 import type { CheckResult, Health } from './health/health-state.js';
+import type { ProxyTlsOptions } from './tls.js';
 
 /** pino-compatible structured logger; the proxy does not depend on pino. */
 export interface Logger {
@@ -99,6 +100,8 @@ export interface ProxyOptions {
   /** Injected wall clock (epoch ms) for health state and ejections. */
   now?: () => number;
   metrics?: Registry;
+  /** TLS termination: certificates for `listenTls()`. */
+  tls?: ProxyTlsOptions;
 }
 
 export interface CounterPair {
@@ -138,6 +141,8 @@ export interface LimitStats {
   pipelinePaused: number;
   /** Uploads answered 408 for coming slower than clientBodyMinRate. */
   bodyRateRefused: number;
+  /** TLS handshakes that failed. */
+  tlsHandshakeFailed: number;
 }
 
 export interface ProxyStats {
@@ -158,7 +163,17 @@ export interface ProxyStats {
 export interface Proxy {
   /** Created, not yet listening. */
   readonly server: Server;
+  /** The HTTPS listener (an https.Server), when `tls` was given. */
+  readonly tlsServer: Server | null;
   listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Listen for HTTPS (needs `tls`); requests over it carry `X-Forwarded-Proto: https`. */
+  listenTls(port: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Swap the certificates of the HTTPS listener (a reload): new handshakes use them,
+   * established connections are not touched. Throws, changing nothing, when a
+   * certificate or key is unusable.
+   */
+  setTls(tls: ProxyTlsOptions): void;
   /** Atomic swap of the routing snapshot: creates and drains origin pools, (re)starts checkers. */
   update(snapshot: PoolSnapshot): void;
   stats(): ProxyStats;

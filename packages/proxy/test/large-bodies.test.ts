@@ -11,15 +11,24 @@ import { record, snapshot, startOrigin, startProxy, type Running } from './helpe
 const MiB = 1024 * 1024;
 const BIG = 50 * MiB;
 
-/** A seeded pseudo-random pattern (xorshift32): every body is a prefix of it. */
+/**
+ * The pattern every body is a prefix of: a seeded pseudo-random 64 KiB block (xorshift32),
+ * repeated with each copy's index written into its first 4 bytes, so that a lost,
+ * repeated or reordered block is seen, and cheap to build.
+ */
 const PATTERN = (() => {
-  const buf = Buffer.allocUnsafe(BIG);
+  const block = Buffer.allocUnsafe(64 * 1024);
   let x = 0x9e3779b9;
-  for (let i = 0; i < BIG; i += 4) {
+  for (let i = 0; i < block.length; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    buf.writeUInt32LE(x >>> 0, i);
+    block.writeUInt32LE(x >>> 0, i);
+  }
+  const buf = Buffer.allocUnsafe(BIG);
+  for (let at = 0, n = 0; at < BIG; at += block.length, n++) {
+    block.copy(buf, at);
+    buf.writeUInt32LE(n, at);
   }
   return buf;
 })();
@@ -197,13 +206,15 @@ test.after.always(async () => {
 });
 
 const FINS: Fin[] = ['none', 'after-request', 'after-first-byte'];
-// Several rounds: the defect this guards against was timing-dependent.
+// Several rounds of the issue's case (Content-Length, the defect was timing-dependent);
+// one of every other, to keep the file's CPU time reasonable on a shared machine.
 const ROUNDS = 3;
+const roundsOf = (kind: string): number => (kind === 'cl' ? ROUNDS : 1);
 
 for (const kind of ['cl', 'fast', 'chunked'] as const) {
   for (const fin of FINS) {
     test.serial(`GET of a 50 MiB body (${kind}), client FIN ${fin}: intact every time`, async (t) => {
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < roundsOf(kind); round++) {
         const r = await exchange(proxy.port, `GET /${kind}/${BIG} HTTP/1.1\r\nHost: a\r\n\r\n`, null, false, fin);
         t.is(r.status, 200, `round ${round}`);
         t.false(r.cut, `round ${round}: connection closed after ${r.body.length} of ${BIG} bytes`);
@@ -217,7 +228,7 @@ for (const chunked of [false, true]) {
   for (const fin of ['none', 'after-request'] as const) {
     test.serial(`POST of a 50 MiB body (${chunked ? 'chunked' : 'Content-Length'}), client FIN ${fin}: the origin receives it intact`, async (t) => {
       const framing = chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${BIG}`;
-      for (let round = 0; round < ROUNDS; round++) {
+      for (let round = 0; round < (chunked ? 1 : 2); round++) {
         const r = await exchange(proxy.port, `POST /check HTTP/1.1\r\nHost: a\r\n${framing}\r\n\r\n`, PATTERN, chunked, fin);
         t.is(r.status, 200);
         t.is(r.body.toString(), `ok ${BIG}`, `round ${round}`);
