@@ -91,6 +91,9 @@ export class Listener {
         SNICallback: (servername, done) => done(null, this.#contexts!.lookup(servername)),
         // A handshake is part of getting the request head in.
         handshakeTimeout: headersTimeout,
+        // Half-close (see httpAllowHalfOpen below): https.Server leaves its TLS sockets
+        // ending their writable side at the client's FIN (http.Server does not).
+        allowHalfOpen: true,
       };
       // https.Server is tls.Server with node's HTTP server on each secure connection:
       // the same API as http.Server for everything used here.
