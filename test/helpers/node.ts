@@ -7,6 +7,8 @@ import { spawnWeldr, type RunningProcess, type Teardown } from './process.js';
 export interface WeldrNode {
   readonly proc: RunningProcess;
   readonly proxyPort: number;
+  /** The HTTPS listener's port, when the node was started with --listen-tls. */
+  readonly proxyTlsPort: number | undefined;
   readonly adminPort: number;
   readonly proxyUrl: string;
   readonly adminUrl: string;
@@ -59,7 +61,8 @@ export async function startNode(t: Teardown, options: NodeOptions = {}): Promise
   await proc.waitForLine('started', (l) => l.event === 'started');
   const proxyPort = proxy.port as number;
   const adminPort = admin.port as number;
-  return { proc, proxyPort, adminPort, proxyUrl: `http://127.0.0.1:${proxyPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, dataDir };
+  const tls = proc.lines.find((l) => l.event === 'listening' && l.listener === 'proxy-tls');
+  return { proc, proxyPort, proxyTlsPort: tls?.port as number | undefined, adminPort, proxyUrl: `http://127.0.0.1:${proxyPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, dataDir };
 }
 
 /** Log lines of the node that carry a given event name. */

@@ -41,6 +41,10 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     flushLoggerSync(log);
     process.exit(second === 'SIGINT' ? 130 : 143);
   });
+  // SIGHUP reloads what can be reloaded without a restart (the proxy's certificates).
+  // Handled from the start: its default action would end the process.
+  let reload = (): void => undefined;
+  process.on('SIGHUP', () => reload());
   log.info(
     {
       event: 'starting',
@@ -74,6 +78,8 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
+  const running = node;
+  reload = () => running.reloadTls();
   const received = await signal;
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
   // The proxy gives up on in-flight requests at the deadline; if closing the rest

@@ -3,7 +3,7 @@
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -15,6 +15,12 @@ export const BALANCERS: readonly BalancerKind[] = ['round-robin', 'weighted-roun
 export interface NodeConfig {
   readonly id: string;
   readonly listen: HostPort;
+  /** The proxy's HTTPS listener (TLS termination), if any. */
+  readonly listenTls: HostPort | undefined;
+  /** Certificate files (PEM) for --listen-tls; the first is the default, SNI picks by their names. */
+  readonly tlsCert: readonly string[];
+  /** Their private keys, in the same order. */
+  readonly tlsKey: readonly string[];
   readonly admin: HostPort;
   /** Bearer token required for admin writes (POST/PATCH/DELETE); reads stay open. */
   readonly adminToken: string | undefined;
@@ -91,6 +97,9 @@ const constant =
 export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'id', flag: 'id', env: 'WELDR_ID', valueName: 'ID', help: 'node id, unique in the cluster', defaultText: 'n1', defaultValue: constant('n1'), parse: parseNodeId },
   { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'listenTls', flag: 'listen-tls', env: 'WELDR_LISTEN_TLS', valueName: 'HOST:PORT', help: 'proxy HTTPS listener (TLS termination; needs --tls-cert and --tls-key)', defaultText: '(none)', defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw) },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'WELDR_TLS_CERT', valueName: 'FILE,…', help: 'certificate chains (PEM) for --listen-tls: the first is the default, SNI picks by the names each carries; reread on SIGHUP', defaultText: '(none)', defaultValue: constant([]), parse: parsePathList },
+  { key: 'tlsKey', flag: 'tls-key', env: 'WELDR_TLS_KEY', valueName: 'FILE,…', help: 'private keys (PEM) of the --tls-cert certificates, in the same order', defaultText: '(none)', defaultValue: constant([]), parse: parsePathList },
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes (prefer the variable: flags show in ps)', defaultText: '(none: writes are open)', defaultValue: constant(undefined), parse: parseToken },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },

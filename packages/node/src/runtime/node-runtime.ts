@@ -2,7 +2,9 @@
 // shutdown. Nothing here handles requests; it wires the packages together and owns
 // process-level concerns (ports, lifecycle, logs).
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createProxy, type Proxy } from '@weldr/proxy';
+import { createProxy, type Proxy, type ProxyOptions, type ProxyTlsOptions } from '@weldr/proxy';
+import { ConfigError } from '../config/config-error.js';
+import { readTlsFiles } from './tls-files.js';
 import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
@@ -18,7 +20,14 @@ import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
+  readonly proxyTlsAddress: HostPort | undefined;
   readonly adminAddress: HostPort;
+  /**
+   * SIGHUP: reread the --tls-cert/--tls-key files and serve new handshakes with them
+   * (established connections keep theirs). A problem is logged; the certificates in use
+   * stay.
+   */
+  reloadTls(): void;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
 }
@@ -56,7 +65,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     metrics.setDefaultLabels({ nodeId: config.id });
     collectDefaultMetrics({ register: metrics });
 
-    const proxy: Proxy = createProxy({
+    // Read before anything listens: a missing or unusable file is a configuration error.
+    const tls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
+    const proxy: Proxy = createTlsProxy(tls, {
       snapshot: store.snapshot(),
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
@@ -128,17 +139,40 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     const proxyAddress = { host: config.listen.host, port: bound.port };
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
+    let proxyTlsAddress: HostPort | undefined;
+    if (config.listenTls !== undefined) {
+      const at = config.listenTls;
+      const boundTls = await proxy.listenTls(at.port, at.host).catch((err: unknown) => {
+        throw listenError(err as NodeJS.ErrnoException, 'the proxy (TLS)', at);
+      });
+      proxyTlsAddress = { host: at.host, port: boundTls.port };
+      listeners.push({ name: 'proxy-tls', address: proxyTlsAddress });
+      logListening(log, 'proxy-tls', proxyTlsAddress);
+    }
 
     cluster.activate();
     const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
     hooks.start();
     if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
-    log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
+    log.info(
+      { event: 'started', proxy: formatHostPort(proxyAddress), ...(proxyTlsAddress !== undefined ? { proxyTls: formatHostPort(proxyTlsAddress) } : {}), admin: formatHostPort(admin.address) },
+      'weldr node started',
+    );
 
     let stopping: Promise<void> | undefined;
     return {
       proxyAddress,
+      proxyTlsAddress,
       adminAddress: admin.address,
+      reloadTls: () => {
+        if (config.listenTls === undefined) return;
+        try {
+          proxy.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
+          log.info({ event: 'tls_reloaded', certificates: config.tlsCert }, 'TLS certificates reloaded');
+        } catch (err) {
+          log.error({ event: 'tls_reload_failed', err: { message: (err as Error).message } }, `TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
+        }
+      },
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
@@ -156,7 +190,17 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   }
 }
 
-function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPort): void {
+/** createProxy, with a certificate problem reported as a configuration error (exit 2). */
+function createTlsProxy(tls: ProxyTlsOptions | undefined, options: ProxyOptions): Proxy {
+  try {
+    return createProxy(tls === undefined ? options : { ...options, tls });
+  } catch (err) {
+    if (tls === undefined) throw err;
+    throw new ConfigError(`--tls-cert/--tls-key: ${(err as Error).message}`);
+  }
+}
+
+function logListening(log: Logger, listener: 'proxy' | 'proxy-tls' | 'admin', address: HostPort): void {
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
