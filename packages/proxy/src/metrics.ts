@@ -19,6 +19,7 @@ const NAMES = [
   'weldr_proxy_pipeline_paused_total',
   'weldr_proxy_origin_connections',
   'weldr_proxy_origin_queued',
+  'weldr_proxy_tls_handshake_errors_total',
 ];
 
 /** Label values of weldr_proxy_limit_refusals_total, one per limit (docs/operations.md). */
@@ -164,6 +165,15 @@ export function registerMetrics(registry: Registry, counters: Counters, upstream
       collect() {
         this.reset();
         this.inc(counters.pipelinePaused);
+      },
+    }),
+    new Counter({
+      name: 'weldr_proxy_tls_handshake_errors_total',
+      help: 'TLS handshakes on the HTTPS listener that failed (protocol, cipher or ALPN mismatch, bad client hello, timeout)',
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc(counters.tlsHandshakeFailed);
       },
     }),
     new Gauge({

@@ -4,6 +4,7 @@
 import net from 'node:net';
 import tls, { type ConnectionOptions, type TLSSocket } from 'node:tls';
 import test from 'ava';
+import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
 import { hasOpenssl, makeCa, type TestCa, type TestCert } from './certs.js';
 import { record, snapshot, startOrigin, startProxy, until, type Origin, type Running } from './helpers.js';
@@ -21,6 +22,7 @@ if (!hasOpenssl()) {
   let origin: Origin;
   let p: Running;
   let tlsPort: number;
+  const metrics = new Registry();
 
   test.before(async () => {
     ca = makeCa();
@@ -31,7 +33,7 @@ if (!hasOpenssl()) {
       res.setHeader('x-seen-proto', String(req.headers['x-forwarded-proto']));
       res.end(`origin:${req.method} ${req.url}`);
     });
-    p = await startProxy(snapshot([record(origin.port)]), { tls: { certificates: [def, a, wild] }, limits: { maxPipelineDepth: 4 } });
+    p = await startProxy(snapshot([record(origin.port)]), { tls: { certificates: [def, a, wild] }, limits: { maxPipelineDepth: 4 }, metrics });
     tlsPort = (await p.proxy.listenTls(0, '127.0.0.1')).port;
   });
 
@@ -104,6 +106,7 @@ if (!hasOpenssl()) {
     // A CBC suite with a SHA-1 MAC is not offered by the proxy.
     await t.throwsAsync(tlsExchange('GET / HTTP/1.1\r\nHost: a\r\n\r\n', { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA' }));
     await until(() => p.proxy.stats().limits.tlsHandshakeFailed >= 2);
+    t.regex(await metrics.metrics(), /weldr_proxy_tls_handshake_errors_total [1-9]/);
   });
 
   test.serial('ALPN: http/1.1 is selected; a client that offers only h2 is refused in the handshake', async (t) => {
