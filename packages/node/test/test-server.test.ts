@@ -142,8 +142,13 @@ test('an abandoned /delay does not hold the server open', async (t) => {
   await new Promise((r) => setTimeout(r, 50));
   controller.abort();
   t.truthy(await pending.then(() => undefined, (err: unknown) => err));
-  await server.close(30_000); // would hang for a minute if the timer kept the response alive
-  t.pass();
+  // The close would wait for the minute-long /delay if its timer kept the response
+  // alive; it must be done long before that (and before ava's own timeout).
+  const outcome = await Promise.race([
+    server.close(30_000).then(() => 'closed'),
+    new Promise<string>((r) => setTimeout(() => r('still open after 10 s'), 10_000).unref()),
+  ]);
+  t.is(outcome, 'closed');
 });
 
 test('/health flips with POST /health/fail and /health/ok', async (t) => {
@@ -234,8 +239,11 @@ test('WebSocket: handshake accept value, fragmented message, unmasked frame reje
 
 test('close() lets an in-flight request finish', async (t) => {
   const server = await startTestServer({ host: '127.0.0.1', port: 0 });
+  // In flight = the server has the request (a fixed sleep raced the connect on a busy
+  // machine: close() then ended the still idle connection, ECONNRESET).
+  const arrived = new Promise((r) => server.server.once('request', r));
   const pending = request(`http://127.0.0.1:${server.port}/delay/200`);
-  await new Promise((r) => setTimeout(r, 50));
+  await arrived;
   const closing = server.close(10_000);
   const res = await pending;
   t.is(res.statusCode, 200);

@@ -136,3 +136,19 @@ test('latin1: cached strings always equal the bytes they stand for', (t) => {
   t.is(latin1(Buffer.from('Content-Length')), 'Content-Length');
   t.is(latin1(Buffer.alloc(0)), '');
 });
+
+test('response: Proxy-Authenticate and Proxy-Authorization are hop-by-hop; WWW-Authenticate is not', (t) => {
+  const out = pairs(
+    responseHeaders(
+      buf(['Proxy-Authenticate', 'Basic realm="proxy"', 'proxy-authorization', 'Basic abc', 'WWW-Authenticate', 'Basic realm="site"', 'Content-Length', '0']),
+      '1.1 weldr',
+    ),
+  );
+  t.deepEqual(out, [
+    ['WWW-Authenticate', 'Basic realm="site"'],
+    ['Content-Length', '0'],
+    ['via', '1.1 weldr'],
+  ]);
+  // And a client's Proxy-Authenticate is not forwarded to the origin either.
+  t.false(pairs(requestHeaders(['PROXY-AUTHENTICATE', 'x', 'Accept', '*/*'], info)).some(([n]) => n.toLowerCase() === 'proxy-authenticate'));
+});

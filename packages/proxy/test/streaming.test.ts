@@ -149,13 +149,20 @@ test('a client that stops reading is cut off after originIdleMs; the origin conn
   });
   const s = net.connect(p.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
   s.pause(); // never read
+  let closedByProxy = false;
   const closed = new Promise((r) => s.on('close', r));
-  s.on('error', () => undefined);
+  s.on('error', () => (closedByProxy = true));
+  s.on('end', () => (closedByProxy = true));
   await until(() => originClosed, 10_000);
-  s.destroy();
-  await closed;
   await until(() => p.proxy.stats().servers[0]!.active === 0);
-  t.pass();
+  const stats = p.proxy.stats();
+  t.is(stats.client.failed, 1, 'the stalled exchange ended as failed');
+  t.is(stats.server.failed, 0, 'a client that stops reading is not held against the origin');
+  t.is(stats.active, 0);
+  // The proxy closed the client connection: reading now shows the end (or a reset).
+  s.resume();
+  await closed;
+  t.true(closedByProxy);
 });
 
 test('slow request body upload is streamed (origin sees bytes before the upload ends)', async (t) => {
