@@ -76,6 +76,9 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
   }
   checkListenersDiffer(config as unknown as NodeConfig);
   checkTls(config as unknown as NodeConfig);
+  if ((config as unknown as NodeConfig).originTlsServername !== undefined && (config as unknown as NodeConfig).originTls === undefined) {
+    throw new ConfigError('--origin-tls-servername is for --origin-tls, which is not set');
+  }
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
 }
 

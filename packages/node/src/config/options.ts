@@ -3,7 +3,7 @@
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseDnsName, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -61,6 +61,10 @@ export interface NodeConfig {
   readonly maxPipelineDepth: number;
   /** Connections to each origin. */
   readonly originMaxConnections: number;
+  /** Reach origins over HTTPS, verified against the system CAs or a CA bundle file; undefined: cleartext. */
+  readonly originTls: 'system' | { readonly caFile: string } | undefined;
+  /** The name origin certificates must carry (default: the origin's IP address). */
+  readonly originTlsServername: string | undefined;
   /** Minimum request-body rate, bytes/s; 0: off. */
   readonly clientBodyMinRate: number;
   /** Waiting on a request body that is never held against its rate, ms. */
@@ -128,6 +132,8 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'maxConnectionsPerSource', flag: 'max-connections-per-source', env: 'WELDR_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'client connections open at once from one source address (accept-and-close beyond); 0: no limit', defaultText: 'a quarter of --max-connections', defaultValue: (p) => Math.max(1, Math.floor((p.maxConnections ?? autoMaxConnections()) / 4)), parse: parseInteger(0, 1_000_000) },
   { key: 'maxPipelineDepth', flag: 'max-pipeline-depth', env: 'WELDR_MAX_PIPELINE_DEPTH', valueName: 'N', help: 'pipelined requests held per client connection (forwarded one at a time; reading pauses at N, a request beyond it in the same burst gets 429)', defaultText: String(DEFAULT_LIMITS.maxPipelineDepth), defaultValue: constant(DEFAULT_LIMITS.maxPipelineDepth), parse: parseInteger(1, 1024) },
   { key: 'originMaxConnections', flag: 'origin-max-connections', env: 'WELDR_ORIGIN_MAX_CONNECTIONS', valueName: 'N', help: 'connections to each origin; further requests wait for one', defaultText: String(DEFAULT_LIMITS.originMaxConnections), defaultValue: constant(DEFAULT_LIMITS.originMaxConnections), parse: parseInteger(1, 65_535) },
+  { key: 'originTls', flag: 'origin-tls', env: 'WELDR_ORIGIN_TLS', valueName: 'system|FILE', help: 'reach origins over HTTPS, verifying their certificates against the system CAs or the CA bundle FILE (PEM)', defaultText: '(none: cleartext HTTP/1.1)', defaultValue: constant(undefined), parse: (raw) => (raw === 'system' ? 'system' : { caFile: parsePath(raw) }) },
+  { key: 'originTlsServername', flag: 'origin-tls-servername', env: 'WELDR_ORIGIN_TLS_SERVERNAME', valueName: 'NAME', help: 'with --origin-tls: the DNS name every origin certificate must carry (sent as SNI)', defaultText: "(the origin's IP address, which its certificate must list)", defaultValue: constant(undefined), parse: parseDnsName },
   { key: 'clientBodyMinRate', flag: 'client-body-min-rate', env: 'WELDR_CLIENT_BODY_MIN_RATE', valueName: 'BYTES/S', help: 'minimum average request-body rate once --client-body-rate-grace was waited (slower: 408 and close); 0 turns it off', defaultText: String(DEFAULT_LIMITS.clientBodyMinRate), defaultValue: constant(DEFAULT_LIMITS.clientBodyMinRate), parse: parseInteger(0, 1_000_000_000) },
   { key: 'clientBodyRateGrace', flag: 'client-body-rate-grace', env: 'WELDR_CLIENT_BODY_RATE_GRACE', valueName: 'DURATION', help: 'waiting on a request body that is never held against --client-body-min-rate', defaultText: formatDuration(DEFAULT_LIMITS.clientBodyRateGraceMs), defaultValue: constant(DEFAULT_LIMITS.clientBodyRateGraceMs), parse: duration(true) },
 ];

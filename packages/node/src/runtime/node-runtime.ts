@@ -5,6 +5,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { createProxy, type Proxy, type ProxyOptions, type ProxyTlsOptions } from '@weldr/proxy';
 import { ConfigError } from '../config/config-error.js';
 import { readTlsFiles } from './tls-files.js';
+import { readFileSync } from 'node:fs';
 import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
@@ -91,6 +92,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         clientBodyRateGraceMs: config.clientBodyRateGrace,
       },
       metrics,
+      ...(config.originTls === undefined ? {} : { originTls: readOriginTls(config) }),
     });
     let proxyClosed = false;
     cleanups.push(() => (proxyClosed ? undefined : proxy.close({ deadlineMs: 0 })));
@@ -188,6 +190,22 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     await unwind();
     throw err;
   }
+}
+
+/** --origin-tls: the CA bundle to verify origins against (the system's when absent) and the name to expect. */
+function readOriginTls(config: NodeConfig): { ca?: string; servername?: string } {
+  const out: { ca?: string; servername?: string } = {};
+  const tls = config.originTls;
+  if (tls !== undefined && tls !== 'system') {
+    try {
+      out.ca = readFileSync(tls.caFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read --origin-tls file ${tls.caFile}: ${(err as Error).message}`);
+    }
+    if (!out.ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`--origin-tls file ${tls.caFile} holds no PEM certificate`);
+  }
+  if (config.originTlsServername !== undefined) out.servername = config.originTlsServername;
+  return out;
 }
 
 /** createProxy, with a certificate problem reported as a configuration error (exit 2). */
