@@ -33,6 +33,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     timeouts,
     maxHeaderSize,
     originMaxConnections: limits.originMaxConnections,
+    originTls: options.originTls ?? null,
     healthChecks: options.healthChecks ?? true,
   });
 

@@ -102,6 +102,18 @@ export interface ProxyOptions {
   metrics?: Registry;
   /** TLS termination: certificates for `listenTls()`. */
   tls?: ProxyTlsOptions;
+  /** Reach every origin over HTTPS, verifying its certificate; absent: cleartext HTTP/1.1. */
+  originTls?: OriginTlsOptions;
+}
+
+export interface OriginTlsOptions {
+  /** CA certificates (PEM) origin certificates must chain to; absent: the system's roots. */
+  ca?: string | Buffer;
+  /**
+   * The name origin certificates must carry (and the SNI sent). Absent: the origin's IP
+   * address, which its certificate must then list as an IP subjectAltName.
+   */
+  servername?: string;
 }
 
 export interface CounterPair {
