@@ -5,6 +5,13 @@ export type { DriverLogger, DriverStatus, RaftDriverOptions, ReplicatedStateMach
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 export type { RaftPoolStoreOptions } from './raft-pool-store.js';
 export { TcpTransport } from './transport.js';
-export type { PeerAddress, TcpTransportOptions, TransportLogger } from './transport.js';
-export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
+export type { PeerAddress, PeerTlsSource, TcpTransportOptions, TransportLogger, TransportStats } from './transport.js';
+export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES, PRE_AUTH_MAX_FRAME_BYTES } from './codec.js';
+export { certificateNodeId, certificateNodeIds, nodeUri, NODE_URI_PREFIX } from './peer-identity.js';
+export { openPeerTls, readPeerTls } from './peer-tls.js';
+export type { PeerTls, PeerTlsFiles } from './peer-tls.js';
+export { readTlsMaterial, ReloadableTls, TlsFilesError } from './tls-files.js';
+export type { ReloadableTlsOptions, ReloadLogger, TlsFileNames, TlsFiles, TlsMaterial } from './tls-files.js';
+export { createCa, issueCertificate } from './local-ca.js';
+export type { CaOptions, KeyAndCert, LeafOptions, Validity } from './local-ca.js';
 export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
