@@ -10,8 +10,12 @@ export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES, PRE_AUTH_MAX_FR
 export { certificateNodeId, certificateNodeIds, nodeUri, NODE_URI_PREFIX } from './peer-identity.js';
 export { openPeerTls, readPeerTls } from './peer-tls.js';
 export type { PeerTls, PeerTlsFiles } from './peer-tls.js';
-export { readTlsMaterial, ReloadableTls, TlsFilesError } from './tls-files.js';
+export { readCaBundle, readTlsMaterial, ReloadableTls, TlsFilesError } from './tls-files.js';
 export type { ReloadableTlsOptions, ReloadLogger, TlsFileNames, TlsFiles, TlsMaterial } from './tls-files.js';
 export { createCa, issueCertificate } from './local-ca.js';
 export type { CaOptions, KeyAndCert, LeafOptions, Validity } from './local-ca.js';
 export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
+export { RefusalLog } from './refusal-log.js';
+export type { RefusalLogger, RefusalLogOptions } from './refusal-log.js';
+export { PendingConnections, sourceOf } from './pending-connections.js';
+export type { Admission } from './pending-connections.js';

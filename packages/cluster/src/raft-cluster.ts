@@ -16,7 +16,7 @@ import type { NodeId } from '@weldr/raft';
 import { dataDirError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult, type PoolDb } from '@weldr/store';
 import { RaftDriver } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
-import { TcpTransport } from './transport.js';
+import { TcpTransport, type TransportStats } from './transport.js';
 import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 
 /** What the admin API and /ready need to know about the cluster. */
@@ -96,6 +96,9 @@ export class RaftCluster implements ClusterView {
       listen: { host: config.raft.host, port: config.raft.port },
       peers,
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
+      ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
+      ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
+      ...(config.maxPendingPerSource === undefined ? {} : { maxPendingPerSource: config.maxPendingPerSource }),
       log: log.child({ component: 'raft-transport' }),
       onMessage: (m) => this.driver.receive(m),
       onUnreachable: (id) => this.driver.unreachable(id),
@@ -116,6 +119,11 @@ export class RaftCluster implements ClusterView {
   }
 
   activate(): void {}
+
+  /** The peer transport's refusals and pending connections (for metrics); undefined before start. */
+  transportStats(): TransportStats | undefined {
+    return this.transport?.stats();
+  }
 
   deactivate(): void {
     this.shuttingDown = true;

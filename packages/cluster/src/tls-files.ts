@@ -66,6 +66,12 @@ export function readTlsMaterial(files: TlsFiles, names: TlsFileNames, now: Date 
   return { cert, key, ca, leaf, caCerts };
 }
 
+/** A CA bundle on its own (e.g. the CAs admin clients' certificates must chain to). */
+export function readCaBundle(path: string, name: string): { ca: string; caCerts: X509Certificate[] } {
+  const ca = readText(path, name);
+  return { ca, caCerts: parseCertificates(ca, path, name) };
+}
+
 function readText(path: string, name: string): string {
   try {
     return readFileSync(path, 'utf8');

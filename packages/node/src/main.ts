@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { MAIN_HELP, startHelp, TEST_SERVER_HELP } from './cli/help.js';
 import { startCommand } from './cli/start-command.js';
 import { testServerCommand } from './cli/test-server-command.js';
+import { certsCommand, CERTS_HELP } from './cli/certs-command.js';
 import { weldrVersion } from './cli/version.js';
 import { ConfigError, EXIT_USAGE } from './config/config-error.js';
 
@@ -16,7 +17,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(MAIN_HELP);
         return command === undefined ? EXIT_USAGE : 0;
       case 'help':
-        process.stdout.write(rest[0] === 'start' ? startHelp() : rest[0] === 'test-server' ? TEST_SERVER_HELP : MAIN_HELP);
+        process.stdout.write(rest[0] === 'start' ? startHelp() : rest[0] === 'test-server' ? TEST_SERVER_HELP : rest[0] === 'certs' ? CERTS_HELP : MAIN_HELP);
         return 0;
       case '-v':
       case '--version':
@@ -27,12 +28,14 @@ export async function main(argv: string[]): Promise<number> {
         return await startCommand(rest);
       case 'test-server':
         return await testServerCommand(rest);
+      case 'certs':
+        return certsCommand(rest);
       default:
         throw new ConfigError(`unknown command "${command}"`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      const where = command === 'start' || command === 'test-server' ? `weldr ${command}` : 'weldr';
+      const where = command === 'start' || command === 'test-server' || command === 'certs' ? `weldr ${command}` : 'weldr';
       process.stderr.write(`${where}: ${err.message} (see '${where} --help')\n`);
       return EXIT_USAGE;
     }

@@ -6,15 +6,17 @@ export const MAIN_HELP = `weldr: HTTP/1.1 reverse proxy and load balancer with a
 Usage:
   weldr start [options]         run a node (proxy + admin API)
   weldr test-server [options]   run an origin server for tests, demos and benchmarks
+  weldr certs init [options]    make a local CA and member certificates (peer and admin TLS)
   weldr help [command]          show help
   weldr --version               print the version
 
 Run 'weldr <command> --help' for a command's options.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+Signals to 'weldr start': SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the TLS certificates.
 `;
 
 export function startHelp(): string {
-  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`, `${o.help} [${o.env}; default ${o.defaultText}]`]);
+  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`.trimEnd(), `${o.help} [${o.env}; default ${o.defaultText}]`]);
   rows.unshift(['--config FILE', 'JSON config file with the keys below in camelCase [WELDR_CONFIG]']);
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;

@@ -7,6 +7,7 @@ import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
 import { formatHostPort, ValueError, type HostPort } from './values.js';
+import { checkSecurity } from './security-checks.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -75,6 +76,7 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     sources[option.key] = source;
   }
   checkListenersDiffer(config as unknown as NodeConfig);
+  checkSecurity(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
 }
 
@@ -115,7 +117,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     [CONFIG_FLAG]: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const option of OPTIONS) options[option.flag] = { type: 'string' };
+  for (const option of OPTIONS) options[option.flag] = { type: option.boolean === true ? 'boolean' : 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -128,6 +130,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     if (name === 'help') help = value === true;
     // A repeated flag: parseArgs keeps the last one, which is what people expect.
     else if (typeof value === 'string') values[name] = value;
+    else if (value === true) values[name] = 'true';
   }
   return { values, help };
 }

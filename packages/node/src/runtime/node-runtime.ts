@@ -14,6 +14,11 @@ import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/c
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
+import { registerPeerMetrics } from './peer-metrics.js';
+import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
+import type { NodeTls } from './tls-setup.js';
+
+const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
@@ -22,7 +27,7 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = NO_TLS): Promise<RunningNode> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -39,7 +44,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config), log);
+      raft = await RaftCluster.open(clusterOptions(config, tls), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
@@ -95,7 +100,25 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               lastLeader = leader;
             }),
     );
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
+    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    let relay: RelayDispatcher | undefined;
+    if (raft !== null && tls.admin !== undefined) {
+      const r = relayDispatcher(tls.peer);
+      cleanups.push(() => r.close());
+      relay = r;
+    }
+    const admin: AdminListener = await startAdminListener({
+      config,
+      store,
+      proxy,
+      cluster,
+      metrics,
+      log,
+      forward: raft ?? undefined,
+      ownListenerAt: ownListenerLookup(listeners),
+      tls: tls.admin,
+      relayDispatcher: relay?.get,
+    });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -150,18 +173,14 @@ function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPor
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
-/** Reads are always open; an exposed admin listener without a token also takes writes from anyone. */
+/**
+ * Off loopback the admin API has a token (the configuration refuses to start otherwise);
+ * its reads stay open unless --admin-auth-reads: say so once.
+ */
 function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
-  if (isLoopbackHost(config.admin.host)) return;
+  if (isLoopbackHost(config.admin.host) || config.adminAuthReads) return;
   const address = formatHostPort(config.admin);
-  if (config.adminToken === undefined) {
-    log.warn(
-      { event: 'admin_unprotected', address },
-      `the admin API is configured on ${address}, which is not loopback, and no admin token is set: anyone who can reach it can change the pool (set WELDR_ADMIN_TOKEN)`,
-    );
-  } else {
-    log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
-  }
+  log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open (--admin-auth-reads closes them)`);
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
@@ -172,13 +191,16 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig): RaftClusterOptions {
+function clusterOptions(config: NodeConfig, tls: NodeTls): RaftClusterOptions {
   return {
     id: config.id,
     data: config.data,
     raft: config.raft,
     peers: config.peers,
     clusterToken: config.clusterToken,
+    peerTls: tls.peer,
+    maxPendingConnections: config.raftMaxPending,
+    maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
   };

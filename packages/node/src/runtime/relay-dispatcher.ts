@@ -1,0 +1,36 @@
+// How a follower reaches the leader's admin API over HTTPS: the leader's certificate is
+// verified against the public roots and the cluster CA (--peer-ca; without peer TLS,
+// Node's default trust, which NODE_EXTRA_CA_CERTS extends), with the host name
+// of the address the membership gives; this node presents its peer certificate, which a
+// leader with --admin-client-ca accepts when that bundle holds the cluster CA. Rebuilt
+// when the peer certificate is reloaded; the old agent finishes its requests and closes.
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import type { PeerTls } from '@weldr/cluster';
+
+export interface RelayDispatcher {
+  readonly get: () => Dispatcher;
+  close(): Promise<void>;
+}
+
+export function relayDispatcher(peer: PeerTls | undefined): RelayDispatcher {
+  const build = (): Agent => {
+    const m = peer?.current;
+    // Without peer TLS: the default trust (public roots, NODE_EXTRA_CA_CERTS).
+    if (m === undefined) return new Agent();
+    return new Agent({ connect: { ca: m.ca === undefined ? [...rootCertificates] : [...rootCertificates, m.ca], cert: m.cert, key: m.key } });
+  };
+  let agent = build();
+  const off = peer?.onReload(() => {
+    const old = agent;
+    agent = build();
+    void old.close();
+  });
+  return {
+    get: () => agent,
+    close: async () => {
+      off?.();
+      await agent.close();
+    },
+  };
+}
