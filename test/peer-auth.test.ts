@@ -2,13 +2,27 @@
 // can talk Raft to a node. The attack of the security review: one MsgApp carrying a
 // Batch, sent to a follower's Raft port by someone who is not a member, claiming to be
 // the leader. It must be refused and change nothing.
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import { commandData, frame, msgApp, sendRaw } from './helpers/raft-wire.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
 import { eventually } from './helpers/wait.js';
 
-/** The least a cluster needs in order to start (today: nothing). */
-const MINIMAL_SECURITY = { args: () => [] as string[], env: () => ({}) };
+/**
+ * The least a cluster needs in order to start. Before issue 9 that was nothing, and the
+ * attack below succeeded (this file's first version, with no token, failed); now it is
+ * a cluster token, which the attacker does not hold.
+ */
+const TOKEN = 'peer-auth-e2e-token-0123456789';
+const MINIMAL_SECURITY = { args: () => [] as string[], env: () => ({ WELDR_CLUSTER_TOKEN: TOKEN }) };
+
+test.serial('a cluster without peer authentication does not start: exit 2, the fix in the message', async (t) => {
+  const c = await TestCluster.prepare(t);
+  const proc = c.spawn(c.members[0]!);
+  const exit = await proc.exited;
+  t.is(exit.code, 2, proc.stderr);
+  t.regex(proc.stderr, /cluster mode needs peer authentication.*WELDR_CLUSTER_TOKEN.*--peer-cert.*--insecure-peers/);
+});
 
 interface RaftView {
   term: number;
@@ -31,9 +45,22 @@ test.serial('an unauthenticated MsgApp carrying a Batch, claiming to come from t
     return l.commitIndex === f.commitIndex && l.term === f.term ? f : undefined;
   });
   const batch = { type: 'Batch', commands: [{ type: 'AddServer', ip: '127.0.0.1', port: 6666, weight: 1000 }] };
-  const hello = { hello: 'weldr-raft/1', from: leader.id, to: follower.id, token: '' };
-  const app = msgApp({ from: leader.id, to: follower.id, term: view.term, index: view.commitIndex, logTerm: view.term, data: commandData(batch) });
-  await sendRaw(follower.raftPort, Buffer.concat([frame(hello), frame(app)]), 1000);
+  const app = frame(msgApp({ from: leader.id, to: follower.id, term: view.term, index: view.commitIndex, logTerm: view.term, data: commandData(batch) }));
+  const nonce = randomBytes(32).toString('base64');
+  // What an attacker without the token can try: the MsgApp alone, the old hello with an
+  // empty or a guessed token, the new hello with no proof or a made-up one.
+  const attempts: [string, Buffer][] = [
+    ['no hello', app],
+    ['old hello, empty token', Buffer.concat([frame({ hello: 'weldr-raft/1', from: leader.id, to: follower.id, token: '' }), app])],
+    ['old hello, guessed token', Buffer.concat([frame({ hello: 'weldr-raft/1', from: leader.id, to: follower.id, token: 'e2e-cluster-secret-0123456789' }), app])],
+    ['new hello, no proof', Buffer.concat([frame({ hello: 'weldr-raft/2', from: leader.id, to: follower.id, nonce, proof: '' }), app])],
+    ['new hello, made-up proof', Buffer.concat([frame({ hello: 'weldr-raft/2', from: leader.id, to: follower.id, nonce, proof: randomBytes(32).toString('base64') }), app])],
+  ];
+  for (const [name, bytes] of attempts) {
+    const r = await sendRaw(follower.raftPort, bytes, 5000);
+    t.true(r.closedByPeer, `${name}: the follower closed the connection`);
+    t.false(r.received.includes(Buffer.from('welcome')), `${name}: no welcome`);
+  }
 
   // A legitimate write afterwards: once the follower has it, it has had every chance
   // to apply the forged entry too.
@@ -46,4 +73,21 @@ test.serial('an unauthenticated MsgApp carrying a Batch, claiming to come from t
     return servers.includes('127.0.0.1:7777') || servers.includes('127.0.0.1:6666') ? true : undefined;
   });
   for (const m of c.members) t.deepEqual(await c.servers(m), ['127.0.0.1:7777'], `${m.id}'s pool holds only the legitimate server`);
+});
+
+test.serial('the cluster token never appears in a node\'s log, whatever happens (debug level, writes, a leader change)', async (t) => {
+  const c = await TestCluster.create(t, MINIMAL_SECURITY);
+  const leader = await c.leader();
+  t.is((await c.call(c.members.find((m) => m !== leader)!, 'POST', '/servers', { ip: '127.0.0.1', port: 7001 })).status, 201);
+  const moved = await c.call(leader, 'POST', '/cluster/transfer-leadership', undefined);
+  t.is(moved.status, 200, JSON.stringify(moved.json));
+  // A stranger knocking, and a node with a wrong token, are logged too.
+  await sendRaw(leader.raftPort, frame({ hello: 'weldr-raft/1', from: 'n9', to: leader.id, token: TOKEN }), 2000);
+  for (const m of c.members) {
+    await m.proc!.stop('SIGTERM');
+    const everything = m.proc!.stdout + m.proc!.stderr;
+    t.true(everything.length > 1000, `${m.id} logged something`);
+    t.false(everything.includes(TOKEN), `${m.id}'s log does not contain the token`);
+    t.true(m.proc!.lines.some((l) => l.event === 'starting' && (l.config as Record<string, unknown>).clusterToken === '[redacted]'), `${m.id}: the starting line says a token is set, redacted`);
+  }
 });
