@@ -82,8 +82,8 @@ export class TestCluster {
     await m.proc.waitForLine('started', (l) => l.event === 'started');
   }
 
-  /** Spawns the member without waiting (for members expected to fail). */
-  spawn(m: Member, extraArgs: readonly string[] = []): RunningProcess {
+  /** Spawns the member without waiting (for members expected to fail); `extraArgs` come after the cluster's own. */
+  spawn(m: Member, extraArgs: readonly string[] = [], replaceArgs?: readonly string[]): RunningProcess {
     return spawnWeldr(
       this.t,
       `weldr ${m.id}`,
@@ -95,7 +95,7 @@ export class TestCluster {
         '--raft', `127.0.0.1:${m.raftPort}`,
         '--peers', this.peers,
         '--data', m.dataDir,
-        ...(this.options.args?.(m) ?? []),
+        ...(replaceArgs ?? this.options.args?.(m) ?? []),
         ...extraArgs,
       ],
       { WELDR_CONFIG: undefined, WELDR_LOG_LEVEL: 'debug', WELDR_CLUSTER_TOKEN: undefined, ...this.options.env?.(m) },
@@ -135,8 +135,8 @@ export class TestCluster {
     return { status: r.statusCode, json, headers: r.headers };
   }
 
-  /** The one member whose /cluster says it leads, once all running members agree on it. */
-  async leader(timeoutMs = 15_000): Promise<Member> {
+  /** The one member whose /cluster says it leads, once all running members agree on it (and it is not `not`). */
+  async leader(timeoutMs = 15_000, not?: Member): Promise<Member> {
     const id = await eventually('one agreed leader', async () => {
       const seen = new Set<string | null>();
       for (const m of this.members) {
@@ -146,7 +146,7 @@ export class TestCluster {
         seen.add((r.json as { leaderId: string | null }).leaderId);
       }
       const [only] = [...seen];
-      return seen.size === 1 && typeof only === 'string' ? only : undefined;
+      return seen.size === 1 && typeof only === 'string' && only !== not?.id ? only : undefined;
     }, timeoutMs, 50);
     return this.member(id);
   }
