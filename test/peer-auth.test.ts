@@ -2,11 +2,14 @@
 // can talk Raft to a node. The attack of the security review: one MsgApp carrying a
 // Batch, sent to a follower's Raft port by someone who is not a member, claiming to be
 // the leader. It must be refused and change nothing.
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
 import test from 'ava';
 import { commandData, frame, msgApp, sendRaw } from './helpers/raft-wire.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
 import { eventually } from './helpers/wait.js';
+import type { Teardown } from './helpers/process.js';
 
 /**
  * The least a cluster needs in order to start. Before issue 9 that was nothing, and the
@@ -91,3 +94,62 @@ test.serial('the cluster token never appears in a node\'s log, whatever happens 
     t.true(m.proc!.lines.some((l) => l.event === 'starting' && (l.config as Record<string, unknown>).clusterToken === '[redacted]'), `${m.id}: the starting line says a token is set, redacted`);
   }
 });
+
+/** The client's proof of the weldr-raft/2 handshake, written out from its definition. */
+function proof(token: string, serverNonce: string, clientNonce: string, from: string, to: string): string {
+  return createHmac('sha256', token).update(['weldr-raft/2', 'client', serverNonce, clientNonce, from, to].join('\0')).digest('base64');
+}
+
+/**
+ * Says hello to `target`'s Raft port as `claim`, advertising `admin` as its admin URL
+ * (with the token when given), and keeps the connection open until the test ends.
+ */
+async function forgedHello(t: Teardown, port: number, target: string, claim: string, admin: string, token: string | undefined): Promise<boolean> {
+  const s = net.connect({ host: '127.0.0.1', port });
+  t.teardown(() => void s.destroy());
+  s.on('error', () => undefined);
+  return new Promise<boolean>((resolve) => {
+    let buffered = Buffer.alloc(0);
+    s.on('data', (d: Buffer) => {
+      buffered = Buffer.concat([buffered, d]);
+      const text = buffered.toString();
+      const challenge = /"challenge":"weldr-raft\/2","nonce":"([^"]+)"/.exec(text);
+      if (challenge !== null && !text.includes('"welcome"') && !(s as { said?: boolean }).said) {
+        (s as { said?: boolean }).said = true;
+        const nonce = randomBytes(32).toString('base64');
+        s.write(frame({ hello: 'weldr-raft/2', from: claim, to: target, nonce, proof: token === undefined ? '' : proof(token, challenge[1]!, nonce, claim, target), info: { admin } }));
+      }
+      if (text.includes('"welcome"')) resolve(true);
+    });
+    s.on('close', () => resolve(false));
+  });
+}
+
+for (const withToken of [false, true]) {
+  // With the token an insider can still claim to be the leader (the token proves
+  // membership, not identity): that case needs the relay to take the leader's admin
+  // address from the membership, not from a hello (the membership part of issue 9), or
+  // peer TLS, where the id is bound to the certificate.
+  (withToken ? test.serial.failing : test.serial)(`a forged hello claiming to be the leader ${withToken ? 'with' : 'without'} the token cannot redirect the relay`, async (t) => {
+    const ADMIN_TOKEN = 'relay-admin-token-0123456789';
+    const c = await TestCluster.create(t, { ...MINIMAL_SECURITY, env: () => ({ WELDR_CLUSTER_TOKEN: TOKEN, WELDR_ADMIN_TOKEN: ADMIN_TOKEN }), adminToken: ADMIN_TOKEN });
+    const leader = await c.leader();
+    const follower = c.members.find((m) => m !== leader)!;
+    // The attacker's "admin API": answers every write 201 and remembers what it got.
+    const received: Record<string, unknown>[] = [];
+    const fake = http.createServer((req, res) => {
+      received.push({ method: req.method, url: req.url, authorization: req.headers.authorization });
+      res.writeHead(201, { 'content-type': 'application/json' }).end('{"forged":true}');
+    });
+    await new Promise<void>((resolve) => fake.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => fake.close());
+    const fakeUrl = `http://127.0.0.1:${(fake.address() as net.AddressInfo).port}`;
+    const welcomed = await forgedHello(t, follower.raftPort, follower.id, leader.id, fakeUrl, withToken ? TOKEN : undefined);
+    t.is(welcomed, withToken, withToken ? 'a token holder gets in' : 'without the token, no welcome');
+    const r = await c.call(follower, 'POST', '/servers', { ip: '127.0.0.1', port: 7201 });
+    t.is(r.status, 201, JSON.stringify(r.json));
+    t.is(r.headers['x-weldr-leader'], leader.id);
+    t.deepEqual(received, [], 'the attacker\'s listener got nothing (no write, no bearer token)');
+    t.true((await c.servers(leader)).includes('127.0.0.1:7201'), 'the write reached the real leader');
+  });
+}
