@@ -41,7 +41,11 @@ done
 
 if [ "$cluster" = 1 ]; then
   peers=n1=127.0.0.1:8688,n2=127.0.0.1:8698,n3=127.0.0.1:8708
-  export WELDR_CLUSTER_TOKEN="${WELDR_CLUSTER_TOKEN:-local-cluster-demo-token}"
+  # No fixed fallback: a fresh random token for this run unless one is given.
+  if [ -z "${WELDR_CLUSTER_TOKEN:-}" ]; then
+    WELDR_CLUSTER_TOKEN="$(node -e "process.stdout.write(require('node:crypto').randomBytes(24).toString('base64url'))")"
+  fi
+  export WELDR_CLUSTER_TOKEN
   for i in 0 1 2; do
     node packages/node/bin/weldr.js start --id "n$((i + 1))" --listen "0.0.0.0:$((8080 + 10 * i))" \
       --admin "127.0.0.1:$((8687 + 10 * i))" --raft "127.0.0.1:$((8688 + 10 * i))" --peers "$peers" \

@@ -209,3 +209,13 @@ test('limits: defaults and bounds', (t) => {
   t.is(load(['--admin-max-connections', '10']).config.adminMaxConnections, 10);
   t.regex(loadError(['--raft-max-pending', '0']), /--raft-max-pending/);
 });
+
+test('tokens can come from files (mounted secrets); the file and the token itself together are refused', (t) => {
+  const files = { '/run/secrets/cluster': 'cluster-token-from-a-file-0123\n', '/run/secrets/short': 'short\n' };
+  const { config, sources } = load(['--peers', 'n1=127.0.0.1:9001,n2=127.0.0.1:9002'], { WELDR_CLUSTER_TOKEN_FILE: '/run/secrets/cluster' }, files);
+  t.is(config.clusterToken, 'cluster-token-from-a-file-0123');
+  t.is(sources.clusterToken, 'env');
+  t.regex(loadError(['--admin-token-file', '/run/secrets/short'], {}, files), /the token in --admin-token-file \/run\/secrets\/short must be 16 to 4096/);
+  t.regex(loadError(['--admin-token-file', '/nope'], {}, files), /cannot read --admin-token-file \/nope/);
+  t.regex(loadError(['--cluster-token-file', '/run/secrets/cluster'], { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' }, files), /both set; give one/);
+});

@@ -26,7 +26,7 @@ Options:
   --hosts HOSTS    host names and IP addresses the certificates are valid for
                    (default 127.0.0.1,::1,localhost)
   --days N         validity of the member certificates (default 365; the CA: 10 years)
-  --force          replace a member's existing certificates
+  --force          replace existing member certificates (without it they are kept)
   -h, --help       show this help
 `;
 
@@ -87,7 +87,11 @@ export function certsCommand(argv: readonly string[]): number {
   for (const id of nodes) {
     const nodeDir = join(dir, id);
     const peerPath = join(nodeDir, 'peer.pem');
-    if (existsSync(peerPath) && v.force !== true) throw new ConfigError(`${peerPath} exists; --force replaces it`);
+    // Run again (a container's init step on every start): existing members are kept.
+    if (existsSync(peerPath) && v.force !== true) {
+      process.stdout.write(`kept ${nodeDir} (exists; --force replaces it)\n`);
+      continue;
+    }
     mkdirSync(nodeDir, { recursive: true });
     writePair(peerPath, join(nodeDir, 'peer-key.pem'), issueCertificate(ca, { commonName: id, nodeId: id, hosts, usage: 'both', notAfter }));
     writePair(join(nodeDir, 'admin.pem'), join(nodeDir, 'admin-key.pem'), issueCertificate(ca, { commonName: `${id} admin`, nodeId: id, hosts, usage: 'server', notAfter }));

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
-import { formatHostPort, ValueError, type HostPort } from './values.js';
+import { formatHostPort, parseToken, ValueError, type HostPort } from './values.js';
 import { checkSecurity } from './security-checks.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
@@ -75,9 +75,36 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
+  readTokenFiles(config as Partial<Record<ConfigKey, unknown>>, sources, inputs.readFile);
   checkListenersDiffer(config as unknown as NodeConfig);
   checkSecurity(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+/**
+ * --admin-token-file / --cluster-token-file: the token is read here, once, and checked
+ * like one given directly (a trailing newline, as `echo` and editors leave, is dropped).
+ * Giving both a token and its file is refused: which one was meant is unclear.
+ */
+function readTokenFiles(config: Partial<Record<ConfigKey, unknown>>, sources: Record<ConfigKey, ConfigSource>, readFile = (p: string) => readFileSync(p, 'utf8')): void {
+  for (const [tokenKey, fileKey, flag] of [['adminToken', 'adminTokenFile', '--admin-token-file'], ['clusterToken', 'clusterTokenFile', '--cluster-token-file']] as const) {
+    const path = config[fileKey];
+    if (typeof path !== 'string') continue;
+    if (config[tokenKey] !== undefined) throw new ConfigError(`${flag} and the token itself are both set; give one`);
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      config[tokenKey] = parseToken(text.replace(/\r?\n$/, ''));
+    } catch (err) {
+      if (err instanceof ValueError) throw new ConfigError(`the token in ${flag} ${path} ${err.message}`);
+      throw err;
+    }
+    sources[tokenKey] = sources[fileKey];
+  }
 }
 
 /** Whether binding `a` takes the port on address `b` too ("::" is dual-stack on Linux). */

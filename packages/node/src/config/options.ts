@@ -17,6 +17,8 @@ export interface NodeConfig {
   readonly admin: HostPort;
   /** Bearer token required for admin writes (POST/PATCH/DELETE), and reads with adminAuthReads. */
   readonly adminToken: string | undefined;
+  /** A file holding the admin token (Docker and Kubernetes secrets, systemd credentials). */
+  readonly adminTokenFile: string | undefined;
   /** Reads (pool, cluster, stats, metrics) need the admin token too; /health and /ready stay open. */
   readonly adminAuthReads: boolean;
   /** The admin API speaks HTTPS with this certificate (chain) and key (PEM files). */
@@ -31,6 +33,8 @@ export interface NodeConfig {
   readonly peers: readonly Peer[];
   /** Shared secret peers prove to each other on the Raft transport (it never travels). */
   readonly clusterToken: string | undefined;
+  /** A file holding the cluster token. */
+  readonly clusterTokenFile: string | undefined;
   /** Peer TLS: this member's certificate (naming weldr://node/<id>), key, and the cluster CA. */
   readonly peerCert: string | undefined;
   readonly peerKey: string | undefined;
@@ -101,6 +105,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes; needed when --admin is not loopback (prefer the variable: flags show in ps)', defaultText: '(none: writes are open on loopback)', defaultValue: constant(undefined), parse: parseToken, secret: true },
+  { key: 'adminTokenFile', flag: 'admin-token-file', env: 'WELDR_ADMIN_TOKEN_FILE', valueName: 'FILE', help: 'read the admin token from this file (e.g. a mounted secret); instead of --admin-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'adminAuthReads', flag: 'admin-auth-reads', env: 'WELDR_ADMIN_AUTH_READS', valueName: '', help: 'reads (servers, cluster, stats, metrics) need the admin token too; /health and /ready stay open', defaultText: 'false', defaultValue: constant(false), parse: parseBoolean, boolean: true },
   { key: 'adminCert', flag: 'admin-cert', env: 'WELDR_ADMIN_CERT', valueName: 'FILE', help: 'serve the admin API over HTTPS with this PEM certificate (chain); reloaded on SIGHUP and change', defaultText: '(none: plain HTTP)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'adminKey', flag: 'admin-key', env: 'WELDR_ADMIN_KEY', valueName: 'FILE', help: 'the PEM private key of --admin-cert', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
@@ -110,6 +115,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
   { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the cluster members\' Raft addresses (this node\'s own entry is allowed); any other member turns on cluster mode', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
   { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members prove to each other (challenge-response: it never travels); the same on every member (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken, secret: true },
+  { key: 'clusterTokenFile', flag: 'cluster-token-file', env: 'WELDR_CLUSTER_TOKEN_FILE', valueName: 'FILE', help: 'read the cluster token from this file (e.g. a mounted secret); instead of --cluster-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'peerCert', flag: 'peer-cert', env: 'WELDR_PEER_CERT', valueName: 'FILE', help: 'peer TLS: this member\'s PEM certificate, naming weldr://node/<id>; reloaded on SIGHUP and change', defaultText: '(none: no peer TLS)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'peerKey', flag: 'peer-key', env: 'WELDR_PEER_KEY', valueName: 'FILE', help: 'peer TLS: the PEM private key of --peer-cert', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'peerCa', flag: 'peer-ca', env: 'WELDR_PEER_CA', valueName: 'FILE', help: 'peer TLS: the cluster CA bundle (PEM) members\' certificates must chain to', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
