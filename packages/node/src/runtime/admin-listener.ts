@@ -41,7 +41,7 @@ export interface AdminListenerDeps {
   readonly forward?: ForwardTarget | undefined;
   /** --admin-cert/--admin-key (and --admin-client-ca as its ca): serve HTTPS. */
   readonly tls?: TlsSource | undefined;
-  /** How the relay reaches the leader's admin API over HTTPS (its CA and client certificate). */
+  /** How the relay reaches the leader's admin API (a bounded pool; over HTTPS, the CA and client certificate). */
   readonly relayDispatcher?: (() => Dispatcher) | undefined;
 }
 

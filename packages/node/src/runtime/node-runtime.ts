@@ -102,7 +102,7 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     );
     if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
     let relay: RelayDispatcher | undefined;
-    if (raft !== null && tls.admin !== undefined) {
+    if (raft !== null) {
       const r = relayDispatcher(tls.peer);
       cleanups.push(() => r.close());
       relay = r;

@@ -1,4 +1,4 @@
-// How a follower reaches the leader's admin API over HTTPS: the leader's certificate is
+// How a follower reaches the leader's admin API: through a bounded pool, and over HTTPS the leader's certificate is
 // verified against the public roots and the cluster CA (--peer-ca; without peer TLS,
 // Node's default trust, which NODE_EXTRA_CA_CERTS extends), with the host name
 // of the address the membership gives; this node presents its peer certificate, which a
@@ -7,6 +7,13 @@
 import { rootCertificates } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import type { PeerTls } from '@weldr/cluster';
+
+/**
+ * Connections to the leader's admin API at most; more relays wait for one. Below the
+ * leader's --admin-max-connections-per-source default (64), so a burst of writes through
+ * one follower queues here instead of being refused there.
+ */
+const RELAY_CONNECTIONS = 32;
 
 export interface RelayDispatcher {
   readonly get: () => Dispatcher;
@@ -17,8 +24,8 @@ export function relayDispatcher(peer: PeerTls | undefined): RelayDispatcher {
   const build = (): Agent => {
     const m = peer?.current;
     // Without peer TLS: the default trust (public roots, NODE_EXTRA_CA_CERTS).
-    if (m === undefined) return new Agent();
-    return new Agent({ connect: { ca: m.ca === undefined ? [...rootCertificates] : [...rootCertificates, m.ca], cert: m.cert, key: m.key } });
+    if (m === undefined) return new Agent({ connections: RELAY_CONNECTIONS });
+    return new Agent({ connections: RELAY_CONNECTIONS, connect: { ca: m.ca === undefined ? [...rootCertificates] : [...rootCertificates, m.ca], cert: m.cert, key: m.key } });
   };
   let agent = build();
   const off = peer?.onReload(() => {
