@@ -1,7 +1,7 @@
-// How a follower reaches the leader's admin API: through a bounded pool, and over HTTPS the leader's certificate is
-// verified against the public roots and the cluster CA (--peer-ca; without peer TLS,
-// Node's default trust, which NODE_EXTRA_CA_CERTS extends), with the host name
-// of the address the membership gives; this node presents its peer certificate, which a
+// How a follower reaches the leader's admin API: through a bounded pool, and over HTTPS
+// with the leader's certificate verified against the public roots and the cluster CA
+// (--peer-ca; without peer TLS, Node's default trust, which NODE_EXTRA_CA_CERTS extends)
+// and the host name of the address the membership gives; this node presents its peer certificate, which a
 // leader with --admin-client-ca accepts when that bundle holds the cluster CA. Rebuilt
 // when the peer certificate is reloaded; the old agent finishes its requests and closes.
 import { rootCertificates } from 'node:tls';
