@@ -282,6 +282,8 @@ export class TcpTransport implements Transport {
     };
     const deadline = setTimeout(() => fail('no answer to the handshake in time'), this.helloMs);
     deadline.unref();
+    let tlsUp = false;
+    s.once('secureConnect', () => (tlsUp = true));
     s.on('data', (chunk: Buffer) => {
       // After the welcome nothing is expected back; reading keeps FIN/RST visible.
       if (peer.connected && peer.socket === s) return;
@@ -324,9 +326,11 @@ export class TcpTransport implements Transport {
       clearTimeout(deadline);
       const authenticated = peer.connected && peer.socket === s;
       if (!peer.reportedDown) {
-        if (serverNonce !== null && !authenticated) {
+        if ((serverNonce !== null || tlsUp) && !authenticated) {
           // The peer took the connection, then dropped it during the handshake: it
-          // refused this node's hello, or this node refused its welcome.
+          // refused this node's hello (or, with TLS 1.3, where the server checks the
+          // client certificate after the client considers the handshake done, its
+          // certificate), or this node refused its welcome.
           this.opts.log.warn(
             { peer: peer.id, why: failure ?? 'closed by the peer' },
             `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
