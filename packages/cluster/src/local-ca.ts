@@ -7,9 +7,19 @@
 // For production, any CA will do as long as each member's certificate carries its
 // weldr://node/<id> URI (peer-identity.ts) and both serverAuth and clientAuth.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
-import forge from 'node-forge';
+import type Forge from 'node-forge';
 import { nodeUri } from './peer-identity.js';
+
+// Loaded on first use: node-forge is large, and only `weldr certs init` and tests need it,
+// not every start of a node.
+const require = createRequire(import.meta.url);
+let loaded: typeof Forge | undefined;
+function forgeLib(): typeof Forge {
+  loaded ??= require('node-forge') as typeof Forge;
+  return loaded;
+}
 
 export interface KeyAndCert {
   /** PEM certificate. */
@@ -40,6 +50,7 @@ export interface LeafOptions extends Validity {
 const DAY_MS = 86_400_000;
 
 export function createCa(options: CaOptions = {}): KeyAndCert {
+  const forge = forgeLib();
   const { publicKey, privateKey } = rsaKeys();
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKey);
@@ -58,6 +69,7 @@ export function createCa(options: CaOptions = {}): KeyAndCert {
 }
 
 export function issueCertificate(ca: KeyAndCert, options: LeafOptions): KeyAndCert {
+  const forge = forgeLib();
   const caCert = forge.pki.certificateFromPem(ca.cert);
   const { publicKey, privateKey } = rsaKeys();
   const cert = forge.pki.createCertificate();
@@ -92,7 +104,7 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
-function setValidity(cert: forge.pki.Certificate, v: Validity, defaultDays: number): void {
+function setValidity(cert: Forge.pki.Certificate, v: Validity, defaultDays: number): void {
   // An hour of slack for clocks that are a little behind the issuer's.
   const notBefore = v.notBefore ?? new Date(Date.now() - 3_600_000);
   cert.validity.notBefore = notBefore;
