@@ -23,6 +23,7 @@ async function metric(url: string, name: string, dispatcher?: Agent): Promise<nu
 async function idle(port: number, localAddress: string): Promise<{ socket: net.Socket; kept: boolean }> {
   const socket = net.connect({ host: '127.0.0.1', port, localAddress });
   socket.on('error', () => undefined);
+  socket.resume(); // read (and drop) a refusal's answer, so its end is seen
   await new Promise((r) => socket.once('connect', r));
   const kept = await new Promise<boolean>((resolve) => {
     socket.once('close', () => resolve(false));
@@ -32,7 +33,7 @@ async function idle(port: number, localAddress: string): Promise<{ socket: net.S
   return { socket, kept };
 }
 
-test('admin connection limits: per source and in total; refused connections are closed at once and counted, /health answers others', async (t) => {
+test('admin connection limits: per source and in total; refused connections are answered 503 and closed, and counted; /health answers others', async (t) => {
   const node = await startNode(t, { store: 'memory', args: ['--admin-max-connections', '12', '--admin-max-connections-per-source', '4'] });
   const sockets: net.Socket[] = [];
   t.teardown(() => sockets.forEach((s) => s.destroy()));
@@ -42,7 +43,16 @@ test('admin connection limits: per source and in total; refused connections are 
   const health = await request(`${node.adminUrl}/health`);
   t.is(health.statusCode, 200, '/health answers another client');
   await health.body.dump();
-  t.is(await metric(node.adminUrl, 'weldr_admin_connections_refused_total{reason="per_source"'), 2);
+  // A refused client that sends a request gets an answer, not just a closed socket.
+  const refusedAnswer = await new Promise<string>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: node.adminPort, localAddress: '127.0.3.1' }, () => s.write('GET /health HTTP/1.1\r\nhost: x\r\n\r\n'));
+    let got = '';
+    s.on('data', (d: Buffer) => (got += d.toString()));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(got));
+  });
+  t.regex(refusedAnswer, /^HTTP\/1\.1 503 [\s\S]*"code":"TOO_MANY_CONNECTIONS"/);
+  t.is(await metric(node.adminUrl, 'weldr_admin_connections_refused_total{reason="per_source"'), 3);
   // Fill the total from other sources: the next one is refused too.
   const more = await Promise.all([2, 3, 4, 5, 6, 7, 8, 9].map((i) => idle(node.adminPort, `127.0.3.${i}`)));
   sockets.push(...more.map((c) => c.socket));

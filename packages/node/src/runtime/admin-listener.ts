@@ -108,7 +108,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     server = https;
   }
   server.on('clientError', answerClientError);
-  limitConnections(server, config, deps.metrics, log);
+  limitConnections(server, config, deps.metrics, log, tlsSource !== undefined);
   const address = await listen(server, config.admin, 'the admin API');
   return {
     address,
@@ -124,40 +124,56 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
 /**
  * At most --admin-max-connections open admin connections, and --admin-max-connections-per-source
  * from one client address: an idle-connection flood cannot take every descriptor, and
- * one client cannot take every place. Refused connections are closed at once, counted
- * (weldr_admin_connections_refused_total) and logged at a bounded rate.
+ * one client cannot take every place. A refused connection is answered 503 (plain HTTP:
+ * the JSON error shape, `Connection: close`; HTTPS: closed, as nothing can be said
+ * before a TLS handshake), counted (weldr_admin_connections_refused_total) and logged
+ * at a bounded rate.
  */
-function limitConnections(server: Server, config: NodeConfig, metrics: Registry, log: Logger): void {
-  const refused = new Counter({ name: 'weldr_admin_connections_refused_total', help: 'Admin connections closed at once because of --admin-max-connections (total) or --admin-max-connections-per-source (per_source)', labelNames: ['reason'], registers: [metrics] });
-  const open = new Gauge({ name: 'weldr_admin_connections', help: 'Open admin connections', registers: [metrics] });
+function limitConnections(server: Server, config: NodeConfig, metrics: Registry, log: Logger, tls: boolean): void {
+  const refused = new Counter({ name: 'weldr_admin_connections_refused_total', help: 'Admin connections refused because of --admin-max-connections (total) or --admin-max-connections-per-source (per_source)', labelNames: ['reason'], registers: [metrics] });
+  const gauge = new Gauge({ name: 'weldr_admin_connections', help: 'Open admin connections', registers: [metrics] });
   const refusals = new RefusalLog({ log, what: 'admin connection', event: 'admin_connection_refused', intervalMs: 10_000 });
   server.on('close', () => refusals.close());
   const bySource = new Map<string, number>();
-  server.maxConnections = config.adminMaxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) => {
-    refused.inc({ reason: 'total' });
-    refusals.note('total', sourceOf(data?.remoteAddress), { why: `more than ${config.adminMaxConnections} open admin connections (--admin-max-connections)` });
-  });
-  // Before the HTTP (or TLS) layer sees the socket.
+  let open = 0;
+  const refuse = (socket: Socket, reason: 'total' | 'per_source', source: string, why: string): void => {
+    refused.inc({ reason });
+    refusals.note(reason, source, { why });
+    if (tls) {
+      socket.destroy();
+      return;
+    }
+    // Whatever the client sent is not read; it gets the answer and the connection ends.
+    socket.setTimeout(1_000, () => socket.destroy());
+    socket.end(REFUSED, () => socket.destroy());
+  };
+  // Before the HTTP (or TLS) layer sees the socket: a refused one never reaches it.
   server.prependListener('connection', (socket: Socket) => {
     const source = sourceOf(socket.remoteAddress);
     const n = bySource.get(source) ?? 0;
+    if (open >= config.adminMaxConnections) {
+      refuse(socket, 'total', source, `more than ${config.adminMaxConnections} open admin connections (--admin-max-connections)`);
+      return;
+    }
     if (n >= config.adminMaxConnectionsPerSource) {
-      socket.destroy();
-      refused.inc({ reason: 'per_source' });
-      refusals.note('per_source', source, { why: `more than ${config.adminMaxConnectionsPerSource} open admin connections from ${source} (--admin-max-connections-per-source)` });
+      refuse(socket, 'per_source', source, `more than ${config.adminMaxConnectionsPerSource} open admin connections from ${source} (--admin-max-connections-per-source)`);
       return;
     }
     bySource.set(source, n + 1);
-    open.inc();
+    open++;
+    gauge.inc();
     socket.once('close', () => {
-      open.dec();
+      open--;
+      gauge.dec();
       const left = (bySource.get(source) ?? 1) - 1;
       if (left <= 0) bySource.delete(source);
       else bySource.set(source, left);
     });
   });
 }
+
+const REFUSED_BODY = JSON.stringify({ error: { code: 'TOO_MANY_CONNECTIONS', message: 'too many open admin connections; retry later' } });
+const REFUSED = `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(REFUSED_BODY)}\r\nretry-after: 1\r\nconnection: close\r\n\r\n${REFUSED_BODY}`;
 
 /**
  * --admin-client-ca: every request but the probes needs a certificate the CA vouches for.
