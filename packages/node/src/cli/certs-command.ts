@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCa, issueCertificate, type KeyAndCert } from '@weldr/cluster';
 import { ConfigError } from '../config/config-error.js';
-import { rewordParseArgsError } from '../config/load-config.js';
+import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseHostPort, parseInteger, parseNodeId, ValueError } from '../config/values.js';
 
 export const CERTS_HELP = `Usage: weldr certs init --dir DIR --nodes ID,ID,... [options]
