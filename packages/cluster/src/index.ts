@@ -1,7 +1,9 @@
 export { RaftCluster } from './raft-cluster.js';
 export type { ClusterView } from './raft-cluster.js';
-export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError } from './driver.js';
-export type { DriverLogger, DriverStatus, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError } from './driver.js';
+export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { SuspendAwareClock, systemClockSources } from './clock.js';
+export type { ClockSources } from './clock.js';
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 export type { RaftPoolStoreOptions } from './raft-pool-store.js';
 export { TcpTransport } from './transport.js';
