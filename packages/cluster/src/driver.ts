@@ -182,6 +182,17 @@ export class OverloadedError extends Error {
   }
 }
 
+/**
+ * Thrown by the state machine when one of its own listeners (a pool subscriber) threw
+ * while it applied: the driver stops with kind 'listener', not 'apply'.
+ */
+export class ListenerFailure extends Error {
+  constructor(message: string, cause: unknown) {
+    super(`${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ListenerFailure';
+  }
+}
+
 /** The driver stopped after a fatal failure; the outcome of writes in flight is unknown. */
 export class DriverFailedError extends OutcomeUnknownError {
   constructor(readonly failure: DriverFailure) {
@@ -364,6 +375,11 @@ export class RaftDriver<R> {
   /** What the driver refused or dropped so far, and what waits now. */
   stats(): DriverStats {
     return { ...this.counts, queued: this.queue.length, pendingReads: this.reads.size };
+  }
+
+  /** The storage the driver writes to (what is durable: its hard state, log and snapshot). */
+  get storage(): DriverStorage {
+    return this.opts.storage;
   }
 
   /** The failure that stopped the driver, if any. */
@@ -708,7 +724,7 @@ async function step<T>(kind: DriverFailureKind, fn: () => Promise<T>): Promise<T
   try {
     return await fn();
   } catch (err) {
-    throw new LoopFailure(kind, err);
+    throw new LoopFailure(err instanceof ListenerFailure ? 'listener' : kind, err);
   }
 }
 

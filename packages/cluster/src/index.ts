@@ -1,6 +1,6 @@
 export { RaftCluster } from './raft-cluster.js';
 export type { ClusterView } from './raft-cluster.js';
-export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError } from './driver.js';
+export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError, ListenerFailure } from './driver.js';
 export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
 export { SuspendAwareClock, systemClockSources } from './clock.js';
 export type { ClockSources } from './clock.js';
@@ -9,4 +9,4 @@ export type { RaftPoolStoreOptions } from './raft-pool-store.js';
 export { TcpTransport } from './transport.js';
 export type { PeerAddress, TcpTransportOptions, TransportLogger } from './transport.js';
 export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
-export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
+export type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
