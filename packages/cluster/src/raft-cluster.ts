@@ -198,15 +198,17 @@ export class RaftCluster implements ClusterView {
     this.shuttingDown = true;
     const { data } = this.config;
     const cause = failure.error.message;
+    // The state machine writes to the same LevelDB: an I/O error while applying is a failed write too.
+    const kind = failure.kind === 'apply' && isIoError(failure.error) ? 'storage' : failure.kind;
     const message =
-      failure.kind === 'storage'
+      kind === 'storage'
         ? `a write to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it (acknowledged writes are on the other members)`
         : failure.kind === 'apply'
           ? `applying committed entries to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it`
-          : `${failure.kind === 'listener' ? 'a listener threw inside the Raft loop' : 'the Raft loop failed'} (${cause}): this is a bug; this node gave up its role and stops; restart it, and report the bug with this log`;
-    const report: ClusterFailure = { kind: failure.kind, data, message, error: failure.error };
+          : `${kind === 'listener' ? 'a listener threw inside the Raft loop' : 'the Raft loop failed'} (${cause}): this is a bug; this node gave up its role and stops; restart it, and report the bug with this log`;
+    const report: ClusterFailure = { kind, data, message, error: failure.error };
     if (this.config.onFatal !== undefined) this.config.onFatal(report);
-    else this.log.error({ event: 'fatal', kind: failure.kind, data, err: { message: cause } }, message);
+    else this.log.error({ event: 'fatal', kind, data, err: { message: cause } }, message);
   }
 
   private async handOff(): Promise<void> {
@@ -257,6 +259,11 @@ export class RaftCluster implements ClusterView {
     if (moved && leaderId !== null) return { ok: true, leaderId };
     return { ok: false, reason: 'timedOut', message: `the leadership did not move to ${chosen} in time`, leaderId };
   }
+}
+
+/** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
+function isIoError(err: Error): boolean {
+  return (err as { code?: unknown }).code === 'LEVEL_IO_ERROR' || err.message.startsWith('IO error');
 }
 
 function withAddress(address: string | undefined): { address?: string } {

@@ -63,7 +63,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     failing = true;
     view?.deactivate();
     void (async () => {
-      await hooks?.stop().catch(() => undefined);
+      await hooks?.stop('fatal').catch(() => undefined);
       if (options.onFatal !== undefined) options.onFatal(failure);
       else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
     })();
