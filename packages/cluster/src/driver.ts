@@ -558,6 +558,8 @@ export class RaftDriver<R> {
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
       await step('storage', () => storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }));
     }
+    // A background write may have failed meanwhile: then nothing leaves this node.
+    if (this.failed !== null) return;
     // 2.
     if (rd.messages.length > 0) this.transport?.send(rd.messages);
     if (rd.softState !== undefined) this.roleChanged(rd.softState.role, rd.softState.leader);
