@@ -469,7 +469,8 @@ export class RaftDriver<R> {
    */
   private run(fn: () => void, onRefused?: (err: Error) => void, kind?: 'proposal' | 'read'): void {
     if (this.stopped || this.failed !== null) {
-      onRefused?.(this.failed === null ? new NotLeaderError(null, 'the node is stopped') : new DriverFailedError(this.failed));
+      // Certainly not applied: the request never reaches the core.
+      onRefused?.(new NotLeaderError(null, this.failed === null ? 'the node is stopped' : `the node stopped after a fatal failure (${this.failed.error.message})`));
       return;
     }
     if (this.busy) {

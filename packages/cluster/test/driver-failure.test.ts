@@ -29,10 +29,11 @@ test('a failed save stops the leader: role given up, the write answered, nothing
   t.false(n1.driver.isActive());
   t.deepEqual(roles.at(-1), ['follower', null], 'role listeners hear that the role is gone');
 
-  // Later input changes nothing and nothing leaves n1.
+  // Later input changes nothing and nothing leaves n1; later requests are refused as
+  // not applied (retryable on another node).
   const after = n1.driver.propose(encode('after'));
-  await t.throwsAsync(after, { instanceOf: DriverFailedError });
-  await t.throwsAsync(n1.driver.readBarrier(), { instanceOf: DriverFailedError });
+  await t.throwsAsync(after, { instanceOf: NotLeaderError, message: /stopped after a fatal failure \(IO error: 000003\.log: No space left on device\)/ });
+  await t.throwsAsync(n1.driver.readBarrier(), { instanceOf: NotLeaderError });
   await c.ticks(30);
   t.deepEqual(
     c.events.slice(failedAt).filter((e) => e.node === 'n1' && e.kind !== 'ready'),
@@ -90,7 +91,7 @@ test('a role listener that throws inside the loop stops the driver (kind listene
   );
   t.deepEqual(heard.at(-1), ['follower', null]);
   // Refused, and honestly: the request never reached the core.
-  await t.throwsAsync(n2.driver.readBarrier(), { instanceOf: DriverFailedError });
+  await t.throwsAsync(n2.driver.readBarrier(), { instanceOf: NotLeaderError, message: /fatal failure \(listener bug\)/ });
   t.true(c.node('n1').driver.isActive(), 'the rest of the cluster is unaffected');
 });
 
