@@ -679,9 +679,10 @@ export class RaftDriver<R> {
     this.failed = failure;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    const err = new DriverFailedError(failure);
-    // Queued requests never reached the core: certainly not applied.
-    this.rejectAll(err, err, new NotLeaderError(null, `the node stopped after a fatal failure (${error.message})`));
+    // Proposals in the log: outcome unknown. Reads, and requests still queued (they never
+    // reached the core): retryable elsewhere.
+    const gone = new NotLeaderError(null, `the node stopped after a fatal failure (${error.message})`);
+    this.rejectAll(new DriverFailedError(failure), gone, gone);
     if (this.lastRole !== 'follower' || this.lastLeader !== null) {
       this.lastRole = 'follower';
       this.lastLeader = null;
