@@ -4,6 +4,7 @@
 // it (or its cluster) acknowledged is there (issue 8, items 4 and 5). Real processes on a
 // real 2 MB tmpfs and a real ext4 file system turned read-only; both need root, and the
 // tests are skipped with the reason otherwise.
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -161,7 +162,6 @@ withTmpfs('a read-only data directory at start: refused in one line (exit 1)', a
   t.is((await post(first.adminUrl, 1)).status, 201);
   await first.proc.stop('SIGTERM');
   // No file is open now, so the tmpfs can be remounted read-only.
-  const { execFileSync } = await import('node:child_process');
   execFileSync('mount', ['-o', 'remount,ro', fs.dir]);
   t.teardown(() => execFileSync('mount', ['-o', 'remount,rw', fs.dir]));
   const proc = spawnWeldr(t, 'weldr ro', ['start', '--id', 'n1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', data], { WELDR_CONFIG: undefined });
