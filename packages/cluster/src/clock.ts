@@ -34,6 +34,12 @@ export class SuspendAwareClock {
   private readonly ref0: number | undefined;
   private offset = 0;
 
+  // The two clocks cannot be read at the same instant, and the process may be preempted
+  // between the two reads (for hundreds of ms on a loaded host). The order makes any
+  // such gap count *against* a suspension, never for one: the origin reads monotonic
+  // first, every later reading the reference first. A stall then shows as a negative
+  // difference (ignored) instead of pushing the clock ahead of real time, which would
+  // let timers fire early and cost an election.
   constructor(private readonly sources: ClockSources = systemClockSources()) {
     this.mono0 = sources.monotonic();
     this.ref0 = sources.reference();
@@ -41,8 +47,8 @@ export class SuspendAwareClock {
 
   /** Milliseconds since an arbitrary origin, suspended time included. */
   now(): number {
-    const mono = this.sources.monotonic();
     const ref = this.sources.reference();
+    const mono = this.sources.monotonic();
     if (ref !== undefined && this.ref0 !== undefined) {
       const suspended = ref - this.ref0 - (mono - this.mono0) - this.sources.resolutionMs;
       if (suspended > this.offset) this.offset = suspended;

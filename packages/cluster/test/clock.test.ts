@@ -99,3 +99,30 @@ test('a leader whose host was suspended is not active when it resumes, before it
   t.false(n1.driver.isActive(), 'two active nodes: the resumed leader trusts a lease that ran out during the suspension');
   t.true(n1Clock.suspendedMs >= 59_000);
 });
+
+test('a stall between reading the two clocks never pushes the clock ahead of real time', (t) => {
+  // Each source read takes time: the process is preempted for `stall` ms between the
+  // reference and the monotonic read (and at construction between monotonic and reference).
+  let real = 1000;
+  const stall = { ms: 0 };
+  const clock = new SuspendAwareClock({
+    monotonic: () => {
+      const v = real;
+      real += stall.ms;
+      return v;
+    },
+    reference: () => {
+      const v = real + 49_000;
+      real += stall.ms;
+      return v;
+    },
+    resolutionMs: 10,
+  });
+  for (const ms of [0, 300, 5, 800, 0, 120]) {
+    stall.ms = ms;
+    const before = real;
+    const reading = clock.now();
+    t.true(reading <= real, `clock ${reading} ahead of real time ${real} after a ${ms} ms stall (read began at ${before})`);
+  }
+  t.is(clock.suspendedMs, 0);
+});
