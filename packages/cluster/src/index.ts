@@ -1,7 +1,9 @@
 export { RaftCluster } from './raft-cluster.js';
 export type { ClusterView } from './raft-cluster.js';
-export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError } from './driver.js';
-export type { DriverLogger, DriverStatus, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError, ListenerFailure } from './driver.js';
+export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { SuspendAwareClock, systemClockSources } from './clock.js';
+export type { ClockSources } from './clock.js';
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 export type { RaftPoolStoreOptions } from './raft-pool-store.js';
 export { TcpTransport } from './transport.js';
@@ -14,7 +16,7 @@ export { readCaBundle, readTlsMaterial, ReloadableTls, TlsFilesError } from './t
 export type { ReloadableTlsOptions, ReloadLogger, TlsFileNames, TlsFiles, TlsMaterial } from './tls-files.js';
 export { createCa, issueCertificate } from './local-ca.js';
 export type { CaOptions, KeyAndCert, LeafOptions, Validity } from './local-ca.js';
-export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
+export type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
 export { RefusalLog } from './refusal-log.js';
 export type { RefusalLogger, RefusalLogOptions } from './refusal-log.js';
 export { PendingConnections, sourceOf } from './pending-connections.js';

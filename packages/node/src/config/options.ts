@@ -69,6 +69,10 @@ export interface NodeConfig {
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
   readonly maxRetries: number;
+  /** Raft driver: writes and reads that may wait behind a disk write (beyond: 503 OVERLOADED). */
+  readonly raftMaxQueue: number;
+  /** Raft driver: linearizable reads in flight (beyond: 503 OVERLOADED). */
+  readonly raftMaxPendingReads: number;
 }
 
 export type ConfigKey = keyof NodeConfig;
@@ -140,4 +144,6 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
+  { key: 'raftMaxQueue', flag: 'raft-max-queue', env: 'WELDR_RAFT_MAX_QUEUE', valueName: 'N', help: 'admin writes and reads that may wait behind a Raft disk write; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
+  { key: 'raftMaxPendingReads', flag: 'raft-max-pending-reads', env: 'WELDR_RAFT_MAX_PENDING_READS', valueName: 'N', help: 'linearizable reads in flight; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
 ];

@@ -10,7 +10,7 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { RaftCluster, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
@@ -27,7 +27,30 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = NO_TLS): Promise<RunningNode> {
+/**
+ * The node cannot go on: a write to the data directory failed, or a listener threw
+ * inside the store or the Raft loop. One line for the operator in `message`.
+ */
+export interface NodeFailure {
+  readonly kind: ClusterFailure['kind'];
+  readonly message: string;
+  /** The data directory, when the failure concerns it. */
+  readonly data?: string;
+  readonly error: Error;
+}
+
+export interface StartNodeOptions {
+  /**
+   * Called once after a fatal failure, when the node has already given up its role
+   * (/ready 503, on-passive run): the caller should exit. Default: log it.
+   */
+  readonly onFatal?: (failure: NodeFailure) => void;
+  /** Peer and admin TLS material, checked and reloadable; default none. */
+  readonly tls?: NodeTls;
+}
+
+export async function startNode(config: NodeConfig, log: Logger, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const tls = options.tls ?? NO_TLS;
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -39,17 +62,32 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     }
   };
 
+  // A fatal failure: give up every role first (readiness off, on-passive), then report.
+  let view: ClusterView | undefined;
+  let hooks: RoleHooks | undefined;
+  let failing = false;
+  const fatal = (failure: NodeFailure): void => {
+    if (failing) return;
+    failing = true;
+    view?.deactivate();
+    void (async () => {
+      await hooks?.stop('fatal').catch(() => undefined);
+      if (options.onFatal !== undefined) options.onFatal(failure);
+      else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    })();
+  };
+
   try {
     const clustered = config.peers.some((p) => p.id !== config.id);
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config, tls), log);
+      raft = await RaftCluster.open(clusterOptions(config, tls, fatal), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
     } else {
-      const single = await openStore(config, log);
+      const single = await openStore(config, log, fatal);
       cleanups.push(() => single.close());
       store = single;
     }
@@ -84,6 +122,8 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     cleanups.push(unsubscribe);
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    view = cluster;
+    if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
@@ -99,6 +139,7 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
               if (leader !== lastLeader) listener();
               lastLeader = leader;
             }),
+      raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
     if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
     let relay: RelayDispatcher | undefined;
@@ -142,10 +183,11 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
 
-    cluster.activate();
-    const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
-    hooks.start();
-    if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
+    if (!failing) cluster.activate();
+    const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
+    hooks = roleHooks;
+    roleHooks.start();
+    if (raft !== null) raft.driver.onRoleChange(() => roleHooks.check());
     log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
 
     let stopping: Promise<void> | undefined;
@@ -155,7 +197,7 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
-          await hooks.stop();
+          await roleHooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
           proxyClosed = true;
@@ -191,8 +233,11 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig, tls: NodeTls): RaftClusterOptions {
+function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): RaftClusterOptions {
   return {
+    onFatal: (f) => onFatal({ kind: f.kind, message: f.message, data: f.data, error: f.error }),
+    maxQueuedRequests: config.raftMaxQueue,
+    maxPendingReads: config.raftMaxPendingReads,
     id: config.id,
     data: config.data,
     raft: config.raft,

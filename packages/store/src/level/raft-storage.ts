@@ -100,6 +100,7 @@ export class LevelRaftStorage implements PersistentStorage {
   private queue: Promise<void> = Promise.resolve();
   /** The first failed write: every later write fails with it too (the log on disk may be behind). */
   private failed: Error | null = null;
+  private readonly failureListeners: ((err: Error) => void)[] = [];
 
   private constructor(
     private readonly db: PoolDb,
@@ -216,6 +217,16 @@ export class LevelRaftStorage implements PersistentStorage {
     if (index >= first) this.enqueue(() => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
   }
 
+  /**
+   * `listener` is called once with the first failed write — also one nobody awaits
+   * (createSnapshot, compact) — so the driver can stop at once rather than at its next save.
+   */
+  onFailure(listener: (err: Error) => void): void {
+    const failed = this.failed;
+    if (failed !== null) queueMicrotask(() => listener(failed));
+    else this.failureListeners.push(listener);
+  }
+
   /** Resolves when every write issued so far is durable; rejects if any failed. */
   flush(): Promise<void> {
     return this.enqueue(() => ({ ops: [], then: () => undefined }));
@@ -229,6 +240,7 @@ export class LevelRaftStorage implements PersistentStorage {
         if (ops.length > 0) await this.db.batch(ops as never, SYNC as never);
       } catch (err) {
         this.failed = err as Error;
+        for (const listener of this.failureListeners.splice(0)) listener(this.failed);
         throw err;
       }
       then();
