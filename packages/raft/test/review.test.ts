@@ -123,6 +123,7 @@ test('Snapshot chunks from different leaders are never spliced into one snapshot
     reject: false,
     rejectHint: 0,
     tick: 1,
+    lease: 0,
     snapshot: { metadata: { index: 20, term: 2, confState: conf }, chunk: k, chunks: 3, data: data.subarray(k * size, Math.min((k + 1) * size, 12)) },
   });
   const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });

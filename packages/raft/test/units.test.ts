@@ -152,7 +152,7 @@ test('membership: single-server changes and their encoding (thesis §4.1)', (t) 
 });
 
 test('validateMessage accepts well-formed messages and names what is wrong otherwise', (t) => {
-  const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7 };
+  const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7, lease: 429 };
   t.deepEqual(validateMessage(ok) as unknown, ok);
   t.deepEqual(validateMessage({ ...ok, extra: 1 }) as unknown, ok, 'unknown fields are dropped');
   const bad = validateMessage({ ...ok, commit: -1 });
@@ -206,7 +206,7 @@ test('RawNode: Ready contract — one outstanding Ready, advance marks entries s
 test('MemoryNetwork: partitions, one-way cuts and seeded faults', async (t) => {
   const { MemoryNetwork } = await import('../src/testing/index.js');
   const msg = (from: string, to: string) =>
-    ({ type: 'MsgHeartbeat', from, to, term: 1, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0 }) as const;
+    ({ type: 'MsgHeartbeat', from, to, term: 1, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0, lease: 0 }) as const;
   const net = new MemoryNetwork();
   net.partition(['a'], ['b', 'c']);
   net.cutLink('b', 'c');

@@ -300,7 +300,9 @@ class Simulation {
     if (r < 0.3) this.propose(1);
     else if (r < 0.38) this.propose(this.rng.range(2, 6));
     else if (r < 0.48) this.read();
-    else if (r < 0.54) this.crash();
+    else if (r < 0.53) this.crash();
+    else if (r < 0.555) this.bounce();
+    else if (r < 0.56) this.restartFollowers();
     else if (r < 0.62) this.restart();
     else if (r < 0.68) this.partition();
     else if (r < 0.72) this.cutLink();
@@ -349,6 +351,45 @@ class Simulation {
     this.cluster.crash(n.id, lose);
     this.stats.crashes++;
     this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
+  }
+
+  /**
+   * A supervisor's restart: crash a server and start it again at once, often
+   * with other timers (a rolling change of flags). It comes back inside the
+   * lease it may just have promised: its restart window must cover it.
+   */
+  private bounce(): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const n = this.rng.pick(up);
+    const lose = this.rng.chance(0.5);
+    this.cluster.crash(n.id, lose);
+    this.stats.crashes++;
+    this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
+    this.restartNode(n);
+  }
+
+  /**
+   * Every server but the leader restarts at once (a hasty rolling change of
+   * flags), and half the time the leader is cut off right then: the lease it
+   * holds now rests on the restarted servers' restart windows alone.
+   */
+  private restartFollowers(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const l = this.rng.pick(leaders);
+    for (const n of this.upNodes()) {
+      if (n === l) continue;
+      this.cluster.crash(n.id, false);
+      this.stats.crashes++;
+      this.log(`CRASH ${n.id}`);
+      this.restartNode(n);
+    }
+    if (this.rng.chance(0.5)) {
+      const others = this.cluster.ids().filter((id) => id !== l.id);
+      this.cluster.network.partition([l.id], others);
+      this.log(`PARTITION [${l.id}] | [${others.join(',')}]`);
+    }
   }
 
   private restart(): void {
