@@ -59,6 +59,9 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   // A wildcard --raft with the same port as the node's own entry is fine (the next rule speaks).
   ['--raft on a wildcard agrees with the own --peers entry by port', ['start', '--id', 'n1', '--peers', 'n1=weldr-0.peers:7001,n2=127.0.0.1:7002', '--raft', '0.0.0.0:7001', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
   ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
+  // The lease that fences the active role must last two heartbeats: 175 ms is the least with 50 ms heartbeats.
+  ['an election timeout whose lease is under two heartbeats', ['start', '--raft-election-timeout', '174ms'], {}, /--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms/],
+  ['an election timeout of twice the heartbeat (no lease at all)', ['start', '--store', 'memory', '--raft-heartbeat', '100ms'], { WELDR_RAFT_ELECTION_TIMEOUT: '200ms' }, /lease of 0 heartbeats; it needs at least 2: use an election timeout of at least 350ms/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
 ];

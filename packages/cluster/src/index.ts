@@ -8,3 +8,4 @@ export { TcpTransport } from './transport.js';
 export type { PeerAddress, TcpTransportOptions, TransportLogger } from './transport.js';
 export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from './codec.js';
 export type { ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, PeerSpec, RaftClusterOptions } from './types.js';
+export { electionTicks, leaseHeartbeats, MAX_CLOCK_DRIFT, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from './timers.js';

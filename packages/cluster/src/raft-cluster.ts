@@ -18,6 +18,7 @@ import { RaftDriver } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport } from './transport.js';
 import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { electionTicks } from './timers.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -74,7 +75,7 @@ export class RaftCluster implements ClusterView {
         app: replica,
         log: raftLog,
         tickMs: config.heartbeatMs,
-        electionTick: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatMs)),
+        electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
       });
       const store = new RaftPoolStore(driver, replica);
       return new RaftCluster(config, log, db, driver, store);

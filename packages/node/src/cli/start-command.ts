@@ -113,8 +113,5 @@ function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): N
   if (config.store !== 'level') {
     throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
   }
-  if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
-    throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
-  }
   return config;
 }

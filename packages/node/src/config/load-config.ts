@@ -3,10 +3,11 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { leaseHeartbeats, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from '@weldr/cluster';
 import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
-import { formatHostPort, ValueError, type HostPort } from './values.js';
+import { formatDuration, formatHostPort, ValueError, type HostPort } from './values.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -75,6 +76,7 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     sources[option.key] = source;
   }
   checkListenersDiffer(config as unknown as NodeConfig);
+  checkRaftTimers(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
 }
 
@@ -100,6 +102,23 @@ function checkListenersDiffer(config: NodeConfig): void {
       throw new ConfigError(`${aName} ${formatHostPort(a)}) and ${bName} ${formatHostPort(b)}) cannot share port ${a.port}`);
     }
   }
+}
+
+/**
+ * The active role is fenced by a lease of leaseHeartbeats() heartbeats after each
+ * acknowledged round (packages/raft README, "The lease"). Under two, /ready would
+ * never answer 200 (zero) or drop to 503 at every tick (one) while writes still
+ * replicate: refuse such settings here, with the shortest election timeout that works.
+ */
+function checkRaftTimers(config: NodeConfig): void {
+  const lease = leaseHeartbeats(config.raftElectionTimeout, config.raftHeartbeat);
+  if (lease >= MIN_LEASE_HEARTBEATS) return;
+  const min = minElectionTimeoutMs(config.raftHeartbeat);
+  throw new ConfigError(
+    `--raft-election-timeout ${formatDuration(config.raftElectionTimeout)} with --raft-heartbeat ${formatDuration(config.raftHeartbeat)} ` +
+      `gives the active node a lease of ${lease} heartbeat${lease === 1 ? '' : 's'}; it needs at least ${MIN_LEASE_HEARTBEATS}: ` +
+      `use an election timeout of at least ${formatDuration(min)} (${(min / config.raftHeartbeat).toFixed(1)} heartbeats) or a shorter heartbeat`,
+  );
 }
 
 const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
