@@ -166,6 +166,21 @@ test('a follower refuses votes and pre-votes and does not campaign for the whole
   t.true(f.sent.some((m) => m.type === 'MsgPreVoteResp' && !m.reject && m.term === 2), 'granted once the promise ran out');
 });
 
+test('a round that states a lease shorter than the follower\'s own timeout: it still refuses votes for its own timeout (§4.2.3: a leader it hears from is not disrupted)', (t) => {
+  const stated = leaseMs(leaseTicks(10, 0.1), 50, 0.1); // a 500 ms leader: 429 ms, 10 ticks of 50 ms
+  const f = follower(ONE_SECOND);
+  for (let i = 0; i < 20; i++) f.node.tick();
+  f.node.step(hb('n1', 'n3', 1, stated));
+  for (let i = 0; i < 19; i++) f.node.tick();
+  f.node.step(vote('MsgPreVote', 'n2', 'n3', 2));
+  f.flush();
+  t.false(f.sent.some((m) => m.type === 'MsgPreVoteResp' && !m.reject), 'refused for its own E = 20 ticks');
+  f.node.tick();
+  f.node.step(vote('MsgPreVote', 'n2', 'n3', 2));
+  f.flush();
+  t.true(f.sent.some((m) => m.type === 'MsgPreVoteResp' && !m.reject));
+});
+
 test('after a restart, with a shorter timeout than before, the promise made before the crash is kept', (t) => {
   const stated = leaseMs(leaseTicks(20, 0.1), 50, 0.1);
   const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });

@@ -1,6 +1,6 @@
 // Regression tests for bugs found in review; each failed before its fix.
 import test from 'ava';
-import { leaseTicks, RawNode, type Message } from '../src/index.js';
+import { leaseMs, leaseTicks, RawNode, type Message } from '../src/index.js';
 import { MemoryStorage } from '../src/testing/index.js';
 import { E, Scenario } from './scenario.js';
 
@@ -335,4 +335,38 @@ test('Pre-vote: granting one leaves the voter\'s term alone (§9.6), and so does
   n3.step(preVote(0)); // a stale log: refused
   t.true(answers()[0]!.reject);
   t.is(n3.term, term);
+});
+
+test('Lease: a leader that sent MsgTimeoutNow holds no lease in that term again, even when the transfer aborts', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  s.tick(undefined, 2);
+  const n1 = s.node('n1');
+  const term = n1.term;
+  t.true(n1.hasLease());
+  // n2 got TimeoutNow and campaigns with a forced vote, but its requests are held up.
+  s.filter = (m) => !(m.from === 'n2' && m.type === 'MsgVote');
+  t.true(n1.transferLeadership('n2').ok);
+  s.stabilize();
+  t.is(s.node('n2').role, 'candidate');
+  for (let i = 0; i < 2 * E; i++) {
+    s.tick('n1');
+    // The held forced vote could still win n3 over at any moment in this term + 1:
+    // n1 may lead on, but not with a lease of the term it gave away.
+    if (n1.role === 'leader' && n1.term === term) t.false(n1.hasLease(), `tick ${i}: lease back in the term it gave away`);
+  }
+});
+
+test('Lease: an echo of a tick the leader has not reached yet is no acknowledgement', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  s.isolate('n1');
+  const n1 = s.node('n1');
+  while (n1.hasLease()) s.tick('n1');
+  t.is(n1.role, 'leader');
+  const stated = leaseMs(leaseTicks(E, 0.1), 50, 0.1);
+  n1.step({
+    type: 'MsgHeartbeatResp', from: 'n2', to: 'n1', term: n1.term, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: n1.currentTick() + 100, lease: stated,
+  });
+  t.false(n1.hasLease(), 'a future tick (a corrupt or replayed echo) would stretch the lease 100 ticks');
 });
