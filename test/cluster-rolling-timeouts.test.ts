@@ -104,8 +104,12 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
     const target = members.reduce((a, b) => (b.timeoutMs > a.timeoutMs ? b : a));
     const active = await oneActive(`${step}: an active node`);
     if (active !== target) {
-      const r = await admin(active, 'POST', '/cluster/transfer-leadership', { to: target.id });
-      t.is(r.status, 200, `${step}: transfer to ${target.id}: ${JSON.stringify(r.json)}`);
+      // A member that has just restarted may not follow the leader yet: the transfer
+      // then times out (504) and is asked again.
+      await eventually(`${step}: leadership moved to ${target.id}`, async () => {
+        const r = await admin(active, 'POST', '/cluster/transfer-leadership', { to: target.id });
+        return r.status === 200 ? true : undefined;
+      }, 30_000);
       await eventually(`${step}: ${target.id} active`, async () => ((await activeNow()).map((m) => m.id).join() === target.id ? true : undefined), 20_000, 10);
     }
     // A write through the leader: rounds are flowing and acknowledged right before the cut.
@@ -120,21 +124,26 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
       const r = await admin(target, 'GET', '/cluster');
       return (r.json as { leaderId?: string }).leaderId === next.id ? true : undefined;
     }, 20_000);
-    if (process.env['DRILL_DEBUG']) process.stderr.write(`${new Date().toISOString()} ${step}\n`);
+    if (process.env['DRILL_DEBUG']) process.stderr.write(`${new Date().toISOString()} ${step}: ${watch.overlapsSoFar()} overlaps so far\n`);
     t.log(`${step}: timeouts ${members.map((m) => `${m.id}=${m.timeoutMs}ms`).join(' ')}; ${target.id} cut off, ${next.id} took over`);
   };
 
   for (const [timeoutMs, phase] of [[500, '1 s → 500 ms'], [1000, '500 ms → 1 s']] as const) {
     for (const m of members) {
       await restart(m, timeoutMs);
-      await cutOffLeader(`${phase}, ${m.id} restarted`);
+      // Where every follower's own timeout is shorter than the leader's, the cut is
+      // repeated: whether the old code overlapped depended on the followers' randomized
+      // timeouts (an election before the leader's 750 ms lease ran out), not certain once.
+      const longest = Math.max(...members.map((x) => x.timeoutMs));
+      const cuts = members.filter((x) => x.timeoutMs < longest).length === 2 ? 4 : 1;
+      for (let i = 1; i <= cuts; i++) await cutOffLeader(`${phase}, ${m.id} restarted, cut ${i}/${cuts}`);
     }
   }
 
   const { samples, overlaps, slow } = await watch.stop();
   const active = samples.filter((s) => s.active).length;
   t.log(`${samples.length} /ready samples (${active} active, ${slow} slower than 50 ms and left out); ${vulnerable} cuts with every follower on a shorter timeout than the leader`);
-  t.true(vulnerable >= 2, 'the drill reached the configurations that matter');
+  t.true(vulnerable >= 8, 'the drill reached the configurations that matter');
   t.true(active > 100, 'the sampler saw the active role');
   const shown = overlaps.slice(0, 5).map(([a, b]) => `${a.id} and ${b.id} at ${a.sent.toFixed(0)}..${b.received.toFixed(0)} ms`);
   t.is(overlaps.length, 0, `two nodes answered /ready 200 at once ${overlaps.length} times: ${shown.join('; ')}`);

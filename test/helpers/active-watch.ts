@@ -47,6 +47,8 @@ export interface ReadyWatch {
    * in `slow`), so a loaded machine cannot make a correct cluster fail.
    */
   stop(): Promise<{ samples: ReadySample[]; overlaps: [ReadySample, ReadySample][]; slow: number }>;
+  /** The overlaps among the samples so far (sampling goes on). */
+  overlapsSoFar(): number;
 }
 
 /** Samples `/ready` on every node independently, each every `periodMs` (start to start). */
@@ -67,20 +69,24 @@ export function watchReadyPerNode(
       if (wait > 0) await sleep(wait);
     }
   });
+  const overlapping = (): { overlaps: [ReadySample, ReadySample][]; slow: number } => {
+    const fast = samples.filter((s) => s.received - s.sent <= maxLatencyMs);
+    const on = fast.filter((s) => s.active).sort((a, b) => a.sent - b.sent);
+    const overlaps: [ReadySample, ReadySample][] = [];
+    const open: ReadySample[] = [];
+    for (const s of on) {
+      for (let i = open.length - 1; i >= 0; i--) if (open[i]!.received < s.sent) open.splice(i, 1);
+      for (const o of open) if (o.id !== s.id) overlaps.push([o, s]);
+      open.push(s);
+    }
+    return { overlaps, slow: samples.length - fast.length };
+  };
   return {
     async stop() {
       running = false;
       await Promise.all(loops);
-      const fast = samples.filter((s) => s.received - s.sent <= maxLatencyMs);
-      const on = fast.filter((s) => s.active).sort((a, b) => a.sent - b.sent);
-      const overlaps: [ReadySample, ReadySample][] = [];
-      const open: ReadySample[] = [];
-      for (const s of on) {
-        for (let i = open.length - 1; i >= 0; i--) if (open[i]!.received < s.sent) open.splice(i, 1);
-        for (const o of open) if (o.id !== s.id) overlaps.push([o, s]);
-        open.push(s);
-      }
-      return { samples, overlaps, slow: samples.length - fast.length };
+      return { samples, ...overlapping() };
     },
+    overlapsSoFar: () => overlapping().overlaps.length,
   };
 }

@@ -218,8 +218,9 @@ export class Raft {
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    // Our own vote counts in our lease's quorum: were we deposed now, refuse
-    // votes until that lease (L < E ticks) has surely run out.
+    // The in-lease rule for the leader itself: deposed by a stray higher
+    // term, it does not vote for E ticks, like a follower that just heard from
+    // a leader. (Not needed for the lease: a deposed leader holds none.)
     this.keepPromise(this.cfg.electionTick);
     if (this.electionElapsed >= this.cfg.electionTick) {
       this.electionElapsed = 0;

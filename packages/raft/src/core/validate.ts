@@ -108,7 +108,7 @@ function copy(v: unknown): Record<string, unknown> | undefined {
     rejectHint: src['rejectHint'],
     tick: src['tick'],
     // A peer that predates the field promises nothing: 0, which no lease counts.
-    lease: src['lease'] ?? 0,
+    lease: src['lease'] === undefined ? 0 : src['lease'],
   };
   const entries = src['entries'];
   if (entries !== undefined) out['entries'] = entries;
