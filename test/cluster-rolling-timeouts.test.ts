@@ -135,7 +135,7 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
       // repeated: whether the old code overlapped depended on the followers' randomized
       // timeouts (an election before the leader's 750 ms lease ran out), not certain once.
       const longest = Math.max(...members.map((x) => x.timeoutMs));
-      const cuts = members.filter((x) => x.timeoutMs < longest).length === 2 ? 4 : 1;
+      const cuts = members.filter((x) => x.timeoutMs < longest).length === 2 ? 6 : 1;
       for (let i = 1; i <= cuts; i++) await cutOffLeader(`${phase}, ${m.id} restarted, cut ${i}/${cuts}`);
     }
   }
@@ -143,7 +143,7 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
   const { samples, overlaps, slow } = await watch.stop();
   const active = samples.filter((s) => s.active).length;
   t.log(`${samples.length} /ready samples (${active} active, ${slow} slower than 50 ms and left out); ${vulnerable} cuts with every follower on a shorter timeout than the leader`);
-  t.true(vulnerable >= 8, 'the drill reached the configurations that matter');
+  t.true(vulnerable >= 12, 'the drill reached the configurations that matter');
   t.true(active > 100, 'the sampler saw the active role');
   const shown = overlaps.slice(0, 5).map(([a, b]) => `${a.id} and ${b.id} at ${a.sent.toFixed(0)}..${b.received.toFixed(0)} ms`);
   t.is(overlaps.length, 0, `two nodes answered /ready 200 at once ${overlaps.length} times: ${shown.join('; ')}`);

@@ -1,13 +1,12 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
-import { ConfigError } from '../config/config-error.js';
+import { checkClusterConfig } from '../config/cluster-rules.js';
 import { loadConfig } from '../config/load-config.js';
-import type { NodeConfig } from '../config/options.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
 import { startNode } from '../runtime/node-runtime.js';
 import { StoreOpenError } from '../runtime/store-factory.js';
-import { startHelp } from './help.js';
+import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
 
@@ -91,27 +90,4 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
   setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
   return 0;
-}
-
-/** Cluster mode's extra rules (the values themselves are checked by the loader). */
-function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
-  let config = loadedConfig;
-  // The same member list on every node: this node's own entry is its Raft address.
-  const self = config.peers.find((p) => p.id === config.id);
-  if (self !== undefined) {
-    // --raft may bind a wildcard while the list names this node as peers reach it
-    // (0.0.0.0:8688 and weldr-0.weldr-peers:8688 in Kubernetes): then the ports agree.
-    const wildcard = config.raft.host === '0.0.0.0' || config.raft.host === '::';
-    const same = self.address.port === config.raft.port && (wildcard || self.address.host === config.raft.host);
-    if (raftIsDefault) config = { ...config, raft: self.address };
-    else if (!same) {
-      throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft is ${formatHostPort(config.raft)}; make them agree or leave --raft out`);
-    }
-  }
-  const others = config.peers.filter((p) => p.id !== config.id);
-  if (others.length === 0) return config;
-  if (config.store !== 'level') {
-    throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
-  }
-  return config;
 }
