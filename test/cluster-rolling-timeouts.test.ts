@@ -13,7 +13,7 @@ import { makeTempDir } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { Relay } from './helpers/relay.js';
-import { eventually } from './helpers/wait.js';
+import { eventually, scaled } from './helpers/wait.js';
 
 interface Member {
   readonly id: string;
@@ -80,7 +80,7 @@ async function relayedCluster(t: Teardown, timeoutMs: number) {
 }
 
 test.serial('rolling change of the election timeout (1 s → 500 ms and back) with the leader cut off after every step: never two nodes active', async (t) => {
-  t.timeout(240_000);
+  t.timeout(scaled(240_000));
   const { members, isolate, restart } = await relayedCluster(t, 1000);
   const activeNow = async (): Promise<Member[]> => {
     const answers = await Promise.all(members.map(ready));
