@@ -236,3 +236,10 @@ test('a round that states no lease (a peer that predates the field) leaves the f
   n1.step(resp('n2', stated));
   t.true(n1.hasLease(), 'an echo of the promise is');
 });
+
+test('a follower without check-quorum keeps no promise, so it echoes none: a leader cannot lean on it for a lease', (t) => {
+  const f = follower({ ...HALF_SECOND, checkQuorum: false });
+  f.node.step(hb('n1', 'n3', 1, 429));
+  f.flush();
+  t.is(f.sent.find((m) => m.type === 'MsgHeartbeatResp')?.lease, 0);
+});

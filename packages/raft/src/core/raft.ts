@@ -418,11 +418,12 @@ export class Raft {
 
   /**
    * Answer a leader's message, echoing its send tick (it dates the leader's
-   * lease) and the promise we keep for it (only such echoes count for a lease).
+   * lease) and the promise we keep for it (only such echoes count for a
+   * lease; without check-quorum we keep none, so we echo none).
    */
   private respond(to: Message, type: MessageType, f: MessageFields): void {
     f.tick = to.tick;
-    f.lease = to.lease;
+    f.lease = this.cfg.checkQuorum ? to.lease : 0;
     this.send(type, to.from, f);
   }
 
