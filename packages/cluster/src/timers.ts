@@ -1,10 +1,10 @@
 // How --raft-heartbeat and --raft-election-timeout become the core's ticks, and the
 // lease the active role gets from them. One place, so that what `weldr start` refuses
 // is exactly what the driver would run.
-import { leaseTicks } from '@weldr/raft';
+import { DEFAULT_MAX_CLOCK_DRIFT, leaseTicks } from '@weldr/raft';
 
-/** ρ the driver runs the core with (the core's default): a bound on any member's clock-rate error. */
-export const MAX_CLOCK_DRIFT = 0.1;
+/** ρ the driver runs the core with (it sets none: the core's default), a bound on any member's clock-rate error. */
+export const MAX_CLOCK_DRIFT = DEFAULT_MAX_CLOCK_DRIFT;
 
 /** The shortest lease, in heartbeats, a configuration may give the active role. */
 export const MIN_LEASE_HEARTBEATS = 2;

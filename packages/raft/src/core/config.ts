@@ -60,6 +60,9 @@ export interface RaftConfig {
   readonly snapshotChunksInFlight?: number;
 }
 
+/** ρ when none is given: a bound on every server's tick-rate error (±10%). */
+export const DEFAULT_MAX_CLOCK_DRIFT = 0.1;
+
 export interface ResolvedConfig {
   readonly id: NodeId;
   readonly electionTick: number;
@@ -89,7 +92,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   const electionTick = positiveInt('electionTick', c.electionTick ?? 10);
   const heartbeatTick = positiveInt('heartbeatTick', c.heartbeatTick ?? 1);
   if (heartbeatTick >= electionTick) throw new RangeError('raft config: heartbeatTick must be < electionTick');
-  const maxClockDrift = c.maxClockDrift ?? 0.1;
+  const maxClockDrift = c.maxClockDrift ?? DEFAULT_MAX_CLOCK_DRIFT;
   if (!(maxClockDrift >= 0 && maxClockDrift < 0.5)) throw new RangeError('raft config: maxClockDrift must be in [0, 0.5)');
   const tickMs = positiveInt('tickMs', c.tickMs ?? 50);
   const promise = leaseMs(leaseTicks(electionTick, maxClockDrift), tickMs, maxClockDrift);
