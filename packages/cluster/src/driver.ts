@@ -282,6 +282,8 @@ export class RaftDriver<R> {
       random: opts.random ?? Math.random,
       electionTick: opts.electionTick ?? 10,
       heartbeatTick: 1,
+      // The lease is stated to followers in ms: they may tick at another rate.
+      tickMs: this.tickMs,
       applied: this.applied,
       checkQuorum: true,
       preVote: true,

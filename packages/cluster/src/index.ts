@@ -21,3 +21,4 @@ export { RefusalLog } from './refusal-log.js';
 export type { RefusalLogger, RefusalLogOptions } from './refusal-log.js';
 export { PendingConnections, sourceOf } from './pending-connections.js';
 export type { Admission } from './pending-connections.js';
+export { electionTicks, leaseHeartbeats, MAX_CLOCK_DRIFT, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from './timers.js';

@@ -16,6 +16,7 @@ import { ListenerFailure, RaftDriver, type DriverFailure } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
 import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { electionTicks } from './timers.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -82,7 +83,7 @@ export class RaftCluster implements ClusterView {
         app: replica,
         log: raftLog,
         tickMs: config.heartbeatMs,
-        electionTick: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatMs)),
+        electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
         onFatal: (failure) => cluster?.fatal(failure),
         ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
         ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),

@@ -36,7 +36,7 @@ test('peer messages beyond maxQueuedMessages are dropped and counted', async (t)
   const p = n1.driver.propose(encode('x')); // n2 starts saving it and stalls
   await c.deliver();
   t.is(n2.storage.gate.held, 1);
-  const heartbeat = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: n1.driver.node.term, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0 } as const;
+  const heartbeat = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: n1.driver.node.term, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0, lease: 0 } as const;
   const room = 3 - n2.driver.stats().queued;
   for (let i = 0; i < 10; i++) n2.driver.receive(heartbeat);
   t.is(n2.driver.stats().messagesDropped, 10 - room);

@@ -1,7 +1,7 @@
 // The Raft log, hard state and latest snapshot on LevelDB, in the same database as the
 // pool state (layout.ts), under their own prefix:
 //
-//   raft/hardstate          {"term","vote","commit"} JSON
+//   raft/hardstate          {"term","vote","commit","lease"} JSON (lease may be absent: 0)
 //   raft/snapshot           {"index","term","confState"} JSON: the latest snapshot's metadata
 //   raft/snapshot-data      the latest snapshot's bytes
 //   raft/log/<16 digits>    one entry: [type byte][term, float64 big-endian][data]
@@ -292,8 +292,10 @@ function parseHardState(text: string): HardState {
   if (!isIndex(o.term) || !isIndex(o.commit) || !(o.vote === null || (typeof o.vote === 'string' && o.vote.length > 0))) {
     throw new RaftStorageCorrupt(`hard state ${text}`);
   }
-  if (o.term === 0 && o.vote === null && o.commit === 0) return EMPTY_HARD_STATE;
-  return { term: o.term, vote: o.vote, commit: o.commit };
+  // lease (the promise kept after a restart) came later: absent in older data directories, read as 0.
+  if (o.lease !== undefined && !isIndex(o.lease)) throw new RaftStorageCorrupt(`hard state ${text}`);
+  if (o.term === 0 && o.vote === null && o.commit === 0 && (o.lease ?? 0) === 0) return EMPTY_HARD_STATE;
+  return o.lease === undefined ? { term: o.term, vote: o.vote, commit: o.commit } : { term: o.term, vote: o.vote, commit: o.commit, lease: o.lease };
 }
 
 function parseSnapshotMeta(text: string): Snapshot['metadata'] {
