@@ -13,11 +13,16 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { RaftCluster, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
 import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
+import { registerPeerMetrics } from './peer-metrics.js';
+import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
+import type { NodeTls } from './tls-setup.js';
+
+const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
@@ -33,7 +38,30 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+/**
+ * The node cannot go on: a write to the data directory failed, or a listener threw
+ * inside the store or the Raft loop. One line for the operator in `message`.
+ */
+export interface NodeFailure {
+  readonly kind: ClusterFailure['kind'];
+  readonly message: string;
+  /** The data directory, when the failure concerns it. */
+  readonly data?: string;
+  readonly error: Error;
+}
+
+export interface StartNodeOptions {
+  /**
+   * Called once after a fatal failure, when the node has already given up its role
+   * (/ready 503, on-passive run): the caller should exit. Default: log it.
+   */
+  readonly onFatal?: (failure: NodeFailure) => void;
+  /** Peer and admin TLS material, checked and reloadable; default none. */
+  readonly tls?: NodeTls;
+}
+
+export async function startNode(config: NodeConfig, log: Logger, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const tls = options.tls ?? NO_TLS;
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -45,17 +73,32 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     }
   };
 
+  // A fatal failure: give up every role first (readiness off, on-passive), then report.
+  let view: ClusterView | undefined;
+  let hooks: RoleHooks | undefined;
+  let failing = false;
+  const fatal = (failure: NodeFailure): void => {
+    if (failing) return;
+    failing = true;
+    view?.deactivate();
+    void (async () => {
+      await hooks?.stop('fatal').catch(() => undefined);
+      if (options.onFatal !== undefined) options.onFatal(failure);
+      else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    })();
+  };
+
   try {
     const clustered = config.peers.some((p) => p.id !== config.id);
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config), log);
+      raft = await RaftCluster.open(clusterOptions(config, tls, fatal), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
     } else {
-      const single = await openStore(config, log);
+      const single = await openStore(config, log, fatal);
       cleanups.push(() => single.close());
       store = single;
     }
@@ -67,8 +110,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     collectDefaultMetrics({ register: metrics });
 
     // Read before anything listens: a missing or unusable file is a configuration error.
-    const tls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
-    const proxy: Proxy = createTlsProxy(tls, {
+    const proxyTls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
+    const proxy: Proxy = createTlsProxy(proxyTls, {
       snapshot: store.snapshot(),
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
@@ -101,6 +144,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     cleanups.push(unsubscribe);
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    view = cluster;
+    if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
     warnIfOverFdLimit(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
@@ -117,8 +162,27 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               if (leader !== lastLeader) listener();
               lastLeader = leader;
             }),
+      raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
+    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    let relay: RelayDispatcher | undefined;
+    if (raft !== null) {
+      const r = relayDispatcher(tls.peer);
+      cleanups.push(() => r.close());
+      relay = r;
+    }
+    const admin: AdminListener = await startAdminListener({
+      config,
+      store,
+      proxy,
+      cluster,
+      metrics,
+      log,
+      forward: raft ?? undefined,
+      ownListenerAt: ownListenerLookup(listeners),
+      tls: tls.admin,
+      relayDispatcher: relay?.get,
+    });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -152,10 +216,11 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       logListening(log, 'proxy-tls', proxyTlsAddress);
     }
 
-    cluster.activate();
-    const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
-    hooks.start();
-    if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
+    if (!failing) cluster.activate();
+    const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
+    hooks = roleHooks;
+    roleHooks.start();
+    if (raft !== null) raft.driver.onRoleChange(() => roleHooks.check());
     log.info(
       { event: 'started', proxy: formatHostPort(proxyAddress), ...(proxyTlsAddress !== undefined ? { proxyTls: formatHostPort(proxyTlsAddress) } : {}), admin: formatHostPort(admin.address) },
       'weldr node started',
@@ -170,15 +235,15 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         if (config.listenTls === undefined) return;
         try {
           proxy.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
-          log.info({ event: 'tls_reloaded', certificates: config.tlsCert }, 'TLS certificates reloaded');
+          log.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP', certificates: config.tlsCert }, 'proxy TLS certificates reloaded');
         } catch (err) {
-          log.error({ event: 'tls_reload_failed', err: { message: (err as Error).message } }, `TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
+          log.error({ event: 'tls_reload_failed', tls: 'proxy TLS', trigger: 'SIGHUP', err: { message: (err as Error).message } }, `proxy TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
         }
       },
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
-          await hooks.stop();
+          await roleHooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
           proxyClosed = true;
@@ -222,18 +287,14 @@ function logListening(log: Logger, listener: 'proxy' | 'proxy-tls' | 'admin', ad
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
-/** Reads are always open; an exposed admin listener without a token also takes writes from anyone. */
+/**
+ * Off loopback the admin API has a token (the configuration refuses to start otherwise);
+ * its reads stay open unless --admin-auth-reads: say so once.
+ */
 function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
-  if (isLoopbackHost(config.admin.host)) return;
+  if (isLoopbackHost(config.admin.host) || config.adminAuthReads) return;
   const address = formatHostPort(config.admin);
-  if (config.adminToken === undefined) {
-    log.warn(
-      { event: 'admin_unprotected', address },
-      `the admin API is configured on ${address}, which is not loopback, and no admin token is set: anyone who can reach it can change the pool (set WELDR_ADMIN_TOKEN)`,
-    );
-  } else {
-    log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
-  }
+  log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open (--admin-auth-reads closes them)`);
 }
 
 /**
@@ -258,13 +319,19 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig): RaftClusterOptions {
+function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): RaftClusterOptions {
   return {
+    onFatal: (f) => onFatal({ kind: f.kind, message: f.message, data: f.data, error: f.error }),
+    maxQueuedRequests: config.raftMaxQueue,
+    maxPendingReads: config.raftMaxPendingReads,
     id: config.id,
     data: config.data,
     raft: config.raft,
     peers: config.peers,
     clusterToken: config.clusterToken,
+    peerTls: tls.peer,
+    maxPendingConnections: config.raftMaxPending,
+    maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
   };
