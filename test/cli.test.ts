@@ -46,7 +46,12 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['unknown flag', ['start', '--lissen', '127.0.0.1:0'], {}, /unknown option --lissen/],
   ['bad environment variable', ['start'], { WELDR_ADMIN: 'x:y' }, /WELDR_ADMIN/],
   ['bad JSON in config file', ['start', '--config', configFile], {}, /is not valid JSON/],
-  ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
+  ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /cluster mode .* needs --store level/],
+  ['cluster mode without peer authentication', ['start', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002'], {}, /cluster mode needs peer authentication: .*WELDR_CLUSTER_TOKEN.*--insecure-peers/],
+  ['a peer certificate that is not there', ['start', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--peer-cert', '/nonexistent/p.pem', '--peer-key', '/nonexistent/k.pem', '--peer-ca', '/nonexistent/ca.pem', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, /cannot read --peer-cert \/nonexistent\/p\.pem: ENOENT/],
+  ['certs init without --nodes', ['certs', 'init', '--dir', '/tmp/x'], {}, /--nodes is required/],
+  // The lease that fences the active role must last two heartbeats: 175 ms is the least with 50 ms heartbeats.
+  ['an election timeout whose lease is under two heartbeats', ['start', '--raft-election-timeout', '174ms'], {}, /--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['dev-cluster port lists of different lengths', ['dev-cluster', '--proxy-ports', '1,2'], {}, /one port per member/],
 ];

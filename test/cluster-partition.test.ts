@@ -1,7 +1,6 @@
 // Network partitions between real `weldr` processes: every Raft connection goes through
 // a TCP relay this test controls (node i reaches node j at relay i→j), so a node can be
 // cut off from the others, symmetrically, and healed — on loopback, no privileges.
-import net from 'node:net';
 import { join } from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
@@ -10,55 +9,8 @@ import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/proces
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
 import { watchForTwoActive } from './helpers/active-watch.js';
+import { Relay } from './helpers/relay.js';
 
-
-/** Forwards connections to `target`; while blocked, cuts every connection and refuses new ones. */
-class Relay {
-  blocked = false;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly server: net.Server;
-
-  private constructor(readonly port: number, target: number) {
-    this.server = net.createServer((client) => {
-      if (this.blocked) {
-        client.destroy();
-        return;
-      }
-      const upstream = net.connect({ host: '127.0.0.1', port: target });
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-  }
-
-  static async start(t: Teardown, target: number): Promise<Relay> {
-    const port = await reservedPort();
-    const r = new Relay(port, target);
-    await new Promise<void>((resolve) => r.server.listen(port, '127.0.0.1', () => resolve()));
-    t.teardown(() => r.close());
-    return r;
-  }
-
-  block(): void {
-    this.blocked = true;
-    for (const s of this.sockets) s.destroy();
-  }
-
-  heal(): void {
-    this.blocked = false;
-  }
-
-  close(): Promise<void> {
-    this.block();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 interface Member {
   readonly id: string;

@@ -28,7 +28,10 @@ export class RunningProcess {
   private exit: Exit | undefined;
   private readonly waiters = new Set<() => void>();
 
-  /** `prefix`: a command that runs weldr, e.g. ['ip', 'netns', 'exec', 'ns1'] (it must exec, keeping the PID). */
+  /**
+   * `prefix`: a command that execs the rest (e.g. `prlimit --nofile=1024:1024`), so the
+   * process runs with its settings and keeps the same PID.
+   */
   constructor(readonly name: string, args: readonly string[], env: Record<string, string | undefined>, prefix: readonly string[] = []) {
     const argv = [...prefix, process.execPath, ...WELDR_COMMAND, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), {

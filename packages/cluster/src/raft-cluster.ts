@@ -8,18 +8,17 @@
 //
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
-import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { Level } from 'level';
 import type { NodeId } from '@weldr/raft';
-import { dataDirError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult, type PoolDb } from '@weldr/store';
-import { RaftDriver } from './driver.js';
+import { DataDir, DataDirRefusedError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult } from '@weldr/store';
+import { ListenerFailure, RaftDriver, type DriverFailure } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
-import { TcpTransport } from './transport.js';
+import { TcpTransport, type TransportStats } from './transport.js';
+import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { electionTicks } from './timers.js';
 import { IsolationGate, type IsolationStatus } from './faults.js';
 import { DEFAULT_SERVING, ServingTracker, type ServingStatus } from './serving.js';
-import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -56,7 +55,7 @@ export class RaftCluster implements ClusterView {
   private constructor(
     private readonly config: RaftClusterOptions,
     private readonly log: ClusterLogger,
-    private readonly db: PoolDb,
+    private readonly dataDir: DataDir,
     readonly driver: RaftDriver<ApplyResult | null>,
     readonly store: RaftPoolStore,
   ) {
@@ -71,16 +70,14 @@ export class RaftCluster implements ClusterView {
     });
   }
 
-  /** Open the database and build the driver; nothing is sent or received until start(). */
+  /**
+   * Open the data directory (refused when damaged: DataDirRefusedError) and build the
+   * driver; nothing is sent or received until start().
+   */
   static async open(config: RaftClusterOptions, log: ClusterLogger): Promise<RaftCluster> {
-    const db = new Level<string, string>(config.data) as unknown as PoolDb;
-    try {
-      // Inside the try: a --data that names a file is one clear line, not a stack trace.
-      await mkdir(config.data, { recursive: true });
-      await db.open();
-    } catch (err) {
-      throw dataDirError(config.data, err);
-    }
+    const dataDir = await DataDir.open({ location: config.data, nodeId: config.id, log: log.child({ component: 'data-dir' }) });
+    const db = dataDir.db;
+    let cluster: RaftCluster | undefined;
     try {
       const members = [config.id, ...config.peers.map((p) => p.id)];
       if ((await db.get(RAFT_KEYS.hardState, UTF8 as never)) === undefined) {
@@ -94,18 +91,34 @@ export class RaftCluster implements ClusterView {
       }
       const storage = await LevelRaftStorage.open(db, { bootstrap: members });
       const raftLog = log.child({ component: 'raft' });
-      const onListenerError = (err: unknown): void => log.error({ err, event: 'subscriber_failed' }, 'pool subscriber failed');
+      // A subscriber (the proxy's snapshot swap) that throws would leave the data plane on
+      // a stale pool while everything looks fine: stop the node instead (kind 'listener').
+      const onListenerError = (err: unknown): void => {
+        throw new ListenerFailure('a pool subscriber threw', err);
+      };
       const replica = await PoolReplica.open(db, onListenerError);
+      const hard = storage.initialState().hardState;
+      const snapIndex = storage.snapshot().metadata.index;
+      // Structural invariants of a node's own directory: the pool is applied from the
+      // committed log only, so it can never be ahead of the commit index (or snapshot).
+      if (replica.appliedIndex > Math.max(hard.commit, snapIndex)) {
+        throw new DataDirRefusedError('damaged', config.data, `its pool is applied up to index ${replica.appliedIndex}, beyond the Raft commit index ${hard.commit}: the Raft log lost writes`);
+      }
+      await dataDir.begin({ appliedIndex: replica.appliedIndex, commitIndex: hard.commit, lastIndex: storage.lastIndex() });
       const driver = await RaftDriver.create<ApplyResult | null>({
         id: config.id,
         storage,
         app: replica,
         log: raftLog,
         tickMs: config.heartbeatMs,
-        electionTick: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatMs)),
+        electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
+        onFatal: (failure) => cluster?.fatal(failure),
+        ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
+        ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),
       });
       const store = new RaftPoolStore(driver, replica);
-      return new RaftCluster(config, log, db, driver, store);
+      cluster = new RaftCluster(config, log, dataDir, driver, store);
+      return cluster;
     } catch (err) {
       await db.close().catch(() => undefined);
       if (err instanceof StoreOpenError) throw err;
@@ -124,6 +137,9 @@ export class RaftCluster implements ClusterView {
       listen: { host: config.raft.host, port: config.raft.port },
       peers,
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
+      ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
+      ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
+      ...(config.maxPendingPerSource === undefined ? {} : { maxPendingPerSource: config.maxPendingPerSource }),
       log: log.child({ component: 'raft-transport' }),
       onMessage: (m) => {
         if (this.gate.admit(m)) this.driver.receive(m);
@@ -147,6 +163,11 @@ export class RaftCluster implements ClusterView {
   }
 
   activate(): void {}
+
+  /** The peer transport's refusals and pending connections (for metrics); undefined before start. */
+  transportStats(): TransportStats | undefined {
+    return this.transport?.stats();
+  }
 
   deactivate(): void {
     this.shuttingDown = true;
@@ -254,7 +275,35 @@ export class RaftCluster implements ClusterView {
     await this.store.close();
     await this.driver.stop();
     await this.transport?.close();
-    await this.db.close();
+    // A clean stop records where the log and the pool are (checked at the next open);
+    // after a failure nothing more is written.
+    const storage = this.driver.failure === null ? this.storageProgress() : undefined;
+    await this.dataDir.close(storage);
+  }
+
+  private storageProgress(): { appliedIndex: number; commitIndex: number; lastIndex: number } {
+    // What is durable, not what the core holds in memory.
+    const storage = this.driver.storage;
+    return { appliedIndex: this.driver.status().appliedIndex, commitIndex: storage.initialState().hardState.commit, lastIndex: storage.lastIndex() };
+  }
+
+  /** The driver stopped for good: say what failed and what to do, once. */
+  private fatal(failure: DriverFailure): void {
+    this.shuttingDown = true;
+    this.servingTracker.stop();
+    const { data } = this.config;
+    const cause = failure.error.message;
+    // The state machine writes to the same LevelDB: an I/O error while applying is a failed write too.
+    const kind = failure.kind === 'apply' && isIoError(failure.error) ? 'storage' : failure.kind;
+    const message =
+      kind === 'storage'
+        ? `a write to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it (acknowledged writes are on the other members)`
+        : failure.kind === 'apply'
+          ? `applying committed entries to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it`
+          : `${kind === 'listener' ? 'a listener threw inside the Raft loop' : 'the Raft loop failed'} (${cause}): this is a bug; this node gave up its role and stops; restart it, and report the bug with this log`;
+    const report: ClusterFailure = { kind, data, message, error: failure.error };
+    if (this.config.onFatal !== undefined) this.config.onFatal(report);
+    else this.log.error({ event: 'fatal', kind, data, err: { message: cause } }, message);
   }
 
   private async handOff(): Promise<void> {
@@ -306,6 +355,11 @@ export class RaftCluster implements ClusterView {
     if (moved && leaderId !== null) return { ok: true, leaderId };
     return { ok: false, reason: 'timedOut', message: `the leadership did not move to ${chosen} in time`, leaderId };
   }
+}
+
+/** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
+function isIoError(err: Error): boolean {
+  return (err as { code?: unknown }).code === 'LEVEL_IO_ERROR' || err.message.startsWith('IO error');
 }
 
 function withAddress(address: string | undefined): { address?: string } {

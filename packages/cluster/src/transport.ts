@@ -1,18 +1,29 @@
-// The Raft peer transport: TCP between the nodes' --raft listeners, one outbound
-// connection per peer for what this node sends, inbound connections for what it
-// receives. Raft tolerates loss, duplication and reordering, so the transport is
-// simple: a message that cannot be written now (peer down, socket backed up) is
-// dropped and the peer reported unreachable; the core retries by itself.
+// The Raft peer transport: TCP (or TLS, with --peer-cert) between the nodes' --raft
+// listeners, one outbound connection per peer for what this node sends, inbound
+// connections for what it receives. Raft tolerates loss, duplication and reordering, so
+// the transport is simple: a message that cannot be written now (peer down, socket
+// backed up) is dropped and the peer reported unreachable; the core retries by itself.
 //
-// Each connection starts with a hello frame naming the sender and carrying the
-// cluster token (when one is configured). Every later frame must be a message that
-// passes validateMessage, addressed to this node, from the peer that said hello.
-// Anything else closes the connection: a peer that speaks nonsense is not trusted
-// for the rest of what it sends.
+// Each connection starts with a handshake (peer-proof.ts): the accepting node sends a
+// challenge, the dialling node answers with a hello naming itself and proving the cluster
+// token, the accepting node answers with a welcome proving it too. With peer TLS, both
+// certificates are verified against the cluster CA and must name the member each side
+// claims to be. Until the hello is accepted a connection is a stranger's: it may send one
+// small frame (PRE_AUTH_MAX_FRAME_BYTES) within helloTimeoutMs, and only so many
+// strangers are let in at once, in total and per source (pending-connections.ts).
+// Refusals are counted and logged at a bounded rate (refusal-log.ts).
+//
+// Every later frame must be a message that passes validateMessage, addressed to this
+// node, from the peer that said hello. Anything else closes the connection: a peer that
+// speaks nonsense is not trusted for the rest of what it sends.
 import net from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import tls from 'node:tls';
 import { validateMessage, InvalidMessage, type Message, type NodeId, type Transport } from '@weldr/raft';
-import { encodeFrame, FrameDecoder, FrameError } from './codec.js';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES, PRE_AUTH_MAX_FRAME_BYTES } from './codec.js';
+import { isNonce, makeProof, newNonce, proofMatches, type ProofInput } from './peer-proof.js';
+import { certificateNodeId } from './peer-identity.js';
+import { PendingConnections, sourceOf } from './pending-connections.js';
+import { RefusalLog } from './refusal-log.js';
 
 export interface PeerAddress {
   readonly host: string;
@@ -25,14 +36,22 @@ export interface TransportLogger {
   warn(obj: object, msg: string): void;
 }
 
+/** This node's peer certificate, key and the cluster CA, current and on each reload. */
+export interface PeerTlsSource {
+  readonly current: { readonly cert: string; readonly key: string; readonly ca: string | undefined };
+  onReload(listener: () => void): () => void;
+}
+
 export interface TcpTransportOptions {
   readonly id: NodeId;
   /** Where this node listens for its peers. */
   readonly listen: PeerAddress;
   /** Every other member's --raft address. */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
-  /** Shared secret every node must present in its hello; undefined: none. */
-  readonly token?: string;
+  /** Shared secret every node must prove in its handshake; undefined: none. */
+  readonly token?: string | undefined;
+  /** Peer TLS; undefined: plain TCP. */
+  readonly tls?: PeerTlsSource | undefined;
   readonly log: TransportLogger;
   /** A validated message for this node. */
   readonly onMessage: (m: Message) => void;
@@ -43,21 +62,36 @@ export interface TcpTransportOptions {
   /** Reconnect backoff bounds, ms. Default 50 … 1000. */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
-  /** A hello must arrive this soon after an inbound connect. Default 5000 ms. */
+  /** The handshake (TLS included) must be done this soon after a connect. Default 3000 ms. */
   readonly helloTimeoutMs?: number;
+  /** Connections not yet authenticated, at most, in total. Default 64. */
+  readonly maxPendingConnections?: number;
+  /** Connections not yet authenticated, at most, from one source address (IPv6: one /64). Default 8. */
+  readonly maxPendingPerSource?: number;
+  /** Refused connections are summed up in one log line per this interval. Default 10000 ms. */
+  readonly refusalLogIntervalMs?: number;
   /** What this node tells its peers about itself in each hello (e.g. its admin URL). */
   readonly advertise?: () => Readonly<Record<string, string>>;
   /** What a peer said about itself in its hello. */
   readonly onPeerInfo?: (id: NodeId, info: Readonly<Record<string, string>>) => void;
 }
 
-const PROTOCOL = 'weldr-raft/1';
+/** Counters for metrics. */
+export interface TransportStats {
+  /** Refused inbound connections since the start, by reason. */
+  readonly refused: ReadonlyMap<string, number>;
+  /** Inbound connections not yet authenticated. */
+  readonly pending: number;
+}
+
+const PROTOCOL = 'weldr-raft/2';
 
 interface Hello {
   readonly hello: string;
   readonly from: NodeId;
   readonly to: NodeId;
-  readonly token: string;
+  readonly nonce: string;
+  readonly proof: string;
   readonly info?: Readonly<Record<string, string>>;
 }
 
@@ -78,23 +112,68 @@ class Peer {
   }
 }
 
+/** An inbound connection until its hello is accepted. */
+interface Pending {
+  readonly source: string;
+  readonly remote: string;
+  readonly deadline: NodeJS.Timeout;
+  /** Counted as refused already (a connection is refused once). */
+  refused: boolean;
+  /** Gives the connection's place among the pending back; idempotent. */
+  release(): void;
+}
+
+/** A refused inbound connection: a short reason code (for metrics) and what happened. */
+class Refusal {
+  constructor(
+    readonly reason: string,
+    readonly why: string,
+  ) {}
+}
+
 export class TcpTransport implements Transport {
   private readonly server: net.Server;
+  /** Wraps accepted sockets in TLS (never listens itself); null without peer TLS. */
+  private readonly tlsServer: tls.Server | null = null;
+  private clientContext: tls.SecureContext | null = null;
+  /** Accepted sockets in their TLS handshake, by remote address and port. */
+  private readonly inTlsHandshake = new Map<string, Pending>();
+  /** Closed in their TLS handshake, waiting a moment for the TLS layer to say why. */
+  private tlsClosed: Pending[] = [];
   private readonly peers = new Map<NodeId, Peer>();
   private readonly inbound = new Set<net.Socket>();
+  /** The authenticated inbound connection of each peer: a newer one replaces it. */
+  private readonly inboundById = new Map<NodeId, net.Socket>();
+  private readonly pending: PendingConnections;
+  private readonly refusals: RefusalLog;
   private readonly maxQueued: number;
   private readonly minMs: number;
   private readonly maxMs: number;
   private readonly helloMs: number;
+  private offReload: (() => void) | null = null;
   private closed = false;
 
   constructor(private readonly opts: TcpTransportOptions) {
     this.maxQueued = opts.maxQueuedBytes ?? 8 << 20;
     this.minMs = opts.reconnectMinMs ?? 50;
     this.maxMs = opts.reconnectMaxMs ?? 1000;
-    this.helloMs = opts.helloTimeoutMs ?? 5000;
+    this.helloMs = opts.helloTimeoutMs ?? 3000;
+    this.pending = new PendingConnections(opts.maxPendingConnections ?? 64, opts.maxPendingPerSource ?? 8);
+    this.refusals = new RefusalLog({ log: opts.log, what: 'raft connection', event: 'raft_connection_refused', intervalMs: opts.refusalLogIntervalMs ?? 10_000 });
     for (const [id, address] of opts.peers) if (id !== opts.id) this.peers.set(id, new Peer(id, address, this.minMs));
     this.server = net.createServer((socket) => this.accept(socket));
+    if (opts.tls !== undefined) {
+      const source = opts.tls;
+      this.tlsServer = tls.createServer({ ...this.secureOptions(), requestCert: true, rejectUnauthorized: true, handshakeTimeout: this.helloMs });
+      this.tlsServer.on('secureConnection', (s: tls.TLSSocket) => this.secured(s));
+      this.tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, s: tls.TLSSocket) => this.tlsFailed(err, s));
+      this.clientContext = tls.createSecureContext(this.secureOptions());
+      // Rotation: new connections, inbound and outbound, use the new certificate.
+      this.offReload = source.onReload(() => {
+        this.tlsServer?.setSecureContext(this.secureOptions());
+        this.clientContext = tls.createSecureContext(this.secureOptions());
+      });
+    }
   }
 
   /** Start listening and connecting. Rejects if the --raft address cannot be bound. */
@@ -106,7 +185,9 @@ export class TcpTransport implements Transport {
         resolve();
       });
     });
-    this.server.on('error', (err) => this.opts.log.warn({ err: err.message }, 'raft listener error'));
+    // Out of file descriptors and the like: one failed accept per connection attempt,
+    // so these are counted and logged at a bounded rate like refusals.
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.refusals.note('accept_failed', 'listener', { why: `accept failed: ${err.code ?? err.message}` }));
     for (const peer of this.peers.values()) this.connect(peer);
   }
 
@@ -114,6 +195,10 @@ export class TcpTransport implements Transport {
   get port(): number {
     const a = this.server.address();
     return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  stats(): TransportStats {
+    return { refused: this.refusals.counts(), pending: this.pending.size };
   }
 
   send(messages: readonly Message[]): void {
@@ -150,35 +235,113 @@ export class TcpTransport implements Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.offReload?.();
     for (const peer of this.peers.values()) this.dropPeer(peer);
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();
+    this.refusals.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private secureOptions(): tls.SecureContextOptions {
+    const { cert, key, ca } = this.opts.tls!.current;
+    // Both ends are weldr: TLS 1.3 only, no negotiation down.
+    return { cert, key, ...(ca === undefined ? {} : { ca }), minVersion: 'TLSv1.3' };
   }
 
   // ---- outbound ----------------------------------------------------------------------
 
   private connect(peer: Peer): void {
     if (this.closed || this.peers.get(peer.id) !== peer) return;
-    const s = net.connect({ host: peer.address.host, port: peer.address.port });
+    const { host, port } = peer.address;
+    const s: net.Socket =
+      this.clientContext === null
+        ? net.connect({ host, port })
+        : tls.connect({
+            host,
+            port,
+            secureContext: this.clientContext,
+            // The identity that matters is the member's id, bound to its certificate; the
+            // address it is reached at is configuration, so no host name is checked.
+            checkServerIdentity: (_host, cert) => {
+              const named = certificateNodeId(cert);
+              if ('why' in named) return new Error(`${peer.id}'s certificate: ${named.why}`);
+              return named.id === peer.id ? undefined : new Error(`the certificate at ${peer.id}'s address is ${named.id}'s`);
+            },
+          });
     s.setNoDelay(true);
     s.setKeepAlive(true, 1000);
     peer.socket = s;
-    s.on('connect', () => {
-      peer.connected = true;
-      peer.backoffMs = this.minMs;
-      if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
-      peer.reportedDown = false;
-      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '', info: this.opts.advertise?.() ?? {} };
-      s.write(encodeFrame(hello));
+    const decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
+    const clientNonce = newNonce();
+    let serverNonce: string | null = null;
+    let failure: string | null = null;
+    const fail = (why: string): void => {
+      failure ??= why;
+      s.destroy();
+    };
+    const deadline = setTimeout(() => fail('no answer to the handshake in time'), this.helloMs);
+    deadline.unref();
+    let tlsUp = false;
+    s.once('secureConnect', () => (tlsUp = true));
+    s.on('data', (chunk: Buffer) => {
+      // After the welcome nothing is expected back; reading keeps FIN/RST visible.
+      if (peer.connected && peer.socket === s) return;
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        fail(err instanceof FrameError ? err.message : 'unreadable frame');
+        return;
+      }
+      for (const f of frames) {
+        if (s.destroyed) return;
+        if (serverNonce === null) {
+          const c = f as { challenge?: unknown; nonce?: unknown } | null;
+          if (c === null || typeof c !== 'object' || c.challenge !== PROTOCOL || !isNonce(c.nonce)) return fail('the peer did not send a weldr-raft/2 challenge (another program, or another weldr version?)');
+          serverNonce = c.nonce;
+          const input: ProofInput = { serverNonce, clientNonce, from: this.opts.id, to: peer.id };
+          const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, nonce: clientNonce, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'client', input), info: this.opts.advertise?.() ?? {} };
+          const bytes = encodeFrame(hello);
+          if (bytes.length - 4 > PRE_AUTH_MAX_FRAME_BYTES) return fail(`this node's hello is ${bytes.length} bytes, over the ${PRE_AUTH_MAX_FRAME_BYTES} a peer accepts`);
+          s.write(bytes);
+          continue;
+        }
+        const w = f as { welcome?: unknown; proof?: unknown } | null;
+        if (w === null || typeof w !== 'object' || w.welcome !== PROTOCOL) return fail('the peer answered the hello with something else than a welcome');
+        const input: ProofInput = { serverNonce, clientNonce, from: this.opts.id, to: peer.id };
+        if (this.opts.token !== undefined && !proofMatches(this.opts.token, 'server', input, w.proof)) return fail('the peer could not prove the cluster token');
+        clearTimeout(deadline);
+        peer.connected = true;
+        peer.backoffMs = this.minMs;
+        if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
+        peer.reportedDown = false;
+        return;
+      }
     });
-    // Nothing is expected back on an outbound connection; reading keeps FIN/RST visible.
-    s.on('data', () => undefined);
-    s.on('error', (err) => {
-      if (!peer.reportedDown) this.opts.log.debug({ peer: peer.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'raft peer connection failed');
-      peer.reportedDown = true;
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= err.code ?? err.message;
     });
     s.on('close', () => {
+      clearTimeout(deadline);
+      const authenticated = peer.connected && peer.socket === s;
+      if (!peer.reportedDown) {
+        if ((serverNonce !== null || tlsUp) && !authenticated) {
+          // The peer took the connection, then dropped it during the handshake: it
+          // refused this node's hello (or, with TLS 1.3, where the server checks the
+          // client certificate after the client considers the handshake done, its
+          // certificate), or this node refused its welcome.
+          this.opts.log.warn(
+            { peer: peer.id, why: failure ?? 'closed by the peer' },
+            `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
+          );
+        } else if (failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
+          this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
+        } else {
+          this.opts.log.debug({ peer: peer.id, err: failure ?? 'closed' }, 'raft peer connection failed');
+        }
+        peer.reportedDown = true;
+      }
       if (peer.socket === s) {
         peer.socket = null;
         peer.connected = false;
@@ -209,70 +372,175 @@ export class TcpTransport implements Transport {
 
   // ---- inbound -------------------------------------------------------------------------
 
-  private accept(socket: net.Socket): void {
+  private accept(raw: net.Socket): void {
+    raw.on('error', () => undefined);
     if (this.closed) {
-      socket.destroy();
+      raw.destroy();
       return;
     }
-    this.inbound.add(socket);
-    socket.setNoDelay(true);
-    const decoder = new FrameDecoder();
-    let from: NodeId | null = null;
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    const helloTimer = setTimeout(() => refuse('no hello in time'), this.helloMs);
-    helloTimer.unref();
-    const refuse = (why: string): void => {
-      this.opts.log.warn({ remote, peer: from, why }, 'raft peer connection refused');
-      socket.destroy();
+    const source = sourceOf(raw.remoteAddress);
+    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+    const admission = this.pending.admit(source);
+    if (admission !== 'admitted') {
+      raw.destroy();
+      this.refusals.note(admission, source, { remote, why: admission === 'too_many_pending' ? 'too many connections waiting to authenticate' : `too many connections waiting to authenticate from ${source}` });
+      return;
+    }
+    this.inbound.add(raw);
+    let released = false;
+    const tlsKey = `${raw.remoteAddress}|${raw.remotePort}`;
+    const pending: Pending = {
+      source,
+      remote,
+      refused: false,
+      deadline: setTimeout(() => this.refuse(raw, pending, new Refusal('hello_timeout', 'no hello in time')), this.helloMs),
+      release: () => {
+        if (released) return;
+        released = true;
+        clearTimeout(pending.deadline);
+        this.pending.release(source);
+      },
     };
+    pending.deadline.unref();
+    raw.on('close', () => {
+      pending.release();
+      this.inbound.delete(raw);
+      if (this.inTlsHandshake.get(tlsKey) === pending) {
+        this.inTlsHandshake.delete(tlsKey);
+        if (!pending.refused) this.closedInTlsHandshake(pending);
+      }
+    });
+    if (this.tlsServer === null) {
+      raw.setNoDelay(true);
+      this.handshake(raw, pending);
+      return;
+    }
+    this.inTlsHandshake.set(tlsKey, pending);
+    this.tlsServer.emit('connection', raw);
+  }
+
+  /** A TLS handshake completed with a client certificate the CA vouches for. */
+  private secured(s: tls.TLSSocket): void {
+    const key = `${s.remoteAddress}|${s.remotePort}`;
+    const pending = this.inTlsHandshake.get(key);
+    this.inTlsHandshake.delete(key);
+    if (pending === undefined || this.closed) {
+      s.destroy();
+      return;
+    }
+    s.setNoDelay(true);
+    this.handshake(s, pending);
+  }
+
+  /**
+   * The TLS layer failed a handshake. A client without a certificate fails while its socket
+   * is alive; one whose certificate did not verify (expired, another CA) is reported only
+   * after its socket closed, when its address is gone: that report goes to the oldest
+   * connection that closed in its handshake a moment ago (closedInTlsHandshake).
+   */
+  private tlsFailed(err: NodeJS.ErrnoException, s: tls.TLSSocket): void {
+    const why = s.authorizationError !== undefined && s.authorizationError !== null ? `TLS: client certificate refused: ${String(s.authorizationError)}` : `TLS: ${err.code ?? err.message}`;
+    s.destroy();
+    const key = `${s.remoteAddress}|${s.remotePort}`;
+    const alive = s.remoteAddress === undefined ? undefined : this.inTlsHandshake.get(key);
+    const pending = alive ?? this.tlsClosed.shift();
+    if (pending !== undefined) this.refuse(null, pending, new Refusal('tls', why));
+  }
+
+  private closedInTlsHandshake(pending: Pending): void {
+    this.tlsClosed.push(pending);
+    if (this.tlsClosed.length > 1) return;
+    setImmediate(() => {
+      const left = this.tlsClosed;
+      this.tlsClosed = [];
+      for (const p of left) this.refuse(null, p, new Refusal('tls', 'closed during the TLS handshake'));
+    });
+  }
+
+  /** Refuses an inbound connection; `socket` null when it is already gone. */
+  private refuse(socket: net.Socket | null, pending: Pending, refusal: Refusal, peer: NodeId | null = null): void {
+    pending.release();
+    socket?.destroy();
+    if (pending.refused) return;
+    pending.refused = true;
+    this.refusals.note(refusal.reason, pending.source, { remote: pending.remote, ...(peer === null ? {} : { peer }), why: refusal.why });
+  }
+
+  private handshake(socket: net.Socket, pending: Pending): void {
+    const decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
+    const serverNonce = newNonce();
+    let from: NodeId | null = null;
+    socket.write(encodeFrame({ challenge: PROTOCOL, nonce: serverNonce }));
     socket.on('data', (chunk: Buffer) => {
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        refuse(err instanceof FrameError ? err.message : 'unreadable frame');
+        this.refuse(socket, pending, new Refusal(from === null ? 'bad_hello' : 'invalid_message', err instanceof FrameError ? err.message : 'unreadable frame'), from);
         return;
       }
       for (const f of frames) {
         if (socket.destroyed) return;
         if (from === null) {
-          const why = this.checkHello(f);
-          if (why !== undefined) {
-            refuse(why);
+          const refusal = this.checkHello(f) ?? this.authenticate(f as Hello, socket, serverNonce);
+          if (refusal !== undefined) {
+            this.refuse(socket, pending, refusal);
             return;
           }
-          from = (f as Hello).from;
-          clearTimeout(helloTimer);
-          const info = peerInfo((f as Hello).info);
+          const hello = f as Hello;
+          from = hello.from;
+          pending.release();
+          decoder.limit = MAX_FRAME_BYTES;
+          const input: ProofInput = { serverNonce, clientNonce: hello.nonce, from, to: this.opts.id };
+          socket.write(encodeFrame({ welcome: PROTOCOL, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'server', input) }));
+          // One inbound connection per peer: a reconnect replaces the connection it left.
+          const older = this.inboundById.get(from);
+          this.inboundById.set(from, socket);
+          if (older !== undefined && older !== socket) older.destroy();
+          const id = from;
+          socket.once('close', () => {
+            if (this.inboundById.get(id) === socket) this.inboundById.delete(id);
+          });
+          const info = peerInfo(hello.info);
           if (info !== undefined) this.opts.onPeerInfo?.(from, info);
           continue;
         }
         const m = validateMessage(f);
         if (m instanceof InvalidMessage) {
-          refuse(`invalid message: ${m.message}`);
+          this.refuse(socket, pending, new Refusal('invalid_message', `invalid message: ${m.message}`), from);
           return;
         }
         if (m.from !== from || m.to !== this.opts.id) {
-          refuse(`message from ${m.from} to ${m.to} on the connection of ${from}`);
+          this.refuse(socket, pending, new Refusal('invalid_message', `message from ${m.from} to ${m.to} on the connection of ${from}`), from);
           return;
         }
         this.opts.onMessage(m);
       }
     });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(helloTimer);
-      this.inbound.delete(socket);
-    });
   }
 
-  private checkHello(f: unknown): string | undefined {
-    if (f === null || typeof f !== 'object') return 'hello is not an object';
+  /** Whether the hello is well-formed and meant for this node (membership: who may say hello). */
+  private checkHello(f: unknown): Refusal | undefined {
+    if (f === null || typeof f !== 'object') return new Refusal('bad_hello', 'hello is not an object');
     const h = f as Partial<Hello>;
-    if (h.hello !== PROTOCOL) return `unknown protocol ${JSON.stringify(h.hello)?.slice(0, 40)}`;
-    if (h.to !== this.opts.id) return `hello addressed to ${String(h.to).slice(0, 64)}, this node is ${this.opts.id}`;
-    if (typeof h.from !== 'string' || h.from.length === 0 || h.from.length > 256) return 'hello without a sender id';
-    if (!tokenMatches(this.opts.token ?? '', typeof h.token === 'string' ? h.token : '')) return 'wrong cluster token';
+    if (h.hello !== PROTOCOL) return new Refusal('bad_hello', `unknown protocol ${JSON.stringify(h.hello)?.slice(0, 40)}`);
+    if (h.to !== this.opts.id) return new Refusal('bad_hello', `hello addressed to ${String(h.to).slice(0, 64)}, this node is ${this.opts.id}`);
+    if (typeof h.from !== 'string' || h.from.length === 0 || h.from.length > 256) return new Refusal('bad_hello', 'hello without a sender id');
+    if (!isNonce(h.nonce)) return new Refusal('bad_hello', 'hello without a nonce');
+    return undefined;
+  }
+
+  /** Whether the sender proved what it claims: the cluster token, and with TLS its id in its certificate. */
+  private authenticate(hello: Hello, socket: net.Socket, serverNonce: string): Refusal | undefined {
+    const token = this.opts.token;
+    if (token !== undefined && !proofMatches(token, 'client', { serverNonce, clientNonce: hello.nonce, from: hello.from, to: this.opts.id }, hello.proof)) {
+      return new Refusal('bad_proof', `${hello.from.slice(0, 64)} did not prove the cluster token`);
+    }
+    if (socket instanceof tls.TLSSocket) {
+      const named = certificateNodeId(socket.getPeerX509Certificate());
+      if ('why' in named) return new Refusal('certificate_id', `hello from ${hello.from.slice(0, 64)}: ${named.why}`);
+      if (named.id !== hello.from) return new Refusal('certificate_id', `hello from ${hello.from.slice(0, 64)} over the certificate of ${named.id}`);
+    }
     return undefined;
   }
 }
@@ -287,10 +555,4 @@ function peerInfo(v: unknown): Record<string, string> | undefined {
     if (typeof x === 'string' && k.length <= 64 && x.length <= 512) out[k] = x;
   }
   return out;
-}
-
-function tokenMatches(expected: string, got: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(got);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -2,6 +2,7 @@
 // configuration and logger onto these, so nothing here depends on the node package.
 import type { NodeId } from '@weldr/raft';
 import type { ServingOptions, ServingStatus } from './serving.js';
+import type { PeerTlsSource } from './transport.js';
 
 export interface HostPort {
   /** IP address or host name, IPv6 without brackets. */
@@ -23,8 +24,13 @@ export interface RaftClusterOptions {
   readonly raft: HostPort;
   /** The members' Raft addresses (this node's own entry allowed). */
   readonly peers: readonly PeerSpec[];
-  /** Shared secret members present in their hello; undefined: none. */
+  /** Shared secret members prove in their handshake (it never travels); undefined: none. */
   readonly clusterToken?: string | undefined;
+  /** Peer TLS material (this member's certificate naming its id, key, cluster CA); undefined: plain TCP. */
+  readonly peerTls?: PeerTlsSource | undefined;
+  /** Raft connections waiting to authenticate, at most, in total and per source. Defaults 64 and 8. */
+  readonly maxPendingConnections?: number | undefined;
+  readonly maxPendingPerSource?: number | undefined;
   /** One Raft tick, ms. */
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */
@@ -33,6 +39,27 @@ export interface RaftClusterOptions {
   readonly serving?: ServingOptions;
   /** Allow step-down and isolation through the admin API (failover drills). Default false. */
   readonly faultInjection?: boolean;
+  /**
+   * Called once if the node must stop: a write to the data directory failed, applying
+   * failed, or a listener threw inside the Raft loop. By then the node has given up its
+   * role and answers nothing more; the embedder should exit (the cluster never does).
+   * Without it the failure is logged at error level.
+   */
+  readonly onFatal?: ((failure: ClusterFailure) => void) | undefined;
+  /** Driver bounds (RaftDriverOptions); defaults when left out. */
+  readonly maxQueuedRequests?: number | undefined;
+  readonly maxPendingReads?: number | undefined;
+}
+
+/** Why the node stopped, in operator terms. */
+export interface ClusterFailure {
+  /** storage: a write to the data directory; apply: applying committed entries; listener / internal: a bug. */
+  readonly kind: 'storage' | 'apply' | 'listener' | 'internal';
+  /** The data directory. */
+  readonly data: string;
+  /** One line: what failed, where, and what to do. */
+  readonly message: string;
+  readonly error: Error;
 }
 
 /** The subset of pino the cluster uses; a pino Logger satisfies it. */

@@ -1,17 +1,28 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
 import { checkClusterConfig } from '../config/cluster-rules.js';
 import { loadConfig } from '../config/load-config.js';
+import { OPTIONS } from '../config/options.js';
+import { openNodeTls } from '../runtime/tls-setup.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
-import { startNode } from '../runtime/node-runtime.js';
-import { StoreOpenError } from '../runtime/store-factory.js';
+import { startNode, type NodeFailure } from '../runtime/node-runtime.js';
+import { DataDirRefusedError, StoreOpenError } from '../runtime/store-factory.js';
 import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
 
 /** Exit code for a failure at run time (a port in use, an unreadable data directory). */
 const EXIT_FAILURE = 1;
+/**
+ * A write to the data directory failed (disk full, read-only, I/O error), or a listener
+ * threw inside the store or the Raft loop, while running: the node gave up its role and
+ * stopped; nothing after the failure was acknowledged. Restarting is right once the
+ * cause is fixed (docs/operations.md).
+ */
+const EXIT_FATAL = 3;
+/** The data directory is damaged, lost its files, or belongs to another node: restarting cannot help. */
+const EXIT_DATA_REFUSED = 4;
 /** How long closing the admin API and the store may take after the proxy's deadline. */
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -40,18 +51,21 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     flushLoggerSync(log);
     process.exit(second === 'SIGINT' ? 130 : 143);
   });
+  // SIGHUP re-reads the certificates (as nginx and HAProxy do): peer, admin and proxy
+  // TLS. Handled from the start: its default action would end the process.
+  let reload = (): void => undefined;
+  process.on('SIGHUP', () => reload());
   log.info(
     {
       event: 'starting',
       version: weldrVersion(),
       configFile,
-      config: {
+      config: redactSecrets({
         ...config,
         listen: formatHostPort(config.listen),
         admin: formatHostPort(config.admin),
         raft: formatHostPort(config.raft),
-        adminToken: config.adminToken === undefined ? undefined : '[redacted]',
-      },
+      }),
       sources,
     },
     'weldr starting',
@@ -60,19 +74,37 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     log.warn({ event: 'unknown_env', names: unknownEnv }, `ignored environment variables that name no setting: ${unknownEnv.join(', ')} (see 'weldr start --help')`);
   }
 
+  // After a fatal failure the node has already given up its role (readiness off,
+  // on-passive run): one line says what failed and what to do, then exit at once.
+  const onFatal = (failure: NodeFailure): void => {
+    log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    process.stderr.write(`weldr: ${failure.message}\n`);
+    flushLoggerSync(log);
+    process.exit(EXIT_FATAL);
+  };
+  // TLS files are checked before anything listens: an unusable one is exit 2.
+  const tls = openNodeTls(config, log);
+  reload = () => tls.reload('SIGHUP');
+
   let node;
   try {
-    node = await startNode(config, log);
+    node = await startNode(config, log, { onFatal, tls });
   } catch (err) {
     if (err instanceof ListenError || err instanceof StoreOpenError) {
-      log.fatal({ event: 'start_failed', err: { message: err.message } }, err.message);
+      const refused = err instanceof DataDirRefusedError;
+      log.fatal({ event: 'start_failed', ...(refused ? { reason: err.reason } : {}), err: { message: err.message } }, err.message);
       process.stderr.write(`weldr start: ${err.message}\n`);
       await flushLogger(log);
-      return EXIT_FAILURE;
+      return refused ? EXIT_DATA_REFUSED : EXIT_FAILURE;
     }
     throw err;
   }
 
+  const running = node;
+  reload = () => {
+    tls.reload('SIGHUP');
+    running.reloadTls();
+  };
   const received = await signal;
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
   // The proxy gives up on in-flight requests at the deadline; if closing the rest
@@ -84,10 +116,18 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   }, config.shutdownTimeout + SHUTDOWN_GRACE_MS).unref();
   const stopped = Date.now();
   await node.stop();
+  tls.close();
   clearTimeout(overrun);
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
   setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
   return 0;
+}
+
+/** The settings as logged: credentials replaced, whatever their source. */
+function redactSecrets(config: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...config };
+  for (const option of OPTIONS) if (option.secret === true && out[option.key] !== undefined) out[option.key] = '[redacted]';
+  return out;
 }

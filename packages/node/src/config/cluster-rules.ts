@@ -1,5 +1,6 @@
 // The rules `weldr start` adds in cluster mode, on top of each value's own parser: the
-// node's own --peers entry agrees with --raft, a durable store, sane Raft timers.
+// node's own --peers entry agrees with --raft, a durable store. (The Raft timers are
+// checked by the loader in every mode: the lease they give must last two heartbeats.)
 import { ConfigError } from './config-error.js';
 import { checkFeatureConfig } from './feature-rules.js';
 import type { NodeConfig } from './options.js';
@@ -25,9 +26,6 @@ export function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: bool
   if (others.length === 0) return config;
   if (config.store !== 'level') {
     throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
-  }
-  if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
-    throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
   }
   return config;
 }

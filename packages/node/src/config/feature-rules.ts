@@ -2,7 +2,7 @@
 // starts (each value's own parser has run already).
 import { ConfigError } from './config-error.js';
 import type { NodeConfig } from './options.js';
-import { isLoopbackHost } from '../runtime/admin-listener.js';
+import { isLoopbackHost } from './loopback.js';
 import { formatHostPort } from './values.js';
 
 export function checkFeatureConfig(config: NodeConfig): void {

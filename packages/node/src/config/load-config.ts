@@ -3,11 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { leaseHeartbeats, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from '@weldr/cluster';
 import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
 import { rewordParseArgsError } from './parse-args-error.js';
-import { formatHostPort, ValueError, type HostPort } from './values.js';
+import { formatDuration, formatHostPort, parseToken, ValueError, type HostPort } from './values.js';
+import { checkSecurity } from './security-checks.js';
 
 export { rewordParseArgsError } from './parse-args-error.js';
 
@@ -77,8 +79,41 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
+  readTokenFiles(config as Partial<Record<ConfigKey, unknown>>, sources, inputs.readFile);
   checkListenersDiffer(config as unknown as NodeConfig);
+  checkTls(config as unknown as NodeConfig);
+  if ((config as unknown as NodeConfig).originTlsServername !== undefined && (config as unknown as NodeConfig).originTls === undefined) {
+    throw new ConfigError('--origin-tls-servername is for --origin-tls, which is not set');
+  }
+  checkSecurity(config as unknown as NodeConfig);
+  checkRaftTimers(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+/**
+ * --admin-token-file / --cluster-token-file: the token is read here, once, and checked
+ * like one given directly (a trailing newline, as `echo` and editors leave, is dropped).
+ * Giving both a token and its file is refused: which one was meant is unclear.
+ */
+function readTokenFiles(config: Partial<Record<ConfigKey, unknown>>, sources: Record<ConfigKey, ConfigSource>, readFile = (p: string) => readFileSync(p, 'utf8')): void {
+  for (const [tokenKey, fileKey, flag] of [['adminToken', 'adminTokenFile', '--admin-token-file'], ['clusterToken', 'clusterTokenFile', '--cluster-token-file']] as const) {
+    const path = config[fileKey];
+    if (typeof path !== 'string') continue;
+    if (config[tokenKey] !== undefined) throw new ConfigError(`${flag} and the token itself are both set; give one`);
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      config[tokenKey] = parseToken(text.replace(/\r?\n$/, ''));
+    } catch (err) {
+      if (err instanceof ValueError) throw new ConfigError(`the token in ${flag} ${path} ${err.message}`);
+      throw err;
+    }
+    sources[tokenKey] = sources[fileKey];
+  }
 }
 
 /** Whether binding `a` takes the port on address `b` too ("::" is dual-stack on Linux). */
@@ -94,6 +129,7 @@ function checkListenersDiffer(config: NodeConfig): void {
     ['the proxy (listen', config.listen],
     ['the admin API (admin', config.admin],
   ];
+  if (config.listenTls !== undefined) listeners.push(['the proxy\'s TLS listener (listen-tls', config.listenTls]);
   if (config.peers.some((p) => p.id !== config.id)) listeners.push(['the Raft transport (raft', config.raft]);
   for (let i = 0; i < listeners.length; i++) {
     for (let j = i + 1; j < listeners.length; j++) {
@@ -103,6 +139,35 @@ function checkListenersDiffer(config: NodeConfig): void {
       throw new ConfigError(`${aName} ${formatHostPort(a)}) and ${bName} ${formatHostPort(b)}) cannot share port ${a.port}`);
     }
   }
+}
+
+/** --listen-tls, --tls-cert and --tls-key go together. */
+function checkTls(config: NodeConfig): void {
+  if (config.listenTls === undefined) {
+    if (config.tlsCert.length !== 0 || config.tlsKey.length !== 0) throw new ConfigError('--tls-cert and --tls-key are for --listen-tls, which is not set');
+    return;
+  }
+  if (config.tlsCert.length === 0 || config.tlsKey.length === 0) throw new ConfigError('--listen-tls needs --tls-cert and --tls-key');
+  if (config.tlsCert.length !== config.tlsKey.length) {
+    throw new ConfigError(`--tls-cert names ${config.tlsCert.length} file(s) and --tls-key ${config.tlsKey.length}: give one key per certificate, in the same order`);
+  }
+}
+
+/**
+ * The active role is fenced by a lease of leaseHeartbeats() heartbeats after each
+ * acknowledged round (packages/raft README, "The lease"). Under two, /ready would
+ * never answer 200 (zero) or drop to 503 at every tick (one) while writes still
+ * replicate: refuse such settings here, with the shortest election timeout that works.
+ */
+function checkRaftTimers(config: NodeConfig): void {
+  const lease = leaseHeartbeats(config.raftElectionTimeout, config.raftHeartbeat);
+  if (lease >= MIN_LEASE_HEARTBEATS) return;
+  const min = minElectionTimeoutMs(config.raftHeartbeat);
+  throw new ConfigError(
+    `--raft-election-timeout ${formatDuration(config.raftElectionTimeout)} with --raft-heartbeat ${formatDuration(config.raftHeartbeat)} ` +
+      `gives the active node a lease of ${lease} heartbeat${lease === 1 ? '' : 's'}; it needs at least ${MIN_LEASE_HEARTBEATS}: ` +
+      `use an election timeout of at least ${formatDuration(min)} (${(min / config.raftHeartbeat).toFixed(1)} heartbeats) or a shorter heartbeat`,
+  );
 }
 
 const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
@@ -118,7 +183,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     [CONFIG_FLAG]: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const option of OPTIONS) options[option.flag] = { type: 'string' };
+  for (const option of OPTIONS) options[option.flag] = { type: option.boolean === true ? 'boolean' : 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -131,6 +196,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     if (name === 'help') help = value === true;
     // A repeated flag: parseArgs keeps the last one, which is what people expect.
     else if (typeof value === 'string') values[name] = value;
+    else if (value === true) values[name] = 'true';
   }
   return { values, help };
 }

@@ -136,6 +136,20 @@ export function parsePath(raw: unknown): string {
   return value;
 }
 
+/** A DNS host name (no port), e.g. for TLS server-name verification. */
+export function parseDnsName(raw: unknown): string {
+  const value = asString(raw, 'a host name').trim();
+  if (!HOSTNAME.test(value) || isIP(value) !== 0) throw new ValueError(`"${value}" is not a DNS host name`);
+  return value.toLowerCase();
+}
+
+/** `a.pem,b.pem`, or in the config file an array of paths; no empty entries. */
+export function parsePathList(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw new ValueError(`expected "FILE,FILE…" or an array of paths, got ${JSON.stringify(raw)}`);
+  return items.map((item) => parsePath(typeof item === 'string' ? item.trim() : item));
+}
+
 /** A whole number in [min, max], from a decimal string or a JSON number. */
 export function parseInteger(min: number, max: number): (raw: unknown) => number {
   return (raw) => {
@@ -151,6 +165,22 @@ export function parseCommand(raw: unknown): string {
   const value = asString(raw, 'a command').trim();
   if (value.length === 0 || value.length > 4096 || /[\r\n\0]/.test(value)) throw new ValueError('must be one non-empty line of at most 4096 characters');
   return value;
+}
+
+/** A file path (existence and contents are checked when the node starts). */
+export function parseFile(raw: unknown): string {
+  const value = asString(raw, 'a file path');
+  if (value.trim() === '' || value.includes('\0')) throw new ValueError(`"${value}" is not a usable file path`);
+  return value;
+}
+
+/** true/false (also 1/0, yes/no), or a JSON boolean in the config file. */
+export function parseBoolean(raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const value = asString(raw, 'true or false').trim().toLowerCase();
+  if (value === 'true' || value === '1' || value === 'yes') return true;
+  if (value === 'false' || value === '0' || value === 'no') return false;
+  throw new ValueError(`"${value}" is not true or false`);
 }
 
 export function parseToken(raw: unknown): string {

@@ -46,9 +46,10 @@ export function parseInterfaceName(raw: unknown): string {
   return raw;
 }
 
-/** on/off (also true/false, in the config file booleans). */
+/** on/off (also true/false, yes/no, 1/0; in the config file booleans). */
 export function parseOnOff(raw: unknown): boolean {
-  if (raw === true || raw === 'on' || raw === 'true') return true;
-  if (raw === false || raw === 'off' || raw === 'false') return false;
+  const value = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
+  if (value === true || value === 'on' || value === 'true' || value === 'yes' || value === '1') return true;
+  if (value === false || value === 'off' || value === 'false' || value === 'no' || value === '0') return false;
   throw new ValueError(`${JSON.stringify(raw)} is not one of on, off`);
 }

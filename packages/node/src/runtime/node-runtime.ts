@@ -2,7 +2,10 @@
 // shutdown. Nothing here handles requests; it wires the packages together and owns
 // process-level concerns (ports, lifecycle, logs).
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createProxy, type Proxy } from '@weldr/proxy';
+import { createProxy, type Proxy, type ProxyOptions, type ProxyTlsOptions } from '@weldr/proxy';
+import { ConfigError } from '../config/config-error.js';
+import { readTlsFiles } from './tls-files.js';
+import { readFileSync } from 'node:fs';
 import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
@@ -10,22 +13,58 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { RaftCluster, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
 import { faultInjector, NodeClusterView } from './node-cluster-view.js';
 import { registerServingMetrics } from './serving-metrics.js';
 import { VipManager } from './vip.js';
+import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
+import { registerPeerMetrics } from './peer-metrics.js';
+import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
+import type { NodeTls } from './tls-setup.js';
+
+const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
+  readonly proxyTlsAddress: HostPort | undefined;
   readonly adminAddress: HostPort;
+  /**
+   * SIGHUP: reread the --tls-cert/--tls-key files and serve new handshakes with them
+   * (established connections keep theirs). A problem is logged; the certificates in use
+   * stay.
+   */
+  reloadTls(): void;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+/**
+ * The node cannot go on: a write to the data directory failed, or a listener threw
+ * inside the store or the Raft loop. One line for the operator in `message`.
+ */
+export interface NodeFailure {
+  readonly kind: ClusterFailure['kind'];
+  readonly message: string;
+  /** The data directory, when the failure concerns it. */
+  readonly data?: string;
+  readonly error: Error;
+}
+
+export interface StartNodeOptions {
+  /**
+   * Called once after a fatal failure, when the node has already given up its role
+   * (/ready 503, on-passive run): the caller should exit. Default: log it.
+   */
+  readonly onFatal?: (failure: NodeFailure) => void;
+  /** Peer and admin TLS material, checked and reloadable; default none. */
+  readonly tls?: NodeTls;
+}
+
+export async function startNode(config: NodeConfig, log: Logger, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const tls = options.tls ?? NO_TLS;
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -37,17 +76,34 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     }
   };
 
+  // A fatal failure: give up every role first (readiness off, on-passive), then report.
+  let view: ClusterView | undefined;
+  let hooks: RoleHooks | undefined;
+  let vipManager: VipManager | undefined;
+  let failing = false;
+  const fatal = (failure: NodeFailure): void => {
+    if (failing) return;
+    failing = true;
+    view?.deactivate();
+    void (async () => {
+      await vipManager?.stop().catch(() => undefined);
+      await hooks?.stop('fatal').catch(() => undefined);
+      if (options.onFatal !== undefined) options.onFatal(failure);
+      else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    })();
+  };
+
   try {
     const clustered = config.peers.some((p) => p.id !== config.id);
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config), log);
+      raft = await RaftCluster.open(clusterOptions(config, tls, fatal), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
     } else {
-      const single = await openStore(config, log);
+      const single = await openStore(config, log, fatal);
       cleanups.push(() => single.close());
       store = single;
     }
@@ -58,7 +114,9 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     metrics.setDefaultLabels({ nodeId: config.id });
     collectDefaultMetrics({ register: metrics });
 
-    const proxy: Proxy = createProxy({
+    // Read before anything listens: a missing or unusable file is a configuration error.
+    const proxyTls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
+    const proxy: Proxy = createTlsProxy(proxyTls, {
       snapshot: store.snapshot(),
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
@@ -73,7 +131,16 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       nodeId: config.id,
       maxHeaderSize: config.maxHeaderSize,
       maxRetries: config.maxRetries,
+      limits: {
+        maxConnections: config.maxConnections,
+        maxConnectionsPerSource: config.maxConnectionsPerSource,
+        maxPipelineDepth: config.maxPipelineDepth,
+        originMaxConnections: config.originMaxConnections,
+        clientBodyMinRate: config.clientBodyMinRate,
+        clientBodyRateGraceMs: config.clientBodyRateGrace,
+      },
       metrics,
+      ...(config.originTls === undefined ? {} : { originTls: readOriginTls(config) }),
     });
     let proxyClosed = false;
     cleanups.push(() => (proxyClosed ? undefined : proxy.close({ deadlineMs: 0 })));
@@ -88,6 +155,8 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       ...(proxyAddressText === undefined ? {} : { proxyAddress: proxyAddressText }),
       ...(vip === null ? {} : { vip: vip.status() }),
     }));
+    view = cluster;
+    if (failing) cluster.deactivate();
     registerServingMetrics(metrics, () => cluster.serving());
     if (config.vip !== undefined && config.vipInterface !== undefined) {
       const r = raft;
@@ -107,6 +176,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
         },
       });
       const v = vip;
+      vipManager = v;
       // Before the node can become active: the guard removes a leftover address first.
       await v.start();
       cleanups.push(() => v.stop());
@@ -114,6 +184,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     }
     // --- end serving, VIP and fault injection ---
     warnIfAdminExposed(log, config);
+    warnIfOverFdLimit(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
     const raftNow = raft;
@@ -128,8 +199,28 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               if (leader !== lastLeader) listener();
               lastLeader = leader;
             }),
+      raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners), ...(raft === null ? {} : { faults: faultInjector(raft) }) });
+    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    let relay: RelayDispatcher | undefined;
+    if (raft !== null) {
+      const r = relayDispatcher(tls.peer);
+      cleanups.push(() => r.close());
+      relay = r;
+    }
+    const admin: AdminListener = await startAdminListener({
+      config,
+      store,
+      proxy,
+      cluster,
+      metrics,
+      log,
+      forward: raft ?? undefined,
+      ownListenerAt: ownListenerLookup(listeners),
+      tls: tls.admin,
+      relayDispatcher: relay?.get,
+      ...(raft === null ? {} : { faults: faultInjector(raft) }),
+    });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -153,23 +244,47 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     proxyAddressText = formatHostPort(proxyAddress);
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
+    let proxyTlsAddress: HostPort | undefined;
+    if (config.listenTls !== undefined) {
+      const at = config.listenTls;
+      const boundTls = await proxy.listenTls(at.port, at.host).catch((err: unknown) => {
+        throw listenError(err as NodeJS.ErrnoException, 'the proxy (TLS)', at);
+      });
+      proxyTlsAddress = { host: at.host, port: boundTls.port };
+      listeners.push({ name: 'proxy-tls', address: proxyTlsAddress });
+      logListening(log, 'proxy-tls', proxyTlsAddress);
+    }
 
-    cluster.activate();
-    const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
-    hooks.start();
-    if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
-    log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
+    if (!failing) cluster.activate();
+    const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
+    hooks = roleHooks;
+    roleHooks.start();
+    if (raft !== null) raft.driver.onRoleChange(() => roleHooks.check());
+    log.info(
+      { event: 'started', proxy: formatHostPort(proxyAddress), ...(proxyTlsAddress !== undefined ? { proxyTls: formatHostPort(proxyTlsAddress) } : {}), admin: formatHostPort(admin.address) },
+      'weldr node started',
+    );
 
     let stopping: Promise<void> | undefined;
     return {
       proxyAddress,
+      proxyTlsAddress,
       adminAddress: admin.address,
+      reloadTls: () => {
+        if (config.listenTls === undefined) return;
+        try {
+          proxy.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
+          log.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP', certificates: config.tlsCert }, 'proxy TLS certificates reloaded');
+        } catch (err) {
+          log.error({ event: 'tls_reload_failed', tls: 'proxy TLS', trigger: 'SIGHUP', err: { message: (err as Error).message } }, `proxy TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
+        }
+      },
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
           // The VIP goes first: before the proxy drains and the leadership is handed over.
           await vip?.stop();
-          await hooks.stop();
+          await roleHooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
           proxyClosed = true;
@@ -183,22 +298,58 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   }
 }
 
-function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPort): void {
+/** --origin-tls: the CA bundle to verify origins against (the system's when absent) and the name to expect. */
+function readOriginTls(config: NodeConfig): { ca?: string; servername?: string } {
+  const out: { ca?: string; servername?: string } = {};
+  const tls = config.originTls;
+  if (tls !== undefined && tls !== 'system') {
+    try {
+      out.ca = readFileSync(tls.caFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read --origin-tls file ${tls.caFile}: ${(err as Error).message}`);
+    }
+    if (!out.ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`--origin-tls file ${tls.caFile} holds no PEM certificate`);
+  }
+  if (config.originTlsServername !== undefined) out.servername = config.originTlsServername;
+  return out;
+}
+
+/** createProxy, with a certificate problem reported as a configuration error (exit 2). */
+function createTlsProxy(tls: ProxyTlsOptions | undefined, options: ProxyOptions): Proxy {
+  try {
+    return createProxy(tls === undefined ? options : { ...options, tls });
+  } catch (err) {
+    if (tls === undefined) throw err;
+    throw new ConfigError(`--tls-cert/--tls-key: ${(err as Error).message}`);
+  }
+}
+
+function logListening(log: Logger, listener: 'proxy' | 'proxy-tls' | 'admin', address: HostPort): void {
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
-/** Reads are always open; an exposed admin listener without a token also takes writes from anyone. */
+/**
+ * Off loopback the admin API has a token (the configuration refuses to start otherwise);
+ * its reads stay open unless --admin-auth-reads: say so once.
+ */
 function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
-  if (isLoopbackHost(config.admin.host)) return;
+  if (isLoopbackHost(config.admin.host) || config.adminAuthReads) return;
   const address = formatHostPort(config.admin);
-  if (config.adminToken === undefined) {
-    log.warn(
-      { event: 'admin_unprotected', address },
-      `the admin API is configured on ${address}, which is not loopback, and no admin token is set: anyone who can reach it can change the pool (set WELDR_ADMIN_TOKEN)`,
-    );
-  } else {
-    log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
-  }
+  log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open (--admin-auth-reads closes them)`);
+}
+
+/**
+ * Connections beyond what the open-file limit allows are not refused by the proxy but
+ * by libuv, which accepts and closes them with a reserve descriptor, uncounted — and the
+ * admin API and LevelDB starve at the same time. Say so at start.
+ */
+function warnIfOverFdLimit(log: Logger, config: NodeConfig): void {
+  const limit = openFileLimit();
+  if (limit === undefined || config.maxConnections <= autoMaxConnections(limit)) return;
+  log.warn(
+    { event: 'max_connections_over_fd_limit', maxConnections: config.maxConnections, openFileLimit: limit, fits: autoMaxConnections(limit) },
+    `--max-connections ${config.maxConnections} needs more file descriptors than the open-file limit (${limit}) leaves: raise the limit (ulimit -n, LimitNOFILE=) or lower --max-connections to ${autoMaxConnections(limit)}`,
+  );
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
@@ -209,13 +360,19 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig): RaftClusterOptions {
+function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): RaftClusterOptions {
   return {
+    onFatal: (f) => onFatal({ kind: f.kind, message: f.message, data: f.data, error: f.error }),
+    maxQueuedRequests: config.raftMaxQueue,
+    maxPendingReads: config.raftMaxPendingReads,
     id: config.id,
     data: config.data,
     raft: config.raft,
     peers: config.peers,
     clusterToken: config.clusterToken,
+    peerTls: tls.peer,
+    maxPendingConnections: config.raftMaxPending,
+    maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
     serving: { mode: config.serve, staleLimitMs: config.serveStaleLimit, quorumLoss: config.quorumLoss },

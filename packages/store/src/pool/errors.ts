@@ -4,7 +4,9 @@ export type StoreErrorCode =
   | 'NOT_LEADER' // 503 (or forwarded): this node cannot accept the write
   | 'NO_QUORUM' // 503
   | 'TIMEOUT' // 504: may still apply
-  | 'STOPPED'; // 503: store closed
+  | 'STOPPED' // 503: store closed
+  | 'OVERLOADED' // 503: a bounded queue is full; nothing was done, retry shortly
+  | 'NODE_FAILED'; // 500: the node stopped after a failed storage write (or a loop failure); may have been applied
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
