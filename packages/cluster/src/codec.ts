@@ -48,6 +48,9 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
+  /** `maxBytes`: the largest frame body accepted. */
+  constructor(private readonly maxBytes = MAX_FRAME_BYTES) {}
+
   push(chunk: Buffer): unknown[] {
     this.chunks.push(chunk);
     this.buffered += chunk.length;
@@ -56,7 +59,7 @@ export class FrameDecoder {
       if (this.buffered < 4) return out;
       const head = this.peek(4);
       const len = head.readUInt32BE(0);
-      if (len > MAX_FRAME_BYTES) throw new FrameError(`frame length ${len} exceeds ${MAX_FRAME_BYTES}`);
+      if (len > this.maxBytes) throw new FrameError(`frame length ${len} exceeds ${this.maxBytes}`);
       if (this.buffered < 4 + len) return out;
       const frame = this.take(4 + len).subarray(4);
       try {

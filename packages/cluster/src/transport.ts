@@ -5,10 +5,17 @@
 // dropped and the peer reported unreachable; the core retries by itself.
 //
 // Each connection starts with a hello frame naming the sender and carrying the
-// cluster token (when one is configured). Every later frame must be a message that
-// passes validateMessage, addressed to this node, from the peer that said hello.
-// Anything else closes the connection: a peer that speaks nonsense is not trusted
-// for the rest of what it sends.
+// cluster token (when one is configured) and the sender's identity: its cluster id,
+// its incarnation, and what it knows of the receiver's incarnation (HelloIdentity).
+// Whether such a peer may talk to this node is the `admit` hook's decision (the
+// membership and identity rules live in identity.ts); until it has decided — it may
+// first record the peer's incarnation durably — nothing the peer sent is delivered.
+// Every later frame must be a message that passes validateMessage, addressed to this
+// node, from the peer that said hello, or a control frame ({"ctl": …}) for the
+// application. Anything else closes the connection: a peer that speaks nonsense is not
+// trusted for the rest of what it sends. A peer refused for who it is gets one frame
+// saying why ({"refused": …}) before the connection closes, so that it can tell, for
+// instance, that it was removed from the cluster.
 import net from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { validateMessage, InvalidMessage, type Message, type NodeId, type Transport } from '@weldr/raft';
@@ -45,20 +52,56 @@ export interface TcpTransportOptions {
   readonly reconnectMaxMs?: number;
   /** A hello must arrive this soon after an inbound connect. Default 5000 ms. */
   readonly helloTimeoutMs?: number;
-  /** What this node tells its peers about itself in each hello (e.g. its admin URL). */
-  readonly advertise?: () => Readonly<Record<string, string>>;
-  /** What a peer said about itself in its hello. */
-  readonly onPeerInfo?: (id: NodeId, info: Readonly<Record<string, string>>) => void;
+  /** This node's identity fields for a hello to `to`. */
+  readonly identity?: (to: NodeId) => HelloIdentity;
+  /**
+   * Decides on a peer whose hello passed the protocol and token checks: undefined
+   * admits it, a Refusal refuses it. May return a promise; the peer's frames wait.
+   */
+  readonly admit?: (hello: PeerHello) => Refusal | undefined | Promise<Refusal | undefined>;
+  /** A control frame from an admitted peer. */
+  readonly onControl?: (from: NodeId, frame: ControlFrame, hello: PeerHello) => void;
+  /** A peer this node connected to refused it (the peer's Refusal frame). */
+  readonly onRefused?: (peer: NodeId, refusal: Refusal) => void;
 }
 
 const PROTOCOL = 'weldr-raft/1';
 
-interface Hello {
+/** What a node says about itself, and about the peer it connects to, in its hello. */
+export interface HelloIdentity {
+  /** The sender's cluster id; undefined before it has one. */
+  readonly cluster?: string;
+  /** The sender's incarnation (a random id fixed when its data directory was created). */
+  readonly incarnation?: string;
+  /** The incarnation the sender knows the receiver by, and its applied index when it learned it. */
+  readonly expect?: { readonly incarnation: string; readonly index: number };
+}
+
+/** A hello as the receiver sees it, after the protocol and token checks. */
+export interface PeerHello extends HelloIdentity {
+  readonly from: NodeId;
+  readonly remote: string;
+}
+
+/** Why a peer is refused; sent to it as {"refused": code, ...}. */
+export interface Refusal {
+  readonly code: string;
+  readonly message: string;
+  /** The refuser's applied index (so a lagging refuser can be told from an informed one). */
+  readonly index?: number;
+  /** The refuser's cluster id, when it has one. */
+  readonly cluster?: string;
+  readonly expect?: { readonly incarnation: string; readonly index: number };
+}
+
+/** An application frame between admitted peers: {"ctl": name, ...fields}. */
+export type ControlFrame = { readonly ctl: string } & Readonly<Record<string, unknown>>;
+
+interface Hello extends HelloIdentity {
   readonly hello: string;
   readonly from: NodeId;
   readonly to: NodeId;
   readonly token: string;
-  readonly info?: Readonly<Record<string, string>>;
 }
 
 class Peer {
@@ -133,6 +176,20 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /** Send a control frame to `to` over this node's connection to it; false if not connected. */
+  sendControl(to: NodeId, frame: ControlFrame): boolean {
+    const peer = this.peers.get(to);
+    const s = peer?.socket;
+    if (peer === undefined || s === null || s === undefined || !peer.connected || s.writableLength > this.maxQueued) return false;
+    s.write(encodeFrame(frame));
+    return true;
+  }
+
+  /** The members this transport connects to, with their addresses. */
+  peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
+    return new Map([...this.peers].map(([id, p]) => [id, p.address]));
+  }
+
   /** Learn (or forget, with undefined) a member's address at run time. */
   setPeer(id: NodeId, address: PeerAddress | undefined): void {
     if (id === this.opts.id) return;
@@ -169,11 +226,30 @@ export class TcpTransport implements Transport {
       peer.backoffMs = this.minMs;
       if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
       peer.reportedDown = false;
-      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '', info: this.opts.advertise?.() ?? {} };
+      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '', ...identityFields(this.opts.identity?.(peer.id)) };
       s.write(encodeFrame(hello));
     });
-    // Nothing is expected back on an outbound connection; reading keeps FIN/RST visible.
-    s.on('data', () => undefined);
+    // The only thing a peer sends back is a refusal before it closes; reading also keeps
+    // FIN/RST visible. Anything else, or more than a small frame, ends the connection.
+    const decoder = new FrameDecoder(REFUSAL_MAX_BYTES);
+    s.on('data', (chunk: Buffer) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch {
+        s.destroy();
+        return;
+      }
+      for (const f of frames) {
+        const refusal = parseRefusal(f);
+        if (refusal === undefined) {
+          s.destroy();
+          return;
+        }
+        this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, 'raft peer refused this node');
+        this.opts.onRefused?.(peer.id, refusal);
+      }
+    });
     s.on('error', (err) => {
       if (!peer.reportedDown) this.opts.log.debug({ peer: peer.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'raft peer connection failed');
       peer.reportedDown = true;
@@ -218,33 +294,74 @@ export class TcpTransport implements Transport {
     socket.setNoDelay(true);
     const decoder = new FrameDecoder();
     let from: NodeId | null = null;
+    let hello: PeerHello | null = null;
+    /** While the admit hook decides, frames wait here (and the socket is paused). */
+    let backlog: unknown[] | null = null;
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const helloTimer = setTimeout(() => refuse('no hello in time'), this.helloMs);
     helloTimer.unref();
-    const refuse = (why: string): void => {
+    const refuse = (why: string, refusal?: Refusal): void => {
       this.opts.log.warn({ remote, peer: from, why }, 'raft peer connection refused');
-      socket.destroy();
-    };
-    socket.on('data', (chunk: Buffer) => {
-      let frames: unknown[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (err) {
-        refuse(err instanceof FrameError ? err.message : 'unreadable frame');
+      if (refusal !== undefined && !socket.destroyed) {
+        socket.end(
+          encodeFrame({
+            refused: refusal.code,
+            message: refusal.message,
+            ...(refusal.index === undefined ? {} : { index: refusal.index }),
+            ...(refusal.cluster === undefined ? {} : { cluster: refusal.cluster }),
+            ...(refusal.expect === undefined ? {} : { expect: refusal.expect }),
+          }),
+        );
+        // A peer that does not close its side is cut shortly after.
+        setTimeout(() => socket.destroy(), 1000).unref();
         return;
       }
-      for (const f of frames) {
+      socket.destroy();
+    };
+    const admitted = (verdict: Refusal | undefined): boolean => {
+      if (verdict === undefined) return true;
+      refuse(`${verdict.code}: ${verdict.message}`, verdict);
+      return false;
+    };
+    const handle = (frames: unknown[]): void => {
+      for (let i = 0; i < frames.length; i++) {
+        const f = frames[i];
         if (socket.destroyed) return;
+        if (backlog !== null) {
+          backlog.push(f);
+          continue;
+        }
         if (from === null) {
           const why = this.checkHello(f);
           if (why !== undefined) {
             refuse(why);
             return;
           }
-          from = (f as Hello).from;
+          const h = f as Hello;
+          from = h.from;
+          hello = { from: h.from, remote, ...identityFields(h) };
           clearTimeout(helloTimer);
-          const info = peerInfo((f as Hello).info);
-          if (info !== undefined) this.opts.onPeerInfo?.(from, info);
+          const verdict = this.opts.admit?.(hello);
+          if (verdict instanceof Promise) {
+            backlog = frames.slice(i + 1);
+            socket.pause();
+            verdict.then(
+              (v) => {
+                const rest = backlog ?? [];
+                backlog = null;
+                if (!admitted(v) || socket.destroyed) return;
+                socket.resume();
+                handle(rest);
+              },
+              (err: unknown) => refuse(`admission failed: ${(err as Error).message}`),
+            );
+            return;
+          }
+          if (!admitted(verdict)) return;
+          continue;
+        }
+        if (f !== null && typeof f === 'object' && typeof (f as { ctl?: unknown }).ctl === 'string') {
+          this.opts.onControl?.(from, f as ControlFrame, hello!);
           continue;
         }
         const m = validateMessage(f);
@@ -258,6 +375,16 @@ export class TcpTransport implements Transport {
         }
         this.opts.onMessage(m);
       }
+    };
+    socket.on('data', (chunk: Buffer) => {
+      let frames: unknown[];
+      try {
+        frames = decoder.push(chunk);
+      } catch (err) {
+        refuse(err instanceof FrameError ? err.message : 'unreadable frame');
+        return;
+      }
+      handle(frames);
     });
     socket.on('error', () => undefined);
     socket.on('close', () => {
@@ -277,16 +404,36 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** At most 16 short string fields; anything else is ignored. */
-function peerInfo(v: unknown): Record<string, string> | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const out: Record<string, string> = {};
-  let n = 0;
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (++n > 16) break;
-    if (typeof x === 'string' && k.length <= 64 && x.length <= 512) out[k] = x;
-  }
-  return out;
+/** A refusal frame is small; an outbound connection reads nothing else. */
+const REFUSAL_MAX_BYTES = 4096;
+const IDENTITY_TEXT = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The identity fields of a hello, each kept only when well-formed. */
+function identityFields(h: HelloIdentity | undefined): HelloIdentity {
+  if (h === undefined) return {};
+  const ok = (v: unknown): v is string => typeof v === 'string' && IDENTITY_TEXT.test(v);
+  const e = h.expect as { incarnation?: unknown; index?: unknown } | undefined;
+  const expect = e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0 ? { incarnation: e.incarnation, index: e.index as number } : undefined;
+  return {
+    ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
+    ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
+    ...(expect === undefined ? {} : { expect }),
+  };
+}
+
+function parseRefusal(f: unknown): Refusal | undefined {
+  if (f === null || typeof f !== 'object') return undefined;
+  const r = f as { refused?: unknown; message?: unknown; index?: unknown; cluster?: unknown; expect?: unknown };
+  if (typeof r.refused !== 'string' || r.refused.length > 64 || typeof r.message !== 'string') return undefined;
+  const index = Number.isSafeInteger(r.index) ? (r.index as number) : undefined;
+  const { cluster, expect } = identityFields({ cluster: r.cluster as string, expect: r.expect as HelloIdentity['expect'] });
+  return {
+    code: r.refused,
+    message: r.message.slice(0, 1000),
+    ...(index === undefined ? {} : { index }),
+    ...(cluster === undefined ? {} : { cluster }),
+    ...(expect === undefined ? {} : { expect }),
+  };
 }
 
 function tokenMatches(expected: string, got: string): boolean {

@@ -28,6 +28,14 @@ export interface RaftClusterOptions {
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */
   readonly electionTimeoutMs: number;
+  /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
+  readonly join?: string | undefined;
+  /** How long a join may keep retrying (elections, a change in flight). Default 60 s. */
+  readonly joinDeadlineMs?: number | undefined;
+  /** The admin token, for the join request (a write). */
+  readonly adminToken?: string | undefined;
+  /** A backup document (GET /cluster/snapshot): an empty data directory seeds a new cluster from it. */
+  readonly restore?: { readonly path: string; readonly text: string } | undefined;
 }
 
 /** The subset of pino the cluster uses; a pino Logger satisfies it. */
@@ -42,10 +50,15 @@ export interface ClusterLogger {
 export interface ClusterMemberStatus {
   readonly id: NodeId;
   readonly role: 'voter' | 'learner';
+  /** Raft address, from the member's record (a seed's from --peers until recorded). */
   readonly address?: string;
+  readonly adminAddress?: string;
+  readonly proxyAddress?: string;
   readonly raftRole?: string;
   readonly matchIndex?: number;
   readonly replication?: string;
+  /** On the leader: heard from within two election timeouts. */
+  readonly live?: boolean;
 }
 
 /** What /cluster reports (the admin API's ClusterInfo has this shape). */
@@ -56,6 +69,8 @@ export interface ClusterStatus {
   readonly term: number;
   readonly commitIndex: number;
   readonly appliedIndex: number;
+  /** The cluster's id; null before the first leader recorded one (and on a single node). */
+  readonly clusterId?: string | null;
   readonly members: readonly ClusterMemberStatus[];
 }
 

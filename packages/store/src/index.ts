@@ -77,7 +77,8 @@ export {
   validateMemberId,
 } from './pool/validate-member.js';
 export type { ApplyOptions, Applied } from './pool/state-machine.js';
-export { DEFAULT_REQUEST_LIMITS } from './pool/idempotency.js';
+export { DEFAULT_REQUEST_LIMITS, lookupRequest } from './pool/idempotency.js';
+export { fingerprintOf } from './pool/fingerprint.js';
 export type { RememberedRequest, RequestTable, RequestTableLimits } from './pool/idempotency.js';
 export { STATE_FORMAT_VERSION, serializeState, deserializeState, toSerialized, stateFromParts } from './pool/serialize.js';
 export type { SerializedClusterState, SerializedPoolState, PoolStateParts } from './pool/serialize.js';

@@ -74,8 +74,17 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
-  const received = await signal;
-  log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
+  // A cluster member may have to stop on its own: removed from the cluster (exit 0), or
+  // told by its peers that its data directory is not the one they know (exit 1).
+  const outcome = await Promise.race([signal.then((received) => ({ received })), node.ended.then((end) => ({ end }))]);
+  let exitCode = 0;
+  if ('end' in outcome) {
+    exitCode = outcome.end.exitCode;
+    process.stderr.write(`weldr start: ${outcome.end.message}\n`);
+    log.info({ event: 'stopping', reason: outcome.end.reason, deadlineMs: config.shutdownTimeout }, `${outcome.end.reason}: shutting down`);
+  } else {
+    log.info({ event: 'stopping', signal: outcome.received, deadlineMs: config.shutdownTimeout }, `${outcome.received}: shutting down`);
+  }
   // The proxy gives up on in-flight requests at the deadline; if closing the rest
   // hangs beyond a grace period, exit anyway rather than leave a half-stopped node.
   const overrun = setTimeout(() => {
@@ -89,8 +98,8 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
-  setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
-  return 0;
+  setTimeout(() => process.exit(exitCode), SHUTDOWN_GRACE_MS).unref();
+  return exitCode;
 }
 
 /** Cluster mode's extra rules (the values themselves are checked by the loader). */
@@ -109,9 +118,16 @@ function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): N
     }
   }
   const others = config.peers.filter((p) => p.id !== config.id);
-  if (others.length === 0) return config;
+  if (config.restore !== undefined && others.length > 0) {
+    throw new ConfigError('--restore seeds a new cluster with this node as its only member; leave --peers out and start the other members with --join');
+  }
+  if (config.restore !== undefined && config.join !== undefined) {
+    throw new ConfigError('--restore seeds a new cluster and --join joins an existing one: give one of them');
+  }
+  if (others.length === 0 && config.join === undefined && config.restore === undefined) return config;
   if (config.store !== 'level') {
-    throw new ConfigError('cluster mode (--peers names other members) needs --store level: the Raft log must survive restarts');
+    const why = others.length > 0 ? '--peers names other members' : config.join !== undefined ? '--join' : '--restore';
+    throw new ConfigError(`cluster mode (${why}) needs --store level: the Raft log must survive restarts`);
   }
   if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
     throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);

@@ -2,7 +2,7 @@
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
 import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseAdminUrl, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -21,6 +21,10 @@ export interface NodeConfig {
   readonly peers: readonly Peer[];
   /** Shared secret peers present to each other on the Raft transport. */
   readonly clusterToken: string | undefined;
+  /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
+  readonly join: string | undefined;
+  /** A backup (GET /cluster/snapshot) an empty data directory seeds a new cluster from. */
+  readonly restore: string | undefined;
   /** Raft heartbeat interval (one tick), ms. */
   readonly raftHeartbeat: number;
   /** Raft election timeout (randomized to [T, 2T)), ms. */
@@ -80,6 +84,8 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes (prefer the variable: flags show in ps)', defaultText: '(none: writes are open)', defaultValue: constant(undefined), parse: parseToken },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
   { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the cluster members\' Raft addresses (this node\'s own entry is allowed); any other member turns on cluster mode', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'join', flag: 'join', env: 'WELDR_JOIN', valueName: 'URL', help: 'admin URL of any member: an empty data directory asks that cluster to add this node (as a learner, promoted once caught up); ignored once the node is a member', defaultText: '(none)', defaultValue: constant(undefined), parse: parseAdminUrl },
+  { key: 'restore', flag: 'restore', env: 'WELDR_RESTORE', valueName: 'FILE', help: 'a backup (GET /cluster/snapshot, weldr snapshot save): an empty data directory seeds a new one-member cluster from it; the others --join it', defaultText: '(none)', defaultValue: constant(undefined), parse: parsePath },
   { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members present to each other (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken },
   { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
   { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 2 heartbeats', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },

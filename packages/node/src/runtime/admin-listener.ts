@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Registry } from 'prom-client';
-import { answerClientError, createAdminApp } from '@weldr/admin';
+import { answerClientError, createAdminApp, type MembershipAdmin } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
@@ -24,6 +24,8 @@ export interface AdminListenerDeps {
   readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** Cluster mode: writes on a follower are relayed to the leader. */
   readonly forward?: ForwardTarget | undefined;
+  /** /cluster/members and /cluster/snapshot. */
+  readonly members?: MembershipAdmin;
 }
 
 export interface AdminListener {
@@ -47,6 +49,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     log: deps.log.child({ component: 'admin' }),
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
+    ...(deps.members === undefined ? {} : { members: deps.members }),
   });
   const local = app.callback();
   const server = createServer(
@@ -94,8 +97,8 @@ export function isLoopbackHost(host: string): boolean {
  * Looks up which of `listeners` (bound addresses, added as they bind) a canonical
  * ip:port reaches: the same address, or any address of this host for a wildcard one.
  */
-export function ownListenerLookup(listeners: readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
-  return (ip, port) => listeners.find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
+export function ownListenerLookup(listeners: () => readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
+  return (ip, port) => listeners().find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
 }
 
 function reaches(host: string, ip: string): boolean {

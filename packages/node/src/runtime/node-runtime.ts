@@ -10,16 +10,20 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { RaftCluster, type ClusterEnd, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { readFile } from 'node:fs/promises';
+import { clusterMembers, singleNodeMembers } from './members-admin.js';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
-import { openStore } from './store-factory.js';
+import { openStore, StoreOpenError } from './store-factory.js';
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
   readonly adminAddress: HostPort;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
+  /** Resolves when a cluster member must stop on its own (removed; state lost); never otherwise. */
+  readonly ended: Promise<ClusterEnd>;
 }
 
 export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
@@ -35,11 +39,15 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
   };
 
   try {
-    const clustered = config.peers.some((p) => p.id !== config.id);
+    // Cluster mode: new members (--peers, --join, --restore), and any data directory
+    // that already belongs to one (a joined member restarted without --join, a cluster
+    // shrunk to one member): its replicated records say who the members are.
+    const clustered =
+      config.peers.some((p) => p.id !== config.id) || config.join !== undefined || config.restore !== undefined || (config.store === 'level' && (await RaftCluster.holdsMember(config.data)));
     let raft: RaftCluster | null = null;
     let store: PoolStore;
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config), log);
+      raft = await RaftCluster.open(await clusterOptions(config), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
@@ -95,12 +103,27 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               lastLeader = leader;
             }),
     );
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt: ownListenerLookup(listeners) });
+    // This node's own listeners, and (cluster mode) every member's proxy and admin
+    // listener from the replicated records: none of them may be added as an origin.
+    const raftForLookup = raft;
+    const ownListenerAt = ownListenerLookup(() => [...listeners, ...(raftForLookup?.memberListeners() ?? [])]);
+    const members = raft === null ? singleNodeMembers(config.id, store) : clusterMembers(raft);
+    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt, members });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
+
+    const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
+      throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
+    });
+    const proxyAddress = { host: config.listen.host, port: bound.port };
+    listeners.push({ name: 'proxy', address: proxyAddress });
+    logListening(log, 'proxy', proxyAddress);
+
     if (raft !== null) {
-      await raft.start(admin.address);
+      // After both listeners: the node publishes their addresses in its member record
+      // (and a joining node sends them with its request to join).
+      await raft.start({ admin: admin.address, proxy: proxyAddress });
       if (config.balancer !== undefined) {
         // Replicated: the first leader that sees the flag makes the setting match.
         const r = raft;
@@ -112,13 +135,6 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       }
     }
 
-    const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
-      throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
-    });
-    const proxyAddress = { host: config.listen.host, port: bound.port };
-    listeners.push({ name: 'proxy', address: proxyAddress });
-    logListening(log, 'proxy', proxyAddress);
-
     cluster.activate();
     const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
     hooks.start();
@@ -129,6 +145,7 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     return {
       proxyAddress,
       adminAddress: admin.address,
+      ended: raft?.ended ?? new Promise<ClusterEnd>(() => undefined),
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
@@ -172,7 +189,15 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig): RaftClusterOptions {
+async function clusterOptions(config: NodeConfig): Promise<RaftClusterOptions> {
+  let restore: { path: string; text: string } | undefined;
+  if (config.restore !== undefined) {
+    try {
+      restore = { path: config.restore, text: await readFile(config.restore, 'utf8') };
+    } catch (err) {
+      throw new StoreOpenError(`cannot read --restore ${config.restore}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+    }
+  }
   return {
     id: config.id,
     data: config.data,
@@ -181,5 +206,8 @@ function clusterOptions(config: NodeConfig): RaftClusterOptions {
     clusterToken: config.clusterToken,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
+    join: config.join,
+    adminToken: config.adminToken,
+    restore,
   };
 }

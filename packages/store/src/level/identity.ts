@@ -23,6 +23,13 @@ export interface NodeIdentity {
   readonly incarnation: string;
   /** ISO time the data directory became a member's (for messages). */
   readonly createdAt: string;
+  /**
+   * Applied index at which this data directory became a member: 0 for a new cluster's
+   * seed or a restore, the AddMember index for a join; null while a join is unconfirmed.
+   */
+  readonly since: number | null;
+  /** Set when this member applied its own removal: the directory may not serve again. */
+  readonly removedAt?: number;
 }
 
 export interface PeerIncarnation {
@@ -45,10 +52,19 @@ export async function readIdentity(db: PoolDb): Promise<NodeIdentity | undefined
     throw new Error(`corrupt node identity: ${IDENTITY_KEYS.identity} is not JSON`, { cause: err });
   }
   const o = v as Partial<NodeIdentity> | null;
-  if (o === null || typeof o !== 'object' || typeof o.memberId !== 'string' || typeof o.incarnation !== 'string' || typeof o.createdAt !== 'string') {
+  const index = (x: unknown): boolean => Number.isSafeInteger(x) && (x as number) >= 0;
+  if (
+    o === null ||
+    typeof o !== 'object' ||
+    typeof o.memberId !== 'string' ||
+    typeof o.incarnation !== 'string' ||
+    typeof o.createdAt !== 'string' ||
+    !(o.since === null || index(o.since)) ||
+    !(o.removedAt === undefined || index(o.removedAt))
+  ) {
     throw new Error(`corrupt node identity: ${IDENTITY_KEYS.identity} is ${raw.slice(0, 200)}`);
   }
-  return Object.freeze({ memberId: o.memberId, incarnation: o.incarnation, createdAt: o.createdAt });
+  return Object.freeze({ memberId: o.memberId, incarnation: o.incarnation, createdAt: o.createdAt, since: o.since ?? null, ...(o.removedAt === undefined ? {} : { removedAt: o.removedAt }) });
 }
 
 export async function writeIdentity(db: PoolDb, identity: NodeIdentity): Promise<void> {

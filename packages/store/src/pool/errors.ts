@@ -4,7 +4,14 @@ export type StoreErrorCode =
   | 'NOT_LEADER' // 503 (or forwarded): this node cannot accept the write
   | 'NO_QUORUM' // 503
   | 'TIMEOUT' // 504: may still apply
-  | 'STOPPED'; // 503: store closed
+  | 'STOPPED' // 503: store closed
+  // membership changes (refused before anything reaches the log):
+  | 'NOT_FOUND' // 404: no such member
+  | 'CONFLICT' // 409: e.g. removing the last voter, a request id reused, a single node
+  | 'CHANGE_IN_PROGRESS' // 409: another membership change is not yet applied
+  | 'QUORUM_AT_RISK' // 409: the change would leave no quorum of live voters
+  | 'MEMBER_EXISTS' // 409: the id is a member with other addresses / incarnation
+  | 'NOT_CAUGHT_UP'; // 409: promoting a learner that is behind or silent
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;
