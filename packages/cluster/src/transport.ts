@@ -300,7 +300,10 @@ export class TcpTransport implements Transport {
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
     const helloTimer = setTimeout(() => refuse('no hello in time'), this.helloMs);
     helloTimer.unref();
+    /** Once refused, nothing more from this connection is read (it may still be half open). */
+    let refused = false;
     const refuse = (why: string, refusal?: Refusal): void => {
+      refused = true;
       this.opts.log.warn({ remote, peer: from, why }, 'raft peer connection refused');
       if (refusal !== undefined && !socket.destroyed) {
         socket.end(
@@ -326,7 +329,7 @@ export class TcpTransport implements Transport {
     const handle = (frames: unknown[]): void => {
       for (let i = 0; i < frames.length; i++) {
         const f = frames[i];
-        if (socket.destroyed) return;
+        if (socket.destroyed || refused) return;
         if (backlog !== null) {
           backlog.push(f);
           continue;
@@ -349,7 +352,7 @@ export class TcpTransport implements Transport {
               (v) => {
                 const rest = backlog ?? [];
                 backlog = null;
-                if (!admitted(v) || socket.destroyed) return;
+                if (!admitted(v) || socket.destroyed || refused) return;
                 socket.resume();
                 handle(rest);
               },
@@ -377,6 +380,7 @@ export class TcpTransport implements Transport {
       }
     };
     socket.on('data', (chunk: Buffer) => {
+      if (refused) return;
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);

@@ -154,3 +154,124 @@ test('a peer that restarts is reconnected to', async (t) => {
   });
   t.pass();
 });
+
+test('hello identity: the admit hook sees it, and nothing the peer sent is delivered before an asynchronous admission resolves', async (t) => {
+  const got: Message[] = [];
+  const hellos: unknown[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    log: silent,
+    onMessage: (m) => got.push(m),
+    admit: (h) => {
+      hellos.push(h);
+      return gate.then(() => undefined);
+    },
+  });
+  await b.start();
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    identity: (to) => ({ cluster: 'c1', incarnation: 'inc-a', expect: { incarnation: `inc-${to}`, index: 7 } }),
+  });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('hello seen', () => {
+    a.send([msg('a', 'b')]);
+    return hellos.length > 0;
+  });
+  for (let i = 0; i < 5; i++) a.send([msg('a', 'b', { term: 4 + i })]);
+  await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(got, [], 'held back while the admission is pending');
+  t.like(hellos[0], { from: 'a', cluster: 'c1', incarnation: 'inc-a', expect: { incarnation: 'inc-b', index: 7 } });
+  release();
+  await until('delivered after admission', () => got.length >= 5);
+  t.true(got.every((m) => m.from === 'a'));
+});
+
+test('a refused peer is told why ({"refused"}), sees it through onRefused, and nothing it sent is delivered; control frames reach onControl', async (t) => {
+  const got: Message[] = [];
+  const controls: unknown[] = [];
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    log: silent,
+    onMessage: (m) => got.push(m),
+    admit: (h) => (h.from === 'a' ? { code: 'not-member', message: 'a was removed', index: 42, cluster: 'c1' } : undefined),
+    onControl: (from, frame) => controls.push({ from, frame }),
+  });
+  await b.start();
+  const refusals: unknown[] = [];
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    onRefused: (peer, r) => refusals.push({ peer, r }),
+    reconnectMinMs: 10,
+    reconnectMaxMs: 50,
+  });
+  await a.start();
+  const c = new TcpTransport({
+    id: 'c',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+  });
+  await c.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    await c.close();
+  });
+  await until('refusal seen', () => {
+    a.send([msg('a', 'b')]);
+    return refusals.length > 0;
+  });
+  t.like(refusals[0], { peer: 'b', r: { code: 'not-member', message: 'a was removed', index: 42, cluster: 'c1' } });
+  await until('control frame delivered', () => {
+    c.sendControl('b', { ctl: 'publish', adminAddress: '127.0.0.1:1' });
+    return controls.length > 0;
+  });
+  t.like(controls[0], { from: 'c', frame: { ctl: 'publish', adminAddress: '127.0.0.1:1' } });
+  t.false(a.sendControl('nobody', { ctl: 'x' }));
+  t.deepEqual(got, []);
+});
+
+test('an outbound connection reads only small refusal frames: anything else from the peer closes it', async (t) => {
+  const server = net.createServer((s) => {
+    s.on('data', () => undefined);
+    s.write(encodeFrame({ type: 'MsgHeartbeat', from: 'b', to: 'a' }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  let connections = 0;
+  server.on('connection', () => connections++);
+  const refusals: unknown[] = [];
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    onRefused: (peer, r) => refusals.push({ peer, r }),
+    reconnectMinMs: 10,
+    reconnectMaxMs: 20,
+  });
+  await a.start();
+  t.teardown(() => a.close());
+  await until('the connection was cut and made again', () => connections >= 3);
+  t.deepEqual(refusals, []);
+});
