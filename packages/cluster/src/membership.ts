@@ -99,7 +99,7 @@ export interface MembershipOptions {
   readonly sendControl: (to: NodeId, frame: ControlFrame) => boolean;
   /** Default deadline of a change. Default 5000 ms. */
   readonly timeoutMs?: number;
-  /** Upkeep cadence. Default 200 ms. */
+  /** Upkeep cadence. Default 100 ms. */
   readonly upkeepMs?: number;
   /** Injected clock (performance.now). */
   readonly now?: () => number;
@@ -130,8 +130,12 @@ export class MembershipManager {
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.upkeep(), this.opts.upkeepMs ?? 200);
+    this.timer = setInterval(() => void this.upkeep(), this.opts.upkeepMs ?? 100);
     this.timer.unref();
+    // A new leader fills in its own record at once (after its no-op: see leaderDuties).
+    this.opts.driver.onRoleChange((role) => {
+      if (role === 'leader') void this.upkeep();
+    });
   }
 
   stop(): void {
@@ -383,6 +387,13 @@ export class MembershipManager {
     // must include every change earlier leaders committed.
     if (node.termAt(driver.status().appliedIndex) !== node.term) return;
     const state = replica.current;
+    // Its own record first: followers relay writes to the admin address it holds.
+    const me = state.cluster.members.get(this.opts.self);
+    const mine = me === undefined ? undefined : this.updateFor(me);
+    if (mine !== undefined) {
+      await this.propose(mine);
+      return;
+    }
     if (state.cluster.clusterId === null) {
       const clusterId = randomBytes(8).toString('hex');
       await this.propose({ type: 'InitCluster', clusterId });

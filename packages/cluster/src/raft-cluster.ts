@@ -428,6 +428,16 @@ export class RaftCluster implements ClusterView {
     this.lastState = state;
     this.syncPeers();
     void this.guard?.membersChanged(prev, state).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not update peer incarnation records'));
+    // Removed members are told at once on the connections they already have.
+    for (const id of prev.cluster.members.keys()) {
+      if (state.cluster.members.has(id) || id === this.config.id) continue;
+      this.transport?.refuseFrom(id, {
+        code: 'not-member',
+        message: `${id} was removed from the cluster at index ${state.appliedIndex}`,
+        index: state.appliedIndex,
+        ...(state.cluster.clusterId === null ? {} : { cluster: state.cluster.clusterId }),
+      });
+    }
     const self = this.config.id;
     if (prev.cluster.members.has(self) && !state.cluster.members.has(self) && this.identity.since !== null) {
       void this.removed(`this member (${self}) was removed from the cluster at index ${state.appliedIndex}`);

@@ -125,6 +125,10 @@ export class TcpTransport implements Transport {
   private readonly server: net.Server;
   private readonly peers = new Map<NodeId, Peer>();
   private readonly inbound = new Set<net.Socket>();
+  /** Who each admitted inbound connection belongs to. */
+  private readonly inboundFrom = new Map<net.Socket, NodeId>();
+  /** Per inbound connection: refuse it now (with a refusal frame). */
+  private readonly refusers = new Map<net.Socket, (why: string, refusal?: Refusal) => void>();
   private readonly maxQueued: number;
   private readonly minMs: number;
   private readonly maxMs: number;
@@ -183,6 +187,16 @@ export class TcpTransport implements Transport {
     if (peer === undefined || s === null || s === undefined || !peer.connected || s.writableLength > this.maxQueued) return false;
     s.write(encodeFrame(frame));
     return true;
+  }
+
+  /**
+   * Ends every inbound connection of `id` with `refusal`: a peer admitted before it
+   * was removed from the configuration is told so now, not at its next reconnect.
+   */
+  refuseFrom(id: NodeId, refusal: Refusal): void {
+    for (const [socket, from] of this.inboundFrom) {
+      if (from === id) this.refusers.get(socket)?.(`${refusal.code}: ${refusal.message}`, refusal);
+    }
   }
 
   /** The members this transport connects to, with their addresses. */
@@ -353,6 +367,7 @@ export class TcpTransport implements Transport {
                 const rest = backlog ?? [];
                 backlog = null;
                 if (!admitted(v) || socket.destroyed || refused) return;
+                this.inboundFrom.set(socket, from!);
                 socket.resume();
                 handle(rest);
               },
@@ -361,6 +376,7 @@ export class TcpTransport implements Transport {
             return;
           }
           if (!admitted(verdict)) return;
+          this.inboundFrom.set(socket, from);
           continue;
         }
         if (f !== null && typeof f === 'object' && typeof (f as { ctl?: unknown }).ctl === 'string') {
@@ -390,10 +406,13 @@ export class TcpTransport implements Transport {
       }
       handle(frames);
     });
+    this.refusers.set(socket, refuse);
     socket.on('error', () => undefined);
     socket.on('close', () => {
       clearTimeout(helloTimer);
       this.inbound.delete(socket);
+      this.inboundFrom.delete(socket);
+      this.refusers.delete(socket);
     });
   }
 

@@ -27,7 +27,7 @@ async function freePort(): Promise<number> {
   }
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 10_000): Promise<T> {
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = fn();
@@ -186,8 +186,10 @@ test('a node joins as a learner, is promoted once caught up, and every member fo
   const n4 = h.members.get('n4')!.cluster!;
   t.is(n4.store.snapshot().servers.length, 30, 'the new member received the pool');
 
-  // One change at a time: two concurrent changes through the leader, the second refused.
+  // One change at a time: two concurrent changes through the leader, the second refused
+  // (once the automatic promotion, itself a change, is applied on the leader).
   const l = await h.leader();
+  while ((await l.listMembers()).members.find((m) => m.id === 'n4')?.role !== 'voter') await new Promise((r) => setTimeout(r, 20));
   const add = (id: string): AddMemberCommand => ({ type: 'AddMember', id, raftAddress: `127.0.0.1:${id === 'n5' ? 1 : 2}`, adminAddress: '127.0.0.1:3', autoPromote: false });
   const first = l.addMember(add('n5'), { requestId: 'add-n5' });
   const second = await l.addMember(add('n6')).catch((err: unknown) => err);
