@@ -25,6 +25,7 @@ async function everyMemberHolds(t: import('ava').ExecutionContext, c: MemberClus
 }
 
 test.serial('grow 3 → 5 → 3 under writes through every member and proxied traffic through the active one; the leader is one of those removed', async (t) => {
+  t.timeout(240_000, 'a membership drill on a loaded machine');
   const c = await MemberCluster.seed(t, 3);
   const origin = await startOrigin(t, 'o1');
   // Health checks that a loaded machine passes: o1 stays healthy, so the proxy never
@@ -105,6 +106,7 @@ test.serial('grow 3 → 5 → 3 under writes through every member and proxied tr
 });
 
 test.serial('a member killed and wiped comes back under its old flags: refused with a message, nothing acknowledged lost; replaced by a new node that joins', async (t) => {
+  t.timeout(240_000, 'a membership drill on a loaded machine');
   const c = await MemberCluster.seed(t, 3);
   const watch = watchForTwoActive(() => c.activeNow());
   const writer = new Writer(c, '127.2.0.1');

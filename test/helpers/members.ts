@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { makeTempDir } from './node.js';
 import { reservedPort } from './ports.js';
+import { Relay } from './relay.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './process.js';
 import { eventually, sleep } from './wait.js';
 
@@ -15,6 +16,8 @@ export const CLUSTER_TOKEN = 'e2e-cluster-secret-0123456789';
 export interface Member {
   readonly id: string;
   readonly raftPort: number;
+  /** With relays: where every peer reaches this member (its advertised Raft address). */
+  readonly relay: Relay | null;
   readonly adminPort: number;
   readonly proxyPort: number;
   readonly dataDir: string;
@@ -44,23 +47,34 @@ export class MemberCluster {
     private readonly t: Teardown,
     seeds: string[],
     private readonly extraArgs: readonly string[],
+    private readonly relayed: boolean,
   ) {
     this.seeds = seeds;
     this.dir = makeTempDir(t, 'weldr-members-');
   }
 
-  /** Seed members n1..nN of a new cluster, all started and one of them active. */
-  static async seed(t: Teardown, size = 3, extraArgs: readonly string[] = []): Promise<MemberCluster> {
+  /**
+   * Seed members n1..nN of a new cluster, all started and one of them active. With
+   * `relayed`, every member is reached through a Relay (test/helpers/relay.ts).
+   */
+  static async seed(t: Teardown, size = 3, extraArgs: readonly string[] = [], options: { relayed?: boolean } = {}): Promise<MemberCluster> {
     const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
-    const c = new MemberCluster(t, ids, extraArgs);
+    const c = new MemberCluster(t, ids, extraArgs, options.relayed === true);
     for (const id of ids) await c.define(id);
     await Promise.all(ids.map((id) => c.startSeed(id)));
     await c.active();
     return c;
   }
 
+  /** No member yet: members come with --restore or --join. */
+  static empty(t: Teardown, extraArgs: readonly string[] = []): MemberCluster {
+    return new MemberCluster(t, [], extraArgs, false);
+  }
+
   async define(id: string): Promise<Member> {
-    const m: Member = { id, raftPort: await reservedPort(), adminPort: await reservedPort(), proxyPort: await reservedPort(), dataDir: join(this.dir, id), proc: null };
+    const raftPort = await reservedPort();
+    const relay = this.relayed ? await Relay.start(this.t, id, raftPort) : null;
+    const m: Member = { id, raftPort, relay, adminPort: await reservedPort(), proxyPort: await reservedPort(), dataDir: join(this.dir, id), proc: null };
     this.members.set(id, m);
     return m;
   }
@@ -71,8 +85,18 @@ export class MemberCluster {
     return m;
   }
 
+  /** The port peers dial to reach `m`. */
+  private reach(m: Member): number {
+    return m.relay?.port ?? m.raftPort;
+  }
+
   get peers(): string {
-    return this.seeds.map((id) => `${id}=127.0.0.1:${this.member(id).raftPort}`).join(',');
+    return this.seeds.map((id) => `${id}=127.0.0.1:${this.reach(this.member(id))}`).join(',');
+  }
+
+  /** Hold back (or release) the appends with entries `from` sends to every other member. */
+  holdAppends(from: string, on: boolean): void {
+    for (const m of this.members.values()) if (m.id !== from) m.relay?.hold(from, on);
   }
 
   private args(m: Member): string[] {
@@ -82,6 +106,7 @@ export class MemberCluster {
       '--listen', `127.0.0.1:${m.proxyPort}`,
       '--admin', `127.0.0.1:${m.adminPort}`,
       '--raft', `127.0.0.1:${m.raftPort}`,
+      ...(m.relay === null ? [] : ['--raft-advertise', `127.0.0.1:${m.relay.port}`]),
       '--data', m.dataDir,
       ...this.extraArgs,
     ];

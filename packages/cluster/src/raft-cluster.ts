@@ -213,7 +213,7 @@ export class RaftCluster implements ClusterView {
     this.transport = transport;
     const raftBound = { host: config.raft.host, port: transport.port };
     log.info({ event: 'listening', listener: 'raft', host: config.raft.host, port: transport.port, address: formatHostPort(raftBound) }, `raft listening on ${formatHostPort(raftBound)}`);
-    this.own = ownAttributes(raftBound, selfPeer, listeners);
+    this.own = ownAttributes(raftBound, config.raftAdvertise ?? selfPeer, listeners);
 
     if (this.mode === 'join' && this.identity.since === null) await this.join(config.join!);
     else if (config.join !== undefined) await this.checkJoinTarget(config.join);

@@ -20,6 +20,8 @@ export interface RaftClusterOptions {
   readonly data: string;
   /** Where the peer transport listens. */
   readonly raft: HostPort;
+  /** Where peers reach this node's Raft listener, if not its --peers entry or `raft`. */
+  readonly raftAdvertise?: HostPort | undefined;
   /** The members' Raft addresses (this node's own entry allowed). */
   readonly peers: readonly PeerSpec[];
   /** Shared secret members present in their hello; undefined: none. */

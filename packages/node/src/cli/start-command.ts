@@ -105,9 +105,15 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
 /** Cluster mode's extra rules (the values themselves are checked by the loader). */
 function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
   let config = loadedConfig;
-  // The same member list on every node: this node's own entry is its Raft address.
+  // The same member list on every node: this node's own entry is its Raft address —
+  // or, with --raft-advertise, the address peers reach it at.
   const self = config.peers.find((p) => p.id === config.id);
-  if (self !== undefined) {
+  if (self !== undefined && config.raftAdvertise !== undefined) {
+    const a = config.raftAdvertise;
+    if (a.host !== self.address.host || a.port !== self.address.port) {
+      throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft-advertise is ${formatHostPort(a)}; make them agree`);
+    }
+  } else if (self !== undefined) {
     // --raft may bind a wildcard while the list names this node as peers reach it
     // (0.0.0.0:8688 and weldr-0.weldr-peers:8688 in Kubernetes): then the ports agree.
     const wildcard = config.raft.host === '0.0.0.0' || config.raft.host === '::';

@@ -18,6 +18,8 @@ export interface NodeConfig {
   /** Bearer token required for admin writes (POST/PATCH/DELETE); reads stay open. */
   readonly adminToken: string | undefined;
   readonly raft: HostPort;
+  /** Where peers reach this node's Raft listener, when that is not --raft (NAT, a relay, a wildcard). */
+  readonly raftAdvertise: HostPort | undefined;
   readonly peers: readonly Peer[];
   /** Shared secret peers present to each other on the Raft transport. */
   readonly clusterToken: string | undefined;
@@ -83,6 +85,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes (prefer the variable: flags show in ps)', defaultText: '(none: writes are open)', defaultValue: constant(undefined), parse: parseToken },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'raftAdvertise', flag: 'raft-advertise', env: 'WELDR_RAFT_ADVERTISE', valueName: 'HOST:PORT', help: 'the Raft address other members reach this node at, as recorded in its member record (NAT, port forwarding, a relay)', defaultText: "(its own --peers entry, else --raft; a wildcard --raft: the host name)", defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw, false) },
   { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the cluster members\' Raft addresses (this node\'s own entry is allowed); any other member turns on cluster mode', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
   { key: 'join', flag: 'join', env: 'WELDR_JOIN', valueName: 'URL', help: 'admin URL of any member: an empty data directory asks that cluster to add this node (as a learner, promoted once caught up); ignored once the node is a member', defaultText: '(none)', defaultValue: constant(undefined), parse: parseAdminUrl },
   { key: 'restore', flag: 'restore', env: 'WELDR_RESTORE', valueName: 'FILE', help: 'a backup (GET /cluster/snapshot, weldr snapshot save): an empty data directory seeds a new one-member cluster from it; the others --join it', defaultText: '(none)', defaultValue: constant(undefined), parse: parsePath },

@@ -202,6 +202,7 @@ async function clusterOptions(config: NodeConfig): Promise<RaftClusterOptions> {
     id: config.id,
     data: config.data,
     raft: config.raft,
+    raftAdvertise: config.raftAdvertise,
     peers: config.peers,
     clusterToken: config.clusterToken,
     heartbeatMs: config.raftHeartbeat,
