@@ -73,10 +73,12 @@ export class IdentityGuard {
   helloFor(to: NodeId): HelloIdentity {
     const clusterId = this.opts.state().cluster.clusterId;
     const expect = this.known(to);
+    const me = this.opts.identity();
     return {
       ...(clusterId === null ? {} : { cluster: clusterId }),
-      incarnation: this.opts.identity().incarnation,
+      incarnation: me.incarnation,
       ...(expect === undefined ? {} : { expect }),
+      ...(me.bootstrap === undefined ? {} : { bootstrap: me.bootstrap }),
     };
   }
 
@@ -113,6 +115,18 @@ export class IdentityGuard {
     const ours = state.cluster.clusterId;
     if (hello.cluster !== undefined && ours !== null && hello.cluster !== ours) {
       return { ...base, code: 'cluster', message: `${id} belongs to cluster ${hello.cluster}; this node is in cluster ${ours}` };
+    }
+    const mine = this.opts.identity().bootstrap;
+    if (hello.bootstrap !== undefined && mine !== undefined && hello.bootstrap !== mine) {
+      // Two seeds whose bootstrap logs differ hold different entries at the same
+      // indexes, all "committed": they must never exchange a message.
+      return {
+        ...base,
+        code: 'bootstrap',
+        message:
+          `${id} bootstrapped a new cluster from another --peers list than this node did: it is not a seed of this cluster. ` +
+          'A node joins a running cluster with --join on an empty data directory, never with --peers',
+      };
     }
     if (hello.expect !== undefined) this.checkExpectation(id, hello.expect);
     if (this.stopped) return { code: 'stopping', message: 'this node is stopping' };
@@ -158,6 +172,14 @@ export class IdentityGuard {
     const ours = this.opts.state().cluster.clusterId;
     if (refusal.code === 'incarnation' && refusal.expect !== undefined) {
       this.checkExpectation(peer, refusal.expect);
+      return;
+    }
+    if (refusal.code === 'bootstrap') {
+      // Only a peer of an established cluster (it has an id, this node has none) can
+      // tell a stray seed apart from a cluster whose seeds disagree on their list.
+      if (this.stopped || refusal.cluster === undefined || ours !== null) return;
+      this.stopped = true;
+      this.opts.onLostState(`${peer} refused this node: ${refusal.message}. Empty this data directory and start the node with --join <admin URL of a member>`);
       return;
     }
     if (refusal.code !== 'not-member') return;

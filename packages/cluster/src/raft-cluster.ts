@@ -22,7 +22,7 @@
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
 import { access, mkdir } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import type { NodeId } from '@weldr/raft';
 import {
@@ -585,11 +585,16 @@ async function prepare(
     return { mode: 'join', identity };
   }
   if (config.peers.some((p) => p.id !== config.id)) {
-    identity = fresh(0);
+    identity = { ...fresh(0), bootstrap: bootstrapDigest([config.id, ...config.peers.map((p) => p.id)]) };
     await writeIdentity(db, identity);
     return { mode: 'bootstrap', identity };
   }
   throw new StoreOpenError(`data directory ${config.data} is empty: name the other members with --peers to start a new cluster, or --join an existing one`);
+}
+
+/** Identifies the bootstrap log a seed list makes (bootstrapEntries sorts and dedupes the ids the same way). */
+function bootstrapDigest(ids: readonly string[]): string {
+  return createHash('sha256').update([...new Set(ids)].sort().join(',')).digest('hex').slice(0, 16);
 }
 
 export { JoinRefused };

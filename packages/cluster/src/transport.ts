@@ -75,6 +75,8 @@ export interface HelloIdentity {
   readonly incarnation?: string;
   /** The incarnation the sender knows the receiver by, and its applied index when it learned it. */
   readonly expect?: { readonly incarnation: string; readonly index: number };
+  /** A seed's digest of the seed list its bootstrap log was made from. */
+  readonly bootstrap?: string;
 }
 
 /** A hello as the receiver sees it, after the protocol and token checks. */
@@ -441,6 +443,7 @@ function identityFields(h: HelloIdentity | undefined): HelloIdentity {
     ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
     ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
     ...(expect === undefined ? {} : { expect }),
+    ...(ok(h.bootstrap) ? { bootstrap: h.bootstrap } : {}),
   };
 }
 

@@ -133,3 +133,19 @@ test('first-seen incarnations are forgotten when the member is removed or its re
   t.is(w.guard.known('n3'), undefined);
   t.deepEqual([...(await readPeerIncarnations(w.db))], []);
 });
+
+test('seeds whose bootstrap logs differ never talk: a stray seed is refused, and stops only when told so by an established cluster', async (t) => {
+  const w = await world({ identity: { memberId: 'n1', incarnation: 'inc-n1', createdAt: 'x', since: 0, bootstrap: 'digest-a' } });
+  t.like(await w.guard.admit(hello('n3', { incarnation: 'inc-n3', bootstrap: 'digest-b' })), { code: 'bootstrap', cluster: 'c1' });
+  t.is(await w.guard.admit(hello('n3', { incarnation: 'inc-n3', bootstrap: 'digest-a' })), undefined);
+  t.deepEqual(w.guard.helloFor('n3').bootstrap, 'digest-a');
+  // This node is established (cluster c1): a refusal from a fresh seed does not stop it.
+  w.guard.onRefused('n3', { code: 'bootstrap', message: 'm' });
+  t.deepEqual(w.lost, []);
+  // A fresh stray seed told by an established member stops.
+  const stray = await world({ identity: { memberId: 'n1', incarnation: 'inc-n1', createdAt: 'x', since: 0, bootstrap: 'digest-b' } });
+  stray.state = initialState();
+  stray.guard.onRefused('n2', { code: 'bootstrap', message: 'not a seed', cluster: 'c1' });
+  t.is(stray.lost.length, 1);
+  t.regex(stray.lost[0]!, /--join/);
+});

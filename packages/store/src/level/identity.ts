@@ -30,6 +30,11 @@ export interface NodeIdentity {
   readonly since: number | null;
   /** Set when this member applied its own removal: the directory may not serve again. */
   readonly removedAt?: number;
+  /**
+   * A seed of a new cluster: a digest of the seed list its bootstrap log was made from.
+   * Seeds with different digests have different logs at the same indexes.
+   */
+  readonly bootstrap?: string;
 }
 
 export interface PeerIncarnation {
@@ -60,11 +65,19 @@ export async function readIdentity(db: PoolDb): Promise<NodeIdentity | undefined
     typeof o.incarnation !== 'string' ||
     typeof o.createdAt !== 'string' ||
     !(o.since === null || index(o.since)) ||
-    !(o.removedAt === undefined || index(o.removedAt))
+    !(o.removedAt === undefined || index(o.removedAt)) ||
+    !(o.bootstrap === undefined || typeof o.bootstrap === 'string')
   ) {
     throw new Error(`corrupt node identity: ${IDENTITY_KEYS.identity} is ${raw.slice(0, 200)}`);
   }
-  return Object.freeze({ memberId: o.memberId, incarnation: o.incarnation, createdAt: o.createdAt, since: o.since ?? null, ...(o.removedAt === undefined ? {} : { removedAt: o.removedAt }) });
+  return Object.freeze({
+    memberId: o.memberId,
+    incarnation: o.incarnation,
+    createdAt: o.createdAt,
+    since: o.since ?? null,
+    ...(o.removedAt === undefined ? {} : { removedAt: o.removedAt }),
+    ...(o.bootstrap === undefined ? {} : { bootstrap: o.bootstrap }),
+  });
 }
 
 export async function writeIdentity(db: PoolDb, identity: NodeIdentity): Promise<void> {
