@@ -59,6 +59,11 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   // A wildcard --raft with the same port as the node's own entry is fine (the next rule speaks).
   ['--raft on a wildcard agrees with the own --peers entry by port', ['start', '--id', 'n1', '--peers', 'n1=weldr-0.peers:7001,n2=127.0.0.1:7002', '--raft', '0.0.0.0:7001', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
   ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
+  ['--join with a memory store', ['start', '--join', 'http://127.0.0.1:8687', '--store', 'memory'], {}, /cluster mode \(--join\) needs --store level/],
+  ['--join that is not an admin URL', ['start', '--join', '127.0.0.1:8687'], {}, /--join: "127\.0\.0\.1:8687" is not an admin URL/],
+  ['--restore with other --peers', ['start', '--id', 'n1', '--restore', 'b.json', '--peers', 'n2=127.0.0.1:7002'], {}, /--restore seeds a new cluster with this node as its only member; leave --peers out/],
+  ['--restore and --join together', ['start', '--restore', 'b.json', '--join', 'http://127.0.0.1:8687'], {}, /give one of them/],
+  ['--raft-advertise disagrees with the node\'s own --peers entry', ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft-advertise', '127.0.0.1:7009'], {}, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft-advertise is 127\.0\.0\.1:7009/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
 ];

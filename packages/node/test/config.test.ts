@@ -172,3 +172,13 @@ test('the proxy and the admin API on one address is a configuration error', (t) 
 test('a key repeated in the config file is an error, not "the last one wins"', (t) => {
   t.regex(loadError(['--config', '/etc/w.json'], {}, { '/etc/w.json': '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}' }), /key "listen" appears more than once in config file \/etc\/w.json/);
 });
+
+test('--join takes an admin URL (normalised), --restore a path, --raft-advertise an address', (t) => {
+  const { config } = load(['--join', 'HTTP://127.0.0.1:8687/', '--restore', 'backup.json', '--raft-advertise', '[::1]:9000']);
+  t.is(config.join, 'http://127.0.0.1:8687');
+  t.is(config.restore, 'backup.json');
+  t.deepEqual(config.raftAdvertise, { host: '::1', port: 9000 });
+  t.is(load(['--join', 'https://admin.example:8687']).config.join, 'https://admin.example:8687');
+  for (const bad of ['127.0.0.1:8687', 'http://127.0.0.1:8687/cluster', 'ftp://x:1', 'http://x']) t.regex(loadError(['--join', bad]), /--join/);
+  t.regex(loadError(['--raft-advertise', '127.0.0.1:0']), /--raft-advertise/);
+});
