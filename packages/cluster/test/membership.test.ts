@@ -203,6 +203,11 @@ test('a node joins as a learner, is promoted once caught up, and every member fo
   t.like(await l.addMember(add('n5')), { change: 'unchanged' }, 'the same member again is no change');
   await t.throwsAsync(l.addMember({ ...add('n5'), raftAddress: '127.0.0.1:9' }), { message: /already a member with other addresses/ });
   await t.throwsAsync(l.addMember(add('n6'), { requestId: 'add-n5' }), { message: /already used/ });
+  // A learner that never speaks is not promoted, unless forced (then 4 of 5 voters are live: a quorum).
+  const silentOne = await l.promoteMember('n5').catch((err: unknown) => err);
+  t.like(silentOne, { code: 'NOT_CAUGHT_UP' });
+  t.regex((silentOne as Error).message, /has not heard from it/);
+  t.like(await l.promoteMember('n5', { force: true }), { change: 'promoted', member: { role: 'voter' } });
   await l.removeMember('n5');
   t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
 });
