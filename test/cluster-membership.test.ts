@@ -41,11 +41,14 @@ test.serial('grow 3 → 5 → 3 under writes through every member and proxied tr
     return true;
   }, 30_000);
   const watch = watchForTwoActive(() => c.activeNow());
-  const writer = new Writer(c, '127.1.0.1');
+  const writer = new Writer(c, '127.1.0.1', t);
   // Requests through whichever member is active: it must always route to the origin.
   let proxied = 0;
   const badProxied: string[] = [];
   let proxying = true;
+  t.teardown(() => {
+    proxying = false;
+  });
   const proxy = (async () => {
     while (proxying) {
       const active = (await c.activeNow())[0];
@@ -109,7 +112,7 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
   t.timeout(240_000, 'a membership drill on a loaded machine');
   const c = await MemberCluster.seed(t, 3);
   const watch = watchForTwoActive(() => c.activeNow());
-  const writer = new Writer(c, '127.2.0.1');
+  const writer = new Writer(c, '127.2.0.1', t);
   await eventually('some writes', () => (writer.acked.length >= 20 ? true : undefined), 30_000);
   const leader = await c.active();
   const victim = c.running().find((m) => m !== leader)!;

@@ -230,17 +230,29 @@ export class Writer {
   constructor(
     private readonly c: MemberCluster,
     private readonly ip: string,
+    t: Teardown,
     first = 1,
     concurrency = 2,
   ) {
     this.next = first;
     this.loops = Array.from({ length: concurrency }, () => this.loop());
+    // stop() reports a failed loop; until then a rejection is not "unhandled".
+    for (const loop of this.loops) loop.catch(() => undefined);
+    // A test that fails before stop() must not leave the loops running.
+    t.teardown(async () => {
+      this.running = false;
+      this.aborted = true;
+      await Promise.allSettled(this.loops);
+    });
   }
 
   private async loop(): Promise<void> {
     while (this.running) {
       const port = this.next++;
       for (let attempt = 0; ; attempt++) {
+        // Bounded even when nothing answers: a test that failed must not leave this
+        // loop (and so its worker) running for ever.
+        if (this.aborted || attempt > 600) throw new Error(`write ${port} never got an answer`);
         const targets = this.c.running();
         if (targets.length === 0) {
           await sleep(50);
@@ -272,10 +284,11 @@ export class Writer {
         }
         // Keep retrying this write even after stop(): its outcome must be known.
         await sleep(50);
-        if (attempt > 600) throw new Error(`write ${port} never got an answer`);
       }
     }
   }
+
+  private aborted = false;
 
   async stop(): Promise<number[]> {
     this.running = false;
