@@ -1,6 +1,6 @@
 // Pool settings changed through the admin API take effect on the data plane: active
 // health checks, draining, weights, and a hanging origin.
-import test from 'ava';
+import avaTest from 'ava';
 import { request } from 'undici';
 import { adminCall } from './helpers/admin.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
@@ -8,6 +8,10 @@ import type { WeldrNode } from './helpers/node.js';
 import type { Origin } from './helpers/origins.js';
 import { distribution, fetchVia, waitForRouting } from './helpers/routing.js';
 import { eventually, within } from './helpers/wait.js';
+import { limitedTest } from './helpers/limit.js';
+
+// Each test starts its own node and origins: at most 2 at a time (helpers/limit.ts).
+const test = limitedTest(avaTest, 2);
 
 async function patch(node: WeldrNode, path: string, body: unknown): Promise<void> {
   const res = await adminCall(node, 'PATCH', path, body);

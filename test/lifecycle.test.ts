@@ -1,7 +1,7 @@
 // A node's life: readiness, logs, graceful shutdown, restarts with a durable pool.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import test from 'ava';
+import avaTest from 'ava';
 import { request, WebSocket } from 'undici';
 import { addOrigin, adminCall } from './helpers/admin.js';
 import { makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
@@ -10,6 +10,10 @@ import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { runWeldr, spawnWeldr } from './helpers/process.js';
 import { fetchVia, waitForRouting } from './helpers/routing.js';
 import { within } from './helpers/wait.js';
+import { limitedTest } from './helpers/limit.js';
+
+// Each test starts its own node and origins: at most 2 at a time (helpers/limit.ts).
+const test = limitedTest(avaTest, 2);
 
 test('a started node is healthy and ready, and every log line carries nodeId', async (t) => {
   const node = await startNode(t, { id: 'life-1', store: 'memory' });

@@ -1,5 +1,5 @@
 // The pool changing under load: admin adds and removes, an origin dying, draining.
-import test from 'ava';
+import avaTest from 'ava';
 import { request } from 'undici';
 import { addOrigin, removeOrigin } from './helpers/admin.js';
 import { startNode } from './helpers/node.js';
@@ -7,6 +7,10 @@ import { receivedBy, nodeWithOrigins } from './helpers/fixtures.js';
 import { startOrigins } from './helpers/origins.js';
 import { distribution, fetchVia, waitForRouting } from './helpers/routing.js';
 import { eventually, within } from './helpers/wait.js';
+import { limitedTest } from './helpers/limit.js';
+
+// Each test starts its own node and origins: at most 2 at a time (helpers/limit.ts).
+const test = limitedTest(avaTest, 2);
 
 /** DEFAULT_HEALTH_CHECK.intervalMs: the brief's "within one health interval". */
 const HEALTH_INTERVAL_MS = 2000;

@@ -1,11 +1,12 @@
 import Router from '@koa/router';
 import Koa from 'koa';
-import { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, type AdminDeps } from './deps.js';
+import { DEFAULT_BATCH_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, type AdminDeps } from './deps.js';
 import type { AdminState, ResolvedDeps } from './context.js';
 import { requireToken } from './middleware/auth.js';
 import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { memberRoutes } from './routes/members.js';
+import { batchRoutes } from './routes/batch.js';
 import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -20,10 +21,12 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   const resolved: ResolvedDeps = {
     ...deps,
     bodyLimitBytes: positive(deps.bodyLimitBytes, DEFAULT_BODY_LIMIT_BYTES, 'bodyLimitBytes'),
+    batchBodyLimitBytes: positive(deps.batchBodyLimitBytes, DEFAULT_BATCH_BODY_LIMIT_BYTES, 'batchBodyLimitBytes'),
     requestTimeoutMs: positive(deps.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
   };
   const auth = requireToken(deps.auth?.token);
   const router = new Router<AdminState>();
+  batchRoutes(router, resolved, auth);
   serverRoutes(router, resolved, auth);
   settingsRoutes(router, resolved, auth);
   statsRoutes(router, resolved);

@@ -11,6 +11,7 @@ export interface AdminState {
 /** Dependencies with defaults resolved, shared by every route. */
 export interface ResolvedDeps extends AdminDeps {
   readonly bodyLimitBytes: number;
+  readonly batchBodyLimitBytes: number;
   readonly requestTimeoutMs: number;
   readonly log: AdminLogger;
 }

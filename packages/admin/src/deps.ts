@@ -128,6 +128,8 @@ export interface AdminDeps {
   readonly log: AdminLogger;
   /** Largest accepted request body. Default 64 KiB. */
   readonly bodyLimitBytes?: number;
+  /** Largest POST /servers/batch body (up to 1,000 commands). Default 1 MiB. */
+  readonly batchBodyLimitBytes?: number;
   /** How long a write waits for commit + apply (and a read for ReadIndex). Default 5000. */
   readonly requestTimeoutMs?: number;
   /**
@@ -146,6 +148,9 @@ export interface AdminDeps {
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
+// 1,000 commands with health-check overrides fit; one Raft entry stays far below the
+// peer transport's frame limit.
+export const DEFAULT_BATCH_BODY_LIMIT_BYTES = 1024 * 1024;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 
 /** A logger that drops everything, for tests and embedders that do not log. */

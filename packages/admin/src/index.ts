@@ -3,7 +3,7 @@ export { createAdminApp } from './app.js';
 export { AdminError } from './errors.js';
 export { answerClientError } from './client-error.js';
 export type { AdminErrorCode } from './errors.js';
-export { DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, silentLogger } from './deps.js';
+export { DEFAULT_BATCH_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, silentLogger } from './deps.js';
 export type {
   AdminDeps,
   AdminLogger,

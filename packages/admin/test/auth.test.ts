@@ -7,6 +7,7 @@ const writes: Array<[string, string, unknown]> = [
   ['PATCH', '/servers/10.0.0.1/80', { weight: 2 }],
   ['DELETE', '/servers/10.0.0.1/80', undefined],
   ['PATCH', '/settings', { balancer: 'power-of-two' }],
+  ['POST', '/servers/batch', { commands: [{ type: 'UpdateServer', ip: '10.0.0.1', port: 80, weight: 3 }] }],
 ];
 
 test('without auth configured, writes need no credentials', async (t) => {

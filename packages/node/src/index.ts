@@ -7,3 +7,5 @@ export { encodeFrame, websocketAccept } from './test-server/websocket-echo.js';
 export { loadConfig, type LoadedConfig, type LoadResult, type ConfigSource } from './config/load-config.js';
 export { OPTIONS, type NodeConfig } from './config/options.js';
 export { ConfigError, EXIT_USAGE } from './config/config-error.js';
+export { checkClusterConfig } from './config/cluster-rules.js';
+export { parseTestServerArgs } from './cli/test-server-command.js';

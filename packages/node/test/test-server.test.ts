@@ -234,8 +234,14 @@ test('WebSocket: handshake accept value, fragmented message, unmasked frame reje
 
 test('close() lets an in-flight request finish', async (t) => {
   const server = await startTestServer({ host: '127.0.0.1', port: 0 });
-  const pending = request(`http://127.0.0.1:${server.port}/delay/200`);
-  await new Promise((r) => setTimeout(r, 50));
+  const pending = request(`http://127.0.0.1:${server.port}/delay/2000`);
+  // Close only once the request has arrived (was: after a guessed 50 ms, which a loaded
+  // machine overran: the connection was refused as the listener closed).
+  for (;;) {
+    const counts = (await (await request(`http://127.0.0.1:${server.port}/__requests`)).body.json()) as { paths: Record<string, number> };
+    if (counts.paths['/delay/2000'] === 1) break;
+    await new Promise((r) => setTimeout(r, 10));
+  }
   const closing = server.close(10_000);
   const res = await pending;
   t.is(res.statusCode, 200);

@@ -3,6 +3,7 @@
 // in-flight requests); PATCH changes weight, health-check overrides and draining.
 import type Router from '@koa/router';
 import { serverId, validateIp, validatePort } from '@weldr/store';
+import { refuseOwnListener } from './own-listener.js';
 import { readJsonBody } from '../body.js';
 import { AdminError, fromStoreError } from '../errors.js';
 import type { Middleware } from 'koa';
@@ -47,22 +48,6 @@ export function serverRoutes(router: Router<AdminState>, deps: ResolvedDeps, aut
     await commit(ctx, deps, { type: 'RemoveServer', ...pathAddress(ctx.params) });
     ctx.status = 204;
   });
-}
-
-/** A server at one of this node's own listeners would make the proxy forward to itself. */
-function refuseOwnListener(deps: ResolvedDeps, command: Readonly<Record<string, unknown>>): void {
-  if (deps.ownListenerAt === undefined) return;
-  let ip: string;
-  let port: number;
-  try {
-    ip = validateIp(command['ip']);
-    port = validatePort(command['port']);
-  } catch {
-    return; // commit() reports the malformed address with its field
-  }
-  const listener = deps.ownListenerAt(ip, port);
-  if (listener === undefined) return;
-  throw new AdminError(400, 'INVALID_COMMAND', `${serverId(ip, port)} is this node's own ${listener} listener: the proxy would forward requests to itself`, { field: 'port' });
 }
 
 function pathAddress(params: Record<string, string | undefined>): { ip: string | undefined; port: string | undefined } {

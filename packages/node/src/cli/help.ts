@@ -1,34 +1,26 @@
-// --help texts. The `start` options come from the option table so they cannot drift.
-import { OPTIONS } from '../config/options.js';
+// --help texts of the commands (`weldr start --help` is built from the option table, in start-help.ts).
 
 export const MAIN_HELP = `weldr: HTTP/1.1 reverse proxy and load balancer with a Raft-replicated origin pool
 
 Usage:
   weldr start [options]         run a node (proxy + admin API)
+  weldr dev-cluster [options]   run a three-node cluster on this machine, with two origins
   weldr test-server [options]   run an origin server for tests, demos and benchmarks
   weldr help [command]          show help
   weldr --version               print the version
 
+Operating a running cluster (any member's admin API; --endpoints, --token, --json):
+  weldr servers list|add|remove|drain|export|import   the origin pool
+  weldr cluster status|transfer                       members, leader, active node
+  weldr member list|add|remove|promote                membership
+  weldr settings get|set                              balancer and health checks
+  weldr stats                                         a member's proxy counters
+  weldr snapshot save FILE                            backup of the replicated state
+
 Run 'weldr <command> --help' for a command's options.
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; the operator commands
+also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout.
 `;
-
-export function startHelp(): string {
-  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`, `${o.help} [${o.env}; default ${o.defaultText}]`]);
-  rows.unshift(['--config FILE', 'JSON config file with the keys below in camelCase [WELDR_CONFIG]']);
-  rows.push(['-h, --help', 'show this help']);
-  const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;
-  return `Usage: weldr start [options]
-
-Runs one node: the proxy listener, the admin API and the pool store.
-Each option can also be given as an environment variable or a config-file key;
-precedence is flags > environment > config file > defaults.
-Durations: 500ms, 10s, 2m or a number of milliseconds.
-
-Options:
-${rows.map(([flag, text]) => `  ${flag.padEnd(width)}${text}`).join('\n')}
-`;
-}
 
 export const TEST_SERVER_HELP = `Usage: weldr test-server [options]
 
@@ -56,4 +48,24 @@ Endpoints:
   ANY /truncate         sends 100 of a promised 1000 bytes, then drops the connection
   GET /ws               WebSocket echo (RFC 6455)
   anything else         404
+`;
+
+export const DEV_CLUSTER_HELP = `Usage: weldr dev-cluster [options]
+
+Runs a three-node weldr cluster and two origins on this machine (what \`npm start\` does):
+members n1..n3 as \`weldr start --peers …\` processes, origins as \`weldr test-server\`,
+registered in the pool through the admin API. Prints which member is active and what to
+try; Ctrl-C (SIGINT) or SIGTERM stops every process it started. Data and logs stay in
+--data, and the next run reuses them. For a single node, run \`weldr start\`.
+
+Options:
+  --data DIR                members' data in DIR/n1..n3, logs in DIR/<name>.log (default ./data)
+  --proxy-ports P,P,P       proxy listeners, one per member (default 8080,8090,8100)
+  --admin-ports P,P,P       admin API listeners (default 8687,8697,8707)
+  --raft-ports P,P,P        Raft peer listeners (default 8688,8698,8708)
+  --origin-ports P,…        test-server origins; 0 for any free port; empty for none (default 8081,8082)
+  -h, --help                show this help
+
+Every listener is on 127.0.0.1. The members share a cluster token kept in DIR/cluster-token
+(or WELDR_CLUSTER_TOKEN); WELDR_ADMIN_TOKEN, when set, is used to register the origins.
 `;

@@ -1,13 +1,12 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
-import { ConfigError } from '../config/config-error.js';
+import { checkClusterConfig } from '../config/cluster-rules.js';
 import { loadConfig } from '../config/load-config.js';
-import type { NodeConfig } from '../config/options.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
 import { startNode } from '../runtime/node-runtime.js';
 import { StoreOpenError } from '../runtime/store-factory.js';
-import { startHelp } from './help.js';
+import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
 
@@ -100,43 +99,4 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
   setTimeout(() => process.exit(exitCode), SHUTDOWN_GRACE_MS).unref();
   return exitCode;
-}
-
-/** Cluster mode's extra rules (the values themselves are checked by the loader). */
-function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
-  let config = loadedConfig;
-  // The same member list on every node: this node's own entry is its Raft address —
-  // or, with --raft-advertise, the address peers reach it at.
-  const self = config.peers.find((p) => p.id === config.id);
-  if (self !== undefined && config.raftAdvertise !== undefined) {
-    const a = config.raftAdvertise;
-    if (a.host !== self.address.host || a.port !== self.address.port) {
-      throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft-advertise is ${formatHostPort(a)}; make them agree`);
-    }
-  } else if (self !== undefined) {
-    // --raft may bind a wildcard while the list names this node as peers reach it
-    // (0.0.0.0:8688 and weldr-0.weldr-peers:8688 in Kubernetes): then the ports agree.
-    const wildcard = config.raft.host === '0.0.0.0' || config.raft.host === '::';
-    const same = self.address.port === config.raft.port && (wildcard || self.address.host === config.raft.host);
-    if (raftIsDefault) config = { ...config, raft: self.address };
-    else if (!same) {
-      throw new ConfigError(`--peers gives ${config.id} the address ${formatHostPort(self.address)} but --raft is ${formatHostPort(config.raft)}; make them agree or leave --raft out`);
-    }
-  }
-  const others = config.peers.filter((p) => p.id !== config.id);
-  if (config.restore !== undefined && others.length > 0) {
-    throw new ConfigError('--restore seeds a new cluster with this node as its only member; leave --peers out and start the other members with --join');
-  }
-  if (config.restore !== undefined && config.join !== undefined) {
-    throw new ConfigError('--restore seeds a new cluster and --join joins an existing one: give one of them');
-  }
-  if (others.length === 0 && config.join === undefined && config.restore === undefined) return config;
-  if (config.store !== 'level') {
-    const why = others.length > 0 ? '--peers names other members' : config.join !== undefined ? '--join' : '--restore';
-    throw new ConfigError(`cluster mode (${why}) needs --store level: the Raft log must survive restarts`);
-  }
-  if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
-    throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
-  }
-  return config;
 }

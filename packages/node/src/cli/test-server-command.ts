@@ -1,7 +1,7 @@
 // `weldr test-server`: parse flags, start the origin, print the listening line, stop on a signal.
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/config-error.js';
-import { rewordParseArgsError } from '../config/load-config.js';
+import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseHostPort, parseNodeId, ValueError } from '../config/values.js';
 import { startTestServer } from '../test-server/server.js';
 import { TEST_SERVER_HELP } from './help.js';
@@ -9,7 +9,15 @@ import { untilShutdownSignal } from './signals.js';
 
 export const DEFAULT_TEST_SERVER_PORT = 8081;
 
-export async function testServerCommand(argv: readonly string[]): Promise<number> {
+export interface TestServerArgs {
+  readonly help: boolean;
+  readonly host: string;
+  readonly port: number;
+  readonly id: string | undefined;
+}
+
+/** The flags of `weldr test-server`; a mistake is a ConfigError (exit 2). */
+export function parseTestServerArgs(argv: readonly string[]): TestServerArgs {
   let values;
   try {
     values = parseArgs({
@@ -21,10 +29,7 @@ export async function testServerCommand(argv: readonly string[]): Promise<number
   } catch (err) {
     throw new ConfigError(rewordParseArgsError(err));
   }
-  if (values.help) {
-    process.stdout.write(TEST_SERVER_HELP);
-    return 0;
-  }
+  if (values.help) return { help: true, host: '', port: 0, id: undefined };
   const host = values.host ?? '127.0.0.1';
   let address;
   let id: string | undefined;
@@ -40,8 +45,17 @@ export async function testServerCommand(argv: readonly string[]): Promise<number
     if (err instanceof ValueError) throw new ConfigError(`invalid value for --id: ${err.message}`);
     throw err;
   }
+  return { help: false, host: address.host, port: address.port, id };
+}
 
-  const server = await startTestServer({ host: address.host, port: address.port, ...(id === undefined ? {} : { id }) });
+export async function testServerCommand(argv: readonly string[]): Promise<number> {
+  const args = parseTestServerArgs(argv);
+  if (args.help) {
+    process.stdout.write(TEST_SERVER_HELP);
+    return 0;
+  }
+  const { host, port, id } = args;
+  const server = await startTestServer({ host, port, ...(id === undefined ? {} : { id }) });
   const line = (event: string, extra: Record<string, unknown> = {}) =>
     process.stdout.write(JSON.stringify({ event, service: 'test-server', id: server.id, host: server.host, port: server.port, ...extra }) + '\n');
   line('listening', { pid: process.pid });

@@ -6,7 +6,10 @@ import { parseArgs } from 'node:util';
 import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
+import { rewordParseArgsError } from './parse-args-error.js';
 import { formatHostPort, ValueError, type HostPort } from './values.js';
+
+export { rewordParseArgsError } from './parse-args-error.js';
 
 export type ConfigSource = 'flag' | 'env' | 'file' | 'default';
 
@@ -130,27 +133,6 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     else if (typeof value === 'string') values[name] = value;
   }
   return { values, help };
-}
-
-/** parseArgs' messages are long and mention its own API; say it in the CLI's terms. */
-export function rewordParseArgsError(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  const message = e.message ?? String(err);
-  const quoted = /'([^']+)'/.exec(message)?.[1];
-  switch (e.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option ${quoted ?? ''}`.trim();
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${quoted ?? ''}`.trim();
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      const flag = /Option '(?:-\w, )?(--[\w-]+)/.exec(message)?.[1];
-      if (!flag) return message;
-      // parseArgs also lands here for a value that starts with '-' ("--shutdown-timeout -5s").
-      return message.includes('ambiguous') ? `option ${flag} needs a value (for a value starting with '-', write ${flag}=VALUE)` : `option ${flag} needs a value`;
-    }
-    default:
-      return message;
-  }
 }
 
 function readConfigFile(path: string, readFile = (p: string) => readFileSync(p, 'utf8')): Record<string, unknown> {

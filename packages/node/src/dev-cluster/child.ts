@@ -1,0 +1,119 @@
+// A child process of `weldr dev-cluster`: another `weldr` (a node or a test-server) whose
+// output goes to a log file, and whose JSON log lines can be waited for.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+
+export type LogLine = Readonly<Record<string, unknown>>;
+
+export interface ChildExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+/** How to run this same `weldr` again (bin/weldr.js on dist, or main.ts through tsx). */
+export function weldrArgv(): string[] {
+  const entry = process.argv[1];
+  if (entry === undefined) throw new Error('cannot tell how weldr was started (no process.argv[1])');
+  return [...process.execArgv, entry];
+}
+
+export class Child {
+  readonly pid: number;
+  readonly exited: Promise<ChildExit>;
+  private exit: ChildExit | undefined;
+  private readonly lines: LogLine[] = [];
+  private readonly waiters = new Set<() => void>();
+  private readonly proc: ChildProcess;
+  private readonly log: WriteStream;
+  /** Last lines of stderr, for the message when the child fails. */
+  private stderrTail = '';
+
+  constructor(
+    readonly name: string,
+    args: readonly string[],
+    readonly logFile: string,
+    env: NodeJS.ProcessEnv,
+  ) {
+    this.log = createWriteStream(logFile, { flags: 'a' });
+    // Its own process group: a Ctrl-C in the terminal reaches only dev-cluster, which then
+    // sends each child exactly one SIGTERM (weldr treats a second signal as "exit now").
+    this.proc = spawn(process.execPath, [...weldrArgv(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+    if (this.proc.pid === undefined) throw new Error(`could not start ${name}`);
+    this.pid = this.proc.pid;
+    let partial = '';
+    this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.log.write(chunk);
+      partial += chunk;
+      let nl: number;
+      while ((nl = partial.indexOf('\n')) >= 0) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        try {
+          const parsed: unknown = JSON.parse(line);
+          if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) this.lines.push(parsed as LogLine);
+        } catch {
+          // not a JSON line: in the log file only
+        }
+      }
+      this.notify();
+    });
+    this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.log.write(chunk);
+      this.stderrTail = (this.stderrTail + chunk).slice(-2000);
+    });
+    this.exited = new Promise((resolve) => {
+      this.proc.once('close', (code, signal) => {
+        this.exit = { code, signal };
+        this.log.end();
+        this.notify();
+        resolve(this.exit);
+      });
+    });
+  }
+
+  get running(): boolean {
+    return this.exit === undefined;
+  }
+
+  /** Why it failed, in one line: its fatal log message or the end of its stderr. */
+  failure(): string {
+    const fatal = [...this.lines].reverse().find((l) => l['level'] === 60 || l['event'] === 'start_failed');
+    if (fatal !== undefined && typeof fatal['msg'] === 'string') return fatal['msg'];
+    const tail = this.stderrTail.trim().split('\n').pop();
+    return tail === undefined || tail === '' ? `exited ${this.exit?.signal ?? this.exit?.code ?? ''}` : tail;
+  }
+
+  /** The first log line (seen or to come) that matches; rejects if the child exits first or time runs out. */
+  waitForLine(what: string, match: (line: LogLine) => boolean, timeoutMs: number): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`${this.name}: no ${what} within ${Math.round(timeoutMs / 1000)} s (see ${this.logFile})`));
+      }, timeoutMs);
+      const check = (): void => {
+        const found = this.lines.find(match);
+        if (found !== undefined || this.exit !== undefined) {
+          this.waiters.delete(check);
+          clearTimeout(timer);
+          if (found !== undefined) resolve(found);
+          else reject(new Error(`${this.name} exited before ${what}: ${this.failure()} (see ${this.logFile})`));
+        }
+      };
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    if (!this.running) return;
+    try {
+      process.kill(this.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  private notify(): void {
+    for (const waiter of [...this.waiters]) waiter();
+  }
+}

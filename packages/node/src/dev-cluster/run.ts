@@ -1,0 +1,208 @@
+// `weldr dev-cluster` (what `npm start` runs): a three-node cluster and two origins on
+// loopback, for trying weldr out and for demos. It starts `weldr test-server` origins and
+// `weldr start` members as child processes, registers the origins through the admin API
+// (one atomic batch, idempotent, so a restart on the same data changes nothing), prints
+// who is active and what to try, and on SIGINT/SIGTERM stops every child it started by
+// PID. Data and logs stay in --data (./data) and are reused by the next run.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AdminClient } from '../ctl/client.js';
+import { CtlError } from '../ctl/errors.js';
+import { Child } from './child.js';
+import { DEFAULT_ADMIN_PORTS, type DevLayout } from './layout.js';
+
+/** Bounds: generous, a loaded laptop or CI machine is slow to start six processes. */
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 15_000;
+/** A second signal this long after the first means "hurry": SIGKILL what is left. */
+const HURRY_AFTER_MS = 1_000;
+/** Members drain for at most this long on Ctrl-C (the default 10 s is for production). */
+const MEMBER_SHUTDOWN_TIMEOUT = '2s';
+
+export interface DevClusterOutput {
+  out(text: string): void;
+}
+
+/** The members' shared secret: kept in the data directory so a restart uses the same one. */
+function clusterToken(dataRoot: string): string {
+  const fromEnv = process.env['WELDR_CLUSTER_TOKEN'];
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const file = join(dataRoot, 'cluster-token');
+  try {
+    return readFileSync(file, 'utf8').trim();
+  } catch {
+    const token = randomBytes(24).toString('base64url');
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    return token;
+  }
+}
+
+/** Runs until a signal; returns the exit code. */
+export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Promise<number> {
+  mkdirSync(layout.dataRoot, { recursive: true });
+  const children: Child[] = [];
+  const pidFile = join(layout.dataRoot, 'dev-cluster.pids');
+  let stopping = false;
+  let firstSignalAt = 0;
+  let resolveSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (resolveSignal = resolve));
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (!stopping) {
+      stopping = true;
+      firstSignalAt = Date.now();
+      resolveSignal(signal);
+      return;
+    }
+    // npm forwards the terminal's SIGINT too: a duplicate right away is not a second request.
+    if (Date.now() - firstSignalAt < HURRY_AFTER_MS) return;
+    io.out('second signal: killing what is left\n');
+    for (const c of children) c.signal('SIGKILL');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const recordPids = (): void => writeFileSync(pidFile, JSON.stringify(children.map((c) => ({ name: c.name, pid: c.pid }))) + '\n');
+
+  let code = 0;
+  try {
+    const ready = startAll(layout, children, recordPids);
+    const outcome = await Promise.race([ready, signalled.then(() => 'signal' as const)]);
+    if (outcome !== 'signal') {
+      io.out(banner(layout, await describe(layout, outcome)));
+      for (const c of children) {
+        void c.exited.then((exit) => {
+          if (!stopping) io.out(`${c.name} exited (${exit.signal ?? `code ${exit.code}`}); its log: ${c.logFile}\n`);
+        });
+      }
+      await signalled;
+    } else {
+      ready.catch(() => undefined);
+    }
+  } catch (err) {
+    io.out(`weldr dev-cluster: ${err instanceof Error ? err.message : String(err)}\n`);
+    code = 1;
+  }
+  stopping = true;
+  io.out('stopping…\n');
+  await stopAll(children);
+  rmSync(pidFile, { force: true });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  io.out('stopped\n');
+  return code;
+}
+
+/** Starts the origins and members, registers the origins; resolves with the origins' ports. */
+async function startAll(layout: DevLayout, children: Child[], recordPids: () => void): Promise<number[]> {
+  const token = clusterToken(layout.dataRoot);
+  // Flags win over the environment, but a WELDR_CONFIG file could still set a memory
+  // store or other ports: the dev cluster's members take nothing from it.
+  const env = { ...process.env, WELDR_CONFIG: undefined, WELDR_CLUSTER_TOKEN: token };
+  const origins = layout.origins.map((o) => {
+    const child = new Child(o.id, ['test-server', '--host', layout.host, '--port', String(o.port), '--id', o.id], o.logFile, env);
+    children.push(child);
+    return child;
+  });
+  const peers = layout.members.map((m) => `${m.id}=${layout.host}:${m.raftPort}`).join(',');
+  const members = layout.members.map((m) => {
+    const child = new Child(
+      m.id,
+      [
+        'start',
+        '--id', m.id,
+        '--listen', `${layout.host}:${m.proxyPort}`,
+        '--admin', `${layout.host}:${m.adminPort}`,
+        '--raft', `${layout.host}:${m.raftPort}`,
+        '--peers', peers,
+        '--data', m.dataDir,
+        '--store', 'level',
+        '--shutdown-timeout', MEMBER_SHUTDOWN_TIMEOUT,
+      ],
+      m.logFile,
+      env,
+    );
+    children.push(child);
+    return child;
+  });
+  recordPids();
+  const originPorts = await Promise.all(origins.map(async (c) => Number((await c.waitForLine('listening line', (l) => l['event'] === 'listening', START_TIMEOUT_MS))['port'])));
+  await Promise.all(members.map((c) => c.waitForLine('"started" log line', (l) => l['event'] === 'started', START_TIMEOUT_MS)));
+  if (originPorts.length === 0) return originPorts;
+  // Through the admin API like any client: the first write waits for the first leader
+  // (the client retries 503 NOT_LEADER), and re-adding on a restart changes nothing.
+  const client = new AdminClient({ endpoints: layout.members.map((m) => `http://${layout.host}:${m.adminPort}`), token: process.env['WELDR_ADMIN_TOKEN'] || undefined, cacert: undefined, timeoutMs: START_TIMEOUT_MS });
+  try {
+    await client.call('POST', '/servers/batch', { body: { commands: originPorts.map((port) => ({ type: 'AddServer', ip: layout.host, port })) } });
+  } catch (err) {
+    if (err instanceof CtlError) throw new Error(`could not register the origins: ${err.message}`);
+    throw err;
+  } finally {
+    await client.close();
+  }
+  return originPorts;
+}
+
+interface Described {
+  readonly active: string | undefined;
+  readonly originPorts: readonly number[];
+  /** /cluster names every member's admin address: one endpoint is enough for the CLI. */
+  readonly membersKnowAdmin: boolean;
+}
+
+/** Who is active (bounded wait: an election may still be settling) and where the origins listen. */
+async function describe(layout: DevLayout, originPorts: readonly number[]): Promise<Described> {
+  const client = new AdminClient({ endpoints: layout.members.map((m) => `http://${layout.host}:${m.adminPort}`), token: undefined, cacert: undefined, timeoutMs: 10_000 });
+  let active: string | undefined;
+  let membersKnowAdmin = false;
+  try {
+    const deadline = Date.now() + 10_000;
+    while (active === undefined && Date.now() < deadline) {
+      for (const m of layout.members) {
+        try {
+          const view = await client.get<{ nodeId: string; role: string; members: { adminAddress?: unknown }[] }>('/cluster', { only: `http://${layout.host}:${m.adminPort}` });
+          if (view.body.role === 'active') active = view.body.nodeId;
+          if (view.body.members.every((x) => typeof x.adminAddress === 'string')) membersKnowAdmin = true;
+        } catch {
+          // that member is not answering: look at the others
+        }
+      }
+      if (active === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await client.close();
+  }
+  return { active, originPorts, membersKnowAdmin };
+}
+
+function banner(layout: DevLayout, d: Described): string {
+  // The CLI's default endpoint is 127.0.0.1:8687; list them all unless that one suffices.
+  const oneIsEnough = d.membersKnowAdmin && layout.members[0]?.adminPort === DEFAULT_ADMIN_PORTS[0];
+  const endpoints = oneIsEnough ? '' : ` --endpoints ${layout.members.map((m) => `${layout.host}:${m.adminPort}`).join(',')}`;
+  const first = layout.members[0]!;
+  const rows = layout.members.map(
+    (m) =>
+      `  ${m.id}  proxy http://${layout.host}:${m.proxyPort}  admin http://${layout.host}:${m.adminPort}  raft ${layout.host}:${m.raftPort}  data ${m.dataDir}${m.id === d.active ? '  ← active' : ''}`,
+  );
+  const origins = layout.origins.map((o, i) => `${o.id} on ${layout.host}:${d.originPorts[i]}`).join(', ');
+  return `
+weldr dev cluster is up: ${layout.members.length} members${d.active === undefined ? ' (no member active yet)' : `, ${d.active} is active`}
+${rows.join('\n')}
+  origins: ${origins === '' ? 'none' : origins}; logs: ${join(layout.dataRoot, '<name>.log')}
+
+Try, in another terminal:
+  curl ${layout.host}:${first.proxyPort}/
+  npx weldr cluster status${endpoints}
+  npx weldr servers list${endpoints}
+  npx weldr cluster transfer${endpoints}      # move the active role to another member
+Ctrl-C stops everything (the data in ${layout.dataRoot} is kept for the next run).
+`;
+}
+
+async function stopAll(children: readonly Child[]): Promise<void> {
+  for (const c of children) c.signal('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const c of children) c.signal('SIGKILL');
+  }, STOP_TIMEOUT_MS);
+  await Promise.all(children.map((c) => c.exited));
+  clearTimeout(timer);
+}

@@ -1,0 +1,108 @@
+// `weldr dev-cluster` (what `npm start` runs) on reserved ports: three members and two
+// origins come up, `weldr cluster status` shows three members with one active, the
+// origins are routed to, SIGINT stops every child it started, and a second run reuses
+// the data directory.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { request } from 'undici';
+import { makeTempDir } from './helpers/node.js';
+import { reservedPort } from './helpers/ports.js';
+import { runWeldr, spawnWeldr, type RunningProcess } from './helpers/process.js';
+import { eventually, within } from './helpers/wait.js';
+
+interface Ports {
+  proxy: number[];
+  admin: number[];
+  raft: number[];
+  origin: number[];
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+function childPids(dir: string): { name: string; pid: number }[] {
+  return JSON.parse(readFileSync(join(dir, 'dev-cluster.pids'), 'utf8')) as { name: string; pid: number }[];
+}
+
+async function bringUp(t: ExecutionContext, dir: string, ports: Ports): Promise<{ proc: RunningProcess; pids: number[] }> {
+  const proc = spawnWeldr(t, 'dev-cluster', [
+    'dev-cluster',
+    '--data', dir,
+    '--proxy-ports', ports.proxy.join(','),
+    '--admin-ports', ports.admin.join(','),
+    '--raft-ports', ports.raft.join(','),
+    '--origin-ports', ports.origin.join(','),
+  ], { WELDR_CLUSTER_TOKEN: undefined, WELDR_ADMIN_TOKEN: undefined });
+  // Children run in their own process groups: if the test fails before SIGINT, kill them too.
+  t.teardown(() => {
+    if (!existsSync(join(dir, 'dev-cluster.pids'))) return;
+    for (const { pid } of childPids(dir)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  await eventually('the dev cluster banner', () => {
+    if (!proc.running) throw new Error(`dev-cluster exited: ${proc.stdout}${proc.stderr}`);
+    return proc.stdout.includes('weldr dev cluster is up') ? true : undefined;
+  }, 90_000, 100);
+  return { proc, pids: childPids(dir).map((c) => c.pid) };
+}
+
+async function stop(t: ExecutionContext, proc: RunningProcess, pids: number[], signal: NodeJS.Signals): Promise<void> {
+  proc.signal(signal);
+  const exit = await within('dev-cluster to stop', proc.exited, 30_000);
+  t.is(exit.code, 0, proc.stdout + proc.stderr);
+  t.regex(proc.stdout, /stopping…\nstopped\n$/);
+  t.deepEqual(pids.filter(alive), [], 'every child it started is gone');
+}
+
+test('dev-cluster: three members with one active, origins registered and routed; SIGINT stops every child; a second run reuses ./data', async (t) => {
+  const dir = join(makeTempDir(t, 'weldr-dev-'), 'data');
+  const ports: Ports = { proxy: [], admin: [], raft: [], origin: [] };
+  for (let i = 0; i < 3; i++) {
+    ports.proxy.push(await reservedPort());
+    ports.admin.push(await reservedPort());
+    ports.raft.push(await reservedPort());
+  }
+  ports.origin.push(await reservedPort(), await reservedPort());
+  const endpoints = ports.admin.map((p) => `127.0.0.1:${p}`).join(',');
+
+  const first = await bringUp(t, dir, ports);
+  t.is(first.pids.length, 5);
+  t.true(first.pids.every(alive));
+  t.regex(first.proc.stdout, /, n\d is active\n/);
+  t.regex(first.proc.stdout, new RegExp(`weldr cluster status --endpoints ${endpoints.replace(/\./g, '\\.')}`));
+
+  const status = await eventually('one active member', async () => {
+    const run = await runWeldr(t, ['cluster', 'status', '--json', '--endpoints', endpoints]);
+    if (run.code !== 0) throw new Error(run.stderr);
+    const report = JSON.parse(run.stdout) as { members: { id: string; active: boolean | null }[] };
+    return report.members.filter((m) => m.active === true).length === 1 ? report : undefined;
+  });
+  t.deepEqual(status.members.map((m) => m.id).sort(), ['n1', 'n2', 'n3']);
+
+  const listed = await runWeldr(t, ['servers', 'list', '--json', '--endpoints', endpoints]);
+  t.deepEqual((JSON.parse(listed.stdout) as { port: number }[]).map((s) => s.port).sort(), [...ports.origin].sort());
+  const body = await eventually('the proxy to route to an origin', async () => {
+    const r = await request(`http://127.0.0.1:${ports.proxy[0]}/`);
+    const text = await r.body.text();
+    return r.statusCode === 200 ? text : undefined;
+  });
+  t.regex(body, /^hello from origin-[12]/);
+
+  await stop(t, first.proc, first.pids, 'SIGINT');
+  t.false(existsSync(join(dir, 'dev-cluster.pids')));
+  for (const id of ['n1', 'n2', 'n3']) t.true(existsSync(join(dir, id)), `${id}'s data is kept`);
+
+  // Again on the same data: the same pool (registering the origins again changed nothing).
+  const second = await bringUp(t, dir, ports);
+  const again = await runWeldr(t, ['servers', 'list', '--json', '--endpoints', endpoints]);
+  const servers = JSON.parse(again.stdout) as { port: number; createdIndex: number }[];
+  t.deepEqual(servers.map((s) => s.port).sort(), [...ports.origin].sort());
+  t.is(readFileSync(join(dir, 'n1.log'), 'utf8').split('\n').filter((l) => l.includes('"event":"starting"')).length, 2, 'n1 started twice on one data directory');
+  await stop(t, second.proc, second.pids, 'SIGTERM');
+});
