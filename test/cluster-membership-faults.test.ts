@@ -2,12 +2,13 @@
 // killed in the middle of a change; a change that would lose the quorum; a second
 // change while one is in flight; backup and restore into a new cluster; a node that
 // tries to join with another cluster's data directory.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { watchForTwoActive } from './helpers/active-watch.js';
 import { MemberCluster, Writer } from './helpers/members.js';
 import { makeTempDir } from './helpers/node.js';
+import { runWeldr } from './helpers/process.js';
 import { eventually } from './helpers/wait.js';
 
 interface ErrorBody {
@@ -100,8 +101,12 @@ test.serial('snapshot save → restore seeds a new cluster with the same pool an
   t.is(String(saved.headers['x-weldr-index']), String(saved.json.index));
   t.regex(String(saved.headers['content-disposition']), /attachment; filename="weldr-snapshot-\d+\.json"/);
   t.is(saved.json.state.servers.length, 11);
+  // The operator CLI writes the same document.
   const file = join(makeTempDir(t, 'weldr-backup-'), 'backup.json');
-  writeFileSync(file, JSON.stringify(saved.json));
+  const cli = await runWeldr(t, ['snapshot', 'save', file, '--endpoints', `http://127.0.0.1:${follower.adminPort}`]);
+  t.is(cli.code, 0, cli.stderr);
+  const viaCli = JSON.parse(readFileSync(file, 'utf8')) as typeof saved.json;
+  t.deepEqual(viaCli.state.servers, saved.json.state.servers, 'the same pool');
   const servers = (await a.call(leader.id, 'GET', '/servers')).json;
   const settings = (await a.call(leader.id, 'GET', '/settings')).json;
 

@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { watchForTwoActive } from './helpers/active-watch.js';
 import { MemberCluster, Writer } from './helpers/members.js';
 import { startOrigin } from './helpers/origins.js';
+import { runWeldr } from './helpers/process.js';
 import { eventually } from './helpers/wait.js';
 
 /** Every running member's linearizable view of the pool holds exactly `expected` (ports of `ip`). */
@@ -131,8 +132,9 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
 
   // Replace it: remove the dead member, start a new node on an empty directory with --join.
   const survivors = c.running().map((m) => m.id);
-  const rm = await c.call(survivors[0]!, 'DELETE', `/cluster/members/${victim.id}`);
-  t.is(rm.status, 204, JSON.stringify(rm.json));
+  // Through the operator CLI, as the documented procedure says.
+  const rm = await runWeldr(t, ['member', 'remove', victim.id, '--endpoints', `http://127.0.0.1:${c.member(survivors[0]!).adminPort}`]);
+  t.is(rm.code, 0, rm.stderr);
   c.wipe(victim.id);
   await c.join(victim.id, survivors[1]!);
   const acked = await writer.stop();
