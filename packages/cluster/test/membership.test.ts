@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { StoreError, type AddMemberCommand } from '@weldr/store';
-import { RaftCluster, type ClusterEnd } from '../src/index.js';
+import { encodeFrame, FrameDecoder, RaftCluster, type ClusterEnd } from '../src/index.js';
 import type { ClusterLogger } from '../src/types.js';
 
 const silent: ClusterLogger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
@@ -266,4 +266,35 @@ test('a member whose data directory was wiped and that restarts with its old fla
   // The cluster kept every write.
   const l = await h.leader();
   t.is((await l.store.linearizableSnapshot()).servers.length, 5);
+});
+
+/** Connects to a Raft listener, sends `frames`, and collects what comes back until it closes. */
+function rawPeer(port: number, frames: unknown[]): Promise<unknown[]> {
+  return new Promise((resolve) => {
+    const got: unknown[] = [];
+    const decoder = new FrameDecoder();
+    const s = net.connect({ host: '127.0.0.1', port }, () => {
+      for (const f of frames) s.write(encodeFrame(f));
+    });
+    s.on('data', (c: Buffer) => got.push(...decoder.push(c)));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(got));
+    setTimeout(() => s.destroy(), 1500).unref();
+  });
+}
+
+test('a hello cannot redirect the admin relay, and one from an id outside the configuration is refused with a reason', async (t) => {
+  const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
+  const leader = await h.leader();
+  const leaderId = leader.info().nodeId;
+  await until('complete records', () => h.running().every((c) => c.info().members.every((m) => m.adminAddress !== undefined)));
+  const follower = h.running().find((c) => c !== leader)!;
+  const followerId = follower.info().nodeId;
+  const before = follower.leaderAdminUrl();
+  const incarnation = (await leader.listMembers()).members.find((m) => m.id === leaderId)!.incarnation;
+  // Claims to be the leader (with the right incarnation, which is no secret) and names another admin URL, as hellos once did.
+  await rawPeer(h.members.get(followerId)!.raftPort, [{ hello: 'weldr-raft/1', from: leaderId, to: followerId, token: '', incarnation, info: { admin: 'http://127.0.0.1:1' } }]);
+  t.deepEqual(follower.leaderAdminUrl(), before, 'the relay still goes to the address in the leader\'s record');
+  const refused = await rawPeer(h.members.get(followerId)!.raftPort, [{ hello: 'weldr-raft/1', from: 'n9', to: followerId, token: '', incarnation: 'x' }]);
+  t.like(refused[0], { refused: 'not-member', message: 'n9 is not a member of this cluster (removed, or not added yet)' });
 });
