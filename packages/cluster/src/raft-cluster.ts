@@ -44,7 +44,7 @@ import {
   type PoolDb,
   type PoolState,
 } from '@weldr/store';
-import { advertisedAddress, formatHostPort, parseHostPort } from './addresses.js';
+import { advertisedAddress, formatHostPort, isWildcard, parseHostPort } from './addresses.js';
 import { parseSnapshotDocument, restoredSnapshot, snapshotDocument, SnapshotFileError, type SnapshotDocument } from './backup.js';
 import { RaftDriver } from './driver.js';
 import { IdentityGuard } from './identity.js';
@@ -472,8 +472,11 @@ export class RaftCluster implements ClusterView {
   /** Ask the cluster to add this node (a learner), then take its configuration from the answer. */
   private async join(url: string): Promise<void> {
     const { config, own } = this;
-    if (own.raftAddress === undefined || own.adminAddress === undefined) {
-      throw new StoreOpenError('cannot join: this node has no address peers could reach (its --raft and --admin listeners are wildcards and the host name is not usable)');
+    // A joining node must say where it listens: with a wildcard --raft and no
+    // --raft-advertise, the host name is the best guess.
+    const raftAddress = own.raftAddress ?? guessRaftAddress({ host: config.raft.host, port: this.transport?.port ?? config.raft.port });
+    if (raftAddress === undefined || own.adminAddress === undefined) {
+      throw new StoreOpenError('cannot join: this node has no address peers could reach (give --raft-advertise, or --raft and --admin on a specific address)');
     }
     let answer;
     try {
@@ -481,7 +484,7 @@ export class RaftCluster implements ClusterView {
         url,
         {
           id: config.id,
-          raftAddress: own.raftAddress,
+          raftAddress,
           adminAddress: own.adminAddress,
           ...(own.proxyAddress === undefined ? {} : { proxyAddress: own.proxyAddress }),
           incarnation: this.identity.incarnation,
@@ -518,6 +521,14 @@ export class RaftCluster implements ClusterView {
   }
 }
 
+function guessRaftAddress(raft: HostPort): string | undefined {
+  try {
+    return validateHostPort(formatHostPort(advertisedAddress(raft, raft, undefined)), 'raft');
+  } catch {
+    return undefined;
+  }
+}
+
 /** The addresses this node publishes in its record. */
 function ownAttributes(raft: HostPort, selfPeer: HostPort | undefined, listeners: BoundListeners): OwnAttributes {
   const valid = <T>(check: () => T): T | undefined => {
@@ -527,7 +538,11 @@ function ownAttributes(raft: HostPort, selfPeer: HostPort | undefined, listeners
       return undefined;
     }
   };
-  const raftAddress = valid(() => validateHostPort(formatHostPort(advertisedAddress(selfPeer ?? raft, raft, selfPeer)), 'raft'));
+  // Published only when it is what the operator named (--raft-advertise, the own --peers
+  // entry, a specific --raft): a host name guessed for a wildcard --raft might not
+  // resolve elsewhere, and the leader fills seeds in from --peers anyway.
+  const named = selfPeer !== undefined || !isWildcard(raft.host);
+  const raftAddress = named ? valid(() => validateHostPort(formatHostPort(advertisedAddress(selfPeer ?? raft, raft, selfPeer)), 'raft')) : undefined;
   const adminAddress = valid(() => validateAdminAddress(formatHostPort(advertisedAddress(listeners.admin, raft, selfPeer)), 'admin'));
   const proxyAddress = listeners.proxy === undefined ? undefined : valid(() => validateHostPort(formatHostPort(advertisedAddress(listeners.proxy!, raft, selfPeer)), 'proxy'));
   return {
