@@ -24,6 +24,7 @@ test.serial('the leader killed in the middle of adding a member: the join comple
   const leader = await c.active();
   const via = c.running().find((m) => m !== leader)!;
   const joining = c.join('n4', via.id);
+  joining.catch(() => undefined); // awaited below
   await leader.proc!.waitForLine('the leader to propose adding n4', (l) => l.event === 'member_change_proposed' && l.member === 'n4', 60_000);
   await c.kill(leader.id);
   const n4 = await joining;
@@ -65,13 +66,19 @@ test.serial('refusals: a removal that would lose the live quorum (409 QUORUM_AT_
   c.holdAppends(l.id, true);
   const add = (id: string) => ({ id, raftAddress: `127.0.0.1:${id === 'n8' ? 1 : 2}`, adminAddress: '127.0.0.1:3', autoPromote: false });
   const first = c.call(l.id, 'POST', '/cluster/members', add('n8'), { 'idempotency-key': 'add-n8' });
+  first.catch(() => undefined); // awaited below; a failed assertion before that must not leave it unhandled
   await l.proc!.waitForLine('the first change to be proposed', (x) => x.event === 'member_change_proposed' && x.member === 'n8');
   const second = await c.call<ErrorBody>(l.id, 'POST', '/cluster/members', add('n9'));
   t.is(second.status, 409, JSON.stringify(second.json));
   t.is(second.json.error.code, 'CHANGE_IN_PROGRESS');
   t.regex(second.json.error.message, /AddMember n8 is in flight/);
-  const viaFollower = await c.call<ErrorBody>(c.running().find((m) => m !== l)!.id, 'DELETE', `/cluster/members/${down!.id}`);
-  t.is(viaFollower.status, 409, 'relayed to the leader, refused the same way');
+  // Through a follower that knows the leader (the restarted one may not have heard from it yet).
+  const follower = await eventually('a follower that knows the leader', async () => {
+    for (const m of c.running()) if (m !== l && (await c.view(m.id)).leaderId === l.id) return m;
+    return undefined;
+  }, 30_000);
+  const viaFollower = await c.call<ErrorBody>(follower.id, 'DELETE', `/cluster/members/${down!.id}`);
+  t.is(viaFollower.status, 409, `relayed to the leader, refused the same way: ${JSON.stringify(viaFollower.json)}`);
   c.holdAppends(l.id, false);
   t.is((await first).status, 201);
   const replay = await c.call(l.id, 'POST', '/cluster/members', add('n8'), { 'idempotency-key': 'add-n8' });
