@@ -29,7 +29,8 @@ async function write(node: WeldrNode, kind: 'add' | 'remove', port: number, key?
 }
 
 test('200 concurrent adds and removes of 7 servers: one real-time order explains every answer and the final pool', async (t) => {
-  const node = await startNode(t, { store: 'level' });
+  // 200 connections at once from one client: above the default per-source admin limit (64).
+  const node = await startNode(t, { store: 'level', args: ['--admin-max-connections-per-source', '256'] });
   // A fixed interleaving (no randomness): ports cycle 1..7, add and remove alternate in runs.
   const ops = Array.from({ length: 200 }, (_, i) => ({ kind: (Math.floor(i / 3) % 2 === 0 ? 'add' : 'remove') as 'add' | 'remove', port: 1 + (i % 7) }));
   const answers = await Promise.all(ops.map((op) => write(node, op.kind, op.port)));

@@ -240,10 +240,10 @@ test.serial('SIGTERM of the active node hands leadership over; a full restart ke
 
 test.serial('a node refuses to start in cluster mode with a memory store, or an election timeout under two heartbeats', async (t) => {
   const { runWeldr } = await import('./helpers/process.js');
-  const mem = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  const mem = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--insecure-peers', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
   t.is(mem.code, 2);
   t.regex(mem.stderr, /needs --store level/);
-  const fast = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--raft-heartbeat', '100ms', '--raft-election-timeout', '150ms', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(makeTempDir(t), 'x')]);
+  const fast = await runWeldr(t, ['start', '--id', 'n1', '--peers', 'n2=127.0.0.1:1', '--insecure-peers', '--raft-heartbeat', '100ms', '--raft-election-timeout', '150ms', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--data', join(makeTempDir(t), 'x')]);
   t.is(fast.code, 2);
   t.regex(fast.stderr, /at least twice/);
 });
@@ -387,7 +387,7 @@ test.serial('a data directory written by a single node is refused in cluster mod
   const r = await request(`${single.adminUrl}/servers`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: '127.0.0.1', port: 1 }) });
   await r.body.dump();
   await single.proc.stop('SIGTERM');
-  const res = await runWeldr(t, ['start', '--id', 'n1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--peers', `n1=127.0.0.1:${await reservedPort()},n2=127.0.0.1:${await reservedPort()}`, '--data', single.dataDir]);
+  const res = await runWeldr(t, ['start', '--id', 'n1', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--peers', `n1=127.0.0.1:${await reservedPort()},n2=127.0.0.1:${await reservedPort()}`, '--insecure-peers', '--data', single.dataDir]);
   t.is(res.code, 1);
   t.regex(res.stderr, /holds a single-node pool \(1 servers, index 1\) and no Raft log/);
 });

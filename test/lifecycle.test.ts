@@ -117,7 +117,7 @@ test('a data directory already in use: clear error, exit 1', async (t) => {
 
 // Each failure to open the store is one line naming the directory and the reason, and
 // exit 1: never a stack trace (which a supervisor would log on every restart).
-const CLUSTER_ARGS = ['--raft', '127.0.0.1:0', '--peers', 'n2=127.0.0.1:9'];
+const CLUSTER_ARGS = ['--raft', '127.0.0.1:0', '--peers', 'n2=127.0.0.1:9', '--insecure-peers'];
 const unusableDataDirs: [string, (dir: string) => string, RegExp, string[]?][] = [
   ['a file where the directory should be', (dir) => writeFile(join(dir, 'afile'), 'x'), /cannot use .*afile as the data directory: a file is in the way/],
   ['a path under a file', (dir) => join(writeFile(join(dir, 'afile'), 'x'), 'sub'), /cannot use .*afile\/sub as the data directory: a file is in the way/],
@@ -140,13 +140,21 @@ function writeFile(path: string, text: string): string {
   return path;
 }
 
-test('an admin listener off loopback without a token is warned about in the log', async (t) => {
-  // 192.0.2.1 (TEST-NET-1) is never local: the bind fails after the warning, so nothing listens off loopback.
-  const { code, stdout } = await runWeldr(t, ['start', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '192.0.2.1:0']);
+test('an admin listener off loopback without a token does not start: exit 2, the fix in the message', async (t) => {
+  // 192.0.2.1 (TEST-NET-1) is never local: had the check let it through, the bind would fail (exit 1).
+  const { code, stdout, stderr } = await runWeldr(t, ['start', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '192.0.2.1:0']);
+  t.is(code, 2, stderr);
+  t.regex(stderr, /the admin API on 192\.0\.2\.1:0 is reachable from other hosts and has no token.*Set WELDR_ADMIN_TOKEN.*or bind --admin to 127\.0\.0\.1/);
+  t.is(stdout, '', 'nothing started');
+});
+
+test('with a token, an admin listener off loopback is warned about: its reads are open', async (t) => {
+  const { code, stdout } = await runWeldr(t, ['start', '--store', 'memory', '--listen', '127.0.0.1:0', '--admin', '192.0.2.1:0'], { WELDR_ADMIN_TOKEN: 'lifecycle-admin-token-0123' });
   t.is(code, 1);
-  const warning = stdout.split('\n').filter((l) => l.includes('"admin_unprotected"'));
+  const warning = stdout.split('\n').filter((l) => l.includes('"admin_exposed"'));
   t.is(warning.length, 1, stdout);
-  t.regex(warning[0] ?? '', /"level":40.*not loopback, and no admin token is set/);
+  t.regex(warning[0] ?? '', /"level":40.*reads \(pool, stats, metrics\) are open/);
+  t.false(stdout.includes('lifecycle-admin-token-0123'), 'the token is not in the log');
 });
 
 test('a port already in use: clear error, exit 1, nothing left running', async (t) => {

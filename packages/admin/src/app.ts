@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import { DEFAULT_BATCH_BODY_LIMIT_BYTES, DEFAULT_BODY_LIMIT_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, type AdminDeps } from './deps.js';
 import type { AdminState, ResolvedDeps } from './context.js';
-import { requireToken } from './middleware/auth.js';
+import { requireToken, requireTokenForReads } from './middleware/auth.js';
 import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { memberRoutes } from './routes/members.js';
@@ -25,6 +25,7 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
     requestTimeoutMs: positive(deps.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
   };
   const auth = requireToken(deps.auth?.token);
+  const readAuth = deps.auth?.reads === true ? requireTokenForReads(auth, deps.auth.openPaths ?? []) : undefined;
   const router = new Router<AdminState>();
   batchRoutes(router, resolved, auth);
   serverRoutes(router, resolved, auth);
@@ -38,6 +39,7 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   app.silent = true;
   app.use(requestContext(resolved.log, resolved.metrics));
   app.use(errorMiddleware(resolved.log));
+  if (readAuth !== undefined) app.use(readAuth);
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

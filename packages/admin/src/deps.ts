@@ -143,8 +143,11 @@ export interface AdminDeps {
    * without it answers those reads from `cluster.info()` and refuses membership writes.
    */
   readonly members?: MembershipAdmin;
-  /** When set, POST/PATCH/DELETE need `Authorization: Bearer <token>`. Reads stay open. */
-  readonly auth?: { readonly token: string };
+  /**
+   * When set, POST/PATCH/DELETE need `Authorization: Bearer <token>`; with `reads`, so do
+   * GET and HEAD, except on `openPaths` (probes such as /health and /ready).
+   */
+  readonly auth?: { readonly token: string; readonly reads?: boolean; readonly openPaths?: readonly string[] };
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;

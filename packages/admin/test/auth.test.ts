@@ -54,3 +54,21 @@ test('reads stay open when a token is configured', async (t) => {
     t.is((await h.call('GET', path)).status, 200, path);
   }
 });
+
+test('with reads: true, reads need the token too, except the open paths; the error shape is the same', async (t) => {
+  const h = await startAdmin(t, { auth: { token, reads: true, openPaths: ['/health', '/ready'] } });
+  for (const path of ['/servers', '/settings', '/stats', '/stats/detail', '/cluster', '/metrics', '/no-such-path']) {
+    const missing = await h.call('GET', path);
+    t.is(missing.status, 401, path);
+    t.like(missing.json, { error: { code: 'UNAUTHORIZED' } });
+    t.is(missing.headers['www-authenticate'], 'Bearer realm="weldr-admin"');
+    const wrong = await h.call('GET', path, { headers: { authorization: 'Bearer nope' } });
+    t.is(wrong.status, 403, path);
+    t.like(wrong.json, { error: { code: 'FORBIDDEN' } });
+    t.is((await h.call('HEAD', path)).status, 401, `HEAD ${path}`);
+    const ok = await h.call('GET', path, { headers: { authorization: `Bearer ${token}` } });
+    t.is(ok.status, path === '/no-such-path' ? 404 : 200, path);
+  }
+  for (const path of ['/health', '/ready']) t.is((await h.call('GET', path)).status, 200, path);
+  t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 } })).status, 401, 'writes keep their check');
+});

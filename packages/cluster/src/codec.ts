@@ -6,6 +6,12 @@
 /** Largest frame accepted: a MsgApp is bounded by maxSizePerMsg (1 MiB) and a snapshot chunk by snapshotChunkSize (1 MiB), plus JSON/base64 overhead. */
 export const MAX_FRAME_BYTES = 16 << 20;
 
+/**
+ * Largest frame accepted before the other side has authenticated (challenge, hello,
+ * welcome: a few hundred bytes each). A stranger cannot make a node buffer more.
+ */
+export const PRE_AUTH_MAX_FRAME_BYTES = 4096;
+
 export class FrameError extends Error {
   constructor(message: string) {
     super(message);
@@ -48,8 +54,8 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  /** `maxBytes`: the largest frame body accepted. */
-  constructor(private readonly maxBytes = MAX_FRAME_BYTES) {}
+  /** `limit`: the largest frame accepted; it may be raised later (after authentication). */
+  constructor(public limit: number = MAX_FRAME_BYTES) {}
 
   push(chunk: Buffer): unknown[] {
     this.chunks.push(chunk);
@@ -59,7 +65,7 @@ export class FrameDecoder {
       if (this.buffered < 4) return out;
       const head = this.peek(4);
       const len = head.readUInt32BE(0);
-      if (len > this.maxBytes) throw new FrameError(`frame length ${len} exceeds ${this.maxBytes}`);
+      if (len > this.limit) throw new FrameError(`frame length ${len} exceeds ${this.limit}`);
       if (this.buffered < 4 + len) return out;
       const frame = this.take(4 + len).subarray(4);
       try {

@@ -25,7 +25,7 @@
 // peer that applied the removal (and not from one that merely lags behind).
 import type { ConfState, NodeId } from '@weldr/raft';
 import { writePeerIncarnation, deletePeerIncarnation, readPeerIncarnations, type NodeIdentity, type PeerIncarnation, type PoolDb, type PoolState } from '@weldr/store';
-import type { HelloIdentity, PeerHello, Refusal } from './transport.js';
+import type { HelloIdentity, IdentityRefusal, PeerHello } from './transport.js';
 import type { ClusterLogger } from './types.js';
 
 export interface IdentityGuardOptions {
@@ -98,7 +98,7 @@ export class IdentityGuard {
   }
 
   /** The transport's admit hook. */
-  admit(hello: PeerHello): Refusal | undefined | Promise<Refusal | undefined> {
+  admit(hello: PeerHello): IdentityRefusal | undefined | Promise<IdentityRefusal | undefined> {
     if (this.stopped) return { code: 'stopping', message: 'this node is stopping' };
     const state = this.opts.state();
     const base = { index: state.appliedIndex, ...(state.cluster.clusterId === null ? {} : { cluster: state.cluster.clusterId }) };
@@ -168,7 +168,7 @@ export class IdentityGuard {
   }
 
   /** The transport's onRefused hook: what a peer said about this node. */
-  onRefused(peer: NodeId, refusal: Refusal & { cluster?: string }): void {
+  onRefused(peer: NodeId, refusal: IdentityRefusal): void {
     const ours = this.opts.state().cluster.clusterId;
     if (refusal.code === 'incarnation' && refusal.expect !== undefined) {
       this.checkExpectation(peer, refusal.expect);

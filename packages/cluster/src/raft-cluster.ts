@@ -51,7 +51,7 @@ import { IdentityGuard } from './identity.js';
 import { fetchMembers, JoinRefused, joinCluster } from './join.js';
 import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
-import { TcpTransport } from './transport.js';
+import { TcpTransport, type TransportStats } from './transport.js';
 import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 
 /** What the admin API and /ready need to know about the cluster. */
@@ -76,7 +76,11 @@ type Mode = 'bootstrap' | 'join' | 'restore' | 'member';
 /** Listeners of this node, once bound (advertised to the cluster in its member record). */
 export interface BoundListeners {
   readonly admin: HostPort;
+  /** The admin API speaks HTTPS: the member record's admin address says https://. */
+  readonly adminTls?: boolean;
   readonly proxy?: HostPort;
+  /** How the join request reaches the cluster's admin API (its trust for HTTPS); default: global fetch. */
+  readonly fetch?: typeof fetch;
 }
 
 export class RaftCluster implements ClusterView {
@@ -89,6 +93,7 @@ export class RaftCluster implements ClusterView {
   private seeds: Map<NodeId, string>;
   private lastState: PoolState;
   private endWith: ((end: ClusterEnd) => void) | null = null;
+  private fetch: typeof fetch | undefined;
   /** Resolves when the member must stop on its own (removed, state lost); never otherwise. */
   readonly ended: Promise<ClusterEnd>;
 
@@ -196,6 +201,9 @@ export class RaftCluster implements ClusterView {
       listen: { host: config.raft.host, port: config.raft.port },
       peers: this.desiredPeers(),
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
+      ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
+      ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
+      ...(config.maxPendingPerSource === undefined ? {} : { maxPendingPerSource: config.maxPendingPerSource }),
       log: log.child({ component: 'raft-transport' }),
       onMessage: (m) => {
         this.membership?.heard(m.from);
@@ -215,6 +223,7 @@ export class RaftCluster implements ClusterView {
     log.info({ event: 'listening', listener: 'raft', host: config.raft.host, port: transport.port, address: formatHostPort(raftBound) }, `raft listening on ${formatHostPort(raftBound)}`);
     this.own = ownAttributes(raftBound, config.raftAdvertise ?? selfPeer, listeners);
 
+    this.fetch = listeners.fetch;
     if (this.mode === 'join' && this.identity.since === null) await this.join(config.join!);
     else if (config.join !== undefined) await this.checkJoinTarget(config.join);
 
@@ -243,6 +252,11 @@ export class RaftCluster implements ClusterView {
   }
 
   activate(): void {}
+
+  /** The peer transport's refusals and pending connections (for metrics); undefined before start. */
+  transportStats(): TransportStats | undefined {
+    return this.transport?.stats();
+  }
 
   deactivate(): void {
     this.shuttingDown = true;
@@ -489,7 +503,12 @@ export class RaftCluster implements ClusterView {
           ...(own.proxyAddress === undefined ? {} : { proxyAddress: own.proxyAddress }),
           incarnation: this.identity.incarnation,
         },
-        { ...(config.adminToken === undefined ? {} : { token: config.adminToken }), log: this.log, ...(config.joinDeadlineMs === undefined ? {} : { deadlineMs: config.joinDeadlineMs }) },
+        {
+          ...(config.adminToken === undefined ? {} : { token: config.adminToken }),
+          log: this.log,
+          ...(config.joinDeadlineMs === undefined ? {} : { deadlineMs: config.joinDeadlineMs }),
+          ...(this.fetch === undefined ? {} : { fetch: this.fetch }),
+        },
       );
     } catch (err) {
       throw new StoreOpenError(`cannot join the cluster at ${url}: ${(err as Error).message}`, { cause: err });
@@ -504,7 +523,7 @@ export class RaftCluster implements ClusterView {
   private async checkJoinTarget(url: string): Promise<void> {
     let theirs;
     try {
-      theirs = await fetchMembers(url.replace(/\/+$/, ''), { ...(this.config.adminToken === undefined ? {} : { token: this.config.adminToken }) }, 3000);
+      theirs = await fetchMembers(url.replace(/\/+$/, ''), { ...(this.config.adminToken === undefined ? {} : { token: this.config.adminToken }), ...(this.fetch === undefined ? {} : { fetch: this.fetch }) }, 3000);
     } catch (err) {
       this.log.warn({ event: 'join_target_unreachable', url, err: (err as Error).message }, `--join ${url} could not be checked; starting from the data directory`);
       return;
@@ -543,7 +562,7 @@ function ownAttributes(raft: HostPort, selfPeer: HostPort | undefined, listeners
   // resolve elsewhere, and the leader fills seeds in from --peers anyway.
   const named = selfPeer !== undefined || !isWildcard(raft.host);
   const raftAddress = named ? valid(() => validateHostPort(formatHostPort(advertisedAddress(selfPeer ?? raft, raft, selfPeer)), 'raft')) : undefined;
-  const adminAddress = valid(() => validateAdminAddress(formatHostPort(advertisedAddress(listeners.admin, raft, selfPeer)), 'admin'));
+  const adminAddress = valid(() => validateAdminAddress(`${listeners.adminTls === true ? 'https://' : ''}${formatHostPort(advertisedAddress(listeners.admin, raft, selfPeer))}`, 'admin'));
   const proxyAddress = listeners.proxy === undefined ? undefined : valid(() => validateHostPort(formatHostPort(advertisedAddress(listeners.proxy!, raft, selfPeer)), 'proxy'));
   return {
     ...(raftAddress === undefined ? {} : { raftAddress }),

@@ -1,25 +1,40 @@
-// The Raft peer transport: TCP between the nodes' --raft listeners, one outbound
-// connection per peer for what this node sends, inbound connections for what it
-// receives. Raft tolerates loss, duplication and reordering, so the transport is
-// simple: a message that cannot be written now (peer down, socket backed up) is
-// dropped and the peer reported unreachable; the core retries by itself.
+// The Raft peer transport: TCP (or TLS, with --peer-cert) between the nodes' --raft
+// listeners, one outbound connection per peer for what this node sends, inbound
+// connections for what it receives. Raft tolerates loss, duplication and reordering, so
+// the transport is simple: a message that cannot be written now (peer down, socket
+// backed up) is dropped and the peer reported unreachable; the core retries by itself.
 //
-// Each connection starts with a hello frame naming the sender and carrying the
-// cluster token (when one is configured) and the sender's identity: its cluster id,
-// its incarnation, and what it knows of the receiver's incarnation (HelloIdentity).
-// Whether such a peer may talk to this node is the `admit` hook's decision (the
-// membership and identity rules live in identity.ts); until it has decided — it may
-// first record the peer's incarnation durably — nothing the peer sent is delivered.
+// Each connection starts with a handshake (peer-proof.ts): the accepting node sends a
+// challenge, the dialling node answers with a hello naming itself and proving the cluster
+// token, the accepting node answers with a welcome proving it too. With peer TLS, both
+// certificates are verified against the cluster CA and must name the member each side
+// claims to be. Until the hello is accepted a connection is a stranger's: it may send one
+// small frame (PRE_AUTH_MAX_FRAME_BYTES) within helloTimeoutMs, and only so many
+// strangers are let in at once, in total and per source (pending-connections.ts).
+// Refusals are counted and logged at a bounded rate (refusal-log.ts).
+//
+// The hello also carries the sender's identity (HelloIdentity: its cluster id, its
+// incarnation, what it knows of the receiver's incarnation, a seed's bootstrap digest).
+// Whether an authenticated peer may talk to this node is the `admit` hook's decision
+// (the membership and identity rules live in identity.ts); it may first record the
+// peer's incarnation durably, and the welcome waits for it. A peer refused for who it
+// is gets a {"refused": …} frame instead of the welcome — and an admitted peer removed
+// later gets one on its open connection (refuseFrom) — so that it can tell, for
+// instance, that it was removed from the cluster. Nothing in a hello is used as an
+// address: the admin relay and the peer set read the replicated member records.
+//
 // Every later frame must be a message that passes validateMessage, addressed to this
 // node, from the peer that said hello, or a control frame ({"ctl": …}) for the
 // application. Anything else closes the connection: a peer that speaks nonsense is not
-// trusted for the rest of what it sends. A peer refused for who it is gets one frame
-// saying why ({"refused": …}) before the connection closes, so that it can tell, for
-// instance, that it was removed from the cluster.
+// trusted for the rest of what it sends.
 import net from 'node:net';
-import { timingSafeEqual } from 'node:crypto';
+import tls from 'node:tls';
 import { validateMessage, InvalidMessage, type Message, type NodeId, type Transport } from '@weldr/raft';
-import { encodeFrame, FrameDecoder, FrameError } from './codec.js';
+import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES, PRE_AUTH_MAX_FRAME_BYTES } from './codec.js';
+import { isNonce, makeProof, newNonce, proofMatches, type ProofInput } from './peer-proof.js';
+import { certificateNodeId } from './peer-identity.js';
+import { PendingConnections, sourceOf } from './pending-connections.js';
+import { RefusalLog } from './refusal-log.js';
 
 export interface PeerAddress {
   readonly host: string;
@@ -32,14 +47,22 @@ export interface TransportLogger {
   warn(obj: object, msg: string): void;
 }
 
+/** This node's peer certificate, key and the cluster CA, current and on each reload. */
+export interface PeerTlsSource {
+  readonly current: { readonly cert: string; readonly key: string; readonly ca: string | undefined };
+  onReload(listener: () => void): () => void;
+}
+
 export interface TcpTransportOptions {
   readonly id: NodeId;
   /** Where this node listens for its peers. */
   readonly listen: PeerAddress;
   /** Every other member's --raft address. */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
-  /** Shared secret every node must present in its hello; undefined: none. */
-  readonly token?: string;
+  /** Shared secret every node must prove in its handshake; undefined: none. */
+  readonly token?: string | undefined;
+  /** Peer TLS; undefined: plain TCP. */
+  readonly tls?: PeerTlsSource | undefined;
   readonly log: TransportLogger;
   /** A validated message for this node. */
   readonly onMessage: (m: Message) => void;
@@ -50,22 +73,27 @@ export interface TcpTransportOptions {
   /** Reconnect backoff bounds, ms. Default 50 … 1000. */
   readonly reconnectMinMs?: number;
   readonly reconnectMaxMs?: number;
-  /** A hello must arrive this soon after an inbound connect. Default 5000 ms. */
+  /** The handshake (TLS included) must be done this soon after a connect. Default 3000 ms. */
   readonly helloTimeoutMs?: number;
+  /** Connections not yet authenticated, at most, in total. Default 64. */
+  readonly maxPendingConnections?: number;
+  /** Connections not yet authenticated, at most, from one source address (IPv6: one /64). Default 8. */
+  readonly maxPendingPerSource?: number;
+  /** Refused connections are summed up in one log line per this interval. Default 10000 ms. */
+  readonly refusalLogIntervalMs?: number;
   /** This node's identity fields for a hello to `to`. */
   readonly identity?: (to: NodeId) => HelloIdentity;
   /**
-   * Decides on a peer whose hello passed the protocol and token checks: undefined
-   * admits it, a Refusal refuses it. May return a promise; the peer's frames wait.
+   * Decides on an authenticated peer (its hello passed the protocol, token and
+   * certificate checks): undefined admits it, an IdentityRefusal refuses it. May return
+   * a promise; the welcome waits.
    */
-  readonly admit?: (hello: PeerHello) => Refusal | undefined | Promise<Refusal | undefined>;
+  readonly admit?: (hello: PeerHello) => IdentityRefusal | undefined | Promise<IdentityRefusal | undefined>;
   /** A control frame from an admitted peer. */
   readonly onControl?: (from: NodeId, frame: ControlFrame, hello: PeerHello) => void;
-  /** A peer this node connected to refused it (the peer's Refusal frame). */
-  readonly onRefused?: (peer: NodeId, refusal: Refusal) => void;
+  /** A peer this node connected to refused it (the peer's refusal frame). */
+  readonly onRefused?: (peer: NodeId, refusal: IdentityRefusal) => void;
 }
-
-const PROTOCOL = 'weldr-raft/1';
 
 /** What a node says about itself, and about the peer it connects to, in its hello. */
 export interface HelloIdentity {
@@ -79,14 +107,14 @@ export interface HelloIdentity {
   readonly bootstrap?: string;
 }
 
-/** A hello as the receiver sees it, after the protocol and token checks. */
+/** An authenticated hello as the receiver sees it. */
 export interface PeerHello extends HelloIdentity {
   readonly from: NodeId;
   readonly remote: string;
 }
 
-/** Why a peer is refused; sent to it as {"refused": code, ...}. */
-export interface Refusal {
+/** Why a peer is refused for who it is; sent to it as {"refused": code, ...}. */
+export interface IdentityRefusal {
   readonly code: string;
   readonly message: string;
   /** The refuser's applied index (so a lagging refuser can be told from an informed one). */
@@ -99,11 +127,22 @@ export interface Refusal {
 /** An application frame between admitted peers: {"ctl": name, ...fields}. */
 export type ControlFrame = { readonly ctl: string } & Readonly<Record<string, unknown>>;
 
+/** Counters for metrics. */
+export interface TransportStats {
+  /** Refused inbound connections since the start, by reason. */
+  readonly refused: ReadonlyMap<string, number>;
+  /** Inbound connections not yet authenticated. */
+  readonly pending: number;
+}
+
+const PROTOCOL = 'weldr-raft/2';
+
 interface Hello extends HelloIdentity {
   readonly hello: string;
   readonly from: NodeId;
   readonly to: NodeId;
-  readonly token: string;
+  readonly nonce: string;
+  readonly proof: string;
 }
 
 class Peer {
@@ -123,27 +162,68 @@ class Peer {
   }
 }
 
+/** An inbound connection until its hello is accepted. */
+interface Pending {
+  readonly source: string;
+  readonly remote: string;
+  readonly deadline: NodeJS.Timeout;
+  /** Counted as refused already (a connection is refused once). */
+  refused: boolean;
+  /** Gives the connection's place among the pending back; idempotent. */
+  release(): void;
+}
+
+/** A refused inbound connection: a short reason code (for metrics) and what happened. */
+class Refusal {
+  constructor(
+    readonly reason: string,
+    readonly why: string,
+  ) {}
+}
+
 export class TcpTransport implements Transport {
   private readonly server: net.Server;
+  /** Wraps accepted sockets in TLS (never listens itself); null without peer TLS. */
+  private readonly tlsServer: tls.Server | null = null;
+  private clientContext: tls.SecureContext | null = null;
+  /** Accepted sockets in their TLS handshake, by remote address and port. */
+  private readonly inTlsHandshake = new Map<string, Pending>();
+  /** Closed in their TLS handshake, waiting a moment for the TLS layer to say why. */
+  private tlsClosed: Pending[] = [];
   private readonly peers = new Map<NodeId, Peer>();
   private readonly inbound = new Set<net.Socket>();
-  /** Who each admitted inbound connection belongs to. */
-  private readonly inboundFrom = new Map<net.Socket, NodeId>();
-  /** Per inbound connection: refuse it now (with a refusal frame). */
-  private readonly refusers = new Map<net.Socket, (why: string, refusal?: Refusal) => void>();
+  /** The authenticated inbound connection of each peer: a newer one replaces it. */
+  private readonly inboundById = new Map<NodeId, net.Socket>();
+  private readonly pending: PendingConnections;
+  private readonly refusals: RefusalLog;
   private readonly maxQueued: number;
   private readonly minMs: number;
   private readonly maxMs: number;
   private readonly helloMs: number;
+  private offReload: (() => void) | null = null;
   private closed = false;
 
   constructor(private readonly opts: TcpTransportOptions) {
     this.maxQueued = opts.maxQueuedBytes ?? 8 << 20;
     this.minMs = opts.reconnectMinMs ?? 50;
     this.maxMs = opts.reconnectMaxMs ?? 1000;
-    this.helloMs = opts.helloTimeoutMs ?? 5000;
+    this.helloMs = opts.helloTimeoutMs ?? 3000;
+    this.pending = new PendingConnections(opts.maxPendingConnections ?? 64, opts.maxPendingPerSource ?? 8);
+    this.refusals = new RefusalLog({ log: opts.log, what: 'raft connection', event: 'raft_connection_refused', intervalMs: opts.refusalLogIntervalMs ?? 10_000 });
     for (const [id, address] of opts.peers) if (id !== opts.id) this.peers.set(id, new Peer(id, address, this.minMs));
     this.server = net.createServer((socket) => this.accept(socket));
+    if (opts.tls !== undefined) {
+      const source = opts.tls;
+      this.tlsServer = tls.createServer({ ...this.secureOptions(), requestCert: true, rejectUnauthorized: true, handshakeTimeout: this.helloMs });
+      this.tlsServer.on('secureConnection', (s: tls.TLSSocket) => this.secured(s));
+      this.tlsServer.on('tlsClientError', (err: NodeJS.ErrnoException, s: tls.TLSSocket) => this.tlsFailed(err, s));
+      this.clientContext = tls.createSecureContext(this.secureOptions());
+      // Rotation: new connections, inbound and outbound, use the new certificate.
+      this.offReload = source.onReload(() => {
+        this.tlsServer?.setSecureContext(this.secureOptions());
+        this.clientContext = tls.createSecureContext(this.secureOptions());
+      });
+    }
   }
 
   /** Start listening and connecting. Rejects if the --raft address cannot be bound. */
@@ -155,7 +235,9 @@ export class TcpTransport implements Transport {
         resolve();
       });
     });
-    this.server.on('error', (err) => this.opts.log.warn({ err: err.message }, 'raft listener error'));
+    // Out of file descriptors and the like: one failed accept per connection attempt,
+    // so these are counted and logged at a bounded rate like refusals.
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.refusals.note('accept_failed', 'listener', { why: `accept failed: ${err.code ?? err.message}` }));
     for (const peer of this.peers.values()) this.connect(peer);
   }
 
@@ -163,6 +245,10 @@ export class TcpTransport implements Transport {
   get port(): number {
     const a = this.server.address();
     return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  stats(): TransportStats {
+    return { refused: this.refusals.counts(), pending: this.pending.size };
   }
 
   send(messages: readonly Message[]): void {
@@ -191,19 +277,20 @@ export class TcpTransport implements Transport {
     return true;
   }
 
-  /**
-   * Ends every inbound connection of `id` with `refusal`: a peer admitted before it
-   * was removed from the configuration is told so now, not at its next reconnect.
-   */
-  refuseFrom(id: NodeId, refusal: Refusal): void {
-    for (const [socket, from] of this.inboundFrom) {
-      if (from === id) this.refusers.get(socket)?.(`${refusal.code}: ${refusal.message}`, refusal);
-    }
-  }
-
   /** The members this transport connects to, with their addresses. */
   peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
     return new Map([...this.peers].map(([id, p]) => [id, p.address]));
+  }
+
+  /**
+   * Ends the inbound connection of `id` with `refusal`: a peer admitted before it was
+   * removed from the configuration is told so now, not at its next reconnect.
+   */
+  refuseFrom(id: NodeId, refusal: IdentityRefusal): void {
+    const socket = this.inboundById.get(id);
+    if (socket === undefined) return;
+    this.inboundById.delete(id);
+    endWithRefusal(socket, refusal);
   }
 
   /** Learn (or forget, with undefined) a member's address at run time. */
@@ -223,54 +310,127 @@ export class TcpTransport implements Transport {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.offReload?.();
     for (const peer of this.peers.values()) this.dropPeer(peer);
     for (const s of this.inbound) s.destroy();
     this.inbound.clear();
+    this.refusals.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private secureOptions(): tls.SecureContextOptions {
+    const { cert, key, ca } = this.opts.tls!.current;
+    // Both ends are weldr: TLS 1.3 only, no negotiation down.
+    return { cert, key, ...(ca === undefined ? {} : { ca }), minVersion: 'TLSv1.3' };
   }
 
   // ---- outbound ----------------------------------------------------------------------
 
   private connect(peer: Peer): void {
     if (this.closed || this.peers.get(peer.id) !== peer) return;
-    const s = net.connect({ host: peer.address.host, port: peer.address.port });
+    const { host, port } = peer.address;
+    const s: net.Socket =
+      this.clientContext === null
+        ? net.connect({ host, port })
+        : tls.connect({
+            host,
+            port,
+            secureContext: this.clientContext,
+            // The identity that matters is the member's id, bound to its certificate; the
+            // address it is reached at is configuration, so no host name is checked.
+            checkServerIdentity: (_host, cert) => {
+              const named = certificateNodeId(cert);
+              if ('why' in named) return new Error(`${peer.id}'s certificate: ${named.why}`);
+              return named.id === peer.id ? undefined : new Error(`the certificate at ${peer.id}'s address is ${named.id}'s`);
+            },
+          });
     s.setNoDelay(true);
     s.setKeepAlive(true, 1000);
     peer.socket = s;
-    s.on('connect', () => {
-      peer.connected = true;
-      peer.backoffMs = this.minMs;
-      if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
-      peer.reportedDown = false;
-      const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, token: this.opts.token ?? '', ...identityFields(this.opts.identity?.(peer.id)) };
-      s.write(encodeFrame(hello));
-    });
-    // The only thing a peer sends back is a refusal before it closes; reading also keeps
-    // FIN/RST visible. Anything else, or more than a small frame, ends the connection.
-    const decoder = new FrameDecoder(REFUSAL_MAX_BYTES);
+    const decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
+    const clientNonce = newNonce();
+    let serverNonce: string | null = null;
+    let failure: string | null = null;
+    const fail = (why: string): void => {
+      failure ??= why;
+      s.destroy();
+    };
+    const deadline = setTimeout(() => fail('no answer to the handshake in time'), this.helloMs);
+    deadline.unref();
+    let tlsUp = false;
+    s.once('secureConnect', () => (tlsUp = true));
     s.on('data', (chunk: Buffer) => {
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
-      } catch {
-        s.destroy();
+      } catch (err) {
+        fail(err instanceof FrameError ? err.message : 'unreadable frame');
         return;
       }
       for (const f of frames) {
+        if (s.destroyed) return;
+        // A peer refuses this node for who it is with one frame, before or after the
+        // welcome (a member removed later); after the welcome nothing else comes back.
         const refusal = parseRefusal(f);
-        if (refusal === undefined) {
-          s.destroy();
-          return;
+        if (refusal !== undefined) {
+          this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, `raft peer ${peer.id} refused this node: ${refusal.message}`);
+          this.opts.onRefused?.(peer.id, refusal);
+          return fail(`refused (${refusal.code}): ${refusal.message}`);
         }
-        this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, 'raft peer refused this node');
-        this.opts.onRefused?.(peer.id, refusal);
+        if (peer.connected && peer.socket === s) return fail('the peer sent something after its welcome');
+        if (serverNonce === null) {
+          const c = f as { challenge?: unknown; nonce?: unknown } | null;
+          if (c === null || typeof c !== 'object' || c.challenge !== PROTOCOL || !isNonce(c.nonce)) return fail('the peer did not send a weldr-raft/2 challenge (another program, or another weldr version?)');
+          serverNonce = c.nonce;
+          const input: ProofInput = { serverNonce, clientNonce, from: this.opts.id, to: peer.id };
+          const hello: Hello = {
+            hello: PROTOCOL,
+            from: this.opts.id,
+            to: peer.id,
+            nonce: clientNonce,
+            proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'client', input),
+            ...identityFields(this.opts.identity?.(peer.id)),
+          };
+          const bytes = encodeFrame(hello);
+          if (bytes.length - 4 > PRE_AUTH_MAX_FRAME_BYTES) return fail(`this node's hello is ${bytes.length} bytes, over the ${PRE_AUTH_MAX_FRAME_BYTES} a peer accepts`);
+          s.write(bytes);
+          continue;
+        }
+        const w = f as { welcome?: unknown; proof?: unknown } | null;
+        if (w === null || typeof w !== 'object' || w.welcome !== PROTOCOL) return fail('the peer answered the hello with something else than a welcome');
+        const input: ProofInput = { serverNonce, clientNonce, from: this.opts.id, to: peer.id };
+        if (this.opts.token !== undefined && !proofMatches(this.opts.token, 'server', input, w.proof)) return fail('the peer could not prove the cluster token');
+        clearTimeout(deadline);
+        peer.connected = true;
+        peer.backoffMs = this.minMs;
+        if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
+        peer.reportedDown = false;
+        return;
       }
     });
-    s.on('error', (err) => {
-      if (!peer.reportedDown) this.opts.log.debug({ peer: peer.id, err: (err as NodeJS.ErrnoException).code ?? err.message }, 'raft peer connection failed');
-      peer.reportedDown = true;
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      failure ??= err.code ?? err.message;
     });
     s.on('close', () => {
+      clearTimeout(deadline);
+      const authenticated = peer.connected && peer.socket === s;
+      if (!peer.reportedDown) {
+        if ((serverNonce !== null || tlsUp) && !authenticated) {
+          // The peer took the connection, then dropped it during the handshake: it
+          // refused this node's hello (or, with TLS 1.3, where the server checks the
+          // client certificate after the client considers the handshake done, its
+          // certificate), or this node refused its welcome.
+          this.opts.log.warn(
+            { peer: peer.id, why: failure ?? 'closed by the peer' },
+            `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
+          );
+        } else if (failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
+          this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
+        } else {
+          this.opts.log.debug({ peer: peer.id, err: failure ?? 'closed' }, 'raft peer connection failed');
+        }
+        peer.reportedDown = true;
+      }
       if (peer.socket === s) {
         peer.socket = null;
         peer.connected = false;
@@ -301,136 +461,222 @@ export class TcpTransport implements Transport {
 
   // ---- inbound -------------------------------------------------------------------------
 
-  private accept(socket: net.Socket): void {
+  private accept(raw: net.Socket): void {
+    raw.on('error', () => undefined);
     if (this.closed) {
-      socket.destroy();
+      raw.destroy();
       return;
     }
-    this.inbound.add(socket);
-    socket.setNoDelay(true);
-    const decoder = new FrameDecoder();
+    const source = sourceOf(raw.remoteAddress);
+    const remote = `${raw.remoteAddress}:${raw.remotePort}`;
+    const admission = this.pending.admit(source);
+    if (admission !== 'admitted') {
+      raw.destroy();
+      this.refusals.note(admission, source, { remote, why: admission === 'too_many_pending' ? 'too many connections waiting to authenticate' : `too many connections waiting to authenticate from ${source}` });
+      return;
+    }
+    this.inbound.add(raw);
+    let released = false;
+    const tlsKey = `${raw.remoteAddress}|${raw.remotePort}`;
+    const pending: Pending = {
+      source,
+      remote,
+      refused: false,
+      deadline: setTimeout(() => this.refuse(raw, pending, new Refusal('hello_timeout', 'no hello in time')), this.helloMs),
+      release: () => {
+        if (released) return;
+        released = true;
+        clearTimeout(pending.deadline);
+        this.pending.release(source);
+      },
+    };
+    pending.deadline.unref();
+    raw.on('close', () => {
+      pending.release();
+      this.inbound.delete(raw);
+      if (this.inTlsHandshake.get(tlsKey) === pending) {
+        this.inTlsHandshake.delete(tlsKey);
+        if (!pending.refused) this.closedInTlsHandshake(pending);
+      }
+    });
+    if (this.tlsServer === null) {
+      raw.setNoDelay(true);
+      this.handshake(raw, pending);
+      return;
+    }
+    this.inTlsHandshake.set(tlsKey, pending);
+    this.tlsServer.emit('connection', raw);
+  }
+
+  /** A TLS handshake completed with a client certificate the CA vouches for. */
+  private secured(s: tls.TLSSocket): void {
+    const key = `${s.remoteAddress}|${s.remotePort}`;
+    const pending = this.inTlsHandshake.get(key);
+    this.inTlsHandshake.delete(key);
+    if (pending === undefined || this.closed) {
+      s.destroy();
+      return;
+    }
+    s.setNoDelay(true);
+    this.handshake(s, pending);
+  }
+
+  /**
+   * The TLS layer failed a handshake. A client without a certificate fails while its socket
+   * is alive; one whose certificate did not verify (expired, another CA) is reported only
+   * after its socket closed, when its address is gone: that report goes to the oldest
+   * connection that closed in its handshake a moment ago (closedInTlsHandshake).
+   */
+  private tlsFailed(err: NodeJS.ErrnoException, s: tls.TLSSocket): void {
+    const why = s.authorizationError !== undefined && s.authorizationError !== null ? `TLS: client certificate refused: ${String(s.authorizationError)}` : `TLS: ${err.code ?? err.message}`;
+    s.destroy();
+    const key = `${s.remoteAddress}|${s.remotePort}`;
+    const alive = s.remoteAddress === undefined ? undefined : this.inTlsHandshake.get(key);
+    const pending = alive ?? this.tlsClosed.shift();
+    if (pending !== undefined) this.refuse(null, pending, new Refusal('tls', why));
+  }
+
+  private closedInTlsHandshake(pending: Pending): void {
+    this.tlsClosed.push(pending);
+    if (this.tlsClosed.length > 1) return;
+    setImmediate(() => {
+      const left = this.tlsClosed;
+      this.tlsClosed = [];
+      for (const p of left) this.refuse(null, p, new Refusal('tls', 'closed during the TLS handshake'));
+    });
+  }
+
+  /** Refuses an inbound connection; `socket` null when it is already gone. */
+  private refuse(socket: net.Socket | null, pending: Pending, refusal: Refusal, peer: NodeId | null = null): void {
+    pending.release();
+    socket?.destroy();
+    if (pending.refused) return;
+    pending.refused = true;
+    this.refusals.note(refusal.reason, pending.source, { remote: pending.remote, ...(peer === null ? {} : { peer }), why: refusal.why });
+  }
+
+  private handshake(socket: net.Socket, pending: Pending): void {
+    const decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
+    const serverNonce = newNonce();
     let from: NodeId | null = null;
-    let hello: PeerHello | null = null;
-    /** While the admit hook decides, frames wait here (and the socket is paused). */
-    let backlog: unknown[] | null = null;
-    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
-    const helloTimer = setTimeout(() => refuse('no hello in time'), this.helloMs);
-    helloTimer.unref();
-    /** Once refused, nothing more from this connection is read (it may still be half open). */
-    let refused = false;
-    const refuse = (why: string, refusal?: Refusal): void => {
-      refused = true;
-      this.opts.log.warn({ remote, peer: from, why }, 'raft peer connection refused');
-      if (refusal !== undefined && !socket.destroyed) {
-        socket.end(
-          encodeFrame({
-            refused: refusal.code,
-            message: refusal.message,
-            ...(refusal.index === undefined ? {} : { index: refusal.index }),
-            ...(refusal.cluster === undefined ? {} : { cluster: refusal.cluster }),
-            ...(refusal.expect === undefined ? {} : { expect: refusal.expect }),
-          }),
-        );
-        // A peer that does not close its side is cut shortly after.
-        setTimeout(() => socket.destroy(), 1000).unref();
-        return;
-      }
-      socket.destroy();
-    };
-    const admitted = (verdict: Refusal | undefined): boolean => {
-      if (verdict === undefined) return true;
-      refuse(`${verdict.code}: ${verdict.message}`, verdict);
-      return false;
-    };
-    const handle = (frames: unknown[]): void => {
-      for (let i = 0; i < frames.length; i++) {
-        const f = frames[i];
-        if (socket.destroyed || refused) return;
-        if (backlog !== null) {
-          backlog.push(f);
-          continue;
-        }
-        if (from === null) {
-          const why = this.checkHello(f);
-          if (why !== undefined) {
-            refuse(why);
-            return;
-          }
-          const h = f as Hello;
-          from = h.from;
-          hello = { from: h.from, remote, ...identityFields(h) };
-          clearTimeout(helloTimer);
-          const verdict = this.opts.admit?.(hello);
-          if (verdict instanceof Promise) {
-            backlog = frames.slice(i + 1);
-            socket.pause();
-            verdict.then(
-              (v) => {
-                const rest = backlog ?? [];
-                backlog = null;
-                if (!admitted(v) || socket.destroyed || refused) return;
-                this.inboundFrom.set(socket, from!);
-                socket.resume();
-                handle(rest);
-              },
-              (err: unknown) => refuse(`admission failed: ${(err as Error).message}`),
-            );
-            return;
-          }
-          if (!admitted(verdict)) return;
-          this.inboundFrom.set(socket, from);
-          continue;
-        }
-        if (f !== null && typeof f === 'object' && typeof (f as { ctl?: unknown }).ctl === 'string') {
-          this.opts.onControl?.(from, f as ControlFrame, hello!);
-          continue;
-        }
-        const m = validateMessage(f);
-        if (m instanceof InvalidMessage) {
-          refuse(`invalid message: ${m.message}`);
-          return;
-        }
-        if (m.from !== from || m.to !== this.opts.id) {
-          refuse(`message from ${m.from} to ${m.to} on the connection of ${from}`);
-          return;
-        }
-        this.opts.onMessage(m);
-      }
-    };
+    let peerHello: PeerHello | null = null;
+    let admitted = false;
+    socket.write(encodeFrame({ challenge: PROTOCOL, nonce: serverNonce }));
     socket.on('data', (chunk: Buffer) => {
-      if (refused) return;
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
       } catch (err) {
-        refuse(err instanceof FrameError ? err.message : 'unreadable frame');
+        this.refuse(socket, pending, new Refusal(from === null ? 'bad_hello' : 'invalid_message', err instanceof FrameError ? err.message : 'unreadable frame'), from);
         return;
       }
-      handle(frames);
-    });
-    this.refusers.set(socket, refuse);
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(helloTimer);
-      this.inbound.delete(socket);
-      this.inboundFrom.delete(socket);
-      this.refusers.delete(socket);
+      for (const f of frames) {
+        if (socket.destroyed) return;
+        if (from === null) {
+          const refusal = this.checkHello(f) ?? this.authenticate(f as Hello, socket, serverNonce);
+          if (refusal !== undefined) {
+            this.refuse(socket, pending, refusal);
+            return;
+          }
+          const hello = f as Hello;
+          from = hello.from;
+          pending.release();
+          peerHello = { from, remote: pending.remote, ...identityFields(hello) };
+          // The peer sends nothing more before the welcome; the welcome waits for the
+          // admission (which may first record the peer's incarnation, synced).
+          const verdict = this.opts.admit?.(peerHello);
+          const welcome = (): void => {
+            admitted = this.welcome(socket, decoder, serverNonce, hello);
+          };
+          if (verdict instanceof Promise) {
+            verdict.then(
+              (v) => (v === undefined ? welcome() : this.refuseIdentity(socket, pending, v, hello.from)),
+              (err: unknown) => this.refuse(socket, pending, new Refusal('admission_failed', `admission failed: ${(err as Error).message}`), hello.from),
+            );
+          } else if (verdict === undefined) {
+            welcome();
+          } else {
+            this.refuseIdentity(socket, pending, verdict, hello.from);
+          }
+          continue;
+        }
+        if (!admitted) {
+          // A peer speaks only once welcomed: its messages must not count before its
+          // incarnation is recorded.
+          this.refuse(socket, pending, new Refusal('invalid_message', `${from} sent a frame before its welcome`), from);
+          return;
+        }
+        if (f !== null && typeof f === 'object' && typeof (f as { ctl?: unknown }).ctl === 'string') {
+          if (peerHello !== null) this.opts.onControl?.(from, f as ControlFrame, peerHello);
+          continue;
+        }
+        const m = validateMessage(f);
+        if (m instanceof InvalidMessage) {
+          this.refuse(socket, pending, new Refusal('invalid_message', `invalid message: ${m.message}`), from);
+          return;
+        }
+        if (m.from !== from || m.to !== this.opts.id) {
+          this.refuse(socket, pending, new Refusal('invalid_message', `message from ${m.from} to ${m.to} on the connection of ${from}`), from);
+          return;
+        }
+        this.opts.onMessage(m);
+      }
     });
   }
 
-  private checkHello(f: unknown): string | undefined {
-    if (f === null || typeof f !== 'object') return 'hello is not an object';
+  /** The hello is authenticated and admitted: welcome the peer, its connection replaces an older one. */
+  private welcome(socket: net.Socket, decoder: FrameDecoder, serverNonce: string, hello: Hello): boolean {
+    if (socket.destroyed || this.closed) return false;
+    const from = hello.from;
+    decoder.limit = MAX_FRAME_BYTES;
+    const input: ProofInput = { serverNonce, clientNonce: hello.nonce, from, to: this.opts.id };
+    socket.write(encodeFrame({ welcome: PROTOCOL, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'server', input) }));
+    // One inbound connection per peer: a reconnect replaces the connection it left.
+    const older = this.inboundById.get(from);
+    this.inboundById.set(from, socket);
+    if (older !== undefined && older !== socket) older.destroy();
+    socket.once('close', () => {
+      if (this.inboundById.get(from) === socket) this.inboundById.delete(from);
+    });
+    return true;
+  }
+
+  /** Refuses an authenticated peer for who it is: it is told why. */
+  private refuseIdentity(socket: net.Socket, pending: Pending, refusal: IdentityRefusal, from: NodeId): void {
+    pending.release();
+    if (!pending.refused) {
+      pending.refused = true;
+      this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
+    }
+    endWithRefusal(socket, refusal);
+  }
+
+  /** Whether the hello is well-formed and meant for this node (membership: who may say hello). */
+  private checkHello(f: unknown): Refusal | undefined {
+    if (f === null || typeof f !== 'object') return new Refusal('bad_hello', 'hello is not an object');
     const h = f as Partial<Hello>;
-    if (h.hello !== PROTOCOL) return `unknown protocol ${JSON.stringify(h.hello)?.slice(0, 40)}`;
-    if (h.to !== this.opts.id) return `hello addressed to ${String(h.to).slice(0, 64)}, this node is ${this.opts.id}`;
-    if (typeof h.from !== 'string' || h.from.length === 0 || h.from.length > 256) return 'hello without a sender id';
-    if (!tokenMatches(this.opts.token ?? '', typeof h.token === 'string' ? h.token : '')) return 'wrong cluster token';
+    if (h.hello !== PROTOCOL) return new Refusal('bad_hello', `unknown protocol ${JSON.stringify(h.hello)?.slice(0, 40)}`);
+    if (h.to !== this.opts.id) return new Refusal('bad_hello', `hello addressed to ${String(h.to).slice(0, 64)}, this node is ${this.opts.id}`);
+    if (typeof h.from !== 'string' || h.from.length === 0 || h.from.length > 256) return new Refusal('bad_hello', 'hello without a sender id');
+    if (!isNonce(h.nonce)) return new Refusal('bad_hello', 'hello without a nonce');
+    return undefined;
+  }
+
+  /** Whether the sender proved what it claims: the cluster token, and with TLS its id in its certificate. */
+  private authenticate(hello: Hello, socket: net.Socket, serverNonce: string): Refusal | undefined {
+    const token = this.opts.token;
+    if (token !== undefined && !proofMatches(token, 'client', { serverNonce, clientNonce: hello.nonce, from: hello.from, to: this.opts.id }, hello.proof)) {
+      return new Refusal('bad_proof', `${hello.from.slice(0, 64)} did not prove the cluster token`);
+    }
+    if (socket instanceof tls.TLSSocket) {
+      const named = certificateNodeId(socket.getPeerX509Certificate());
+      if ('why' in named) return new Refusal('certificate_id', `hello from ${hello.from.slice(0, 64)}: ${named.why}`);
+      if (named.id !== hello.from) return new Refusal('certificate_id', `hello from ${hello.from.slice(0, 64)} over the certificate of ${named.id}`);
+    }
     return undefined;
   }
 }
 
-/** A refusal frame is small; an outbound connection reads nothing else. */
-const REFUSAL_MAX_BYTES = 4096;
 const IDENTITY_TEXT = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** The identity fields of a hello, each kept only when well-formed. */
@@ -438,7 +684,10 @@ function identityFields(h: HelloIdentity | undefined): HelloIdentity {
   if (h === undefined) return {};
   const ok = (v: unknown): v is string => typeof v === 'string' && IDENTITY_TEXT.test(v);
   const e = h.expect as { incarnation?: unknown; index?: unknown } | undefined;
-  const expect = e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0 ? { incarnation: e.incarnation, index: e.index as number } : undefined;
+  const expect =
+    e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0
+      ? { incarnation: e.incarnation, index: e.index as number }
+      : undefined;
   return {
     ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
     ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
@@ -447,7 +696,25 @@ function identityFields(h: HelloIdentity | undefined): HelloIdentity {
   };
 }
 
-function parseRefusal(f: unknown): Refusal | undefined {
+/** Sends the refusal frame and closes; a peer that does not close its side is cut shortly after. */
+function endWithRefusal(socket: net.Socket, refusal: IdentityRefusal): void {
+  if (socket.destroyed) return;
+  socket.end(
+    encodeFrame({
+      refused: refusal.code,
+      message: refusal.message.slice(0, 1000),
+      ...(refusal.index === undefined ? {} : { index: refusal.index }),
+      ...(refusal.cluster === undefined ? {} : { cluster: refusal.cluster }),
+      ...(refusal.expect === undefined ? {} : { expect: refusal.expect }),
+    }),
+  );
+  // Nothing the peer sends from now on is read.
+  socket.removeAllListeners('data');
+  socket.on('data', () => undefined);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+function parseRefusal(f: unknown): IdentityRefusal | undefined {
   if (f === null || typeof f !== 'object') return undefined;
   const r = f as { refused?: unknown; message?: unknown; index?: unknown; cluster?: unknown; expect?: unknown };
   if (typeof r.refused !== 'string' || r.refused.length > 64 || typeof r.message !== 'string') return undefined;
@@ -460,10 +727,4 @@ function parseRefusal(f: unknown): Refusal | undefined {
     ...(cluster === undefined ? {} : { cluster }),
     ...(expect === undefined ? {} : { expect }),
   };
-}
-
-function tokenMatches(expected: string, got: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(got);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,6 +1,7 @@
 // The cluster's own view of its settings and of what it reports; packages/node maps its
 // configuration and logger onto these, so nothing here depends on the node package.
 import type { NodeId } from '@weldr/raft';
+import type { PeerTlsSource } from './transport.js';
 
 export interface HostPort {
   /** IP address or host name, IPv6 without brackets. */
@@ -24,8 +25,13 @@ export interface RaftClusterOptions {
   readonly raftAdvertise?: HostPort | undefined;
   /** The members' Raft addresses (this node's own entry allowed). */
   readonly peers: readonly PeerSpec[];
-  /** Shared secret members present in their hello; undefined: none. */
+  /** Shared secret members prove in their handshake (it never travels); undefined: none. */
   readonly clusterToken?: string | undefined;
+  /** Peer TLS material (this member's certificate naming its id, key, cluster CA); undefined: plain TCP. */
+  readonly peerTls?: PeerTlsSource | undefined;
+  /** Raft connections waiting to authenticate, at most, in total and per source. Defaults 64 and 8. */
+  readonly maxPendingConnections?: number | undefined;
+  readonly maxPendingPerSource?: number | undefined;
   /** One Raft tick, ms. */
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */

@@ -3,7 +3,9 @@ import net from 'node:net';
 import test from 'ava';
 import type { Message } from '@weldr/raft';
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/codec.js';
+import { randomBytes } from 'node:crypto';
 import { TcpTransport } from '../src/transport.js';
+import { makeProof } from '../src/peer-proof.js';
 
 const silent = { debug() {}, info() {}, warn() {} };
 
@@ -118,23 +120,226 @@ function rawPeer(port: number, frames: Buffer[]): Promise<'closed'> {
 }
 
 test('bad peers are cut off and nothing they send reaches the core', async (t) => {
-  const { b, got } = await pair(t, 'secret');
-  const hello = (extra: object = {}) => encodeFrame({ hello: 'weldr-raft/1', from: 'x', to: 'b', token: 'secret', ...extra });
-  const cases: [string, Buffer[]][] = [
-    ['wrong token', [hello({ token: 'nope' }), encodeFrame(msg('x', 'b'))]],
-    ['no token', [hello({ token: undefined }), encodeFrame(msg('x', 'b'))]],
-    ['wrong protocol', [hello({ hello: 'http/1.1' }), encodeFrame(msg('x', 'b'))]],
-    ['addressed to another node', [hello({ to: 'c' }), encodeFrame(msg('x', 'b'))]],
-    ['message before hello', [encodeFrame(msg('x', 'b'))]],
-    ['garbage bytes', [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')]],
-    ['oversized frame', [hello(), Buffer.from([0xff, 0xff, 0xff, 0xff])]],
-    ['invalid message', [hello(), encodeFrame({ ...msg('x', 'b'), term: -1 })]],
-    ['spoofed sender', [hello(), encodeFrame(msg('y', 'b'))]],
-    ['misaddressed message', [hello(), encodeFrame(msg('x', 'c'))]],
+  const { b, got } = await pair(t, 'secret-secret-secret');
+  const token = 'secret-secret-secret';
+  const cases: [string, (c: Challenge) => Buffer[]][] = [
+    ['wrong token', (c) => [hello(c, 'x', 'b', 'nope-nope-nope-nope'), encodeFrame(msg('x', 'b'))]],
+    ['no proof', (c) => [encodeFrame({ ...helloObject(c, 'x', 'b', token), proof: undefined }), encodeFrame(msg('x', 'b'))]],
+    ['the token itself instead of a proof', (c) => [encodeFrame({ ...helloObject(c, 'x', 'b', token), proof: token }), encodeFrame(msg('x', 'b'))]],
+    ['old protocol with the token in clear', () => [encodeFrame({ hello: 'weldr-raft/1', from: 'x', to: 'b', token }), encodeFrame(msg('x', 'b'))]],
+    ['wrong protocol', (c) => [encodeFrame({ ...helloObject(c, 'x', 'b', token), hello: 'http/1.1' }), encodeFrame(msg('x', 'b'))]],
+    ['addressed to another node', (c) => [hello(c, 'x', 'c', token), encodeFrame(msg('x', 'b'))]],
+    ['message before hello', () => [encodeFrame(msg('x', 'b'))]],
+    ['garbage bytes', () => [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n')]],
+    ['oversized frame before the hello', () => [Buffer.from([0x00, 0x00, 0x10, 0x01])]],
+    ['oversized frame', (c) => [hello(c, 'x', 'b', token), Buffer.from([0xff, 0xff, 0xff, 0xff])]],
+    ['invalid message', (c) => [hello(c, 'x', 'b', token), encodeFrame({ ...msg('x', 'b'), term: -1 })]],
+    ['spoofed sender', (c) => [hello(c, 'x', 'b', token), encodeFrame(msg('y', 'b'))]],
+    ['misaddressed message', (c) => [hello(c, 'x', 'c', token), encodeFrame(msg('x', 'c'))]],
   ];
-  for (const [name, frames] of cases) t.is(await rawPeer(b.port, frames), 'closed', name);
+  for (const [name, frames] of cases) {
+    const peer = await rawClient(b.port);
+    const c = await peer.challenge();
+    for (const f of frames(c)) peer.socket.write(f);
+    t.is(await peer.closed, 'closed', name);
+  }
   t.deepEqual(got, [], 'no message from a refused connection was delivered');
 });
+
+test('the handshake proves the token both ways without sending it; a replayed hello is refused', async (t) => {
+  const token = 'a-token-nobody-guesses-0123456789';
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: silent, onMessage: (m) => got.push(m) });
+  await b.start();
+  // Everything a and b say to each other passes through this relay, which records it.
+  const wire: Buffer[] = [];
+  const relay = net.createServer((client) => {
+    const upstream = net.connect({ host: '127.0.0.1', port: b.port });
+    client.on('data', (d: Buffer) => {
+      wire.push(d);
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      wire.push(d);
+      client.write(d);
+    });
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+  const relayPort = (relay.address() as net.AddressInfo).port;
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: relayPort }]]), token, log: silent, onMessage: () => undefined });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    relay.close();
+  });
+  await until('a message through the relay', () => {
+    a.send([msg('a', 'b')]);
+    return got.length > 0;
+  });
+  const captured = Buffer.concat(wire);
+  t.false(captured.includes(Buffer.from(token)), 'the token itself never crossed the wire');
+  // Replay a's hello (the second frame on the wire, after b's challenge) on a new connection.
+  const frames = new FrameDecoder().push(captured) as Record<string, unknown>[];
+  const helloFrame = frames.find((f) => f.hello !== undefined);
+  t.truthy(helloFrame);
+  const before = got.length;
+  const replay = await rawClient(b.port);
+  await replay.challenge();
+  replay.socket.write(encodeFrame(helloFrame));
+  replay.socket.write(encodeFrame(msg('a', 'b', { term: 99 })));
+  t.is(await replay.closed, 'closed');
+  t.false(got.slice(before).some((m) => m.term === 99), 'nothing from the replayed hello was delivered');
+  t.true(b.stats().refused.get('bad_proof')! >= 1);
+});
+
+test('a peer that proves a different token is not welcomed: the dialling node does not send to it', async (t) => {
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token: 'token-of-cluster-one-0000', log: silent, onMessage: (m) => got.push(m) });
+  await b.start();
+  const lines: string[] = [];
+  const log = { debug() {}, info() {}, warn: (_o: object, m: string) => void lines.push(m) };
+  const unreachable: string[] = [];
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token: 'token-of-cluster-two-0000', log, onMessage: () => undefined, onUnreachable: (id) => unreachable.push(id), reconnectMinMs: 10, reconnectMaxMs: 50 });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('a says why b refused it', () => lines.some((l) => /refused the handshake/.test(l)));
+  a.send([msg('a', 'b')]);
+  t.deepEqual(unreachable, ['b']);
+  t.deepEqual(got, []);
+  t.true((b.stats().refused.get('bad_proof') ?? 0) >= 1);
+});
+
+test('before the hello: a stranger may send only a small frame, within the deadline, and only so many may wait', async (t) => {
+  const got: Message[] = [];
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    token: 'secret-secret-secret',
+    log: silent,
+    onMessage: (m) => got.push(m),
+    helloTimeoutMs: 300,
+    maxPendingConnections: 6,
+    maxPendingPerSource: 4,
+  });
+  await b.start();
+  t.teardown(() => b.close());
+  // A 16 MiB frame header: refused on the header, nothing buffered.
+  const big = Buffer.alloc(4);
+  big.writeUInt32BE(MAX_FRAME_BYTES);
+  t.is(await rawPeer(b.port, [big, Buffer.alloc(64 << 10)]), 'closed');
+  t.is(b.stats().refused.get('bad_hello'), 1);
+  // Silence: cut at the deadline.
+  const silentPeer = await rawClient(b.port);
+  t.is(await silentPeer.closed, 'closed');
+  t.is(b.stats().refused.get('hello_timeout'), 1);
+  // Four idle strangers from 127.0.0.1 fill that source's share; the fifth is shut out at once.
+  const idle = await Promise.all([1, 2, 3, 4].map(() => rawClient(b.port, { host: '127.0.0.1' })));
+  await Promise.all(idle.map((p) => p.challenge()));
+  t.is(b.stats().pending, 4);
+  const fifth = await rawClient(b.port, { host: '127.0.0.1' });
+  t.is(await fifth.closed, 'closed');
+  t.is(b.stats().refused.get('too_many_from_source'), 1);
+  // Another source (127.0.0.2 is loopback too) still gets in, up to the total.
+  const other = await Promise.all([1, 2].map(() => rawClient(b.port, { host: '127.0.0.1', localAddress: '127.0.0.2' })));
+  await Promise.all(other.map((p) => p.challenge()));
+  const third = await rawClient(b.port, { host: '127.0.0.1', localAddress: '127.0.0.3' });
+  t.is(await third.closed, 'closed');
+  t.is(b.stats().refused.get('too_many_pending'), 1);
+  // The deadline frees the places again.
+  await Promise.all([...idle, ...other].map((p) => p.closed));
+  t.is(b.stats().pending, 0);
+  t.deepEqual(got, []);
+});
+
+test('refusals are logged at a bounded rate: the first at once, the rest in one summary per interval', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const log = { debug() {}, info() {}, warn: (o: object) => void lines.push(o as Record<string, unknown>) };
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token: 'secret-secret-secret', log, onMessage: () => undefined, refusalLogIntervalMs: 200 });
+  await b.start();
+  t.teardown(() => b.close());
+  for (let i = 0; i < 200; i++) await rawPeer(b.port, [Buffer.from('GET / HTTP/1.1\r\n\r\n')]);
+  const refusedLines = () => lines.filter((l) => l.event === 'raft_connection_refused');
+  const summed = () => refusedLines().reduce((n, l) => n + (typeof l.refused === 'number' ? l.refused : 1), 0);
+  // Every refusal is counted in some line, once the last interval's summary is out.
+  await until('every refusal in a line', () => summed() === 200);
+  t.is(refusedLines()[0]!.reason, 'bad_hello', 'the first refusal has a line of its own');
+  t.true(refusedLines().length < 20, `${refusedLines().length} lines for 200 refusals`);
+  t.is(b.stats().refused.get('bad_hello'), 200);
+});
+
+test('a reconnecting peer replaces its older inbound connection', async (t) => {
+  const token = 'secret-secret-secret';
+  const { b } = await pair(t, token);
+  const first = await rawClient(b.port);
+  first.socket.write(hello(await first.challenge(), 'x', 'b', token));
+  await first.welcomed;
+  const second = await rawClient(b.port);
+  second.socket.write(hello(await second.challenge(), 'x', 'b', token));
+  await second.welcomed;
+  t.is(await first.closed, 'closed', 'the older connection of x was closed');
+  second.socket.destroy();
+});
+
+interface Challenge {
+  readonly nonce: string;
+}
+
+function helloObject(c: Challenge, from: string, to: string, token: string): Record<string, unknown> {
+  const nonce = randomBytes(32).toString('base64');
+  return { hello: 'weldr-raft/2', from, to, nonce, proof: makeProof(token, 'client', { serverNonce: c.nonce, clientNonce: nonce, from, to }), info: {} };
+}
+
+function hello(c: Challenge, from: string, to: string, token: string): Buffer {
+  return encodeFrame(helloObject(c, from, to, token));
+}
+
+/** A raw client of the handshake: waits for the challenge, lets the test write what it wants. */
+async function rawClient(port: number, options: { host?: string; localAddress?: string } = {}) {
+  const socket = net.connect({ host: options.host ?? '127.0.0.1', port, ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }) });
+  const decoder = new FrameDecoder();
+  const frames: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  socket.on('data', (d: Buffer) => {
+    try {
+      frames.push(...(decoder.push(d) as Record<string, unknown>[]));
+    } catch {
+      socket.destroy();
+    }
+    for (const w of waiters) w();
+  });
+  socket.on('error', () => undefined);
+  const closed = new Promise<'closed'>((resolve) => socket.on('close', () => resolve('closed')));
+  const frameWhere = (what: string, pred: (f: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const f = frames.find(pred);
+        if (f !== undefined) {
+          waiters.delete(check);
+          resolve(f);
+        }
+      };
+      waiters.add(check);
+      check();
+      void closed.then(() => reject(new Error(`closed before ${what}`)));
+    });
+  return {
+    socket,
+    closed,
+    challenge: () => frameWhere('the challenge', (f) => f.challenge === 'weldr-raft/2') as Promise<unknown> as Promise<Challenge>,
+    get welcomed() {
+      return frameWhere('the welcome', (f) => f.welcome === 'weldr-raft/2');
+    },
+  };
+}
 
 test('a peer that restarts is reconnected to', async (t) => {
   const { a, b, got } = await pair(t);

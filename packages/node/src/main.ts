@@ -22,6 +22,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'help':
         if (isCtlNoun(rest[0])) return await runCtl(rest[0], ['--help']);
         if (rest[0] === 'start') process.stdout.write((await import('./cli/start-help.js')).startHelp());
+        else if (rest[0] === 'certs') process.stdout.write((await import('./cli/certs-command.js')).CERTS_HELP);
         else process.stdout.write(rest[0] === 'test-server' ? TEST_SERVER_HELP : rest[0] === 'dev-cluster' ? DEV_CLUSTER_HELP : MAIN_HELP);
         return 0;
       case '-v':
@@ -35,13 +36,15 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./cli/test-server-command.js')).testServerCommand(rest);
       case 'dev-cluster':
         return await (await import('./cli/dev-cluster-command.js')).devClusterCommand(rest);
+      case 'certs':
+        return (await import('./cli/certs-command.js')).certsCommand(rest);
       default:
         if (isCtlNoun(command)) return await runCtl(command, rest);
         throw new ConfigError(`unknown command "${command}"`);
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      const where = command === 'start' || command === 'test-server' || command === 'dev-cluster' ? `weldr ${command}` : 'weldr';
+      const where = command === 'start' || command === 'test-server' || command === 'dev-cluster' || command === 'certs' ? `weldr ${command}` : 'weldr';
       process.stderr.write(`${where}: ${err.message} (see '${where} --help')\n`);
       return EXIT_USAGE;
     }

@@ -85,11 +85,11 @@ test('durations accept units and plain milliseconds', (t) => {
 });
 
 test('peers parse from a string or a JSON array', (t) => {
-  t.deepEqual(load(['--peers', 'n2=127.0.0.1:9002,n3=[::1]:9003']).config.peers, [
+  t.deepEqual(load(['--peers', 'n2=127.0.0.1:9002,n3=[::1]:9003', '--insecure-peers']).config.peers, [
     { id: 'n2', address: { host: '127.0.0.1', port: 9002 } },
     { id: 'n3', address: { host: '::1', port: 9003 } },
   ]);
-  const files = { 'c.json': '{"peers": ["n2=10.0.0.2:8688"]}' };
+  const files = { 'c.json': '{"peers": ["n2=10.0.0.2:8688"], "clusterToken": "0123456789abcdef0123"}' };
   t.is(load(['--config', 'c.json'], {}, files).config.peers.length, 1);
 });
 
@@ -181,4 +181,51 @@ test('--join takes an admin URL (normalised), --restore a path, --raft-advertise
   t.is(load(['--join', 'https://admin.example:8687']).config.join, 'https://admin.example:8687');
   for (const bad of ['127.0.0.1:8687', 'http://127.0.0.1:8687/cluster', 'ftp://x:1', 'http://x']) t.regex(loadError(['--join', bad]), /--join/);
   t.regex(loadError(['--raft-advertise', '127.0.0.1:0']), /--raft-advertise/);
+});
+
+test('cluster mode needs peer authentication: a token, peer TLS, or --insecure-peers with every member on loopback', (t) => {
+  const peers = ['--peers', 'n1=127.0.0.1:9001,n2=127.0.0.1:9002'];
+  t.regex(loadError(peers), /cluster mode needs peer authentication.*WELDR_CLUSTER_TOKEN.*--peer-cert.*weldr certs init.*--insecure-peers/);
+  t.is(load(peers, { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' }).config.clusterToken, '0123456789abcdef0123');
+  t.is(load([...peers, '--peer-cert', 'p.pem', '--peer-key', 'k.pem', '--peer-ca', 'ca.pem']).config.peerCert, 'p.pem');
+  t.true(load([...peers, '--insecure-peers']).config.insecurePeers);
+  t.true(load(peers, { WELDR_INSECURE_PEERS: 'true' }).config.insecurePeers);
+  // Off loopback: no exemption, and no hint at one.
+  const remote = ['--peers', 'n1=10.0.0.1:9001,n2=10.0.0.2:9002', '--raft', '10.0.0.1:9001'];
+  t.notRegex(loadError(remote), /--insecure-peers/);
+  t.regex(loadError([...remote, '--insecure-peers']), /--insecure-peers is allowed only when every member is on loopback; not: --raft 10\.0\.0\.1:9001, n1=10\.0\.0\.1:9001, n2=10\.0\.0\.2:9002/);
+  t.regex(loadError([...peers, '--raft', '0.0.0.0:9001', '--insecure-peers']), /not: --raft 0\.0\.0\.0:9001/, 'a wildcard is not loopback');
+  t.regex(loadError([...peers, '--insecure-peers'], { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' }), /drop one or the other/);
+  // A single node needs none of it.
+  t.is(load([]).config.clusterToken, undefined);
+});
+
+test('peer TLS and admin HTTPS files go together', (t) => {
+  t.regex(loadError(['--peer-cert', 'p.pem']), /peer TLS needs --peer-cert, --peer-key, --peer-ca together; missing: --peer-key, --peer-ca/);
+  t.regex(loadError(['--admin-key', 'k.pem']), /admin HTTPS needs --admin-cert, --admin-key together; missing: --admin-cert/);
+  t.regex(loadError(['--admin-client-ca', 'ca.pem']), /--admin-client-ca needs --admin-cert/);
+});
+
+test('an admin API off loopback needs a token; --admin-auth-reads needs one too', (t) => {
+  t.regex(loadError(['--admin', '0.0.0.0:8687']), /the admin API on 0\.0\.0\.0:8687 is reachable from other hosts and has no token.*WELDR_ADMIN_TOKEN.*127\.0\.0\.1/);
+  t.is(load(['--admin', '0.0.0.0:8687'], { WELDR_ADMIN_TOKEN: '0123456789abcdef0123' }).config.admin.host, '0.0.0.0');
+  t.regex(loadError(['--admin-auth-reads']), /--admin-auth-reads needs an admin token/);
+  t.true(load(['--admin-auth-reads'], { WELDR_ADMIN_TOKEN: '0123456789abcdef0123' }).config.adminAuthReads);
+  t.regex(loadError([], { WELDR_ADMIN_AUTH_READS: 'maybe' }), /WELDR_ADMIN_AUTH_READS: "maybe" is not true or false/);
+});
+
+test('limits: defaults and bounds', (t) => {
+  t.like(load([]).config, { raftMaxPending: 64, raftMaxPendingPerSource: 8, adminMaxConnections: 256, adminMaxConnectionsPerSource: 64 });
+  t.is(load(['--admin-max-connections', '10']).config.adminMaxConnections, 10);
+  t.regex(loadError(['--raft-max-pending', '0']), /--raft-max-pending/);
+});
+
+test('tokens can come from files (mounted secrets); the file and the token itself together are refused', (t) => {
+  const files = { '/run/secrets/cluster': 'cluster-token-from-a-file-0123\n', '/run/secrets/short': 'short\n' };
+  const { config, sources } = load(['--peers', 'n1=127.0.0.1:9001,n2=127.0.0.1:9002'], { WELDR_CLUSTER_TOKEN_FILE: '/run/secrets/cluster' }, files);
+  t.is(config.clusterToken, 'cluster-token-from-a-file-0123');
+  t.is(sources.clusterToken, 'env');
+  t.regex(loadError(['--admin-token-file', '/run/secrets/short'], {}, files), /the token in --admin-token-file \/run\/secrets\/short must be 16 to 4096/);
+  t.regex(loadError(['--admin-token-file', '/nope'], {}, files), /cannot read --admin-token-file \/nope/);
+  t.regex(loadError(['--cluster-token-file', '/run/secrets/cluster'], { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' }, files), /both set; give one/);
 });

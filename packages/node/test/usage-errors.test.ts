@@ -47,10 +47,14 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['key repeated in config file', ['start', '--config', file('dup.json', '{"listen":"127.0.0.1:0","listen":"127.0.0.1:1"}')], {}, /key "listen" appears more than once in config file/],
   ['unknown config key', ['start', '--config', file('key.json', '{"listen":"127.0.0.1:0","adminn":"x"}')], {}, /unknown key "adminn"/],
   ['bad value in config file', ['start'], { WELDR_CONFIG: file('val.json', '{"raft":"127.0.0.1:-1"}') }, /"raft" in .*val.json/],
-  ["--raft disagrees with the node's own --peers entry", ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft', '127.0.0.1:7003'], {}, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft is 127\.0\.0\.1:7003/],
+  ["--raft disagrees with the node's own --peers entry", ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft', '127.0.0.1:7003'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft is 127\.0\.0\.1:7003/],
   // A wildcard --raft with the same port as the node's own entry is fine (the next rule speaks).
-  ['--raft on a wildcard agrees with the own --peers entry by port', ['start', '--id', 'n1', '--peers', 'n1=weldr-0.peers:7001,n2=127.0.0.1:7002', '--raft', '0.0.0.0:7001', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
-  ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], {}, /cluster mode .* needs --store level/],
+  ['--raft on a wildcard agrees with the own --peers entry by port', ['start', '--id', 'n1', '--peers', 'n1=weldr-0.peers:7001,n2=127.0.0.1:7002', '--raft', '0.0.0.0:7001', '--store', 'memory'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /cluster mode .* needs --store level/],
+  ['cluster mode with a memory store', ['start', '--peers', 'n2=127.0.0.1:9999', '--store', 'memory'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /cluster mode .* needs --store level/],
+  ['cluster mode without peer authentication', ['start', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002'], {}, /cluster mode needs peer authentication/],
+  ['--insecure-peers off loopback', ['start', '--peers', 'n1=10.0.0.1:7001,n2=10.0.0.2:7002', '--insecure-peers'], {}, /--insecure-peers is allowed only when every member is on loopback/],
+  ['an admin API off loopback without a token', ['start', '--admin', '0.0.0.0:8687'], {}, /the admin API on 0\.0\.0\.0:8687 is reachable from other hosts and has no token/],
+  ['half of peer TLS', ['start', '--peer-cert', 'p.pem'], {}, /peer TLS needs --peer-cert, --peer-key, --peer-ca together/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
 ];
@@ -65,6 +69,6 @@ for (const [name, args, env, pattern] of badInvocations) {
   });
 }
 
-test('a good cluster configuration passes the same checks', (t) => {
-  t.is(usageError(['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002'], {}), undefined);
+test('a good cluster configuration (with a cluster token) passes the same checks', (t) => {
+  t.is(usageError(['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }), undefined);
 });

@@ -29,3 +29,15 @@ export function requireToken(token: string | undefined): Middleware<AdminState> 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value).digest();
 }
+
+/**
+ * Reads need the token too (GET, HEAD), except on `openPaths`: probes that load balancers
+ * and Kubernetes send without credentials. Writes keep their own check on each route.
+ */
+export function requireTokenForReads(auth: Middleware<AdminState>, openPaths: readonly string[]): Middleware<AdminState> {
+  const open = new Set(openPaths);
+  return (ctx, next) => {
+    if ((ctx.method !== 'GET' && ctx.method !== 'HEAD') || open.has(ctx.path)) return next();
+    return auth(ctx, next);
+  };
+}

@@ -6,6 +6,7 @@ Usage:
   weldr start [options]         run a node (proxy + admin API)
   weldr dev-cluster [options]   run a three-node cluster on this machine, with two origins
   weldr test-server [options]   run an origin server for tests, demos and benchmarks
+  weldr certs init [options]    make a local CA and member certificates (peer and admin TLS)
   weldr help [command]          show help
   weldr --version               print the version
 
@@ -20,6 +21,7 @@ Operating a running cluster (any member's admin API; --endpoints, --token, --jso
 Run 'weldr <command> --help' for a command's options.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; the operator commands
 also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout.
+Signals to 'weldr start': SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the TLS certificates.
 `;
 
 export const TEST_SERVER_HELP = `Usage: weldr test-server [options]

@@ -1,6 +1,8 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
 import { checkClusterConfig } from '../config/cluster-rules.js';
 import { loadConfig } from '../config/load-config.js';
+import { OPTIONS } from '../config/options.js';
+import { openNodeTls } from '../runtime/tls-setup.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
@@ -45,13 +47,12 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
       event: 'starting',
       version: weldrVersion(),
       configFile,
-      config: {
+      config: redactSecrets({
         ...config,
         listen: formatHostPort(config.listen),
         admin: formatHostPort(config.admin),
         raft: formatHostPort(config.raft),
-        adminToken: config.adminToken === undefined ? undefined : '[redacted]',
-      },
+      }),
       sources,
     },
     'weldr starting',
@@ -60,9 +61,14 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     log.warn({ event: 'unknown_env', names: unknownEnv }, `ignored environment variables that name no setting: ${unknownEnv.join(', ')} (see 'weldr start --help')`);
   }
 
+  // TLS files are checked before anything listens: an unusable one is exit 2.
+  const tls = openNodeTls(config, log);
+  // SIGHUP re-reads the certificates (as nginx and HAProxy do); without a handler it would end the process.
+  process.on('SIGHUP', () => tls.reload('SIGHUP'));
+
   let node;
   try {
-    node = await startNode(config, log);
+    node = await startNode(config, log, tls);
   } catch (err) {
     if (err instanceof ListenError || err instanceof StoreOpenError) {
       log.fatal({ event: 'start_failed', err: { message: err.message } }, err.message);
@@ -93,10 +99,18 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   }, config.shutdownTimeout + SHUTDOWN_GRACE_MS).unref();
   const stopped = Date.now();
   await node.stop();
+  tls.close();
   clearTimeout(overrun);
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
   setTimeout(() => process.exit(exitCode), SHUTDOWN_GRACE_MS).unref();
   return exitCode;
+}
+
+/** The settings as logged: credentials replaced, whatever their source. */
+function redactSecrets(config: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...config };
+  for (const option of OPTIONS) if (option.secret === true && out[option.key] !== undefined) out[option.key] = '[redacted]';
+  return out;
 }

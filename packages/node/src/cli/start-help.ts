@@ -2,7 +2,7 @@
 import { OPTIONS } from '../config/options.js';
 
 export function startHelp(): string {
-  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`, `${o.help} [${o.env}; default ${o.defaultText}]`]);
+  const rows: [string, string][] = OPTIONS.map((o) => [`--${o.flag} ${o.valueName}`.trimEnd(), `${o.help} [${o.env}; default ${o.defaultText}]`]);
   rows.unshift(['--config FILE', 'JSON config file with the keys below in camelCase [WELDR_CONFIG]']);
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map(([flag]) => flag.length)) + 2;

@@ -7,7 +7,8 @@ import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
 import { rewordParseArgsError } from './parse-args-error.js';
-import { formatHostPort, ValueError, type HostPort } from './values.js';
+import { formatHostPort, parseToken, ValueError, type HostPort } from './values.js';
+import { checkSecurity } from './security-checks.js';
 
 export { rewordParseArgsError } from './parse-args-error.js';
 
@@ -77,8 +78,36 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
     }
     sources[option.key] = source;
   }
+  readTokenFiles(config as Partial<Record<ConfigKey, unknown>>, sources, inputs.readFile);
   checkListenersDiffer(config as unknown as NodeConfig);
+  checkSecurity(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
+}
+
+/**
+ * --admin-token-file / --cluster-token-file: the token is read here, once, and checked
+ * like one given directly (a trailing newline, as `echo` and editors leave, is dropped).
+ * Giving both a token and its file is refused: which one was meant is unclear.
+ */
+function readTokenFiles(config: Partial<Record<ConfigKey, unknown>>, sources: Record<ConfigKey, ConfigSource>, readFile = (p: string) => readFileSync(p, 'utf8')): void {
+  for (const [tokenKey, fileKey, flag] of [['adminToken', 'adminTokenFile', '--admin-token-file'], ['clusterToken', 'clusterTokenFile', '--cluster-token-file']] as const) {
+    const path = config[fileKey];
+    if (typeof path !== 'string') continue;
+    if (config[tokenKey] !== undefined) throw new ConfigError(`${flag} and the token itself are both set; give one`);
+    let text: string;
+    try {
+      text = readFile(path);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      config[tokenKey] = parseToken(text.replace(/\r?\n$/, ''));
+    } catch (err) {
+      if (err instanceof ValueError) throw new ConfigError(`the token in ${flag} ${path} ${err.message}`);
+      throw err;
+    }
+    sources[tokenKey] = sources[fileKey];
+  }
 }
 
 /** Whether binding `a` takes the port on address `b` too ("::" is dual-stack on Linux). */
@@ -118,7 +147,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     [CONFIG_FLAG]: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   };
-  for (const option of OPTIONS) options[option.flag] = { type: 'string' };
+  for (const option of OPTIONS) options[option.flag] = { type: option.boolean === true ? 'boolean' : 'string' };
   let parsed;
   try {
     parsed = parseArgs({ args: [...argv], options, strict: true, allowPositionals: false });
@@ -131,6 +160,7 @@ function parseFlags(argv: readonly string[]): { values: Record<string, string | 
     if (name === 'help') help = value === true;
     // A repeated flag: parseArgs keeps the last one, which is what people expect.
     else if (typeof value === 'string') values[name] = value;
+    else if (value === true) values[name] = 'true';
   }
   return { values, help };
 }

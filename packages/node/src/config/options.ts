@@ -2,7 +2,7 @@
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
 import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseAdminUrl, parseCommand, parseDuration, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseAdminUrl, parseBoolean, parseCommand, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -15,18 +15,41 @@ export interface NodeConfig {
   readonly id: string;
   readonly listen: HostPort;
   readonly admin: HostPort;
-  /** Bearer token required for admin writes (POST/PATCH/DELETE); reads stay open. */
+  /** Bearer token required for admin writes (POST/PATCH/DELETE), and reads with adminAuthReads. */
   readonly adminToken: string | undefined;
+  /** A file holding the admin token (Docker and Kubernetes secrets, systemd credentials). */
+  readonly adminTokenFile: string | undefined;
+  /** Reads (pool, cluster, stats, metrics) need the admin token too; /health and /ready stay open. */
+  readonly adminAuthReads: boolean;
+  /** The admin API speaks HTTPS with this certificate (chain) and key (PEM files). */
+  readonly adminCert: string | undefined;
+  readonly adminKey: string | undefined;
+  /** Admin clients must present a certificate issued by a CA in this bundle. */
+  readonly adminClientCa: string | undefined;
+  /** Open admin connections, at most, in total and from one source address. */
+  readonly adminMaxConnections: number;
+  readonly adminMaxConnectionsPerSource: number;
   readonly raft: HostPort;
   /** Where peers reach this node's Raft listener, when that is not --raft (NAT, a relay, a wildcard). */
   readonly raftAdvertise: HostPort | undefined;
   readonly peers: readonly Peer[];
-  /** Shared secret peers present to each other on the Raft transport. */
+  /** Shared secret peers prove to each other on the Raft transport (it never travels). */
   readonly clusterToken: string | undefined;
   /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
   readonly join: string | undefined;
   /** A backup (GET /cluster/snapshot) an empty data directory seeds a new cluster from. */
   readonly restore: string | undefined;
+  /** A file holding the cluster token. */
+  readonly clusterTokenFile: string | undefined;
+  /** Peer TLS: this member's certificate (naming weldr://node/<id>), key, and the cluster CA. */
+  readonly peerCert: string | undefined;
+  readonly peerKey: string | undefined;
+  readonly peerCa: string | undefined;
+  /** Cluster mode without peer authentication, allowed only when every member is on loopback. */
+  readonly insecurePeers: boolean;
+  /** Raft connections not yet authenticated, at most, in total and from one source. */
+  readonly raftMaxPending: number;
+  readonly raftMaxPendingPerSource: number;
   /** Raft heartbeat interval (one tick), ms. */
   readonly raftHeartbeat: number;
   /** Raft election timeout (randomized to [T, 2T)), ms. */
@@ -68,6 +91,10 @@ export interface OptionSpec<K extends ConfigKey> {
   readonly defaultText: string;
   readonly defaultValue: (partial: Partial<NodeConfig>) => NodeConfig[K];
   readonly parse: (raw: unknown) => NodeConfig[K];
+  /** A flag without a value (`--insecure-peers`); the variable and file key take true/false. */
+  readonly boolean?: true;
+  /** A credential: never logged, never echoed. */
+  readonly secret?: true;
 }
 
 type AnyOptionSpec = { [K in ConfigKey]: OptionSpec<K> }[ConfigKey];
@@ -83,13 +110,27 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'id', flag: 'id', env: 'WELDR_ID', valueName: 'ID', help: 'node id, unique in the cluster', defaultText: 'n1', defaultValue: constant('n1'), parse: parseNodeId },
   { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
-  { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes (prefer the variable: flags show in ps)', defaultText: '(none: writes are open)', defaultValue: constant(undefined), parse: parseToken },
+  { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes; needed when --admin is not loopback (prefer the variable: flags show in ps)', defaultText: '(none: writes are open on loopback)', defaultValue: constant(undefined), parse: parseToken, secret: true },
+  { key: 'adminTokenFile', flag: 'admin-token-file', env: 'WELDR_ADMIN_TOKEN_FILE', valueName: 'FILE', help: 'read the admin token from this file (e.g. a mounted secret); instead of --admin-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'adminAuthReads', flag: 'admin-auth-reads', env: 'WELDR_ADMIN_AUTH_READS', valueName: '', help: 'reads (servers, cluster, stats, metrics) need the admin token too; /health and /ready stay open', defaultText: 'false', defaultValue: constant(false), parse: parseBoolean, boolean: true },
+  { key: 'adminCert', flag: 'admin-cert', env: 'WELDR_ADMIN_CERT', valueName: 'FILE', help: 'serve the admin API over HTTPS with this PEM certificate (chain); reloaded on SIGHUP and change', defaultText: '(none: plain HTTP)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'adminKey', flag: 'admin-key', env: 'WELDR_ADMIN_KEY', valueName: 'FILE', help: 'the PEM private key of --admin-cert', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'adminClientCa', flag: 'admin-client-ca', env: 'WELDR_ADMIN_CLIENT_CA', valueName: 'FILE', help: 'admin clients must present a certificate from a CA in this PEM bundle (needs --admin-cert; /health and /ready stay open)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'adminMaxConnections', flag: 'admin-max-connections', env: 'WELDR_ADMIN_MAX_CONNECTIONS', valueName: 'N', help: 'open admin connections, at most; more are answered 503 and closed', defaultText: '256', defaultValue: constant(256), parse: parseInteger(1, 1_000_000) },
+  { key: 'adminMaxConnectionsPerSource', flag: 'admin-max-connections-per-source', env: 'WELDR_ADMIN_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'open admin connections, at most, from one client address (IPv6: one /64)', defaultText: '64', defaultValue: constant(64), parse: parseInteger(1, 1_000_000) },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
   { key: 'raftAdvertise', flag: 'raft-advertise', env: 'WELDR_RAFT_ADVERTISE', valueName: 'HOST:PORT', help: 'the Raft address other members reach this node at, as recorded in its member record (NAT, port forwarding, a relay)', defaultText: "(its own --peers entry, else --raft; a wildcard --raft: the host name)", defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw, false) },
   { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'seeds a NEW cluster: the seed members\' Raft addresses, the same on every seed (this node\'s own entry is allowed); any other member turns on cluster mode; ignored once the data directory holds a Raft log', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
   { key: 'join', flag: 'join', env: 'WELDR_JOIN', valueName: 'URL', help: 'admin URL of any member: an empty data directory asks that cluster to add this node (as a learner, promoted once caught up); ignored once the node is a member', defaultText: '(none)', defaultValue: constant(undefined), parse: parseAdminUrl },
   { key: 'restore', flag: 'restore', env: 'WELDR_RESTORE', valueName: 'FILE', help: 'a backup (GET /cluster/snapshot, weldr snapshot save): an empty data directory seeds a new one-member cluster from it; the others --join it', defaultText: '(none)', defaultValue: constant(undefined), parse: parsePath },
-  { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members present to each other (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken },
+  { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members prove to each other (challenge-response: it never travels); the same on every member (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken, secret: true },
+  { key: 'clusterTokenFile', flag: 'cluster-token-file', env: 'WELDR_CLUSTER_TOKEN_FILE', valueName: 'FILE', help: 'read the cluster token from this file (e.g. a mounted secret); instead of --cluster-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'peerCert', flag: 'peer-cert', env: 'WELDR_PEER_CERT', valueName: 'FILE', help: 'peer TLS: this member\'s PEM certificate, naming weldr://node/<id>; reloaded on SIGHUP and change', defaultText: '(none: no peer TLS)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'peerKey', flag: 'peer-key', env: 'WELDR_PEER_KEY', valueName: 'FILE', help: 'peer TLS: the PEM private key of --peer-cert', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'peerCa', flag: 'peer-ca', env: 'WELDR_PEER_CA', valueName: 'FILE', help: 'peer TLS: the cluster CA bundle (PEM) members\' certificates must chain to', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
+  { key: 'insecurePeers', flag: 'insecure-peers', env: 'WELDR_INSECURE_PEERS', valueName: '', help: 'cluster mode without peer authentication (no token, no TLS); only when --raft and every --peers address are loopback', defaultText: 'false', defaultValue: constant(false), parse: parseBoolean, boolean: true },
+  { key: 'raftMaxPending', flag: 'raft-max-pending', env: 'WELDR_RAFT_MAX_PENDING', valueName: 'N', help: 'Raft connections waiting to authenticate, at most, in total; more are closed at once', defaultText: '64', defaultValue: constant(64), parse: parseInteger(1, 100_000) },
+  { key: 'raftMaxPendingPerSource', flag: 'raft-max-pending-per-source', env: 'WELDR_RAFT_MAX_PENDING_PER_SOURCE', valueName: 'N', help: 'Raft connections waiting to authenticate, at most, from one address (IPv6: one /64)', defaultText: '8', defaultValue: constant(8), parse: parseInteger(1, 100_000) },
   { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
   { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 2 heartbeats', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
   { key: 'onActive', flag: 'on-active', env: 'WELDR_ON_ACTIVE', valueName: 'COMMAND', help: 'shell command run when this node becomes active (e.g. add the VIP, send gratuitous ARP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },

@@ -162,6 +162,22 @@ export function parseCommand(raw: unknown): string {
   return value;
 }
 
+/** A file path (existence and contents are checked when the node starts). */
+export function parseFile(raw: unknown): string {
+  const value = asString(raw, 'a file path');
+  if (value.trim() === '' || value.includes('\0')) throw new ValueError(`"${value}" is not a usable file path`);
+  return value;
+}
+
+/** true/false (also 1/0, yes/no), or a JSON boolean in the config file. */
+export function parseBoolean(raw: unknown): boolean {
+  if (typeof raw === 'boolean') return raw;
+  const value = asString(raw, 'true or false').trim().toLowerCase();
+  if (value === 'true' || value === '1' || value === 'yes') return true;
+  if (value === 'false' || value === '0' || value === 'no') return false;
+  throw new ValueError(`"${value}" is not true or false`);
+}
+
 export function parseToken(raw: unknown): string {
   const value = asString(raw, 'a token');
   if (!/^[\x21-\x7e]{16,4096}$/.test(value)) throw new ValueError('must be 16 to 4096 printable ASCII characters without spaces');

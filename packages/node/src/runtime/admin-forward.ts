@@ -10,7 +10,7 @@
 // a peer said in a hello): a forged hello cannot redirect the relay, and with it the
 // client's Authorization header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const FORWARDED_BY = 'x-weldr-forwarded-by';
@@ -29,6 +29,13 @@ export interface AdminForwarderOptions {
   /** How long to wait for the leader's admin address to be recorded. Default 2000 ms. */
   readonly addressWaitMs?: number;
   readonly log: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  /**
+   * 'https' when the members' admin API speaks HTTPS (--admin-cert): every member is
+   * configured alike, so the leader's does too. Default 'http'.
+   */
+  readonly scheme?: 'http' | 'https';
+  /** The dispatcher for relays (HTTPS: the CA to verify the leader with, and this node's client certificate). */
+  readonly dispatcher?: () => Dispatcher;
 }
 
 /** Wraps an admin request listener: writes on a follower are relayed to the leader. */
@@ -70,7 +77,9 @@ async function relay(req: IncomingMessage, res: ServerResponse, leaderId: string
   headers[FORWARDED_BY] = opts.nodeId;
   const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
   try {
-    const upstream = await request(`${base}${req.url ?? '/'}`, {
+    const url = `${opts.scheme === 'https' ? base.replace(/^http:/, 'https:') : base}${req.url ?? '/'}`;
+    const upstream = await request(url, {
+      ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher() }),
       method: req.method as 'POST',
       headers,
       body: hasBody ? req : null,
@@ -91,10 +100,14 @@ async function relay(req: IncomingMessage, res: ServerResponse, leaderId: string
     opts.log.warn({ method: req.method, url: req.url, leader: leaderId, err: (err as Error).message }, 'forwarding an admin write to the leader failed');
     if (!res.headersSent) {
       // The leader may or may not have applied it: say so, as a commit timeout would.
-      const status = (err as { code?: string }).code === 'ECONNREFUSED' ? 503 : 504;
+      // Refused, or a certificate that did not verify: nothing was sent.
+      const errCode = (err as { code?: string }).code ?? '';
+      const tlsFailure = /CERT|SSL|TLS|SELF_SIGNED|ALTNAME/.test(errCode);
+      const status = errCode === 'ECONNREFUSED' || tlsFailure ? 503 : 504;
       const code = status === 503 ? 'NOT_LEADER' : 'TIMEOUT';
-      const message =
-        status === 503
+      const message = tlsFailure
+        ? `the leader ${leaderId}'s admin certificate could not be verified (${errCode}); the write was not sent`
+        : status === 503
           ? `the leader ${leaderId} could not be reached; retry`
           : `the leader ${leaderId} did not answer in time; the write may still be applied`;
       send(res, status, { error: { code, message, leaderId } });

@@ -5,13 +5,17 @@ import type { LogLevel } from '../config/options.js';
 
 export type { Logger };
 
+// A safety net: credentials are never put into log lines on purpose (the starting line
+// redacts them by name), but a field of one of these names is censored wherever it turns up.
+const REDACT = ['token', 'clusterToken', 'adminToken', 'authorization', '*.token', '*.clusterToken', '*.adminToken', '*.authorization', 'headers.authorization', '*.headers.authorization'];
+
 type Destination = ReturnType<typeof pino.destination>;
 const destinations = new WeakMap<Logger, Destination>();
 
 export function createLogger(nodeId: string, level: LogLevel): Logger {
   // Asynchronous writes keep logging off the request path; flush before exiting.
   const destination = pino.destination({ dest: 1, sync: false });
-  const log = pino({ level, base: { nodeId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, destination);
+  const log = pino({ level, base: { nodeId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
   destinations.set(log, destination);
   return log;
 }

@@ -12,10 +12,16 @@ import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
 import { RaftCluster, type ClusterEnd, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { readFile } from 'node:fs/promises';
+import { fetch as undiciFetch } from 'undici';
 import { clusterMembers, singleNodeMembers } from './members-admin.js';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore, StoreOpenError } from './store-factory.js';
+import { registerPeerMetrics } from './peer-metrics.js';
+import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
+import type { NodeTls } from './tls-setup.js';
+
+const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
@@ -26,7 +32,7 @@ export interface RunningNode {
   readonly ended: Promise<ClusterEnd>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger): Promise<RunningNode> {
+export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = NO_TLS): Promise<RunningNode> {
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -46,8 +52,15 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
       config.peers.some((p) => p.id !== config.id) || config.join !== undefined || config.restore !== undefined || (config.store === 'level' && (await RaftCluster.holdsMember(config.data)));
     let raft: RaftCluster | null = null;
     let store: PoolStore;
+    if (clustered && config.clusterToken === undefined && config.peerCert === undefined && !config.insecurePeers) {
+      // A member restarted without --peers or --join: the configuration check could not
+      // know it runs a cluster. The same rule applies (security-checks.ts).
+      throw new StoreOpenError(
+        `data directory ${config.data} belongs to a cluster member, and cluster mode needs peer authentication: set the cluster token (WELDR_CLUSTER_TOKEN, the same on every member) or peer TLS (--peer-cert, --peer-key, --peer-ca)`,
+      );
+    }
     if (clustered) {
-      raft = await RaftCluster.open(await clusterOptions(config), log);
+      raft = await RaftCluster.open(await clusterOptions(config, tls), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
@@ -103,12 +116,31 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
               lastLeader = leader;
             }),
     );
+    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    let relay: RelayDispatcher | undefined;
+    if (raft !== null) {
+      const r = relayDispatcher(tls.peer);
+      cleanups.push(() => r.close());
+      relay = r;
+    }
     // This node's own listeners, and (cluster mode) every member's proxy and admin
     // listener from the replicated records: none of them may be added as an origin.
     const raftForLookup = raft;
     const ownListenerAt = ownListenerLookup(() => [...listeners, ...(raftForLookup?.memberListeners() ?? [])]);
     const members = raft === null ? singleNodeMembers(config.id, store) : clusterMembers(raft);
-    const admin: AdminListener = await startAdminListener({ config, store, proxy, cluster, metrics, log, forward: raft ?? undefined, ownListenerAt, members });
+    const admin: AdminListener = await startAdminListener({
+      config,
+      store,
+      proxy,
+      cluster,
+      metrics,
+      log,
+      forward: raft ?? undefined,
+      ownListenerAt,
+      members,
+      tls: tls.admin,
+      relayDispatcher: relay?.get,
+    });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
@@ -123,7 +155,15 @@ export async function startNode(config: NodeConfig, log: Logger): Promise<Runnin
     if (raft !== null) {
       // After both listeners: the node publishes their addresses in its member record
       // (and a joining node sends them with its request to join).
-      await raft.start({ admin: admin.address, proxy: proxyAddress });
+      // The join request (an admin write) goes out like the relay: over HTTPS with the
+      // cluster's trust when the members' admin APIs speak it.
+      const dispatcher = relay?.get;
+      await raft.start({
+        admin: admin.address,
+        adminTls: tls.admin !== undefined,
+        proxy: proxyAddress,
+        ...(dispatcher === undefined ? {} : { fetch: ((url: string, init?: Record<string, unknown>) => undiciFetch(url, { ...init, dispatcher: dispatcher() })) as unknown as typeof fetch }),
+      });
       if (config.balancer !== undefined) {
         // Replicated: the first leader that sees the flag makes the setting match.
         const r = raft;
@@ -167,18 +207,14 @@ function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPor
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
-/** Reads are always open; an exposed admin listener without a token also takes writes from anyone. */
+/**
+ * Off loopback the admin API has a token (the configuration refuses to start otherwise);
+ * its reads stay open unless --admin-auth-reads: say so once.
+ */
 function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
-  if (isLoopbackHost(config.admin.host)) return;
+  if (isLoopbackHost(config.admin.host) || config.adminAuthReads) return;
   const address = formatHostPort(config.admin);
-  if (config.adminToken === undefined) {
-    log.warn(
-      { event: 'admin_unprotected', address },
-      `the admin API is configured on ${address}, which is not loopback, and no admin token is set: anyone who can reach it can change the pool (set WELDR_ADMIN_TOKEN)`,
-    );
-  } else {
-    log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open`);
-  }
+  log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open (--admin-auth-reads closes them)`);
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
@@ -189,7 +225,7 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-async function clusterOptions(config: NodeConfig): Promise<RaftClusterOptions> {
+async function clusterOptions(config: NodeConfig, tls: NodeTls): Promise<RaftClusterOptions> {
   let restore: { path: string; text: string } | undefined;
   if (config.restore !== undefined) {
     try {
@@ -205,6 +241,9 @@ async function clusterOptions(config: NodeConfig): Promise<RaftClusterOptions> {
     raftAdvertise: config.raftAdvertise,
     peers: config.peers,
     clusterToken: config.clusterToken,
+    peerTls: tls.peer,
+    maxPendingConnections: config.raftMaxPending,
+    maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
     join: config.join,
