@@ -1,6 +1,7 @@
 // Membership in one process: RaftCluster members over real TCP on loopback and real
 // LevelDB directories. Seed records, join → learner → automatic promotion, one change
 // at a time, the live-quorum refusal, removing the leader, and a wiped member refused.
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
@@ -268,15 +269,22 @@ test('a member whose data directory was wiped and that restarts with its old fla
   t.is((await l.store.linearizableSnapshot()).servers.length, 5);
 });
 
-/** Connects to a Raft listener, sends `frames`, and collects what comes back until it closes. */
-function rawPeer(port: number, frames: unknown[]): Promise<unknown[]> {
+/**
+ * Says `hello` on a Raft listener (the weldr-raft/2 handshake, no cluster token: the
+ * harness runs without one) and collects what comes back until the connection closes.
+ */
+function rawPeer(port: number, hello: Record<string, unknown>): Promise<unknown[]> {
   return new Promise((resolve) => {
     const got: unknown[] = [];
     const decoder = new FrameDecoder();
-    const s = net.connect({ host: '127.0.0.1', port }, () => {
-      for (const f of frames) s.write(encodeFrame(f));
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.on('data', (c: Buffer) => {
+      for (const f of decoder.push(c)) {
+        const challenge = (f as { challenge?: unknown }).challenge;
+        if (typeof challenge === 'string') s.write(encodeFrame({ hello: challenge, nonce: randomBytes(32).toString('base64'), proof: '', ...hello }));
+        else got.push(f);
+      }
     });
-    s.on('data', (c: Buffer) => got.push(...decoder.push(c)));
     s.on('error', () => undefined);
     s.on('close', () => resolve(got));
     setTimeout(() => s.destroy(), 1500).unref();
@@ -293,8 +301,9 @@ test('a hello cannot redirect the admin relay, and one from an id outside the co
   const before = follower.leaderAdminUrl();
   const incarnation = (await leader.listMembers()).members.find((m) => m.id === leaderId)!.incarnation;
   // Claims to be the leader (with the right incarnation, which is no secret) and names another admin URL, as hellos once did.
-  await rawPeer(h.members.get(followerId)!.raftPort, [{ hello: 'weldr-raft/1', from: leaderId, to: followerId, token: '', incarnation, info: { admin: 'http://127.0.0.1:1' } }]);
+  const welcomed = await rawPeer(h.members.get(followerId)!.raftPort, { from: leaderId, to: followerId, incarnation, info: { admin: 'http://127.0.0.1:1' } });
+  t.like(welcomed[0], { welcome: 'weldr-raft/2' }, 'admitted: it claims a member with its incarnation');
   t.deepEqual(follower.leaderAdminUrl(), before, 'the relay still goes to the address in the leader\'s record');
-  const refused = await rawPeer(h.members.get(followerId)!.raftPort, [{ hello: 'weldr-raft/1', from: 'n9', to: followerId, token: '', incarnation: 'x' }]);
+  const refused = await rawPeer(h.members.get(followerId)!.raftPort, { from: 'n9', to: followerId, incarnation: 'x' });
   t.like(refused[0], { refused: 'not-member', message: 'n9 is not a member of this cluster (removed, or not added yet)' });
 });

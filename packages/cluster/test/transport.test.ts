@@ -5,7 +5,7 @@ import type { Message } from '@weldr/raft';
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/codec.js';
 import { randomBytes } from 'node:crypto';
 import { TcpTransport } from '../src/transport.js';
-import { makeProof } from '../src/peer-proof.js';
+import { makeProof, NONCE_BYTES } from '../src/peer-proof.js';
 
 const silent = { debug() {}, info() {}, warn() {} };
 
@@ -394,13 +394,43 @@ test('hello identity: the admit hook sees it, and nothing the peer sent is deliv
     a.send([msg('a', 'b')]);
     return hellos.length > 0;
   });
+  // The dialling node is not welcomed while the admission is pending: what it sends is
+  // reported unreachable and dropped (Raft resends), never delivered early.
   for (let i = 0; i < 5; i++) a.send([msg('a', 'b', { term: 4 + i })]);
   await new Promise((r) => setTimeout(r, 100));
-  t.deepEqual(got, [], 'held back while the admission is pending');
+  t.deepEqual(got, [], 'nothing delivered while the admission is pending');
   t.like(hellos[0], { from: 'a', cluster: 'c1', incarnation: 'inc-a', expect: { incarnation: 'inc-b', index: 7 } });
   release();
-  await until('delivered after admission', () => got.length >= 5);
-  t.true(got.every((m) => m.from === 'a'));
+  await until('delivered after admission', () => {
+    a.send([msg('a', 'b', { term: 9 })]);
+    return got.length > 0;
+  });
+  t.true(got.every((m) => m.from === 'a' && m.term === 9));
+});
+
+test('a peer that sends before it is welcomed is cut off', async (t) => {
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), log: silent, onMessage: (m) => got.push(m), admit: () => new Promise(() => undefined) });
+  await b.start();
+  t.teardown(() => b.close());
+  const closed = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: b.port });
+    const d = new FrameDecoder();
+    s.on('data', (c: Buffer) => {
+      for (const f of d.push(c)) {
+        const ch = f as { challenge?: string; nonce?: string };
+        if (ch.challenge !== undefined) {
+          s.write(encodeFrame({ hello: ch.challenge, from: 'a', to: 'b', nonce: Buffer.alloc(NONCE_BYTES).toString('base64'), proof: '' }));
+          s.write(encodeFrame(msg('a', 'b')));
+        }
+      }
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(true));
+    setTimeout(() => resolve(false), 3000).unref();
+  });
+  t.true(closed, 'the connection was closed');
+  t.deepEqual(got, []);
 });
 
 test('a refused peer is told why ({"refused"}), sees it through onRefused, and nothing it sent is delivered; control frames reach onControl', async (t) => {
@@ -457,6 +487,7 @@ test('a refused peer is told why ({"refused"}), sees it through onRefused, and n
 
 test('an outbound connection reads only small refusal frames: anything else from the peer closes it', async (t) => {
   const server = net.createServer((s) => {
+    s.on('error', () => undefined); // the transport resets it
     s.on('data', () => undefined);
     s.write(encodeFrame({ type: 'MsgHeartbeat', from: 'b', to: 'a' }));
   });
