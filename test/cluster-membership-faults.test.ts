@@ -41,7 +41,7 @@ test.serial('the leader killed in the middle of adding a member: the join comple
   }
   const reads = await Promise.all(c.running().map((m) => c.ports(m.id)));
   for (const r of reads) t.deepEqual(r, reads[0], 'linearizable reads agree');
-  const records = (await c.call<{ members: { id: string; role: string }[] }>(n4.id, 'GET', '/cluster/members')).json.members;
+  const records = (await c.read<{ members: { id: string; role: string }[] }>(n4.id, '/cluster/members')).members;
   t.deepEqual(records.map((m) => `${m.id}:${m.role}`), ['n1:voter', 'n2:voter', 'n3:voter', 'n4:voter'], 'one record for n4, not two');
   t.deepEqual(await watch.stop(), []);
 });
@@ -114,8 +114,8 @@ test.serial('snapshot save → restore seeds a new cluster with the same pool an
   t.is(cli.code, 0, cli.stderr);
   const viaCli = JSON.parse(readFileSync(file, 'utf8')) as typeof saved.json;
   t.deepEqual(viaCli.state.servers, saved.json.state.servers, 'the same pool');
-  const servers = (await a.call(leader.id, 'GET', '/servers')).json;
-  const settings = (await a.call(leader.id, 'GET', '/settings')).json;
+  const servers = await a.read(leader.id, '/servers');
+  const settings = await a.read(leader.id, '/settings');
 
   // A new cluster from the file: r1 restores, r2 joins it.
   const b = MemberCluster.empty(t);
@@ -123,13 +123,13 @@ test.serial('snapshot save → restore seeds a new cluster with the same pool an
   b.spawn(r1, ['--restore', file]);
   await r1.proc!.waitForLine('started', (l) => l.event === 'started', 30_000);
   await b.active();
-  t.deepEqual((await b.call('r1', 'GET', '/servers')).json, servers, 'the pool, exactly (order, weights, overrides, draining, indexes)');
-  t.deepEqual((await b.call('r1', 'GET', '/settings')).json, settings);
-  const bMembers = (await b.call<{ clusterId: string; members: { id: string }[] }>('r1', 'GET', '/cluster/members')).json;
+  t.deepEqual(await b.read('r1', '/servers'), servers, 'the pool, exactly (order, weights, overrides, draining, indexes)');
+  t.deepEqual(await b.read('r1', '/settings'), settings);
+  const bMembers = await b.read<{ clusterId: string; members: { id: string }[] }>('r1', '/cluster/members');
   t.not(bMembers.clusterId, saved.json.clusterId, 'a new cluster id');
   t.deepEqual(bMembers.members.map((m) => m.id), ['r1']);
   await b.join('r2', 'r1');
-  t.deepEqual((await b.call('r2', 'GET', '/servers')).json, servers);
+  t.deepEqual(await b.read('r2', '/servers'), servers);
 
   // r2's data directory belongs to cluster B: joining cluster A with it is refused.
   const r2 = b.member('r2');

@@ -97,7 +97,7 @@ test.serial('grow 3 → 5 → 3 under writes through every member and proxied tr
   // Linearizable reads through every member agree, and so do the members' records.
   const reads = await Promise.all(c.running().map((m) => c.ports(m.id)));
   for (const r of reads) t.deepEqual(r, reads[0]);
-  const records = await Promise.all(c.running().map(async (m) => (await c.call<{ members: { id: string }[] }>(m.id, 'GET', '/cluster/members')).json.members.map((x) => x.id)));
+  const records = await Promise.all(c.running().map(async (m) => (await c.read<{ members: { id: string }[] }>(m.id, '/cluster/members')).members.map((x) => x.id)));
   for (const r of records) t.deepEqual(r, remaining);
   t.deepEqual(badProxied, [], 'every proxied request through the active member reached the origin');
   t.true(proxied > 0);
@@ -141,7 +141,7 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
   t.deepEqual(writer.refused, []);
   await everyMemberHolds(t, c, '127.2.0.1', acked);
   t.deepEqual(await c.untilConfig((conf) => conf.length === 3), ['n1:voter', 'n2:voter', 'n3:voter']);
-  const members = (await c.call<{ members: { id: string; incarnation?: string }[] }>(survivors[0]!, 'GET', '/cluster/members')).json.members;
+  const members = (await c.read<{ members: { id: string; incarnation?: string }[] }>(survivors[0]!, '/cluster/members')).members;
   const before = victim.proc!.lines.find((l) => l.event === 'member')?.incarnation as string | undefined;
   t.is(members.find((m) => m.id === victim.id)?.incarnation, before, 'the new node is in the record under its own incarnation');
   t.deepEqual(await watch.stop(), []);

@@ -166,6 +166,19 @@ export class MemberCluster {
     return { status: r.statusCode, json: (text === '' ? null : JSON.parse(text)) as T, headers: r.headers };
   }
 
+  /**
+   * A read as a careful client makes it: retried while the answer is 503 (an election
+   * on a loaded machine fails a linearizable read with NOT_LEADER / NO_QUORUM).
+   */
+  async read<T = unknown>(id: string, path: string): Promise<T> {
+    return eventually(`GET ${path} on ${id}`, async () => {
+      const r = await this.call<T>(id, 'GET', path);
+      if (r.status === 503) return undefined;
+      if (r.status !== 200) throw new Error(`GET ${path} on ${id}: ${r.status} ${JSON.stringify(r.json)}`);
+      return r.json;
+    }, 30_000);
+  }
+
   /** Which running members answer /ready 200 now (one quick round). */
   async activeNow(): Promise<string[]> {
     const out: string[] = [];
@@ -209,9 +222,8 @@ export class MemberCluster {
 
   /** The ports of the servers `id` holds (linearizable unless stale). */
   async ports(id: string, stale = false): Promise<number[]> {
-    const r = await this.call<{ port: number }[]>(id, 'GET', `/servers${stale ? '?stale=true' : ''}`);
-    if (r.status !== 200) throw new Error(`GET /servers on ${id}: ${r.status} ${JSON.stringify(r.json)}`);
-    return r.json.map((s) => s.port).sort((a, b) => a - b);
+    const servers = await this.read<{ port: number }[]>(id, `/servers${stale ? '?stale=true' : ''}`);
+    return servers.map((s) => s.port).sort((a, b) => a - b);
   }
 }
 

@@ -3,8 +3,9 @@
 // reach the node through the relay because the node advertises the relay's address
 // (--raft-advertise): its replicated member record holds it.
 //
-// The relay reads the frames peers send (4-byte length + JSON, packages/cluster/src/
-// codec.ts): the first one, the hello, says which node is calling, so any pair of
+// The relay reads the frames the calling peer sends (4-byte length + JSON,
+// packages/cluster/src/codec.ts): its first one, the hello (after the node's challenge),
+// says which node is calling, so any pair of
 // nodes can be cut apart; later ones can be held back — appends that carry entries,
 // while heartbeats pass — so that a change stays uncommitted while its leader keeps
 // leading.
@@ -24,8 +25,14 @@ export class Relay {
   private constructor(readonly port: number, readonly to: string, target: number) {
     this.server = net.createServer((client) => {
       client.on('error', () => undefined);
+      // The node speaks first (its challenge): connect at once, and learn who is calling
+      // from the first frame the caller sends (its hello).
+      const upstream = net.connect({ host: '127.0.0.1', port: target });
+      upstream.on('error', () => undefined);
+      upstream.on('data', (d: Buffer) => client.write(d));
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
       let from: string | null = null;
-      let upstream: net.Socket | null = null;
       let buffered = Buffer.alloc(0);
       client.on('data', (chunk: Buffer) => {
         buffered = Buffer.concat([buffered, chunk]);
@@ -51,21 +58,15 @@ export class Relay {
               client.destroy();
               return;
             }
-            upstream = net.connect({ host: '127.0.0.1', port: target });
-            upstream.on('error', () => undefined);
-            upstream.on('data', (d: Buffer) => client.write(d));
             for (const s of [client, upstream]) {
               this.sockets.set(s, from);
               s.on('close', () => this.sockets.delete(s));
             }
-            const up = upstream;
-            client.on('close', () => up.destroy());
-            up.on('close', () => client.destroy());
           }
           if (this.holding.has(from) && body.type === 'MsgApp' && Array.isArray(body.entries) && body.entries.length > 0) {
-            this.held.push({ from, upstream: upstream!, frame: Buffer.from(frame) });
+            this.held.push({ from, upstream, frame: Buffer.from(frame) });
           } else {
-            upstream!.write(frame);
+            upstream.write(frame);
           }
         }
       });
