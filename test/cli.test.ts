@@ -55,6 +55,8 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['--restore with other --peers', ['start', '--id', 'n1', '--restore', 'b.json', '--peers', 'n2=127.0.0.1:7002'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--restore seeds a new cluster with this node as its only member; leave --peers out/],
   ['--restore and --join together', ['start', '--restore', 'b.json', '--join', 'http://127.0.0.1:8687'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /give one of them/],
   ['--raft-advertise disagrees with the node\'s own --peers entry', ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft-advertise', '127.0.0.1:7009'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft-advertise is 127\.0\.0\.1:7009/],
+  // The lease that fences the active role must last two heartbeats: 175 ms is the least with 50 ms heartbeats.
+  ['an election timeout whose lease is under two heartbeats', ['start', '--raft-election-timeout', '174ms'], {}, /--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['dev-cluster port lists of different lengths', ['dev-cluster', '--proxy-ports', '1,2'], {}, /one port per member/],
 ];

@@ -26,7 +26,9 @@ export type AdminErrorCode =
   | 'NOT_LEADER'
   | 'NO_QUORUM'
   | 'STOPPED'
+  | 'OVERLOADED'
   | 'TIMEOUT'
+  | 'NODE_FAILED'
   | 'INTERNAL';
 
 export interface AdminErrorExtra {
@@ -84,7 +86,11 @@ export function fromStoreError(err: unknown, kind: 'write' | 'read'): AdminError
       return new AdminError(503, 'NOT_LEADER', err.message, { ...cause, headers: RETRY_SOON, ...(err.leaderId === undefined ? {} : { leaderId: err.leaderId }) });
     case 'NO_QUORUM':
     case 'STOPPED':
+    case 'OVERLOADED':
       return new AdminError(503, err.code, err.message, { ...cause, headers: RETRY_SOON });
+    case 'NODE_FAILED':
+      // The node is exiting (docs/operations.md, exit code 3): the write may be on disk.
+      return new AdminError(500, 'NODE_FAILED', err.message, cause);
     case 'TIMEOUT':
       return timeoutError(kind, cause);
     case 'NOT_FOUND':

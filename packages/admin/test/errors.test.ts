@@ -60,6 +60,8 @@ const storeFailures: Array<[string, StoreError, number, string, string | undefin
   ['NO_QUORUM', new StoreError('NO_QUORUM', 'no quorum'), 503, 'NO_QUORUM', '1'],
   ['STOPPED', new StoreError('STOPPED', 'the pool store is closed'), 503, 'STOPPED', '1'],
   ['TIMEOUT', new StoreError('TIMEOUT', 'the write did not complete'), 504, 'TIMEOUT', undefined],
+  ['OVERLOADED', new StoreError('OVERLOADED', '1024 requests are already waiting for the disk; retry shortly'), 503, 'OVERLOADED', '1'],
+  ['NODE_FAILED', new StoreError('NODE_FAILED', 'a write to data directory /d failed: disk full; the write may have been applied'), 500, 'NODE_FAILED', undefined],
 ];
 
 for (const [name, error, status, code, retryAfter] of storeFailures) {

@@ -13,9 +13,20 @@
 // input between ready() and advance(), which keeps its reasoning that of the
 // simulator's.
 //
-// Time: the tick is derived from the monotonic clock and caught up before anything
-// acts on the lease — a late timer or a paused process counts every missed tick, so
-// a stale leader can never believe in a lease that has run out (packages/raft/README).
+// Time: the tick is derived from a clock that counts suspended time (clock.ts) and is
+// caught up before anything acts on the lease — a late timer, a paused process or a
+// suspended host counts every missed tick, so a stale leader can never believe in a
+// lease that has run out (packages/raft/README).
+//
+// Failure: if a write to the data directory fails, the state machine cannot apply, or a
+// listener throws inside the loop, the driver stops for good (fail()): it gives up every
+// role, answers every waiting caller, sends and acknowledges nothing more, and reports
+// the failure once through onFatal so that the process can exit. Carrying on would let
+// a later write land after a torn one, or leave a node that looks alive but is not.
+//
+// Bounds: requests queued behind a disk write, peer messages queued likewise, and reads
+// waiting for their index are all bounded; the excess fails at once with
+// OverloadedError (retryable) and is counted in stats().
 import { randomBytes } from 'node:crypto';
 import {
   RawNode,
@@ -24,12 +35,31 @@ import {
   type Entry,
   type Message,
   type NodeId,
+  type PersistentStorage,
   type Ready,
   type Role,
   type Snapshot,
+  type StorageUpdate,
   type Transport,
 } from '@weldr/raft';
-import type { LevelRaftStorage } from '@weldr/store';
+import { SuspendAwareClock } from './clock.js';
+
+/**
+ * What the driver needs of its durable storage (LevelRaftStorage; a recording double in
+ * tests): the core's reads, plus the writes the loop issues.
+ */
+export interface DriverStorage extends PersistentStorage {
+  /** One durable write of a Ready's snapshot, entries and hard state. */
+  save(update: StorageUpdate): Promise<void>;
+  /** Record the application's snapshot at `index`; the disk write may finish later. */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
+  /** Discard entries up to `index`; the disk write may finish later. */
+  compact(index: number): void;
+  /** Resolves when every write issued so far is durable; rejects if any failed. */
+  flush(): Promise<void>;
+  /** `listener` hears of the first failed write, including background ones (createSnapshot, compact). */
+  onFailure?(listener: (err: Error) => void): void;
+}
 
 /** What the driver applies committed entries to. */
 export interface ReplicatedStateMachine<R> {
@@ -50,9 +80,41 @@ export interface DriverLogger {
   error(obj: object, msg: string): void;
 }
 
+/** Why the driver stopped for good. */
+export type DriverFailureKind =
+  /** A write to the data directory failed (disk full, read-only file system, I/O error). */
+  | 'storage'
+  /** The state machine could not apply committed entries or restore a snapshot. */
+  | 'apply'
+  /** A role listener or pool subscriber threw inside the loop. */
+  | 'listener'
+  /** Anything else that escaped the loop (a bug). */
+  | 'internal';
+
+export interface DriverFailure {
+  readonly kind: DriverFailureKind;
+  readonly error: Error;
+}
+
+/** Counters of work the driver refused or dropped (exposed as metrics). */
+export interface DriverStats {
+  /** Proposals refused because the request queue was full. */
+  readonly proposalsRejected: number;
+  /** Linearizable reads refused: request queue or pending reads full. */
+  readonly readsRejected: number;
+  /** Reads failed because they outlived readTimeoutMs. */
+  readonly readsExpired: number;
+  /** Peer messages dropped because the message queue was full (Raft tolerates loss). */
+  readonly messagesDropped: number;
+  /** Requests and messages waiting for the current disk write. */
+  readonly queued: number;
+  /** Reads waiting for their read index or for it to be applied. */
+  readonly pendingReads: number;
+}
+
 export interface RaftDriverOptions<R> {
   readonly id: NodeId;
-  readonly storage: LevelRaftStorage;
+  readonly storage: DriverStorage;
   readonly app: ReplicatedStateMachine<R>;
   readonly log: DriverLogger;
   /** Heartbeat interval = one tick. Default 50 ms. */
@@ -63,9 +125,27 @@ export interface RaftDriverOptions<R> {
   readonly snapshotEvery?: number;
   /** Entries kept behind a snapshot for slow followers. Default 200. */
   readonly snapshotKeep?: number;
-  /** Injected for tests; default performance.now and Math.random. */
+  /**
+   * Milliseconds for ticks, read ages and the lease; injected in tests. Default: a
+   * SuspendAwareClock (performance.now plus time the host spent suspended).
+   */
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Start a timer that ticks every tickMs (default true; deterministic tests drive tick() themselves). */
+  readonly timer?: boolean;
+  /** Proposals, read requests and transfers that may wait behind a disk write. Default 1024. */
+  readonly maxQueuedRequests?: number;
+  /** Peer messages that may wait behind a disk write; more are dropped. Default 4096. */
+  readonly maxQueuedMessages?: number;
+  /** Linearizable reads in flight (waiting for their index or its apply). Default 1024. */
+  readonly maxPendingReads?: number;
+  /** A read not released after this long fails (retryable). Default 30 000 ms. */
+  readonly readTimeoutMs?: number;
+  /**
+   * Called once when the driver stops for good (see fail()); the embedder decides what
+   * to do — the node exits. Without it the failure is logged at error level.
+   */
+  readonly onFatal?: (failure: DriverFailure) => void;
 }
 
 /** A write or read this node cannot serve: not the leader (leader id if known), or stopped. */
@@ -111,6 +191,32 @@ export class ProposalLostError extends Error {
   }
 }
 
+/** Refused for lack of room (a queue or the pending reads are full); nothing was done: retry later. */
+export class OverloadedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OverloadedError';
+  }
+}
+
+/**
+ * Thrown by the state machine when one of its own listeners (a pool subscriber) threw
+ * while it applied: the driver stops with kind 'listener', not 'apply'.
+ */
+export class ListenerFailure extends Error {
+  constructor(message: string, cause: unknown) {
+    super(`${message}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'ListenerFailure';
+  }
+}
+
+/** The driver stopped after a fatal failure; the outcome of writes in flight is unknown. */
+export class DriverFailedError extends OutcomeUnknownError {
+  constructor(readonly failure: DriverFailure) {
+    super(`the node stopped after a fatal failure (${failure.error.message}); the write may have been applied`);
+    this.name = 'DriverFailedError';
+  }
+}
 interface Waiter<R> {
   readonly term: number;
   resolve(v: { index: number; result: R }): void;
@@ -119,7 +225,7 @@ interface Waiter<R> {
 
 interface PendingRead {
   readonly context: string;
-  /** When it was asked (now()); unanswered reads are dropped after READ_EXPIRY_MS. */
+  /** When it was asked (now()); reads still pending readTimeoutMs later fail. */
   readonly at: number;
   index: number;
   resolve(): void;
@@ -137,7 +243,14 @@ export interface DriverStatus {
   readonly config: ConfState;
 }
 
-const READ_EXPIRY_MS = 30_000;
+/** Work waiting for the outstanding Ready: a client request (refusable) or a peer message (droppable). */
+interface Queued {
+  readonly fn: () => void;
+  /** Requests only: how to tell the caller it will not run. */
+  readonly refuse?: (err: Error) => void;
+}
+
+const DEFAULTS = Object.freeze({ maxQueuedRequests: 1024, maxQueuedMessages: 4096, maxPendingReads: 1024, readTimeoutMs: 30_000 });
 
 export class RaftDriver<R> {
   readonly node: RawNode;
@@ -148,21 +261,36 @@ export class RaftDriver<R> {
   private timer: NodeJS.Timeout | null = null;
   /** A Ready is between ready() and advance(). */
   private busy = false;
-  private readonly queue: (() => void)[] = [];
+  private queue: Queued[] = [];
+  private queuedRequests = 0;
+  private queuedMessages = 0;
+  private tickQueued = false;
+  private readonly limits: { maxQueuedRequests: number; maxQueuedMessages: number; maxPendingReads: number; readTimeoutMs: number };
+  private readonly counts = { proposalsRejected: 0, readsRejected: 0, readsExpired: 0, messagesDropped: 0 };
   private readonly waiters = new Map<number, Waiter<R>>();
   private readonly reads = new Map<string, PendingRead>();
   private readonly readPrefix = randomBytes(6).toString('hex');
   private readSeq = 0;
   private applied: number;
   private stopped = false;
-  private failed: Error | null = null;
+  private failed: DriverFailure | null = null;
   private lastRole: Role;
   private lastLeader: NodeId | null;
   private readonly roleListeners = new Set<(role: Role, leader: NodeId | null) => void>();
 
   private constructor(private readonly opts: RaftDriverOptions<R>) {
     this.tickMs = opts.tickMs ?? 50;
-    this.now = opts.now ?? (() => performance.now());
+    if (opts.now !== undefined) this.now = opts.now;
+    else {
+      const clock = new SuspendAwareClock();
+      this.now = () => clock.now();
+    }
+    this.limits = {
+      maxQueuedRequests: positive('maxQueuedRequests', opts.maxQueuedRequests ?? DEFAULTS.maxQueuedRequests),
+      maxQueuedMessages: positive('maxQueuedMessages', opts.maxQueuedMessages ?? DEFAULTS.maxQueuedMessages),
+      maxPendingReads: positive('maxPendingReads', opts.maxPendingReads ?? DEFAULTS.maxPendingReads),
+      readTimeoutMs: positive('readTimeoutMs', opts.readTimeoutMs ?? DEFAULTS.readTimeoutMs),
+    };
     this.lastTickAt = this.now();
     this.applied = opts.app.appliedIndex;
     this.node = new RawNode({
@@ -171,12 +299,16 @@ export class RaftDriver<R> {
       random: opts.random ?? Math.random,
       electionTick: opts.electionTick ?? 10,
       heartbeatTick: 1,
+      // The lease is stated to followers in ms: they may tick at another rate.
+      tickMs: this.tickMs,
       applied: this.applied,
       checkQuorum: true,
       preVote: true,
     });
     this.lastRole = this.node.role;
     this.lastLeader = this.node.leader;
+    // A background write (snapshot, compaction) that fails is as fatal as a failed save.
+    opts.storage.onFailure?.((err) => this.fail('storage', err));
   }
 
   /**
@@ -196,21 +328,40 @@ export class RaftDriver<R> {
   start(transport: Transport): void {
     this.transport = transport;
     this.lastTickAt = this.now();
-    this.timer = setInterval(() => this.run(() => this.expireReads()), this.tickMs);
-    this.timer.unref();
+    if (this.opts.timer ?? true) {
+      this.timer = setInterval(() => this.tick(), this.tickMs);
+      this.timer.unref();
+    }
     this.run(() => undefined);
+  }
+
+  /** Catch up the ticks owed to the clock and fail reads past their deadline (the timer's job). */
+  tick(): void {
+    if (this.busy) {
+      // One queued tick is enough: it catches up every tick owed when it runs.
+      if (this.tickQueued || this.stopped || this.failed !== null) return;
+      this.tickQueued = true;
+      this.queue.push({
+        fn: () => {
+          this.tickQueued = false;
+          this.expireReads();
+        },
+      });
+      return;
+    }
+    this.run(() => this.expireReads());
   }
 
   /** A validated message from a peer. */
   receive(m: Message): void {
-    this.run(() => {
+    this.runMessage(() => {
       this.node.step(m);
     });
   }
 
   /** The transport could not reach `id`. */
   unreachable(id: NodeId): void {
-    this.run(() => this.node.reportUnreachable(id));
+    this.runMessage(() => this.node.reportUnreachable(id));
   }
 
   onRoleChange(listener: (role: Role, leader: NodeId | null) => void): () => void {
@@ -240,6 +391,21 @@ export class RaftDriver<R> {
     return this.node.currentTick() + owed < until;
   }
 
+  /** What the driver refused or dropped so far, and what waits now. */
+  stats(): DriverStats {
+    return { ...this.counts, queued: this.queue.length, pendingReads: this.reads.size };
+  }
+
+  /** The storage the driver writes to (what is durable: its hard state, log and snapshot). */
+  get storage(): DriverStorage {
+    return this.opts.storage;
+  }
+
+  /** The failure that stopped the driver, if any. */
+  get failure(): DriverFailure | null {
+    return this.failed;
+  }
+
   status(): DriverStatus {
     return {
       id: this.opts.id,
@@ -256,14 +422,18 @@ export class RaftDriver<R> {
   /** Replicate `data`; resolves once it is applied here, with the application's result. */
   propose(data: Uint8Array): Promise<{ index: number; result: R }> {
     return new Promise((resolve, reject) => {
-      this.run(() => {
-        const res = this.node.propose(data);
-        if (!res.ok) {
-          reject(new NotLeaderError(res.leader, res.reason === 'notLeader' || res.reason === 'noLeader' ? undefined : `proposal refused: ${res.reason}`));
-          return;
-        }
-        this.waiters.set(res.index, { term: res.term, resolve, reject });
-      }, reject);
+      this.run(
+        () => {
+          const res = this.node.propose(data);
+          if (!res.ok) {
+            reject(new NotLeaderError(res.leader, res.reason === 'notLeader' || res.reason === 'noLeader' ? undefined : `proposal refused: ${res.reason}`));
+            return;
+          }
+          this.waiters.set(res.index, { term: res.term, resolve, reject });
+        },
+        reject,
+        'proposal',
+      );
     });
   }
 
@@ -282,22 +452,31 @@ export class RaftDriver<R> {
           return;
         }
         this.waiters.set(res.index, { term: res.term, resolve, reject });
-      }, reject);
+      }, reject, 'proposal');
     });
   }
 
   /** Resolves once this node has applied everything committed before the call (ReadIndex). */
   readBarrier(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.run(() => {
-        const context = `${this.readPrefix}-${++this.readSeq}`;
-        const res = this.node.readIndex(context);
-        if (!res.ok) {
-          reject(new NotLeaderError(res.leader));
-          return;
-        }
-        this.reads.set(context, { context, at: this.now(), index: -1, resolve, reject });
-      }, reject);
+      this.run(
+        () => {
+          if (this.reads.size >= this.limits.maxPendingReads) {
+            this.counts.readsRejected++;
+            reject(new OverloadedError(`${this.reads.size} linearizable reads are already waiting; retry shortly`));
+            return;
+          }
+          const context = `${this.readPrefix}-${++this.readSeq}`;
+          const res = this.node.readIndex(context);
+          if (!res.ok) {
+            reject(new NotLeaderError(res.leader));
+            return;
+          }
+          this.reads.set(context, { context, at: this.now(), index: -1, resolve, reject });
+        },
+        reject,
+        'read',
+      );
     });
   }
 
@@ -313,11 +492,8 @@ export class RaftDriver<R> {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    const err = new OutcomeUnknownError('the node is stopping; the write may still be applied');
-    for (const w of this.waiters.values()) w.reject(err);
-    this.waiters.clear();
-    for (const r of this.reads.values()) r.reject(new NotLeaderError(null, 'the node is stopping'));
-    this.reads.clear();
+    const stopping = new NotLeaderError(null, 'the node is stopping');
+    this.rejectAll(new OutcomeUnknownError('the node is stopping; the write may still be applied'), stopping, stopping);
     // Let an in-flight write finish before the caller closes the database.
     while (this.busy) await new Promise((r) => setTimeout(r, 5));
     await this.opts.storage.flush().catch(() => undefined);
@@ -325,19 +501,56 @@ export class RaftDriver<R> {
 
   // ---- the loop --------------------------------------------------------------------
 
-  /** Run `fn` against the core now, or right after the outstanding Ready. */
-  private run(fn: () => void, onRefused?: (err: Error) => void): void {
+  /**
+   * Run `fn` against the core now, or right after the outstanding Ready. A request
+   * (`kind` set) that finds the queue full is refused with OverloadedError.
+   */
+  private run(fn: () => void, onRefused?: (err: Error) => void, kind?: 'proposal' | 'read'): void {
     if (this.stopped || this.failed !== null) {
-      onRefused?.(this.failed ?? new NotLeaderError(null, 'the node is stopped'));
+      // Certainly not applied: the request never reaches the core.
+      onRefused?.(new NotLeaderError(null, this.failed === null ? 'the node is stopped' : `the node stopped after a fatal failure (${this.failed.error.message})`));
       return;
     }
     if (this.busy) {
-      this.queue.push(fn);
+      if (this.queuedRequests >= this.limits.maxQueuedRequests) {
+        if (kind === 'read') this.counts.readsRejected++;
+        else if (kind === 'proposal') this.counts.proposalsRejected++;
+        onRefused?.(new OverloadedError(`${this.queuedRequests} requests are already waiting for the disk; retry shortly`));
+        return;
+      }
+      this.queuedRequests++;
+      this.queue.push({ fn, refuse: onRefused ?? (() => undefined) });
       return;
     }
     this.catchUpTicks();
-    fn();
+    this.guarded(fn);
     void this.drain();
+  }
+
+  /** Run a peer message now, or queue it; when the queue is full it is dropped (Raft tolerates loss). */
+  private runMessage(fn: () => void): void {
+    if (this.stopped || this.failed !== null) return;
+    if (this.busy) {
+      if (this.queuedMessages >= this.limits.maxQueuedMessages) {
+        this.counts.messagesDropped++;
+        return;
+      }
+      this.queuedMessages++;
+      this.queue.push({ fn });
+      return;
+    }
+    this.catchUpTicks();
+    this.guarded(fn);
+    void this.drain();
+  }
+
+  /** Input to the core outside drain(): anything it throws stops the driver like a loop failure. */
+  private guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.fail('internal', err);
+    }
   }
 
   /** Ticks owed to real time, applied now; returns how many. */
@@ -353,20 +566,26 @@ export class RaftDriver<R> {
   }
 
   private async drain(): Promise<void> {
-    if (this.busy) return;
+    if (this.busy || this.failed !== null) return;
     this.busy = true;
     try {
       for (;;) {
+        if (this.failed !== null || this.stopped) break;
         if (this.node.hasReady()) {
           await this.handle(this.node.ready());
           continue;
         }
         if (this.queue.length === 0) break;
         this.catchUpTicks();
-        for (const fn of this.queue.splice(0)) fn();
+        const batch = this.queue;
+        this.queue = [];
+        this.queuedRequests = 0;
+        this.queuedMessages = 0;
+        this.tickQueued = false;
+        for (const q of batch) q.fn();
       }
     } catch (err) {
-      this.fail(err as Error);
+      this.fail(err instanceof LoopFailure ? err.kind : 'internal', err instanceof LoopFailure ? err.cause : err);
     } finally {
       this.busy = false;
     }
@@ -376,14 +595,17 @@ export class RaftDriver<R> {
     const { storage, app, log } = this.opts;
     // 1. durable before anything depends on it
     if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
-      await storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      await step('storage', () => storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }));
     }
+    // A background write may have failed meanwhile: then nothing leaves this node.
+    if (this.failed !== null) return;
     // 2.
     if (rd.messages.length > 0) this.transport?.send(rd.messages);
     if (rd.softState !== undefined) this.roleChanged(rd.softState.role, rd.softState.leader);
     // 3.
     if (rd.snapshot !== undefined) {
-      await app.restore(rd.snapshot);
+      const snap = rd.snapshot;
+      await step('apply', () => app.restore(snap));
       this.applied = rd.snapshot.metadata.index;
       log.info({ index: this.applied, term: rd.snapshot.metadata.term }, 'raft snapshot installed');
       // Waiters at or below the snapshot cannot learn their result: it is in the snapshot.
@@ -395,7 +617,7 @@ export class RaftDriver<R> {
       }
     }
     if (rd.committedEntries.length > 0) {
-      const results = await app.apply(rd.committedEntries);
+      const results = await step('apply', () => app.apply(rd.committedEntries));
       for (let i = 0; i < rd.committedEntries.length; i++) {
         const e = rd.committedEntries[i]!;
         const w = this.waiters.get(e.index);
@@ -419,15 +641,18 @@ export class RaftDriver<R> {
 
   /**
    * A read whose request or answer was lost (Raft messages may be dropped) would wait
-   * forever; its caller has long given up. Fail it so the map cannot grow.
+   * forever, and so would one whose index this node cannot reach (cut off from the
+   * leader after the index came back); its caller has long given up. Fail both kinds
+   * so the map cannot grow.
    */
   private expireReads(): void {
     if (this.reads.size === 0) return;
-    const cutoff = this.now() - READ_EXPIRY_MS;
+    const cutoff = this.now() - this.limits.readTimeoutMs;
     for (const [ctx, r] of this.reads) {
-      if (r.index >= 0 || r.at > cutoff) continue;
+      if (r.at > cutoff) continue;
       this.reads.delete(ctx);
-      r.reject(new NotLeaderError(this.node.leader, 'the read was not confirmed in time; retry'));
+      this.counts.readsExpired++;
+      r.reject(new NotLeaderError(this.node.leader, r.index < 0 ? 'the read was not confirmed in time; retry' : `the read's index ${r.index} was not applied in time; retry`));
     }
   }
 
@@ -449,13 +674,21 @@ export class RaftDriver<R> {
     if (leaderChanged) {
       // Reads not yet answered were asked of (or by) the old leader, which drops them
       // with its term: fail them now, retryable, instead of at the caller's timeout.
+      // Reads that have their index stay: it is still a valid linearization point, and
+      // they are released once it is applied (or expire).
       for (const [ctx, r] of this.reads) {
         if (r.index >= 0) continue;
         this.reads.delete(ctx);
         r.reject(new NotLeaderError(leader, 'leadership changed while reading; retry'));
       }
     }
-    for (const l of this.roleListeners) l(role, leader);
+    for (const l of [...this.roleListeners]) {
+      try {
+        l(role, leader);
+      } catch (err) {
+        throw new LoopFailure('listener', err);
+      }
+    }
   }
 
   private maybeSnapshot(): void {
@@ -472,14 +705,72 @@ export class RaftDriver<R> {
     this.opts.log.debug({ index: this.applied }, 'raft snapshot taken');
   }
 
-  private fail(err: Error): void {
-    this.failed = err;
-    this.opts.log.error({ err: err.message }, 'raft driver stopped: a write to the data directory failed');
-    const e = new OutcomeUnknownError(`the node failed: ${err.message}`);
-    for (const w of this.waiters.values()) w.reject(e);
-    this.waiters.clear();
-    for (const r of this.reads.values()) r.reject(e);
-    this.reads.clear();
-    for (const l of this.roleListeners) l('follower', null);
+  /**
+   * Stop for good: nothing more is sent, acknowledged or applied. Every role is given up
+   * (isActive() is false from here on, listeners hear 'follower'), every caller waiting
+   * is answered, then onFatal reports the failure once.
+   */
+  private fail(kind: DriverFailureKind, cause: unknown): void {
+    if (this.failed !== null) return;
+    const error = cause instanceof Error ? cause : new Error(String(cause));
+    const failure: DriverFailure = { kind, error };
+    this.failed = failure;
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    // Proposals in the log: outcome unknown. Reads, and requests still queued (they never
+    // reached the core): retryable elsewhere.
+    const gone = new NotLeaderError(null, `the node stopped after a fatal failure (${error.message})`);
+    this.rejectAll(new DriverFailedError(failure), gone, gone);
+    if (this.lastRole !== 'follower' || this.lastLeader !== null) {
+      this.lastRole = 'follower';
+      this.lastLeader = null;
+      for (const l of [...this.roleListeners]) {
+        try {
+          l('follower', null);
+        } catch {
+          // Already failing: a listener that throws again cannot change the outcome.
+        }
+      }
+    }
+    if (this.opts.onFatal !== undefined) this.opts.onFatal(failure);
+    else this.opts.log.error({ kind, err: error.message }, `raft driver stopped (${kind}): ${error.message}`);
   }
+
+  /** Answer everything that waits: proposals in the log, reads, and requests still queued. */
+  private rejectAll(proposalErr: Error, readErr: Error, queuedErr: Error): void {
+    for (const w of this.waiters.values()) w.reject(proposalErr);
+    this.waiters.clear();
+    for (const r of this.reads.values()) r.reject(readErr);
+    this.reads.clear();
+    const queued = this.queue;
+    this.queue = [];
+    this.queuedRequests = 0;
+    this.queuedMessages = 0;
+    this.tickQueued = false;
+    for (const q of queued) q.refuse?.(queuedErr);
+  }
+}
+
+/** A failure inside the loop, tagged with the step that failed. */
+class LoopFailure extends Error {
+  constructor(
+    readonly kind: DriverFailureKind,
+    override readonly cause: unknown,
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** Await one step of handle(), tagging a failure with what was being done. */
+async function step<T>(kind: DriverFailureKind, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new LoopFailure(err instanceof ListenerFailure ? 'listener' : kind, err);
+  }
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new RangeError(`raft driver: ${name} must be a positive integer, got ${v}`);
+  return v;
 }

@@ -38,8 +38,8 @@ import {
   type PoolState,
   type UpdateMemberCommand,
 } from '@weldr/store';
-import { ConfChangePendingError, InvalidConfChangeError, NotLeaderError, OutcomeUnknownError, ProposalLostError, type RaftDriver } from './driver.js';
-import type { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
+import { ConfChangePendingError, InvalidConfChangeError, NotLeaderError, type RaftDriver } from './driver.js';
+import { toStoreError as driverError, type PoolReplica, type RaftPoolStore } from './raft-pool-store.js';
 import type { ControlFrame, PeerHello } from './transport.js';
 import type { ClusterLogger } from './types.js';
 
@@ -509,7 +509,5 @@ function toStoreError(err: unknown): Error {
   if (err instanceof ConfChangePendingError) return inProgress('a change proposed earlier, possibly by a previous leader, is not yet applied');
   if (err instanceof InvalidConfChangeError) return new StoreError('CONFLICT', err.message);
   if (err instanceof NotLeaderError) return notLeader(err.leader);
-  if (err instanceof OutcomeUnknownError) return new StoreError('TIMEOUT', err.message, { cause: err });
-  if (err instanceof ProposalLostError) return new StoreError('NO_QUORUM', err.message, { cause: err });
-  return err as Error;
+  return driverError(err);
 }

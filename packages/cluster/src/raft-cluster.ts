@@ -21,13 +21,14 @@
 //
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
-import { access, mkdir } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { Level } from 'level';
 import type { NodeId } from '@weldr/raft';
 import {
   adminUrlOf,
-  dataDirError,
+  DataDir,
+  DataDirRefusedError,
   LevelRaftStorage,
   loadState,
   readIdentity,
@@ -46,13 +47,14 @@ import {
 } from '@weldr/store';
 import { advertisedAddress, formatHostPort, isWildcard, parseHostPort } from './addresses.js';
 import { parseSnapshotDocument, restoredSnapshot, snapshotDocument, SnapshotFileError, type SnapshotDocument } from './backup.js';
-import { RaftDriver } from './driver.js';
+import { ListenerFailure, RaftDriver, type DriverFailure } from './driver.js';
 import { IdentityGuard } from './identity.js';
 import { fetchMembers, JoinRefused, joinCluster } from './join.js';
 import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
-import type { ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { electionTicks } from './timers.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -100,7 +102,7 @@ export class RaftCluster implements ClusterView {
   private constructor(
     private readonly config: RaftClusterOptions,
     private readonly log: ClusterLogger,
-    private readonly db: PoolDb,
+    private readonly dataDir: DataDir,
     private identity: NodeIdentity,
     private readonly mode: Mode,
     readonly driver: RaftDriver<ApplyResult | null>,
@@ -133,16 +135,14 @@ export class RaftCluster implements ClusterView {
     }
   }
 
-  /** Open the database and build the driver; nothing is sent or received until start(). */
+  /**
+   * Open the data directory (refused when damaged: DataDirRefusedError) and build the
+   * driver; nothing is sent or received until start().
+   */
   static async open(config: RaftClusterOptions, log: ClusterLogger): Promise<RaftCluster> {
-    const db = new Level<string, string>(config.data) as unknown as PoolDb;
-    try {
-      // Inside the try: a --data that names a file is one clear line, not a stack trace.
-      await mkdir(config.data, { recursive: true });
-      await db.open();
-    } catch (err) {
-      throw dataDirError(config.data, err);
-    }
+    const dataDir = await DataDir.open({ location: config.data, nodeId: config.id, log: log.child({ component: 'data-dir' }) });
+    const db = dataDir.db;
+    let cluster: RaftCluster | undefined;
     try {
       const { mode, identity, restore } = await prepare(db, config, log);
       const storage = await LevelRaftStorage.open(db, mode === 'bootstrap' ? { bootstrap: [config.id, ...config.peers.map((p) => p.id)] } : {});
@@ -151,15 +151,30 @@ export class RaftCluster implements ClusterView {
         log.info({ event: 'restored', index: restore.snapshot.metadata.index, clusterId: restore.clusterId, servers: restore.state.servers.size }, `new cluster ${restore.clusterId} seeded from the snapshot at index ${restore.snapshot.metadata.index}`);
       }
       const raftLog = log.child({ component: 'raft' });
-      const onListenerError = (err: unknown): void => log.error({ err, event: 'subscriber_failed' }, 'pool subscriber failed');
+      // A subscriber (the proxy's snapshot swap) that throws would leave the data plane on
+      // a stale pool while everything looks fine: stop the node instead (kind 'listener').
+      const onListenerError = (err: unknown): void => {
+        throw new ListenerFailure('a pool subscriber threw', err);
+      };
       const replica = await PoolReplica.open(db, onListenerError);
+      const hard = storage.initialState().hardState;
+      const snapIndex = storage.snapshot().metadata.index;
+      // Structural invariants of a node's own directory: the pool is applied from the
+      // committed log only, so it can never be ahead of the commit index (or snapshot).
+      if (replica.appliedIndex > Math.max(hard.commit, snapIndex)) {
+        throw new DataDirRefusedError('damaged', config.data, `its pool is applied up to index ${replica.appliedIndex}, beyond the Raft commit index ${hard.commit}: the Raft log lost writes`);
+      }
+      await dataDir.begin({ appliedIndex: replica.appliedIndex, commitIndex: hard.commit, lastIndex: storage.lastIndex() });
       const driver = await RaftDriver.create<ApplyResult | null>({
         id: config.id,
         storage,
         app: replica,
         log: raftLog,
         tickMs: config.heartbeatMs,
-        electionTick: Math.max(2, Math.round(config.electionTimeoutMs / config.heartbeatMs)),
+        electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
+        onFatal: (failure) => cluster?.fatal(failure),
+        ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
+        ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),
       });
       const applied = replica.appliedIndex;
       const conf = applied > 0 ? driver.node.confStateAt(applied) : undefined;
@@ -167,7 +182,8 @@ export class RaftCluster implements ClusterView {
         log.warn({ event: 'members_adopted', voters: conf.voters, learners: conf.learners }, 'this data directory predates member records: records made from the Raft configuration');
       }
       const store = new RaftPoolStore(driver, replica);
-      return new RaftCluster(config, log, db, identity, mode, driver, replica, store);
+      cluster = new RaftCluster(config, log, dataDir, identity, mode, driver, replica, store);
+      return cluster;
     } catch (err) {
       await db.close().catch(() => undefined);
       if (err instanceof StoreOpenError) throw err;
@@ -187,7 +203,7 @@ export class RaftCluster implements ClusterView {
     const guard = await IdentityGuard.open({
       self: config.id,
       identity: () => this.identity,
-      db: this.db,
+      db: this.dataDir.db,
       log,
       state: () => this.replica.current,
       config: () => this.driver.node.config,
@@ -359,7 +375,35 @@ export class RaftCluster implements ClusterView {
     await this.store.close();
     await this.driver.stop();
     await this.transport?.close();
-    await this.db.close();
+    // A clean stop records where the log and the pool are (checked at the next open);
+    // after a failure nothing more is written.
+    const storage = this.driver.failure === null ? this.storageProgress() : undefined;
+    await this.dataDir.close(storage);
+  }
+
+  private storageProgress(): { appliedIndex: number; commitIndex: number; lastIndex: number } {
+    // What is durable, not what the core holds in memory.
+    const storage = this.driver.storage;
+    return { appliedIndex: this.driver.status().appliedIndex, commitIndex: storage.initialState().hardState.commit, lastIndex: storage.lastIndex() };
+  }
+
+  /** The driver stopped for good: say what failed and what to do, once. */
+  private fatal(failure: DriverFailure): void {
+    this.shuttingDown = true;
+    this.membership?.stop();
+    const { data } = this.config;
+    const cause = failure.error.message;
+    // The state machine writes to the same LevelDB: an I/O error while applying is a failed write too.
+    const kind = failure.kind === 'apply' && isIoError(failure.error) ? 'storage' : failure.kind;
+    const message =
+      kind === 'storage'
+        ? `a write to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it (acknowledged writes are on the other members)`
+        : failure.kind === 'apply'
+          ? `applying committed entries to data directory ${data} failed (${cause}): this node gave up its role and stops; free space or repair the file system, then restart it`
+          : `${kind === 'listener' ? 'a listener threw inside the Raft loop' : 'the Raft loop failed'} (${cause}): this is a bug; this node gave up its role and stops; restart it, and report the bug with this log`;
+    const report: ClusterFailure = { kind, data, message, error: failure.error };
+    if (this.config.onFatal !== undefined) this.config.onFatal(report);
+    else this.log.error({ event: 'fatal', kind, data, err: { message: cause } }, message);
   }
 
   private async handOff(): Promise<void> {
@@ -462,7 +506,7 @@ export class RaftCluster implements ClusterView {
   private async removed(message: string): Promise<void> {
     if (this.identity.removedAt !== undefined) return;
     this.identity = { ...this.identity, removedAt: this.replica.current.appliedIndex };
-    await writeIdentity(this.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as removed'));
+    await writeIdentity(this.dataDir.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as removed'));
     // A moment for the answer to the request that removed this node (it may be this
     // node's own admin API, on the leader) to leave before shutdown closes the listener.
     setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), 300).unref();
@@ -515,7 +559,7 @@ export class RaftCluster implements ClusterView {
     }
     this.seeds = new Map(answer.members.filter((m) => m.id !== config.id && m.raftAddress !== undefined).map((m) => [m.id, m.raftAddress!]));
     this.identity = { ...this.identity, since: answer.member.addedIndex };
-    await writeIdentity(this.db, this.identity);
+    await writeIdentity(this.dataDir.db, this.identity);
     this.syncPeers();
   }
 
@@ -629,6 +673,11 @@ async function prepare(
 /** Identifies the bootstrap log a seed list makes (bootstrapEntries sorts and dedupes the ids the same way). */
 function bootstrapDigest(ids: readonly string[]): string {
   return createHash('sha256').update([...new Set(ids)].sort().join(',')).digest('hex').slice(0, 16);
+}
+
+/** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
+function isIoError(err: Error): boolean {
+  return (err as { code?: unknown }).code === 'LEVEL_IO_ERROR' || err.message.startsWith('IO error');
 }
 
 export { JoinRefused };

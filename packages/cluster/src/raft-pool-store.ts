@@ -35,7 +35,7 @@ import {
   type PoolStore,
   type ProposeOptions,
 } from '@weldr/store';
-import { NotLeaderError, OutcomeUnknownError, ProposalLostError, type RaftDriver, type ReplicatedStateMachine } from './driver.js';
+import { DriverFailedError, NotLeaderError, OutcomeUnknownError, OverloadedError, ProposalLostError, type RaftDriver, type ReplicatedStateMachine } from './driver.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -237,11 +237,14 @@ export class RaftPoolStore implements PoolStore {
   }
 }
 
-function toStoreError(err: unknown): Error {
+/** The driver's errors in the store's vocabulary (StoreError codes the admin API maps). */
+export function toStoreError(err: unknown): Error {
   if (err instanceof NotLeaderError) {
     return new StoreError('NOT_LEADER', err.message, err.leader === null ? {} : { leaderId: err.leader });
   }
+  if (err instanceof DriverFailedError) return new StoreError('NODE_FAILED', err.message, { cause: err });
   if (err instanceof OutcomeUnknownError) return new StoreError('TIMEOUT', err.message, { cause: err });
+  if (err instanceof OverloadedError) return new StoreError('OVERLOADED', err.message, { cause: err });
   if (err instanceof ProposalLostError) return new StoreError('NO_QUORUM', err.message, { cause: err });
   return err as Error;
 }

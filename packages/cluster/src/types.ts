@@ -44,6 +44,27 @@ export interface RaftClusterOptions {
   readonly adminToken?: string | undefined;
   /** A backup document (GET /cluster/snapshot): an empty data directory seeds a new cluster from it. */
   readonly restore?: { readonly path: string; readonly text: string } | undefined;
+  /**
+   * Called once if the node must stop: a write to the data directory failed, applying
+   * failed, or a listener threw inside the Raft loop. By then the node has given up its
+   * role and answers nothing more; the embedder should exit (the cluster never does).
+   * Without it the failure is logged at error level.
+   */
+  readonly onFatal?: ((failure: ClusterFailure) => void) | undefined;
+  /** Driver bounds (RaftDriverOptions); defaults when left out. */
+  readonly maxQueuedRequests?: number | undefined;
+  readonly maxPendingReads?: number | undefined;
+}
+
+/** Why the node stopped, in operator terms. */
+export interface ClusterFailure {
+  /** storage: a write to the data directory; apply: applying committed entries; listener / internal: a bug. */
+  readonly kind: 'storage' | 'apply' | 'listener' | 'internal';
+  /** The data directory. */
+  readonly data: string;
+  /** One line: what failed, where, and what to do. */
+  readonly message: string;
+  readonly error: Error;
 }
 
 /** The subset of pino the cluster uses; a pino Logger satisfies it. */

@@ -20,6 +20,7 @@ const msg = (from: string, to: string, extra: Partial<Message> = {}): Message =>
   reject: false,
   rejectHint: 0,
   tick: 7,
+  lease: 0,
   ...extra,
 });
 

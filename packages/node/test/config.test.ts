@@ -1,4 +1,5 @@
 import test from 'ava';
+import { leaseHeartbeats, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from '@weldr/cluster';
 import { ConfigError, loadConfig, OPTIONS, type LoadedConfig, type NodeConfig } from '../src/index.js';
 
 function load(argv: string[], env: Record<string, string> = {}, files: Record<string, string> = {}): LoadedConfig {
@@ -233,4 +234,27 @@ test('tokens can come from files (mounted secrets); the file and the token itsel
   t.regex(loadError(['--admin-token-file', '/run/secrets/short'], {}, files), /the token in --admin-token-file \/run\/secrets\/short must be 16 to 4096/);
   t.regex(loadError(['--admin-token-file', '/nope'], {}, files), /cannot read --admin-token-file \/nope/);
   t.regex(loadError(['--cluster-token-file', '/run/secrets/cluster'], { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' }, files), /both set; give one/);
+});
+
+test('Raft timers whose lease would be shorter than two heartbeats are refused, with the minimum; the exact boundary', (t) => {
+  // 50 ms heartbeats: 175 ms rounds to 4 ticks (lease 2), 174 ms to 3 (lease 1).
+  t.is(load(['--raft-election-timeout', '175ms']).config.raftElectionTimeout, 175);
+  const below = loadError(['--raft-election-timeout', '174ms']);
+  t.is(below, '--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms (3.5 heartbeats) or a shorter heartbeat');
+  // The issue's case: twice the heartbeat gives no lease at all.
+  t.regex(loadError(['--raft-heartbeat', '100ms', '--raft-election-timeout', '200ms']), /lease of 0 heartbeats; it needs at least 2: use an election timeout of at least 350ms/);
+  t.is(load(['--raft-heartbeat', '100ms', '--raft-election-timeout', '350ms']).config.raftElectionTimeout, 350);
+  t.regex(loadError(['--raft-heartbeat', '100ms', '--raft-election-timeout', '349ms']), /lease of 1 heartbeat;/);
+  // From the environment or a file alike; the defaults (500 ms / 50 ms) pass.
+  t.regex(loadError([], { WELDR_RAFT_ELECTION_TIMEOUT: '100ms' }), /at least 175ms/);
+  t.is(load([]).config.raftElectionTimeout, 500);
+});
+
+test('the minimum election timeout is exact for any heartbeat: one ms less gives a lease under two heartbeats', (t) => {
+  for (let h = 1; h <= 400; h++) {
+    const min = minElectionTimeoutMs(h);
+    t.true(leaseHeartbeats(min, h) >= MIN_LEASE_HEARTBEATS, `h=${h} min=${min}`);
+    t.true(leaseHeartbeats(min - 1, h) < MIN_LEASE_HEARTBEATS, `h=${h} min-1=${min - 1}`);
+  }
+  t.is(minElectionTimeoutMs(50), 175);
 });

@@ -55,6 +55,8 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['--insecure-peers off loopback', ['start', '--peers', 'n1=10.0.0.1:7001,n2=10.0.0.2:7002', '--insecure-peers'], {}, /--insecure-peers is allowed only when every member is on loopback/],
   ['an admin API off loopback without a token', ['start', '--admin', '0.0.0.0:8687'], {}, /the admin API on 0\.0\.0\.0:8687 is reachable from other hosts and has no token/],
   ['half of peer TLS', ['start', '--peer-cert', 'p.pem'], {}, /peer TLS needs --peer-cert, --peer-key, --peer-ca together/],
+  ['an election timeout of twice the heartbeat (no lease at all)', ['start', '--store', 'memory', '--raft-heartbeat', '100ms'], { WELDR_RAFT_ELECTION_TIMEOUT: '200ms' }, /lease of 0 heartbeats; it needs at least 2: use an election timeout of at least 350ms/],
+  ['an election timeout whose lease is one heartbeat, in a config file', ['start', '--config', file('timers.json', '{"raftHeartbeat":"50ms","raftElectionTimeout":"174ms"}')], {}, /--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],
   ['test-server unknown flag', ['test-server', '--verbose'], {}, /unknown option --verbose/],
 ];

@@ -29,7 +29,8 @@ export { EMPTY_HARD_STATE, entrySize, hardStateEqual, isEmptyHardState } from '.
 export { MemoryStorage } from './memory-storage.js';
 export type { Transport } from './transport.js';
 export type { RaftConfig, ReadOnlyOption } from './core/config.js';
-export { leaseTicks } from './core/lease.js';
+export { DEFAULT_MAX_CLOCK_DRIFT } from './core/config.js';
+export { leaseMs, leaseTicks, MAX_LEASE_MS, promiseTicks } from './core/lease.js';
 export { RawNode, type ProgressStatus, type Status } from './core/raw-node.js';
 export { InvalidMessage, validateMessage } from './core/validate.js';
 export {

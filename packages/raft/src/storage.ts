@@ -58,9 +58,9 @@ export function entrySize(e: Entry): number {
 export const EMPTY_HARD_STATE: HardState = Object.freeze({ term: 0, vote: null, commit: 0 });
 
 export function isEmptyHardState(hs: HardState): boolean {
-  return hs.term === 0 && hs.vote === null && hs.commit === 0;
+  return hs.term === 0 && hs.vote === null && hs.commit === 0 && (hs.lease ?? 0) === 0;
 }
 
 export function hardStateEqual(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit && (a.lease ?? 0) === (b.lease ?? 0);
 }

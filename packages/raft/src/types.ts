@@ -26,6 +26,13 @@ export interface HardState {
   readonly term: number;
   readonly vote: NodeId | null;
   readonly commit: number;
+  /**
+   * The lease (ms of this server's clock) it promised the leader of the
+   * latest round it acknowledged: after a restart it refuses votes at least
+   * that long (README, "The lease"). Absent reads as 0 (state written before
+   * the field existed, or nothing promised yet).
+   */
+  readonly lease?: number;
 }
 
 /** Single-server membership (thesis §4.1): voters elect and commit, learners only receive the log. */
@@ -91,6 +98,12 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
  * *send* time of the round a quorum acknowledged. A response that echoes no
  * round (the answer to a stale-term message) carries tick 0, which the leader
  * never counts.
+ *
+ * `lease` on MsgApp/MsgHeartbeat/MsgSnap is the promise the leader needs for
+ * its lease: ms of the follower's own clock during which a follower that
+ * accepts the round neither votes for another server nor campaigns. Followers
+ * echo it in their answer; the leader's lease counts only echoes that carry
+ * its promise. 0 elsewhere (and from a peer that predates the field).
  */
 export interface Message {
   readonly type: MessageType;
@@ -103,6 +116,7 @@ export interface Message {
   readonly reject: boolean;
   readonly rejectHint: number;
   readonly tick: number;
+  readonly lease: number;
   readonly entries?: readonly Entry[];
   readonly snapshot?: SnapshotChunk;
   /** ReadIndex request id, or "transfer" on a vote forced by MsgTimeoutNow. */

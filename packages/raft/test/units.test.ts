@@ -6,6 +6,7 @@ import {
   decodeConfChange,
   encodeConfChange,
   leaseTicks,
+  MAX_LEASE_MS,
   RawNode,
   validateMessage,
   InvalidMessage,
@@ -154,7 +155,7 @@ test('membership: single-server changes and their encoding (thesis §4.1)', (t) 
 });
 
 test('validateMessage accepts well-formed messages and names what is wrong otherwise', (t) => {
-  const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7 };
+  const ok = { type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 3, logTerm: 0, index: 0, commit: 2, reject: false, rejectHint: 0, tick: 7, lease: 429 };
   t.deepEqual(validateMessage(ok) as unknown, ok);
   t.deepEqual(validateMessage({ ...ok, extra: 1 }) as unknown, ok, 'unknown fields are dropped');
   const bad = validateMessage({ ...ok, commit: -1 });
@@ -162,6 +163,30 @@ test('validateMessage accepts well-formed messages and names what is wrong other
   t.regex((bad as Error).message, /commit/);
   t.true(validateMessage({ ...ok, type: 'MsgNope' }) instanceof InvalidMessage);
   t.false(validateMessage(JSON.parse(JSON.stringify(ok))) instanceof InvalidMessage, 'survives a JSON round trip');
+  // lease: the promise a round asks for, in ms; absent (a peer that predates it) reads as 0.
+  const { lease: _, ...old } = ok;
+  t.is((validateMessage(old) as { lease: number }).lease, 0);
+  t.is((validateMessage({ ...ok, lease: MAX_LEASE_MS }) as { lease: number }).lease, MAX_LEASE_MS);
+  for (const lease of [-1, 1.5, '429', null, MAX_LEASE_MS + 1]) {
+    const v = validateMessage({ ...ok, lease });
+    t.true(v instanceof InvalidMessage, `lease ${String(lease)}`);
+    t.regex((v as Error).message, /lease/);
+  }
+  // §5.3: entries are consecutive, their terms never decrease nor exceed the sender's term.
+  const app = { ...ok, type: 'MsgApp', index: 4, logTerm: 2, commit: 0 };
+  const ent = (index: number, term: number) => ({ index, term, type: 'normal', data: new Uint8Array(0) });
+  t.false(validateMessage({ ...app, entries: [ent(5, 2), ent(6, 3)] }) instanceof InvalidMessage);
+  t.true(validateMessage({ ...app, entries: [ent(5, 4)] }) instanceof InvalidMessage, 'an entry above the sender\'s term');
+  t.true(validateMessage({ ...app, entries: [ent(5, 1)] }) instanceof InvalidMessage, 'an entry below the previous term');
+  t.true(validateMessage({ ...app, entries: [ent(6, 2)] }) instanceof InvalidMessage, 'a gap');
+});
+
+test('a heartbeat claiming a commit beyond the follower\'s log moves its commit no further than its last entry', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+  const n2 = new RawNode({ id: 'n2', storage, random: () => 0.5 });
+  const last = n2.lastIndex;
+  n2.step({ type: 'MsgHeartbeat', from: 'n1', to: 'n2', term: 2, logTerm: 0, index: 0, commit: last + 100, reject: false, rejectHint: 0, tick: 3, lease: 0 });
+  t.is(n2.commitIndex, last);
 });
 
 test('leaseTicks: L·(1+ρ) < (E−1)·(1−ρ)', (t) => {
@@ -208,7 +233,7 @@ test('RawNode: Ready contract — one outstanding Ready, advance marks entries s
 test('MemoryNetwork: partitions, one-way cuts and seeded faults', async (t) => {
   const { MemoryNetwork } = await import('../src/testing/index.js');
   const msg = (from: string, to: string) =>
-    ({ type: 'MsgHeartbeat', from, to, term: 1, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0 }) as const;
+    ({ type: 'MsgHeartbeat', from, to, term: 1, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0, lease: 0 }) as const;
   const net = new MemoryNetwork();
   net.partition(['a'], ['b', 'c']);
   net.cutLink('b', 'c');

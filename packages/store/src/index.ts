@@ -87,7 +87,7 @@ export type { SerializedClusterState, SerializedPoolState, PoolStateParts } from
 export { MemoryPoolStore } from './stores/memory-store.js';
 export type { MemoryPoolStoreOptions } from './stores/memory-store.js';
 export type { ListenerErrorHandler } from './stores/subscribers.js';
-export { LevelPoolStore } from './level/level-store.js';
+export { LevelPoolStore, StoreWriteFailure } from './level/level-store.js';
 export type { LevelPoolStoreOptions } from './level/level-store.js';
 export { POOL_KEYS, padIndex, fullStateOps, stateWriteOps, replaceStateOps, loadState } from './level/layout.js';
 export type { PoolDb, PoolBatchOp } from './level/layout.js';
@@ -97,6 +97,12 @@ export type { LevelRaftStorageOptions } from './level/raft-storage.js';
 export { prepareEnvelope, stoppedError, awaitWithDeadline } from './stores/proposal.js';
 export { Subscribers } from './stores/subscribers.js';
 export { UTF8 } from './level/layout.js';
-export { StoreOpenError, dataDirError } from './level/data-dir.js';
+export { StoreOpenError, DataDirRefusedError, dataDirError } from './level/data-dir.js';
+export type { DataDirRefusal } from './level/data-dir.js';
+// the data directory: opening it safely, and its marker (weldr.json)
+export { DataDir } from './level/open-data-dir.js';
+export type { DataDirLogger, DataDirOptions, StoreProgress } from './level/open-data-dir.js';
+export { MARKER_FILE, MARKER_FORMAT, newMarker, readMarker, updateMarker, verifyMarker, writeMarker } from './level/marker.js';
+export type { DataDirMarker, MarkerProgress } from './level/marker.js';
 export { IDENTITY_KEYS, readIdentity, writeIdentity, readPeerIncarnations, writePeerIncarnation, deletePeerIncarnation } from './level/identity.js';
 export type { NodeIdentity, PeerIncarnation } from './level/identity.js';

@@ -9,6 +9,7 @@ import {
   MemoryPoolStore,
   POOL_KEYS,
   StoreError,
+  StoreWriteFailure,
   applyCommand,
   initialState,
   loadState,
@@ -121,9 +122,10 @@ test('proposals arriving during a write share the next synced batch (group commi
   t.is(serializeState((await loadState(db)) ?? initialState()), serializeState(store.state));
 });
 
-test('a failed group batch fails every proposal in it and publishes nothing; the next group proceeds', async (t) => {
+test('a failed group batch fails every proposal in it (NODE_FAILED), publishes nothing, and stops the store for good', async (t) => {
   const { db, control } = instrumentedDb();
-  const store = await LevelPoolStore.open({ db, closeDb: true });
+  const fatal: StoreWriteFailure[] = [];
+  const store = await LevelPoolStore.open({ db, closeDb: true, onFatal: (err) => fatal.push(err) });
   t.teardown(() => store.close());
   control.delayMs = 5;
   const first = store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 1 });
@@ -132,22 +134,37 @@ test('a failed group batch fails every proposal in it and publishes nothing; the
   t.like(await first, { index: 1 });
   // The next group's batch has started and fails when its delay (a timer) ends.
   control.failNext = true;
-  for (const p of group) await t.throwsAsync(p, { message: 'disk full' });
+  // Queued behind the failing batch: never written.
+  const behind = store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 5 });
+  for (const p of group) {
+    const err = await t.throwsAsync(p, { instanceOf: StoreError });
+    t.is(err?.code, 'NODE_FAILED');
+    t.regex(err!.message, /disk full.*may have been applied/);
+  }
+  t.is((await t.throwsAsync(behind, { instanceOf: StoreError }))?.code, 'STOPPED');
   t.deepEqual(store.snapshot().servers.map((s) => s.port), [1]);
-  t.like(await store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 5 }), { index: 2 });
+  // A write after a failed one could land behind a torn record and be lost on recovery:
+  // the store refuses everything from now on.
+  const later = await t.throwsAsync(store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 6 }), { instanceOf: StoreError });
+  t.is(later?.code, 'STOPPED');
+  t.regex(later!.message, /stopped after a write to the pool database failed: disk full; this write was not applied/);
+  t.is(fatal.length, 1, 'onFatal once');
+  t.is(fatal[0]?.message, 'a write to the pool database failed: disk full');
+  t.is(store.failed, fatal[0]);
+  t.is(control.failNext, false);
   t.is(serializeState((await loadState(db)) ?? initialState()), serializeState(store.state));
 });
 
-test('a failed write leaves the state untouched and the next proposal proceeds', async (t) => {
-  const { db, control } = instrumentedDb();
-  const store = await LevelPoolStore.open({ db, closeDb: true });
-  t.teardown(() => store.close());
+test('after a failed write nothing else reaches the database, not even on close', async (t) => {
+  const { db, calls, control } = instrumentedDb();
+  const store = await LevelPoolStore.open({ db, closeDb: true, onFatal: () => undefined });
   control.failNext = true;
-  await t.throwsAsync(store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 1 }), { message: 'disk full' });
+  t.is((await t.throwsAsync(store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 1 }), { instanceOf: StoreError }))?.code, 'NODE_FAILED');
+  const before = calls.length;
+  await t.throwsAsync(store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 2 }), { instanceOf: StoreError });
+  await store.close();
+  t.is(calls.length, before);
   t.is(store.snapshot().index, 0);
-  const r = await store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 2 });
-  t.is(r.index, 1);
-  t.is(serializeState((await loadState(db)) ?? initialState()), serializeState(store.state));
 });
 
 test('timeoutMs gives up waiting with TIMEOUT, and the write still applies', async (t) => {
@@ -254,7 +271,7 @@ test('two stores cannot open the same directory at once', async (t) => {
   const dir = await tempDir(t);
   await openAt(t, dir);
   const err = await t.throwsAsync(LevelPoolStore.open({ location: dir }));
-  t.regex(`${err?.message} ${String((err?.cause as Error | undefined)?.message)}`, /lock|not open/i);
+  t.regex(`${err?.message} ${String((err?.cause as Error | undefined)?.message)}`, /in use by another process/);
 });
 
 test('a Level instance passed in is left open unless closeDb is set', async (t) => {

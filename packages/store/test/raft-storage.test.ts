@@ -182,6 +182,19 @@ test('a database it cannot make sense of is refused with RaftStorageCorrupt, not
   }, /commit index 3 beyond the last entry 2/);
 });
 
+test('hard state: the promised lease is kept; a data directory written before the field existed opens with none (0)', async (t) => {
+  const db = new MemoryLevel<string, string>() as unknown as PoolDb;
+  const s = await LevelRaftStorage.open(db, { bootstrap: ['n1'] });
+  await s.save({ entries: [ent(2, 2)], hardState: { term: 2, vote: 'n1', commit: 2, lease: 918 } });
+  t.deepEqual((await LevelRaftStorage.open(db)).initialState().hardState, { term: 2, vote: 'n1', commit: 2, lease: 918 });
+  await db.put(RAFT_KEYS.hardState, JSON.stringify({ term: 2, vote: 'n1', commit: 2 }));
+  const old = (await LevelRaftStorage.open(db)).initialState().hardState;
+  t.is(old.lease ?? 0, 0);
+  t.is(old.term, 2);
+  await db.put(RAFT_KEYS.hardState, JSON.stringify({ term: 2, vote: 'n1', commit: 2, lease: -1 }));
+  await t.throwsAsync(LevelRaftStorage.open(db), { instanceOf: RaftStorageCorrupt, message: /hard state/ });
+});
+
 test('entries read back from LevelDB are plain Uint8Arrays (not Buffers), as the core and the transport expect', async (t) => {
   const dir = await tempDir(t);
   const db = new Level<string, string>(dir);

@@ -6,14 +6,23 @@ import { openNodeTls } from '../runtime/tls-setup.js';
 import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
-import { startNode } from '../runtime/node-runtime.js';
-import { StoreOpenError } from '../runtime/store-factory.js';
+import { startNode, type NodeFailure } from '../runtime/node-runtime.js';
+import { DataDirRefusedError, StoreOpenError } from '../runtime/store-factory.js';
 import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
 
 /** Exit code for a failure at run time (a port in use, an unreadable data directory). */
 const EXIT_FAILURE = 1;
+/**
+ * A write to the data directory failed (disk full, read-only, I/O error), or a listener
+ * threw inside the store or the Raft loop, while running: the node gave up its role and
+ * stopped; nothing after the failure was acknowledged. Restarting is right once the
+ * cause is fixed (docs/operations.md).
+ */
+const EXIT_FATAL = 3;
+/** The data directory is damaged, lost its files, or belongs to another node: restarting cannot help. */
+const EXIT_DATA_REFUSED = 4;
 /** How long closing the admin API and the store may take after the proxy's deadline. */
 const SHUTDOWN_GRACE_MS = 5000;
 
@@ -61,6 +70,14 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     log.warn({ event: 'unknown_env', names: unknownEnv }, `ignored environment variables that name no setting: ${unknownEnv.join(', ')} (see 'weldr start --help')`);
   }
 
+  // After a fatal failure the node has already given up its role (readiness off,
+  // on-passive run): one line says what failed and what to do, then exit at once.
+  const onFatal = (failure: NodeFailure): void => {
+    log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    process.stderr.write(`weldr: ${failure.message}\n`);
+    flushLoggerSync(log);
+    process.exit(EXIT_FATAL);
+  };
   // TLS files are checked before anything listens: an unusable one is exit 2.
   const tls = openNodeTls(config, log);
   // SIGHUP re-reads the certificates (as nginx and HAProxy do); without a handler it would end the process.
@@ -68,13 +85,14 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
 
   let node;
   try {
-    node = await startNode(config, log, tls);
+    node = await startNode(config, log, { onFatal, tls });
   } catch (err) {
     if (err instanceof ListenError || err instanceof StoreOpenError) {
-      log.fatal({ event: 'start_failed', err: { message: err.message } }, err.message);
+      const refused = err instanceof DataDirRefusedError;
+      log.fatal({ event: 'start_failed', ...(refused ? { reason: err.reason } : {}), err: { message: err.message } }, err.message);
       process.stderr.write(`weldr start: ${err.message}\n`);
       await flushLogger(log);
-      return EXIT_FAILURE;
+      return refused ? EXIT_DATA_REFUSED : EXIT_FAILURE;
     }
     throw err;
   }

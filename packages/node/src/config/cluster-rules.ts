@@ -1,6 +1,7 @@
 // The rules `weldr start` adds in cluster mode, on top of each value's own parser: the
 // node's own --peers entry agrees with --raft (or --raft-advertise), --restore and --join
-// are used alone, a durable store, sane Raft timers.
+// are used alone, a durable store. (The Raft timers are checked by the loader in every
+// mode: the lease they give must last two heartbeats.)
 import { ConfigError } from './config-error.js';
 import type { NodeConfig } from './options.js';
 import { formatHostPort } from './values.js';
@@ -37,9 +38,6 @@ export function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: bool
   if (config.store !== 'level') {
     const why = others.length > 0 ? '--peers names other members' : config.join !== undefined ? '--join' : '--restore';
     throw new ConfigError(`cluster mode (${why}) needs --store level: the Raft log must survive restarts`);
-  }
-  if (config.raftElectionTimeout < 2 * config.raftHeartbeat) {
-    throw new ConfigError(`--raft-election-timeout (${config.raftElectionTimeout} ms) must be at least twice --raft-heartbeat (${config.raftHeartbeat} ms)`);
   }
   return config;
 }

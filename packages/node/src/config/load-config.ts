@@ -3,11 +3,12 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { leaseHeartbeats, MIN_LEASE_HEARTBEATS, minElectionTimeoutMs } from '@weldr/cluster';
 import { duplicateJsonKey } from '@weldr/store';
 import { ConfigError } from './config-error.js';
 import { OPTIONS, type ConfigKey, type NodeConfig } from './options.js';
 import { rewordParseArgsError } from './parse-args-error.js';
-import { formatHostPort, parseToken, ValueError, type HostPort } from './values.js';
+import { formatDuration, formatHostPort, parseToken, ValueError, type HostPort } from './values.js';
 import { checkSecurity } from './security-checks.js';
 
 export { rewordParseArgsError } from './parse-args-error.js';
@@ -81,6 +82,7 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
   readTokenFiles(config as Partial<Record<ConfigKey, unknown>>, sources, inputs.readFile);
   checkListenersDiffer(config as unknown as NodeConfig);
   checkSecurity(config as unknown as NodeConfig);
+  checkRaftTimers(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
 }
 
@@ -132,6 +134,23 @@ function checkListenersDiffer(config: NodeConfig): void {
       throw new ConfigError(`${aName} ${formatHostPort(a)}) and ${bName} ${formatHostPort(b)}) cannot share port ${a.port}`);
     }
   }
+}
+
+/**
+ * The active role is fenced by a lease of leaseHeartbeats() heartbeats after each
+ * acknowledged round (packages/raft README, "The lease"). Under two, /ready would
+ * never answer 200 (zero) or drop to 503 at every tick (one) while writes still
+ * replicate: refuse such settings here, with the shortest election timeout that works.
+ */
+function checkRaftTimers(config: NodeConfig): void {
+  const lease = leaseHeartbeats(config.raftElectionTimeout, config.raftHeartbeat);
+  if (lease >= MIN_LEASE_HEARTBEATS) return;
+  const min = minElectionTimeoutMs(config.raftHeartbeat);
+  throw new ConfigError(
+    `--raft-election-timeout ${formatDuration(config.raftElectionTimeout)} with --raft-heartbeat ${formatDuration(config.raftHeartbeat)} ` +
+      `gives the active node a lease of ${lease} heartbeat${lease === 1 ? '' : 's'}; it needs at least ${MIN_LEASE_HEARTBEATS}: ` +
+      `use an election timeout of at least ${formatDuration(min)} (${(min / config.raftHeartbeat).toFixed(1)} heartbeats) or a shorter heartbeat`,
+  );
 }
 
 const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);

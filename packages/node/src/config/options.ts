@@ -75,6 +75,10 @@ export interface NodeConfig {
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
   readonly maxRetries: number;
+  /** Raft driver: writes and reads that may wait behind a disk write (beyond: 503 OVERLOADED). */
+  readonly raftMaxQueue: number;
+  /** Raft driver: linearizable reads in flight (beyond: 503 OVERLOADED). */
+  readonly raftMaxPendingReads: number;
 }
 
 export type ConfigKey = keyof NodeConfig;
@@ -132,7 +136,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'raftMaxPending', flag: 'raft-max-pending', env: 'WELDR_RAFT_MAX_PENDING', valueName: 'N', help: 'Raft connections waiting to authenticate, at most, in total; more are closed at once', defaultText: '64', defaultValue: constant(64), parse: parseInteger(1, 100_000) },
   { key: 'raftMaxPendingPerSource', flag: 'raft-max-pending-per-source', env: 'WELDR_RAFT_MAX_PENDING_PER_SOURCE', valueName: 'N', help: 'Raft connections waiting to authenticate, at most, from one address (IPv6: one /64)', defaultText: '8', defaultValue: constant(8), parse: parseInteger(1, 100_000) },
   { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
-  { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 2 heartbeats', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
+  { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 3.5 heartbeats (the active lease must last 2)', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
   { key: 'onActive', flag: 'on-active', env: 'WELDR_ON_ACTIVE', valueName: 'COMMAND', help: 'shell command run when this node becomes active (e.g. add the VIP, send gratuitous ARP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
   { key: 'onPassive', flag: 'on-passive', env: 'WELDR_ON_PASSIVE', valueName: 'COMMAND', help: 'shell command run at start and whenever this node stops being active (e.g. remove the VIP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
   { key: 'data', flag: 'data', env: 'WELDR_DATA', valueName: 'DIR', help: 'data directory (LevelDB)', defaultText: './data/<id>', defaultValue: (p) => `./data/${p.id ?? 'n1'}`, parse: parsePath },
@@ -149,4 +153,6 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
+  { key: 'raftMaxQueue', flag: 'raft-max-queue', env: 'WELDR_RAFT_MAX_QUEUE', valueName: 'N', help: 'admin writes and reads that may wait behind a Raft disk write; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
+  { key: 'raftMaxPendingReads', flag: 'raft-max-pending-reads', env: 'WELDR_RAFT_MAX_PENDING_READS', valueName: 'N', help: 'linearizable reads in flight; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
 ];

@@ -10,9 +10,9 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterEnd, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { readFile } from 'node:fs/promises';
 import { fetch as undiciFetch } from 'undici';
+import { RaftCluster, type ClusterEnd, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
 import { clusterMembers, singleNodeMembers } from './members-admin.js';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
@@ -32,7 +32,30 @@ export interface RunningNode {
   readonly ended: Promise<ClusterEnd>;
 }
 
-export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = NO_TLS): Promise<RunningNode> {
+/**
+ * The node cannot go on: a write to the data directory failed, or a listener threw
+ * inside the store or the Raft loop. One line for the operator in `message`.
+ */
+export interface NodeFailure {
+  readonly kind: ClusterFailure['kind'];
+  readonly message: string;
+  /** The data directory, when the failure concerns it. */
+  readonly data?: string;
+  readonly error: Error;
+}
+
+export interface StartNodeOptions {
+  /**
+   * Called once after a fatal failure, when the node has already given up its role
+   * (/ready 503, on-passive run): the caller should exit. Default: log it.
+   */
+  readonly onFatal?: (failure: NodeFailure) => void;
+  /** Peer and admin TLS material, checked and reloadable; default none. */
+  readonly tls?: NodeTls;
+}
+
+export async function startNode(config: NodeConfig, log: Logger, options: StartNodeOptions = {}): Promise<RunningNode> {
+  const tls = options.tls ?? NO_TLS;
   const cleanups: (() => Promise<void> | void)[] = [];
   const unwind = async (): Promise<void> => {
     for (const step of cleanups.splice(0).reverse()) {
@@ -42,6 +65,21 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
         log.error({ err }, 'cleanup step failed');
       }
     }
+  };
+
+  // A fatal failure: give up every role first (readiness off, on-passive), then report.
+  let view: ClusterView | undefined;
+  let hooks: RoleHooks | undefined;
+  let failing = false;
+  const fatal = (failure: NodeFailure): void => {
+    if (failing) return;
+    failing = true;
+    view?.deactivate();
+    void (async () => {
+      await hooks?.stop('fatal').catch(() => undefined);
+      if (options.onFatal !== undefined) options.onFatal(failure);
+      else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
+    })();
   };
 
   try {
@@ -60,12 +98,12 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
       );
     }
     if (clustered) {
-      raft = await RaftCluster.open(await clusterOptions(config, tls), log);
+      raft = await RaftCluster.open(await clusterOptions(config, tls, fatal), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
     } else {
-      const single = await openStore(config, log);
+      const single = await openStore(config, log, fatal);
       cleanups.push(() => single.close());
       store = single;
     }
@@ -100,6 +138,8 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     cleanups.push(unsubscribe);
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    view = cluster;
+    if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
@@ -115,6 +155,7 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
               if (leader !== lastLeader) listener();
               lastLeader = leader;
             }),
+      raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
     if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
     let relay: RelayDispatcher | undefined;
@@ -153,10 +194,9 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
     logListening(log, 'proxy', proxyAddress);
 
     if (raft !== null) {
-      // After both listeners: the node publishes their addresses in its member record
-      // (and a joining node sends them with its request to join).
-      // The join request (an admin write) goes out like the relay: over HTTPS with the
-      // cluster's trust when the members' admin APIs speak it.
+      // After both listeners: the node publishes their addresses in its member record (and
+      // a joining node sends them with its request to join, which goes out like the relay:
+      // over HTTPS with the cluster's trust when the members' admin APIs speak it).
       const dispatcher = relay?.get;
       await raft.start({
         admin: admin.address,
@@ -175,10 +215,11 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
       }
     }
 
-    cluster.activate();
-    const hooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
-    hooks.start();
-    if (raft !== null) raft.driver.onRoleChange(() => hooks.check());
+    if (!failing) cluster.activate();
+    const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
+    hooks = roleHooks;
+    roleHooks.start();
+    if (raft !== null) raft.driver.onRoleChange(() => roleHooks.check());
     log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
 
     let stopping: Promise<void> | undefined;
@@ -189,7 +230,7 @@ export async function startNode(config: NodeConfig, log: Logger, tls: NodeTls = 
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
-          await hooks.stop();
+          await roleHooks.stop();
           const started = Date.now();
           await proxy.close({ deadlineMs: config.shutdownTimeout });
           proxyClosed = true;
@@ -225,7 +266,7 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-async function clusterOptions(config: NodeConfig, tls: NodeTls): Promise<RaftClusterOptions> {
+async function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): Promise<RaftClusterOptions> {
   let restore: { path: string; text: string } | undefined;
   if (config.restore !== undefined) {
     try {
@@ -235,6 +276,9 @@ async function clusterOptions(config: NodeConfig, tls: NodeTls): Promise<RaftClu
     }
   }
   return {
+    onFatal: (f) => onFatal({ kind: f.kind, message: f.message, data: f.data, error: f.error }),
+    maxQueuedRequests: config.raftMaxQueue,
+    maxPendingReads: config.raftMaxPendingReads,
     id: config.id,
     data: config.data,
     raft: config.raft,

@@ -57,13 +57,17 @@ export class RoleHooks {
     this.enqueue(now, 'role change');
   }
 
-  /** Stop sampling; an active node runs on-passive. Resolves when queued hooks are done. */
-  async stop(): Promise<void> {
+  /**
+   * Stop sampling; an active node runs on-passive (WELDR_REASON `reason`: shutdown, or
+   * fatal when the node stops after a failure). Resolves when queued hooks are done.
+   */
+  async stop(reason: 'shutdown' | 'fatal' = 'shutdown'): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     if (!this.stopped && this.role === 'active') {
       this.role = 'passive';
-      this.enqueue('passive', 'shutdown');
+      this.opts.log.info({ event: 'role_changed', role: 'passive', reason }, `this node is now passive (${reason})`);
+      this.enqueue('passive', reason);
     }
     this.stopped = true;
     await this.chain;

@@ -1,5 +1,6 @@
 import type { Storage } from '../storage.js';
 import type { NodeId } from '../types.js';
+import { leaseMs, leaseTicks, MAX_LEASE_MS } from './lease.js';
 
 export type ReadOnlyOption = 'safe' | 'leaseBased';
 
@@ -12,6 +13,13 @@ export interface RaftConfig {
   readonly electionTick?: number;
   /** Ticks between heartbeats; must be < electionTick. Default 1. */
   readonly heartbeatTick?: number;
+  /**
+   * The length of one tick in milliseconds, as the driver ticks (a constant:
+   * the core reads no clock). A leader states its lease in ms so that members
+   * with other tick lengths or election timeouts can keep it (lease.ts).
+   * Default 50.
+   */
+  readonly tickMs?: number;
   /**
    * The last index the state machine had applied when this server started
    * (default: the storage snapshot's index, from which the application
@@ -52,10 +60,14 @@ export interface RaftConfig {
   readonly snapshotChunksInFlight?: number;
 }
 
+/** ρ when none is given: a bound on every server's tick-rate error (±10%). */
+export const DEFAULT_MAX_CLOCK_DRIFT = 0.1;
+
 export interface ResolvedConfig {
   readonly id: NodeId;
   readonly electionTick: number;
   readonly heartbeatTick: number;
+  readonly tickMs: number;
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
   readonly maxInflightBytes: number;
@@ -80,8 +92,13 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   const electionTick = positiveInt('electionTick', c.electionTick ?? 10);
   const heartbeatTick = positiveInt('heartbeatTick', c.heartbeatTick ?? 1);
   if (heartbeatTick >= electionTick) throw new RangeError('raft config: heartbeatTick must be < electionTick');
-  const maxClockDrift = c.maxClockDrift ?? 0.1;
+  const maxClockDrift = c.maxClockDrift ?? DEFAULT_MAX_CLOCK_DRIFT;
   if (!(maxClockDrift >= 0 && maxClockDrift < 0.5)) throw new RangeError('raft config: maxClockDrift must be in [0, 0.5)');
+  const tickMs = positiveInt('tickMs', c.tickMs ?? 50);
+  const promise = leaseMs(leaseTicks(electionTick, maxClockDrift), tickMs, maxClockDrift);
+  if (promise > MAX_LEASE_MS || electionTick * tickMs > MAX_LEASE_MS) {
+    throw new RangeError(`raft config: electionTick × tickMs must stay within ${MAX_LEASE_MS} ms`);
+  }
   const maxInflightBytes = c.maxInflightBytes ?? 16 << 20;
   if (!Number.isInteger(maxInflightBytes) || maxInflightBytes < 0) throw new RangeError('raft config: maxInflightBytes must be >= 0');
   const maxUncommittedBytes = c.maxUncommittedBytes ?? 32 << 20;
@@ -90,6 +107,7 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
     id: c.id,
     electionTick,
     heartbeatTick,
+    tickMs,
     maxSizePerMsg: positiveInt('maxSizePerMsg', c.maxSizePerMsg ?? 1 << 20),
     maxInflightMsgs: positiveInt('maxInflightMsgs', c.maxInflightMsgs ?? 256),
     maxInflightBytes,

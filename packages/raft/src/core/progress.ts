@@ -17,8 +17,10 @@ export class Progress {
   /** In probe state: an append is out and unanswered. */
   probeSent = false;
   readonly inflights: Inflights;
-  /** Latest leader tick echoed by this follower (-1: none in this term); dates the lease. */
+  /** Latest leader tick echoed by this follower in this term (-1: none); check-quorum counts it. */
   ackTick = -1;
+  /** Latest leader tick echoed together with this leader's promise (-1: none); dates the lease. */
+  leaseAckTick = -1;
 
   /** The snapshot transfer in progress (state 'snapshot'). */
   snapshot: SnapshotSender | undefined;

@@ -19,7 +19,7 @@ import type {
   SoftState,
 } from '../types.js';
 import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
-import { leaseTicks, quorumAckTick } from './lease.js';
+import { leaseMs, leaseTicks, promiseTicks, quorumAckTick } from './lease.js';
 import { RaftLog } from './log.js';
 import { applyConfChange, ConfigHistory, encodeConfChange, MAX_CONF_CHANGE_CONTEXT } from './membership.js';
 import type { Progress } from './progress.js';
@@ -27,6 +27,7 @@ import { quorumValue, voteResult } from './quorum.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
 import { SnapshotReceiver, SnapshotSender } from './snapshot-transfer.js';
 import { ProgressTracker } from './tracker.js';
+import { MAX_TERM_JUMP } from './validate.js';
 
 const EMPTY = new Uint8Array(0);
 /** context of a vote forced by MsgTimeoutNow (thesis §3.10): voters skip the in-lease check. */
@@ -44,6 +45,7 @@ interface MessageFields {
   reject?: boolean;
   rejectHint?: number;
   tick?: number;
+  lease?: number;
   entries?: readonly Entry[];
   snapshot?: SnapshotChunk;
   context?: string | undefined;
@@ -62,7 +64,10 @@ export class Raft {
   readonly tracker: ProgressTracker;
   readonly membership: ConfigHistory;
   private readonly random: () => number;
+  /** L: ticks of this server's clock its lease lasts after an acknowledged round (lease.ts). */
   private readonly leaseDuration: number;
+  /** The promise (ms of the follower's clock) this server asks for in every round it sends as leader. */
+  readonly statedLease: number;
 
   term = 0;
   vote: NodeId | null = null;
@@ -77,8 +82,15 @@ export class Raft {
   electionElapsed = 0;
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
-  /** Ticks since we last heard from a leader of our term, or since start (0 while leader). */
-  leaseElapsed: number;
+  /**
+   * Until this tick (of our clock) we grant no vote or pre-vote and do not
+   * campaign: the promise made to the leaders whose rounds we accepted, to
+   * our own lease while leader, and after a restart to whatever we may have
+   * promised before it.
+   */
+  promiseUntil: number;
+  /** The promise (ms) we made to the leader of the latest round we accepted; persisted in HardState.lease. */
+  private promisedLease = 0;
 
   private readonly votes = new Map<NodeId, boolean>();
   leadTransferee: NodeId | null = null;
@@ -100,6 +112,7 @@ export class Raft {
     this.id = this.cfg.id;
     this.random = config.random;
     this.leaseDuration = leaseTicks(this.cfg.electionTick, this.cfg.maxClockDrift);
+    this.statedLease = leaseMs(this.leaseDuration, this.cfg.tickMs, this.cfg.maxClockDrift);
     const storage: Storage = config.storage;
     this.log = new RaftLog(storage, this.cfg.maxCommittedSizePerReady);
     const { hardState, confState } = storage.initialState();
@@ -125,6 +138,7 @@ export class Raft {
       this.term = hardState.term;
       this.vote = hardState.vote;
     }
+    this.promisedLease = hardState.lease ?? 0;
     // The state machine restarts from the latest snapshot unless told otherwise.
     const applied = config.applied ?? storage.snapshot().metadata.index;
     if (!Number.isSafeInteger(applied) || applied < first - 1 || applied > last) {
@@ -135,17 +149,19 @@ export class Raft {
     this.log.commitTo(applied);
     this.log.appliedTo(applied);
     // A restarted server may have acknowledged a leader just before it went
-    // down; it forgot when, so it assumes "just now" and waits a full election
-    // timeout before granting a vote, keeping that leader's lease sound. (A
-    // fresh server pays the same wait; it would not campaign sooner anyway.)
-    this.leaseElapsed = 0;
+    // down; it forgot when, so it assumes "just now" and keeps the promise it
+    // made then (persisted before that acknowledgement left, measured with
+    // today's tick length), and at least a full election timeout, before
+    // granting a vote. (A fresh server pays the same wait; it would not
+    // campaign sooner anyway.)
+    this.promiseUntil = promiseTicks(this.promisedLease, this.cfg.electionTick, this.cfg.tickMs);
     this.becomeFollower(this.term, null);
   }
 
   // ---------------------------------------------------------------- state
 
   hardState(): HardState {
-    return { term: this.term, vote: this.vote, commit: this.log.committed };
+    return { term: this.term, vote: this.vote, commit: this.log.committed, lease: this.promisedLease };
   }
 
   softState(): SoftState {
@@ -161,32 +177,51 @@ export class Raft {
     return this.tracker.isVoter(this.id);
   }
 
-  /** §9.6 / §6.2: we heard from a leader less than a minimum election timeout ago. */
+  /**
+   * §9.6 / §6.2 / thesis §6.4.1: we are inside a promise — a leader's round
+   * accepted less than its stated lease (and at least our election timeout)
+   * ago, our own lease while leader, or the window after a restart.
+   */
   private inLease(): boolean {
-    return this.cfg.checkQuorum && this.leaseElapsed < this.cfg.electionTick;
+    return this.cfg.checkQuorum && this.tickCount < this.promiseUntil;
+  }
+
+  /** Refuse votes and campaigns for `ticks` more ticks at least (a promise never shortens). */
+  private keepPromise(ticks: number): void {
+    this.promiseUntil = Math.max(this.promiseUntil, this.tickCount + ticks);
   }
 
   // ---------------------------------------------------------------- time
 
   tick(): void {
     this.tickCount++;
-    this.leaseElapsed++;
     if (this.role === 'leader') this.tickHeartbeat();
     else this.tickElection();
   }
 
   private tickElection(): void {
     this.electionElapsed++;
-    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
-      this.electionElapsed = 0;
-      this.hup();
+    if (!this.promotable() || this.electionElapsed < this.randomizedElectionTimeout) return;
+    if (this.inLease()) {
+      // A promise outlasts our own timeout (a leader stated a longer lease, or
+      // the restart window covers one): keep it, then wait a fresh random part
+      // of E so that servers that heard the same round do not all campaign at
+      // the same moment (§5.2).
+      const wait = this.promiseUntil - this.tickCount + Math.floor(this.random() * this.cfg.electionTick);
+      this.electionElapsed = this.randomizedElectionTimeout - wait;
+      return;
     }
+    this.electionElapsed = 0;
+    this.hup();
   }
 
   private tickHeartbeat(): void {
     this.heartbeatElapsed++;
     this.electionElapsed++;
-    this.leaseElapsed = 0;
+    // The in-lease rule for the leader itself: deposed by a stray higher
+    // term, it does not vote for E ticks, like a follower that just heard from
+    // a leader. (Not needed for the lease: a deposed leader holds none.)
+    this.keepPromise(this.cfg.electionTick);
     if (this.electionElapsed >= this.cfg.electionTick) {
       this.electionElapsed = 0;
       if (this.leadTransferee !== null) {
@@ -222,13 +257,14 @@ export class Raft {
   /**
    * The tick (of this server's clock) until which this leader may act as the
    * only leader without asking anyone: lease = send tick of the latest round a
-   * quorum acknowledged + leaseTicks(E, ρ). null when not leader, not yet
-   * acknowledged in this term, transferring, or expired.
+   * quorum acknowledged with this leader's promise + leaseTicks(E, ρ). null
+   * when not leader, not yet acknowledged in this term, transferring, or
+   * expired.
    */
   leaseValidUntil(): number | null {
     if (this.role !== 'leader' || !this.cfg.checkQuorum || this.leaseRevoked || this.leadTransferee !== null) return null;
     if (!this.tracker.isVoter(this.id)) return null;
-    const q = quorumAckTick(this.tracker, this.id, this.tickCount, -1);
+    const q = quorumAckTick(this.tracker, this.id, this.tickCount, -1, true);
     if (q < this.becameLeaderTick) return null; // no quorum acknowledged this term yet
     const until = q + this.leaseDuration;
     return until > this.tickCount ? until : null;
@@ -286,7 +322,7 @@ export class Raft {
     this.role = 'leader';
     this.leaseRevoked = false;
     this.becameLeaderTick = this.tickCount;
-    this.leaseElapsed = 0;
+    this.keepPromise(this.cfg.electionTick);
     const last = this.log.lastIndex();
     this.tracker.resetAll(last);
     const self = this.tracker.progress.get(this.id);
@@ -372,6 +408,7 @@ export class Raft {
       reject: f.reject ?? false,
       rejectHint: f.rejectHint ?? 0,
       tick: f.tick ?? 0,
+      lease: f.lease ?? 0,
     };
     if (f.entries !== undefined) m.entries = f.entries;
     if (f.snapshot !== undefined) m.snapshot = f.snapshot;
@@ -379,9 +416,14 @@ export class Raft {
     this.msgs.push(m);
   }
 
-  /** Answer a leader's message, echoing its send tick (it dates the leader's lease). */
+  /**
+   * Answer a leader's message, echoing its send tick (it dates the leader's
+   * lease) and the promise we keep for it (only such echoes count for a
+   * lease; without check-quorum we keep none, so we echo none).
+   */
   private respond(to: Message, type: MessageType, f: MessageFields): void {
     f.tick = to.tick;
+    f.lease = this.cfg.checkQuorum ? to.lease : 0;
     this.send(type, to.from, f);
   }
 
@@ -397,6 +439,7 @@ export class Raft {
       this.send('MsgHeartbeat', id, {
         commit: Math.min(pr.match, this.log.committed),
         tick: this.tickCount,
+        lease: this.statedLease,
         context,
       });
     }
@@ -425,6 +468,7 @@ export class Raft {
       entries: ents,
       commit: this.log.committed,
       tick: this.tickCount,
+      lease: this.statedLease,
     });
     if (ents.length > 0) {
       let bytes = 0;
@@ -446,7 +490,7 @@ export class Raft {
 
   private sendSnapshotChunks(to: NodeId, sender: SnapshotSender): void {
     for (const chunk of sender.take(this.cfg.snapshotChunksInFlight)) {
-      this.send('MsgSnap', to, { tick: this.tickCount, snapshot: chunk });
+      this.send('MsgSnap', to, { tick: this.tickCount, lease: this.statedLease, snapshot: chunk });
     }
   }
 
@@ -464,6 +508,9 @@ export class Raft {
    */
   step(m: Message): boolean {
     if (m.to !== this.id || m.from === this.id) return false;
+    // Never adopt a term that jumps far ahead, whoever sends it: one corrupt
+    // term near the limit would leave no term to elect anyone in (validate.ts).
+    if (m.term > this.term + MAX_TERM_JUMP) return false;
     if (m.term > this.term) {
       if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
         // §4.2.3 / §9.6: while we hear from a leader, a vote request (from a
@@ -566,11 +613,19 @@ export class Raft {
     }
   }
 
+  /**
+   * A round from the leader of our term: accept it and keep its promise —
+   * no vote, pre-vote or campaign for the lease it states (counted on our own
+   * clock) and at least our election timeout. The promise is persisted
+   * (HardState.lease) in the same Ready as our answer, so it is durable
+   * before the leader can count it (the Ready contract).
+   */
   private heardFromLeader(m: Message): boolean {
     if (this.lead !== null && this.lead !== m.from) return false; // two leaders in one term: not from a correct peer
     this.lead = m.from;
     this.electionElapsed = 0;
-    this.leaseElapsed = 0;
+    this.keepPromise(promiseTicks(m.lease, this.cfg.electionTick, this.cfg.tickMs));
+    this.promisedLease = m.lease;
     return true;
   }
 
@@ -676,7 +731,12 @@ export class Raft {
     if (m.type !== 'MsgAppResp' && m.type !== 'MsgHeartbeatResp' && m.type !== 'MsgSnapResp') return false;
     // NO_TICK (0) is never taken as an echo: only a round sent at tick 0 is
     // lost by that, which can shorten the lease but never lengthen it.
-    if (m.tick !== NO_TICK && m.tick > pr.ackTick && m.tick <= this.tickCount) pr.ackTick = m.tick;
+    if (m.tick !== NO_TICK && m.tick <= this.tickCount) {
+      if (m.tick > pr.ackTick) pr.ackTick = m.tick;
+      // The lease rests only on what the follower says it promised: our
+      // statement, echoed (a peer that predates the field echoes 0).
+      if (m.tick > pr.leaseAckTick && m.lease >= this.statedLease) pr.leaseAckTick = m.tick;
+    }
     switch (m.type) {
       case 'MsgAppResp':
         this.handleAppendResponse(m, pr);
@@ -749,7 +809,7 @@ export class Raft {
     const sender = pr.snapshot;
     if (pr.state !== 'snapshot' || sender === undefined || m.index !== sender.index) return;
     const again = sender.onAck(m.rejectHint, this.tickCount);
-    if (again !== undefined) this.send('MsgSnap', m.from, { tick: this.tickCount, snapshot: sender.chunk(again) });
+    if (again !== undefined) this.send('MsgSnap', m.from, { tick: this.tickCount, lease: this.statedLease, snapshot: sender.chunk(again) });
     this.sendSnapshotChunks(m.from, sender);
   }
 

@@ -166,11 +166,14 @@ export class RawNode {
       readStates: r.readStates,
       // A snapshot replaces the log and is acknowledged like entries: the
       // leader then counts it as held (match) and tells us to commit up to it.
+      // A new lease promise goes out with an acknowledgement the leader's
+      // lease counts: it must survive a crash (the restart window keeps it).
       mustSync:
         entries.length > 0 ||
         r.log.unstable.snapshot !== undefined ||
         hard.term !== this.prevHard.term ||
-        hard.vote !== this.prevHard.vote,
+        hard.vote !== this.prevHard.vote ||
+        (hard.lease ?? 0) !== (this.prevHard.lease ?? 0),
     };
     if (!softEqual(soft, this.prevSoft)) rd.softState = soft;
     if (hardChanged) rd.hardState = hard;

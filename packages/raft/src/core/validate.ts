@@ -1,4 +1,5 @@
 import { MESSAGE_TYPES, type Entry, type Message, type MessageType } from '../types.js';
+import { MAX_LEASE_MS } from './lease.js';
 
 /** Why a peer message was refused by validateMessage. */
 export class InvalidMessage extends Error {
@@ -13,11 +14,26 @@ function isIndex(v: unknown): v is number {
 }
 
 /**
- * Largest term accepted from a peer. Terms only grow and are persisted, and a
- * server must be able to campaign (term + 1) and be heard: a term near 2^53
- * from one corrupt message would wedge the cluster for good.
+ * Terms only grow, are persisted, and every election needs the others to
+ * adopt the candidate's term + 1: a server that adopted a term at the limit
+ * of what its peers accept can never be elected again, nor can anyone after
+ * it (one heartbeat with term 2^40 wedged a cluster for good this way). Two
+ * rules keep a message from doing that:
+ *
+ * - MAX_TERM: no term above 2^40 − 2^20 is accepted in any field of any
+ *   message (refused here, so a transport logs it). The 2^20 below 2^40 are
+ *   headroom kept clear of the limit; 2^40 itself keeps terms, and term + 1,
+ *   exact in a double.
+ * - MAX_TERM_JUMP: the core refuses (and never adopts) a term more than 2^32
+ *   above its own, whoever sends it — leader, candidate or response. At one
+ *   election per 500 ms takes 68 years to move a term by 2^32, so no
+ *   legitimate gap, not even a new member's from term 0, comes near it; a
+ *   corrupt term costs the cluster at most 2^32 of its ~2^40 terms, so it
+ *   takes some 255 separate corrupt messages, each adopted, to approach the
+ *   limit, instead of one.
  */
-export const MAX_TERM = 2 ** 40;
+export const MAX_TERM = 2 ** 40 - 2 ** 20;
+export const MAX_TERM_JUMP = 2 ** 32;
 
 function isTerm(v: unknown): v is number {
   return isIndex(v) && v <= MAX_TERM;
@@ -91,6 +107,8 @@ function copy(v: unknown): Record<string, unknown> | undefined {
     reject: src['reject'],
     rejectHint: src['rejectHint'],
     tick: src['tick'],
+    // A peer that predates the field promises nothing: 0, which no lease counts.
+    lease: src['lease'] === undefined ? 0 : src['lease'],
   };
   const entries = src['entries'];
   if (entries !== undefined) out['entries'] = entries;
@@ -111,6 +129,7 @@ function check(v: unknown): string | undefined {
     if (!isIndex(m[k])) return `${k} must be a non-negative integer`;
   }
   if ((m['term'] as number) > MAX_TERM || (m['logTerm'] as number) > MAX_TERM) return `term beyond ${MAX_TERM}`;
+  if (!isIndex(m['lease']) || (m['lease'] as number) > MAX_LEASE_MS) return `lease must be an integer in [0, ${MAX_LEASE_MS}] ms`;
   if (typeof m['reject'] !== 'boolean') return 'reject must be a boolean';
   if (m['context'] !== undefined && typeof m['context'] !== 'string') return 'context must be a string';
   const entries = m['entries'];

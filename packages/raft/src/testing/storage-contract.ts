@@ -96,10 +96,13 @@ export function storageContract(
       run: async () => {
         if (reopen === undefined) return;
         const s = await fresh();
-        await s.save({ entries: [ent(1, 1), ent(2, 2)], hardState: { term: 2, vote: 'n2', commit: 1 } });
+        await s.save({ entries: [ent(1, 1), ent(2, 2)], hardState: { term: 2, vote: 'n2', commit: 1, lease: 918 } });
         const r = await reopen(s);
         expect(r.lastIndex() === 2 && r.term(2) === 2, 'entries durable');
-        expect(r.initialState().hardState.vote === 'n2', 'hard state durable');
+        const hs = r.initialState().hardState;
+        expect(hs.vote === 'n2', 'hard state durable');
+        // The lease promised to a leader bounds the vote-refusal window after a restart.
+        expect(hs.lease === 918, 'the promised lease is durable');
       },
     },
   ];

@@ -73,7 +73,12 @@ export class SimNode {
    * without fsync (Ready.mustSync false): a crash may fall back to it.
    */
   synced: MemoryStorage | undefined;
-  /** Local clock: ticks every `period` time units, first at `phase`. */
+  /**
+   * This server's own timer settings (electionTick, heartbeatTick, tickMs),
+   * over the cluster's: what a restart with new flags changes.
+   */
+  raft: RaftOptions = {};
+  /** Local clock: ticks every `period` time units (its tickMs scaled by its drift), first at `phase`. */
   period = 100;
   nextTick = 0;
   readonly random: Prng;
@@ -135,14 +140,14 @@ export class Cluster {
     const n = this.get(id);
     n.readStates = [];
     if (this.opts.persistentStateMachine === true) {
-      n.raw = new RawNode({ ...this.raftOpts, id, storage: n.storage, random: () => n.random.next(), applied: n.appliedIndex });
+      n.raw = new RawNode({ ...this.raftOpts, ...n.raft, id, storage: n.storage, random: () => n.random.next(), applied: n.appliedIndex });
       return n;
     }
     const snap = n.storage.snapshot();
     n.appliedIndex = snap.metadata.index;
     n.hash = snap.metadata.index === 0 ? 0 : decodeSnapshot(snap.data).hash;
     if (this.opts.keepApplied === true) n.applied = snap.metadata.index === 0 ? [] : decodeSnapshot(snap.data).applied;
-    n.raw = new RawNode({ ...this.raftOpts, id, storage: n.storage, random: () => n.random.next() });
+    n.raw = new RawNode({ ...this.raftOpts, ...n.raft, id, storage: n.storage, random: () => n.random.next() });
     return n;
   }
 

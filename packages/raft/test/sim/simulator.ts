@@ -1,9 +1,12 @@
 // Seeded randomized simulation: one seed fixes the cluster shape, the
 // configuration, every clock rate, every fault and every client request, so a
-// failing seed replays exactly. Time is in abstract units; a nominal tick is
-// 100 units and each server's clock runs within ±9–10% of that.
+// failing seed replays exactly. Time is in abstract units (read them as ms).
+// Each server has its own timers — election timeout in ticks and tick length —
+// as members restarted with different --raft-election-timeout/--raft-heartbeat
+// flags have, and its clock runs within -9%..+10% of its own tick length.
 
 import type { Message, RaftConfig } from '../../src/index.js';
+import type { RaftOptions } from './cluster.js';
 import { Checker, InvariantViolation } from './checker.js';
 import { Cluster, text, type SimNode } from './cluster.js';
 import { Prng } from './prng.js';
@@ -26,8 +29,10 @@ export interface SimStats {
   transfers: number;
   snapshotsSent: number;
   messages: number;
-  /** Ticks (nominal) from healing to a write committed on every member. */
-  settleTicks: number;
+  /** Time from healing to a write committed on every member, in the longest election timeout any member had. */
+  settleTimeouts: number;
+  /** Restarts that came back with other timer settings (a rolling change of flags). */
+  retimed: number;
 }
 
 export interface SimResult {
@@ -38,8 +43,17 @@ export interface SimResult {
   readonly stats: SimStats;
 }
 
+/** The uniform setting: E = 10 ticks of 100 units. */
 const ELECTION_TICK = 10;
 const TICK = 100;
+/**
+ * How members' timers are drawn: 'uniform' — every member E = 10 ticks of 100
+ * units (the old assumption); 'mixed' — each member its own election timeout
+ * and tick length, redrawn on some restarts; 'rolling' — every member starts
+ * alike and restarts switch between two settings, as a rolling change of the
+ * election timeout (1 s → 500 ms and back) does.
+ */
+type TimerMode = 'uniform' | 'mixed' | 'rolling';
 const TRACE_LIMIT = 1500;
 /** Far above what 8 servers exchange normally (a few hundred at most). */
 const MAX_IN_FLIGHT = 20_000;
@@ -99,8 +113,14 @@ class Simulation {
     transfers: 0,
     snapshotsSent: 0,
     messages: 0,
-    settleTicks: 0,
+    settleTimeouts: 0,
+    retimed: 0,
   };
+  private readonly timerMode: TimerMode;
+  /** The two settings a 'rolling' run switches between. */
+  private readonly rollingSettings: readonly RaftOptions[];
+  /** The longest election timeout (time units) any member has had: bounds for held messages and recovery. */
+  private maxTimeout = ELECTION_TICK * TICK;
   private readonly spare: string[] = [];
   private seq = 0;
   private readonly flushProbability: number;
@@ -113,9 +133,16 @@ class Simulation {
     const size = rng.chance(0.5) ? 3 : 5;
     const voters = Array.from({ length: size }, (_, i) => `n${i + 1}`);
     for (let i = size + 1; i <= size + 3; i++) this.spare.push(`n${i}`);
+    this.timerMode = rng.pick<TimerMode>(['uniform', 'mixed', 'mixed', 'rolling']);
+    const heartbeatTick = rng.pick([1, 2, 3]);
+    this.rollingSettings = [
+      { electionTick: 20, tickMs: 50, heartbeatTick: 1 },
+      { electionTick: 10, tickMs: 50, heartbeatTick: 1 },
+    ];
     const raft: Partial<RaftConfig> = {
       electionTick: ELECTION_TICK,
-      heartbeatTick: rng.pick([1, 2, 3]),
+      tickMs: TICK,
+      heartbeatTick,
       // Mostly weldr's configuration; sometimes without pre-vote or
       // check-quorum (then no lease: reads rely on heartbeat rounds).
       preVote: rng.chance(0.8),
@@ -142,11 +169,49 @@ class Simulation {
       persistentStateMachine: rng.chance(0.5),
     });
     this.checker = new Checker(this.cluster);
-    for (const n of this.cluster.nodes.values()) this.setClock(n);
+    const first = this.rollingSettings[rng.int(2)]!;
+    for (const n of this.cluster.nodes.values()) {
+      if (this.timerMode === 'mixed') this.drawTimers(n);
+      else if (this.timerMode === 'rolling') this.setTimers(n, first);
+      this.cluster.start(n.id); // again, with its own timers
+      this.setClock(n);
+    }
     this.flushProbability = rng.pick([0.5, 0.9, 1]);
     this.actionProbability = rng.pick([0.02, 0.05, 0.1]);
     this.setFaults(rng.pick([0, 1, 2]));
-    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}${this.cluster.opts.persistentStateMachine ? ' persistent state machine' : ''}`);
+    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}${this.cluster.opts.persistentStateMachine ? ' persistent state machine' : ''}; timers ${this.timerMode}`);
+    for (const n of this.cluster.nodes.values()) this.logTimers(n);
+  }
+
+  /** A member's own election timeout (4–24 ticks, lease of at least two ticks) and tick length (40–200 units). */
+  private drawTimers(n: SimNode): void {
+    const electionTick = this.rng.range(4, 24);
+    this.setTimers(n, {
+      electionTick,
+      tickMs: this.rng.range(40, 200),
+      heartbeatTick: Math.min(electionTick - 1, this.rng.pick([1, 1, 2, 3])),
+    });
+  }
+
+  private setTimers(n: SimNode, t: RaftOptions): void {
+    n.raft = t;
+    this.maxTimeout = Math.max(this.maxTimeout, Math.ceil((t.electionTick ?? ELECTION_TICK) * (t.tickMs ?? TICK) * 1.1));
+    // Held messages arrive up to 3 election timeouts late: after elections, restarts, compactions.
+    this.cluster.network.faults.longDelayMax = 3 * this.maxTimeout;
+  }
+
+  private logTimers(n: SimNode): void {
+    if (this.trace === undefined) return;
+    const t = { electionTick: ELECTION_TICK, tickMs: TICK, ...this.cluster.opts.raft, ...n.raft };
+    this.log(`timers ${n.id}: E=${t.electionTick} tick=${t.tickMs} heartbeat=${t.heartbeatTick} period=${n.period.toFixed(1)}`);
+  }
+
+  /** A restart with other flags: a rolling change of --raft-election-timeout / --raft-heartbeat. */
+  private maybeRetime(n: SimNode): void {
+    if (this.timerMode === 'mixed' && this.rng.chance(0.3)) this.drawTimers(n);
+    else if (this.timerMode === 'rolling' && this.rng.chance(0.5)) this.setTimers(n, this.rollingSettings[this.rng.int(2)]!);
+    else return;
+    this.stats.retimed++;
   }
 
   private log(s: string): void {
@@ -156,9 +221,11 @@ class Simulation {
   }
 
   private setClock(n: SimNode): void {
-    // Clock-rate skew: periods in [91, 110] keep every pair within the ±10% the lease assumes.
-    n.period = this.rng.range(91, 110);
-    n.nextTick = this.cluster.now + this.rng.range(1, n.period);
+    // Clock-rate skew: each server's period within -9%..+10% of its own tick
+    // length, inside the ±ρ = 10% the lease assumes.
+    const tickMs = n.raft.tickMs ?? this.cluster.opts.raft?.tickMs ?? TICK;
+    n.period = (tickMs * this.rng.range(910, 1100)) / 1000;
+    n.nextTick = this.cluster.now + 1 + this.rng.next() * (n.period - 1);
   }
 
   private setFaults(level: number): void {
@@ -183,8 +250,7 @@ class Simulation {
       f.maxDelay = r.pick([150, 400]);
       f.longDelay = r.pick([0, 0.005, 0.02]);
     }
-    // Held messages arrive up to 3 election timeouts late: after elections, restarts, compactions.
-    f.longDelayMax = 3 * ELECTION_TICK * TICK;
+    f.longDelayMax = 3 * this.maxTimeout;
     this.log(`faults drop=${f.drop} dup=${f.duplicate} delay=${f.minDelay}..${f.maxDelay} long=${f.longDelay}`);
   }
 
@@ -234,7 +300,9 @@ class Simulation {
     if (r < 0.3) this.propose(1);
     else if (r < 0.38) this.propose(this.rng.range(2, 6));
     else if (r < 0.48) this.read();
-    else if (r < 0.54) this.crash();
+    else if (r < 0.53) this.crash();
+    else if (r < 0.555) this.bounce();
+    else if (r < 0.56) this.restartFollowers();
     else if (r < 0.62) this.restart();
     else if (r < 0.68) this.partition();
     else if (r < 0.72) this.cutLink();
@@ -285,6 +353,45 @@ class Simulation {
     this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
   }
 
+  /**
+   * A supervisor's restart: crash a server and start it again at once, often
+   * with other timers (a rolling change of flags). It comes back inside the
+   * lease it may just have promised: its restart window must cover it.
+   */
+  private bounce(): void {
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const n = this.rng.pick(up);
+    const lose = this.rng.chance(0.5);
+    this.cluster.crash(n.id, lose);
+    this.stats.crashes++;
+    this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
+    this.restartNode(n);
+  }
+
+  /**
+   * Every server but the leader restarts at once (a hasty rolling change of
+   * flags), and half the time the leader is cut off right then: the lease it
+   * holds now rests on the restarted servers' restart windows alone.
+   */
+  private restartFollowers(): void {
+    const leaders = this.leaders();
+    if (leaders.length === 0) return;
+    const l = this.rng.pick(leaders);
+    for (const n of this.upNodes()) {
+      if (n === l) continue;
+      this.cluster.crash(n.id, false);
+      this.stats.crashes++;
+      this.log(`CRASH ${n.id}`);
+      this.restartNode(n);
+    }
+    if (this.rng.chance(0.5)) {
+      const others = this.cluster.ids().filter((id) => id !== l.id);
+      this.cluster.network.partition([l.id], others);
+      this.log(`PARTITION [${l.id}] | [${others.join(',')}]`);
+    }
+  }
+
   private restart(): void {
     const down = [...this.cluster.nodes.values()].filter((n) => n.raw === null);
     if (down.length === 0) return;
@@ -293,9 +400,11 @@ class Simulation {
   }
 
   private restartNode(n: SimNode): void {
+    this.maybeRetime(n);
     this.cluster.start(n.id);
     this.setClock(n);
     this.log(`RESTART ${n.id} term=${n.raw!.term} commit=${n.raw!.commitIndex} last=${n.raw!.lastIndex}`);
+    this.logTimers(n);
   }
 
   private partition(): void {
@@ -387,8 +496,11 @@ class Simulation {
     if (fresh) {
       this.spare.shift();
       const n = this.cluster.add(cc.nodeId);
+      if (this.timerMode === 'mixed') this.drawTimers(n);
+      else if (this.timerMode === 'rolling') this.setTimers(n, this.rollingSettings[this.rng.int(2)]!);
       this.cluster.start(n.id);
       this.setClock(n);
+      this.logTimers(n);
     }
   }
 
@@ -417,7 +529,7 @@ class Simulation {
     for (const n of c.nodes.values()) if (n.raw === null) this.restartNode(n);
     this.log('SETTLE: healed, all servers up');
     const healedAt = c.now;
-    const deadline = c.now + 60 * ELECTION_TICK * TICK;
+    const deadline = c.now + 60 * this.maxTimeout;
     let final: { node: string; index: number; term: number } | undefined;
     const data = text('final');
     let refusal = '';
@@ -459,7 +571,8 @@ class Simulation {
       const members = [...l.raw!.config.voters, ...l.raw!.config.learners].map((id) => c.get(id));
       if (members.every((m) => m.appliedIndex >= final!.index)) {
         this.checker.checkAckedAppliedEverywhere(members);
-        this.stats.settleTicks = Math.ceil((c.now - healedAt) / TICK);
+        // In the longest election timeouts any member had (the bound is 60).
+        this.stats.settleTimeouts = Math.ceil((10 * (c.now - healedAt)) / this.maxTimeout) / 10;
         return;
       }
     }
@@ -469,7 +582,7 @@ class Simulation {
         return `${n.id}:${s.role} t${s.term} lead=${s.leader} commit=${s.commit} applied=${n.appliedIndex} last=${s.lastIndex} conf=${s.config.voters.join(',')}/${s.config.learners.join(',')}`;
       })
       .join('; ');
-    throw new InvariantViolation(`liveness: no committed write within ${60 * ELECTION_TICK} ticks after healing (${state})`);
+    throw new InvariantViolation(`liveness: no committed write within 60 election timeouts (${60 * this.maxTimeout} units) after healing (${state})`);
   }
 }
 

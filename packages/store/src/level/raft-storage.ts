@@ -1,7 +1,7 @@
 // The Raft log, hard state and latest snapshot on LevelDB, in the same database as the
 // pool state (layout.ts), under their own prefix:
 //
-//   raft/hardstate          {"term","vote","commit"} JSON
+//   raft/hardstate          {"term","vote","commit","lease"} JSON (lease may be absent: 0)
 //   raft/snapshot           {"index","term","confState"} JSON: the latest snapshot's metadata
 //   raft/snapshot-data      the latest snapshot's bytes
 //   raft/log/<16 digits>    one entry: [type byte][term, float64 big-endian][data]
@@ -100,6 +100,7 @@ export class LevelRaftStorage implements PersistentStorage {
   private queue: Promise<void> = Promise.resolve();
   /** The first failed write: every later write fails with it too (the log on disk may be behind). */
   private failed: Error | null = null;
+  private readonly failureListeners: ((err: Error) => void)[] = [];
 
   private constructor(
     private readonly db: PoolDb,
@@ -216,6 +217,16 @@ export class LevelRaftStorage implements PersistentStorage {
     if (index >= first) this.enqueue(() => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
   }
 
+  /**
+   * `listener` is called once with the first failed write — also one nobody awaits
+   * (createSnapshot, compact) — so the driver can stop at once rather than at its next save.
+   */
+  onFailure(listener: (err: Error) => void): void {
+    const failed = this.failed;
+    if (failed !== null) queueMicrotask(() => listener(failed));
+    else this.failureListeners.push(listener);
+  }
+
   /** Resolves when every write issued so far is durable; rejects if any failed. */
   flush(): Promise<void> {
     return this.enqueue(() => ({ ops: [], then: () => undefined }));
@@ -229,6 +240,7 @@ export class LevelRaftStorage implements PersistentStorage {
         if (ops.length > 0) await this.db.batch(ops as never, SYNC as never);
       } catch (err) {
         this.failed = err as Error;
+        for (const listener of this.failureListeners.splice(0)) listener(this.failed);
         throw err;
       }
       then();
@@ -280,8 +292,10 @@ function parseHardState(text: string): HardState {
   if (!isIndex(o.term) || !isIndex(o.commit) || !(o.vote === null || (typeof o.vote === 'string' && o.vote.length > 0))) {
     throw new RaftStorageCorrupt(`hard state ${text}`);
   }
-  if (o.term === 0 && o.vote === null && o.commit === 0) return EMPTY_HARD_STATE;
-  return { term: o.term, vote: o.vote, commit: o.commit };
+  // lease (the promise kept after a restart) came later: absent in older data directories, read as 0.
+  if (o.lease !== undefined && !isIndex(o.lease)) throw new RaftStorageCorrupt(`hard state ${text}`);
+  if (o.term === 0 && o.vote === null && o.commit === 0 && (o.lease ?? 0) === 0) return EMPTY_HARD_STATE;
+  return o.lease === undefined ? { term: o.term, vote: o.vote, commit: o.commit } : { term: o.term, vote: o.vote, commit: o.commit, lease: o.lease };
 }
 
 function parseSnapshotMeta(text: string): Snapshot['metadata'] {

@@ -5,6 +5,8 @@ export type StoreErrorCode =
   | 'NO_QUORUM' // 503
   | 'TIMEOUT' // 504: may still apply
   | 'STOPPED' // 503: store closed
+  | 'OVERLOADED' // 503: a bounded queue is full; nothing was done, retry shortly
+  | 'NODE_FAILED' // 500: the node stopped after a failed storage write (or a loop failure); may have been applied
   // membership changes (refused before anything reaches the log):
   | 'NOT_FOUND' // 404: no such member
   | 'CONFLICT' // 409: e.g. removing the last voter, a request id reused, a single node

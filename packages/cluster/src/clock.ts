@@ -1,0 +1,95 @@
+// The driver's clock: milliseconds that keep counting while the host is suspended.
+//
+// The leader's lease is a promise about real time: voters refuse to vote for an
+// election timeout after they last heard from it, so the leader may act alone for
+// (less than) that long. performance.now() is CLOCK_MONOTONIC, which stops while the
+// machine is suspended (laptop lid, `systemctl suspend`, a VM snapshot-and-resume on
+// some hypervisors): a leader suspended for a minute would resume believing its lease
+// still had most of its time left, while the others elected a new leader long ago.
+// Counting the suspended time makes the driver catch up every missed tick on resume, so
+// the core sees its lease long expired and steps down before anything acts on it.
+//
+// Linux exposes CLOCK_BOOTTIME (monotonic, includes suspend) as /proc/uptime; elsewhere
+// the wall clock (Date.now) is the reference. Both are read only to measure how much
+// further they moved than the monotonic clock: the difference is suspended time, added
+// to an offset that only grows. The returned time is therefore monotonic, as fine as
+// performance.now(), and never behind real time. A wall clock stepped forward (NTP) on
+// a platform without /proc/uptime looks like a suspension and costs at worst a lease
+// (and possibly an election) — the safe direction.
+import { openSync, readSync } from 'node:fs';
+
+/** The raw readings a SuspendAwareClock combines; injected in tests. */
+export interface ClockSources {
+  /** Monotonic milliseconds that may stop during a suspension (performance.now). */
+  monotonic(): number;
+  /** Milliseconds that keep counting during a suspension, or undefined when unavailable. */
+  reference(): number | undefined;
+  /** How coarse `reference` is, ms: differences below it are noise. */
+  readonly resolutionMs: number;
+}
+
+/** A clock for the driver: monotonic, counts suspended time where the platform lets it. */
+export class SuspendAwareClock {
+  private readonly mono0: number;
+  private readonly ref0: number | undefined;
+  private offset = 0;
+
+  // The two clocks cannot be read at the same instant, and the process may be preempted
+  // between the two reads (for hundreds of ms on a loaded host). The order makes any
+  // such gap count *against* a suspension, never for one: the origin reads monotonic
+  // first, every later reading the reference first. A stall then shows as a negative
+  // difference (ignored) instead of pushing the clock ahead of real time, which would
+  // let timers fire early and cost an election.
+  constructor(private readonly sources: ClockSources = systemClockSources()) {
+    this.mono0 = sources.monotonic();
+    this.ref0 = sources.reference();
+  }
+
+  /** Milliseconds since an arbitrary origin, suspended time included. */
+  now(): number {
+    const ref = this.sources.reference();
+    const mono = this.sources.monotonic();
+    if (ref !== undefined && this.ref0 !== undefined) {
+      const suspended = ref - this.ref0 - (mono - this.mono0) - this.sources.resolutionMs;
+      if (suspended > this.offset) this.offset = suspended;
+    }
+    return mono + this.offset;
+  }
+
+  /** Suspended time counted so far, ms (for logs and tests). */
+  get suspendedMs(): number {
+    return this.offset;
+  }
+}
+
+let uptime: (() => number | undefined) | null | undefined;
+
+/** CLOCK_BOOTTIME through /proc/uptime on Linux; the wall clock elsewhere. */
+export function systemClockSources(): ClockSources {
+  // One descriptor for the process, opened on first use.
+  if (uptime === undefined) uptime = procUptimeReader() ?? null;
+  const boot = uptime ?? undefined;
+  if (boot !== undefined) return { monotonic: () => performance.now(), reference: boot, resolutionMs: 10 };
+  return { monotonic: () => performance.now(), reference: () => Date.now(), resolutionMs: 2 };
+}
+
+/** Reads /proc/uptime ("12345.67 …", seconds since boot, suspend included) through one fd. */
+function procUptimeReader(): (() => number | undefined) | undefined {
+  let fd: number;
+  try {
+    fd = openSync('/proc/uptime', 'r');
+  } catch {
+    return undefined;
+  }
+  const buf = Buffer.alloc(64);
+  const read = (): number | undefined => {
+    try {
+      const n = readSync(fd, buf, 0, buf.length, 0);
+      const seconds = Number.parseFloat(buf.toString('latin1', 0, n));
+      return Number.isFinite(seconds) ? seconds * 1000 : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return read() === undefined ? undefined : read;
+}
