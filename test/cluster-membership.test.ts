@@ -144,5 +144,11 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
   const members = (await c.read<{ members: { id: string; incarnation?: string }[] }>(survivors[0]!, '/cluster/members')).members;
   const before = victim.proc!.lines.find((l) => l.event === 'member')?.incarnation as string | undefined;
   t.is(members.find((m) => m.id === victim.id)?.incarnation, before, 'the new node is in the record under its own incarnation');
+  // Restarted with neither --peers nor --join: its data directory says it is a member.
+  await victim.proc!.stop('SIGTERM');
+  await c.restart(victim.id);
+  t.true(victim.proc!.lines.some((l) => l.event === 'member' && l.mode === 'member'));
+  t.deepEqual(await c.untilConfig((conf) => conf.length === 3), ['n1:voter', 'n2:voter', 'n3:voter']);
+  await everyMemberHolds(t, c, '127.2.0.1', acked);
   t.deepEqual(await watch.stop(), []);
 });

@@ -21,9 +21,7 @@
 //
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
-import { access } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
-import { Level } from 'level';
 import type { NodeId } from '@weldr/raft';
 import {
   adminUrlOf,
@@ -33,7 +31,9 @@ import {
   loadState,
   readIdentity,
   RAFT_KEYS,
+  readMarker,
   StoreError,
+  updateMarker,
   StoreOpenError,
   UTF8,
   validateHostPort,
@@ -115,23 +115,17 @@ export class RaftCluster implements ClusterView {
   }
 
   /**
-   * Whether `data` already belongs to a cluster member (a Raft log or a member
-   * identity): such a node runs in cluster mode without --peers or --join.
+   * Whether `data` already belongs to a cluster member (its marker says so): such a node
+   * runs in cluster mode without --peers or --join. Reads only the marker file — opening
+   * LevelDB here would let it repair damage silently before DataDir.open can see it.
    */
   static async holdsMember(data: string): Promise<boolean> {
     try {
-      await access(data);
+      const marker = await readMarker(data);
+      const cluster = marker?.['cluster'] as { member?: unknown } | undefined;
+      return typeof cluster?.member === 'string';
     } catch {
-      return false;
-    }
-    const db = new Level<string, string>(data) as unknown as PoolDb;
-    try {
-      await db.open({ createIfMissing: false } as never);
-      return (await db.get(RAFT_KEYS.hardState, UTF8 as never)) !== undefined || (await readIdentity(db)) !== undefined;
-    } catch {
-      return false; // not a database (yet): the single-node store reports what is wrong with it
-    } finally {
-      await db.close().catch(() => undefined);
+      return false; // an unreadable marker: the store's own open says what is wrong
     }
   }
 
@@ -165,6 +159,9 @@ export class RaftCluster implements ClusterView {
         throw new DataDirRefusedError('damaged', config.data, `its pool is applied up to index ${replica.appliedIndex}, beyond the Raft commit index ${hard.commit}: the Raft log lost writes`);
       }
       await dataDir.begin({ appliedIndex: replica.appliedIndex, commitIndex: hard.commit, lastIndex: storage.lastIndex() });
+      // The marker says this directory is a cluster member's (how a restart without
+      // --peers or --join knows it runs a cluster: holdsMember).
+      await updateMarker(config.data, (m) => ({ ...m, cluster: { member: identity.memberId, incarnation: identity.incarnation } }));
       const driver = await RaftDriver.create<ApplyResult | null>({
         id: config.id,
         storage,
