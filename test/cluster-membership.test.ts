@@ -74,12 +74,20 @@ test.serial('grow 3 → 5 → 3 under writes through every member and proxied tr
   t.deepEqual(await c.untilConfig((conf) => conf.length === 5), ['n1:voter', 'n2:voter', 'n3:voter', 'n4:voter', 'n5:voter']);
 
   // Shrink: remove n5 through a follower, then the leader itself.
-  t.is((await c.call('n1', 'DELETE', '/cluster/members/n5', undefined, { 'idempotency-key': 'rm-n5' })).status, 204);
+  const rmN5 = await eventually('n5\'s removal to be answered', async () => {
+    const r = await c.call('n1', 'DELETE', '/cluster/members/n5', undefined, { 'idempotency-key': 'rm-n5' });
+    return r.status === 503 || r.status === 504 ? undefined : r;
+  }, 60_000);
+  t.is(rmN5.status, 204, JSON.stringify(rmN5.json));
   await eventually('n5 to exit after its removal', () => (c.member('n5').proc!.running ? undefined : true), 30_000);
   t.is((await c.member('n5').proc!.exited).code, 0, 'a removed member exits 0');
   const leader = await c.active();
   const via = c.running().find((m) => m !== leader)!;
-  const removed = await c.call(via.id, 'DELETE', `/cluster/members/${leader.id}`);
+  // As a careful client: retried with the same key while the answer is indeterminate.
+  const removed = await eventually('the leader\'s removal to be answered', async () => {
+    const r = await c.call(via.id, 'DELETE', `/cluster/members/${leader.id}`, undefined, { 'idempotency-key': `rm-${leader.id}` });
+    return r.status === 503 || r.status === 504 ? undefined : r;
+  }, 60_000);
   t.is(removed.status, 204, JSON.stringify(removed.json));
   await eventually('the removed leader to exit', () => (leader.proc!.running ? undefined : true), 30_000);
   t.true(leader.proc!.lines.some((l) => l.event === 'member_removed'));

@@ -20,7 +20,7 @@
 //     the leader proposes it. Nothing a hello claims ends up in a record;
 //   - learners with autoPromote are promoted once caught up and live.
 import { randomBytes } from 'node:crypto';
-import type { NodeId } from '@weldr/raft';
+import type { ConfChange, NodeId } from '@weldr/raft';
 import {
   StoreError,
   awaitWithDeadline,
@@ -305,7 +305,7 @@ export class MembershipManager {
     state = this.opts.replica.current;
     const early = check(state);
     if (early !== undefined) return early;
-    const done = this.opts.driver.proposeConfChange(memberConfChange({ requestId, command }));
+    const done = this.proposeChange(memberConfChange({ requestId, command }), requestId, fingerprint, options.requestId !== undefined, timeoutMs);
     const flight: InFlight = { requestId, fingerprint, what, done };
     this.inFlight = flight;
     const clear = (): void => {
@@ -314,6 +314,28 @@ export class MembershipManager {
     done.then(clear, clear);
     this.opts.log.info({ event: 'member_change_proposed', change: command.type, member: command.id, requestId }, `proposed ${what}`);
     return this.finish(awaitWithDeadline(done, { timeoutMs }, 'the membership change'), requestId);
+  }
+
+  /**
+   * Proposes the change. With an Idempotency-Key, a change a previous leader proposed and
+   * this one has not applied yet (the core's confChangePending) may be this very request,
+   * retried after a failover: wait for it to apply, then answer from the idempotency
+   * table — or propose, if it was another change.
+   */
+  private async proposeChange(cc: ConfChange, requestId: string, fingerprint: string, keyed: boolean, timeoutMs: number): Promise<{ index: number; result: ApplyResult | null }> {
+    const end = this.now() + timeoutMs;
+    for (;;) {
+      try {
+        return await this.opts.driver.proposeConfChange(cc);
+      } catch (err) {
+        if (!(err instanceof ConfChangePendingError) || !keyed || this.now() > end) throw err;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      const seen = lookupRequest(this.opts.replica.current.requests, requestId);
+      if (seen === undefined) continue;
+      if (seen.fingerprint !== fingerprint) throw new StoreError('CONFLICT', `request id "${requestId}" was already used at index ${seen.index} for a different request`);
+      return { index: seen.index, result: { index: seen.index, outcome: seen.outcome, duplicate: true } };
+    }
   }
 
   /**

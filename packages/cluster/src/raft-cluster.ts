@@ -75,6 +75,9 @@ export interface ClusterEnd {
 
 type Mode = 'bootstrap' | 'join' | 'restore' | 'member';
 
+/** How long a removed member keeps serving the answers in flight before it stops. */
+const REMOVED_LINGER_MS = 2000;
+
 /** Listeners of this node, once bound (advertised to the cluster in its member record). */
 export interface BoundListeners {
   readonly admin: HostPort;
@@ -504,9 +507,10 @@ export class RaftCluster implements ClusterView {
     if (this.identity.removedAt !== undefined) return;
     this.identity = { ...this.identity, removedAt: this.replica.current.appliedIndex };
     await writeIdentity(this.dataDir.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as removed'));
-    // A moment for the answer to the request that removed this node (it may be this
-    // node's own admin API, on the leader) to leave before shutdown closes the listener.
-    setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), 300).unref();
+    // Time for the answer to the request that removed this node (it may be this node's
+    // own admin API, on the leader) to leave before shutdown closes the listener. A
+    // removed member is in no configuration any more: lingering costs nothing.
+    setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), REMOVED_LINGER_MS).unref();
   }
 
   private end(end: ClusterEnd): void {
