@@ -19,6 +19,7 @@ test.serial('the leader killed in the middle of adding a member: the join comple
   t.timeout(240_000, 'a membership drill on a loaded machine');
   const c = await MemberCluster.seed(t, 3);
   const watch = watchForTwoActive(() => c.activeNow());
+  t.teardown(() => void watch.stop()); // a failed drill must not leave it sampling
   const writer = new Writer(c, '127.3.0.1', t);
   await eventually('some writes', () => (writer.acked.length >= 10 ? true : undefined), 30_000);
   const leader = await c.active();

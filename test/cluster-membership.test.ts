@@ -42,6 +42,7 @@ test.serial('grow 3 → 5 → 3 under writes through every member and proxied tr
     return true;
   }, 30_000);
   const watch = watchForTwoActive(() => c.activeNow());
+  t.teardown(() => void watch.stop()); // a failed drill must not leave it sampling
   const writer = new Writer(c, '127.1.0.1', t);
   // Requests through whichever member is active: it must always route to the origin.
   let proxied = 0;
@@ -121,6 +122,7 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
   t.timeout(240_000, 'a membership drill on a loaded machine');
   const c = await MemberCluster.seed(t, 3);
   const watch = watchForTwoActive(() => c.activeNow());
+  t.teardown(() => void watch.stop()); // a failed drill must not leave it sampling
   const writer = new Writer(c, '127.2.0.1', t);
   await eventually('some writes', () => (writer.acked.length >= 20 ? true : undefined), 30_000);
   const leader = await c.active();
