@@ -26,10 +26,13 @@ test.serial('the leader killed in the middle of adding a member: the join comple
   const via = c.running().find((m) => m !== leader)!;
   const joining = c.join('n4', via.id);
   joining.catch(() => undefined); // awaited below
-  await leader.proc!.waitForLine('the leader to propose adding n4', (l) => l.event === 'member_change_proposed' && l.member === 'n4', 60_000);
-  await c.kill(leader.id);
+  // Whoever leads when the request arrives proposes it (an election may have moved the
+  // leadership since): kill that one, right after it proposed.
+  const proposer = await eventually('a leader to propose adding n4', () =>
+    c.running().find((m) => m.proc!.lines.some((l) => l.event === 'member_change_proposed' && l.member === 'n4')), 60_000, 5);
+  await c.kill(proposer.id);
   const n4 = await joining;
-  await c.restart(leader.id, ['--peers', c.peers]);
+  await c.restart(proposer.id, ['--peers', c.peers]);
   t.deepEqual(await c.untilConfig((conf) => conf.length === 4 && conf.every((x) => x.endsWith(':voter'))), ['n1:voter', 'n2:voter', 'n3:voter', 'n4:voter']);
   const acked = await writer.stop();
   t.deepEqual(writer.refused, []);
@@ -53,7 +56,11 @@ test.serial('refusals: a removal that would lose the live quorum (409 QUORUM_AT_
   const leader = await c.active();
   const [down, other] = c.running().filter((m) => m !== leader);
   await c.kill(down!.id);
-  await eventually(`the leader to see ${down!.id} as not live`, async () => ((await c.view(leader.id)).members.find((m) => m.id === down!.id)?.live === false ? true : undefined), 30_000);
+  // Whoever leads by then (an election may move it) must see the killed member as not live.
+  await eventually(`the leader to see ${down!.id} as not live`, async () => {
+    const now = await c.active();
+    return (await c.view(now.id)).members.find((m) => m.id === down!.id)?.live === false ? true : undefined;
+  }, 30_000);
   const refused = await c.call<ErrorBody>(other!.id, 'DELETE', `/cluster/members/${other!.id}`);
   t.is(refused.status, 409);
   t.is(refused.json.error.code, 'QUORUM_AT_RISK');
