@@ -6,13 +6,11 @@ import { memberAdminUrl, type ClusterView } from '../ctl/commands/cluster.js';
 import { CtlError, EXIT_REFUSED } from '../ctl/errors.js';
 import type { ClusterPoller, DrillMember, ReadySampler } from './observers.js';
 
-interface OwnView extends ClusterView {
-  readonly proxyAddress?: string;
-}
+type OwnView = ClusterView;
 
 /**
  * Every member with its admin URL (from --endpoints and the member records) and proxy
- * URL (from its own /cluster). A member nobody can name an admin URL for is an error:
+ * URL (from its member record). A member nobody can name an admin URL for is an error:
  * the drill must watch every member's /ready.
  */
 export async function discoverMembers(client: AdminClient): Promise<DrillMember[]> {
@@ -38,7 +36,10 @@ export async function discoverMembers(client: AdminClient): Promise<DrillMember[
   }
   return ids.map((id) => {
     const { url, view } = own.get(id)!;
-    return { id, adminUrl: url, proxyUrl: proxyUrl(view.proxyAddress, url) };
+    // The record as the member itself reports it, else as the first member knows it.
+    const record = view.members.find((m) => m.id === id) ?? first.body.members.find((m) => m.id === id);
+    const address = record?.['proxyAddress'];
+    return { id, adminUrl: url, proxyUrl: proxyUrl(typeof address === 'string' ? address : undefined, url) };
   });
 }
 

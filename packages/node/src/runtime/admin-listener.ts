@@ -9,7 +9,7 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import { answerClientError, createAdminApp, type FaultInjector } from '@weldr/admin';
+import { answerClientError, createAdminApp, type FaultInjector, type MembershipAdmin } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
@@ -41,6 +41,8 @@ export interface AdminListenerDeps {
   readonly forward?: ForwardTarget | undefined;
   /** Cluster mode: fault injection for drills (refused unless --fault-injection on). */
   readonly faults?: FaultInjector;
+  /** /cluster/members and /cluster/snapshot. */
+  readonly members?: MembershipAdmin;
   /** --admin-cert/--admin-key (and --admin-client-ca as its ca): serve HTTPS. */
   readonly tls?: TlsSource | undefined;
   /** How the relay reaches the leader's admin API (a bounded pool; over HTTPS, the CA and client certificate). */
@@ -74,6 +76,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
     ...(deps.faults === undefined ? {} : { faults: deps.faults }),
+    ...(deps.members === undefined ? {} : { members: deps.members }),
   });
   let handler: (req: IncomingMessage, res: ServerResponse) => void = app.callback();
   if (deps.forward !== undefined) {
@@ -206,8 +209,8 @@ function clientCertificateGate(next: (req: IncomingMessage, res: ServerResponse)
  * Looks up which of `listeners` (bound addresses, added as they bind) a canonical
  * ip:port reaches: the same address, or any address of this host for a wildcard one.
  */
-export function ownListenerLookup(listeners: readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
-  return (ip, port) => listeners.find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
+export function ownListenerLookup(listeners: () => readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
+  return (ip, port) => listeners().find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
 }
 
 function reaches(host: string, ip: string): boolean {

@@ -1,11 +1,11 @@
 // The cluster view the admin API gets: the cluster's own (RaftCluster or the single-node
-// view) plus what only the node knows — where its proxy listens and the VIP's state —
+// view; members' proxy addresses come from their records) plus what only the node knows —
+// the VIP's state —
 // and the fault injector for drills, with the cluster's refusals turned into answers.
 import type { FaultInjector, FaultRefusal } from '@weldr/admin';
 import { FaultRefusedError, type ClusterView, type LeadershipTransfer, type RaftCluster, type ServingStatus } from '@weldr/cluster';
 
 export interface NodeDetails {
-  readonly proxyAddress?: string;
   readonly vip?: unknown;
 }
 
