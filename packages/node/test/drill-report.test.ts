@@ -72,7 +72,7 @@ test('thresholds: met, missed, and a round that never got there counts as missed
 
 test('two active nodes fail the drill whatever the thresholds; interrupted fails it too', (t) => {
   const input = { kind: 'kill' as const, seed: 1, members: ['n1', 'n2'], targets: [], slowMs: 500, thresholds: {}, interrupted: false };
-  const overlap = buildReport(input, { ...killRound(), overlaps: [{ at: 1500, members: ['n1', 'n2'] }] });
+  const overlap = buildReport(input, { ...killRound(), overlaps: [{ at: 1500, members: ['n1', 'n2'], terms: [3, 4], rule: 'older-term-after-newer' }] });
   t.false(overlap.ok);
   t.is(overlap.rounds[0]!.twoActive, 1);
   t.is(overlap.summary.twoActive, 1);

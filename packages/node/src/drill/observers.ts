@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { adminCall, errorCode, failureName, sleep, type AdminAccess } from './http.js';
+import { OverlapDetector } from './overlaps.js';
 import type { ClusterObservation, Overlap, ReadySample, RequestRecord, WriteRecord } from './report.js';
 
 export interface DrillMember {
@@ -42,15 +43,14 @@ abstract class Loop {
 /**
  * GET /ready of every member every `intervalMs`, open loop: a request starts on schedule
  * even when earlier ones have not answered (a paused member, a loaded machine), at most
- * MAX_IN_FLIGHT per member. Two 200 answers from different members whose request
- * intervals overlap are recorded as an overlap: the lease keeps active periods apart by
- * far more than one sample takes, so that is two active nodes at once.
+ * MAX_IN_FLIGHT per member. Two active nodes at once are judged by the terms the 200
+ * answers name (overlaps.ts), not by request intervals that merely overlap in transit.
  */
 export class ReadySampler extends Loop {
   static readonly MAX_IN_FLIGHT = 8;
   readonly samples: ReadySample[] = [];
   readonly overlaps: Overlap[] = [];
-  private readonly lastActive = new Map<string, ReadySample>();
+  private readonly detector = new OverlapDetector();
   private readonly latest = new Map<string, ReadySample>();
   /** The latest sample that got an answer (200 or 503), per member. */
   private readonly latestAnswer = new Map<string, ReadySample>();
@@ -108,27 +108,37 @@ export class ReadySampler extends Loop {
     this.inFlight.set(m.id, (this.inFlight.get(m.id) ?? 0) + 1);
     const sentAt = this.now();
     let active: boolean | null;
+    let term: number | undefined;
     try {
       const res = await request(`${m.adminUrl}/ready`, { dispatcher: this.access.dispatcher, signal: AbortSignal.timeout(this.timeoutMs) });
-      await res.body.dump();
-      active = res.statusCode === 200 ? true : res.statusCode === 503 ? false : null;
+      if (res.statusCode === 200) {
+        active = true;
+        term = readyTerm(await res.body.text());
+      } else {
+        await res.body.dump();
+        active = res.statusCode === 503 ? false : null;
+      }
     } catch {
       active = null;
     }
     this.inFlight.set(m.id, (this.inFlight.get(m.id) ?? 1) - 1);
-    const s: ReadySample = { member: m.id, sentAt, at: this.now(), active };
+    const s: ReadySample = { member: m.id, sentAt, at: this.now(), active, ...(term === undefined ? {} : { term }) };
     this.samples.push(s);
     const before = this.latest.get(m.id);
     if (before === undefined || before.sentAt <= sentAt) this.latest.set(m.id, s);
     const answered = this.latestAnswer.get(m.id);
     if (active !== null && (answered === undefined || answered.sentAt <= sentAt)) this.latestAnswer.set(m.id, s);
-    if (active === true) {
-      for (const [other, o] of this.lastActive) {
-        if (other !== m.id && o.sentAt <= s.at && s.sentAt <= o.at) this.overlaps.push({ at: s.at, members: [other, m.id].sort() });
-      }
-      const last = this.lastActive.get(m.id);
-      if (last === undefined || last.sentAt <= sentAt) this.lastActive.set(m.id, s);
-    }
+    this.overlaps.push(...this.detector.add(s));
+  }
+}
+
+/** The term of a /ready 200 body ({"status":"ready","term":N}); undefined if absent. */
+function readyTerm(body: string): number | undefined {
+  try {
+    const term = (JSON.parse(body) as { term?: unknown }).term;
+    return typeof term === 'number' && Number.isSafeInteger(term) && term >= 0 ? term : undefined;
+  } catch {
+    return undefined;
   }
 }
 

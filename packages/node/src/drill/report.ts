@@ -12,6 +12,8 @@ export interface ReadySample {
   readonly at: number;
   /** true 200, false 503, null no answer (refused, timed out). */
   readonly active: boolean | null;
+  /** The term a 200 answer named (absent from nodes that do not say it). */
+  readonly term?: number;
 }
 
 /** One proxied request of the steady traffic. */
@@ -44,10 +46,13 @@ export interface ClusterObservation {
   readonly leaderId: string | null;
 }
 
-/** Two members answered /ready 200 with overlapping request intervals. */
+/** Two members active at once, as overlaps.ts judges /ready samples. */
 export interface Overlap {
   readonly at: number;
   readonly members: readonly string[];
+  /** The older and the newer term of the two answers (absent for term-less answers). */
+  readonly terms?: readonly [number, number];
+  readonly rule: 'same-term' | 'older-term-after-newer' | 'intervals';
 }
 
 export interface RoundRecord {
