@@ -39,7 +39,7 @@ const skipReason = netnsUnavailable() ?? arpingMissing();
 
 interface Report {
   ok: boolean;
-  rounds: { round: number; target: string; newActive: string | null; failoverMs: number | null; servedMs: number | null; writeMs: number | null; twoActive: number; error?: string }[];
+  rounds: { round: number; target: string; newActive: string | null; failoverMs: number | null; servedMs: number | null; writeMs: number | null; twoActive: number; error?: string; requests: { failed: number; failures: Record<string, number> } }[];
   summary: { twoActive: number; samples: number; failoverMs: { p50: number | null; max: number | null }; servedMs: { p50: number | null; max: number | null }; requests: { total: number; failed: number } };
 }
 
@@ -55,16 +55,18 @@ async function getIn(ns: string, url: string): Promise<{ status: number; body: s
   return JSON.parse(out) as { status: number; body: string };
 }
 
-/** The VIP and role events of the members' current processes, for failure messages. */
+/** The VIP and role events of the members' processes (also those killed), for failure messages. */
 function vipLog(members: readonly Member[]): string {
   return members
-    .flatMap((m) => (m.proc?.lines ?? []).filter((l) => String(l.event).startsWith('vip_') || l.event === 'role_changed').map((l) => `${String(l.time)} ${m.id} ${String(l.event)} ${String(l.msg)} ${String(l.error ?? l.reason ?? '')}`))
+    .flatMap((m) => [...m.pastLines, ...(m.proc?.lines ?? [])].filter((l) => String(l.event).startsWith('vip_') || l.event === 'raft_role' || l.event === 'started').map((l) => `${String(l.time)} ${m.id} ${String(l.event)} ${String(l.msg)} ${String(l.error ?? l.reason ?? '')}`))
     .sort()
     .join('\n');
 }
 
 class Member {
   proc: RunningProcess | null = null;
+  /** Log lines of the member's earlier (killed) processes. */
+  readonly pastLines: RunningProcess['lines'][number][] = [];
   constructor(
     readonly id: string,
     readonly host: LabHost,
@@ -86,6 +88,7 @@ class Supervisor {
 
   start(m: Member): RunningProcess {
     const proc = spawnWeldr(this.t, `weldr ${m.id}`, m.args, { WELDR_CONFIG: undefined, WELDR_ADMIN_TOKEN: ADMIN_TOKEN, WELDR_CLUSTER_TOKEN: 'netns-drill-cluster-token-0123456789' }, NetnsLab.exec(m.host.ns));
+    if (m.proc !== null) m.pastLines.push(...m.proc.lines);
     m.proc = proc;
     // Runs before this process's own teardown (last registered, first run): no restart then.
     this.t.teardown(() => {
@@ -180,7 +183,13 @@ if (skipReason !== null) {
     t.like(view.vip, { held: true, address: `${VIP}/24`, failures: { add: 0, remove: 0, announce: 0 } }, `${JSON.stringify(view.vip)}\n${vipLog(members)}`);
     t.regex(view.vip.announcer, /^(iputils|habets)-arping$/);
     t.log(`VIP ${VIP} on ${active.id}, announced with ${view.vip.announcer}`);
-    t.regex((await getIn(client.ns, `${active.adminUrl}/metrics`)).body, new RegExp(`^weldr_vip_held\\{nodeId="${active.id}"\\} 1$`, 'm'));
+    // The holder's gauge (on a loaded machine the role may have moved since: ask the holder of the moment).
+    await eventually('weldr_vip_held 1 on the holder', async () => {
+      const h = await lab.holders(VIP);
+      const m = h.length === 1 ? members.find((x) => x.host.ns === h[0]) : undefined;
+      if (m === undefined) return undefined;
+      return new RegExp(`^weldr_vip_held\\{nodeId="${m.id}"\\} 1$`, 'm').test((await getIn(client.ns, `${m.adminUrl}/metrics`)).body) ? true : undefined;
+    }, 30_000, 200);
 
     const monitor = new AddressMonitor(lab.nodes.map((h) => h.ns), VIP);
     // The client's neighbour entry for the VIP: which MAC it uses, and when it changes (logged).
@@ -192,7 +201,12 @@ if (skipReason !== null) {
     t.teardown(() => void neighMonitor.kill());
     const macs = new Map(await Promise.all(lab.nodes.map(async (h, i) => [(await lab.ip(['-n', h.ns, '-o', 'link', 'show', 'eth0'])).stdout.match(/link\/ether ([0-9a-f:]+)/)?.[1] ?? '?', `n${i + 1}`] as const)));
     const poller = pollHolders(lab);
-    t.teardown(() => monitor.stop());
+    // Registered after the lab's: run before it (a failed test must not leave them polling).
+    t.teardown(async () => {
+      monitor.stop();
+      neighMonitor.kill();
+      await poller.stop();
+    });
     await sleep(200); // the monitors are listening
 
     const drill = async (kind: string, rounds: number, extra: readonly string[] = []): Promise<Report> => {
@@ -207,6 +221,10 @@ if (skipReason !== null) {
         report = JSON.parse(proc.stdout) as Report;
       } catch {
         throw new Error(`drill ${kind} exited ${exit.code} without a report: ${proc.stdout}${proc.stderr}\n${vipLog(members)}`);
+      }
+      if (exit.code !== 0) {
+        for (const r of report.rounds.filter((x) => x.error !== undefined)) t.log(`${kind} round ${r.round} (${r.target} → ${r.newActive ?? '—'}): ${r.error}; failed requests ${JSON.stringify(r.requests.failures)}`);
+        t.log(`VIP and role events:\n${vipLog(members)}`);
       }
       t.is(exit.code, 0, `drill ${kind}: ${proc.stderr}`);
       t.is(report.rounds.length, rounds);
