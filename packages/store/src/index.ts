@@ -9,6 +9,7 @@ export type {
   PoolSettings,
   ServerRecord,
   PoolSnapshot,
+  ServerChangeView,
   AddServerCommand,
   RemoveServerCommand,
   UpdateServerCommand,
@@ -51,6 +52,8 @@ export {
 
 // state machine
 export { initialState, snapshotOf } from './pool/state.js';
+export { ServerTable, compareServers } from './pool/server-table.js';
+export type { ServerChange } from './pool/server-table.js';
 export type { PoolState } from './pool/state.js';
 export { applyCommand, advanceIndex } from './pool/state-machine.js';
 export type { ApplyOptions, Applied } from './pool/state-machine.js';

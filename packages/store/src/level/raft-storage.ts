@@ -12,8 +12,11 @@
 // Reads are synchronous, as the core wants them: the retained log (bounded by
 // compaction) is held in a MemoryStorage that is updated only after the disk write it
 // mirrors is durable. Every write goes through one queue, in call order, each a single
-// synced batch: save() (snapshot, entries, hard state — all or nothing after a crash),
-// createSnapshot() and compact().
+// batch: save() (snapshot, entries, hard state — all or nothing after a crash; synced
+// unless the caller says it need not be), createSnapshot() and compact() (synced), and
+// write(): the application's own keys (the pool state), unsynced, but never on disk
+// before a write issued earlier — LevelDB's write-ahead log keeps the order, so after a
+// crash the pool is never ahead of the log it was applied from.
 import {
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
@@ -26,7 +29,7 @@ import {
   type Snapshot,
   type StorageUpdate,
 } from '@weldr/raft';
-import { padIndex, type PoolDb } from './layout.js';
+import { padIndex, type PoolBatchOp, type PoolDb } from './layout.js';
 
 export const RAFT_KEYS = Object.freeze({
   hardState: 'raft/hardstate',
@@ -82,6 +85,7 @@ const del = (key: string): Op => ({ type: 'del', key, keyEncoding: 'utf8' });
 // `sync` is ClassicLevel's option (memory-level ignores it): without it an acknowledged
 // append could sit in the page cache and vanish with a power cut.
 const SYNC = { sync: true } as const;
+const NO_SYNC = { sync: false } as const;
 
 export interface LevelRaftStorageOptions {
   /** Voters of a brand-new cluster (bootstrapEntries); ignored when the database already has Raft state. */
@@ -174,8 +178,11 @@ export class LevelRaftStorage implements PersistentStorage {
 
   // ---- writes ----------------------------------------------------------------------
 
-  /** One synced batch for a Ready's snapshot, entries and hard state; memory follows once durable. */
-  save(u: StorageUpdate): Promise<void> {
+  /**
+   * One batch for a Ready's snapshot, entries and hard state, synced unless `sync` is
+   * false (only for a commit-only change: Ready.mustSync); memory follows once written.
+   */
+  save(u: StorageUpdate, options: { readonly sync?: boolean } = {}): Promise<void> {
     return this.enqueue(() => {
       const ops: Op[] = [];
       // Against what will be in memory when this write runs (writes run in order).
@@ -195,8 +202,20 @@ export class LevelRaftStorage implements PersistentStorage {
         for (const e of u.entries) if (e.index > floor) ops.push(putBytes(logKey(e.index), encodeEntry(e)));
       }
       if (u.hardState !== undefined) ops.push(put(RAFT_KEYS.hardState, JSON.stringify(u.hardState)));
-      return { ops, then: () => this.mem.save(u) };
+      return { ops, then: () => this.mem.save(u), sync: options.sync ?? true };
     });
+  }
+
+  /**
+   * The application's own keys (outside raft/), written unsynced in order with the log's
+   * writes: a crash may lose it, never reorder it before a write issued earlier.
+   */
+  write(ops: readonly PoolBatchOp[]): Promise<void> {
+    return this.enqueue(() => ({
+      ops: ops.map((op): Op => (op.type === 'put' ? put(op.key, op.value) : del(op.key))),
+      then: () => undefined,
+      sync: false,
+    }));
   }
 
   /**
@@ -232,12 +251,12 @@ export class LevelRaftStorage implements PersistentStorage {
     return this.enqueue(() => ({ ops: [], then: () => undefined }));
   }
 
-  private enqueue(plan: () => { ops: Op[]; then: () => void }): Promise<void> {
+  private enqueue(plan: () => { ops: Op[]; then: () => void; sync?: boolean }): Promise<void> {
     const run = this.queue.then(async () => {
       if (this.failed !== null) throw this.failed;
-      const { ops, then } = plan();
+      const { ops, then, sync = true } = plan();
       try {
-        if (ops.length > 0) await this.db.batch(ops as never, SYNC as never);
+        if (ops.length > 0) await this.db.batch(ops as never, (sync ? SYNC : NO_SYNC) as never);
       } catch (err) {
         this.failed = err as Error;
         for (const listener of this.failureListeners.splice(0)) listener(this.failed);
