@@ -33,8 +33,10 @@ test('an origin failing its active health check leaves the rotation and comes ba
   t.is(detail.body.find((s) => s.id === `127.0.0.1:${a!.port}`)?.health, 'unhealthy');
 
   await request(`${a!.url}/health/ok`, { method: 'POST' }).then((r) => r.body.text());
-  await waitForRouting(node, ['hc-a', 'hc-b'], 15_000);
-  t.pass();
+  const back = await waitForRouting(node, ['hc-a', 'hc-b'], 15_000);
+  t.true((back.get('hc-a') ?? 0) > 0, 'hc-a serves again');
+  const after = await adminCall<{ id: string; health: string }[]>(node, 'GET', '/stats/detail');
+  t.is(after.body.find((s) => s.id === `127.0.0.1:${a!.port}`)?.health, 'healthy');
 });
 
 test('when every origin fails its health check the proxy fails open', async (t) => {

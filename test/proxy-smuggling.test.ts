@@ -1,6 +1,9 @@
 // Request smuggling attempts: ambiguous framing is refused with 400 and nothing of it
-// reaches the origin (the test-server counts every request it receives, by path).
+// reaches the origin (the test-server counts every request it receives, by path) — on
+// the cleartext listener and, the same attempts, inside TLS on --listen-tls.
+import type { ConnectionOptions } from 'node:tls';
 import test from 'ava';
+import { hasOpenssl, makeCa } from './helpers/certs.js';
 import { Cleanup } from './helpers/cleanup.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
 import type { WeldrNode } from './helpers/node.js';
@@ -11,8 +14,19 @@ const cleanup = new Cleanup();
 let node: WeldrNode;
 let origin: Origin;
 
+/** How to reach the node: cleartext, or TLS (when openssl can make a certificate). */
+const transports: { name: string; port: () => number; tls?: ConnectionOptions }[] = [{ name: 'cleartext', port: () => node.proxyPort }];
+
 test.before(async () => {
-  const fixture = await nodeWithOrigins(cleanup, ['smug-a'], { store: 'memory' });
+  let tlsArgs: string[] = [];
+  if (hasOpenssl()) {
+    const ca = makeCa();
+    cleanup.teardown(() => ca.remove());
+    const cert = ca.issue(['e2e.test']);
+    tlsArgs = ['--listen-tls', '127.0.0.1:0', '--tls-cert', cert.certFile, '--tls-key', cert.keyFile];
+    transports.push({ name: 'TLS', port: () => node.proxyTlsPort!, tls: { ca: ca.ca, servername: 'e2e.test' } });
+  }
+  const fixture = await nodeWithOrigins(cleanup, ['smug-a'], { store: 'memory', args: tlsArgs });
   node = fixture.node;
   origin = fixture.origins[0]!;
 });
@@ -44,10 +58,18 @@ const bodyAttempts: [string, string][] = [
   ['chunk size overflow', `${head}Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF1\r\nx\r\n0\r\n\r\n${smuggled}`],
 ];
 
-for (const [name, raw, headerLevel] of [...attempts.map(([n, r]) => [n, r, true] as const), ...bodyAttempts.map(([n, r]) => [n, r, false] as const)]) {
-  test.serial(`smuggling refused: ${name}`, async (t) => {
+const cases = [...attempts.map(([n, r]) => [n, r, true] as const), ...bodyAttempts.map(([n, r]) => [n, r, false] as const)];
+// The TLS listener exists only when openssl could make its certificate (said in the test name).
+for (const transport of [{ name: 'cleartext' }, { name: 'TLS' }]) for (const [name, raw, headerLevel] of cases) {
+  test.serial(`smuggling refused (${transport.name}): ${name}`, async (t) => {
+    const via = transports.find((tr) => tr.name === transport.name);
+    if (via === undefined) {
+      t.log('skipped: openssl is not installed, so the node has no TLS listener');
+      t.pass();
+      return;
+    }
     const before = await requestCounts(origin);
-    const { text } = await rawExchange(node.proxyPort, raw);
+    const { text } = await rawExchange(via.port(), raw, via.tls === undefined ? {} : { tls: via.tls });
     const statuses = [...text.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]));
     t.true(statuses.length > 0, 'got an answer');
     if (headerLevel) t.is(statuses[0], 400, text.slice(0, 200));

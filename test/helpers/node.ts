@@ -7,6 +7,8 @@ import { spawnWeldr, type RunningProcess, type Teardown } from './process.js';
 export interface WeldrNode {
   readonly proc: RunningProcess;
   readonly proxyPort: number;
+  /** The HTTPS listener's port, when the node was started with --listen-tls. */
+  readonly proxyTlsPort: number | undefined;
   readonly adminPort: number;
   readonly proxyUrl: string;
   readonly adminUrl: string;
@@ -21,6 +23,8 @@ export interface NodeOptions {
   /** Further `weldr start` flags, e.g. ['--origin-response-timeout', '500ms']. */
   readonly args?: readonly string[];
   readonly env?: Record<string, string | undefined>;
+  /** A command that execs weldr with its settings, e.g. ['prlimit', '--nofile=1024:1024']. */
+  readonly prefix?: readonly string[];
 }
 
 /** A temporary directory removed when the test ends (after its processes are killed). */
@@ -48,6 +52,7 @@ export async function startNode(t: Teardown, options: NodeOptions = {}): Promise
     ],
     // Environment of the test runner must not leak settings into the node under test.
     { WELDR_CONFIG: undefined, WELDR_LISTEN: undefined, WELDR_ADMIN: undefined, ...options.env },
+    options.prefix,
   );
   const [proxy, admin] = await Promise.all([
     proc.waitForLine('proxy listening', (l) => l.event === 'listening' && l.listener === 'proxy'),
@@ -56,7 +61,8 @@ export async function startNode(t: Teardown, options: NodeOptions = {}): Promise
   await proc.waitForLine('started', (l) => l.event === 'started');
   const proxyPort = proxy.port as number;
   const adminPort = admin.port as number;
-  return { proc, proxyPort, adminPort, proxyUrl: `http://127.0.0.1:${proxyPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, dataDir };
+  const tls = proc.lines.find((l) => l.event === 'listening' && l.listener === 'proxy-tls');
+  return { proc, proxyPort, proxyTlsPort: tls?.port as number | undefined, adminPort, proxyUrl: `http://127.0.0.1:${proxyPort}`, adminUrl: `http://127.0.0.1:${adminPort}`, dataDir };
 }
 
 /** Log lines of the node that carry a given event name. */

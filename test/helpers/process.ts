@@ -28,8 +28,13 @@ export class RunningProcess {
   private exit: Exit | undefined;
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly name: string, args: readonly string[], env: Record<string, string | undefined>) {
-    this.child = spawn(process.execPath, [...WELDR_COMMAND, ...args], {
+  /**
+   * `prefix`: a command that execs the rest (e.g. `prlimit --nofile=1024:1024`), so the
+   * process runs with its settings and keeps the same PID.
+   */
+  constructor(readonly name: string, args: readonly string[], env: Record<string, string | undefined>, prefix: readonly string[] = []) {
+    const argv = [...prefix, process.execPath, ...WELDR_COMMAND, ...args];
+    this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -113,8 +118,8 @@ export class RunningProcess {
 }
 
 /** Spawns `weldr <args>` and kills it (by PID) when the test ends, whatever happened. */
-export function spawnWeldr(t: Teardown, name: string, args: readonly string[], env: Record<string, string | undefined> = {}): RunningProcess {
-  const proc = new RunningProcess(name, args, env);
+export function spawnWeldr(t: Teardown, name: string, args: readonly string[], env: Record<string, string | undefined> = {}, prefix: readonly string[] = []): RunningProcess {
+  const proc = new RunningProcess(name, args, env, prefix);
   t.teardown(async () => {
     if (proc.running) {
       proc.signal('SIGKILL');

@@ -1,6 +1,7 @@
 // Raw TCP exchanges for what an HTTP client library will not send: malformed and
 // smuggling requests, exact framing, pipelining.
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 
 export interface RawResult {
   /** Everything received, latin1-decoded (bytes map 1:1 to chars). */
@@ -14,10 +15,15 @@ export interface RawResult {
  * across packets) and collects the reply until the server closes, `until` matches, or
  * timeoutMs passes.
  */
-export function rawExchange(port: number, data: string | Buffer | readonly (string | Buffer)[], options: { until?: (text: string) => boolean; timeoutMs?: number } = {}): Promise<RawResult> {
+export function rawExchange(
+  port: number,
+  data: string | Buffer | readonly (string | Buffer)[],
+  options: { until?: (text: string) => boolean; timeoutMs?: number; tls?: ConnectionOptions } = {},
+): Promise<RawResult> {
   const parts = Array.isArray(data) ? data : [data];
   return new Promise((resolve, reject) => {
-    const socket: Socket = connect(port, '127.0.0.1');
+    // Over TLS (`tls`: the client's options, e.g. the CA), the bytes go inside the session.
+    const socket: Socket = options.tls === undefined ? connect(port, '127.0.0.1') : connectTls({ port, host: '127.0.0.1', ...options.tls });
     let text = '';
     let done = false;
     const finish = (closedByServer: boolean): void => {
@@ -43,7 +49,7 @@ export function rawExchange(port: number, data: string | Buffer | readonly (stri
         reject(err);
       }
     });
-    socket.on('connect', () => {
+    socket.on(options.tls === undefined ? 'connect' : 'secureConnect', () => {
       for (const part of parts) socket.write(part);
     });
   });

@@ -8,7 +8,11 @@ export interface ProxyContext {
   readonly counters: Counters;
   /** "1.1 <pseudonym>" */
   readonly via: string;
+  /** The scheme clients used on this listener, sent as X-Forwarded-Proto. */
+  readonly proto: 'http' | 'https';
   readonly maxRetries: number;
+  /** Requests held per client connection (one forwarded, the rest waiting). */
+  readonly maxPipelineDepth: number;
   /** Longest a response may stall on a client that does not read (ms). */
   readonly stallMs: number;
   /** Idle time after which an upgraded tunnel is closed (ms). */

@@ -13,6 +13,7 @@ export type ProxyErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'EXPECTATION_FAILED'
   | 'LOOP_DETECTED'
+  | 'PIPELINE_LIMIT'
   | 'VERSION_NOT_SUPPORTED'
   | 'NO_ORIGIN'
   | 'ORIGIN_REFUSED'
@@ -36,6 +37,8 @@ export const ERRORS: { readonly [K in ProxyErrorCode]: ErrorInfo } = {
   METHOD_NOT_ALLOWED: { status: 405, reason: 'Method Not Allowed' },
   EXPECTATION_FAILED: { status: 417, reason: 'Expectation Failed' },
   LOOP_DETECTED: { status: 508, reason: 'Loop Detected' },
+  // RFC 6585 §4: more requests pipelined on one connection than the proxy holds.
+  PIPELINE_LIMIT: { status: 429, reason: 'Too Many Requests' },
   VERSION_NOT_SUPPORTED: { status: 505, reason: 'HTTP Version Not Supported' },
   NO_ORIGIN: { status: 503, reason: 'Service Unavailable' },
   ORIGIN_REFUSED: { status: 502, reason: 'Bad Gateway' },

@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
-import { connectionBusy, connectionDone, connectionOf, type ClientConnection, type Upload } from './connections.js';
+import { connectionBusy, connectionDone, connectionOf, hold, type ClientConnection, type Held } from './connections.js';
 import type { ProxyContext } from './context.js';
 import { errorBody, ERRORS, type ProxyErrorCode } from './errors.js';
 import { rawValues, requestHeaders, responseHeaders, sameName, withoutField, type ForwardInfo } from './headers.js';
@@ -28,12 +28,13 @@ const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
  * wrapper that parses headers into an object on every response), so a proxied request
  * costs one object and no closures.
  */
-export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Upload, Dispatcher.DispatchHandler {
+export class Exchange extends OriginAttempt implements RequestTarget, ForwardInfo, Held, Dispatcher.DispatchHandler {
   host = '';
   path = '';
   maxForwards: string | null = null;
   readonly clientIp: string;
   readonly via: string;
+  readonly proto: 'http' | 'https';
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   /** The client connection's keep-alive state (connections.ts). */
@@ -50,12 +51,17 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   trailers: string[] | Buffer[] | null = null;
   /** Waiting in `pendingFlush`. */
   queued = false;
+  /** Send `100 Continue` when the request is forwarded (RFC 9110 §10.1.1). */
+  expectContinue = false;
+  /** socket.bytesWritten when the stall timer was armed (see onStall). */
+  stallBytes = 0;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
     super(ctx, req.socket, req.method!);
     this.req = req;
     this.res = res;
     this.via = ctx.via;
+    this.proto = ctx.proto;
     this.clientIp = req.socket.remoteAddress ?? '';
     this.conn = connectionOf(req.socket);
   }
@@ -122,6 +128,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     // than stallMs, or a client that stops reading would pin the origin connection.
     if (this.stallTimer === null) {
       this.res.once('drain', onResponseDrain);
+      this.stallBytes = (this.socket as Socket).bytesWritten;
       this.stallTimer = setTimeout(onStall, this.ctx.stallMs, this);
     }
     return false;
@@ -158,6 +165,14 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   }
 
   // ---- client side ----------------------------------------------------------------
+
+  /** Forward the request (now, or once the requests pipelined before it have ended). */
+  start(): void {
+    // RFC 9110 §10.1.1: the client waits for 100 (Continue) before sending the body;
+    // sent only once the request is actually forwarded.
+    if (this.expectContinue) this.res.writeContinue();
+    this.dispatch();
+  }
 
   drained(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
@@ -206,8 +221,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     return this.hasBody && !this.ended && !this.req.complete && this.req.readableLength === 0;
   }
 
-  stalled(): void {
-    this.ctx.log.debug({ path: this.path }, 'request body upload stalled; 408');
+  stalled(reason: 'idle' | 'rate'): void {
+    this.ctx.log.debug({ path: this.path, reason }, reason === 'idle' ? 'request body upload stalled; 408' : 'request body slower than the minimum rate; 408');
     this.refuseBody('CLIENT_TIMEOUT');
   }
 
@@ -215,7 +230,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
     if (this.conn.last === this) this.conn.last = null;
-    connectionDone(this.conn, this.socket as Socket, now);
+    // Starts the next request pipelined behind this one, if any.
+    connectionDone(this.conn, this.socket as Socket, now, this);
   }
 }
 
@@ -233,10 +249,6 @@ export function refuseBrokenRequest(socket: Duplex, code: ProxyErrorCode): boole
 
 function onResponseDrain(this: TaggedResponse): void {
   this[kExchange]?.drained();
-}
-
-function onResponseClose(this: TaggedResponse): void {
-  this[kExchange]?.clientGone();
 }
 
 /**
@@ -277,8 +289,18 @@ function flushResponses(): void {
 
 function onStall(ex: Exchange): void {
   ex.stallTimer = null;
+  const socket = ex.socket as Socket;
+  if (ex.res.socket == null && socket.bytesWritten !== ex.stallBytes && !socket.destroyed) {
+    // This response waits behind an earlier one of its connection (pipelining) that
+    // the client is still reading: not a stall of the client. Look again later.
+    ex.stallBytes = socket.bytesWritten;
+    ex.stallTimer = setTimeout(onStall, ex.ctx.stallMs, ex);
+    return;
+  }
   ex.ctx.log.debug({ path: ex.path }, 'client stopped reading the response; closing');
-  ex.res.destroy();
+  // The client connection, not just this response: a response still queued behind
+  // another (pipelining) has no socket of its own to destroy yet.
+  socket.destroy();
 }
 
 function pairs(raw: readonly (string | Buffer)[]): [string, string][] {
@@ -340,16 +362,21 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     refuse(ctx, req, res, verdict);
     return;
   }
-  // RFC 9110 §10.1.1: the client waits for 100 (Continue) before sending the body;
-  // sent only once the request is known to be forwarded.
-  if (expectContinue) res.writeContinue();
+  ex.expectContinue = expectContinue;
   ex.headers = requestHeaders(req.rawHeaders, ex);
-  connectionBusy(ex.conn);
-  ex.conn.last = ex;
+  const conn = ex.conn;
+  connectionBusy(conn);
+  conn.last = ex;
   (res as TaggedResponse)[kExchange] = ex;
-  // on(), not once(): no wrapper closure per request; the handler is idempotent.
-  res.on('close', onResponseClose);
-  ex.dispatch();
+  // Pipelined requests are forwarded one at a time; the client connection's close
+  // aborts every request it still holds (connections.ts), so no per-request listener.
+  if (hold(conn, req.socket, ex, ctx.maxPipelineDepth)) return;
+  // More requests pipelined at once than may be held: refused, and the connection
+  // closed after the answers to those before it.
+  conn.last = null;
+  connectionDone(conn, req.socket, performance.now(), null);
+  counters.pipelineRefused++;
+  refuse(ctx, req, res, 'PIPELINE_LIMIT');
 }
 
 /** Answer a request the proxy will not forward, and refuse the rest of its connection. */

@@ -17,6 +17,8 @@ export interface ForwardInfo {
   readonly via: string;
   /** Forwarded Max-Forwards value (already decremented), or null to pass through. */
   readonly maxForwards?: string | null;
+  /** The scheme the client used (X-Forwarded-Proto): https on the TLS listener. */
+  readonly proto: 'http' | 'https';
 }
 
 /**
@@ -129,7 +131,7 @@ export function requestHeaders(raw: readonly string[], info: ForwardInfo): strin
   out.push(
     'host', info.host,
     'x-forwarded-for', xff === null ? info.clientIp : `${xff}, ${info.clientIp}`,
-    'x-forwarded-proto', 'http',
+    'x-forwarded-proto', info.proto,
     'x-forwarded-host', info.host,
     'via', info.via,
   );

@@ -2,8 +2,11 @@
 export const PACKAGE = '@weldr/proxy';
 
 export { createProxy } from './proxy.js';
-export { DEFAULT_TIMEOUTS } from './types.js';
-export type { Logger, Proxy, ProxyOptions, ProxyStats, ProxyTimeouts, ServerStats, CounterPair } from './types.js';
+export { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from './types.js';
+export type { OriginTlsOptions } from './types.js';
+export type { Logger, LimitStats, Proxy, ProxyLimits, ProxyOptions, ProxyStats, ProxyTimeouts, ServerStats, CounterPair } from './types.js';
 export type { Health, CheckResult } from './health/health-state.js';
+export { TLS_MIN_VERSION, TLS12_CIPHERS } from './tls.js';
+export type { ProxyTlsOptions, TlsCertificate } from './tls.js';
 export { ERRORS, statusOf } from './errors.js';
 export type { ProxyErrorCode, OriginFailure } from './errors.js';

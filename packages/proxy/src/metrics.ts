@@ -14,7 +14,31 @@ const NAMES = [
   'weldr_proxy_origin_ejected',
   'weldr_proxy_fail_open',
   'weldr_proxy_request_duration_seconds',
+  'weldr_proxy_client_connections',
+  'weldr_proxy_limit_refusals_total',
+  'weldr_proxy_pipeline_paused_total',
+  'weldr_proxy_origin_connections',
+  'weldr_proxy_origin_queued',
+  'weldr_proxy_tls_handshake_errors_total',
 ];
+
+/** Label values of weldr_proxy_limit_refusals_total, one per limit (docs/operations.md). */
+const LIMITS = ['max_connections', 'max_connections_per_source', 'accept_error', 'pipeline_depth', 'body_min_rate'] as const;
+
+function refusals(c: Counters, limit: (typeof LIMITS)[number]): number {
+  switch (limit) {
+    case 'max_connections':
+      return c.refusedConnections;
+    case 'max_connections_per_source':
+      return c.refusedPerSource;
+    case 'accept_error':
+      return c.acceptErrors;
+    case 'pipeline_depth':
+      return c.pipelineRefused;
+    case 'body_min_rate':
+      return c.refusedBodyRate;
+  }
+}
 
 /**
  * A histogram whose buckets live in `Counters` (bumped with a plain array increment per
@@ -116,6 +140,62 @@ export function registerMetrics(registry: Registry, counters: Counters, upstream
       },
     }),
     new ScrapedHistogram('weldr_proxy_request_duration_seconds', 'Time from request received to response ended', counters),
+    new Gauge({
+      name: 'weldr_proxy_client_connections',
+      help: 'Client connections open',
+      registers: [],
+      collect() {
+        this.set(counters.connections);
+      },
+    }),
+    new Counter({
+      name: 'weldr_proxy_limit_refusals_total',
+      help: 'Connections and requests refused by a resource limit, by limit',
+      labelNames: ['limit'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const l of LIMITS) this.inc({ limit: l }, refusals(counters, l));
+      },
+    }),
+    new Counter({
+      name: 'weldr_proxy_pipeline_paused_total',
+      help: 'Times a client connection stopped being read because maxPipelineDepth requests were held',
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc(counters.pipelinePaused);
+      },
+    }),
+    new Counter({
+      name: 'weldr_proxy_tls_handshake_errors_total',
+      help: 'TLS handshakes on the HTTPS listener that failed (protocol, cipher or ALPN mismatch, bad client hello, timeout)',
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc(counters.tlsHandshakeFailed);
+      },
+    }),
+    new Gauge({
+      name: 'weldr_proxy_origin_connections',
+      help: 'Open connections to each origin (at most originMaxConnections)',
+      labelNames: ['server'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const o of upstream.origins) this.set({ server: o.id }, o.pool.stats.connected);
+      },
+    }),
+    new Gauge({
+      name: 'weldr_proxy_origin_queued',
+      help: 'Requests waiting for a connection to each origin (originMaxConnections reached)',
+      labelNames: ['server'],
+      registers: [],
+      collect() {
+        this.reset();
+        for (const o of upstream.origins) this.set({ server: o.id }, o.pool.stats.queued);
+      },
+    }),
   ];
   for (const m of metrics) registry.registerMetric(m);
   return () => {

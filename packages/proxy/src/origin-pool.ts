@@ -4,11 +4,15 @@ import type { Peer } from './balancers/balancer.js';
 import type { ActiveChecker } from './health/active-checker.js';
 import { HealthState } from './health/health-state.js';
 import { PassiveHealth } from './health/passive.js';
-import type { ProxyTimeouts } from './types.js';
+import type { OriginTlsOptions, ProxyTimeouts } from './types.js';
 
 export interface OriginPoolOptions {
   readonly timeouts: ProxyTimeouts;
   readonly maxHeaderSize: number;
+  /** Connections to this origin at most; requests beyond wait in the pool's queue. */
+  readonly originMaxConnections: number;
+  /** HTTPS to origins, verified; null: cleartext. */
+  readonly originTls: OriginTlsOptions | null;
 }
 
 /**
@@ -21,7 +25,7 @@ export class Origin implements Peer {
   readonly id: string;
   readonly ip: string;
   readonly port: number;
-  /** "http://ip:port", the undici origin. */
+  /** "http://ip:port" (or https: with originTls), the undici origin. */
   readonly url: string;
   /** Host header for requests this proxy originates itself (health checks). */
   readonly authority: string;
@@ -47,19 +51,26 @@ export class Origin implements Peer {
     this.record = record;
     this.weight = Math.max(1, record.weight);
     this.authority = record.ip.includes(':') ? `[${record.ip}]:${record.port}` : `${record.ip}:${record.port}`;
-    this.url = `http://${this.authority}`;
+    const tls = options.originTls;
+    this.url = `${tls === null ? 'http' : 'https'}://${this.authority}`;
     const t = options.timeouts;
     this.pool = new Pool(this.url, {
       connectTimeout: t.originConnectMs,
       headersTimeout: t.originResponseMs,
       bodyTimeout: t.originIdleMs,
       maxHeaderSize: options.maxHeaderSize,
+      connections: options.originMaxConnections,
       // Keep-alive to the origin, one request per connection at a time (pipelining
       // would make a slow response block the ones queued behind it).
       pipelining: 1,
       // RFC 9112 §6.3: a response whose body is shorter than its Content-Length is an
       // error, not a success; undici reports it as one.
       strictContentLength: true,
+      // Verified always: an origin that cannot prove who it is gets no request (its
+      // connect fails: 502 ORIGIN_REFUSED, retried elsewhere, passive ejection).
+      ...(tls === null
+        ? {}
+        : { connect: { rejectUnauthorized: true, ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(tls.servername !== undefined ? { servername: tls.servername } : {}) } }),
     });
   }
 

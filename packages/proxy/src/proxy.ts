@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PoolSnapshot } from '@weldr/store';
+import { ConnectionTracker } from './connections.js';
 import { handleExpect, handleRequest, refuseBrokenRequest, type ProxyContext } from './forward.js';
 import { registerMetrics } from './metrics.js';
 import { Listener } from './server.js';
 import { buildStats, Counters } from './stats.js';
-import { DEFAULT_TIMEOUTS, type Proxy, type ProxyOptions, type ProxyStats, type ProxyTimeouts } from './types.js';
+import { TlsContexts } from './tls.js';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Proxy, type ProxyLimits, type ProxyOptions, type ProxyStats, type ProxyTimeouts } from './types.js';
 import { handleUpgrade } from './upgrade.js';
 import { Upstream } from './upstream.js';
 
@@ -14,9 +17,10 @@ const DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
 const DEFAULT_MAX_RETRIES = 2;
 const DEFAULT_CLOSE_DEADLINE_MS = 10_000;
 
-/** Compose the phases into a proxy. Nothing listens until `listen()`. */
+/** Compose the phases into a proxy. Nothing listens until `listen()` / `listenTls()`. */
 export function createProxy(options: ProxyOptions): Proxy {
   const timeouts: ProxyTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
+  const limits: ProxyLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log.child?.({ component: 'proxy' }) ?? options.log;
   const now = options.now ?? Date.now;
   const random = options.random ?? Math.random;
@@ -28,6 +32,8 @@ export function createProxy(options: ProxyOptions): Proxy {
     random,
     timeouts,
     maxHeaderSize,
+    originMaxConnections: limits.originMaxConnections,
+    originTls: options.originTls ?? null,
     healthChecks: options.healthChecks ?? true,
   });
 
@@ -39,7 +45,9 @@ export function createProxy(options: ProxyOptions): Proxy {
     counters,
     // The comment names this proxy instance (random per process) for loop detection.
     via: `1.1 ${pseudonym(options.nodeId)} (weldr/${randomBytes(4).toString('hex')})`,
+    proto: 'http',
     maxRetries: Math.max(0, options.maxRetries ?? DEFAULT_MAX_RETRIES),
+    maxPipelineDepth: Math.max(1, limits.maxPipelineDepth),
     stallMs: timeouts.originIdleMs,
     // WebSockets idle far longer than response bodies; nginx's default is 60 s.
     tunnelIdleMs: Math.max(60_000, timeouts.originIdleMs),
@@ -48,27 +56,49 @@ export function createProxy(options: ProxyOptions): Proxy {
       if (idleWaiter !== null && counters.active === 0) idleWaiter();
     },
   };
-
-  const listener = new Listener({
-    timeouts,
-    maxHeaderSize,
-    log,
-    onRequest: (req, res) => handleRequest(ctx, req, res),
-    onExpect: (req, res) => handleExpect(ctx, req, res),
-    onBrokenRequest: refuseBrokenRequest,
-    onUpgrade: (req, socket, head) => {
-      // Upgraded sockets leave node's connection tracking; close() must find them.
-      tunnels.add(socket);
-      socket.once('close', () => tunnels.delete(socket));
-      handleUpgrade(ctx, req, socket, head);
+  // One tracker for every listener: the connection limits are the proxy's, not a port's.
+  const tracker = new ConnectionTracker(
+    {
+      maxConnections: limits.maxConnections,
+      maxPerSource: limits.maxConnectionsPerSource,
+      idleMs: timeouts.clientIdleMs,
+      bodyIdleMs: timeouts.clientBodyIdleMs,
+      bodyMinRate: limits.clientBodyMinRate,
+      bodyRateGraceMs: limits.clientBodyRateGraceMs,
     },
-  });
+    counters,
+  );
+
+  /** A listener whose requests run with `c` (its scheme in X-Forwarded-Proto). */
+  const makeListener = (c: ProxyContext, tls?: TlsContexts): Listener =>
+    new Listener({
+      timeouts,
+      tracker,
+      counters,
+      ...(tls !== undefined ? { tls } : {}),
+      maxHeaderSize,
+      log,
+      onRequest: (req, res) => handleRequest(c, req, res),
+      onExpect: (req, res) => handleExpect(c, req, res),
+      onBrokenRequest: refuseBrokenRequest,
+      onUpgrade: (req, socket, head) => {
+        // Upgraded sockets leave node's connection tracking; close() must find them.
+        tunnels.add(socket);
+        socket.once('close', () => tunnels.delete(socket));
+        handleUpgrade(c, req, socket, head);
+      },
+    });
+  const listener = makeListener(ctx);
+  const tlsListener = options.tls !== undefined ? makeListener({ ...ctx, proto: 'https' }, new TlsContexts(options.tls)) : null;
+  const listeners = tlsListener === null ? [listener] : [listener, tlsListener];
   const server = listener.server;
   const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, counters, upstream, now) : null;
 
   async function shutdown(deadlineMs: number): Promise<void> {
-    server.close();
-    server.closeIdleConnections();
+    for (const l of listeners) {
+      l.server.close();
+      l.server.closeIdleConnections();
+    }
     if (counters.active > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, deadlineMs);
@@ -79,28 +109,46 @@ export function createProxy(options: ProxyOptions): Proxy {
       });
       idleWaiter = null;
     }
-    server.closeAllConnections();
+    for (const l of listeners) {
+      l.server.closeAllConnections();
+      l.destroyLingering();
+    }
     for (const socket of tunnels) socket.destroy();
-    listener.destroyLingering();
-    listener.stopIdleSweep();
+    tracker.stop();
     await upstream.close(false);
     unregister?.();
     log.info({ unfinished: counters.active }, 'proxy closed');
   }
 
+  function listenOn(s: Server, port: number, host: string | undefined, what: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      s.once('error', onError);
+      s.listen(port, host, () => {
+        s.off('error', onError);
+        const address = s.address() as AddressInfo;
+        log.info({ address: address.address, port: address.port }, `${what} listening`);
+        resolve(address);
+      });
+    });
+  }
+
   return {
     server,
+    tlsServer: tlsListener?.server ?? null,
     listen(port: number, host?: string): Promise<AddressInfo> {
-      return new Promise((resolve, reject) => {
-        const onError = (err: Error): void => reject(err);
-        server.once('error', onError);
-        server.listen(port, host, () => {
-          server.off('error', onError);
-          const address = server.address() as AddressInfo;
-          log.info({ address: address.address, port: address.port }, 'proxy listening');
-          resolve(address);
-        });
-      });
+      return listenOn(server, port, host, 'proxy');
+    },
+    listenTls(port: number, host?: string): Promise<AddressInfo> {
+      if (tlsListener === null) return Promise.reject(new Error('listenTls() needs the tls option'));
+      return listenOn(tlsListener.server, port, host, 'proxy (TLS)');
+    },
+    setTls(tls): void {
+      if (tlsListener === null) throw new Error('setTls() needs the tls option at creation');
+      // Built (and validated) whole before anything is swapped.
+      const contexts = new TlsContexts(tls);
+      tlsListener.setTlsContexts(contexts);
+      log.info({ certificates: contexts.names.length, names: contexts.names }, 'TLS certificates loaded');
     },
     update(snapshot: PoolSnapshot): void {
       upstream.update(snapshot);

@@ -1,13 +1,22 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connectionOf, IdleSweeper } from './connections.js';
+import type { TLSSocket } from 'node:tls';
+import { connectionOf, type ConnectionTracker } from './connections.js';
 import { rawErrorResponse, type ProxyErrorCode } from './errors.js';
 import { MAX_HEADER_FIELDS } from './request-filter.js';
+import type { Counters } from './stats.js';
+import { contextOptions, type TlsContexts } from './tls.js';
 import type { Logger, ProxyTimeouts } from './types.js';
 
 export interface ListenerOptions {
   readonly timeouts: ProxyTimeouts;
+  /** Connection limits and sweeps, shared by every listener of the proxy. */
+  readonly tracker: ConnectionTracker;
+  readonly counters: Counters;
+  /** TLS termination: this listener speaks HTTPS with these certificates. */
+  readonly tls?: TlsContexts;
   readonly maxHeaderSize: number;
   readonly log: Logger;
   readonly onRequest: (req: IncomingMessage, res: ServerResponse) => void;
@@ -33,10 +42,15 @@ const LINGER_MS = 2_000;
  * and one place that answers what llhttp rejects before a request exists.
  */
 export class Listener {
+  /** An https.Server for TLS: the same HTTP server API on top of tls.Server. */
   readonly server: http.Server;
+  #contexts: TlsContexts | null;
   readonly #log: Logger;
   readonly #lingering = new Set<Duplex>();
-  readonly #idle: IdleSweeper | null;
+  readonly #tracker: ConnectionTracker;
+  readonly #counters: Counters;
+  /** performance.now() of the last accept-error log line (rate limit). */
+  #acceptErrorLoggedAt = -Infinity;
   /** Connections whose parser failed: llhttp keeps reporting the same error on every later read. */
   readonly #failed = new WeakSet<Duplex>();
   readonly #onBrokenRequest: (socket: Duplex, code: ProxyErrorCode) => boolean;
@@ -45,13 +59,15 @@ export class Listener {
     const t = options.timeouts;
     this.#log = options.log;
     this.#onBrokenRequest = options.onBrokenRequest;
+    this.#counters = options.counters;
+    this.#tracker = options.tracker;
+    this.#contexts = options.tls ?? null;
     const headersTimeout = Math.min(t.clientHeadersMs, t.clientRequestMs);
-    this.server = http.createServer(
-      {
+    const httpOptions: http.ServerOptions = {
         maxHeaderSize: options.maxHeaderSize,
         headersTimeout,
         requestTimeout: t.clientRequestMs,
-        // clientIdleMs is enforced by IdleSweeper (connections.ts), not by node's
+        // clientIdleMs is enforced by ConnectionTracker (connections.ts), not by node's
         // per-request socket timer; node then also omits its `Keep-Alive: timeout=` hint.
         keepAliveTimeout: 0,
         // Timeouts above are enforced on this tick; node's default (30 s) would let a
@@ -63,9 +79,26 @@ export class Listener {
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
         noDelay: true,
-      },
-      options.onRequest,
-    );
+      };
+    if (this.#contexts === null) this.server = http.createServer(httpOptions, options.onRequest);
+    else {
+      const tls: https.ServerOptions = {
+        ...httpOptions,
+        ...contextOptions(this.#contexts.default),
+        // HTTP/1.1 only: a client that offers only h2 is refused in the handshake
+        // rather than misparsed (RFC 7301 §3.2, no_application_protocol).
+        ALPNProtocols: ['http/1.1'],
+        SNICallback: (servername, done) => done(null, this.#contexts!.lookup(servername)),
+        // A handshake is part of getting the request head in.
+        handshakeTimeout: headersTimeout,
+        // Half-close (see httpAllowHalfOpen below): https.Server leaves its TLS sockets
+        // ending their writable side at the client's FIN (http.Server does not).
+        allowHalfOpen: true,
+      };
+      // https.Server is tls.Server with node's HTTP server on each secure connection:
+      // the same API as http.Server for everything used here.
+      this.server = https.createServer(tls, options.onRequest) as unknown as http.Server;
+    }
     // Handled here rather than by node, which sends 100 before any check and answers
     // other expectations with a bare 417.
     this.server.on('checkContinue', options.onExpect);
@@ -73,26 +106,43 @@ export class Listener {
     this.server.maxHeadersCount = MAX_HEADER_FIELDS;
     // RFC 9112 §9.6: a client may half-close after its request and still read the
     // response. node's default ends the connection at the client's FIN, dropping the
-    // answers still in flight; half-open, it marks the last response as the final one.
-    // (`httpAllowHalfOpen` is node's, untyped.) A FIN once a response has started is
-    // taken as an abort instead (onClientEnd), as before.
+    // answers still in flight; half-open, it marks the last response as the final one
+    // and closes after it. (`httpAllowHalfOpen` is node's, untyped.) A FIN is never
+    // taken as an abort, whenever it comes: TCP cannot tell a client that shut down its
+    // sending side (and still reads) from one that closed, and treating the FIN as an
+    // abort once a response had started cut responses short at random — the FIN and the
+    // origin's response head race (issue 13 item 0). A client that really left is seen
+    // at the next write (the peer answers with RST: 'close' → Exchange.clientGone); a
+    // response with nothing to write is bounded by originResponseMs / originIdleMs.
     (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+    // A failed accept() is a server 'error', fatal without a listener; the proxy keeps
+    // serving the connections it has. (Out of file descriptors, libuv accepts and
+    // closes pending connections itself with a reserve descriptor and reports nothing.)
+    this.server.on('error', (err: NodeJS.ErrnoException) => this.#serverError(err));
+    // Connection limits apply to the TCP connection, before any TLS handshake.
     this.server.on('connection', (socket: Socket) => {
-      socket.on('end', onClientEnd);
+      if (!this.#tracker.admit(socket) || this.#contexts !== null) return;
+      this.#tracker.track(socket);
       relaxVersionCheck(this.server, socket);
     });
+    if (this.#contexts !== null) {
+      // HTTP runs on the TLS socket, which exists once the handshake is done.
+      this.server.on('secureConnection', (socket: TLSSocket) => {
+        this.#tracker.track(socket);
+        relaxVersionCheck(this.server, socket);
+      });
+      this.server.on('tlsClientError', (err: Error & { code?: string }) => {
+        this.#counters.tlsHandshakeFailed++;
+        this.#log.debug({ code: err.code, err: err.message }, 'TLS handshake failed');
+      });
+    }
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
-    this.#idle = t.clientIdleMs > 0 || t.clientBodyIdleMs > 0 ? new IdleSweeper(t.clientIdleMs, t.clientBodyIdleMs) : null;
-    if (this.#idle !== null) {
-      const idle = this.#idle;
-      this.server.on('connection', (socket: Socket) => idle.add(socket));
-    }
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // A tunnel has its own idle timeout.
-      this.#idle?.remove(socket as Socket);
+      this.#tracker.remove(socket as Socket);
       options.onUpgrade(req, socket, head);
     });
   }
@@ -150,9 +200,30 @@ export class Listener {
     else this.linger(socket, answer);
   }
 
-  /** Stop the idle sweep (close()). */
-  stopIdleSweep(): void {
-    this.#idle?.stop();
+  #serverError(err: NodeJS.ErrnoException): void {
+    if (err.syscall !== 'accept') {
+      // Listen errors are reported by listen(); anything else is logged.
+      if (this.server.listening) this.#log.error({ err: err.message, code: err.code }, 'proxy listener error');
+      return;
+    }
+    this.#counters.acceptErrors++;
+    const now = performance.now();
+    if (now - this.#acceptErrorLoggedAt < 10_000) return;
+    this.#acceptErrorLoggedAt = now;
+    this.#log.warn(
+      { code: err.code, refused: this.#counters.acceptErrors, connections: this.#tracker.size },
+      'cannot accept client connections; refusing them',
+    );
+  }
+
+  /**
+   * Serve new handshakes with these certificates (a reload). Connections already
+   * established keep the context they were set up with: nothing is dropped.
+   */
+  setTlsContexts(contexts: TlsContexts): void {
+    if (this.#contexts === null) throw new Error('this listener does not terminate TLS');
+    (this.server as unknown as https.Server).setSecureContext(contextOptions(contexts.default));
+    this.#contexts = contexts;
   }
 
   destroyLingering(): void {
@@ -194,16 +265,6 @@ function relaxVersionCheck(server: http.Server, socket: Socket): void {
   if (connections == null) return;
   const maxHeaderSize = (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
   parser.initialize(Parser.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, maxHeaderSize, Parser.kLenientVersion, connections);
-}
-
-/**
- * The client sent FIN. Before any response has started, that is a half-close after
- * the request (served; node closes after the last response). Once a response is being
- * written, it is an abort: the connection is closed, which stops the exchanges and
- * their origin requests rather than streaming to a client that is gone.
- */
-function onClientEnd(this: ServerSocket): void {
-  if (this._httpMessage?.headersSent === true) this.destroy();
 }
 
 // A request line as llhttp starts it: method, one space, the start of a target.

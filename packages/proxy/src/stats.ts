@@ -21,6 +21,17 @@ export class Counters {
   /** Responses sent to clients by status class: index 1..5 = 1xx..5xx. */
   readonly byClass: number[] = [0, 0, 0, 0, 0, 0];
   readonly failures: Record<OriginFailure, number> = { refused: 0, reset: 0, timeout: 0, bad_response: 0 };
+  /** Limits (ProxyLimits): connections and requests refused, times reading was paused. */
+  refusedConnections = 0;
+  refusedPerSource = 0;
+  acceptErrors = 0;
+  pipelineRefused = 0;
+  pipelinePaused = 0;
+  refusedBodyRate = 0;
+  /** TLS handshakes that failed (bad client hello, no shared protocol or cipher, timeout). */
+  tlsHandshakeFailed = 0;
+  /** Client connections open now (set by the listener). */
+  connections = 0;
   /** Non-cumulative bucket counts; the last slot is +Inf. */
   readonly durationBuckets: number[] = new Array<number>(DURATION_BUCKETS.length + 1).fill(0);
   durationSum = 0;
@@ -56,6 +67,17 @@ export function buildStats(counters: Counters, upstream: Upstream, now: number):
     return s;
   });
   return {
+    active: counters.active,
+    connections: counters.connections,
+    limits: {
+      connectionsRefused: counters.refusedConnections,
+      perSourceRefused: counters.refusedPerSource,
+      acceptErrors: counters.acceptErrors,
+      pipelineRefused: counters.pipelineRefused,
+      pipelinePaused: counters.pipelinePaused,
+      bodyRateRefused: counters.refusedBodyRate,
+      tlsHandshakeFailed: counters.tlsHandshakeFailed,
+    },
     client: { success: counters.clientSuccess, failed: counters.clientFailed },
     server: { success: counters.serverSuccess, failed: counters.serverFailed },
     failOpen: upstream.failOpen,

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { PoolSnapshot } from '@weldr/store';
 import type { Registry } from 'prom-client';
 import type { CheckResult, Health } from './health/health-state.js';
+import type { ProxyTlsOptions } from './tls.js';
 
 /** pino-compatible structured logger; the proxy does not depend on pino. */
 export interface Logger {
@@ -44,6 +45,42 @@ export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
   originIdleMs: 30_000,
 });
 
+/** Resource limits (issue 9 item 5). Each has a flag, a default and a refusal metric. */
+export interface ProxyLimits {
+  /**
+   * Client connections open at once. Beyond it node accepts and closes new connections
+   * at once (no byte read or written) and counts them.
+   */
+  maxConnections: number;
+  /** Client connections open at once from one source address (accept-and-close beyond); 0: no limit. */
+  maxConnectionsPerSource: number;
+  /**
+   * Requests held per client connection: the one being forwarded plus those pipelined
+   * behind it. Reading from the connection stops at this depth; a request read beyond
+   * it (sent in the same burst) is answered 429 and the connection closed.
+   */
+  maxPipelineDepth: number;
+  /** Connections to each origin (undici Pool `connections`); requests beyond wait in its queue. */
+  originMaxConnections: number;
+  /**
+   * Minimum average request-body rate in bytes/s, over the time the proxy waited for
+   * the client, once the first `clientBodyRateGraceMs` of waiting are past (slower:
+   * 408); 0: off.
+   */
+  clientBodyMinRate: number;
+  /** Waiting time on a request body that is never held against its rate. */
+  clientBodyRateGraceMs: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<ProxyLimits> = Object.freeze({
+  maxConnections: 10_000,
+  maxConnectionsPerSource: 2_500,
+  maxPipelineDepth: 32,
+  originMaxConnections: 512,
+  clientBodyMinRate: 512,
+  clientBodyRateGraceMs: 10_000,
+});
+
 export interface ProxyOptions {
   snapshot: PoolSnapshot;
   timeouts?: Partial<ProxyTimeouts>;
@@ -52,6 +89,8 @@ export interface ProxyOptions {
   nodeId?: string;
   /** Largest accepted request (and origin response) header section; default 16 KiB. */
   maxHeaderSize?: number;
+  /** Resource limits; each defaults to DEFAULT_LIMITS. */
+  limits?: Partial<ProxyLimits>;
   /** Further origins tried after a retryable failure; default 2. */
   maxRetries?: number;
   /** Run active health checks; default true. */
@@ -61,6 +100,20 @@ export interface ProxyOptions {
   /** Injected wall clock (epoch ms) for health state and ejections. */
   now?: () => number;
   metrics?: Registry;
+  /** TLS termination: certificates for `listenTls()`. */
+  tls?: ProxyTlsOptions;
+  /** Reach every origin over HTTPS, verifying its certificate; absent: cleartext HTTP/1.1. */
+  originTls?: OriginTlsOptions;
+}
+
+export interface OriginTlsOptions {
+  /** CA certificates (PEM) origin certificates must chain to; absent: the system's roots. */
+  ca?: string | Buffer;
+  /**
+   * The name origin certificates must carry (and the SNI sent). Absent: the origin's IP
+   * address, which its certificate must then list as an IP subjectAltName.
+   */
+  servername?: string;
 }
 
 export interface CounterPair {
@@ -83,7 +136,33 @@ export interface ServerStats {
   lastCheck?: CheckResult;
 }
 
+export interface LimitStats {
+  /** Connections closed at accept: maxConnections reached. */
+  connectionsRefused: number;
+  /** Connections closed at accept: maxConnectionsPerSource reached. */
+  perSourceRefused: number;
+  /**
+   * accept() failures node reported. Running out of file descriptors is not among them:
+   * libuv then accepts and closes the pending connections itself, uncounted — which is
+   * why maxConnections should stay within the open-file limit.
+   */
+  acceptErrors: number;
+  /** Requests answered 429: more pipelined at once than maxPipelineDepth. */
+  pipelineRefused: number;
+  /** Times a connection stopped being read because maxPipelineDepth requests were held. */
+  pipelinePaused: number;
+  /** Uploads answered 408 for coming slower than clientBodyMinRate. */
+  bodyRateRefused: number;
+  /** TLS handshakes that failed. */
+  tlsHandshakeFailed: number;
+}
+
 export interface ProxyStats {
+  /** Client requests and tunnels in flight (incl. pipelined requests waiting for their turn). */
+  active: number;
+  /** Client connections open. */
+  connections: number;
+  limits: LimitStats;
   /** Client requests answered with an origin response vs. ended by a proxy error or abort. */
   client: CounterPair;
   /** Origin attempts that produced a response vs. failed (connect, reset, timeout, bad response). */
@@ -96,7 +175,17 @@ export interface ProxyStats {
 export interface Proxy {
   /** Created, not yet listening. */
   readonly server: Server;
+  /** The HTTPS listener (an https.Server), when `tls` was given. */
+  readonly tlsServer: Server | null;
   listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Listen for HTTPS (needs `tls`); requests over it carry `X-Forwarded-Proto: https`. */
+  listenTls(port: number, host?: string): Promise<AddressInfo>;
+  /**
+   * Swap the certificates of the HTTPS listener (a reload): new handshakes use them,
+   * established connections are not touched. Throws, changing nothing, when a
+   * certificate or key is unusable.
+   */
+  setTls(tls: ProxyTlsOptions): void;
   /** Atomic swap of the routing snapshot: creates and drains origin pools, (re)starts checkers. */
   update(snapshot: PoolSnapshot): void;
   stats(): ProxyStats;

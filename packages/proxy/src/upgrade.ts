@@ -38,6 +38,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
       host: target.host,
       clientIp: req.socket.remoteAddress ?? '',
       via: ctx.via,
+      proto: ctx.proto,
       maxForwards: null,
     });
     socket.on('error', () => this.clientGone());

@@ -230,10 +230,11 @@ test('an upload held back by a slow origin (backpressure) is not cut by clientBo
     setTimeout(() => {
       req.on('data', (c: Buffer) => (received += c.length));
       req.on('end', () => res.end('done'));
-    }, 900);
+    }, 3_000);
   });
   await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
-  const p = await startProxy(snapshot([record((slow.address() as AddressInfo).port)]), { timeouts: { clientBodyIdleMs: 300 } });
+  // An idle limit long enough that a busy machine's own pauses in the upload never reach it.
+  const p = await startProxy(snapshot([record((slow.address() as AddressInfo).port)]), { timeouts: { clientBodyIdleMs: 1_000 } });
   t.teardown(async () => {
     await p.proxy.close({ deadlineMs: 100 });
     slow.closeAllConnections();

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { connectionTokens, latin1, requestHeaders, responseHeaders, serializeHead } from '../src/headers.js';
 
-const info = { host: 'example.test', clientIp: '192.0.2.7', via: '1.1 weldr' };
+const info = { host: 'example.test', clientIp: '192.0.2.7', via: '1.1 weldr', proto: 'http' as const };
 const pairs = (raw: string[]): [string, string][] => {
   const out: [string, string][] = [];
   for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
@@ -55,6 +55,9 @@ test('request: X-Forwarded-For is appended to, -Proto and -Host are replaced, Vi
   t.deepEqual(out.filter(([n]) => n === 'x-forwarded-proto'), [['x-forwarded-proto', 'http']]);
   t.deepEqual(out.filter(([n]) => n === 'x-forwarded-host'), [['x-forwarded-host', 'example.test']]);
   t.false(out.some(([n]) => n === 'X-Forwarded-Proto' || n === 'X-Forwarded-Host'));
+  // Over TLS the scheme is https, whatever the client claimed.
+  const overTls = pairs(requestHeaders(['X-Forwarded-Proto', 'http'], { ...info, proto: 'https' }));
+  t.deepEqual(overTls.filter(([n]) => n.toLowerCase() === 'x-forwarded-proto'), [['x-forwarded-proto', 'https']]);
   // Via is a list: the client's entry stays, ours is added.
   t.deepEqual(out.filter(([n]) => n.toLowerCase() === 'via'), [['Via', '1.0 fred'], ['via', '1.1 weldr']]);
 });
@@ -132,4 +135,20 @@ test('latin1: cached strings always equal the bytes they stand for', (t) => {
   }
   t.is(latin1(Buffer.from('Content-Length')), 'Content-Length');
   t.is(latin1(Buffer.alloc(0)), '');
+});
+
+test('response: Proxy-Authenticate and Proxy-Authorization are hop-by-hop; WWW-Authenticate is not', (t) => {
+  const out = pairs(
+    responseHeaders(
+      buf(['Proxy-Authenticate', 'Basic realm="proxy"', 'proxy-authorization', 'Basic abc', 'WWW-Authenticate', 'Basic realm="site"', 'Content-Length', '0']),
+      '1.1 weldr',
+    ),
+  );
+  t.deepEqual(out, [
+    ['WWW-Authenticate', 'Basic realm="site"'],
+    ['Content-Length', '0'],
+    ['via', '1.1 weldr'],
+  ]);
+  // And a client's Proxy-Authenticate is not forwarded to the origin either.
+  t.false(pairs(requestHeaders(['PROXY-AUTHENTICATE', 'x', 'Accept', '*/*'], info)).some(([n]) => n.toLowerCase() === 'proxy-authenticate'));
 });

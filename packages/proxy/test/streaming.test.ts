@@ -42,7 +42,7 @@ test('large bodies stream both ways intact (echo, 8 MiB each way)', async (t) =>
   t.is(got.digest('hex'), sent.digest('hex'));
 });
 
-test('client abort mid-response aborts the origin request and clears the exchange', async (t) => {
+test('client abort (RST) mid-response aborts the origin request and clears the exchange', async (t) => {
   let originClosed = false;
   const origin = await startOrigin((_req, res) => {
     res.writeHead(200);
@@ -59,12 +59,49 @@ test('client abort mid-response aborts the origin request and clears the exchang
   const socket = net.connect(p.port, '127.0.0.1');
   socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
   await new Promise((r) => socket.once('data', r));
-  socket.destroy();
+  socket.resetAndDestroy();
   await until(() => originClosed);
   await until(() => p.proxy.stats().servers[0]!.active === 0);
   const s = p.proxy.stats();
   t.is(s.client.failed, 1);
   t.is(s.server.failed, 0, 'a client abort is not held against the origin');
+  t.is(p.proxy.stats().client.success, 0);
+});
+
+test('a client that closes (FIN) mid-response is found gone at the next write: the origin request is aborted', async (t) => {
+  let originClosed = false;
+  let more: (() => void) | null = null;
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200);
+    res.write('first');
+    // More body once the test says so (after the client closed), then nothing.
+    more = () => {
+      for (let i = 0; i < 4; i++) res.write(Buffer.alloc(64 * 1024, 1));
+    };
+    res.on('close', () => {
+      originClosed = true;
+    });
+  });
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const socket = net.connect(p.port, '127.0.0.1');
+  socket.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n');
+  await new Promise((r) => socket.once('data', r));
+  // A full close with nothing unread: the proxy receives a plain FIN, which is not an
+  // abort on its own (it may be a half-close, RFC 9112 §9.6) ...
+  const closed = new Promise((r) => socket.once('close', r));
+  socket.destroy();
+  await closed;
+  t.is(p.proxy.stats().client.failed, 0);
+  // ... but the client's kernel answers the next bytes with RST.
+  more!();
+  await until(() => originClosed);
+  await until(() => p.proxy.stats().servers[0]!.active === 0);
+  t.is(p.proxy.stats().client.failed, 1);
+  t.is(p.proxy.stats().server.failed, 0);
 });
 
 test('origin reset mid-response closes the client connection (no silent truncation)', async (t) => {
@@ -112,13 +149,20 @@ test('a client that stops reading is cut off after originIdleMs; the origin conn
   });
   const s = net.connect(p.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
   s.pause(); // never read
+  let closedByProxy = false;
   const closed = new Promise((r) => s.on('close', r));
-  s.on('error', () => undefined);
+  s.on('error', () => (closedByProxy = true));
+  s.on('end', () => (closedByProxy = true));
   await until(() => originClosed, 10_000);
-  s.destroy();
-  await closed;
   await until(() => p.proxy.stats().servers[0]!.active === 0);
-  t.pass();
+  const stats = p.proxy.stats();
+  t.is(stats.client.failed, 1, 'the stalled exchange ended as failed');
+  t.is(stats.server.failed, 0, 'a client that stops reading is not held against the origin');
+  t.is(stats.active, 0);
+  // The proxy closed the client connection: reading now shows the end (or a reset).
+  s.resume();
+  await closed;
+  t.true(closedByProxy);
 });
 
 test('slow request body upload is streamed (origin sees bytes before the upload ends)', async (t) => {

@@ -108,8 +108,14 @@ test('close() ends open tunnels after the deadline', async (t) => {
   await new Promise((r) => s.once('data', r));
   const closed = new Promise((r) => s.on('close', r));
   s.on('error', () => undefined);
+  const started = performance.now();
   await p.proxy.close({ deadlineMs: 50 });
+  const closedIn = performance.now() - started;
   await closed;
+  t.true(s.destroyed, 'the tunnel was closed by the proxy');
+  // close() returned once the deadline was over, not when the (idle) tunnel would have
+  // timed out by itself (tunnelIdleMs, 60 s).
+  t.true(closedIn < 10_000, `close() took ${Math.round(closedIn)} ms`);
   await until(() => p.proxy.stats().client.success === 1);
-  t.pass();
+  t.is(p.proxy.stats().active, 0);
 });

@@ -51,6 +51,10 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     flushLoggerSync(log);
     process.exit(second === 'SIGINT' ? 130 : 143);
   });
+  // SIGHUP re-reads the certificates (as nginx and HAProxy do): peer, admin and proxy
+  // TLS. Handled from the start: its default action would end the process.
+  let reload = (): void => undefined;
+  process.on('SIGHUP', () => reload());
   log.info(
     {
       event: 'starting',
@@ -80,8 +84,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   };
   // TLS files are checked before anything listens: an unusable one is exit 2.
   const tls = openNodeTls(config, log);
-  // SIGHUP re-reads the certificates (as nginx and HAProxy do); without a handler it would end the process.
-  process.on('SIGHUP', () => tls.reload('SIGHUP'));
+  reload = () => tls.reload('SIGHUP');
 
   let node;
   try {
@@ -97,6 +100,11 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
+  const running = node;
+  reload = () => {
+    tls.reload('SIGHUP');
+    running.reloadTls();
+  };
   const received = await signal;
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
   // The proxy gives up on in-flight requests at the deadline; if closing the rest

@@ -81,6 +81,10 @@ export function loadConfig(inputs: LoadInputs): LoadResult {
   }
   readTokenFiles(config as Partial<Record<ConfigKey, unknown>>, sources, inputs.readFile);
   checkListenersDiffer(config as unknown as NodeConfig);
+  checkTls(config as unknown as NodeConfig);
+  if ((config as unknown as NodeConfig).originTlsServername !== undefined && (config as unknown as NodeConfig).originTls === undefined) {
+    throw new ConfigError('--origin-tls-servername is for --origin-tls, which is not set');
+  }
   checkSecurity(config as unknown as NodeConfig);
   checkRaftTimers(config as unknown as NodeConfig);
   return { config: config as unknown as NodeConfig, sources, configFile, unknownEnv: unknownEnvNames(inputs.env), help: false };
@@ -125,6 +129,7 @@ function checkListenersDiffer(config: NodeConfig): void {
     ['the proxy (listen', config.listen],
     ['the admin API (admin', config.admin],
   ];
+  if (config.listenTls !== undefined) listeners.push(['the proxy\'s TLS listener (listen-tls', config.listenTls]);
   if (config.peers.some((p) => p.id !== config.id)) listeners.push(['the Raft transport (raft', config.raft]);
   for (let i = 0; i < listeners.length; i++) {
     for (let j = i + 1; j < listeners.length; j++) {
@@ -133,6 +138,18 @@ function checkListenersDiffer(config: NodeConfig): void {
       if (a.port === 0 || a.port !== b.port || !(covers(a.host, b.host) || covers(b.host, a.host))) continue;
       throw new ConfigError(`${aName} ${formatHostPort(a)}) and ${bName} ${formatHostPort(b)}) cannot share port ${a.port}`);
     }
+  }
+}
+
+/** --listen-tls, --tls-cert and --tls-key go together. */
+function checkTls(config: NodeConfig): void {
+  if (config.listenTls === undefined) {
+    if (config.tlsCert.length !== 0 || config.tlsKey.length !== 0) throw new ConfigError('--tls-cert and --tls-key are for --listen-tls, which is not set');
+    return;
+  }
+  if (config.tlsCert.length === 0 || config.tlsKey.length === 0) throw new ConfigError('--listen-tls needs --tls-cert and --tls-key');
+  if (config.tlsCert.length !== config.tlsKey.length) {
+    throw new ConfigError(`--tls-cert names ${config.tlsCert.length} file(s) and --tls-key ${config.tlsKey.length}: give one key per certificate, in the same order`);
   }
 }
 

@@ -1,8 +1,9 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
-import { DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseBoolean, parseCommand, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseBoolean, parseCommand, parseDnsName, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -14,6 +15,12 @@ export const BALANCERS: readonly BalancerKind[] = ['round-robin', 'weighted-roun
 export interface NodeConfig {
   readonly id: string;
   readonly listen: HostPort;
+  /** The proxy's HTTPS listener (TLS termination), if any. */
+  readonly listenTls: HostPort | undefined;
+  /** Certificate files (PEM) for --listen-tls; the first is the default, SNI picks by their names. */
+  readonly tlsCert: readonly string[];
+  /** Their private keys, in the same order. */
+  readonly tlsKey: readonly string[];
   readonly admin: HostPort;
   /** Bearer token required for admin writes (POST/PATCH/DELETE), and reads with adminAuthReads. */
   readonly adminToken: string | undefined;
@@ -69,6 +76,22 @@ export interface NodeConfig {
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
   readonly maxRetries: number;
+  /** Client connections open at once (accept-and-close beyond). */
+  readonly maxConnections: number;
+  /** Client connections open at once from one source address; 0: no limit. */
+  readonly maxConnectionsPerSource: number;
+  /** Requests held per client connection (pipelining). */
+  readonly maxPipelineDepth: number;
+  /** Connections to each origin. */
+  readonly originMaxConnections: number;
+  /** Reach origins over HTTPS, verified against the system CAs or a CA bundle file; undefined: cleartext. */
+  readonly originTls: 'system' | { readonly caFile: string } | undefined;
+  /** The name origin certificates must carry (default: the origin's IP address). */
+  readonly originTlsServername: string | undefined;
+  /** Minimum request-body rate, bytes/s; 0: off. */
+  readonly clientBodyMinRate: number;
+  /** Waiting on a request body that is never held against its rate, ms. */
+  readonly clientBodyRateGrace: number;
   /** Raft driver: writes and reads that may wait behind a disk write (beyond: 503 OVERLOADED). */
   readonly raftMaxQueue: number;
   /** Raft driver: linearizable reads in flight (beyond: 503 OVERLOADED). */
@@ -98,6 +121,8 @@ export interface OptionSpec<K extends ConfigKey> {
 type AnyOptionSpec = { [K in ConfigKey]: OptionSpec<K> }[ConfigKey];
 
 const duration = (allowZero: boolean) => (raw: unknown) => parseDuration(raw, allowZero);
+/** A whole number in [min, max], or `auto` for `auto()`. */
+const integerOrAuto = (min: number, max: number, auto: () => number) => (raw: unknown) => (raw === 'auto' ? auto() : parseInteger(min, max)(raw));
 const constant =
   <T>(value: T) =>
   (): T =>
@@ -107,6 +132,9 @@ const constant =
 export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'id', flag: 'id', env: 'WELDR_ID', valueName: 'ID', help: 'node id, unique in the cluster', defaultText: 'n1', defaultValue: constant('n1'), parse: parseNodeId },
   { key: 'listen', flag: 'listen', env: 'WELDR_LISTEN', valueName: 'HOST:PORT', help: 'proxy listener (port 0: ephemeral)', defaultText: '0.0.0.0:8080', defaultValue: constant({ host: '0.0.0.0', port: 8080 }), parse: (raw) => parseHostPort(raw) },
+  { key: 'listenTls', flag: 'listen-tls', env: 'WELDR_LISTEN_TLS', valueName: 'HOST:PORT', help: 'proxy HTTPS listener (TLS termination; needs --tls-cert and --tls-key)', defaultText: '(none)', defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw) },
+  { key: 'tlsCert', flag: 'tls-cert', env: 'WELDR_TLS_CERT', valueName: 'FILE,…', help: 'certificate chains (PEM) for --listen-tls: the first is the default, SNI picks by the names each carries; reread on SIGHUP', defaultText: '(none)', defaultValue: constant([]), parse: parsePathList },
+  { key: 'tlsKey', flag: 'tls-key', env: 'WELDR_TLS_KEY', valueName: 'FILE,…', help: 'private keys (PEM) of the --tls-cert certificates, in the same order', defaultText: '(none)', defaultValue: constant([]), parse: parsePathList },
   { key: 'admin', flag: 'admin', env: 'WELDR_ADMIN', valueName: 'HOST:PORT', help: 'admin API listener', defaultText: '127.0.0.1:8687', defaultValue: constant({ host: '127.0.0.1', port: 8687 }), parse: (raw) => parseHostPort(raw) },
   { key: 'adminToken', flag: 'admin-token', env: 'WELDR_ADMIN_TOKEN', valueName: 'TOKEN', help: 'require Authorization: Bearer TOKEN for admin writes; needed when --admin is not loopback (prefer the variable: flags show in ps)', defaultText: '(none: writes are open on loopback)', defaultValue: constant(undefined), parse: parseToken, secret: true },
   { key: 'adminTokenFile', flag: 'admin-token-file', env: 'WELDR_ADMIN_TOKEN_FILE', valueName: 'FILE', help: 'read the admin token from this file (e.g. a mounted secret); instead of --admin-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
@@ -144,6 +172,15 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
+  // Resource limits (issue 9 item 5): each refusal is counted in weldr_proxy_limit_refusals_total{limit}.
+  { key: 'maxConnections', flag: 'max-connections', env: 'WELDR_MAX_CONNECTIONS', valueName: 'N|auto', help: 'client connections open at once; beyond, new ones are accepted and closed at once', defaultText: 'auto: (open-file limit - 256) / 2, at most 10000', defaultValue: () => autoMaxConnections(), parse: integerOrAuto(1, 1_000_000, () => autoMaxConnections()) },
+  { key: 'maxConnectionsPerSource', flag: 'max-connections-per-source', env: 'WELDR_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'client connections open at once from one source address (accept-and-close beyond); 0: no limit', defaultText: 'a quarter of --max-connections', defaultValue: (p) => Math.max(1, Math.floor((p.maxConnections ?? autoMaxConnections()) / 4)), parse: parseInteger(0, 1_000_000) },
+  { key: 'maxPipelineDepth', flag: 'max-pipeline-depth', env: 'WELDR_MAX_PIPELINE_DEPTH', valueName: 'N', help: 'pipelined requests held per client connection (forwarded one at a time; reading pauses at N, a request beyond it in the same burst gets 429)', defaultText: String(DEFAULT_LIMITS.maxPipelineDepth), defaultValue: constant(DEFAULT_LIMITS.maxPipelineDepth), parse: parseInteger(1, 1024) },
+  { key: 'originMaxConnections', flag: 'origin-max-connections', env: 'WELDR_ORIGIN_MAX_CONNECTIONS', valueName: 'N', help: 'connections to each origin; further requests wait for one', defaultText: String(DEFAULT_LIMITS.originMaxConnections), defaultValue: constant(DEFAULT_LIMITS.originMaxConnections), parse: parseInteger(1, 65_535) },
+  { key: 'originTls', flag: 'origin-tls', env: 'WELDR_ORIGIN_TLS', valueName: 'system|FILE', help: 'reach origins over HTTPS, verifying their certificates against the system CAs or the CA bundle FILE (PEM)', defaultText: '(none: cleartext HTTP/1.1)', defaultValue: constant(undefined), parse: (raw) => (raw === 'system' ? 'system' : { caFile: parsePath(raw) }) },
+  { key: 'originTlsServername', flag: 'origin-tls-servername', env: 'WELDR_ORIGIN_TLS_SERVERNAME', valueName: 'NAME', help: 'with --origin-tls: the DNS name every origin certificate must carry (sent as SNI)', defaultText: "(the origin's IP address, which its certificate must list)", defaultValue: constant(undefined), parse: parseDnsName },
+  { key: 'clientBodyMinRate', flag: 'client-body-min-rate', env: 'WELDR_CLIENT_BODY_MIN_RATE', valueName: 'BYTES/S', help: 'minimum average request-body rate once --client-body-rate-grace was waited (slower: 408 and close); 0 turns it off', defaultText: String(DEFAULT_LIMITS.clientBodyMinRate), defaultValue: constant(DEFAULT_LIMITS.clientBodyMinRate), parse: parseInteger(0, 1_000_000_000) },
+  { key: 'clientBodyRateGrace', flag: 'client-body-rate-grace', env: 'WELDR_CLIENT_BODY_RATE_GRACE', valueName: 'DURATION', help: 'waiting on a request body that is never held against --client-body-min-rate', defaultText: formatDuration(DEFAULT_LIMITS.clientBodyRateGraceMs), defaultValue: constant(DEFAULT_LIMITS.clientBodyRateGraceMs), parse: duration(true) },
   { key: 'raftMaxQueue', flag: 'raft-max-queue', env: 'WELDR_RAFT_MAX_QUEUE', valueName: 'N', help: 'admin writes and reads that may wait behind a Raft disk write; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
   { key: 'raftMaxPendingReads', flag: 'raft-max-pending-reads', env: 'WELDR_RAFT_MAX_PENDING_READS', valueName: 'N', help: 'linearizable reads in flight; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
 ];

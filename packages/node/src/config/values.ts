@@ -136,6 +136,20 @@ export function parsePath(raw: unknown): string {
   return value;
 }
 
+/** A DNS host name (no port), e.g. for TLS server-name verification. */
+export function parseDnsName(raw: unknown): string {
+  const value = asString(raw, 'a host name').trim();
+  if (!HOSTNAME.test(value) || isIP(value) !== 0) throw new ValueError(`"${value}" is not a DNS host name`);
+  return value.toLowerCase();
+}
+
+/** `a.pem,b.pem`, or in the config file an array of paths; no empty entries. */
+export function parsePathList(raw: unknown): string[] {
+  const items = typeof raw === 'string' ? raw.split(',') : Array.isArray(raw) ? raw : undefined;
+  if (items === undefined) throw new ValueError(`expected "FILE,FILE…" or an array of paths, got ${JSON.stringify(raw)}`);
+  return items.map((item) => parsePath(typeof item === 'string' ? item.trim() : item));
+}
+
 /** A whole number in [min, max], from a decimal string or a JSON number. */
 export function parseInteger(min: number, max: number): (raw: unknown) => number {
   return (raw) => {

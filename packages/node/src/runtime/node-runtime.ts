@@ -2,7 +2,10 @@
 // shutdown. Nothing here handles requests; it wires the packages together and owns
 // process-level concerns (ports, lifecycle, logs).
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createProxy, type Proxy } from '@weldr/proxy';
+import { createProxy, type Proxy, type ProxyOptions, type ProxyTlsOptions } from '@weldr/proxy';
+import { ConfigError } from '../config/config-error.js';
+import { readTlsFiles } from './tls-files.js';
+import { readFileSync } from 'node:fs';
 import type { PoolStore } from '@weldr/store';
 import { formatHostPort, type HostPort } from '../config/values.js';
 import type { NodeConfig } from '../config/options.js';
@@ -14,6 +17,7 @@ import { RaftCluster, type ClusterFailure, type ClusterView, type RaftClusterOpt
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
+import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
 import type { NodeTls } from './tls-setup.js';
@@ -22,7 +26,14 @@ const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undef
 
 export interface RunningNode {
   readonly proxyAddress: HostPort;
+  readonly proxyTlsAddress: HostPort | undefined;
   readonly adminAddress: HostPort;
+  /**
+   * SIGHUP: reread the --tls-cert/--tls-key files and serve new handshakes with them
+   * (established connections keep theirs). A problem is logged; the certificates in use
+   * stay.
+   */
+  reloadTls(): void;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
 }
@@ -98,7 +109,9 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     metrics.setDefaultLabels({ nodeId: config.id });
     collectDefaultMetrics({ register: metrics });
 
-    const proxy: Proxy = createProxy({
+    // Read before anything listens: a missing or unusable file is a configuration error.
+    const proxyTls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
+    const proxy: Proxy = createTlsProxy(proxyTls, {
       snapshot: store.snapshot(),
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
@@ -113,7 +126,16 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       nodeId: config.id,
       maxHeaderSize: config.maxHeaderSize,
       maxRetries: config.maxRetries,
+      limits: {
+        maxConnections: config.maxConnections,
+        maxConnectionsPerSource: config.maxConnectionsPerSource,
+        maxPipelineDepth: config.maxPipelineDepth,
+        originMaxConnections: config.originMaxConnections,
+        clientBodyMinRate: config.clientBodyMinRate,
+        clientBodyRateGraceMs: config.clientBodyRateGrace,
+      },
       metrics,
+      ...(config.originTls === undefined ? {} : { originTls: readOriginTls(config) }),
     });
     let proxyClosed = false;
     cleanups.push(() => (proxyClosed ? undefined : proxy.close({ deadlineMs: 0 })));
@@ -125,6 +147,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     view = cluster;
     if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
+    warnIfOverFdLimit(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
     const raftNow = raft;
@@ -182,18 +205,41 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const proxyAddress = { host: config.listen.host, port: bound.port };
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
+    let proxyTlsAddress: HostPort | undefined;
+    if (config.listenTls !== undefined) {
+      const at = config.listenTls;
+      const boundTls = await proxy.listenTls(at.port, at.host).catch((err: unknown) => {
+        throw listenError(err as NodeJS.ErrnoException, 'the proxy (TLS)', at);
+      });
+      proxyTlsAddress = { host: at.host, port: boundTls.port };
+      listeners.push({ name: 'proxy-tls', address: proxyTlsAddress });
+      logListening(log, 'proxy-tls', proxyTlsAddress);
+    }
 
     if (!failing) cluster.activate();
     const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
     hooks = roleHooks;
     roleHooks.start();
     if (raft !== null) raft.driver.onRoleChange(() => roleHooks.check());
-    log.info({ event: 'started', proxy: formatHostPort(proxyAddress), admin: formatHostPort(admin.address) }, 'weldr node started');
+    log.info(
+      { event: 'started', proxy: formatHostPort(proxyAddress), ...(proxyTlsAddress !== undefined ? { proxyTls: formatHostPort(proxyTlsAddress) } : {}), admin: formatHostPort(admin.address) },
+      'weldr node started',
+    );
 
     let stopping: Promise<void> | undefined;
     return {
       proxyAddress,
+      proxyTlsAddress,
       adminAddress: admin.address,
+      reloadTls: () => {
+        if (config.listenTls === undefined) return;
+        try {
+          proxy.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
+          log.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP', certificates: config.tlsCert }, 'proxy TLS certificates reloaded');
+        } catch (err) {
+          log.error({ event: 'tls_reload_failed', tls: 'proxy TLS', trigger: 'SIGHUP', err: { message: (err as Error).message } }, `proxy TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
+        }
+      },
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
@@ -211,7 +257,33 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
   }
 }
 
-function logListening(log: Logger, listener: 'proxy' | 'admin', address: HostPort): void {
+/** --origin-tls: the CA bundle to verify origins against (the system's when absent) and the name to expect. */
+function readOriginTls(config: NodeConfig): { ca?: string; servername?: string } {
+  const out: { ca?: string; servername?: string } = {};
+  const tls = config.originTls;
+  if (tls !== undefined && tls !== 'system') {
+    try {
+      out.ca = readFileSync(tls.caFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read --origin-tls file ${tls.caFile}: ${(err as Error).message}`);
+    }
+    if (!out.ca.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`--origin-tls file ${tls.caFile} holds no PEM certificate`);
+  }
+  if (config.originTlsServername !== undefined) out.servername = config.originTlsServername;
+  return out;
+}
+
+/** createProxy, with a certificate problem reported as a configuration error (exit 2). */
+function createTlsProxy(tls: ProxyTlsOptions | undefined, options: ProxyOptions): Proxy {
+  try {
+    return createProxy(tls === undefined ? options : { ...options, tls });
+  } catch (err) {
+    if (tls === undefined) throw err;
+    throw new ConfigError(`--tls-cert/--tls-key: ${(err as Error).message}`);
+  }
+}
+
+function logListening(log: Logger, listener: 'proxy' | 'proxy-tls' | 'admin', address: HostPort): void {
   log.info({ event: 'listening', listener, host: address.host, port: address.port, address: formatHostPort(address) }, `${listener} listening on ${formatHostPort(address)}`);
 }
 
@@ -223,6 +295,20 @@ function warnIfAdminExposed(log: Logger, config: NodeConfig): void {
   if (isLoopbackHost(config.admin.host) || config.adminAuthReads) return;
   const address = formatHostPort(config.admin);
   log.warn({ event: 'admin_exposed', address }, `the admin API is configured on ${address}, which is not loopback: writes need the token, but reads (pool, stats, metrics) are open (--admin-auth-reads closes them)`);
+}
+
+/**
+ * Connections beyond what the open-file limit allows are not refused by the proxy but
+ * by libuv, which accepts and closes them with a reserve descriptor, uncounted — and the
+ * admin API and LevelDB starve at the same time. Say so at start.
+ */
+function warnIfOverFdLimit(log: Logger, config: NodeConfig): void {
+  const limit = openFileLimit();
+  if (limit === undefined || config.maxConnections <= autoMaxConnections(limit)) return;
+  log.warn(
+    { event: 'max_connections_over_fd_limit', maxConnections: config.maxConnections, openFileLimit: limit, fits: autoMaxConnections(limit) },
+    `--max-connections ${config.maxConnections} needs more file descriptors than the open-file limit (${limit}) leaves: raise the limit (ulimit -n, LimitNOFILE=) or lower --max-connections to ${autoMaxConnections(limit)}`,
+  );
 }
 
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
