@@ -18,9 +18,9 @@
 //
 // Every call into the RawNode happens while no Ready is outstanding: ticks, peer
 // messages, proposals and read requests that arrive during a disk write wait in a
-// queue and run, in arrival order, right after advance(). The core thus never sees
-// input between ready() and advance(), which keeps its reasoning that of the
-// simulator's.
+// queue and run, in arrival order, right after advance() — each after the ticks that
+// were due when it arrived. The core thus never sees input between ready() and
+// advance(), which keeps its reasoning that of the simulator's.
 //
 // Time: the tick is derived from a clock that counts suspended time (clock.ts) and is
 // caught up before anything acts on the lease — a late timer, a paused process or a
@@ -247,6 +247,8 @@ export interface DriverStatus {
 /** Work waiting for the outstanding Ready: a client request (refusable) or a peer message (droppable). */
 interface Queued {
   readonly fn: () => void;
+  /** When it arrived (now()): the ticks due before then are applied before it runs. */
+  readonly at: number;
   /** Requests only: how to tell the caller it will not run. */
   readonly refuse?: (err: Error) => void;
 }
@@ -347,6 +349,7 @@ export class RaftDriver<R> {
           this.tickQueued = false;
           this.expireReads();
         },
+        at: this.now(),
       });
       return;
     }
@@ -501,7 +504,7 @@ export class RaftDriver<R> {
         return;
       }
       this.queuedRequests++;
-      this.queue.push({ fn, refuse: onRefused ?? (() => undefined) });
+      this.queue.push({ fn, refuse: onRefused ?? (() => undefined), at: this.now() });
       return;
     }
     this.catchUpTicks();
@@ -518,7 +521,7 @@ export class RaftDriver<R> {
         return;
       }
       this.queuedMessages++;
-      this.queue.push({ fn });
+      this.queue.push({ fn, at: this.now() });
       return;
     }
     this.catchUpTicks();
@@ -535,9 +538,8 @@ export class RaftDriver<R> {
     }
   }
 
-  /** Ticks owed to real time, applied now; returns how many. */
-  private catchUpTicks(): number {
-    const now = this.now();
+  /** Ticks owed to real time up to `now` (default: the clock), applied now; returns how many. */
+  private catchUpTicks(now: number = this.now()): number {
     let n = 0;
     while (now - this.lastTickAt >= this.tickMs) {
       this.node.tick();
@@ -558,13 +560,21 @@ export class RaftDriver<R> {
           continue;
         }
         if (this.queue.length === 0) break;
-        this.catchUpTicks();
         const batch = this.queue;
         this.queue = [];
         this.queuedRequests = 0;
         this.queuedMessages = 0;
         this.tickQueued = false;
-        for (const q of batch) q.fn();
+        // Each waited behind the disk write: it runs after the ticks that were due when it
+        // arrived, and before those that fell due while it waited. A leader whose fsync
+        // stalled thus counts the acknowledgements that came in meanwhile before its
+        // check-quorum tick looks for them (no step-down for a slow disk), and a follower
+        // keeps its promise from the moment the leader's round arrived.
+        for (const q of batch) {
+          this.catchUpTicks(q.at);
+          q.fn();
+        }
+        this.catchUpTicks();
       }
     } catch (err) {
       this.fail(err instanceof LoopFailure ? err.kind : 'internal', err instanceof LoopFailure ? err.cause : err);
