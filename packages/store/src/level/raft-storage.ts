@@ -16,7 +16,8 @@
 // unless the caller says it need not be), createSnapshot() and compact() (synced), and
 // write(): the application's own keys (the pool state), unsynced, but never on disk
 // before a write issued earlier — LevelDB's write-ahead log keeps the order, so after a
-// crash the pool is never ahead of the log it was applied from.
+// crash the pool is never ahead of the log it was applied from. Writes that queue up
+// behind one in progress are merged into one batch (group commit).
 import {
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
@@ -100,8 +101,18 @@ export interface LevelRaftStorageOptions {
  * before sending the Ready's messages, calls `createSnapshot`/`compact` after applying,
  * and `flush()` when it must know those are on disk too.
  */
+/** One write waiting in the queue: its ops are planned when it runs (a save reads what earlier writes left in memory). */
+interface QueuedWrite {
+  readonly plan: () => { ops: Op[]; then: () => void; sync?: boolean };
+  /** A save(): at most one per merged batch (its plan reads memory that only its own then() updates). */
+  readonly save: boolean;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
 export class LevelRaftStorage implements PersistentStorage {
-  private queue: Promise<void> = Promise.resolve();
+  private readonly pending: QueuedWrite[] = [];
+  private writing = false;
   /** The first failed write: every later write fails with it too (the log on disk may be behind). */
   private failed: Error | null = null;
   private readonly failureListeners: ((err: Error) => void)[] = [];
@@ -183,7 +194,7 @@ export class LevelRaftStorage implements PersistentStorage {
    * false (only for a commit-only change: Ready.mustSync); memory follows once written.
    */
   save(u: StorageUpdate, options: { readonly sync?: boolean } = {}): Promise<void> {
-    return this.enqueue(() => {
+    return this.enqueue(true, () => {
       const ops: Op[] = [];
       // Against what will be in memory when this write runs (writes run in order).
       let last = this.mem.lastIndex();
@@ -211,7 +222,7 @@ export class LevelRaftStorage implements PersistentStorage {
    * writes: a crash may lose it, never reorder it before a write issued earlier.
    */
   write(ops: readonly PoolBatchOp[]): Promise<void> {
-    return this.enqueue(() => ({
+    return this.enqueue(false, () => ({
       ops: ops.map((op): Op => (op.type === 'put' ? put(op.key, op.value) : del(op.key))),
       then: () => undefined,
       sync: false,
@@ -225,7 +236,7 @@ export class LevelRaftStorage implements PersistentStorage {
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     const before = this.mem.snapshot();
     const snap = this.mem.createSnapshot(index, confState, data);
-    if (snap !== before) this.enqueue(() => ({ ops: snapshotOps(snap), then: () => undefined })).catch(() => undefined);
+    if (snap !== before) this.enqueue(false, () => ({ ops: snapshotOps(snap), then: () => undefined })).catch(() => undefined);
     return snap;
   }
 
@@ -233,7 +244,7 @@ export class LevelRaftStorage implements PersistentStorage {
   compact(index: number): void {
     const first = this.mem.firstIndex();
     this.mem.compact(index);
-    if (index >= first) this.enqueue(() => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
+    if (index >= first) this.enqueue(false, () => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
   }
 
   /**
@@ -248,24 +259,53 @@ export class LevelRaftStorage implements PersistentStorage {
 
   /** Resolves when every write issued so far is durable; rejects if any failed. */
   flush(): Promise<void> {
-    return this.enqueue(() => ({ ops: [], then: () => undefined }));
+    return this.enqueue(false, () => ({ ops: [], then: () => undefined }));
   }
 
-  private enqueue(plan: () => { ops: Op[]; then: () => void; sync?: boolean }): Promise<void> {
-    const run = this.queue.then(async () => {
-      if (this.failed !== null) throw this.failed;
-      const { ops, then, sync = true } = plan();
+  private enqueue(save: boolean, plan: QueuedWrite['plan']): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ plan, save, resolve, reject });
+      if (!this.writing) void this.writeQueued();
+    });
+  }
+
+  /**
+   * Group commit: the writes that queued up while one was on its way to the disk go
+   * down together as one batch (synced if any of them must be) — one fsync and one trip
+   * to LevelDB's thread instead of one each. A batch holds at most one save(): a save's
+   * ops are planned against the memory its predecessor's completion updates.
+   */
+  private async writeQueued(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const batch: QueuedWrite[] = [];
+      let saves = 0;
+      while (this.pending.length > 0 && !(this.pending[0]!.save && saves > 0)) {
+        const w = this.pending.shift()!;
+        if (w.save) saves++;
+        batch.push(w);
+      }
+      if (this.failed !== null) {
+        for (const w of batch) w.reject(this.failed);
+        continue;
+      }
+      const planned = batch.map((w) => w.plan());
+      const ops = planned.length === 1 ? planned[0]!.ops : planned.flatMap((p) => p.ops);
+      const sync = planned.some((p) => p.sync ?? true);
       try {
         if (ops.length > 0) await this.db.batch(ops as never, (sync ? SYNC : NO_SYNC) as never);
       } catch (err) {
         this.failed = err as Error;
         for (const listener of this.failureListeners.splice(0)) listener(this.failed);
-        throw err;
+        for (const w of batch) w.reject(this.failed);
+        continue;
       }
-      then();
-    });
-    this.queue = run.catch(() => undefined);
-    return run;
+      for (let i = 0; i < batch.length; i++) {
+        planned[i]!.then();
+        batch[i]!.resolve();
+      }
+    }
+    this.writing = false;
   }
 
   private deleteRange(from: number, to: number): Op[] {
