@@ -9,6 +9,7 @@
 //
 //   node many-origins.js PORT FROM COUNT    prints "listening N" once all are bound
 import net from 'node:net';
+import { originAddress } from './origin-address.js';
 
 const port = Number(process.argv[2]);
 const from = Number(process.argv[3]);
@@ -18,11 +19,6 @@ if (![port, from, count].every(Number.isInteger) || port < 1 || port > 65535 || 
   process.exit(2);
 }
 
-/** The i-th origin address: 127.1.0.1, 127.1.0.2, … (never .0 or .255 in the last byte). */
-export function originAddress(i) {
-  const n = Math.floor(i / 254);
-  return `127.1.${n}.${(i % 254) + 1}`;
-}
 const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok');
 const END = Buffer.from('\r\n\r\n');
 
