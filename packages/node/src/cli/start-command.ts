@@ -104,6 +104,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   reload = () => {
     tls.reload('SIGHUP');
     running.reloadTls();
+    running.reopenLogs();
   };
   const received = await signal;
   log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
