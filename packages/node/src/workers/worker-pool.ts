@@ -77,6 +77,7 @@ export class WorkerPool {
 
   /** Forks every worker; resolves once all listen (with the bound ports), rejects if one cannot. */
   start(): Promise<{ proxy: number; tls: number | null }> {
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: workerEntry(), silent: true });
     for (let n = 1; n <= this.#options.count; n++) {
       const slot: Slot = { n, worker: null, listening: false, ready: false, crashes: 0, startedAt: 0, last: null, restartTimer: null };
@@ -96,7 +97,7 @@ export class WorkerPool {
     slot.ready = false;
     slot.listening = false;
     slot.startedAt = Date.now();
-    const worker = cluster.fork({ WELDR_WORKER_SLOT: String(slot.n) });
+    const worker = cluster.fork({ WELDR_WORKER_SLOT: String(slot.n), UV_TCP_SINGLE_ACCEPT: '1' });
     slot.worker = worker;
     this.#bySlotWorker.set(worker, slot);
     relayLines(worker.process.stdout, this.#options.stdout);
