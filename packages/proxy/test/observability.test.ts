@@ -30,8 +30,8 @@ test('access log: one JSON line per request with the documented fields, written 
   await new Promise((r) => setImmediate(r));
   t.is(sink.lines.length, 4);
   const ok = sink.lines[0]!;
-  t.like(ok, { event: 'access', node: 'n7', client: '127.0.0.1', method: 'GET', target: '/x?q="a"', status: 200, origin: `127.0.0.1:${origin.port}`, retries: 0 });
-  t.is(ok.bytes, Buffer.byteLength('origin:GET /x?q="a"'));
+  t.like(ok, { event: 'access', node: 'n7', client: '127.0.0.1', method: 'GET', target: '/x?q=%22a%22', status: 200, origin: `127.0.0.1:${origin.port}`, retries: 0 });
+  t.is(ok.bytes, Buffer.byteLength('origin:GET /x?q=%22a%22'));
   t.is(typeof ok.ms, 'number');
   t.regex(String(ok.id), /^[0-9a-f]{8}-[0-9a-z]+$/);
   t.is(new Set(sink.lines.map((l) => l.id)).size, 4, 'request ids are unique');
@@ -41,11 +41,13 @@ test('access log: one JSON line per request with the documented fields, written 
 test('access log: lines of one event-loop turn reach the destination in one write', async (t) => {
   const sink = memorySink();
   const log = new AccessLog(sink, 'n1', 'abcd0123', { accessLogDropped: 0 });
-  for (let i = 0; i < 3; i++) log.record('GET', '/', 200, 1, 0.5, null, 0, '127.0.0.1');
+  const targets = ['/', '/a"b\\c', '/\u00e9\u0001'];
+  for (const target of targets) log.record('GET', target, 200, 1, 0.5, null, 0, '127.0.0.1');
   t.is(sink.writes, 0, 'nothing written from the request path');
   await new Promise((r) => setImmediate(r));
   t.is(sink.writes, 1);
   t.is(sink.lines.length, 3);
+  t.deepEqual(sink.lines.map((l) => l.target), targets, 'targets that need escaping stay valid JSON');
   t.deepEqual(
     sink.lines.map((l) => l.id),
     ['abcd0123-1', 'abcd0123-2', 'abcd0123-3'],
