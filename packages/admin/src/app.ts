@@ -5,6 +5,7 @@ import type { AdminState, ResolvedDeps } from './context.js';
 import { requireToken, requireTokenForReads } from './middleware/auth.js';
 import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
+import { memberRoutes } from './routes/members.js';
 import { batchRoutes } from './routes/batch.js';
 import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
@@ -31,6 +32,7 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   settingsRoutes(router, resolved, auth);
   statsRoutes(router, resolved);
   nodeRoutes(router, resolved, auth);
+  memberRoutes(router, resolved, auth);
 
   const app = new Koa<AdminState>();
   // We log errors ourselves (middleware/errors.ts); Koa's default handler would print to stderr.

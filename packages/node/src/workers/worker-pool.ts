@@ -1,10 +1,10 @@
 // The node process's side of --workers N: forks N proxy workers with node:cluster,
 // hands them the configuration, every pool snapshot and every health verdict, gathers
 // their figures for /stats and /metrics, restarts a worker that dies (counted and
-// logged), and stops them gracefully. The listening sockets are the node process's:
-// node:cluster's primary accepts and hands each connection to a worker in turn
-// (round-robin, SCHED_RR), so connections spread evenly and a dying worker never
-// closes the listener while another one lives.
+// logged), and stops them gracefully. The listening sockets are the node process's and
+// shared with every worker, which accepts by itself (SCHED_NONE: no connection passes
+// through the node process; libuv's single accept spreads a burst over the workers), so
+// a dying worker never closes the listener while another one lives.
 import cluster, { type Worker } from 'node:cluster';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
