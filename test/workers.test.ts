@@ -1,12 +1,19 @@
 // Proxy worker processes (--workers N, issue 13 item 1): connections spread over the
 // workers, stats and metrics summed over them, a worker killed under load costs only
 // the requests it had in flight and is restarted and counted, graceful shutdown lets
-// in-flight requests finish on every worker, and workers never outlive their node.
+// in-flight requests finish on every worker, and workers never outlive their node; the
+// TLS listener is served by every worker, SIGHUP reaches them (certificates, access-log
+// file), and the connection limits hold for the node as a whole.
+import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import tls from 'node:tls';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import { adminCall, removeOrigin } from './helpers/admin.js';
+import { hasOpenssl, makeCa } from './helpers/certs.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
-import { events, type WeldrNode } from './helpers/node.js';
+import { events, makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { eventually, within } from './helpers/wait.js';
 
 const WORKERS = ['--workers', '2'];
@@ -153,4 +160,124 @@ test.serial('workers of a node that is killed stop at once: nothing serves outsi
     () => true,
   );
   t.true(refused, 'the proxy port no longer answers');
+});
+
+/** The serial number of the certificate presented on a new TLS connection. */
+function servedSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', ca, servername: 'e2e.test' }, () => {
+      resolve(s.getPeerCertificate().serialNumber);
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Access-log lines of a file (JSON, one a line). */
+function accessLines(path: string): { id: string; status: number }[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as { id: string; status: number });
+}
+
+test.serial('the TLS listener is served by the workers; SIGHUP reaches every worker: renewed certificates and a reopened access-log file', async (t) => {
+  if (!hasOpenssl()) return void t.pass('skipped: openssl is not installed');
+  const ca = makeCa();
+  t.teardown(() => ca.remove());
+  const dir = makeTempDir(t);
+  const first = ca.issue(['e2e.test']);
+  const certFile = join(dir, 'proxy.crt');
+  const keyFile = join(dir, 'proxy.key');
+  copyFileSync(first.certFile, certFile);
+  copyFileSync(first.keyFile, keyFile);
+  const logFile = join(dir, 'access.log');
+  const { node } = await nodeWithOrigins(t, ['a'], {
+    store: 'memory',
+    args: [...WORKERS, '--listen-tls', '127.0.0.1:0', '--tls-cert', certFile, '--tls-key', keyFile, '--access-log', logFile],
+  });
+  t.truthy(node.proxyTlsPort);
+  const https = async (): Promise<number> => {
+    const agent = new Agent({ connect: { ca: ca.ca, servername: 'e2e.test' }, pipelining: 0 });
+    try {
+      const res = await request(`https://127.0.0.1:${node.proxyTlsPort}/`, { dispatcher: agent });
+      await res.body.text();
+      return res.statusCode;
+    } finally {
+      await agent.close();
+    }
+  };
+  // The routing check of nodeWithOrigins went through the proxy too: count from here.
+  const routed = await eventually('the routing checks logged', () => {
+    const n = accessLines(logFile).length;
+    return n > 0 ? n : undefined;
+  });
+  for (let i = 0; i < 8; i++) t.is(await https(), 200);
+  const before = await servedSerial(node.proxyTlsPort!, ca.ca);
+  await eventually('eight more access lines in the file', () => (accessLines(logFile).length >= routed + 8 ? true : undefined));
+  const moved = accessLines(logFile).length;
+
+  // logrotate's way: move the file, then SIGHUP; new certificate files at the same paths.
+  renameSync(logFile, `${logFile}.1`);
+  const renewed = ca.issue(['e2e.test']);
+  copyFileSync(renewed.certFile, certFile);
+  copyFileSync(renewed.keyFile, keyFile);
+  node.proc.signal('SIGHUP');
+  for (const worker of [1, 2]) {
+    await node.proc.waitForLine(`worker ${worker} TLS reload`, (l) => l.event === 'tls_reloaded' && l.worker === worker);
+    await node.proc.waitForLine(`worker ${worker} access-log reopen`, (l) => l.event === 'access_log_reopened' && l.worker === worker);
+  }
+  // Whichever worker takes a handshake now, it presents the renewed certificate.
+  for (let i = 0; i < 8; i++) t.not(await servedSerial(node.proxyTlsPort!, ca.ca), before, `handshake ${i} after the reload`);
+  for (let i = 0; i < 8; i++) t.is(await https(), 200);
+  await eventually('the new file gets the new lines', () => (accessLines(logFile).length >= 8 ? true : undefined));
+  t.is(accessLines(`${logFile}.1`).length, moved, 'the moved file got nothing after the reopen');
+  t.true(accessLines(logFile).every((l) => l.status === 200));
+});
+
+/** Opens n connections at once; after settleMs, those the node kept open. */
+async function held(port: number, n: number, settleMs = 1_500): Promise<Socket[]> {
+  const sockets = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Socket | null>((resolve) => {
+          const s = connect({ port, host: '127.0.0.1' });
+          s.on('error', () => resolve(null));
+          s.on('connect', () => setTimeout(() => resolve(s.destroyed || s.readableEnded ? null : s), settleMs));
+          s.on('end', () => s.destroy());
+        }),
+    ),
+  );
+  return sockets.filter((s): s is Socket => s !== null && !s.destroyed);
+}
+
+test.serial('--max-connections holds for the node as a whole: each of 2 workers holds its half', async (t) => {
+  // No origin: nothing has gone through the proxy before the flood (a keep-alive
+  // connection of a routing check would hold a slot).
+  const node = await startNode(t, { store: 'memory', args: [...WORKERS, '--max-connections', '4', '--max-connections-per-source', '0'] });
+  const open = await held(node.proxyPort, 12);
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  t.log(`connections kept open: ${open.length} of 12`);
+  // 2 per worker: at most 4 for the node; at least the 2 of whichever worker took the first.
+  t.true(open.length <= 4, `kept ${open.length}`);
+  t.true(open.length >= 2, `kept ${open.length}`);
+  const refused = await eventually('the refusals counted over the workers', async () => {
+    const n = await metric(node, /^weldr_proxy_limit_refusals_total\{limit="max_connections"[^}]*\} (\d+)$/m);
+    return n >= 12 - open.length ? n : undefined;
+  });
+  t.is(refused, 12 - open.length);
+  // Once the held connections go, the node answers again (503: it has no origin).
+  open.forEach((s) => s.destroy());
+  const status = await eventually('served again', async () => {
+    try {
+      const res = await request(`${node.proxyUrl}/`);
+      await res.body.text();
+      return res.statusCode;
+    } catch {
+      return undefined;
+    }
+  });
+  t.is(status, 503);
 });

@@ -75,6 +75,8 @@ function handle(m: ToWorker): void {
     case 'tls':
       try {
         proxy?.setTls({ certificates: m.certificates });
+        // Each worker says so: the node's own line only says the files were read.
+        log?.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP' }, 'worker: proxy TLS certificates reloaded');
       } catch (err) {
         log?.error({ event: 'tls_reload_failed', tls: 'proxy TLS', err: { message: (err as Error).message } }, 'worker: proxy TLS certificates not reloaded');
       }
