@@ -216,12 +216,13 @@ if (skipReason !== null) {
       const proc = spawnWeldr(t, `drill ${kind}`, args, {}, NetnsLab.exec(client.ns));
       const exit = await within(`the ${kind} drill`, proc.exited, 400_000);
       for (const line of proc.stderr.trim().split('\n')) t.log(`  ${line}`);
-      let report: Report;
+      let report: Report | undefined;
       try {
         report = JSON.parse(proc.stdout) as Report;
       } catch {
-        throw new Error(`drill ${kind} exited ${exit.code} without a report: ${proc.stdout}${proc.stderr}\n${vipLog(members)}`);
+        report = undefined;
       }
+      if (report?.rounds === undefined) throw new Error(`drill ${kind} exited ${exit.code} without a report: ${proc.stdout}${proc.stderr}\n${vipLog(members)}`);
       if (exit.code !== 0) {
         for (const r of report.rounds.filter((x) => x.error !== undefined)) t.log(`${kind} round ${r.round} (${r.target} → ${r.newActive ?? '—'}): ${r.error}; failed requests ${JSON.stringify(r.requests.failures)}`);
         t.log(`VIP and role events:\n${vipLog(members)}`);

@@ -24,6 +24,8 @@ export const EXIT_DRILL_INTERRUPTED = 130;
 
 /** How long the drill waits for a healthy cluster before the first round. */
 const START_HEALTH_MS = 5_000;
+/** How long the drill keeps probing a traffic target before it refuses to start. */
+const PROBE_WINDOW_MS = 10_000;
 
 interface Fault {
   /** Lift the fault now (synchronous part first: a paused process is continued at once). */
@@ -98,7 +100,7 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
         throw new CtlError(EXIT_SERVER_ERROR, `the cluster is not healthy: ${why}`, "the drill starts only on a healthy cluster (every member up, one active node, all agreeing); check 'weldr cluster status'");
       }
       for (const url of targets) {
-        const bad = await traffic.probe(url);
+        const bad = await probeTarget(traffic, url, interrupt.signal);
         if (bad !== null) throw new CtlError(EXIT_REFUSED, `the traffic target ${url} does not serve: ${bad}`, 'check --target / --vip, or that the members\' proxies have origins to route to');
       }
       progress(`drill: ${opts.kind}, ${opts.rounds} round${opts.rounds === 1 ? '' : 's'}, seed ${opts.seed}; members ${ids.join(', ')}; traffic to ${opts.target.kind === 'members' ? "the active member's proxy" : targets.join(', ')}`);
@@ -295,6 +297,22 @@ function trafficTargets(opts: DrillOptions, members: readonly DrillMember[]): st
   const missing = members.filter((m) => m.proxyUrl === undefined).map((m) => m.id);
   if (missing.length > 0) throw new CtlError(EXIT_REFUSED, `${missing.join(', ')} do not report their proxy address`, 'give the traffic target with --target URL or --vip ADDRESS (or upgrade those members)');
   return members.map((m) => m.proxyUrl!);
+}
+
+/**
+ * A traffic target serves when one of a few probes within PROBE_WINDOW_MS is answered: a
+ * single probe that times out on a loaded machine (or while a VIP's neighbour entry is
+ * refreshed) says nothing about the target. Null when it served, else the last reason.
+ */
+async function probeTarget(traffic: ProxyTraffic, url: string, signal: AbortSignal): Promise<string | null> {
+  const deadline = performance.now() + PROBE_WINDOW_MS;
+  let why: string | null = 'not probed';
+  while (!signal.aborted) {
+    why = await traffic.probe(url);
+    if (why === null || performance.now() > deadline) return why;
+    await sleep(500, signal);
+  }
+  return why;
 }
 
 /** Polls until the cluster is healthy; null when it is, else the last reason (after `timeoutMs` or an interrupt). */
