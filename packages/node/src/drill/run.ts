@@ -133,15 +133,19 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
     async function runRound(n: number): Promise<RoundRecord> {
       // ±25 % jitter, seeded, so faults do not line up with the heartbeats.
       const pause = Math.round(opts.intervalMs * (0.75 + random() * 0.5));
-      let active: string[] = [];
-      for (let attempt = 0; attempt < 3 && active.length !== 1; attempt++) {
-        const ready = await waitHealthy(members, sampler, poller, opts.healTimeoutMs, interrupt.signal);
-        if (ready !== null) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `the cluster did not become healthy within ${opts.healTimeoutMs} ms: ${ready}` };
-        await sleep(pause, interrupt.signal);
-        if (interrupt.signal.aborted) return { round: n, target: '—', faultAt: now(), endAt: now(), error: 'interrupted before the fault' };
+      const ready = await waitHealthy(members, sampler, poller, opts.healTimeoutMs, interrupt.signal);
+      if (ready !== null) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `the cluster did not become healthy within ${opts.healTimeoutMs} ms: ${ready}` };
+      await sleep(pause, interrupt.signal);
+      // The fault goes in at the first moment after the pause with exactly one active node:
+      // on a loaded machine the lease may dip for a sample or two (bounded by the heal timeout).
+      let active = sampler.activeNow();
+      const waitUntil = now() + opts.healTimeoutMs;
+      while (active.length !== 1 && now() < waitUntil && !interrupt.signal.aborted) {
+        await sleep(10, interrupt.signal);
         active = sampler.activeNow();
       }
-      if (active.length !== 1) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `expected one active node before the fault, saw ${active.length}` };
+      if (interrupt.signal.aborted) return { round: n, target: '—', faultAt: now(), endAt: now(), error: 'interrupted before the fault' };
+      if (active.length !== 1) return { round: n, target: '—', faultAt: now(), endAt: now(), error: `expected one active node before the fault, saw ${active.length} for ${opts.healTimeoutMs} ms` };
       const target = members.find((m) => m.id === active[0])!;
       const faultAt = now();
       const fault = inject(target);
