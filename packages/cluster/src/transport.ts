@@ -314,7 +314,7 @@ export class TcpTransport implements Transport {
         clearTimeout(deadline);
         peer.connected = true;
         peer.backoffMs = this.minMs;
-        if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
+        if (peer.reportedDown) this.opts.log.info({ event: 'raft_peer_reachable', peer: peer.id }, `raft peer ${peer.id} reachable again`);
         peer.reportedDown = false;
         return;
       }
@@ -338,7 +338,12 @@ export class TcpTransport implements Transport {
         } else if (failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
           this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
         } else {
-          this.opts.log.debug({ peer: peer.id, err: failure ?? 'closed' }, 'raft peer connection failed');
+          // The same level as "reachable again": an operator reading at info sees both
+          // ends of every outage, and one line each, however long it lasts.
+          this.opts.log.info(
+            { event: 'raft_peer_unreachable', peer: peer.id, address: `${peer.address.host}:${peer.address.port}`, why: failure ?? 'closed', wasConnected: authenticated },
+            authenticated ? `raft peer ${peer.id} unreachable (${failure ?? 'connection closed'})` : `raft peer ${peer.id} not reachable yet (${failure ?? 'connection closed'})`,
+          );
         }
         peer.reportedDown = true;
       }
