@@ -2,6 +2,8 @@
 // package depends on no other package's internals (the proxy is never imported).
 import type { Registry } from 'prom-client';
 import type { PoolStore } from '@weldr/store';
+import type { NodeEvent } from './node-events.js';
+import type { StatsHistoryView } from './stats-history.js';
 
 export interface CounterPair {
   readonly success: number;
@@ -34,6 +36,8 @@ export interface ServerStatsView {
   /** Requests in flight. */
   readonly active: number;
   readonly lastCheck?: LastCheckView;
+  /** Outcomes of the last active checks (at most 10), oldest first; true = passed. */
+  readonly recentChecks?: readonly boolean[];
 }
 
 /** The proxy's stats(), as the admin API reads it. */
@@ -48,6 +52,16 @@ export interface ClusterMember {
   readonly id: string;
   readonly address?: string;
   readonly role: 'voter' | 'learner';
+  /**
+   * The member's Raft role as this node knows it: its own, 'leader' for the leader it
+   * follows, 'follower' only for a member this leader heard from lately; absent when
+   * this node cannot know.
+   */
+  readonly raftRole?: string;
+  /** This node's own connection to the member is up (always true for itself). */
+  readonly reachable?: boolean;
+  /** Milliseconds since this node last received a message from the member; null: never. */
+  readonly lastContactMs?: number | null;
 }
 
 /** What a leadership transfer did. */
@@ -67,6 +81,17 @@ export interface ClusterInfo {
   readonly members: readonly ClusterMember[];
 }
 
+/** GET /node: this node's identity and its own settings (never a secret). */
+export interface NodeView {
+  readonly id: string;
+  readonly version: string;
+  readonly pid: number;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** The resolved configuration, secrets replaced by "[redacted]". */
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
 /** The subset of pino the admin API uses; a pino Logger satisfies it. */
 export interface AdminLogger {
   debug(obj: object, msg?: string): void;
@@ -84,6 +109,12 @@ export interface AdminDeps {
     /** Cluster mode only: hand leadership to `to` (or the most up-to-date follower). */
     transferLeadership?(to: string | undefined): Promise<LeadershipTransfer>;
   };
+  /** GET /stats/history: recent samples of the request counters (StatsHistory); empty without. */
+  readonly history?: { view(): StatsHistoryView };
+  /** GET /events: what this node saw happen (NodeEvents); empty without. */
+  readonly events?: { since(seq: number): { events: readonly NodeEvent[]; next: number } };
+  /** GET /node: identity and settings; without it, only the id from cluster.info(). */
+  readonly node?: () => NodeView;
   /** Served at /metrics; the admin API registers its own request metrics here too. */
   readonly metrics: Registry;
   readonly log: AdminLogger;

@@ -20,6 +20,7 @@ const NAMES = [
   'weldr_proxy_origin_connections',
   'weldr_proxy_origin_queued',
   'weldr_proxy_tls_handshake_errors_total',
+  'weldr_health_checks_total',
 ];
 
 /** Label values of weldr_proxy_limit_refusals_total, one per limit (docs/operations.md). */
@@ -118,6 +119,17 @@ export function registerMetrics(registry: Registry, counters: Counters, upstream
         for (const o of upstream.origins) {
           for (const h of HEALTH) this.set({ server: o.id, state: h }, o.health.health === h ? 1 : 0);
         }
+      },
+    }),
+    new Counter({
+      name: 'weldr_health_checks_total',
+      help: 'Active health checks finished, by result (pass: the expected status in time; fail: anything else)',
+      labelNames: ['result'],
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc({ result: 'pass' }, upstream.checksPassed);
+        this.inc({ result: 'fail' }, upstream.checksFailed);
       },
     }),
     new Gauge({

@@ -63,7 +63,10 @@ export function buildStats(counters: Counters, upstream: Upstream, now: number):
       active: o.active,
     };
     if (ejected) s.ejectedUntil = o.passive.ejectedUntil;
-    if (o.health.lastCheck !== undefined) s.lastCheck = { ...o.health.lastCheck };
+    if (o.health.lastCheck !== undefined) {
+      s.lastCheck = { ...o.health.lastCheck };
+      s.recentChecks = o.health.recentChecks();
+    }
     return s;
   });
   return {

@@ -26,6 +26,9 @@ export class Upstream {
   readonly #byId = new Map<string, Origin>();
   /** Where new requests may go. */
   candidates: readonly Origin[] = [];
+  /** Active health checks finished since the start, by outcome (weldr_health_checks_total). */
+  checksPassed = 0;
+  checksFailed = 0;
   /** True when no server is healthy and every non-draining one is routed to anyway. */
   failOpen = false;
   #balancer: Balancer<Origin>;
@@ -160,6 +163,8 @@ export class Upstream {
       now: this.#deps.now,
       onResult: (result) => {
         if (origin.checker !== checker) return;
+        if (result.ok) this.checksPassed++;
+        else this.checksFailed++;
         const before = origin.health.health;
         if (origin.health.record(result, spec)) {
           const level = origin.health.health === 'unhealthy' ? 'warn' : 'info';

@@ -21,6 +21,9 @@ import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
 import type { NodeTls } from './tls-setup.js';
+import { NodeEvents, StatsHistory, type NodeView } from '@weldr/admin';
+import { settingsView } from '../config/settings-view.js';
+import { weldrVersion } from '../cli/version.js';
 
 const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
@@ -143,7 +146,21 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
     cleanups.push(unsubscribe);
 
-    const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    // What the status page shows besides /cluster and /stats.
+    const history = new StatsHistory(() => proxy.stats());
+    history.start();
+    cleanups.push(() => history.stop());
+    const events = new NodeEvents();
+    const startedAt = Date.now();
+    const nodeView = (): NodeView => ({ id: config.id, version: weldrVersion(), pid: process.pid, startedAt, settings: settingsView(config) });
+    if (raft !== null) {
+      const r = raft;
+      r.driver.onRoleChange((role, leader) => {
+        events.add('role', `${role}${leader === null ? ', no leader known' : leader === config.id ? '' : `, leader ${leader}`} (term ${r.driver.node.term})`, { role, leader, term: r.driver.node.term });
+      });
+    }
+
+    const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, store);
     view = cluster;
     if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
@@ -182,6 +199,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       ownListenerAt: ownListenerLookup(listeners),
       tls: tls.admin,
       relayDispatcher: relay?.get,
+      status: { history, events, node: nodeView },
     });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
@@ -217,6 +235,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     }
 
     if (!failing) cluster.activate();
+    if (raft === null) events.add('role', 'single node: active', { role: 'leader', leader: config.id, term: 0 });
     const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
     hooks = roleHooks;
     roleHooks.start();
