@@ -4,7 +4,7 @@ import { startAdmin } from './harness.js';
 
 test('unknown routes are 404 NOT_FOUND in the error shape', async (t) => {
   const h = await startAdmin(t);
-  for (const path of ['/nope', '/servers/10.0.0.1', '/servers/10.0.0.1/80/extra', '/']) {
+  for (const path of ['/nope', '/servers/10.0.0.1', '/servers/10.0.0.1/80/extra', '/ui/nope.js', '/ui/index.html']) {
     const r = await h.call('GET', path);
     t.is(r.status, 404, path);
     t.is(r.headers['content-type'], 'application/json; charset=utf-8');

@@ -22,7 +22,7 @@ export function uiRoutes(router: Router<AdminState>): void {
   const assets = loadUiAssets();
   const page = (ctx: AdminContext): void => send(ctx, assets.get('index.html')!);
   router.get('/', page);
-  router.get('/ui/', page);
+  router.get('/ui', page); // and /ui/: a trailing slash is ignored
   router.get('/ui/:asset', (ctx) => {
     const asset = assets.get(ctx.params['asset'] ?? '');
     if (asset === undefined || ctx.params['asset'] === 'index.html') throw new AdminError(404, 'NOT_FOUND', `no status page asset ${ctx.params['asset']}`);
