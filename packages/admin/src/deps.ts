@@ -88,6 +88,8 @@ export interface NodeView {
   readonly pid: number;
   /** Epoch milliseconds. */
   readonly startedAt: number;
+  /** Bound listener addresses by name (proxy, proxy-tls, admin, raft): the real ports, also for port 0. */
+  readonly listeners: Readonly<Record<string, string>>;
   /** The resolved configuration, secrets replaced by "[redacted]". */
   readonly settings: Readonly<Record<string, unknown>>;
 }

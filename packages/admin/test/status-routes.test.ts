@@ -74,7 +74,7 @@ test('GET /events?since: only what is new, bounded; a bad since is 400', async (
 test('GET /node: what the node gives, or at least its id', async (t) => {
   const bare = await startAdmin(t);
   t.deepEqual((await bare.call('GET', '/node')).json, { id: 'n1' });
-  const view = { id: 'n1', version: '1.2.3', pid: 7, startedAt: 5, settings: { adminToken: '[redacted]', raftHeartbeat: 50 } };
+  const view = { id: 'n1', version: '1.2.3', pid: 7, startedAt: 5, listeners: { admin: '127.0.0.1:8687' }, settings: { adminToken: '[redacted]', raftHeartbeat: 50 } };
   const h = await startAdmin(t, { node: () => view });
   t.deepEqual((await h.call('GET', '/node')).json, view);
 });

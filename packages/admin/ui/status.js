@@ -395,6 +395,7 @@ function renderSettings() {
     ['version', n.version],
     ['pid', n.pid],
     ['started', n.startedAt ? `${new Date(n.startedAt).toISOString()} (${ago(Date.now() - n.startedAt)})` : undefined],
+    ...Object.entries(n.listeners ?? {}).map(([k, v]) => [`listening on ${k}`, v]),
     ...Object.entries(n.settings ?? {})
       .filter(([k]) => k !== 'id')
       .map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]),

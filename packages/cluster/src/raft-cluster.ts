@@ -133,6 +133,11 @@ export class RaftCluster implements ClusterView {
 
   activate(): void {}
 
+  /** The port the peer transport listens on (the real one for port 0); undefined before start. */
+  get raftPort(): number | undefined {
+    return this.transport?.port;
+  }
+
   /** The peer transport's refusals and pending connections (for metrics); undefined before start. */
   transportStats(): TransportStats | undefined {
     return this.transport?.stats();

@@ -146,13 +146,22 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
     cleanups.push(unsubscribe);
 
+    // Filled in as the listeners bind (ports may be ephemeral).
+    const listeners: { name: string; address: HostPort }[] = [];
     // What the status page shows besides /cluster and /stats.
     const history = new StatsHistory(() => proxy.stats());
     history.start();
     cleanups.push(() => history.stop());
     const events = new NodeEvents();
     const startedAt = Date.now();
-    const nodeView = (): NodeView => ({ id: config.id, version: weldrVersion(), pid: process.pid, startedAt, settings: settingsView(config) });
+    const nodeView = (): NodeView => ({
+      id: config.id,
+      version: weldrVersion(),
+      pid: process.pid,
+      startedAt,
+      listeners: Object.fromEntries([...listeners.map((l) => [l.name, formatHostPort(l.address)] as const), ...(raft === null ? [] : [['raft', formatHostPort({ host: config.raft.host, port: raft.raftPort ?? config.raft.port })] as const])]),
+      settings: settingsView(config),
+    });
     if (raft !== null) {
       const r = raft;
       r.driver.onRoleChange((role, leader) => {
@@ -165,8 +174,6 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     if (failing) cluster.deactivate();
     warnIfAdminExposed(log, config);
     warnIfOverFdLimit(log, config);
-    // Filled in as the listeners bind (ports may be ephemeral).
-    const listeners: { name: string; address: HostPort }[] = [];
     const raftNow = raft;
     let lastLeader: string | null | undefined;
     registerClusterMetrics(
