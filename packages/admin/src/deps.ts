@@ -62,6 +62,12 @@ export interface ClusterMember {
   readonly reachable?: boolean;
   /** Milliseconds since this node last received a message from the member; null: never. */
   readonly lastContactMs?: number | null;
+  /** On the leader: how far the member's log is known to match, and how it replicates. */
+  readonly matchIndex?: number;
+  readonly replication?: string;
+  /** On the leader: current, catching-up, stalled, silent or unreachable, and why. */
+  readonly condition?: string;
+  readonly reason?: string;
 }
 
 /** What a leadership transfer did. */

@@ -209,9 +209,9 @@ function renderCluster() {
     const contact = self ? '—' : typeof m.lastContactMs === 'number' ? ago(m.lastContactMs) : m.lastContactMs === null ? 'never' : '—';
     const lag = typeof m.matchIndex === 'number' ? Math.max(0, c.commitIndex - m.matchIndex) : undefined;
     const notes = [];
-    if (m.live === false) notes.push('the leader has not heard from it lately');
-    if (m.catchingUp === false || m.status === 'behind') notes.push('not catching up');
+    if (m.condition && m.condition !== 'current') notes.push(m.condition);
     if (m.reason) notes.push(m.reason);
+    else if (m.live === false) notes.push('the leader has not heard from it lately');
     return el(
       'tr',
       { class: self ? 'self' : '', dataset: { member: m.id } },

@@ -7,7 +7,7 @@ export type { ClockSources } from './clock.js';
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 export type { RaftPoolStoreOptions } from './raft-pool-store.js';
 export { TcpTransport } from './transport.js';
-export type { PeerAddress, PeerTlsSource, TcpTransportOptions, TransportLogger, TransportStats } from './transport.js';
+export type { PeerAddress, PeerStatus, PeerTlsSource, TcpTransportOptions, TransportLogger, TransportStats } from './transport.js';
 export { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES, PRE_AUTH_MAX_FRAME_BYTES } from './codec.js';
 export { certificateNodeId, certificateNodeIds, nodeUri, NODE_URI_PREFIX } from './peer-identity.js';
 export { openPeerTls, readPeerTls } from './peer-tls.js';

@@ -10,12 +10,13 @@
 // root (packages/node) maps its settings onto RaftClusterOptions.
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import type { NodeId } from '@weldr/raft';
+import type { NodeId, Role } from '@weldr/raft';
 import { DataDir, DataDirRefusedError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult } from '@weldr/store';
 import { ListenerFailure, RaftDriver, type DriverFailure } from './driver.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
-import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { MemberWatch } from './member-watch.js';
 import { electionTicks } from './timers.js';
 
 /** What the admin API and /ready need to know about the cluster. */
@@ -33,6 +34,10 @@ export class RaftCluster implements ClusterView {
   private transport: TcpTransport | null = null;
   private readonly adminUrls = new Map<NodeId, string>();
   private selfAdminUrl: string | null = null;
+  /** Two election timeouts without a message: a member is not counted as heard from. */
+  private readonly silentMs: number;
+  private readonly watch: MemberWatch;
+  private watchTimer: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -40,7 +45,12 @@ export class RaftCluster implements ClusterView {
     private readonly dataDir: DataDir,
     readonly driver: RaftDriver<ApplyResult | null>,
     readonly store: RaftPoolStore,
-  ) {}
+  ) {
+    this.silentMs = 2 * config.electionTimeoutMs;
+    // Stalled: no progress for ten election timeouts (5 s with the defaults) — far longer
+    // than a healthy member takes to catch up on a loopback or LAN link.
+    this.watch = new MemberWatch({ silentMs: this.silentMs, stallMs: 10 * config.electionTimeoutMs });
+  }
 
   /**
    * Open the data directory (refused when damaged: DataDirRefusedError) and build the
@@ -129,6 +139,8 @@ export class RaftCluster implements ClusterView {
       log.info({ event: 'raft_role', role, leader, term: this.driver.node.term }, `raft role: ${role}${leader === null ? '' : `, leader ${leader}`}`);
     });
     this.driver.start(transport);
+    this.watchTimer = setInterval(() => this.watchMembers(), 1000);
+    this.watchTimer.unref();
   }
 
   activate(): void {}
@@ -167,9 +179,16 @@ export class RaftCluster implements ClusterView {
     };
     // On the leader: how far each member's log is known to match (replication lag).
     const progress = s.role === 'leader' ? this.driver.node.status().progress : undefined;
-    const replication = (id: NodeId): { matchIndex?: number; replication?: string } => {
+    const about = (id: NodeId): Partial<ClusterMemberStatus> => {
+      const seen = this.seen(id, s.role, s.leader);
       const p = progress?.[id];
-      return p === undefined ? {} : { matchIndex: p.match, replication: p.state };
+      const judged = id === this.config.id ? undefined : this.watch.judgement(id);
+      return {
+        ...withAddress(address(id)),
+        ...seen,
+        ...(p === undefined ? {} : { matchIndex: p.match, replication: p.state }),
+        ...(judged === undefined ? {} : { condition: judged.condition, ...(judged.reason === undefined ? {} : { reason: judged.reason }) }),
+      };
     };
     return {
       nodeId: this.config.id,
@@ -178,11 +197,43 @@ export class RaftCluster implements ClusterView {
       term: s.term,
       commitIndex: s.commitIndex,
       appliedIndex: s.appliedIndex,
-      members: [
-        ...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...withAddress(address(id)), raftRole: id === s.leader ? 'leader' : 'follower', ...replication(id) })),
-        ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...withAddress(address(id)), ...replication(id) })),
-      ],
+      members: [...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...about(id) })), ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...about(id) }))],
     };
+  }
+
+  /**
+   * A member as this node sees it, never a guess: its own role; the leader it follows;
+   * "follower" for another member only when this node leads and hears from it. A member
+   * killed a second ago is therefore shown without a role, and unreachable.
+   */
+  private seen(id: NodeId, role: Role, leader: NodeId | null): Pick<ClusterMemberStatus, 'raftRole' | 'reachable' | 'lastContactMs'> {
+    if (id === this.config.id) return { raftRole: raftRoleName(role), reachable: true };
+    const peer = this.transport?.peerStatus(id) ?? { reachable: false, lastContactMs: null };
+    const heard = peer.reachable && peer.lastContactMs !== null && peer.lastContactMs <= this.silentMs;
+    const raftRole = id === leader && heard ? 'leader' : role === 'leader' && heard ? 'follower' : undefined;
+    return { ...(raftRole === undefined ? {} : { raftRole }), reachable: peer.reachable, lastContactMs: peer.lastContactMs };
+  }
+
+  /** The leader judges its members every second; changes are logged (member_condition). */
+  private watchMembers(): void {
+    const s = this.driver.status();
+    if (s.role !== 'leader' || this.transport === null) {
+      this.watch.reset();
+      return;
+    }
+    const progress = this.driver.node.status().progress ?? {};
+    const transport = this.transport;
+    const observed = Object.entries(progress)
+      .filter(([id]) => id !== this.config.id)
+      .map(([id, p]) => ({ id, match: p.match, state: p.state, peer: transport.peerStatus(id) }));
+    for (const change of this.watch.observe(performance.now(), s.lastIndex, observed)) {
+      const trouble = change.to === 'stalled';
+      const entry = { event: 'member_condition', member: change.id, from: change.from ?? null, to: change.to, reason: change.reason, term: s.term };
+      // Lost and regained at the same level (the transport logs connections likewise);
+      // a member that answers yet does not catch up is the case nobody would notice.
+      if (trouble) this.log.warn(entry, `member ${change.id} is not catching up: ${change.reason}`);
+      else this.log.info(entry, `member ${change.id} ${change.to}${change.reason === undefined ? '' : `: ${change.reason}`}`);
+    }
   }
 
   /**
@@ -191,6 +242,8 @@ export class RaftCluster implements ClusterView {
    */
   async stop(): Promise<void> {
     this.shuttingDown = true;
+    if (this.watchTimer !== null) clearInterval(this.watchTimer);
+    this.watchTimer = null;
     await this.handOff();
     await this.store.close();
     await this.driver.stop();
@@ -278,6 +331,11 @@ export class RaftCluster implements ClusterView {
 /** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
 function isIoError(err: Error): boolean {
   return (err as { code?: unknown }).code === 'LEVEL_IO_ERROR' || err.message.startsWith('IO error');
+}
+
+/** The core's role names as /cluster spells them. */
+function raftRoleName(role: Role): string {
+  return role === 'preCandidate' ? 'pre-candidate' : role;
 }
 
 function withAddress(address: string | undefined): { address?: string } {

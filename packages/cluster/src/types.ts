@@ -70,9 +70,18 @@ export interface ClusterMemberStatus {
   readonly id: NodeId;
   readonly role: 'voter' | 'learner';
   readonly address?: string;
+  /** As this node knows it (never a guess): absent when it cannot know. */
   readonly raftRole?: string;
+  /** This node's own peer connection to the member is up. */
+  readonly reachable?: boolean;
+  /** Milliseconds since this node last received a message from the member; null: never. */
+  readonly lastContactMs?: number | null;
   readonly matchIndex?: number;
   readonly replication?: string;
+  /** On the leader: current, catching-up, stalled, silent or unreachable (member-watch.ts). */
+  readonly condition?: string;
+  /** On the leader: why the member is not current, when known. */
+  readonly reason?: string;
 }
 
 /** What /cluster reports (the admin API's ClusterInfo has this shape). */

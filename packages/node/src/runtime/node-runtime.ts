@@ -165,7 +165,16 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     if (raft !== null) {
       const r = raft;
       r.driver.onRoleChange((role, leader) => {
-        events.add('role', `${role}${leader === null ? ', no leader known' : leader === config.id ? '' : `, leader ${leader}`} (term ${r.driver.node.term})`, { role, leader, term: r.driver.node.term });
+        const term = r.driver.node.term;
+        const message =
+          role === 'leader'
+            ? `this node leads (term ${term})`
+            : role === 'follower'
+              ? leader === null
+                ? `follower, no leader known (term ${term})`
+                : `following ${leader} (term ${term})`
+              : `${role === 'preCandidate' ? 'pre-candidate' : 'candidate'}: an election (term ${term})`;
+        events.add('role', message, { role: role === 'preCandidate' ? 'pre-candidate' : role, leader, term });
       });
     }
 
