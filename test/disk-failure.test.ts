@@ -5,6 +5,7 @@
 // real 2 MB tmpfs and a real ext4 file system turned read-only; both need root, and the
 // tests are skipped with the reason otherwise.
 import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -13,7 +14,7 @@ import { mountBreakableDisk, mountTmpfs, unavailable } from './helpers/filesyste
 import { makeTempDir, startNode } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { spawnWeldr, type JsonLine, type RunningProcess } from './helpers/process.js';
-import { eventually, within } from './helpers/wait.js';
+import { eventually, scaled, sleep, within } from './helpers/wait.js';
 
 const EXIT_FATAL = 3;
 
@@ -31,11 +32,11 @@ interface Write {
 }
 
 /** POST one server; a node that died under the request is 'no answer' (not acknowledged). */
-async function post(adminUrl: string, port: number): Promise<Write> {
+async function post(adminUrl: string, port: number, idempotencyKey?: string): Promise<Write> {
   try {
     const r = await request(`${adminUrl}/servers`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...(idempotencyKey === undefined ? {} : { 'idempotency-key': idempotencyKey }) },
       body: JSON.stringify({ ip: '127.0.0.1', port, healthCheck: { path: `/health-of-a-server-with-a-rather-long-path/${'x'.repeat(200)}` } }),
       headersTimeout: 10_000,
       bodyTimeout: 10_000,
@@ -50,6 +51,22 @@ async function post(adminUrl: string, port: number): Promise<Write> {
     return { port, status: r.statusCode, ...(code === undefined ? {} : { code }) };
   } catch {
     return { port, status: 'no answer' };
+  }
+}
+
+/**
+ * A write that must be acknowledged, retried as a client would (same Idempotency-Key)
+ * while the cluster answers "no leader" or "overloaded": on a loaded machine an
+ * election can happen between the test's choice of a leader and its writes.
+ */
+async function postAcked(adminUrl: string, port: number): Promise<Write> {
+  const key = `disk-failure-${port}-${randomUUID()}`;
+  const deadline = Date.now() + scaled(30_000);
+  for (;;) {
+    const w = await post(adminUrl, port, key);
+    const retryable = w.status === 'no answer' || (w.status === 503 && (w.code === 'NOT_LEADER' || w.code === 'OVERLOADED'));
+    if (!retryable || Date.now() > deadline) return w;
+    await sleep(100);
   }
 }
 
@@ -108,7 +125,7 @@ withTmpfs('single node, disk full: exits 3 with one line, nothing acknowledged a
   const first = await startNode(t, { dataDir: data, args: hookArgs(hooks) });
   await eventually('on-active ran', () => (hookLines(hooks).includes('active') ? true : undefined));
   const before: Write[] = [];
-  for (let port = 1; port <= 20; port++) before.push(await post(first.adminUrl, port));
+  for (let port = 1; port <= 20; port++) before.push(await postAcked(first.adminUrl, port));
   t.true(before.every((w) => w.status === 201));
 
   fs.fill();
@@ -129,7 +146,7 @@ withTmpfs('single node, disk full: exits 3 with one line, nothing acknowledged a
   );
   t.log(`${acked.length} writes acknowledged, ${writes.length - writes.filter((w) => w.status === 201).length} refused when the disk was full`);
   // And it takes writes again.
-  t.is((await post(second.adminUrl, 9000)).status, 201);
+  t.is((await postAcked(second.adminUrl, 9000)).status, 201);
 });
 
 withExt4('single node, file system turned read-only under it: exits 3 with one line; after repair every acknowledged write is there', async (t) => {
@@ -137,7 +154,7 @@ withExt4('single node, file system turned read-only under it: exits 3 with one l
   const data = join(disk.dir, 'n1');
   const first = await startNode(t, { dataDir: data });
   const before: Write[] = [];
-  for (let port = 1; port <= 20; port++) before.push(await post(first.adminUrl, port));
+  for (let port = 1; port <= 20; port++) before.push(await postAcked(first.adminUrl, port));
   t.true(before.every((w) => w.status === 201));
 
   disk.makeReadOnly();
@@ -159,7 +176,7 @@ withTmpfs('a read-only data directory at start: refused in one line (exit 1)', a
   const fs = mountTmpfs(t, '2m');
   const data = join(fs.dir, 'n1');
   const first = await startNode(t, { dataDir: data });
-  t.is((await post(first.adminUrl, 1)).status, 201);
+  t.is((await postAcked(first.adminUrl, 1)).status, 201);
   await first.proc.stop('SIGTERM');
   // No file is open now, so the tmpfs can be remounted read-only.
   execFileSync('mount', ['-o', 'remount,ro', fs.dir]);
@@ -239,7 +256,7 @@ withTmpfs('cluster leader, disk full: it exits 3 with one line, acknowledges not
   await makeLeader(c.members, n1);
   await eventually('n1 ran on-active', () => (hookLines(hooks).at(-1) === 'active' ? true : undefined));
   const before: Write[] = [];
-  for (let port = 1; port <= 20; port++) before.push(await post(adminUrl(n1), port));
+  for (let port = 1; port <= 20; port++) before.push(await postAcked(adminUrl(n1), port));
   t.true(before.every((w) => w.status === 201), JSON.stringify(before.filter((w) => w.status !== 201)));
 
   fs.fill();
@@ -250,7 +267,7 @@ withTmpfs('cluster leader, disk full: it exits 3 with one line, acknowledges not
   // The cluster goes on without n1.
   const next = await leaderOf(c.members.slice(1));
   const after: Write[] = [];
-  for (let port = 7000; port < 7005; port++) after.push(await post(adminUrl(next), port));
+  for (let port = 7000; port < 7005; port++) after.push(await postAcked(adminUrl(next), port));
   t.true(after.every((w) => w.status === 201));
 
   fs.free();
@@ -270,13 +287,13 @@ withExt4('cluster follower, file system turned read-only: it exits 3 with one li
   if (leader === n3) await makeLeader(c.members, c.members[0]!);
   const writer = await leaderOf(c.members);
   const before: Write[] = [];
-  for (let port = 1; port <= 10; port++) before.push(await post(adminUrl(writer), port));
+  for (let port = 1; port <= 10; port++) before.push(await postAcked(adminUrl(writer), port));
   t.true(before.every((w) => w.status === 201));
 
   disk.makeReadOnly();
   // Writes go on through the leader; n3 fails at its next append and exits.
   const during: Write[] = [];
-  for (let port = 11; n3.proc!.running && port < 2000; port++) during.push(await post(adminUrl(writer), port));
+  for (let port = 11; n3.proc!.running && port < 2000; port++) during.push(await postAcked(adminUrl(writer), port));
   const exit = await within('n3 exits', n3.proc!.exited, 20_000);
   t.is(exit.code, EXIT_FATAL);
   checkOneFatalLine(t, n3.proc!, n3.data, /Read-only file system|Input\/output error/);

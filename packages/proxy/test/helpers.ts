@@ -112,7 +112,13 @@ export interface Teardown {
   teardown(fn: () => void | Promise<void>): void;
 }
 
-export function rawRequest(port: number, data: string | Buffer, idleMs = 1_500): Promise<{ text: string; closed: boolean }> {
+/**
+ * Send `data` and collect the answer until the connection closes or, once something
+ * arrived, nothing more comes for `idleMs`. The first byte may take much longer on a
+ * loaded machine (a 2-core CI box running other test files): waiting 1.5 s for it made
+ * tests read an empty answer as "no response", so the wait for it is generous.
+ */
+export function rawRequest(port: number, data: string | Buffer, idleMs = 1_500, firstByteMs = 20_000): Promise<{ text: string; closed: boolean }> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -124,7 +130,7 @@ export function rawRequest(port: number, data: string | Buffer, idleMs = 1_500):
     };
     const arm = (): void => {
       if (timer) clearTimeout(timer);
-      timer = setTimeout(() => done(false), idleMs);
+      timer = setTimeout(() => done(false), chunks.length === 0 ? Math.max(idleMs, firstByteMs) : idleMs);
     };
     socket.on('data', (c: Buffer) => {
       chunks.push(c);
