@@ -1,7 +1,8 @@
 export { RaftCluster } from './raft-cluster.js';
 export type { ClusterView } from './raft-cluster.js';
 export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError, ListenerFailure } from './driver.js';
-export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, ProposalStatsView, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
+export { PROPOSAL_BUCKETS } from './driver.js';
 export { SuspendAwareClock, systemClockSources } from './clock.js';
 export type { ClockSources } from './clock.js';
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';

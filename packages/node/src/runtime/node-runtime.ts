@@ -19,6 +19,7 @@ import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore } from './store-factory.js';
 import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
+import { registerRaftMetrics } from './raft-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
 import type { NodeTls } from './tls-setup.js';
 import { NodeEvents, StatsHistory, type NodeView } from '@weldr/admin';
@@ -197,7 +198,14 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
             }),
       raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
-    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    if (raftNow !== null) {
+      registerPeerMetrics(metrics, () => raftNow.transportStats());
+      registerRaftMetrics(metrics, {
+        stats: () => raftNow.driver.stats(),
+        info: () => raftNow.info(),
+        state: () => ({ role: raftNow.driver.node.role === 'preCandidate' ? 'pre-candidate' : raftNow.driver.node.role, hasLease: raftNow.driver.node.role === 'leader' && raftNow.driver.node.hasLease() }),
+      });
+    }
     let relay: RelayDispatcher | undefined;
     if (raft !== null) {
       const r = relayDispatcher(tls.peer);
