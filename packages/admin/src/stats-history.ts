@@ -36,7 +36,8 @@ export class StatsHistory {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    private readonly source: () => ProxyStatsView,
+    /** The node's figures; a promise when they are gathered from worker processes. */
+    private readonly source: () => ProxyStatsView | Promise<ProxyStatsView>,
     options: StatsHistoryOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? 5_000;
@@ -46,20 +47,26 @@ export class StatsHistory {
     if (!Number.isSafeInteger(this.keep) || this.keep < 2) throw new TypeError(`keep must be an integer of at least 2, got ${this.keep}`);
   }
 
-  /** Take a sample now (the timer's job; tests call it directly). */
-  sample(): void {
-    const s = this.source();
+  /** Take a sample now (the timer's job; tests call it directly). A failed read is skipped. */
+  async sample(): Promise<void> {
+    const at = this.now();
+    let s: ProxyStatsView;
+    try {
+      s = await this.source();
+    } catch {
+      return; // a worker being restarted: the next sample will do
+    }
     let active = 0;
     for (const server of s.servers) active += server.active;
-    this.samples.push({ at: this.now(), client: { success: s.client.success, failed: s.client.failed }, server: { success: s.server.success, failed: s.server.failed }, active });
+    this.samples.push({ at, client: { success: s.client.success, failed: s.client.failed }, server: { success: s.server.success, failed: s.server.failed }, active });
     if (this.samples.length > this.keep) this.samples.splice(0, this.samples.length - this.keep);
   }
 
   /** Sample now and then every intervalMs, until stop(). */
   start(): void {
     if (this.timer !== null) return;
-    this.sample();
-    this.timer = setInterval(() => this.sample(), this.intervalMs);
+    void this.sample();
+    this.timer = setInterval(() => void this.sample(), this.intervalMs);
     this.timer.unref();
   }
 

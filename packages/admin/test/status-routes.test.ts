@@ -37,7 +37,7 @@ test('GET /stats/history: cumulative samples, oldest first, bounded', async (t) 
   const stats = fakeStats();
   const history = new StatsHistory(() => stats, { intervalMs: 5_000, keep: 3, now: () => now });
   for (let i = 0; i < 4; i++) {
-    history.sample();
+    await history.sample();
     now += 5_000;
   }
   const h = await startAdmin(t, { history });

@@ -24,6 +24,9 @@ const state = {
   audit: [],
   auditNext: 0,
   auditMissing: false,
+  // /metrics scrapes of the per-origin latency histogram, for p50/p99 over the last minute.
+  latencyScrapes: [],
+  latency: new Map(),
   lastOkAt: 0,
   problem: null, // { kind: 'unreachable' | 'token' | 'error', message }
   polls: 0,
@@ -57,6 +60,72 @@ function el(tag, attrs = {}, ...children) {
 const badge = (text, cls = text) => el('span', { class: `badge ${String(cls).replace(/[^a-z-]/gi, '')}` }, text);
 
 // ---- the API ------------------------------------------------------------------------
+
+async function apiText(path) {
+  const headers = { accept: 'text/plain' };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.authorization = `Bearer ${token}`;
+  const res = await fetch(path, { headers, cache: 'no-store', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+  if (!res.ok) throw new ApiError(res.status === 401 || res.status === 403 ? 'token' : 'error', `HTTP ${res.status}`, res.status);
+  return res.text();
+}
+
+// ---- latency from /metrics --------------------------------------------------------------
+// The data plane exports each origin's request durations as a Prometheus histogram
+// (weldr_proxy_origin_request_duration_seconds{server,le}); the page keeps the scrapes of
+// the last minute and estimates p50/p99 from the difference of the newest and the oldest,
+// the way Prometheus's histogram_quantile does (linear within a bucket).
+const LATENCY = 'weldr_proxy_origin_request_duration_seconds_bucket';
+
+/** server id → Map(le → cumulative count) */
+function parseBuckets(text) {
+  const out = new Map();
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(LATENCY)) continue;
+    const m = /\{(.*)\}\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const labels = Object.fromEntries([...m[1].matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (labels.server === undefined || labels.le === undefined) continue;
+    const le = labels.le === '+Inf' ? Infinity : Number(labels.le);
+    if (!out.has(labels.server)) out.set(labels.server, new Map());
+    out.get(labels.server).set(le, Number(m[2]));
+  }
+  return out;
+}
+
+/** The q-quantile (seconds) of a cumulative histogram given as sorted [le, count]; undefined when empty. */
+function quantile(q, buckets) {
+  const total = buckets.length === 0 ? 0 : buckets[buckets.length - 1][1];
+  if (!(total > 0)) return undefined;
+  const rank = q * total;
+  let prevLe = 0;
+  let prevCount = 0;
+  for (const [le, count] of buckets) {
+    if (count >= rank) {
+      if (le === Infinity) return prevLe;
+      return prevLe + ((le - prevLe) * (rank - prevCount)) / Math.max(1e-9, count - prevCount);
+    }
+    prevLe = le;
+    prevCount = count;
+  }
+  return prevLe;
+}
+
+function updateLatency(text) {
+  const now = Date.now();
+  state.latencyScrapes.push({ at: now, buckets: parseBuckets(text) });
+  while (state.latencyScrapes.length > 2 && now - state.latencyScrapes[1].at >= 60_000) state.latencyScrapes.shift();
+  const newest = state.latencyScrapes[state.latencyScrapes.length - 1];
+  const oldest = state.latencyScrapes[0];
+  state.latency = new Map();
+  for (const [server, cur] of newest.buckets) {
+    const before = oldest === newest ? new Map() : oldest.buckets.get(server) ?? new Map();
+    const diff = [...cur.entries()].sort((a, b) => a[0] - b[0]).map(([le, c]) => [le, Math.max(0, c - (before.get(le) ?? 0))]);
+    const p50 = quantile(0.5, diff);
+    if (p50 === undefined) continue; // no request in the window: unknown, not zero
+    state.latency.set(server, { p50Ms: p50 * 1000, p99Ms: quantile(0.99, diff) * 1000 });
+  }
+}
 
 async function api(path) {
   const headers = { accept: 'application/json' };
@@ -104,6 +173,11 @@ async function pollSlow() {
   if (events.next < state.eventsNext) state.events = []; // the node restarted
   state.events = [...state.events, ...events.events].slice(-100);
   state.eventsNext = events.next;
+  try {
+    updateLatency(await apiText('/metrics'));
+  } catch {
+    // Latency is a nicety: a node without the histogram, or a failed scrape, shows "—".
+  }
   try {
     // Replicated, read from this node's copy: the page must work without a quorum.
     const audit = await api(`/audit?stale=true&since=${state.auditNext}`);
@@ -247,7 +321,7 @@ function renderPool() {
     const flags = [];
     if (s.draining) flags.push('draining');
     if (s.ejected) flags.push(typeof s.ejectedUntil === 'number' ? `ejected for ${Math.max(0, Math.ceil((s.ejectedUntil - now) / 1000))} s` : 'ejected');
-    const latency = s.latency ?? {};
+    const latency = state.latency.get(s.id) ?? {};
     return el(
       'tr',
       { dataset: { origin: id } },
