@@ -462,6 +462,14 @@ function renderAudit() {
   );
 }
 
+/** A setting for people: host:port for addresses, id=host:port for peers, JSON otherwise. */
+function settingText(v) {
+  const hostPort = (a) => (a && typeof a === 'object' && 'host' in a && 'port' in a ? `${String(a.host).includes(':') ? `[${a.host}]` : a.host}:${a.port}` : undefined);
+  if (Array.isArray(v)) return v.length === 0 ? '—' : v.map((x) => (x && typeof x === 'object' && 'id' in x && hostPort(x.address) ? `${x.id}=${hostPort(x.address)}` : settingText(x))).join(', ');
+  if (v && typeof v === 'object') return hostPort(v) ?? JSON.stringify(v);
+  return v;
+}
+
 function renderSettings() {
   const n = state.node;
   const entries = [
@@ -472,7 +480,7 @@ function renderSettings() {
     ...Object.entries(n.listeners ?? {}).map(([k, v]) => [`listening on ${k}`, v]),
     ...Object.entries(n.settings ?? {})
       .filter(([k]) => k !== 'id')
-      .map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : v]),
+      .map(([k, v]) => [k, settingText(v)]),
   ].filter(([, v]) => v !== undefined);
   $('settings').replaceChildren(...entries.map(([k, v]) => el('div', {}, el('dt', {}, k), el('dd', { dataset: { setting: k } }, String(v)))));
 }
