@@ -55,6 +55,8 @@ export type { PoolState } from './pool/state.js';
 export { applyCommand, advanceIndex } from './pool/state-machine.js';
 export type { ApplyOptions, Applied } from './pool/state-machine.js';
 export { DEFAULT_REQUEST_LIMITS } from './pool/idempotency.js';
+export { AUDIT_RETENTION, EMPTY_AUDIT, appendAudit, auditAfter, auditMetaOf } from './pool/audit.js';
+export type { AuditEntry, AuditLog, AuditMeta } from './pool/audit.js';
 export type { RememberedRequest, RequestTable, RequestTableLimits } from './pool/idempotency.js';
 export { STATE_FORMAT_VERSION, serializeState, deserializeState, toSerialized, stateFromParts } from './pool/serialize.js';
 export type { SerializedPoolState, PoolStateParts } from './pool/serialize.js';
