@@ -50,6 +50,11 @@ const badInvocations: [string, string[], Record<string, string>, RegExp][] = [
   ['cluster mode without peer authentication', ['start', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002'], {}, /cluster mode needs peer authentication: .*WELDR_CLUSTER_TOKEN.*--insecure-peers/],
   ['a peer certificate that is not there', ['start', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--peer-cert', '/nonexistent/p.pem', '--peer-key', '/nonexistent/k.pem', '--peer-ca', '/nonexistent/ca.pem', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], {}, /cannot read --peer-cert \/nonexistent\/p\.pem: ENOENT/],
   ['certs init without --nodes', ['certs', 'init', '--dir', '/tmp/x'], {}, /--nodes is required/],
+  ['--join with a memory store', ['start', '--join', 'http://127.0.0.1:8687', '--store', 'memory'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /cluster mode \(--join\) needs --store level/],
+  ['--join that is not an admin URL', ['start', '--join', '127.0.0.1:8687'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--join: "127\.0\.0\.1:8687" is not an admin URL/],
+  ['--restore with other --peers', ['start', '--id', 'n1', '--restore', 'b.json', '--peers', 'n2=127.0.0.1:7002'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--restore seeds a new cluster with this node as its only member; leave --peers out/],
+  ['--restore and --join together', ['start', '--restore', 'b.json', '--join', 'http://127.0.0.1:8687'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /give one of them/],
+  ['--raft-advertise disagrees with the node\'s own --peers entry', ['start', '--id', 'n1', '--peers', 'n1=127.0.0.1:7001,n2=127.0.0.1:7002', '--raft-advertise', '127.0.0.1:7009'], { WELDR_CLUSTER_TOKEN: 'cli-test-cluster-token-0123' }, /--peers gives n1 the address 127\.0\.0\.1:7001 but --raft-advertise is 127\.0\.0\.1:7009/],
   // The lease that fences the active role must last two heartbeats: 175 ms is the least with 50 ms heartbeats.
   ['an election timeout whose lease is under two heartbeats', ['start', '--raft-election-timeout', '174ms'], {}, /--raft-election-timeout 174ms with --raft-heartbeat 50ms gives the active node a lease of 1 heartbeat; it needs at least 2: use an election timeout of at least 175ms/],
   ['test-server bad port', ['test-server', '--port', '99999'], {}, /out of range/],

@@ -5,6 +5,7 @@ import type { AdminState, ResolvedDeps } from './context.js';
 import { requireToken, requireTokenForReads } from './middleware/auth.js';
 import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
+import { memberRoutes } from './routes/members.js';
 import { batchRoutes } from './routes/batch.js';
 import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
@@ -35,6 +36,7 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   nodeRoutes(router, resolved, auth);
   statusRoutes(router, resolved);
   uiRoutes(router);
+  memberRoutes(router, resolved, auth);
 
   const app = new Koa<AdminState>();
   // We log errors ourselves (middleware/errors.ts); Koa's default handler would print to stderr.

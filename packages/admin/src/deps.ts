@@ -1,7 +1,7 @@
 // What the admin API needs from the rest of the node, as structural interfaces so this
 // package depends on no other package's internals (the proxy is never imported).
 import type { Registry } from 'prom-client';
-import type { PoolStore } from '@weldr/store';
+import type { AddMemberCommand, MemberChange, MemberRecord, PoolStore } from '@weldr/store';
 import type { NodeEvent } from './node-events.js';
 import type { StatsHistoryView } from './stats-history.js';
 
@@ -68,6 +68,45 @@ export interface ClusterMember {
   /** On the leader: current, catching-up, stalled, silent or unreachable, and why. */
   readonly condition?: string;
   readonly reason?: string;
+}
+
+/** A member record as GET /cluster/members lists it. */
+export type MemberView = MemberRecord & { readonly matchIndex?: number; readonly live?: boolean };
+
+export interface MemberListView {
+  readonly clusterId: string | null;
+  readonly leaderId: string | null;
+  /** Applied index the list reflects. */
+  readonly index: number;
+  readonly members: readonly MemberView[];
+}
+
+export interface MemberWriteOptions {
+  readonly requestId?: string;
+  readonly force?: boolean;
+  readonly timeoutMs?: number;
+}
+
+export interface MemberWriteResult {
+  readonly index: number;
+  readonly duplicate: boolean;
+  readonly change: MemberChange;
+  readonly member: MemberRecord;
+  readonly clusterId: string | null;
+}
+
+/**
+ * Membership of a cluster (packages/cluster's RaftCluster has this shape). Errors are
+ * StoreErrors: NOT_LEADER, NOT_FOUND, CONFLICT, CHANGE_IN_PROGRESS, QUORUM_AT_RISK,
+ * MEMBER_EXISTS, NOT_CAUGHT_UP, TIMEOUT, …
+ */
+export interface MembershipAdmin {
+  list(options: { stale: boolean; timeoutMs: number }): Promise<MemberListView>;
+  add(command: AddMemberCommand, options: MemberWriteOptions): Promise<MemberWriteResult>;
+  promote(id: string, options: MemberWriteOptions): Promise<MemberWriteResult>;
+  remove(id: string, options: MemberWriteOptions): Promise<MemberWriteResult>;
+  /** A backup document of the replicated state and the index it reflects. */
+  snapshot(options: { stale: boolean; timeoutMs: number }): Promise<{ readonly index: number; readonly document: unknown }>;
 }
 
 /** What a leadership transfer did. */
@@ -138,6 +177,11 @@ export interface AdminDeps {
    * request (and health check) looping until its headers overflow.
    */
   readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
+  /**
+   * Cluster membership and backups (/cluster/members, /cluster/snapshot). A node
+   * without it answers those reads from `cluster.info()` and refuses membership writes.
+   */
+  readonly members?: MembershipAdmin;
   /**
    * When set, POST/PATCH/DELETE need `Authorization: Bearer <token>`; with `reads`, so do
    * GET and HEAD, except on `openPaths` (probes such as /health and /ready).

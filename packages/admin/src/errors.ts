@@ -18,6 +18,10 @@ export type AdminErrorCode =
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'CONFLICT'
+  | 'CHANGE_IN_PROGRESS'
+  | 'QUORUM_AT_RISK'
+  | 'MEMBER_EXISTS'
+  | 'NOT_CAUGHT_UP'
   | 'NOT_ACTIVE'
   | 'NOT_LEADER'
   | 'NO_QUORUM'
@@ -89,6 +93,14 @@ export function fromStoreError(err: unknown, kind: 'write' | 'read'): AdminError
       return new AdminError(500, 'NODE_FAILED', err.message, cause);
     case 'TIMEOUT':
       return timeoutError(kind, cause);
+    case 'NOT_FOUND':
+      return new AdminError(404, 'NOT_FOUND', err.message, cause);
+    case 'CONFLICT':
+    case 'CHANGE_IN_PROGRESS':
+    case 'QUORUM_AT_RISK':
+    case 'MEMBER_EXISTS':
+    case 'NOT_CAUGHT_UP':
+      return new AdminError(409, err.code, err.message, { ...cause, ...(err.field === undefined ? {} : { field: err.field }) });
   }
 }
 

@@ -20,13 +20,18 @@ export async function readPool(ctx: AdminRouteContext, deps: ResolvedDeps): Prom
   return snapshot;
 }
 
-function staleAllowed(ctx: AdminRouteContext): boolean {
-  const raw = ctx.query['stale'];
+export function staleAllowed(ctx: AdminRouteContext): boolean {
+  return booleanQuery(ctx, 'stale');
+}
+
+/** A boolean query flag: absent, `false` or `0` is false; empty, `true` or `1` is true. */
+export function booleanQuery(ctx: AdminRouteContext, name: string): boolean {
+  const raw = ctx.query[name];
   if (raw === undefined) return false;
   const value = Array.isArray(raw) ? raw[raw.length - 1] : raw;
   if (value === '' || value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
-  throw new AdminError(400, 'INVALID_QUERY', 'stale must be true or false', { field: 'stale' });
+  throw new AdminError(400, 'INVALID_QUERY', `${name} must be true or false`, { field: name });
 }
 
 type Success = Extract<CommandOutcome, { ok: true }>;
@@ -74,7 +79,7 @@ export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): { nod
   return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }
 
-function idempotencyKey(ctx: AdminRouteContext): string | undefined {
+export function idempotencyKey(ctx: AdminRouteContext): string | undefined {
   // Present but empty is an error, not "no key": `-H "Idempotency-Key: $KEY"` with KEY
   // unset would otherwise make a client believe its retries are safe when they are not.
   if (ctx.req.headers[IDEMPOTENCY_HEADER] === undefined) return undefined;
@@ -91,7 +96,7 @@ function idempotencyKey(ctx: AdminRouteContext): string | undefined {
  * overruns the deadline it was given (a stuck store must not hang admin clients). The
  * abandoned promise gets a no-op catch so its later rejection is not "unhandled".
  */
-async function withDeadline<T>(work: Promise<T>, ms: number, kind: 'write' | 'read'): Promise<T> {
+export async function withDeadline<T>(work: Promise<T>, ms: number, kind: 'write' | 'read'): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     // A little grace so the store's own TIMEOUT (with its message) normally wins.

@@ -30,6 +30,7 @@
 import { randomBytes } from 'node:crypto';
 import {
   RawNode,
+  type ConfChange,
   type ConfState,
   type Entry,
   type Message,
@@ -218,6 +219,22 @@ export class OutcomeUnknownError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'OutcomeUnknownError';
+  }
+}
+
+/** A membership change was refused because another one is not yet applied (thesis §4.1: one at a time). */
+export class ConfChangePendingError extends Error {
+  constructor(message = 'another membership change is in flight') {
+    super(message);
+    this.name = 'ConfChangePendingError';
+  }
+}
+
+/** The core refused a membership change as invalid against its current configuration. */
+export class InvalidConfChangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidConfChangeError';
   }
 }
 
@@ -477,6 +494,25 @@ export class RaftDriver<R> {
         reject,
         'proposal',
       );
+    });
+  }
+
+  /**
+   * Propose a membership change (one at a time, thesis §4.1); resolves once it is
+   * applied here, with the application's result for the entry.
+   */
+  proposeConfChange(cc: ConfChange): Promise<{ index: number; result: R }> {
+    return new Promise((resolve, reject) => {
+      this.run(() => {
+        const res = this.node.proposeConfChange(cc);
+        if (!res.ok) {
+          if (res.reason === 'confChangePending') reject(new ConfChangePendingError());
+          else if (res.reason === 'invalidConfChange') reject(new InvalidConfChangeError(`${cc.type} ${cc.nodeId} is not a valid change of the configuration ${JSON.stringify(this.node.config)}`));
+          else reject(new NotLeaderError(res.leader, res.reason === 'notLeader' || res.reason === 'noLeader' ? undefined : `membership change refused: ${res.reason}`));
+          return;
+        }
+        this.waiters.set(res.index, { term: res.term, resolve, reject });
+      }, reject, 'proposal');
     });
   }
 

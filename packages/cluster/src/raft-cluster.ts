@@ -1,18 +1,56 @@
 // Cluster mode: the pool store is replicated by Raft. One LevelDB database per node
-// holds the Raft log (raft/) and the pool state (pool/); the peer transport listens on
-// the Raft address; the admin API of a follower forwards writes to the leader's admin
-// API, whose address each node advertises in its transport hello.
+// holds the Raft log (raft/), the replicated state (pool/: the pool, the settings and
+// the member records) and the node's own identity (node/); the peer transport listens
+// on the Raft address; the admin API of a follower relays writes to the leader's admin
+// address, taken from the leader's replicated member record.
 //
 // Active/passive: this node is active while it is the Raft leader *and* holds its
 // check-quorum lease (RaftDriver.isActive), so two nodes are never active at once.
 //
+// How a data directory becomes a member's (open):
+//   - bootstrap: empty, --peers names other members → the seed configuration of a new
+//     cluster (identical bootstrap entries on every seed); the first leader records a
+//     random cluster id;
+//   - join: empty, --join URL → no log at all; the node asks the cluster to add it as
+//     a learner (join.ts) and receives the configuration and a snapshot;
+//   - restore: empty, --restore FILE → the file's state is the first snapshot of a new
+//     one-member cluster (backup.ts);
+//   - member: a Raft log is there → the replicated records say who the members are;
+//     --peers and --join only seed, so they are ignored.
+// Each of the first three writes the node's identity (a random incarnation) first.
+//
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
-import { hostname } from 'node:os';
-import { isIP } from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
 import type { NodeId, Role } from '@weldr/raft';
-import { DataDir, DataDirRefusedError, LevelRaftStorage, loadState, RAFT_KEYS, StoreOpenError, UTF8, type ApplyResult } from '@weldr/store';
+import {
+  adminUrlOf,
+  DataDir,
+  DataDirRefusedError,
+  LevelRaftStorage,
+  loadState,
+  readIdentity,
+  RAFT_KEYS,
+  readMarker,
+  StoreError,
+  updateMarker,
+  StoreOpenError,
+  UTF8,
+  validateHostPort,
+  validateAdminAddress,
+  writeIdentity,
+  type AddMemberCommand,
+  type ApplyResult,
+  type NodeIdentity,
+  type PoolDb,
+  type PoolState,
+} from '@weldr/store';
+import { advertisedAddress, formatHostPort, isWildcard, parseHostPort } from './addresses.js';
+import { parseSnapshotDocument, restoredSnapshot, snapshotDocument, SnapshotFileError, type SnapshotDocument } from './backup.js';
 import { ListenerFailure, RaftDriver, type DriverFailure } from './driver.js';
+import { IdentityGuard } from './identity.js';
+import { fetchMembers, JoinRefused, joinCluster } from './join.js';
+import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
 import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
@@ -29,27 +67,78 @@ export interface ClusterView {
   deactivate(): void;
 }
 
+/** Why a running member must stop on its own; the node exits with `exitCode`. */
+export interface ClusterEnd {
+  readonly reason: 'member_removed' | 'state_lost' | 'storage_failed';
+  readonly exitCode: number;
+  readonly message: string;
+}
+
+type Mode = 'bootstrap' | 'join' | 'restore' | 'member';
+
+/** How long a removed member keeps serving the answers in flight before it stops. */
+const REMOVED_LINGER_MS = 2000;
+
+/** Listeners of this node, once bound (advertised to the cluster in its member record). */
+export interface BoundListeners {
+  readonly admin: HostPort;
+  /** The admin API speaks HTTPS: the member record's admin address says https://. */
+  readonly adminTls?: boolean;
+  readonly proxy?: HostPort;
+  /** How the join request reaches the cluster's admin API (its trust for HTTPS); default: global fetch. */
+  readonly fetch?: typeof fetch;
+}
+
 export class RaftCluster implements ClusterView {
   private shuttingDown = false;
   private transport: TcpTransport | null = null;
-  private readonly adminUrls = new Map<NodeId, string>();
-  private selfAdminUrl: string | null = null;
   /** Two election timeouts without a message: a member is not counted as heard from. */
   private readonly silentMs: number;
   private readonly watch: MemberWatch;
   private watchTimer: NodeJS.Timeout | null = null;
+  private guard: IdentityGuard | null = null;
+  private membership: MembershipManager | null = null;
+  private own: OwnAttributes = {};
+  /** Members named before this node has a configuration of its own: --peers, or the join answer. */
+  private seeds: Map<NodeId, string>;
+  private lastState: PoolState;
+  private endWith: ((end: ClusterEnd) => void) | null = null;
+  private fetch: typeof fetch | undefined;
+  /** Resolves when the member must stop on its own (removed, state lost); never otherwise. */
+  readonly ended: Promise<ClusterEnd>;
 
   private constructor(
     private readonly config: RaftClusterOptions,
     private readonly log: ClusterLogger,
     private readonly dataDir: DataDir,
+    private identity: NodeIdentity,
+    private readonly mode: Mode,
     readonly driver: RaftDriver<ApplyResult | null>,
+    private readonly replica: PoolReplica,
     readonly store: RaftPoolStore,
   ) {
     this.silentMs = 2 * config.electionTimeoutMs;
     // Stalled: no progress for ten election timeouts (5 s with the defaults) — far longer
     // than a healthy member takes to catch up on a loopback or LAN link.
     this.watch = new MemberWatch({ silentMs: this.silentMs, stallMs: 10 * config.electionTimeoutMs });
+    this.seeds = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, formatHostPort(p.address)]));
+    this.lastState = replica.current;
+    this.ended = new Promise((resolve) => (this.endWith = resolve));
+  }
+
+  /**
+   * Whether `data` already belongs to a cluster member (its marker says so): such a node
+   * runs in cluster mode without --peers or --join. Reads only the marker file — opening
+   * LevelDB here would let it repair damage silently before DataDir.open can see it.
+   */
+  static async holdsMember(data: string): Promise<boolean> {
+    try {
+      const marker = await readMarker(data);
+      const cluster = marker?.['cluster'] as { member?: unknown } | undefined;
+      return typeof cluster?.member === 'string';
+    } catch {
+      return false; // an unreadable marker: the store's own open says what is wrong
+    }
   }
 
   /**
@@ -61,17 +150,12 @@ export class RaftCluster implements ClusterView {
     const db = dataDir.db;
     let cluster: RaftCluster | undefined;
     try {
-      const members = [config.id, ...config.peers.map((p) => p.id)];
-      if ((await db.get(RAFT_KEYS.hardState, UTF8 as never)) === undefined) {
-        const pool = await loadState(db);
-        if (pool !== undefined && pool.appliedIndex > 0) {
-          throw new StoreOpenError(
-            `data directory ${config.data} holds a single-node pool (${pool.servers.size} servers, index ${pool.appliedIndex}) and no Raft log; ` +
-              'start cluster members on empty data directories and add the servers again through the admin API',
-          );
-        }
+      const { mode, identity, restore } = await prepare(db, config, log);
+      const storage = await LevelRaftStorage.open(db, mode === 'bootstrap' ? { bootstrap: [config.id, ...config.peers.map((p) => p.id)] } : {});
+      if (restore !== undefined) {
+        await storage.save({ snapshot: restore.snapshot, entries: [], hardState: { term: 1, vote: null, commit: restore.snapshot.metadata.index } });
+        log.info({ event: 'restored', index: restore.snapshot.metadata.index, clusterId: restore.clusterId, servers: restore.state.servers.size }, `new cluster ${restore.clusterId} seeded from the snapshot at index ${restore.snapshot.metadata.index}`);
       }
-      const storage = await LevelRaftStorage.open(db, { bootstrap: members });
       const raftLog = log.child({ component: 'raft' });
       // A subscriber (the proxy's snapshot swap) that throws would leave the data plane on
       // a stale pool while everything looks fine: stop the node instead (kind 'listener').
@@ -87,6 +171,9 @@ export class RaftCluster implements ClusterView {
         throw new DataDirRefusedError('damaged', config.data, `its pool is applied up to index ${replica.appliedIndex}, beyond the Raft commit index ${hard.commit}: the Raft log lost writes`);
       }
       await dataDir.begin({ appliedIndex: replica.appliedIndex, commitIndex: hard.commit, lastIndex: storage.lastIndex() });
+      // The marker says this directory is a cluster member's (how a restart without
+      // --peers or --join knows it runs a cluster: holdsMember).
+      await updateMarker(config.data, (m) => ({ ...m, cluster: { member: identity.memberId, incarnation: identity.incarnation } }));
       const driver = await RaftDriver.create<ApplyResult | null>({
         id: config.id,
         storage,
@@ -98,49 +185,97 @@ export class RaftCluster implements ClusterView {
         ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
         ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),
       });
+      const applied = replica.appliedIndex;
+      const conf = applied > 0 ? driver.node.confStateAt(applied) : undefined;
+      if (conf !== undefined && (await replica.adoptConfiguration(conf))) {
+        log.warn({ event: 'members_adopted', voters: conf.voters, learners: conf.learners }, 'this data directory predates member records: records made from the Raft configuration');
+      }
       const store = new RaftPoolStore(driver, replica);
-      cluster = new RaftCluster(config, log, dataDir, driver, store);
+      cluster = new RaftCluster(config, log, dataDir, identity, mode, driver, replica, store);
       return cluster;
     } catch (err) {
       await db.close().catch(() => undefined);
       if (err instanceof StoreOpenError) throw err;
+      if (err instanceof SnapshotFileError) throw new StoreOpenError(`cannot restore from ${config.restore?.path ?? 'the snapshot'}: ${err.message}`, { cause: err });
       throw new StoreOpenError(`cannot start Raft on data directory ${config.data}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** Start the peer transport and the driver; `adminAddress` is advertised to peers for write forwarding. */
-  async start(adminAddress: HostPort): Promise<void> {
+  /**
+   * Start the peer transport and the driver. `listeners` are this node's bound admin
+   * and proxy addresses: it publishes them in its member record, and a joining node
+   * sends them with its request to join.
+   */
+  async start(listeners: BoundListeners): Promise<void> {
     const { config, log } = this;
-    const self = config.peers.find((p) => p.id === config.id);
-    this.selfAdminUrl = `http://${formatHostPort(advertisedAddress(adminAddress, config.raft, self?.address))}`;
-    const peers = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, { host: p.address.host, port: p.address.port }]));
+    const selfPeer = config.peers.find((p) => p.id === config.id)?.address;
+    const guard = await IdentityGuard.open({
+      self: config.id,
+      identity: () => this.identity,
+      db: this.dataDir.db,
+      log,
+      state: () => this.replica.current,
+      config: () => this.driver.node.config,
+      seeds: () => new Set(this.seeds.keys()),
+      onLostState: (message) => this.end({ reason: 'state_lost', exitCode: 1, message }),
+      onRemoved: (message) => void this.removed(message),
+    });
+    this.guard = guard;
     const transport = new TcpTransport({
       id: config.id,
       listen: { host: config.raft.host, port: config.raft.port },
-      peers,
+      peers: this.desiredPeers(),
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
       ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
       ...(config.maxPendingPerSource === undefined ? {} : { maxPendingPerSource: config.maxPendingPerSource }),
       log: log.child({ component: 'raft-transport' }),
-      onMessage: (m) => this.driver.receive(m),
-      onUnreachable: (id) => this.driver.unreachable(id),
-      advertise: () => ({ admin: this.selfAdminUrl ?? '' }),
-      onPeerInfo: (id, info) => {
-        if (typeof info.admin === 'string' && /^http:\/\/[^/]+$/.test(info.admin)) this.adminUrls.set(id, info.admin);
+      onMessage: (m) => {
+        this.membership?.heard(m.from);
+        this.driver.receive(m);
       },
+      onUnreachable: (id) => this.driver.unreachable(id),
+      identity: (to) => guard.helloFor(to),
+      admit: (hello) => guard.admit(hello),
+      onControl: (from, frame, hello) => this.membership?.onControl(from, frame, hello),
+      onRefused: (peer, refusal) => guard.onRefused(peer, refusal),
     });
     await transport.start().catch((err: NodeJS.ErrnoException) => {
       throw new StoreOpenError(`cannot listen for Raft peers on ${formatHostPort(config.raft)}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err });
     });
     this.transport = transport;
-    log.info({ event: 'listening', listener: 'raft', host: config.raft.host, port: transport.port, address: formatHostPort({ host: config.raft.host, port: transport.port }) }, `raft listening on ${formatHostPort({ host: config.raft.host, port: transport.port })}`);
+    const raftBound = { host: config.raft.host, port: transport.port };
+    log.info({ event: 'listening', listener: 'raft', host: config.raft.host, port: transport.port, address: formatHostPort(raftBound) }, `raft listening on ${formatHostPort(raftBound)}`);
+    this.own = ownAttributes(raftBound, config.raftAdvertise ?? selfPeer, listeners);
+
+    this.fetch = listeners.fetch;
+    if (this.mode === 'join' && this.identity.since === null) await this.join(config.join!);
+    else if (config.join !== undefined) await this.checkJoinTarget(config.join);
+
+    this.replica.onMembersChange((state) => this.membersChanged(state));
     this.driver.onRoleChange((role, leader) => {
       log.info({ event: 'raft_role', role, leader, term: this.driver.node.term }, `raft role: ${role}${leader === null ? '' : `, leader ${leader}`}`);
     });
+    this.membership = new MembershipManager({
+      self: config.id,
+      driver: this.driver,
+      replica: this.replica,
+      store: this.store,
+      log: log.child({ component: 'membership' }),
+      electionTimeoutMs: config.electionTimeoutMs,
+      incarnation: this.identity.incarnation,
+      seedAddress: (id) => this.seeds.get(id),
+      own: () => this.own,
+      sendControl: (to, frame) => transport.sendControl(to, frame),
+    });
     this.driver.start(transport);
+    this.membership.start();
     this.watchTimer = setInterval(() => this.watchMembers(), 1000);
     this.watchTimer.unref();
+    log.info(
+      { event: 'member', mode: this.mode, clusterId: this.replica.current.cluster.clusterId, incarnation: this.identity.incarnation, since: this.identity.since },
+      `member ${config.id} (${this.mode}), incarnation ${this.identity.incarnation}`,
+    );
   }
 
   activate(): void {}
@@ -163,30 +298,43 @@ export class RaftCluster implements ClusterView {
     return !this.shuttingDown && this.driver.isActive();
   }
 
-  /** Where a write this node cannot take should go: the leader's admin URL, if known. */
+  /** Where a write this node cannot take should go: the leader's admin URL from its member record. */
   leaderAdminUrl(): { leaderId: NodeId; url: string | undefined } | null {
     const { role, leader } = this.driver.node;
     if (role === 'leader' || leader === null) return null;
-    return { leaderId: leader, url: this.adminUrls.get(leader) };
+    const admin = this.replica.current.cluster.members.get(leader)?.adminAddress;
+    return { leaderId: leader, url: admin === undefined ? undefined : adminUrlOf(admin) };
+  }
+
+  /** Every member's proxy and admin listener (from the records): POST /servers refuses them as origins. */
+  memberListeners(): { name: string; address: HostPort }[] {
+    const out: { name: string; address: HostPort }[] = [];
+    for (const m of this.replica.current.cluster.members.values()) {
+      if (m.proxyAddress !== undefined) out.push({ name: `proxy (member ${m.id})`, address: parseHostPort(m.proxyAddress) });
+      if (m.adminAddress !== undefined) out.push({ name: `admin (member ${m.id})`, address: parseHostPort(m.adminAddress.replace(/^https?:\/\//, '')) });
+    }
+    return out;
   }
 
   info(): ClusterStatus {
     const s = this.driver.status();
-    const address = (id: NodeId): string | undefined => {
-      if (id === this.config.id) return formatHostPort(this.config.raft);
-      const p = this.config.peers.find((x) => x.id === id);
-      return p === undefined ? undefined : formatHostPort(p.address);
-    };
+    const records = this.replica.current.cluster.members;
     // On the leader: how far each member's log is known to match (replication lag).
-    const progress = s.role === 'leader' ? this.driver.node.status().progress : undefined;
+    const leader = s.role === 'leader';
+    const progress = leader ? this.driver.node.status().progress : undefined;
     const about = (id: NodeId): Partial<ClusterMemberStatus> => {
+      const r = records.get(id);
+      const address = r?.raftAddress ?? (id === this.config.id ? this.own.raftAddress : this.seeds.get(id));
       const seen = this.seen(id, s.role, s.leader);
       const p = progress?.[id];
       const judged = id === this.config.id ? undefined : this.watch.judgement(id);
       return {
-        ...withAddress(address(id)),
+        ...(address === undefined ? {} : { address }),
+        ...(r?.adminAddress === undefined ? {} : { adminAddress: r.adminAddress }),
+        ...(r?.proxyAddress === undefined ? {} : { proxyAddress: r.proxyAddress }),
         ...seen,
         ...(p === undefined ? {} : { matchIndex: p.match, replication: p.state }),
+        ...(leader && this.membership !== null ? { live: this.membership.isLive(id) } : {}),
         ...(judged === undefined ? {} : { condition: judged.condition, ...(judged.reason === undefined ? {} : { reason: judged.reason }) }),
       };
     };
@@ -197,8 +345,40 @@ export class RaftCluster implements ClusterView {
       term: s.term,
       commitIndex: s.commitIndex,
       appliedIndex: s.appliedIndex,
+      clusterId: this.replica.current.cluster.clusterId,
       members: [...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...about(id) })), ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...about(id) }))],
     };
+  }
+
+  // ---- membership API -------------------------------------------------------------------
+
+  /** The member records; linearizable (ReadIndex) unless `stale`. */
+  async listMembers(options: { stale?: boolean; timeoutMs?: number } = {}): Promise<MemberList> {
+    if (options.stale !== true) await this.store.linearizableSnapshot({ timeoutMs: options.timeoutMs ?? 5000 });
+    return this.manager().list();
+  }
+
+  addMember(command: AddMemberCommand, options?: MemberWriteOptions): Promise<MemberWriteResult> {
+    return this.manager().add(command, options);
+  }
+
+  promoteMember(id: NodeId, options?: MemberWriteOptions): Promise<MemberWriteResult> {
+    return this.manager().promote(id, options);
+  }
+
+  removeMember(id: NodeId, options?: MemberWriteOptions): Promise<MemberWriteResult> {
+    return this.manager().remove(id, options);
+  }
+
+  /** A consistent backup of the replicated state (linearizable unless `stale`). */
+  async snapshot(options: { stale?: boolean; timeoutMs?: number } = {}): Promise<SnapshotDocument> {
+    if (options.stale !== true) await this.store.linearizableSnapshot({ timeoutMs: options.timeoutMs ?? 5000 });
+    return snapshotDocument(this.replica.current, this.config.id);
+  }
+
+  private manager(): MembershipManager {
+    if (this.membership === null) throw new StoreError('STOPPED', 'the cluster is not started');
+    return this.membership;
   }
 
   /**
@@ -244,6 +424,7 @@ export class RaftCluster implements ClusterView {
     this.shuttingDown = true;
     if (this.watchTimer !== null) clearInterval(this.watchTimer);
     this.watchTimer = null;
+    this.membership?.stop();
     await this.handOff();
     await this.store.close();
     await this.driver.stop();
@@ -263,6 +444,7 @@ export class RaftCluster implements ClusterView {
   /** The driver stopped for good: say what failed and what to do, once. */
   private fatal(failure: DriverFailure): void {
     this.shuttingDown = true;
+    this.membership?.stop();
     const { data } = this.config;
     const cause = failure.error.message;
     // The state machine writes to the same LevelDB: an I/O error while applying is a failed write too.
@@ -279,7 +461,7 @@ export class RaftCluster implements ClusterView {
   }
 
   private async handOff(): Promise<void> {
-    if (this.driver.node.role !== 'leader') return;
+    if (this.driver.node.role !== 'leader' || this.transport === null) return;
     const result = await this.transferLeadership(undefined);
     if (result.ok) this.log.info({ event: 'leadership_handed_off', to: result.leaderId }, `leadership handed to ${result.leaderId}`);
     else this.log.warn({ event: 'leadership_hand_off_failed', reason: result.reason }, 'leadership could not be handed off before stopping');
@@ -326,6 +508,226 @@ export class RaftCluster implements ClusterView {
     if (moved && leaderId !== null) return { ok: true, leaderId };
     return { ok: false, reason: 'timedOut', message: `the leadership did not move to ${chosen} in time`, leaderId };
   }
+
+  // ---- internals ------------------------------------------------------------------------
+
+  /** Raft addresses of every member this node should connect to: records first, then seeds. */
+  private desiredPeers(): Map<NodeId, HostPort> {
+    const state = this.replica.current;
+    const conf = this.driver.node.config;
+    const ids = new Set([...state.cluster.members.keys(), ...conf.voters, ...conf.learners]);
+    if (ids.size === 0) for (const id of this.seeds.keys()) ids.add(id);
+    const out = new Map<NodeId, HostPort>();
+    for (const id of ids) {
+      if (id === this.config.id) continue;
+      const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id);
+      if (address !== undefined) out.set(id, parseHostPort(address));
+    }
+    return out;
+  }
+
+  /** The transport's peer set follows the applied configuration. */
+  private syncPeers(): void {
+    const transport = this.transport;
+    if (transport === null) return;
+    const want = this.desiredPeers();
+    for (const id of transport.peerAddresses().keys()) if (!want.has(id)) transport.setPeer(id, undefined);
+    for (const [id, address] of want) transport.setPeer(id, address);
+  }
+
+  private membersChanged(state: PoolState): void {
+    const prev = this.lastState;
+    this.lastState = state;
+    this.syncPeers();
+    void this.guard?.membersChanged(prev, state).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'could not update peer incarnation records'));
+    // Removed members are told at once on the connections they already have.
+    for (const id of prev.cluster.members.keys()) {
+      if (state.cluster.members.has(id) || id === this.config.id) continue;
+      this.transport?.refuseFrom(id, {
+        code: 'not-member',
+        message: `${id} was removed from the cluster at index ${state.appliedIndex}`,
+        index: state.appliedIndex,
+        ...(state.cluster.clusterId === null ? {} : { cluster: state.cluster.clusterId }),
+      });
+    }
+    const self = this.config.id;
+    if (prev.cluster.members.has(self) && !state.cluster.members.has(self) && this.identity.since !== null) {
+      void this.removed(`this member (${self}) was removed from the cluster at index ${state.appliedIndex}`);
+    }
+  }
+
+  /** Removed from the cluster: mark the data directory, then stop (exit 0). */
+  private async removed(message: string): Promise<void> {
+    if (this.identity.removedAt !== undefined) return;
+    this.identity = { ...this.identity, removedAt: this.replica.current.appliedIndex };
+    await writeIdentity(this.dataDir.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as removed'));
+    // Time for the answer to the request that removed this node (it may be this node's
+    // own admin API, on the leader) to leave before shutdown closes the listener. A
+    // removed member is in no configuration any more: lingering costs nothing.
+    setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), REMOVED_LINGER_MS).unref();
+  }
+
+  private end(end: ClusterEnd): void {
+    if (this.endWith === null) return;
+    const resolve = this.endWith;
+    this.endWith = null;
+    this.shuttingDown = true;
+    if (end.reason === 'state_lost') {
+      // Never vote or acknowledge again, from this very moment: the driver refuses
+      // all input once stopped, and the transport drops every connection.
+      void this.driver.stop();
+      void this.transport?.close();
+    }
+    this.log.error({ event: end.reason, exitCode: end.exitCode }, end.message);
+    resolve(end);
+  }
+
+  /** Ask the cluster to add this node (a learner), then take its configuration from the answer. */
+  private async join(url: string): Promise<void> {
+    const { config, own } = this;
+    // A joining node must say where it listens: with a wildcard --raft and no
+    // --raft-advertise, the host name is the best guess.
+    const raftAddress = own.raftAddress ?? guessRaftAddress({ host: config.raft.host, port: this.transport?.port ?? config.raft.port });
+    if (raftAddress === undefined || own.adminAddress === undefined) {
+      throw new StoreOpenError('cannot join: this node has no address peers could reach (give --raft-advertise, or --raft and --admin on a specific address)');
+    }
+    let answer;
+    try {
+      answer = await joinCluster(
+        url,
+        {
+          id: config.id,
+          raftAddress,
+          adminAddress: own.adminAddress,
+          ...(own.proxyAddress === undefined ? {} : { proxyAddress: own.proxyAddress }),
+          incarnation: this.identity.incarnation,
+        },
+        {
+          ...(config.adminToken === undefined ? {} : { token: config.adminToken }),
+          log: this.log,
+          ...(config.joinDeadlineMs === undefined ? {} : { deadlineMs: config.joinDeadlineMs }),
+          ...(this.fetch === undefined ? {} : { fetch: this.fetch }),
+        },
+      );
+    } catch (err) {
+      throw new StoreOpenError(`cannot join the cluster at ${url}: ${(err as Error).message}`, { cause: err });
+    }
+    this.seeds = new Map(answer.members.filter((m) => m.id !== config.id && m.raftAddress !== undefined).map((m) => [m.id, m.raftAddress!]));
+    this.identity = { ...this.identity, since: answer.member.addedIndex };
+    await writeIdentity(this.dataDir.db, this.identity);
+    this.syncPeers();
+  }
+
+  /** A member restarted with --join still set: the URL must lead to its own cluster. */
+  private async checkJoinTarget(url: string): Promise<void> {
+    let theirs;
+    try {
+      theirs = await fetchMembers(url.replace(/\/+$/, ''), { ...(this.config.adminToken === undefined ? {} : { token: this.config.adminToken }), ...(this.fetch === undefined ? {} : { fetch: this.fetch }) }, 3000);
+    } catch (err) {
+      this.log.warn({ event: 'join_target_unreachable', url, err: (err as Error).message }, `--join ${url} could not be checked; starting from the data directory`);
+      return;
+    }
+    const ours = this.replica.current.cluster.clusterId;
+    const mine = theirs.members.find((m) => m.id === this.config.id);
+    const sameCluster = ours !== null && theirs.clusterId === ours;
+    const knownThere = mine !== undefined && mine.incarnation === this.identity.incarnation;
+    if (sameCluster || (ours === null && knownThere)) return;
+    throw new StoreOpenError(
+      `data directory ${this.config.data} belongs to ${ours === null ? 'another cluster' : `cluster ${ours}`}, but ${url} is ${theirs.clusterId === null ? 'a cluster without an id yet' : `cluster ${theirs.clusterId}`}: ` +
+        'a node joins with an empty data directory (move this one away, or drop --join to restart the member it belongs to)',
+    );
+  }
+}
+
+function guessRaftAddress(raft: HostPort): string | undefined {
+  try {
+    return validateHostPort(formatHostPort(advertisedAddress(raft, raft, undefined)), 'raft');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The addresses this node publishes in its record. */
+function ownAttributes(raft: HostPort, selfPeer: HostPort | undefined, listeners: BoundListeners): OwnAttributes {
+  const valid = <T>(check: () => T): T | undefined => {
+    try {
+      return check();
+    } catch {
+      return undefined;
+    }
+  };
+  // Published only when it is what the operator named (--raft-advertise, the own --peers
+  // entry, a specific --raft): a host name guessed for a wildcard --raft might not
+  // resolve elsewhere, and the leader fills seeds in from --peers anyway.
+  const named = selfPeer !== undefined || !isWildcard(raft.host);
+  const raftAddress = named ? valid(() => validateHostPort(formatHostPort(advertisedAddress(selfPeer ?? raft, raft, selfPeer)), 'raft')) : undefined;
+  const adminAddress = valid(() => validateAdminAddress(`${listeners.adminTls === true ? 'https://' : ''}${formatHostPort(advertisedAddress(listeners.admin, raft, selfPeer))}`, 'admin'));
+  const proxyAddress = listeners.proxy === undefined ? undefined : valid(() => validateHostPort(formatHostPort(advertisedAddress(listeners.proxy!, raft, selfPeer)), 'proxy'));
+  return {
+    ...(raftAddress === undefined ? {} : { raftAddress }),
+    ...(adminAddress === undefined ? {} : { adminAddress }),
+    ...(proxyAddress === undefined ? {} : { proxyAddress }),
+  };
+}
+
+/** Decides what the data directory is and writes this node's identity when it becomes a member's. */
+async function prepare(
+  db: PoolDb,
+  config: RaftClusterOptions,
+  log: ClusterLogger,
+): Promise<{ mode: Mode; identity: NodeIdentity; restore?: ReturnType<typeof restoredSnapshot> }> {
+  let identity = await readIdentity(db);
+  const hasLog = (await db.get(RAFT_KEYS.hardState, UTF8 as never)) !== undefined;
+  if (identity !== undefined && identity.memberId !== config.id) {
+    throw new StoreOpenError(`data directory ${config.data} belongs to member ${identity.memberId}, not ${config.id}: use --id ${identity.memberId}, or another data directory`);
+  }
+  if (identity?.removedAt !== undefined) {
+    throw new StoreOpenError(
+      `member ${config.id} was removed from the cluster at index ${identity.removedAt}; data directory ${config.data} cannot serve again. ` +
+        'To bring this host back, empty the data directory and start it with --join <admin URL of a member>',
+    );
+  }
+  const fresh = (since: number | null): NodeIdentity => ({ memberId: config.id, incarnation: randomBytes(8).toString('hex'), createdAt: new Date().toISOString(), since });
+  if (hasLog) {
+    if (config.restore !== undefined) throw new StoreOpenError(`--restore needs an empty data directory; ${config.data} already holds a Raft log`);
+    if (identity === undefined) {
+      identity = fresh(0);
+      await writeIdentity(db, identity);
+      log.warn({ event: 'identity_created', incarnation: identity.incarnation }, 'this data directory had no member identity (written by an older weldr): created one');
+    }
+    return { mode: identity.since === null ? 'join' : 'member', identity };
+  }
+  const pool = await loadState(db);
+  if (pool !== undefined && pool.appliedIndex > 0) {
+    throw new StoreOpenError(
+      `data directory ${config.data} holds a single-node pool (${pool.servers.size} servers, index ${pool.appliedIndex}) and no Raft log; ` +
+        'start cluster members on empty data directories and add the servers again through the admin API (or save it with GET /cluster/snapshot and start the first member with --restore)',
+    );
+  }
+  if (identity?.since === null) return { mode: 'join', identity }; // a join cut short: ask again, same incarnation
+  if (config.restore !== undefined) {
+    const { state } = parseSnapshotDocument(config.restore.text);
+    identity = fresh(0);
+    const restore = restoredSnapshot(state, { id: config.id, incarnation: identity.incarnation });
+    await writeIdentity(db, identity);
+    return { mode: 'restore', identity, restore };
+  }
+  if (config.join !== undefined) {
+    identity = fresh(null);
+    await writeIdentity(db, identity);
+    return { mode: 'join', identity };
+  }
+  if (config.peers.some((p) => p.id !== config.id)) {
+    identity = { ...fresh(0), bootstrap: bootstrapDigest([config.id, ...config.peers.map((p) => p.id)]) };
+    await writeIdentity(db, identity);
+    return { mode: 'bootstrap', identity };
+  }
+  throw new StoreOpenError(`data directory ${config.data} is empty: name the other members with --peers to start a new cluster, or --join an existing one`);
+}
+
+/** Identifies the bootstrap log a seed list makes (bootstrapEntries sorts and dedupes the ids the same way). */
+function bootstrapDigest(ids: readonly string[]): string {
+  return createHash('sha256').update([...new Set(ids)].sort().join(',')).digest('hex').slice(0, 16);
 }
 
 /** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
@@ -338,24 +740,4 @@ function raftRoleName(role: Role): string {
   return role === 'preCandidate' ? 'pre-candidate' : role;
 }
 
-function withAddress(address: string | undefined): { address?: string } {
-  return address === undefined ? {} : { address };
-}
-
-const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
-
-/**
- * The admin URL peers should use. An admin listener bound to a wildcard is advertised
- * with the host peers already use for this node: its own --peers entry, else the Raft
- * listener's host, else the machine's host name.
- */
-function advertisedAddress(admin: HostPort, raft: HostPort, selfPeer: HostPort | undefined): HostPort {
-  if (!isWildcard(admin.host)) return admin;
-  if (selfPeer !== undefined && !isWildcard(selfPeer.host)) return { host: selfPeer.host, port: admin.port };
-  if (!isWildcard(raft.host)) return { host: raft.host, port: admin.port };
-  return { host: hostname(), port: admin.port };
-}
-
-function formatHostPort({ host, port }: HostPort): string {
-  return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { JoinRefused };

@@ -6,12 +6,13 @@
 // the Raft log under raft/ (LevelRaftStorage). Each apply writes the changed keys and the
 // applied index in one batch, so a restart resumes exactly after the last applied entry;
 // a Raft snapshot is the serialized pool state (serializeState).
-import type { Entry, NodeId, Snapshot } from '@weldr/raft';
+import { decodeConfChange, type ConfState, type Entry, type NodeId, type Snapshot } from '@weldr/raft';
 import {
   StoreError,
   Subscribers,
   advanceIndex,
   applyCommand,
+  applyConfChangeEntry,
   awaitWithDeadline,
   deserializeState,
   fullStateOps,
@@ -41,10 +42,13 @@ const decoder = new TextDecoder();
 
 /** The pool state machine as the Raft driver sees it. */
 export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
+  private readonly memberListeners = new Set<(state: PoolState) => void>();
+
   private constructor(
     private readonly db: PoolDb,
     private state: PoolState,
     private readonly subscribers: Subscribers,
+    private readonly onListenerError: ListenerErrorHandler | undefined,
   ) {}
 
   static async open(db: PoolDb, onListenerError?: ListenerErrorHandler): Promise<PoolReplica> {
@@ -53,7 +57,7 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
       state = initialState();
       await db.batch(fullStateOps(state), { ...UTF8, sync: true } as never);
     }
-    return new PoolReplica(db, state, new Subscribers(onListenerError));
+    return new PoolReplica(db, state, new Subscribers(onListenerError), onListenerError);
   }
 
   get appliedIndex(): number {
@@ -77,6 +81,13 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
         results.push(null); // already applied before a restart
         continue;
       }
+      if (e.type === 'confChange') {
+        // Member records change with the Raft configuration, at the same index.
+        const applied = applyConfChangeEntry(next, e.index, decodeConfChange(e.data));
+        next = applied.state;
+        results.push(applied.result);
+        continue;
+      }
       if (e.type !== 'normal') {
         next = advanceIndex(next, e.index);
         results.push(null);
@@ -98,7 +109,48 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
     await this.db.batch(stateWriteOps(prev, next), UTF8 as never);
     this.state = next;
     this.subscribers.notify(snapshotOf(next));
+    if (next.cluster !== prev.cluster) this.notifyMembers(next);
     return results;
+  }
+
+  /** Called after every applied change of the cluster id or the member records. */
+  onMembersChange(listener: (state: PoolState) => void): () => void {
+    this.memberListeners.add(listener);
+    return () => this.memberListeners.delete(listener);
+  }
+
+  private notifyMembers(state: PoolState): void {
+    for (const l of this.memberListeners) {
+      try {
+        l(state);
+      } catch (err) {
+        this.onListenerError?.(err);
+      }
+    }
+  }
+
+  /**
+   * A cluster whose state predates member records (state format 1) has a Raft
+   * configuration but no records: give every member in `conf` — the configuration at
+   * the applied index, the same on every replica that applied it — a record without
+   * addresses. The leader fills in the addresses as for a new cluster.
+   */
+  async adoptConfiguration(conf: ConfState): Promise<boolean> {
+    if (this.state.cluster.members.size > 0 || this.state.appliedIndex === 0 || conf.voters.length + conf.learners.length === 0) return false;
+    let next = this.state;
+    for (const [ids, type] of [[conf.voters, 'addVoter'], [conf.learners, 'addLearner']] as const) {
+      for (const nodeId of ids) {
+        const at = next.appliedIndex;
+        // Applied "again" at the current index: only the records move, not the index.
+        const applied = applyConfChangeEntry({ ...next, appliedIndex: at - 1 }, at, { type, nodeId });
+        next = applied.state;
+      }
+    }
+    await this.db.batch(stateWriteOps(this.state, next), { ...UTF8, sync: true } as never);
+    const prev = this.state;
+    this.state = next;
+    if (next.cluster !== prev.cluster) this.notifyMembers(next);
+    return true;
   }
 
   async restore(snapshot: Snapshot): Promise<void> {
@@ -108,6 +160,7 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
     await this.db.batch(await replaceStateOps(this.db, state), { ...UTF8, sync: true } as never);
     this.state = state;
     this.subscribers.notify(snapshotOf(state));
+    this.notifyMembers(state);
   }
 
   snapshotData(): Uint8Array {
@@ -184,7 +237,8 @@ export class RaftPoolStore implements PoolStore {
   }
 }
 
-function toStoreError(err: unknown): Error {
+/** The driver's errors in the store's vocabulary (StoreError codes the admin API maps). */
+export function toStoreError(err: unknown): Error {
   if (err instanceof NotLeaderError) {
     return new StoreError('NOT_LEADER', err.message, err.leader === null ? {} : { leaderId: err.leader });
   }

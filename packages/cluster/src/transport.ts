@@ -13,9 +13,20 @@
 // strangers are let in at once, in total and per source (pending-connections.ts).
 // Refusals are counted and logged at a bounded rate (refusal-log.ts).
 //
+// The hello also carries the sender's identity (HelloIdentity: its cluster id, its
+// incarnation, what it knows of the receiver's incarnation, a seed's bootstrap digest).
+// Whether an authenticated peer may talk to this node is the `admit` hook's decision
+// (the membership and identity rules live in identity.ts); it may first record the
+// peer's incarnation durably, and the welcome waits for it. A peer refused for who it
+// is gets a {"refused": …} frame instead of the welcome — and an admitted peer removed
+// later gets one on its open connection (refuseFrom) — so that it can tell, for
+// instance, that it was removed from the cluster. Nothing in a hello is used as an
+// address: the admin relay and the peer set read the replicated member records.
+//
 // Every later frame must be a message that passes validateMessage, addressed to this
-// node, from the peer that said hello. Anything else closes the connection: a peer that
-// speaks nonsense is not trusted for the rest of what it sends.
+// node, from the peer that said hello, or a control frame ({"ctl": …}) for the
+// application. Anything else closes the connection: a peer that speaks nonsense is not
+// trusted for the rest of what it sends.
 import net from 'node:net';
 import tls from 'node:tls';
 import { validateMessage, InvalidMessage, type Message, type NodeId, type Transport } from '@weldr/raft';
@@ -70,10 +81,18 @@ export interface TcpTransportOptions {
   readonly maxPendingPerSource?: number;
   /** Refused connections are summed up in one log line per this interval. Default 10000 ms. */
   readonly refusalLogIntervalMs?: number;
-  /** What this node tells its peers about itself in each hello (e.g. its admin URL). */
-  readonly advertise?: () => Readonly<Record<string, string>>;
-  /** What a peer said about itself in its hello. */
-  readonly onPeerInfo?: (id: NodeId, info: Readonly<Record<string, string>>) => void;
+  /** This node's identity fields for a hello to `to`. */
+  readonly identity?: (to: NodeId) => HelloIdentity;
+  /**
+   * Decides on an authenticated peer (its hello passed the protocol, token and
+   * certificate checks): undefined admits it, an IdentityRefusal refuses it. May return
+   * a promise; the welcome waits.
+   */
+  readonly admit?: (hello: PeerHello) => IdentityRefusal | undefined | Promise<IdentityRefusal | undefined>;
+  /** A control frame from an admitted peer. */
+  readonly onControl?: (from: NodeId, frame: ControlFrame, hello: PeerHello) => void;
+  /** A peer this node connected to refused it (the peer's refusal frame). */
+  readonly onRefused?: (peer: NodeId, refusal: IdentityRefusal) => void;
 }
 
 /** How this node sees one peer, for /cluster. */
@@ -86,6 +105,38 @@ export interface PeerStatus {
   readonly lastError?: string;
 }
 
+/** What a node says about itself, and about the peer it connects to, in its hello. */
+export interface HelloIdentity {
+  /** The sender's cluster id; undefined before it has one. */
+  readonly cluster?: string;
+  /** The sender's incarnation (a random id fixed when its data directory was created). */
+  readonly incarnation?: string;
+  /** The incarnation the sender knows the receiver by, and its applied index when it learned it. */
+  readonly expect?: { readonly incarnation: string; readonly index: number };
+  /** A seed's digest of the seed list its bootstrap log was made from. */
+  readonly bootstrap?: string;
+}
+
+/** An authenticated hello as the receiver sees it. */
+export interface PeerHello extends HelloIdentity {
+  readonly from: NodeId;
+  readonly remote: string;
+}
+
+/** Why a peer is refused for who it is; sent to it as {"refused": code, ...}. */
+export interface IdentityRefusal {
+  readonly code: string;
+  readonly message: string;
+  /** The refuser's applied index (so a lagging refuser can be told from an informed one). */
+  readonly index?: number;
+  /** The refuser's cluster id, when it has one. */
+  readonly cluster?: string;
+  readonly expect?: { readonly incarnation: string; readonly index: number };
+}
+
+/** An application frame between admitted peers: {"ctl": name, ...fields}. */
+export type ControlFrame = { readonly ctl: string } & Readonly<Record<string, unknown>>;
+
 /** Counters for metrics. */
 export interface TransportStats {
   /** Refused inbound connections since the start, by reason. */
@@ -96,13 +147,12 @@ export interface TransportStats {
 
 const PROTOCOL = 'weldr-raft/2';
 
-interface Hello {
+interface Hello extends HelloIdentity {
   readonly hello: string;
   readonly from: NodeId;
   readonly to: NodeId;
   readonly nonce: string;
   readonly proof: string;
-  readonly info?: Readonly<Record<string, string>>;
 }
 
 class Peer {
@@ -244,6 +294,31 @@ export class TcpTransport implements Transport {
     }
   }
 
+  /** Send a control frame to `to` over this node's connection to it; false if not connected. */
+  sendControl(to: NodeId, frame: ControlFrame): boolean {
+    const peer = this.peers.get(to);
+    const s = peer?.socket;
+    if (peer === undefined || s === null || s === undefined || !peer.connected || s.writableLength > this.maxQueued) return false;
+    s.write(encodeFrame(frame));
+    return true;
+  }
+
+  /** The members this transport connects to, with their addresses. */
+  peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
+    return new Map([...this.peers].map(([id, p]) => [id, p.address]));
+  }
+
+  /**
+   * Ends the inbound connection of `id` with `refusal`: a peer admitted before it was
+   * removed from the configuration is told so now, not at its next reconnect.
+   */
+  refuseFrom(id: NodeId, refusal: IdentityRefusal): void {
+    const socket = this.inboundById.get(id);
+    if (socket === undefined) return;
+    this.inboundById.delete(id);
+    endWithRefusal(socket, refusal);
+  }
+
   /** Learn (or forget, with undefined) a member's address at run time. */
   setPeer(id: NodeId, address: PeerAddress | undefined): void {
     if (id === this.opts.id) return;
@@ -311,8 +386,6 @@ export class TcpTransport implements Transport {
     let tlsUp = false;
     s.once('secureConnect', () => (tlsUp = true));
     s.on('data', (chunk: Buffer) => {
-      // After the welcome nothing is expected back; reading keeps FIN/RST visible.
-      if (peer.connected && peer.socket === s) return;
       let frames: unknown[];
       try {
         frames = decoder.push(chunk);
@@ -322,12 +395,28 @@ export class TcpTransport implements Transport {
       }
       for (const f of frames) {
         if (s.destroyed) return;
+        // A peer refuses this node for who it is with one frame, before or after the
+        // welcome (a member removed later); after the welcome nothing else comes back.
+        const refusal = parseRefusal(f);
+        if (refusal !== undefined) {
+          this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, `raft peer ${peer.id} refused this node: ${refusal.message}`);
+          this.opts.onRefused?.(peer.id, refusal);
+          return fail(`refused (${refusal.code}): ${refusal.message}`);
+        }
+        if (peer.connected && peer.socket === s) return fail('the peer sent something after its welcome');
         if (serverNonce === null) {
           const c = f as { challenge?: unknown; nonce?: unknown } | null;
           if (c === null || typeof c !== 'object' || c.challenge !== PROTOCOL || !isNonce(c.nonce)) return fail('the peer did not send a weldr-raft/2 challenge (another program, or another weldr version?)');
           serverNonce = c.nonce;
           const input: ProofInput = { serverNonce, clientNonce, from: this.opts.id, to: peer.id };
-          const hello: Hello = { hello: PROTOCOL, from: this.opts.id, to: peer.id, nonce: clientNonce, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'client', input), info: this.opts.advertise?.() ?? {} };
+          const hello: Hello = {
+            hello: PROTOCOL,
+            from: this.opts.id,
+            to: peer.id,
+            nonce: clientNonce,
+            proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'client', input),
+            ...identityFields(this.opts.identity?.(peer.id)),
+          };
           const bytes = encodeFrame(hello);
           if (bytes.length - 4 > PRE_AUTH_MAX_FRAME_BYTES) return fail(`this node's hello is ${bytes.length} bytes, over the ${PRE_AUTH_MAX_FRAME_BYTES} a peer accepts`);
           s.write(bytes);
@@ -503,6 +592,8 @@ export class TcpTransport implements Transport {
     const decoder = new FrameDecoder(PRE_AUTH_MAX_FRAME_BYTES);
     const serverNonce = newNonce();
     let from: NodeId | null = null;
+    let peerHello: PeerHello | null = null;
+    let admitted = false;
     socket.write(encodeFrame({ challenge: PROTOCOL, nonce: serverNonce }));
     socket.on('data', (chunk: Buffer) => {
       let frames: unknown[];
@@ -523,19 +614,33 @@ export class TcpTransport implements Transport {
           const hello = f as Hello;
           from = hello.from;
           pending.release();
-          decoder.limit = MAX_FRAME_BYTES;
-          const input: ProofInput = { serverNonce, clientNonce: hello.nonce, from, to: this.opts.id };
-          socket.write(encodeFrame({ welcome: PROTOCOL, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'server', input) }));
-          // One inbound connection per peer: a reconnect replaces the connection it left.
-          const older = this.inboundById.get(from);
-          this.inboundById.set(from, socket);
-          if (older !== undefined && older !== socket) older.destroy();
-          const id = from;
-          socket.once('close', () => {
-            if (this.inboundById.get(id) === socket) this.inboundById.delete(id);
-          });
-          const info = peerInfo(hello.info);
-          if (info !== undefined) this.opts.onPeerInfo?.(from, info);
+          peerHello = { from, remote: pending.remote, ...identityFields(hello) };
+          // The peer sends nothing more before the welcome; the welcome waits for the
+          // admission (which may first record the peer's incarnation, synced).
+          const verdict = this.opts.admit?.(peerHello);
+          const welcome = (): void => {
+            admitted = this.welcome(socket, decoder, serverNonce, hello);
+          };
+          if (verdict instanceof Promise) {
+            verdict.then(
+              (v) => (v === undefined ? welcome() : this.refuseIdentity(socket, pending, v, hello.from)),
+              (err: unknown) => this.refuse(socket, pending, new Refusal('admission_failed', `admission failed: ${(err as Error).message}`), hello.from),
+            );
+          } else if (verdict === undefined) {
+            welcome();
+          } else {
+            this.refuseIdentity(socket, pending, verdict, hello.from);
+          }
+          continue;
+        }
+        if (!admitted) {
+          // A peer speaks only once welcomed: its messages must not count before its
+          // incarnation is recorded.
+          this.refuse(socket, pending, new Refusal('invalid_message', `${from} sent a frame before its welcome`), from);
+          return;
+        }
+        if (f !== null && typeof f === 'object' && typeof (f as { ctl?: unknown }).ctl === 'string') {
+          if (peerHello !== null) this.opts.onControl?.(from, f as ControlFrame, peerHello);
           continue;
         }
         const m = validateMessage(f);
@@ -551,6 +656,33 @@ export class TcpTransport implements Transport {
         this.opts.onMessage(m);
       }
     });
+  }
+
+  /** The hello is authenticated and admitted: welcome the peer, its connection replaces an older one. */
+  private welcome(socket: net.Socket, decoder: FrameDecoder, serverNonce: string, hello: Hello): boolean {
+    if (socket.destroyed || this.closed) return false;
+    const from = hello.from;
+    decoder.limit = MAX_FRAME_BYTES;
+    const input: ProofInput = { serverNonce, clientNonce: hello.nonce, from, to: this.opts.id };
+    socket.write(encodeFrame({ welcome: PROTOCOL, proof: this.opts.token === undefined ? '' : makeProof(this.opts.token, 'server', input) }));
+    // One inbound connection per peer: a reconnect replaces the connection it left.
+    const older = this.inboundById.get(from);
+    this.inboundById.set(from, socket);
+    if (older !== undefined && older !== socket) older.destroy();
+    socket.once('close', () => {
+      if (this.inboundById.get(from) === socket) this.inboundById.delete(from);
+    });
+    return true;
+  }
+
+  /** Refuses an authenticated peer for who it is: it is told why. */
+  private refuseIdentity(socket: net.Socket, pending: Pending, refusal: IdentityRefusal, from: NodeId): void {
+    pending.release();
+    if (!pending.refused) {
+      pending.refused = true;
+      this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
+    }
+    endWithRefusal(socket, refusal);
   }
 
   /** Whether the hello is well-formed and meant for this node (membership: who may say hello). */
@@ -579,14 +711,54 @@ export class TcpTransport implements Transport {
   }
 }
 
-/** At most 16 short string fields; anything else is ignored. */
-function peerInfo(v: unknown): Record<string, string> | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return undefined;
-  const out: Record<string, string> = {};
-  let n = 0;
-  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
-    if (++n > 16) break;
-    if (typeof x === 'string' && k.length <= 64 && x.length <= 512) out[k] = x;
-  }
-  return out;
+const IDENTITY_TEXT = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The identity fields of a hello, each kept only when well-formed. */
+function identityFields(h: HelloIdentity | undefined): HelloIdentity {
+  if (h === undefined) return {};
+  const ok = (v: unknown): v is string => typeof v === 'string' && IDENTITY_TEXT.test(v);
+  const e = h.expect as { incarnation?: unknown; index?: unknown } | undefined;
+  const expect =
+    e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0
+      ? { incarnation: e.incarnation, index: e.index as number }
+      : undefined;
+  return {
+    ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
+    ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
+    ...(expect === undefined ? {} : { expect }),
+    ...(ok(h.bootstrap) ? { bootstrap: h.bootstrap } : {}),
+  };
+}
+
+/** Sends the refusal frame and closes; a peer that does not close its side is cut shortly after. */
+function endWithRefusal(socket: net.Socket, refusal: IdentityRefusal): void {
+  if (socket.destroyed) return;
+  socket.end(
+    encodeFrame({
+      refused: refusal.code,
+      message: refusal.message.slice(0, 1000),
+      ...(refusal.index === undefined ? {} : { index: refusal.index }),
+      ...(refusal.cluster === undefined ? {} : { cluster: refusal.cluster }),
+      ...(refusal.expect === undefined ? {} : { expect: refusal.expect }),
+    }),
+  );
+  // Nothing the peer sends from now on is read.
+  socket.removeAllListeners('data');
+  socket.on('data', () => undefined);
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+function parseRefusal(f: unknown): IdentityRefusal | undefined {
+  if (f === null || typeof f !== 'object') return undefined;
+  const r = f as { refused?: unknown; message?: unknown; index?: unknown; cluster?: unknown; expect?: unknown };
+  if (typeof r.refused !== 'string' || r.refused.length > 64 || typeof r.message !== 'string') return undefined;
+  const index = Number.isSafeInteger(r.index) ? (r.index as number) : undefined;
+  const { cluster, expect } = identityFields({ cluster: r.cluster as string, expect: r.expect as HelloIdentity['expect'] });
+  return {
+    code: r.refused,
+    message: r.message.slice(0, 1000),
+    ...(index === undefined ? {} : { index }),
+    ...(cluster === undefined ? {} : { cluster }),
+    ...(expect === undefined ? {} : { expect }),
+  };
 }

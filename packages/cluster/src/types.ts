@@ -21,6 +21,8 @@ export interface RaftClusterOptions {
   readonly data: string;
   /** Where the peer transport listens. */
   readonly raft: HostPort;
+  /** Where peers reach this node's Raft listener, if not its --peers entry or `raft`. */
+  readonly raftAdvertise?: HostPort | undefined;
   /** The members' Raft addresses (this node's own entry allowed). */
   readonly peers: readonly PeerSpec[];
   /** Shared secret members prove in their handshake (it never travels); undefined: none. */
@@ -34,6 +36,14 @@ export interface RaftClusterOptions {
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */
   readonly electionTimeoutMs: number;
+  /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
+  readonly join?: string | undefined;
+  /** How long a join may keep retrying (elections, a change in flight). Default 60 s. */
+  readonly joinDeadlineMs?: number | undefined;
+  /** The admin token, for the join request (a write). */
+  readonly adminToken?: string | undefined;
+  /** A backup document (GET /cluster/snapshot): an empty data directory seeds a new cluster from it. */
+  readonly restore?: { readonly path: string; readonly text: string } | undefined;
   /**
    * Called once if the node must stop: a write to the data directory failed, applying
    * failed, or a listener threw inside the Raft loop. By then the node has given up its
@@ -69,7 +79,10 @@ export interface ClusterLogger {
 export interface ClusterMemberStatus {
   readonly id: NodeId;
   readonly role: 'voter' | 'learner';
+  /** Raft address, from the member's record (a seed's from --peers until recorded). */
   readonly address?: string;
+  readonly adminAddress?: string;
+  readonly proxyAddress?: string;
   /** As this node knows it (never a guess): absent when it cannot know. */
   readonly raftRole?: string;
   /** This node's own peer connection to the member is up. */
@@ -78,6 +91,8 @@ export interface ClusterMemberStatus {
   readonly lastContactMs?: number | null;
   readonly matchIndex?: number;
   readonly replication?: string;
+  /** On the leader: heard from within two election timeouts. */
+  readonly live?: boolean;
   /** On the leader: current, catching-up, stalled, silent or unreachable (member-watch.ts). */
   readonly condition?: string;
   /** On the leader: why the member is not current, when known. */
@@ -92,6 +107,8 @@ export interface ClusterStatus {
   readonly term: number;
   readonly commitIndex: number;
   readonly appliedIndex: number;
+  /** The cluster's id; null before the first leader recorded one (and on a single node). */
+  readonly clusterId?: string | null;
   readonly members: readonly ClusterMemberStatus[];
 }
 

@@ -5,7 +5,7 @@ import type { Message } from '@weldr/raft';
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/codec.js';
 import { randomBytes } from 'node:crypto';
 import { TcpTransport } from '../src/transport.js';
-import { makeProof } from '../src/peer-proof.js';
+import { makeProof, NONCE_BYTES } from '../src/peer-proof.js';
 
 const silent = { debug() {}, info() {}, warn() {} };
 
@@ -393,4 +393,156 @@ test('losing and regaining a peer are logged at the same level, once per outage'
     ['info', 'raft_peer_unreachable', 'b'],
     ['info', 'raft_peer_reachable', 'b'],
   ]);
+});
+
+test('hello identity: the admit hook sees it, and nothing the peer sent is delivered before an asynchronous admission resolves', async (t) => {
+  const got: Message[] = [];
+  const hellos: unknown[] = [];
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    log: silent,
+    onMessage: (m) => got.push(m),
+    admit: (h) => {
+      hellos.push(h);
+      return gate.then(() => undefined);
+    },
+  });
+  await b.start();
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    identity: (to) => ({ cluster: 'c1', incarnation: 'inc-a', expect: { incarnation: `inc-${to}`, index: 7 } }),
+  });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('hello seen', () => {
+    a.send([msg('a', 'b')]);
+    return hellos.length > 0;
+  });
+  // The dialling node is not welcomed while the admission is pending: what it sends is
+  // reported unreachable and dropped (Raft resends), never delivered early.
+  for (let i = 0; i < 5; i++) a.send([msg('a', 'b', { term: 4 + i })]);
+  await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(got, [], 'nothing delivered while the admission is pending');
+  t.like(hellos[0], { from: 'a', cluster: 'c1', incarnation: 'inc-a', expect: { incarnation: 'inc-b', index: 7 } });
+  release();
+  await until('delivered after admission', () => {
+    a.send([msg('a', 'b', { term: 9 })]);
+    return got.length > 0;
+  });
+  t.true(got.every((m) => m.from === 'a' && m.term === 9));
+});
+
+test('a peer that sends before it is welcomed is cut off', async (t) => {
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), log: silent, onMessage: (m) => got.push(m), admit: () => new Promise(() => undefined) });
+  await b.start();
+  t.teardown(() => b.close());
+  const closed = await new Promise<boolean>((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port: b.port });
+    const d = new FrameDecoder();
+    s.on('data', (c: Buffer) => {
+      for (const f of d.push(c)) {
+        const ch = f as { challenge?: string; nonce?: string };
+        if (ch.challenge !== undefined) {
+          s.write(encodeFrame({ hello: ch.challenge, from: 'a', to: 'b', nonce: Buffer.alloc(NONCE_BYTES).toString('base64'), proof: '' }));
+          s.write(encodeFrame(msg('a', 'b')));
+        }
+      }
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(true));
+    setTimeout(() => resolve(false), 3000).unref();
+  });
+  t.true(closed, 'the connection was closed');
+  t.deepEqual(got, []);
+});
+
+test('a refused peer is told why ({"refused"}), sees it through onRefused, and nothing it sent is delivered; control frames reach onControl', async (t) => {
+  const got: Message[] = [];
+  const controls: unknown[] = [];
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    log: silent,
+    onMessage: (m) => got.push(m),
+    admit: (h) => (h.from === 'a' ? { code: 'not-member', message: 'a was removed', index: 42, cluster: 'c1' } : undefined),
+    onControl: (from, frame) => controls.push({ from, frame }),
+  });
+  await b.start();
+  const refusals: unknown[] = [];
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    onRefused: (peer, r) => refusals.push({ peer, r }),
+    reconnectMinMs: 10,
+    reconnectMaxMs: 50,
+  });
+  await a.start();
+  const c = new TcpTransport({
+    id: 'c',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+    log: silent,
+    onMessage: () => undefined,
+  });
+  await c.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    await c.close();
+  });
+  await until('refusal seen', () => {
+    a.send([msg('a', 'b')]);
+    return refusals.length > 0;
+  });
+  t.like(refusals[0], { peer: 'b', r: { code: 'not-member', message: 'a was removed', index: 42, cluster: 'c1' } });
+  await until('control frame delivered', () => {
+    c.sendControl('b', { ctl: 'publish', adminAddress: '127.0.0.1:1' });
+    return controls.length > 0;
+  });
+  t.like(controls[0], { from: 'c', frame: { ctl: 'publish', adminAddress: '127.0.0.1:1' } });
+  t.false(a.sendControl('nobody', { ctl: 'x' }));
+  t.deepEqual(got, []);
+});
+
+test('an outbound connection reads only small refusal frames: anything else from the peer closes it', async (t) => {
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined); // the transport resets it
+    s.on('data', () => undefined);
+    s.write(encodeFrame({ type: 'MsgHeartbeat', from: 'b', to: 'a' }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => server.close(() => r())));
+  let connections = 0;
+  server.on('connection', () => connections++);
+  const refusals: unknown[] = [];
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }]]),
+    log: silent,
+    onMessage: () => undefined,
+    onRefused: (peer, r) => refusals.push({ peer, r }),
+    reconnectMinMs: 10,
+    reconnectMaxMs: 20,
+  });
+  await a.start();
+  t.teardown(() => a.close());
+  await until('the connection was cut and made again', () => connections >= 3);
+  t.deepEqual(refusals, []);
 });

@@ -174,6 +174,21 @@ test('a key repeated in the config file is an error, not "the last one wins"', (
   t.regex(loadError(['--config', '/etc/w.json'], {}, { '/etc/w.json': '{"listen":"127.0.0.1:1","listen":"127.0.0.1:2"}' }), /key "listen" appears more than once in config file \/etc\/w.json/);
 });
 
+test('--join takes an admin URL (normalised), --restore a path, --raft-advertise an address', (t) => {
+  const token = { WELDR_CLUSTER_TOKEN: '0123456789abcdef0123' };
+  const { config } = load(['--join', 'HTTP://127.0.0.1:8687/', '--raft-advertise', '[::1]:9000'], token);
+  t.is(config.join, 'http://127.0.0.1:8687');
+  t.deepEqual(config.raftAdvertise, { host: '::1', port: 9000 });
+  t.is(load(['--restore', 'backup.json'], token).config.restore, 'backup.json');
+  t.is(load(['--join', 'https://admin.example:8687'], token).config.join, 'https://admin.example:8687');
+  for (const bad of ['127.0.0.1:8687', 'http://127.0.0.1:8687/cluster', 'ftp://x:1', 'http://x']) t.regex(loadError(['--join', bad], token), /--join/);
+  t.regex(loadError(['--raft-advertise', '127.0.0.1:0']), /--raft-advertise/);
+  // Joining is cluster mode: it needs peer authentication like --peers does.
+  t.regex(loadError(['--join', 'http://127.0.0.1:8687']), /cluster mode needs peer authentication/);
+  t.regex(loadError(['--join', 'http://10.0.0.1:8687', '--insecure-peers']), /--insecure-peers is allowed only when every member is on loopback; not: --join http:\/\/10\.0\.0\.1:8687/);
+  t.true(load(['--restore', 'b.json', '--insecure-peers']).config.insecurePeers);
+});
+
 test('cluster mode needs peer authentication: a token, peer TLS, or --insecure-peers with every member on loopback', (t) => {
   const peers = ['--peers', 'n1=127.0.0.1:9001,n2=127.0.0.1:9002'];
   t.regex(loadError(peers), /cluster mode needs peer authentication.*WELDR_CLUSTER_TOKEN.*--peer-cert.*weldr certs init.*--insecure-peers/);

@@ -331,8 +331,17 @@ test('snapshot save writes the document as served; a member without the API is e
   t.like(JSON.parse(readFileSync(file, 'utf8')), { format: 'weldr-snapshot', index: 42, clusterId: 'c0ffee' });
   t.is(api.requests.at(-1), 'GET /cluster/snapshot');
 
-  const old = await startApi(t); // today's admin API has no /cluster/snapshot route
-  const r = await ctl(['snapshot', 'save', join(dir, 'none.json'), '--endpoints', old.url]);
+  // A member of an older version, without the route: 404 from its router.
+  const old = await listen(t, (req, res) => {
+    res.writeHead(404, { 'content-type': 'application/json; charset=utf-8' });
+    res.end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${req.url}` } }));
+  });
+  const r = await ctl(['snapshot', 'save', join(dir, 'none.json'), '--endpoints', old]);
   t.is(r.code, 4);
   t.regex(r.err, /runs a weldr without this API/);
+  // Today's single node serves the route but keeps no Raft state in this harness (a memory pool without members).
+  const single = await startApi(t);
+  const s = await ctl(['snapshot', 'save', join(dir, 'single.json'), '--endpoints', single.url]);
+  t.is(s.code, 4);
+  t.regex(s.err, /409 CONFLICT/);
 });

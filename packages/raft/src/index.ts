@@ -40,5 +40,6 @@ export {
   decodeConfChange,
   EMPTY_CONF_STATE,
   encodeConfChange,
+  MAX_CONF_CHANGE_CONTEXT,
 } from './core/membership.js';
 export type { ProgressState } from './core/progress.js';

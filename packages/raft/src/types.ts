@@ -172,6 +172,12 @@ export type ConfChangeType = 'addVoter' | 'addLearner' | 'removeNode';
 export interface ConfChange {
   readonly type: ConfChangeType;
   readonly nodeId: NodeId;
+  /**
+   * Opaque to the core, carried in the entry (etcd's ConfChange.Context): the
+   * application's record of the change (e.g. the new member's addresses), applied
+   * with it at the same index. At most MAX_CONF_CHANGE_CONTEXT characters.
+   */
+  readonly context?: string;
 }
 
 /** Why the core refused a local request. */

@@ -1,5 +1,6 @@
 // Named scenarios from the Raft paper (§5) and thesis (ch. 3, 4, 6, 9), as event scripts.
 import test from 'ava';
+import { decodeConfChange } from '../src/index.js';
 import { E, Scenario } from './scenario.js';
 
 test('Figure 8: a leader never commits an entry of an earlier term by counting replicas (§5.4.2)', (t) => {
@@ -207,6 +208,21 @@ test('Membership: add a learner, promote it, then remove the leader (thesis §4)
   t.deepEqual(s.node('n1').campaign(), { ok: false, reason: 'notMember', leader: null });
   for (const bad of [{ type: 'addVoter', nodeId: 'n2' }, { type: 'removeNode', nodeId: 'n9' }, { type: 'addLearner', nodeId: '' }] as const) {
     t.like(s.node(leader!).proposeConfChange(bad), { ok: false, reason: 'invalidConfChange' });
+  }
+  t.like(s.node(leader!).proposeConfChange({ type: 'addLearner', nodeId: 'n5', context: 'x'.repeat(16 * 1024 + 1) }), { ok: false, reason: 'invalidConfChange' });
+});
+
+test('Membership: a conf change carries its context to every member in the committed entry (etcd ConfChange.Context)', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  s.addServer('n4');
+  t.true(s.node('n1').proposeConfChange({ type: 'addLearner', nodeId: 'n4', context: '{"raftAddress":"10.0.0.4:8688"}' }).ok);
+  s.stabilize();
+  for (const id of ['n1', 'n2', 'n3', 'n4']) {
+    const storage = s.c.get(id).storage!;
+    const entries = storage.entries(storage.firstIndex(), storage.lastIndex() + 1, Infinity);
+    const cc = entries.filter((e) => e.type === 'confChange').map((e) => decodeConfChange(e.data)).find((c) => c?.nodeId === 'n4');
+    t.deepEqual(cc, { type: 'addLearner', nodeId: 'n4', context: '{"raftAddress":"10.0.0.4:8688"}' }, id);
   }
 });
 

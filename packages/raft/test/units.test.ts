@@ -144,6 +144,8 @@ test('membership: single-server changes and their encoding (thesis §4.1)', (t) 
   t.is(typeof applyConfChange(cs, { type: 'addVoter', nodeId: 'n1' }), 'string');
   t.is(typeof applyConfChange({ voters: ['n1'], learners: [] }, { type: 'removeNode', nodeId: 'n1' }), 'string');
   t.deepEqual(decodeConfChange(encodeConfChange({ type: 'removeNode', nodeId: 'n2' })), { type: 'removeNode', nodeId: 'n2' });
+  t.deepEqual(decodeConfChange(encodeConfChange({ type: 'addLearner', nodeId: 'n4', context: '{"a":1}' })), { type: 'addLearner', nodeId: 'n4', context: '{"a":1}' });
+  t.deepEqual(decodeConfChange(new TextEncoder().encode('{"type":"addLearner","nodeId":"n4","context":7}')), { type: 'addLearner', nodeId: 'n4' }, 'a context that is not a string is dropped, the change kept');
   t.is(decodeConfChange(new TextEncoder().encode('{"type":"nuke"}')), undefined);
   t.is(decodeConfChange(new Uint8Array([0xff])), undefined);
   t.deepEqual(bootstrapEntries(['n2', 'n1']).map((e) => [e.index, e.term, decodeConfChange(e.data)?.nodeId]), [

@@ -14,7 +14,19 @@ export type {
   UpdateServerCommand,
   UpdateSettingsCommand,
   BatchCommand,
+  ServerOrSettingsCommand,
   PoolCommand,
+  MemberRole,
+  MemberRecord,
+  ClusterState,
+  UpdateMemberCommand,
+  InitClusterCommand,
+  AddMemberCommand,
+  PromoteMemberCommand,
+  RemoveMemberCommand,
+  MemberChangeCommand,
+  MemberChangeEnvelope,
+  MemberChange,
   CommandEnvelope,
   ApplyErrorCode,
   CommandOutcome,
@@ -50,16 +62,28 @@ export {
 } from './pool/validate.js';
 
 // state machine
-export { initialState, snapshotOf } from './pool/state.js';
+export { initialState, snapshotOf, EMPTY_CLUSTER } from './pool/state.js';
 export type { PoolState } from './pool/state.js';
-export { applyCommand, advanceIndex } from './pool/state-machine.js';
+export { applyCommand, applyConfChangeEntry, advanceIndex } from './pool/state-machine.js';
+export { confStateOf, memberConfChange, parseMemberChangeContext } from './pool/membership.js';
+export {
+  MEMBER_ID,
+  adminUrlOf,
+  validateAdminAddress,
+  validateClusterId,
+  validateHostPort,
+  validateIncarnation,
+  validateMemberChange,
+  validateMemberId,
+} from './pool/validate-member.js';
 export type { ApplyOptions, Applied } from './pool/state-machine.js';
-export { DEFAULT_REQUEST_LIMITS } from './pool/idempotency.js';
+export { DEFAULT_REQUEST_LIMITS, lookupRequest } from './pool/idempotency.js';
+export { fingerprintOf } from './pool/fingerprint.js';
 export { AUDIT_RETENTION, EMPTY_AUDIT, appendAudit, auditAfter, auditMetaOf } from './pool/audit.js';
 export type { AuditEntry, AuditLog, AuditMeta } from './pool/audit.js';
 export type { RememberedRequest, RequestTable, RequestTableLimits } from './pool/idempotency.js';
 export { STATE_FORMAT_VERSION, serializeState, deserializeState, toSerialized, stateFromParts } from './pool/serialize.js';
-export type { SerializedPoolState, PoolStateParts } from './pool/serialize.js';
+export type { SerializedClusterState, SerializedPoolState, PoolStateParts } from './pool/serialize.js';
 
 // stores
 export { MemoryPoolStore } from './stores/memory-store.js';
@@ -82,3 +106,5 @@ export { DataDir } from './level/open-data-dir.js';
 export type { DataDirLogger, DataDirOptions, StoreProgress } from './level/open-data-dir.js';
 export { MARKER_FILE, MARKER_FORMAT, newMarker, readMarker, updateMarker, verifyMarker, writeMarker } from './level/marker.js';
 export type { DataDirMarker, MarkerProgress } from './level/marker.js';
+export { IDENTITY_KEYS, readIdentity, writeIdentity, readPeerIncarnations, writePeerIncarnation, deletePeerIncarnation } from './level/identity.js';
+export type { NodeIdentity, PeerIncarnation } from './level/identity.js';

@@ -11,6 +11,7 @@ import {
   type CommandOutcome,
   type PoolCommand,
   type PoolState,
+  type ServerOrSettingsCommand,
 } from '../src/index.js';
 
 /** Applies commands at consecutive indexes; returns the final state and every result. */
@@ -28,7 +29,7 @@ function run(commands: ReadonlyArray<PoolCommand | CommandEnvelope>, start: Pool
   return { state, outcomes, results };
 }
 
-type SubCommand = Exclude<PoolCommand, { type: 'Batch' }>;
+type SubCommand = ServerOrSettingsCommand;
 const add = (port: number, extra: object = {}): SubCommand => ({ type: 'AddServer', ip: '10.0.0.1', port, ...extra });
 const remove = (port: number): SubCommand => ({ type: 'RemoveServer', ip: '10.0.0.1', port });
 
@@ -330,7 +331,16 @@ test('deserializeState rejects corruption and unknown versions', (t) => {
     return JSON.stringify(copy);
   };
   t.throws(() => deserializeState('{'), { message: /not JSON/ });
-  t.throws(() => deserializeState(corrupt((d) => (d.version = 2))), { message: /version/ });
+  t.throws(() => deserializeState(corrupt((d) => (d.version = 3))), { message: /version/ });
+  // Version 1 (before member records) is still read, as a state without members; it has no `cluster`.
+  const v1 = corrupt((d) => {
+    d.version = 1;
+    delete d.cluster;
+  });
+  t.deepEqual(snapshotOf(deserializeState(v1)), snapshotOf(state));
+  t.is(deserializeState(v1).cluster.members.size, 0);
+  t.throws(() => deserializeState(corrupt((d) => (d.version = 1))), { message: /state\.cluster/ }, 'version 1 has no cluster part');
+  t.throws(() => deserializeState(corrupt((d) => delete d.cluster)), { message: /state\.cluster/ });
   t.throws(() => deserializeState(corrupt((d) => ((d.servers[0] as Record<string, unknown>).ip = '010.0.0.1'))), { message: /servers\[0\]\.ip/ });
   t.throws(() => deserializeState(corrupt((d) => ((d.servers[0] as Record<string, unknown>).id = 'x'))), { message: /servers\[0\]\.id/ });
   t.throws(() => deserializeState(corrupt((d) => d.servers.reverse())), { message: /canonical order/ });

@@ -48,6 +48,10 @@ function resultBody(outcome: CommandOutcome): Record<string, unknown> {
       return { status: outcome.status, settings: outcome.settings };
     case 'batch':
       return { status: outcome.status };
+    case 'member':
+    case 'cluster':
+      // Membership commands are never part of a Batch (validate.ts refuses them).
+      throw new AdminError(500, 'INTERNAL', `a batch carried a ${outcome.status} result`);
     default:
       return { status: outcome.status, ...(outcome.server === undefined ? {} : { server: outcome.server }) };
   }

@@ -99,8 +99,17 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     tls.reload('SIGHUP');
     running.reloadTls();
   };
-  const received = await signal;
-  log.info({ event: 'stopping', signal: received, deadlineMs: config.shutdownTimeout }, `${received}: shutting down`);
+  // A cluster member may have to stop on its own: removed from the cluster (exit 0), or
+  // told by its peers that its data directory is not the one they know (exit 1).
+  const outcome = await Promise.race([signal.then((received) => ({ received })), node.ended.then((end) => ({ end }))]);
+  let exitCode = 0;
+  if ('end' in outcome) {
+    exitCode = outcome.end.exitCode;
+    process.stderr.write(`weldr start: ${outcome.end.message}\n`);
+    log.info({ event: 'stopping', reason: outcome.end.reason, deadlineMs: config.shutdownTimeout }, `${outcome.end.reason}: shutting down`);
+  } else {
+    log.info({ event: 'stopping', signal: outcome.received, deadlineMs: config.shutdownTimeout }, `${outcome.received}: shutting down`);
+  }
   // The proxy gives up on in-flight requests at the deadline; if closing the rest
   // hangs beyond a grace period, exit anyway rather than leave a half-stopped node.
   const overrun = setTimeout(() => {
@@ -115,7 +124,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   log.info({ event: 'stopped', ms: Date.now() - stopped }, 'weldr stopped');
   await flushLogger(log);
   // Safety net: if something keeps the event loop alive after a clean stop, exit anyway.
-  setTimeout(() => process.exit(0), SHUTDOWN_GRACE_MS).unref();
-  return 0;
+  setTimeout(() => process.exit(exitCode), SHUTDOWN_GRACE_MS).unref();
+  return exitCode;
 }
 

@@ -3,7 +3,7 @@
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
-import { formatDuration, parseBoolean, parseCommand, parseDnsName, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
+import { formatDuration, parseAdminUrl, parseBoolean, parseCommand, parseDnsName, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
@@ -37,9 +37,15 @@ export interface NodeConfig {
   readonly adminMaxConnections: number;
   readonly adminMaxConnectionsPerSource: number;
   readonly raft: HostPort;
+  /** Where peers reach this node's Raft listener, when that is not --raft (NAT, a relay, a wildcard). */
+  readonly raftAdvertise: HostPort | undefined;
   readonly peers: readonly Peer[];
   /** Shared secret peers prove to each other on the Raft transport (it never travels). */
   readonly clusterToken: string | undefined;
+  /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
+  readonly join: string | undefined;
+  /** A backup (GET /cluster/snapshot) an empty data directory seeds a new cluster from. */
+  readonly restore: string | undefined;
   /** A file holding the cluster token. */
   readonly clusterTokenFile: string | undefined;
   /** Peer TLS: this member's certificate (naming weldr://node/<id>), key, and the cluster CA. */
@@ -145,7 +151,10 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'adminMaxConnections', flag: 'admin-max-connections', env: 'WELDR_ADMIN_MAX_CONNECTIONS', valueName: 'N', help: 'open admin connections, at most; more are answered 503 and closed', defaultText: '256', defaultValue: constant(256), parse: parseInteger(1, 1_000_000) },
   { key: 'adminMaxConnectionsPerSource', flag: 'admin-max-connections-per-source', env: 'WELDR_ADMIN_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'open admin connections, at most, from one client address (IPv6: one /64)', defaultText: '64', defaultValue: constant(64), parse: parseInteger(1, 1_000_000) },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
-  { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'the cluster members\' Raft addresses (this node\'s own entry is allowed); any other member turns on cluster mode', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'raftAdvertise', flag: 'raft-advertise', env: 'WELDR_RAFT_ADVERTISE', valueName: 'HOST:PORT', help: 'the Raft address other members reach this node at, as recorded in its member record (NAT, port forwarding, a relay)', defaultText: "(its own --peers entry, else --raft; a wildcard --raft: the host name)", defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw, false) },
+  { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'seeds a NEW cluster: the seed members\' Raft addresses, the same on every seed (this node\'s own entry is allowed); any other member turns on cluster mode; ignored once the data directory holds a Raft log', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },
+  { key: 'join', flag: 'join', env: 'WELDR_JOIN', valueName: 'URL', help: 'admin URL of any member: an empty data directory asks that cluster to add this node (as a learner, promoted once caught up); ignored once the node is a member', defaultText: '(none)', defaultValue: constant(undefined), parse: parseAdminUrl },
+  { key: 'restore', flag: 'restore', env: 'WELDR_RESTORE', valueName: 'FILE', help: 'a backup (GET /cluster/snapshot, weldr snapshot save): an empty data directory seeds a new one-member cluster from it; the others --join it', defaultText: '(none)', defaultValue: constant(undefined), parse: parsePath },
   { key: 'clusterToken', flag: 'cluster-token', env: 'WELDR_CLUSTER_TOKEN', valueName: 'TOKEN', help: 'shared secret the members prove to each other (challenge-response: it never travels); the same on every member (prefer the variable: flags show in ps)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseToken, secret: true },
   { key: 'clusterTokenFile', flag: 'cluster-token-file', env: 'WELDR_CLUSTER_TOKEN_FILE', valueName: 'FILE', help: 'read the cluster token from this file (e.g. a mounted secret); instead of --cluster-token', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'peerCert', flag: 'peer-cert', env: 'WELDR_PEER_CERT', valueName: 'FILE', help: 'peer TLS: this member\'s PEM certificate, naming weldr://node/<id>; reloaded on SIGHUP and change', defaultText: '(none: no peer TLS)', defaultValue: constant(undefined), parse: parseFile },

@@ -50,10 +50,14 @@ function checkPeerAuthentication(config: NodeConfig): void {
   if (config.insecurePeers && authenticated) {
     throw new ConfigError('--insecure-peers turns peer authentication off, but a cluster token or peer certificate is set: drop one or the other');
   }
-  if (others.length === 0 || authenticated) return;
+  // Cluster mode: other seeds, or joining a cluster, or seeding one from a backup.
+  if ((others.length === 0 && config.join === undefined && config.restore === undefined) || authenticated) return;
+  const joinHost = config.join === undefined ? undefined : new URL(config.join).hostname.replace(/^\[|\]$/g, '');
   const exposed = [
     ...(isLoopbackHost(config.raft.host) ? [] : [`--raft ${formatHostPort(config.raft)}`]),
+    ...(config.raftAdvertise === undefined || isLoopbackHost(config.raftAdvertise.host) ? [] : [`--raft-advertise ${formatHostPort(config.raftAdvertise)}`]),
     ...config.peers.filter((p) => !isLoopbackHost(p.address.host)).map((p) => `${p.id}=${formatHostPort(p.address)}`),
+    ...(joinHost === undefined || isLoopbackHost(joinHost) ? [] : [`--join ${config.join}`]),
   ];
   if (!config.insecurePeers) {
     throw new ConfigError(

@@ -160,6 +160,15 @@ export function parseInteger(min: number, max: number): (raw: unknown) => number
 }
 
 /** A secret: printable ASCII without spaces (it travels in an Authorization header), 16+ characters. */
+/** An admin URL: http(s)://host:port with no path (the admin API of a cluster member). */
+export function parseAdminUrl(raw: unknown): string {
+  const value = asString(raw, 'an admin URL such as http://10.0.0.1:8687').trim();
+  const m = /^(https?):\/\/([^/]+?)\/?$/i.exec(value);
+  if (m === null) throw new ValueError(`"${value}" is not an admin URL (http://host:port or https://host:port, no path)`);
+  const address = parseHostPort(m[2]!, false);
+  return `${m[1]!.toLowerCase()}://${formatHostPort(address)}`;
+}
+
 /** A shell command line for a hook: non-empty, one line, at most 4096 characters. */
 export function parseCommand(raw: unknown): string {
   const value = asString(raw, 'a command').trim();

@@ -5,6 +5,10 @@
 //
 // A relayed request carries X-Weldr-Forwarded-By; a node never relays it again (a
 // leader that just lost its leadership answers 503 NOT_LEADER instead of bouncing it).
+//
+// The leader's admin address comes from its replicated member record (never from what
+// a peer said in a hello): a forged hello cannot redirect the relay, and with it the
+// client's Authorization header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request, type Dispatcher } from 'undici';
 
@@ -23,6 +27,8 @@ export interface AdminForwarderOptions {
   readonly nodeId: string;
   readonly target: ForwardTarget;
   readonly timeoutMs: number;
+  /** How long to wait for the leader's admin address to be recorded. Default 2000 ms. */
+  readonly addressWaitMs?: number;
   readonly log: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /**
    * 'https' when the members' admin API speaks HTTPS (--admin-cert): every member is
@@ -42,11 +48,25 @@ export function forwardingListener(
     if (!WRITES.has(req.method ?? '') || req.headers[FORWARDED_BY] !== undefined) return local(req, res);
     const target = opts.target.leaderAdminUrl();
     if (target === null) return local(req, res);
-    if (target.url === undefined) {
-      notLeader(res, target.leaderId, `this node is not the leader and does not know ${target.leaderId}'s admin address yet; retry, or send the write to the leader`);
+    if (target.url !== undefined) {
+      void relay(req, res, target.leaderId, target.url, opts);
       return;
     }
-    void relay(req, res, target.leaderId, target.url, opts);
+    // A new cluster's leader records its admin address right after its election; give
+    // the record a moment to arrive rather than fail the write at once.
+    void (async () => {
+      const until = Date.now() + (opts.addressWaitMs ?? 2000);
+      for (;;) {
+        await new Promise((r) => setTimeout(r, 20));
+        const now = opts.target.leaderAdminUrl();
+        if (now === null) return local(req, res);
+        if (now.url !== undefined) return relay(req, res, now.leaderId, now.url, opts);
+        if (Date.now() > until) {
+          notLeader(res, now.leaderId, `this node is not the leader and the member record of ${now.leaderId} holds no admin address yet; retry, or send the write to the leader`);
+          return;
+        }
+      }
+    })();
   };
 }
 

@@ -9,7 +9,7 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import { answerClientError, createAdminApp, type AdminDeps } from '@weldr/admin';
+import { answerClientError, createAdminApp, type AdminDeps, type MembershipAdmin } from '@weldr/admin';
 import type { Proxy } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
@@ -39,6 +39,8 @@ export interface AdminListenerDeps {
   readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** Cluster mode: writes on a follower are relayed to the leader. */
   readonly forward?: ForwardTarget | undefined;
+  /** /cluster/members and /cluster/snapshot. */
+  readonly members?: MembershipAdmin;
   /** --admin-cert/--admin-key (and --admin-client-ca as its ca): serve HTTPS. */
   readonly tls?: TlsSource | undefined;
   /** How the relay reaches the leader's admin API (a bounded pool; over HTTPS, the CA and client certificate). */
@@ -73,6 +75,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
     ...deps.status,
+    ...(deps.members === undefined ? {} : { members: deps.members }),
   });
   let handler: (req: IncomingMessage, res: ServerResponse) => void = app.callback();
   if (deps.forward !== undefined) {
@@ -205,8 +208,8 @@ function clientCertificateGate(next: (req: IncomingMessage, res: ServerResponse)
  * Looks up which of `listeners` (bound addresses, added as they bind) a canonical
  * ip:port reaches: the same address, or any address of this host for a wildcard one.
  */
-export function ownListenerLookup(listeners: readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
-  return (ip, port) => listeners.find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
+export function ownListenerLookup(listeners: () => readonly { readonly name: string; readonly address: HostPort }[]): (ip: string, port: number) => string | undefined {
+  return (ip, port) => listeners().find(({ address }) => address.port === port && reaches(address.host, ip))?.name;
 }
 
 function reaches(host: string, ip: string): boolean {

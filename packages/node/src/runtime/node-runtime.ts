@@ -13,10 +13,13 @@ import { listenError } from './listen.js';
 import { isLoopbackHost, ownListenerLookup, startAdminListener, type AdminListener } from './admin-listener.js';
 import type { Logger } from './logger.js';
 import { SingleNodeCluster } from './single-node-cluster.js';
-import { RaftCluster, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { readFile } from 'node:fs/promises';
+import { fetch as undiciFetch } from 'undici';
+import { RaftCluster, type ClusterEnd, type ClusterFailure, type ClusterView, type RaftClusterOptions } from '@weldr/cluster';
+import { clusterMembers, singleNodeMembers } from './members-admin.js';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
-import { openStore } from './store-factory.js';
+import { openStore, StoreOpenError } from './store-factory.js';
 import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { registerRaftMetrics } from './raft-metrics.js';
@@ -40,6 +43,8 @@ export interface RunningNode {
   reloadTls(): void;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
+  /** Resolves when a cluster member must stop on its own (removed; state lost); never otherwise. */
+  readonly ended: Promise<ClusterEnd>;
 }
 
 /**
@@ -93,11 +98,22 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
   };
 
   try {
-    const clustered = config.peers.some((p) => p.id !== config.id);
+    // Cluster mode: new members (--peers, --join, --restore), and any data directory
+    // that already belongs to one (a joined member restarted without --join, a cluster
+    // shrunk to one member): its replicated records say who the members are.
+    const clustered =
+      config.peers.some((p) => p.id !== config.id) || config.join !== undefined || config.restore !== undefined || (config.store === 'level' && (await RaftCluster.holdsMember(config.data)));
     let raft: RaftCluster | null = null;
     let store: PoolStore;
+    if (clustered && config.clusterToken === undefined && config.peerCert === undefined && !config.insecurePeers) {
+      // A member restarted without --peers or --join: the configuration check could not
+      // know it runs a cluster. The same rule applies (security-checks.ts).
+      throw new StoreOpenError(
+        `data directory ${config.data} belongs to a cluster member, and cluster mode needs peer authentication: set the cluster token (WELDR_CLUSTER_TOKEN, the same on every member) or peer TLS (--peer-cert, --peer-key, --peer-ca)`,
+      );
+    }
     if (clustered) {
-      raft = await RaftCluster.open(clusterOptions(config, tls, fatal), log);
+      raft = await RaftCluster.open(await clusterOptions(config, tls, fatal), log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
@@ -212,6 +228,11 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       cleanups.push(() => r.close());
       relay = r;
     }
+    // This node's own listeners, and (cluster mode) every member's proxy and admin
+    // listener from the replicated records: none of them may be added as an origin.
+    const raftForLookup = raft;
+    const ownListenerAt = ownListenerLookup(() => [...listeners, ...(raftForLookup?.memberListeners() ?? [])]);
+    const members = raft === null ? singleNodeMembers(config.id, store) : clusterMembers(raft);
     const admin: AdminListener = await startAdminListener({
       config,
       store,
@@ -220,7 +241,8 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       metrics,
       log,
       forward: raft ?? undefined,
-      ownListenerAt: ownListenerLookup(listeners),
+      ownListenerAt,
+      members,
       tls: tls.admin,
       relayDispatcher: relay?.get,
       status: { history, events, node: nodeView },
@@ -228,18 +250,6 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
-    if (raft !== null) {
-      await raft.start(admin.address);
-      if (config.balancer !== undefined) {
-        // Replicated: the first leader that sees the flag makes the setting match.
-        const r = raft;
-        const off = r.driver.onRoleChange((role) => {
-          if (role !== 'leader') return;
-          off();
-          applyBalancer(store, config, log).catch((err: unknown) => log.warn({ err: (err as Error).message }, '--balancer not applied'));
-        });
-      }
-    }
 
     const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
       throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
@@ -258,6 +268,28 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       logListening(log, 'proxy-tls', proxyTlsAddress);
     }
 
+    if (raft !== null) {
+      // After both listeners: the node publishes their addresses in its member record (and
+      // a joining node sends them with its request to join, which goes out like the relay:
+      // over HTTPS with the cluster's trust when the members' admin APIs speak it).
+      const dispatcher = relay?.get;
+      await raft.start({
+        admin: admin.address,
+        adminTls: tls.admin !== undefined,
+        proxy: proxyAddress,
+        ...(dispatcher === undefined ? {} : { fetch: ((url: string, init?: Record<string, unknown>) => undiciFetch(url, { ...init, dispatcher: dispatcher() })) as unknown as typeof fetch }),
+      });
+      if (config.balancer !== undefined) {
+        // Replicated: the first leader that sees the flag makes the setting match.
+        const r = raft;
+        const off = r.driver.onRoleChange((role) => {
+          if (role !== 'leader') return;
+          off();
+          applyBalancer(store, config, log).catch((err: unknown) => log.warn({ err: (err as Error).message }, '--balancer not applied'));
+        });
+      }
+    }
+
     if (!failing) cluster.activate();
     if (raft === null) events.add('role', 'single node: active', { role: 'leader', leader: config.id, term: 0 });
     const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
@@ -274,6 +306,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       proxyAddress,
       proxyTlsAddress,
       adminAddress: admin.address,
+      ended: raft?.ended ?? new Promise<ClusterEnd>(() => undefined),
       reloadTls: () => {
         if (config.listenTls === undefined) return;
         try {
@@ -362,7 +395,15 @@ async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger):
 }
 
 /** The node's settings as the cluster package takes them. */
-function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): RaftClusterOptions {
+async function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: NodeFailure) => void): Promise<RaftClusterOptions> {
+  let restore: { path: string; text: string } | undefined;
+  if (config.restore !== undefined) {
+    try {
+      restore = { path: config.restore, text: await readFile(config.restore, 'utf8') };
+    } catch (err) {
+      throw new StoreOpenError(`cannot read --restore ${config.restore}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+    }
+  }
   return {
     onFatal: (f) => onFatal({ kind: f.kind, message: f.message, data: f.data, error: f.error }),
     maxQueuedRequests: config.raftMaxQueue,
@@ -370,6 +411,7 @@ function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: Nod
     id: config.id,
     data: config.data,
     raft: config.raft,
+    raftAdvertise: config.raftAdvertise,
     peers: config.peers,
     clusterToken: config.clusterToken,
     peerTls: tls.peer,
@@ -377,5 +419,8 @@ function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failure: Nod
     maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
+    join: config.join,
+    adminToken: config.adminToken,
+    restore,
   };
 }

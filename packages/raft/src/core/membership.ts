@@ -12,8 +12,11 @@ import type { ConfChange, ConfState, Entry, NodeId } from '../types.js';
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/** Longest ConfChange.context accepted (characters): a member record, not a payload channel. */
+export const MAX_CONF_CHANGE_CONTEXT = 16 * 1024;
+
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  return encoder.encode(JSON.stringify({ type: cc.type, nodeId: cc.nodeId }));
+  return encoder.encode(JSON.stringify(cc.context === undefined ? { type: cc.type, nodeId: cc.nodeId } : { type: cc.type, nodeId: cc.nodeId, context: cc.context }));
 }
 
 /** Decode a conf-change entry's payload; undefined if malformed. */
@@ -25,10 +28,12 @@ export function decodeConfChange(data: Uint8Array): ConfChange | undefined {
     return undefined;
   }
   if (typeof v !== 'object' || v === null) return undefined;
-  const { type, nodeId } = v as { type?: unknown; nodeId?: unknown };
+  const { type, nodeId, context } = v as { type?: unknown; nodeId?: unknown; context?: unknown };
   if (type !== 'addVoter' && type !== 'addLearner' && type !== 'removeNode') return undefined;
   if (typeof nodeId !== 'string' || nodeId.length === 0) return undefined;
-  return { type, nodeId };
+  // A malformed context does not make the change itself malformed: the core applies
+  // the change (every server alike) and the application decides what the context means.
+  return typeof context === 'string' ? { type, nodeId, context } : { type, nodeId };
 }
 
 /**

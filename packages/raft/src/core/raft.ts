@@ -21,7 +21,7 @@ import type {
 import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
 import { leaseMs, leaseTicks, promiseTicks, quorumAckTick } from './lease.js';
 import { RaftLog } from './log.js';
-import { applyConfChange, ConfigHistory, encodeConfChange } from './membership.js';
+import { applyConfChange, ConfigHistory, encodeConfChange, MAX_CONF_CHANGE_CONTEXT } from './membership.js';
 import type { Progress } from './progress.js';
 import { quorumValue, voteResult } from './quorum.js';
 import { ReadOnly, type PendingRead } from './read-only.js';
@@ -929,7 +929,8 @@ export class Raft {
     if (no !== undefined) return no;
     if (this.pendingConfIndex > this.log.applied) return this.refuse('confChangePending');
     const validId = typeof cc.nodeId === 'string' && cc.nodeId.length > 0 && cc.nodeId.length <= 256;
-    if (!validId || typeof applyConfChange(this.membership.current, cc) === 'string') return this.refuse('invalidConfChange');
+    const validContext = cc.context === undefined || (typeof cc.context === 'string' && cc.context.length <= MAX_CONF_CHANGE_CONTEXT);
+    if (!validId || !validContext || typeof applyConfChange(this.membership.current, cc) === 'string') return this.refuse('invalidConfChange');
     const index = this.appendEntries([{ type: 'confChange', data: encodeConfChange(cc) }]);
     this.pendingConfIndex = index;
     if (this.role === 'leader') this.bcastAppend();

@@ -6,6 +6,8 @@
 //   pool/settings                       PoolSettings JSON
 //   pool/server/<createdIndex>/<id>     ServerRecord JSON
 //   pool/request/<index>                remembered request {requestId,index,fingerprint,outcome}
+//   pool/cluster-id                     the cluster id (JSON string; absent until recorded)
+//   pool/member/<id>                    MemberRecord JSON (format 2)
 //
 // Indexes are zero-padded to 16 digits (> 2^53) so LevelDB's byte order is numeric
 // order: servers load in canonical order and requests oldest first, with no sort.
@@ -14,7 +16,7 @@ import type { AbstractLevel } from 'abstract-level';
 import { oldestRequestIndex, requestEntries, requestsAfter, requestsBefore, type RememberedRequest } from '../pool/idempotency.js';
 import { STATE_FORMAT_VERSION, stateFromParts } from '../pool/serialize.js';
 import type { PoolState } from '../pool/state.js';
-import type { ServerRecord } from '../pool/types.js';
+import type { MemberRecord, ServerRecord } from '../pool/types.js';
 
 /** Any abstract-level database (ClassicLevel on disk, MemoryLevel in tests). */
 export type PoolDb = AbstractLevel<string | Buffer | Uint8Array, string, string>;
@@ -27,7 +29,12 @@ export const POOL_KEYS = Object.freeze({
   settings: 'pool/settings',
   serverPrefix: 'pool/server/',
   requestPrefix: 'pool/request/',
+  clusterId: 'pool/cluster-id',
+  memberPrefix: 'pool/member/',
 });
+
+/** Formats loadState reads: 1 had no cluster keys. */
+const READABLE_FORMATS = ['1', String(STATE_FORMAT_VERSION)];
 
 // The key right after every key with a given prefix ending in '/': '/' + 1 is '0'.
 const upperBound = (prefix: string): string => `${prefix.slice(0, -1)}0`;
@@ -41,6 +48,10 @@ export function padIndex(index: number): string {
 
 export function serverKey(record: ServerRecord): string {
   return `${POOL_KEYS.serverPrefix}${padIndex(record.createdIndex)}/${record.id}`;
+}
+
+export function memberKey(record: Pick<MemberRecord, 'id'>): string {
+  return `${POOL_KEYS.memberPrefix}${record.id}`;
 }
 
 export function requestKey(index: number): string {
@@ -57,6 +68,8 @@ export function fullStateOps(state: PoolState): PoolBatchOp[] {
     put(POOL_KEYS.settings, state.settings),
     ...[...state.servers.values()].map((r) => put(serverKey(r), r)),
     ...[...requestEntries(state.requests)].map((e) => put(requestKey(e.index), e)),
+    ...(state.cluster.clusterId === null ? [] : [put(POOL_KEYS.clusterId, JSON.stringify(state.cluster.clusterId))]),
+    ...[...state.cluster.members.values()].map((m) => put(memberKey(m), m)),
   ];
 }
 
@@ -82,6 +95,16 @@ export function stateWriteOps(prev: PoolState, next: PoolState): PoolBatchOp[] {
     for (const evicted of requestsBefore(prev.requests, oldest)) ops.push({ type: 'del', key: requestKey(evicted.index) });
     for (const added of requestsAfter(next.requests, prev.appliedIndex)) ops.push(put(requestKey(added.index), added));
   }
+  if (next.cluster !== prev.cluster) {
+    if (next.cluster.clusterId !== prev.cluster.clusterId) {
+      ops.push(next.cluster.clusterId === null ? { type: 'del', key: POOL_KEYS.clusterId } : put(POOL_KEYS.clusterId, JSON.stringify(next.cluster.clusterId)));
+    }
+    for (const id of prev.cluster.members.keys()) if (!next.cluster.members.has(id)) ops.push({ type: 'del', key: memberKey({ id }) });
+    for (const [id, record] of next.cluster.members) if (prev.cluster.members.get(id) !== record) ops.push(put(memberKey(record), record));
+    // A state written by format 1 gains cluster keys: say so, so that a build that reads
+    // only format 1 refuses it instead of dropping the members.
+    ops.push(put(POOL_KEYS.format, String(STATE_FORMAT_VERSION)));
+  }
   return ops;
 }
 
@@ -98,18 +121,21 @@ export async function replaceStateOps(db: PoolDb, state: PoolState): Promise<Poo
 
 /** The stored state, or undefined when the database holds no pool yet. */
 export async function loadState(db: PoolDb): Promise<PoolState | undefined> {
-  const [format, applied, settings] = await db.getMany([POOL_KEYS.format, POOL_KEYS.applied, POOL_KEYS.settings], UTF8);
+  const [format, applied, settings, clusterId] = await db.getMany([POOL_KEYS.format, POOL_KEYS.applied, POOL_KEYS.settings, POOL_KEYS.clusterId], UTF8);
   if (format === undefined) return undefined;
-  if (format !== String(STATE_FORMAT_VERSION)) {
-    throw new Error(`pool state on disk has format ${format}; this build reads format ${STATE_FORMAT_VERSION}`);
+  if (!READABLE_FORMATS.includes(format)) {
+    throw new Error(`pool state on disk has format ${format}; this build reads formats ${READABLE_FORMATS.join(' and ')}`);
   }
   const servers = await loadRange(db, POOL_KEYS.serverPrefix, (value: ServerRecord) => serverKey(value));
   const requests = await loadRange(db, POOL_KEYS.requestPrefix, (value: RememberedRequest) => requestKey(value.index));
+  const members = await loadRange(db, POOL_KEYS.memberPrefix, (value: MemberRecord) => memberKey(value));
   return stateFromParts({
     appliedIndex: applied === undefined ? undefined : Number(applied),
     settings: settings === undefined ? undefined : parse(POOL_KEYS.settings, settings),
     servers,
     requests,
+    clusterId: clusterId === undefined ? null : parse(POOL_KEYS.clusterId, clusterId),
+    members,
   });
 }
 

@@ -6,7 +6,14 @@ export type StoreErrorCode =
   | 'TIMEOUT' // 504: may still apply
   | 'STOPPED' // 503: store closed
   | 'OVERLOADED' // 503: a bounded queue is full; nothing was done, retry shortly
-  | 'NODE_FAILED'; // 500: the node stopped after a failed storage write (or a loop failure); may have been applied
+  | 'NODE_FAILED' // 500: the node stopped after a failed storage write (or a loop failure); may have been applied
+  // membership changes (refused before anything reaches the log):
+  | 'NOT_FOUND' // 404: no such member
+  | 'CONFLICT' // 409: e.g. removing the last voter, a request id reused, a single node
+  | 'CHANGE_IN_PROGRESS' // 409: another membership change is not yet applied
+  | 'QUORUM_AT_RISK' // 409: the change would leave no quorum of live voters
+  | 'MEMBER_EXISTS' // 409: the id is a member with other addresses / incarnation
+  | 'NOT_CAUGHT_UP'; // 409: promoting a learner that is behind or silent
 
 export class StoreError extends Error {
   readonly code: StoreErrorCode;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { PoolCommand } from './types.js';
+import type { MemberChangeCommand, PoolCommand } from './types.js';
 
 /**
  * A short digest of a canonical (validated) command. Stored with each remembered request
@@ -7,6 +7,6 @@ import type { PoolCommand } from './types.js';
  * first command's answer. validateCommand builds objects in a fixed key order, so
  * JSON.stringify is canonical here. 128 bits make accidental collisions irrelevant.
  */
-export function fingerprintOf(command: PoolCommand): string {
+export function fingerprintOf(command: PoolCommand | MemberChangeCommand): string {
   return createHash('sha256').update(JSON.stringify(command)).digest('base64url').slice(0, 22);
 }

@@ -6,13 +6,25 @@ import { StoreError } from './errors.js';
 import { requestEntries, requestTableFrom, type RememberedRequest } from './idempotency.js';
 import { deepFreeze } from './json-value.js';
 import { serverId } from './server-id.js';
-import type { PoolState } from './state.js';
-import type { CommandOutcome, PoolSettings, ServerRecord } from './types.js';
+import { makeMember } from './membership.js';
+import { EMPTY_CLUSTER, type PoolState } from './state.js';
+import type { ClusterState, CommandOutcome, MemberRecord, PoolSettings, ServerRecord } from './types.js';
+import { validateAdminAddress, validateClusterId, validateHostPort, validateIncarnation, validateMemberId } from './validate-member.js';
 import { validateHealthCheckOverrides, validateIp, validatePort, validateRequestId, validateSettings, validateWeight } from './validate.js';
 import { booleanField, expectObject, fail, integerIn, own, rejectUnknown } from './validate-fields.js';
 
-/** Bump when the serialised shape or the meaning of a field changes. */
-export const STATE_FORMAT_VERSION = 1;
+/**
+ * Bump when the serialised shape or the meaning of a field changes. 2 added `cluster`
+ * (cluster id and member records); version 1 documents are still read (no members).
+ */
+export const STATE_FORMAT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
+
+export interface SerializedClusterState {
+  readonly clusterId: string | null;
+  /** In id order. */
+  readonly members: readonly MemberRecord[];
+}
 
 export interface SerializedPoolState {
   readonly version: typeof STATE_FORMAT_VERSION;
@@ -22,6 +34,7 @@ export interface SerializedPoolState {
   readonly servers: readonly ServerRecord[];
   /** Idempotency table, oldest first. */
   readonly requests: readonly RememberedRequest[];
+  readonly cluster: SerializedClusterState;
 }
 
 /** The parts a state is rebuilt from, whether from one JSON document or from LevelDB keys. */
@@ -30,6 +43,9 @@ export interface PoolStateParts {
   readonly settings: unknown;
   readonly servers: readonly unknown[];
   readonly requests: readonly unknown[];
+  /** undefined: no cluster part (a version 1 state). */
+  readonly clusterId?: unknown;
+  readonly members?: readonly unknown[];
 }
 
 export function toSerialized(state: PoolState): SerializedPoolState {
@@ -39,6 +55,7 @@ export function toSerialized(state: PoolState): SerializedPoolState {
     settings: state.settings,
     servers: [...state.servers.values()],
     requests: [...requestEntries(state.requests)],
+    cluster: { clusterId: state.cluster.clusterId, members: [...state.cluster.members.values()] },
   };
 }
 
@@ -56,15 +73,22 @@ export function deserializeState(json: string): PoolState {
   }
   return loading(() => {
     const obj = expectObject(doc, 'state');
-    rejectUnknown(obj, ['version', 'appliedIndex', 'settings', 'servers', 'requests'], 'state');
-    if (own(obj, 'version') !== STATE_FORMAT_VERSION) {
-      fail('state.version', `is ${JSON.stringify(own(obj, 'version'))}; this build reads version ${STATE_FORMAT_VERSION}`);
+    const version = own(obj, 'version');
+    if (typeof version !== 'number' || !READABLE_VERSIONS.includes(version)) {
+      fail('state.version', `is ${JSON.stringify(version)}; this build reads versions ${READABLE_VERSIONS.join(' and ')}`);
     }
+    rejectUnknown(obj, version === 1 ? ['version', 'appliedIndex', 'settings', 'servers', 'requests'] : ['version', 'appliedIndex', 'settings', 'servers', 'requests', 'cluster'], 'state');
     const servers = own(obj, 'servers');
     const requests = own(obj, 'requests');
     if (!Array.isArray(servers)) fail('state.servers', 'must be an array');
     if (!Array.isArray(requests)) fail('state.requests', 'must be an array');
-    return buildState({ appliedIndex: own(obj, 'appliedIndex'), settings: own(obj, 'settings'), servers, requests });
+    const parts = { appliedIndex: own(obj, 'appliedIndex'), settings: own(obj, 'settings'), servers, requests };
+    if (version === 1) return buildState(parts);
+    const cluster = expectObject(own(obj, 'cluster'), 'state.cluster');
+    rejectUnknown(cluster, ['clusterId', 'members'], 'state.cluster');
+    const members = own(cluster, 'members');
+    if (!Array.isArray(members)) fail('state.cluster.members', 'must be an array');
+    return buildState({ ...parts, clusterId: own(cluster, 'clusterId'), members });
   });
 }
 
@@ -102,7 +126,56 @@ function buildState(parts: PoolStateParts): PoolState {
     lastIndex = entry.index;
     return entry;
   });
-  return Object.freeze({ appliedIndex, settings, servers, requests: requestTableFrom(requests) });
+  return Object.freeze({ appliedIndex, settings, servers, requests: requestTableFrom(requests), cluster: buildCluster(parts, appliedIndex) });
+}
+
+function buildCluster(parts: PoolStateParts, appliedIndex: number): ClusterState {
+  if (parts.members === undefined && parts.clusterId === undefined) return EMPTY_CLUSTER;
+  const clusterId = parts.clusterId === null || parts.clusterId === undefined ? null : validateClusterId(parts.clusterId, 'cluster.clusterId');
+  const members = new Map<string, MemberRecord>();
+  let previous: string | undefined;
+  for (const [i, value] of (parts.members ?? []).entries()) {
+    const record = parseMember(value, `cluster.members[${i}]`, appliedIndex);
+    if (previous !== undefined && !(previous < record.id)) fail(`cluster.members[${i}]`, 'is out of order (by id)');
+    members.set(record.id, record);
+    previous = record.id;
+  }
+  return Object.freeze({ clusterId, members });
+}
+
+const MEMBER_KEYS = ['id', 'role', 'raftAddress', 'adminAddress', 'proxyAddress', 'autoPromote', 'incarnation', 'addedIndex', 'updatedIndex'] as const;
+
+function parseMember(value: unknown, prefix: string, appliedIndex: number): MemberRecord {
+  const obj = expectObject(value, prefix);
+  rejectUnknown(obj, MEMBER_KEYS, prefix);
+  const opt = <T>(key: string, check: (v: unknown, field: string) => T): T | undefined => {
+    const v = own(obj, key);
+    return v === undefined ? undefined : check(v, `${prefix}.${key}`);
+  };
+  const exact = (key: string, canonical: string | undefined): void => {
+    if (canonical !== undefined && canonical !== own(obj, key)) fail(`${prefix}.${key}`, 'is not in canonical form');
+  };
+  const raftAddress = opt('raftAddress', validateHostPort);
+  const adminAddress = opt('adminAddress', validateAdminAddress);
+  const proxyAddress = opt('proxyAddress', validateHostPort);
+  exact('raftAddress', raftAddress);
+  exact('adminAddress', adminAddress);
+  exact('proxyAddress', proxyAddress);
+  const role = own(obj, 'role');
+  if (role !== 'voter' && role !== 'learner') fail(`${prefix}.role`, 'must be "voter" or "learner"');
+  const addedIndex = integerIn(own(obj, 'addedIndex'), `${prefix}.addedIndex`, 1, appliedIndex);
+  const incarnation = opt('incarnation', validateIncarnation);
+  return makeMember({
+    id: validateMemberId(own(obj, 'id'), `${prefix}.id`),
+    role,
+    ...(raftAddress === undefined ? {} : { raftAddress }),
+    ...(adminAddress === undefined ? {} : { adminAddress }),
+    ...(proxyAddress === undefined ? {} : { proxyAddress }),
+    autoPromote: booleanField(own(obj, 'autoPromote'), `${prefix}.autoPromote`),
+    ...(incarnation === undefined ? {} : { incarnation }),
+    addedIndex,
+    updatedIndex: integerIn(own(obj, 'updatedIndex'), `${prefix}.updatedIndex`, addedIndex, appliedIndex),
+  });
 }
 
 const RECORD_KEYS = ['id', 'ip', 'port', 'weight', 'healthCheck', 'draining', 'createdIndex', 'updatedIndex'] as const;

@@ -11,9 +11,13 @@ import { DEFAULT_REQUEST_LIMITS, lookupRequest, rememberRequest, type RequestTab
 import { deepFreeze, jsonEqual } from './json-value.js';
 import { serverId } from './server-id.js';
 import type { PoolState } from './state.js';
+import { applyConfChange, type ConfChange } from '@weldr/raft';
+import { applyRoleChange, confStateOf, initCluster, parseMemberChangeContext, updateMember } from './membership.js';
 import type {
   ApplyResult,
+  ClusterState,
   CommandEnvelope,
+  MemberChangeEnvelope,
   CommandOutcome,
   HealthCheckOverrides,
   HealthCheckSpec,
@@ -76,12 +80,62 @@ export function applyCommand(state: PoolState, index: number, envelope: CommandE
 
   const draft = new Draft(state, index);
   const outcome = deepFreeze(draft.run(command));
-  const { servers, settings } = outcome.ok ? draft.commit() : state;
+  const { servers, settings, cluster } = outcome.ok ? draft.commit() : state;
   const requests = rememberRequest(state.requests, { requestId, index, fingerprint, outcome }, options.limits ?? DEFAULT_REQUEST_LIMITS);
   return {
-    state: Object.freeze({ appliedIndex: index, settings, servers, requests }),
+    state: Object.freeze({ appliedIndex: index, settings, servers, requests, cluster }),
     result: Object.freeze({ index, outcome, duplicate: false }),
   };
+}
+
+/**
+ * Applies one committed configuration-change entry (`cc` undefined: its payload was
+ * unreadable). The member records change exactly as the Raft core's configuration does
+ * — whatever the context says, since the core applied the change regardless — and the
+ * context's request id is remembered like a write's, so a retried membership request
+ * is answered, not applied twice. Pure, like applyCommand.
+ */
+export function applyConfChangeEntry(state: PoolState, index: number, cc: ConfChange | undefined, options: ApplyOptions = {}): Applied {
+  assertNextIndex(state, index);
+  let envelope: MemberChangeEnvelope | undefined;
+  let invalid: CommandOutcome | undefined;
+  if (cc?.context !== undefined) {
+    try {
+      envelope = parseMemberChangeContext(cc);
+    } catch (err) {
+      invalid = invalidOutcome(err);
+    }
+  }
+  const applied = cc === undefined ? undefined : applyRoleChange(state.cluster, cc, envelope?.command, index);
+  const cluster = applied?.cluster ?? state.cluster;
+  let outcome: CommandOutcome =
+    applied !== undefined
+      ? { ok: true, status: 'member', change: applied.change, member: applied.member }
+      : { ok: false, code: 'CONFLICT', message: cc === undefined ? 'unreadable configuration change' : `configuration change refused: ${describeRefusal(state, cc)}` };
+  if (invalid !== undefined) outcome = invalid;
+  outcome = deepFreeze(outcome);
+  let requests = state.requests;
+  let result: ApplyResult = Object.freeze({ index, outcome, duplicate: false });
+  if (envelope !== undefined) {
+    const fingerprint = fingerprintOf(envelope.command);
+    const seen = lookupRequest(state.requests, envelope.requestId);
+    if (seen === undefined) {
+      requests = rememberRequest(state.requests, { requestId: envelope.requestId, index, fingerprint, outcome }, options.limits ?? DEFAULT_REQUEST_LIMITS);
+    } else if (seen.fingerprint === fingerprint) {
+      // Leaders never propose a remembered request again; should one reach the log
+      // anyway, its answer is the first one's (the configuration moved all the same).
+      result = Object.freeze({ index: seen.index, outcome: seen.outcome, duplicate: true });
+    } else {
+      const conflict: CommandOutcome = { ok: false, code: 'CONFLICT', message: `request id "${envelope.requestId}" was already used at index ${seen.index} for a different command` };
+      result = Object.freeze({ index, outcome: deepFreeze(conflict), duplicate: false });
+    }
+  }
+  return { state: Object.freeze({ ...state, appliedIndex: index, cluster, requests }), result };
+}
+
+function describeRefusal(state: PoolState, cc: ConfChange): string {
+  const why = applyConfChange(confStateOf(state.cluster), cc);
+  return typeof why === 'string' ? why : `${cc.type} ${cc.nodeId}`;
 }
 
 /**
@@ -113,6 +167,7 @@ type ServerPatch = Pick<UpdateServerCommand, 'weight' | 'healthCheck' | 'drainin
 class Draft {
   private servers: Map<string, ServerRecord> | undefined;
   private settings: PoolSettings;
+  private cluster: ClusterState;
   private readonly created = new Set<string>();
 
   constructor(
@@ -120,6 +175,7 @@ class Draft {
     private readonly index: number,
   ) {
     this.settings = base.settings;
+    this.cluster = base.cluster;
   }
 
   run(command: PoolCommand): CommandOutcome {
@@ -130,9 +186,9 @@ class Draft {
     }
   }
 
-  commit(): Pick<PoolState, 'servers' | 'settings'> {
+  commit(): Pick<PoolState, 'servers' | 'settings' | 'cluster'> {
     const servers = this.servers;
-    if (servers === undefined) return { servers: this.base.servers, settings: this.settings };
+    if (servers === undefined) return { servers: this.base.servers, settings: this.settings, cluster: this.cluster };
     // Servers created by one command share createdIndex; order them by id so the
     // canonical order does not depend on the order of sub-commands within a Batch.
     const fresh = [...this.created].filter((id) => servers.get(id)?.createdIndex === this.index).sort();
@@ -141,7 +197,7 @@ class Draft {
       servers.delete(id);
       servers.set(id, record);
     }
-    return { servers, settings: this.settings };
+    return { servers, settings: this.settings, cluster: this.cluster };
   }
 
   private read(id: string): ServerRecord | undefined {
@@ -201,6 +257,16 @@ class Draft {
           results.push(outcome);
         }
         return { ok: true, status: 'batch', results };
+      }
+      case 'UpdateMember': {
+        const { cluster, outcome } = updateMember(this.cluster, command, this.index);
+        this.cluster = cluster;
+        return outcome;
+      }
+      case 'InitCluster': {
+        const { cluster, outcome } = initCluster(this.cluster, command.clusterId);
+        this.cluster = cluster;
+        return outcome;
       }
     }
   }

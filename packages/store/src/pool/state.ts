@@ -1,6 +1,6 @@
 import { DEFAULT_SETTINGS } from './defaults.js';
 import { EMPTY_REQUEST_TABLE, type RequestTable } from './idempotency.js';
-import type { PoolSettings, PoolSnapshot, ServerRecord } from './types.js';
+import type { ClusterState, PoolSettings, PoolSnapshot, ServerRecord } from './types.js';
 
 /**
  * The complete replicated state of the pool. Immutable: applyCommand returns a new value
@@ -16,7 +16,12 @@ export interface PoolState {
    */
   readonly servers: ReadonlyMap<string, ServerRecord>;
   readonly requests: RequestTable;
+  /** Cluster id and members (empty on a single node). */
+  readonly cluster: ClusterState;
 }
+
+/** No cluster id, no members: a single node, or a cluster before its first entry. */
+export const EMPTY_CLUSTER: ClusterState = Object.freeze({ clusterId: null, members: new Map() });
 
 /**
  * The state every replica starts from. Deliberately takes no arguments: a cluster's
@@ -24,7 +29,7 @@ export interface PoolState {
  * UpdateSettings command, not baked into the initial state.
  */
 export function initialState(): PoolState {
-  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE });
+  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER });
 }
 
 // The data plane may ask for the snapshot of the same state many times; build it once.

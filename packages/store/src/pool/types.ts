@@ -113,18 +113,98 @@ export interface UpdateSettingsCommand {
   readonly passiveHealth?: Partial<PassiveHealthSpec>;
 }
 
-/** Applied atomically: every sub-command succeeds or none does. Not nestable. */
+/** Applied atomically: every sub-command succeeds or none does. Not nestable; pool commands only. */
 export interface BatchCommand {
   readonly type: 'Batch';
-  readonly commands: readonly Exclude<PoolCommand, BatchCommand>[];
+  readonly commands: readonly ServerOrSettingsCommand[];
 }
 
-export type PoolCommand =
-  | AddServerCommand
-  | RemoveServerCommand
-  | UpdateServerCommand
-  | UpdateSettingsCommand
-  | BatchCommand;
+export type ServerOrSettingsCommand = AddServerCommand | RemoveServerCommand | UpdateServerCommand | UpdateSettingsCommand;
+
+export type PoolCommand = ServerOrSettingsCommand | BatchCommand | UpdateMemberCommand | InitClusterCommand;
+
+// ---- membership ------------------------------------------------------------------
+//
+// The members of a cluster are part of the replicated state. Their Raft roles change
+// only through Raft configuration-change entries, whose context carries a
+// MemberChangeEnvelope (see membership.ts); the two commands below travel as normal
+// entries and change a member's record, never its role.
+
+export type MemberRole = 'voter' | 'learner';
+
+/** One member of the cluster as every replica records it. */
+export interface MemberRecord {
+  readonly id: string;
+  readonly role: MemberRole;
+  /** `host:port` other members reach its peer transport at (IPv6 in brackets). */
+  readonly raftAddress?: string;
+  /** `host:port`, `http://host:port` or `https://host:port` of its admin API. */
+  readonly adminAddress?: string;
+  /** `host:port` of its proxy listener. */
+  readonly proxyAddress?: string;
+  /** The leader promotes this learner by itself once it has caught up. */
+  readonly autoPromote: boolean;
+  /** Random id chosen when the member's data directory was created; set once. */
+  readonly incarnation?: string;
+  /** Log index of the entry that added the member / last changed its record. */
+  readonly addedIndex: number;
+  readonly updatedIndex: number;
+}
+
+/** Who is in the cluster, as replicated state. */
+export interface ClusterState {
+  /** Recorded once by the first leader of a new cluster (or by a restore); null before. */
+  readonly clusterId: string | null;
+  /** By member id, in id order. */
+  readonly members: ReadonlyMap<string, MemberRecord>;
+}
+
+/** A member's own addresses and incarnation; the record must exist. Fields given replace; the incarnation is set once. */
+export interface UpdateMemberCommand {
+  readonly type: 'UpdateMember';
+  readonly id: string;
+  readonly raftAddress?: string;
+  readonly adminAddress?: string;
+  readonly proxyAddress?: string;
+  readonly incarnation?: string;
+}
+
+/** Records the cluster id; the first one applied wins. */
+export interface InitClusterCommand {
+  readonly type: 'InitCluster';
+  readonly clusterId: string;
+}
+
+/** Context of an addLearner configuration change. */
+export interface AddMemberCommand {
+  readonly type: 'AddMember';
+  readonly id: string;
+  readonly raftAddress: string;
+  readonly adminAddress: string;
+  readonly proxyAddress?: string;
+  readonly autoPromote: boolean;
+  readonly incarnation?: string;
+}
+
+/** Context of an addVoter configuration change (a learner becomes a voter). */
+export interface PromoteMemberCommand {
+  readonly type: 'PromoteMember';
+  readonly id: string;
+}
+
+/** Context of a removeNode configuration change. */
+export interface RemoveMemberCommand {
+  readonly type: 'RemoveMember';
+  readonly id: string;
+}
+
+export type MemberChangeCommand = AddMemberCommand | PromoteMemberCommand | RemoveMemberCommand;
+
+/** What a configuration-change entry's context holds: the request id makes it idempotent like any write. */
+export interface MemberChangeEnvelope {
+  readonly requestId: string;
+  readonly command: MemberChangeCommand;
+}
 
 /**
  * What goes into the log. `requestId` lets a retried write (after a timeout or a
@@ -140,12 +220,16 @@ export interface CommandEnvelope {
 
 // ---- outcomes ------------------------------------------------------------------
 
+export type MemberChange = 'added' | 'promoted' | 'removed' | 'updated' | 'unchanged';
+
 export type ApplyErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'INVALID';
 
 export type CommandOutcome =
   | { readonly ok: true; readonly status: 'created' | 'updated' | 'unchanged' | 'removed'; readonly server?: ServerRecord }
   | { readonly ok: true; readonly status: 'batch'; readonly results: readonly CommandOutcome[] }
   | { readonly ok: true; readonly status: 'settings'; readonly settings: PoolSettings }
+  | { readonly ok: true; readonly status: 'member'; readonly change: MemberChange; readonly member: MemberRecord }
+  | { readonly ok: true; readonly status: 'cluster'; readonly clusterId: string }
   | {
       readonly ok: false;
       readonly code: ApplyErrorCode;

@@ -11,8 +11,10 @@ import type {
   PassiveHealthSpec,
   PoolCommand,
   PoolSettings,
+  ServerOrSettingsCommand,
   StatusRange,
 } from './types.js';
+import { validateInitCluster, validateUpdateMember } from './validate-member.js';
 import { booleanField, expectObject, fail, integerIn, join, oneOf, own, rejectUnknown } from './validate-fields.js';
 
 export const BALANCER_KINDS: readonly BalancerKind[] = Object.freeze([
@@ -22,7 +24,7 @@ export const BALANCER_KINDS: readonly BalancerKind[] = Object.freeze([
   'power-of-two',
 ]);
 
-const COMMAND_TYPES = ['AddServer', 'RemoveServer', 'UpdateServer', 'UpdateSettings', 'Batch'] as const;
+const COMMAND_TYPES = ['AddServer', 'RemoveServer', 'UpdateServer', 'UpdateSettings', 'Batch', 'UpdateMember', 'InitCluster'] as const;
 const HEALTH_CHECK_KEYS = [
   'enabled',
   'method',
@@ -90,8 +92,15 @@ function validateCommandAt(input: unknown, prefix: string, allowBatch: boolean):
       const { min, max } = BOUNDS.batchCommands;
       if (list.length < min || list.length > max) fail(field, `must hold between ${min} and ${max} commands`);
       const commands = list.map((sub: unknown, i) => validateCommandAt(sub, `${field}[${i}]`, false));
-      return { type, commands: commands as Exclude<PoolCommand, { type: 'Batch' }>[] };
+      return { type, commands: commands as ServerOrSettingsCommand[] };
     }
+    // Membership records: never inside a Batch (a Batch is the pool's unit of change).
+    case 'UpdateMember':
+      if (!allowBatch) fail(typeField, 'UpdateMember cannot be part of a Batch');
+      return validateUpdateMember(obj, prefix);
+    case 'InitCluster':
+      if (!allowBatch) fail(typeField, 'InitCluster cannot be part of a Batch');
+      return validateInitCluster(obj, prefix);
   }
 }
 

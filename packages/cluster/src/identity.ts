@@ -1,0 +1,221 @@
+// Who may talk to this node, and whether this node is still who its peers think it is.
+//
+// Raft's safety rests on each server keeping what it promised: a vote (§5.2) and the
+// entries it acknowledged (§5.3). A member whose data directory was wiped and that came
+// back under the same id with its old flags would promise again, with nothing to hold
+// it to the first promise: it could vote twice in a term and help undo committed
+// entries. So every data directory gets a random *incarnation* when it becomes a
+// member's, and peers check it in every hello:
+//
+//   - a peer is admitted only if its id is in this node's configuration (the Raft
+//     configuration it holds, or the replicated member records; before it has either:
+//     the seed list) — a removed member, or an id never added, is refused;
+//   - its cluster id, when both sides know theirs, must be this cluster's;
+//   - its incarnation must be the one this node knows for that id: from the member's
+//     replicated record, or else the one this node saw first (recorded durably, synced,
+//     before any message of the peer is delivered — so whoever counted a vote or an
+//     acknowledgement of the peer will know the incarnation that gave it);
+//   - a hello also says what the sender knows of *this* node's incarnation. If that is
+//     another one, recorded at an index at or after the one this node became a member
+//     at, this node has lost its state: it stops at once (onLostState), before it can
+//     vote, with a message that says how to rejoin.
+//
+// Refusals are sent to the refused peer ({"refused": code}) with this node's applied
+// index and cluster id, so a removed member that is still running learns of it from a
+// peer that applied the removal (and not from one that merely lags behind).
+import type { ConfState, NodeId } from '@weldr/raft';
+import { writePeerIncarnation, deletePeerIncarnation, readPeerIncarnations, type NodeIdentity, type PeerIncarnation, type PoolDb, type PoolState } from '@weldr/store';
+import type { HelloIdentity, IdentityRefusal, PeerHello } from './transport.js';
+import type { ClusterLogger } from './types.js';
+
+export interface IdentityGuardOptions {
+  readonly self: NodeId;
+  readonly identity: () => NodeIdentity;
+  readonly db: PoolDb;
+  readonly log: ClusterLogger;
+  /** The replicated state as applied here. */
+  readonly state: () => PoolState;
+  /** The Raft configuration this node holds (appended entries included). */
+  readonly config: () => ConfState;
+  /** Members named before this node holds any configuration: the seed list, or the join answer. */
+  readonly seeds: () => ReadonlySet<NodeId>;
+  /** This node lost its state: stop, never vote. */
+  readonly onLostState: (message: string) => void;
+  /** A peer that applied this node's removal refused it. */
+  readonly onRemoved: (message: string) => void;
+}
+
+export interface KnownIncarnation {
+  readonly incarnation: string;
+  /** Index of the state this knowledge comes from. */
+  readonly index: number;
+}
+
+export class IdentityGuard {
+  /** Incarnations seen in hellos (trust on first use), for members whose record has none. */
+  private readonly seen: Map<NodeId, PeerIncarnation>;
+  /** Durable writes of `seen` entries in flight: a second hello waits for the first's. */
+  private readonly recording = new Map<NodeId, Promise<void>>();
+  private stopped = false;
+
+  private constructor(
+    private readonly opts: IdentityGuardOptions,
+    seen: Map<NodeId, PeerIncarnation>,
+  ) {
+    this.seen = seen;
+  }
+
+  static async open(opts: IdentityGuardOptions): Promise<IdentityGuard> {
+    return new IdentityGuard(opts, await readPeerIncarnations(opts.db));
+  }
+
+  /** What this node puts in its hello to `to`. */
+  helloFor(to: NodeId): HelloIdentity {
+    const clusterId = this.opts.state().cluster.clusterId;
+    const expect = this.known(to);
+    const me = this.opts.identity();
+    return {
+      ...(clusterId === null ? {} : { cluster: clusterId }),
+      incarnation: me.incarnation,
+      ...(expect === undefined ? {} : { expect }),
+      ...(me.bootstrap === undefined ? {} : { bootstrap: me.bootstrap }),
+    };
+  }
+
+  /** The incarnation this node knows for `id`: its record's, else the one first seen. */
+  known(id: NodeId): KnownIncarnation | undefined {
+    const record = this.opts.state().cluster.members.get(id);
+    if (record?.incarnation !== undefined) return { incarnation: record.incarnation, index: record.updatedIndex };
+    return this.seen.get(id);
+  }
+
+  isMember(id: NodeId): boolean {
+    const conf = this.opts.config();
+    if (conf.voters.includes(id) || conf.learners.includes(id)) return true;
+    const state = this.opts.state();
+    if (state.cluster.members.has(id)) return true;
+    return conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().has(id);
+  }
+
+  /** The transport's admit hook. */
+  admit(hello: PeerHello): IdentityRefusal | undefined | Promise<IdentityRefusal | undefined> {
+    if (this.stopped) return { code: 'stopping', message: 'this node is stopping' };
+    const state = this.opts.state();
+    const base = { index: state.appliedIndex, ...(state.cluster.clusterId === null ? {} : { cluster: state.cluster.clusterId }) };
+    const id = hello.from;
+    const conf = this.opts.config();
+    if (conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().size === 0) {
+      // Knows no configuration at all yet (a joining node before its answer): say so
+      // without claiming anything a peer could act on.
+      return { code: 'not-ready', message: 'this node does not know the cluster configuration yet' };
+    }
+    if (!this.isMember(id)) {
+      return { ...base, code: 'not-member', message: `${id} is not a member of this cluster (removed, or not added yet)` };
+    }
+    const ours = state.cluster.clusterId;
+    if (hello.cluster !== undefined && ours !== null && hello.cluster !== ours) {
+      return { ...base, code: 'cluster', message: `${id} belongs to cluster ${hello.cluster}; this node is in cluster ${ours}` };
+    }
+    const mine = this.opts.identity().bootstrap;
+    if (hello.bootstrap !== undefined && mine !== undefined && hello.bootstrap !== mine) {
+      // Two seeds whose bootstrap logs differ hold different entries at the same
+      // indexes, all "committed": they must never exchange a message.
+      return {
+        ...base,
+        code: 'bootstrap',
+        message:
+          `${id} bootstrapped a new cluster from another --peers list than this node did: it is not a seed of this cluster. ` +
+          'A node joins a running cluster with --join on an empty data directory, never with --peers',
+      };
+    }
+    if (hello.expect !== undefined) this.checkExpectation(id, hello.expect);
+    if (this.stopped) return { code: 'stopping', message: 'this node is stopping' };
+    const known = this.known(id);
+    if (hello.incarnation === undefined) {
+      // A peer that predates incarnations may join in a rolling upgrade, but never once
+      // one is known for its id: then a hello without one is a peer that lost it.
+      if (known === undefined) return undefined;
+      return { ...base, code: 'incarnation', message: `${id} sent no incarnation, but this cluster knows it as incarnation ${known.incarnation}`, expect: known };
+    }
+    if (known !== undefined) {
+      if (known.incarnation === hello.incarnation) return this.recording.get(id)?.then(() => undefined);
+      return {
+        ...base,
+        code: 'incarnation',
+        message:
+          `${id} is incarnation ${hello.incarnation}, but this cluster knows it as incarnation ${known.incarnation} (index ${known.index}): ` +
+          `its data directory was lost or replaced. Remove the member (DELETE /cluster/members/${id}) and start it on an empty data directory with --join, or give it a new id`,
+        expect: known,
+      };
+    }
+    // First sight: record it, synced, before any of its messages is delivered.
+    const record: PeerIncarnation = { incarnation: hello.incarnation, index: state.appliedIndex };
+    this.seen.set(id, record);
+    const write = writePeerIncarnation(this.opts.db, id, record);
+    this.recording.set(id, write);
+    this.opts.log.info({ event: 'peer_incarnation_recorded', peer: id, incarnation: hello.incarnation }, `recorded incarnation ${hello.incarnation} of ${id}`);
+    return write.then(
+      () => {
+        if (this.recording.get(id) === write) this.recording.delete(id);
+        return undefined;
+      },
+      (err: unknown) => {
+        this.seen.delete(id);
+        this.recording.delete(id);
+        throw err;
+      },
+    );
+  }
+
+  /** The transport's onRefused hook: what a peer said about this node. */
+  onRefused(peer: NodeId, refusal: IdentityRefusal): void {
+    const ours = this.opts.state().cluster.clusterId;
+    if (refusal.code === 'incarnation' && refusal.expect !== undefined) {
+      this.checkExpectation(peer, refusal.expect);
+      return;
+    }
+    if (refusal.code === 'bootstrap') {
+      // Only a peer of an established cluster (it has an id, this node has none) can
+      // tell a stray seed apart from a cluster whose seeds disagree on their list.
+      if (this.stopped || refusal.cluster === undefined || ours !== null) return;
+      this.stopped = true;
+      this.opts.onLostState(`${peer} refused this node: ${refusal.message}. Empty this data directory and start the node with --join <admin URL of a member>`);
+      return;
+    }
+    if (refusal.code !== 'not-member') return;
+    const since = this.opts.identity().since;
+    // Only a peer of this cluster that has applied at least as far as this node's
+    // membership began can know that this node is no member any more.
+    if (ours === null || refusal.cluster !== ours || since === null || refusal.index === undefined || refusal.index < since) return;
+    if (this.stopped) return;
+    this.stopped = true;
+    this.opts.onRemoved(`${peer} (at index ${refusal.index}) says this node (${this.opts.self}) is not a member of cluster ${ours}: it was removed`);
+  }
+
+  /** Member records changed: forget what was first-seen of removed members and of those whose record now has an incarnation. */
+  async membersChanged(prev: PoolState, next: PoolState): Promise<void> {
+    for (const [id, seen] of [...this.seen]) {
+      const removed = prev.cluster.members.has(id) && !next.cluster.members.has(id);
+      const superseded = next.cluster.members.get(id)?.incarnation !== undefined && next.cluster.members.get(id)?.incarnation !== seen.incarnation;
+      if (!removed && !superseded) continue;
+      this.seen.delete(id);
+      await deletePeerIncarnation(this.opts.db, id);
+    }
+  }
+
+  private checkExpectation(from: NodeId, expect: KnownIncarnation): void {
+    const me = this.opts.identity();
+    if (expect.incarnation === me.incarnation || this.stopped) return;
+    // The peer's knowledge predates this node's membership (it lags behind a removal
+    // and re-add of this id): not evidence of anything.
+    if (me.since === null || expect.index < me.since) return;
+    this.stopped = true;
+    this.opts.onLostState(
+      `member ${from} knows this node (${this.opts.self}) as incarnation ${expect.incarnation} (recorded at index ${expect.index}), ` +
+        `but this data directory is incarnation ${me.incarnation}, created ${me.createdAt}: this node's state was lost or replaced, ` +
+        'and it must not vote as if it had kept it. To rejoin: remove the old member ' +
+        `(weldr member remove ${this.opts.self}, or DELETE /cluster/members/${this.opts.self} on any member), then start this node ` +
+        'on an empty data directory with --join <admin URL of a member>; or start it under a new --id with --join',
+    );
+  }
+}

@@ -1,0 +1,107 @@
+// `weldr start --join URL`: a node with an empty data directory asks a running cluster
+// (through the admin API of any member, which relays the write to the leader) to add
+// it as a learner, then receives the configuration and a snapshot from the leader like
+// any lagging member (thesis §4.2.1: new servers join as non-voting members first).
+//
+// The request carries the node's incarnation and an Idempotency-Key derived from it,
+// both written to the data directory before the first attempt: a node that crashes
+// mid-join and retries asks again for the same thing and gets the same answer.
+import type { MemberRecord } from '@weldr/store';
+
+/** The cluster refused the join, or is not one this data directory may join: do not retry. */
+export class JoinRefused extends Error {
+  override readonly name = 'JoinRefused';
+}
+
+export interface JoinRequest {
+  readonly id: string;
+  readonly raftAddress: string;
+  readonly adminAddress: string;
+  readonly proxyAddress?: string;
+  readonly incarnation: string;
+}
+
+export interface JoinAnswer {
+  readonly clusterId: string | null;
+  /** The record the cluster holds for this node. */
+  readonly member: MemberRecord;
+  /** Every member the cluster lists (ids and Raft addresses), this node included. */
+  readonly members: readonly MemberRecord[];
+}
+
+export interface JoinOptions {
+  /** Admin token (writes need it off loopback). */
+  readonly token?: string;
+  /** Give up after this long. Default 60 s. */
+  readonly deadlineMs?: number;
+  readonly log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
+  /** Injected for tests. */
+  readonly fetch?: typeof fetch;
+}
+
+interface MemberListBody {
+  readonly clusterId: string | null;
+  readonly members: readonly MemberRecord[];
+}
+
+/** The cluster id and members the admin API at `base` answers with (linearizable). */
+export async function fetchMembers(base: string, opts: Pick<JoinOptions, 'token' | 'fetch'>, timeoutMs = 5000): Promise<MemberListBody> {
+  const res = await (opts.fetch ?? fetch)(`${base}/cluster/members`, { signal: AbortSignal.timeout(timeoutMs), headers: auth(opts.token) });
+  const body = (await res.json().catch(() => null)) as (MemberListBody & { error?: { code: string; message: string } }) | null;
+  if (res.status !== 200 || body === null || !Array.isArray(body.members)) {
+    throw new Error(`GET ${base}/cluster/members answered ${res.status}${body?.error === undefined ? '' : ` ${body.error.code}: ${body.error.message}`}`);
+  }
+  return body;
+}
+
+export async function joinCluster(url: string, request: JoinRequest, opts: JoinOptions): Promise<JoinAnswer> {
+  const base = url.replace(/\/+$/, '');
+  const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
+  let delay = 200;
+  let lastError = '';
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`could not join the cluster through ${base} in time: ${lastError}`);
+    try {
+      const current = await fetchMembers(base, opts);
+      const existing = current.members.find((m) => m.id === request.id);
+      if (existing?.incarnation !== undefined && existing.incarnation !== request.incarnation) {
+        throw new JoinRefused(
+          `member ${request.id} is already in the cluster with incarnation ${existing.incarnation}, and this data directory (incarnation ${request.incarnation}) ` +
+            `is not its data: the member lost its state or another node uses the id. Remove the old member first ` +
+            `(weldr member remove ${request.id}, or DELETE ${base}/cluster/members/${request.id}), then start this node again with --join; or use a new --id`,
+        );
+      }
+      const res = await (opts.fetch ?? fetch)(`${base}/cluster/members`, {
+        method: 'POST',
+        signal: AbortSignal.timeout(15_000),
+        headers: { 'content-type': 'application/json', 'idempotency-key': `join-${request.id}-${request.incarnation}`, ...auth(opts.token) },
+        body: JSON.stringify(request),
+      });
+      const body = (await res.json().catch(() => null)) as (MemberRecord & { clusterId: string | null; error?: { code: string; message: string } }) | null;
+      if ((res.status === 200 || res.status === 201) && body !== null && body.id === request.id) {
+        const { clusterId, ...member } = body;
+        opts.log.info({ event: 'joined', clusterId, index: member.addedIndex }, `added to cluster ${clusterId ?? '(id not yet recorded)'} as a learner at index ${member.addedIndex}`);
+        const members = current.members.some((m) => m.id === request.id) ? current.members : [...current.members, member as MemberRecord];
+        return { clusterId, member: member as MemberRecord, members };
+      }
+      const code = body?.error?.code ?? String(res.status);
+      const message = body?.error?.message ?? `status ${res.status}`;
+      // Worth retrying: an election, a change in flight, a slow commit.
+      if (res.status === 503 || res.status === 504 || code === 'CHANGE_IN_PROGRESS') {
+        lastError = `${code}: ${message}`;
+      } else {
+        throw new JoinRefused(`the cluster refused to add this node (${code}): ${message}`);
+      }
+    } catch (err) {
+      if (err instanceof JoinRefused) throw err;
+      lastError = (err as Error).message;
+    }
+    opts.log.warn({ event: 'join_retry', url: base, err: lastError }, `joining through ${base}: ${lastError}; retrying`);
+    await new Promise((r) => setTimeout(r, delay));
+    delay = Math.min(2000, delay * 2);
+  }
+}
+
+function auth(token: string | undefined): Record<string, string> {
+  return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
