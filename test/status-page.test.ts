@@ -76,6 +76,9 @@ test('renders the cluster, the pool with each origin\'s health, and the node\'s 
   await waitForText(page, '#settings [data-setting="listening on admin"]', new RegExp(`^127\\.0\\.0\\.1:${node.adminPort}$`));
   await waitForText(page, '#settings [data-setting="admin"]', /^127\.0\.0\.1:0$/);
   await waitForText(page, '#events', /single node: active/);
+  // The audit log: the changes made above, with the node that received them.
+  await waitForText(page, '#audit', new RegExp(`add server 127\\.0\\.0\\.1:${dead}.*via n1 from 127\\.0\\.0\\.1`));
+  t.regex((await page.locator('#audit').textContent()) ?? '', /update settings: healthCheck/);
   t.true(await page.locator('#banner').isHidden());
   t.deepEqual(errors, []);
 });

@@ -85,6 +85,8 @@ export interface MemberWriteOptions {
   readonly requestId?: string;
   readonly force?: boolean;
   readonly timeoutMs?: number;
+  /** For the audit log: the node the request arrived at and the client's address. */
+  readonly origin?: { readonly nodeId: string; readonly client?: string };
 }
 
 export interface MemberWriteResult {

@@ -78,3 +78,45 @@ test('GET /node: what the node gives, or at least its id', async (t) => {
   const h = await startAdmin(t, { node: () => view });
   t.deepEqual((await h.call('GET', '/node')).json, view);
 });
+
+test('GET /audit: the applied admin changes with who, when and from where, paged by index; bad paging is 400', async (t) => {
+  const h = await startAdmin(t);
+  for (let port = 1; port <= 3; port++) {
+    const r = await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port }, headers: { 'idempotency-key': `add-${port}` } });
+    t.is(r.status, 201, r.text);
+  }
+  // Refused: changes nothing, so not audited.
+  t.is((await h.call('DELETE', '/servers/10.0.0.9/80')).status, 404);
+  // Relayed by a follower: the follower and the client address it saw are recorded.
+  const relayed = await h.call('PATCH', '/settings', { body: { balancer: 'least-connections' }, headers: { 'x-weldr-forwarded-by': 'n2', 'x-weldr-client-address': '192.0.2.7' } });
+  t.is(relayed.status, 200, relayed.text);
+  const all = await h.call('GET', '/audit');
+  t.is(all.status, 200);
+  const body = all.json as { index: number; retention: number; oldest: number; next: number; entries: { index: number; at: number; nodeId: string; client?: string; idempotencyKey: string; command: { type: string }; result: string }[] };
+  // The refused DELETE took index 4 in the log, and left no entry.
+  t.is(all.headers['x-weldr-index'], '5');
+  t.like(body, { index: 5, retention: 1000, oldest: 1, next: 5 });
+  t.deepEqual(
+    body.entries.map((e) => [e.index, e.nodeId, e.command.type, e.result]),
+    [
+      [1, 'n1', 'AddServer', 'created'],
+      [2, 'n1', 'AddServer', 'created'],
+      [3, 'n1', 'AddServer', 'created'],
+      [5, 'n2', 'UpdateSettings', 'settings'],
+    ],
+  );
+  t.is(body.entries[0]?.idempotencyKey, 'add-1');
+  t.regex(body.entries[0]?.client ?? '', /127\.0\.0\.1/);
+  t.is(body.entries[3]?.client, '192.0.2.7');
+  t.true(body.entries.every((e) => Math.abs(e.at - Date.now()) < 600_000), 'dated by the proposer\'s clock');
+  const page = await h.call('GET', '/audit?since=1&limit=2&stale=true');
+  t.deepEqual((page.json as typeof body).entries.map((e) => e.index), [2, 3]);
+  t.is((page.json as typeof body).next, 3);
+  const none = await h.call('GET', '/audit?since=5');
+  t.like(none.json, { entries: [], next: 5 });
+  for (const bad of ['since=-1', 'since=x', 'limit=0', 'limit=501', 'limit=2.5', 'stale=maybe']) {
+    const r = await h.call('GET', `/audit?${bad}`);
+    t.is(r.status, 400, bad);
+    t.is((r.json as { error: { code: string } }).error.code, 'INVALID_QUERY', bad);
+  }
+});

@@ -419,8 +419,11 @@ function describe(command) {
       return `update server ${at(command)}: ${fields(command, ['type', 'ip', 'port'])}`;
     case 'UpdateSettings':
       return `update settings: ${fields(command, ['type'])}`;
-    case 'Batch':
-      return `batch of ${command.commands?.length ?? 0}: ${(command.commands ?? []).slice(0, 3).map(describe).join('; ')}${(command.commands?.length ?? 0) > 3 ? '; …' : ''}`;
+    case 'Batch': {
+      // The audit log keeps a batch's first commands and counts the rest in `more`.
+      const total = (command.commands?.length ?? 0) + (command.more ?? 0);
+      return `batch of ${total}: ${(command.commands ?? []).slice(0, 3).map(describe).join('; ')}${total > 3 ? '; …' : ''}`;
+    }
     case 'AddMember':
       return `add member ${command.id}${command.raftAddress ? ` at ${command.raftAddress}` : ''} as learner`;
     case 'PromoteMember':
@@ -456,7 +459,7 @@ function renderAudit() {
           { dataset: { index: a.index }, title: `index ${a.index}${a.idempotencyKey ? `, Idempotency-Key ${a.idempotencyKey}` : ''}` },
           el('time', {}, clock(a.at)),
           describe(a.command),
-          el('span', { class: 'muted' }, ` — via ${a.nodeId ?? '?'}${a.client ? ` from ${a.client}` : ''}${a.outcome === 'failed' ? ' (refused)' : ''}`),
+          el('span', { class: 'muted' }, ` — via ${a.nodeId ?? '?'}${a.client ? ` from ${a.client}` : ''}${a.result ? ` (${a.result})` : ''}`),
         ),
       ),
   );

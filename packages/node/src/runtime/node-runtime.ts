@@ -390,7 +390,8 @@ function warnIfOverFdLimit(log: Logger, config: NodeConfig): void {
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
 async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger): Promise<void> {
   if (config.balancer === undefined || store.snapshot().settings.balancer === config.balancer) return;
-  await store.propose({ type: 'UpdateSettings', balancer: config.balancer });
+  // Audited as received on this node (from its own flags: no client address).
+  await store.propose({ type: 'UpdateSettings', balancer: config.balancer }, { origin: { nodeId: config.id } });
   log.info({ event: 'balancer_set', balancer: config.balancer }, `balancer set to ${config.balancer}`);
 }
 

@@ -10,10 +10,17 @@
 // protocol.
 import { StoreError } from './errors.js';
 import { deepFreeze } from './json-value.js';
+import type { CommandOutcome } from './types.js';
 import { expectObject, fail, integerIn, own, rejectUnknown } from './validate-fields.js';
 
 /** Entries kept. Part of the replicated protocol: change only with a state-format version bump. */
 export const AUDIT_RETENTION = 1000;
+
+/**
+ * Sub-commands of a Batch kept in its entry (the rest are counted in `more`), so an
+ * entry stays a few KiB and the whole log a few MiB in a snapshot.
+ */
+export const AUDIT_BATCH_SHOWN = 10;
 
 /** What the proposer records about a write; carried in the log entry's envelope. */
 export interface AuditMeta {
@@ -63,6 +70,31 @@ export function auditMetaOf(value: unknown): AuditMeta | undefined {
   if (typeof nodeId !== 'string' || !ID.test(nodeId)) return undefined;
   if (client !== undefined && (typeof client !== 'string' || client.length === 0 || client.length > MAX_CLIENT)) return undefined;
   return Object.freeze({ at, nodeId, ...(client === undefined ? {} : { client }) });
+}
+
+/**
+ * The entry for a change applied at `index`, or undefined when nothing was applied (a
+ * refused command changes no state and is answered to its client, not audited). The
+ * request id is the client's Idempotency-Key, or the id the proposer generated.
+ */
+export function auditEntryFor(index: number, requestId: string, command: { readonly type: string }, meta: AuditMeta | undefined, outcome: CommandOutcome): AuditEntry | undefined {
+  if (!outcome.ok) return undefined;
+  return {
+    index,
+    at: meta?.at ?? 0,
+    nodeId: meta?.nodeId ?? '',
+    ...(meta?.client === undefined ? {} : { client: meta.client }),
+    idempotencyKey: requestId,
+    command: summarized(command),
+    result: outcome.status === 'member' ? outcome.change : outcome.status,
+  };
+}
+
+function summarized(command: { readonly type: string }): Readonly<Record<string, unknown>> {
+  const c = command as Readonly<Record<string, unknown>>;
+  const subs = c['commands'];
+  if (c['type'] !== 'Batch' || !Array.isArray(subs) || subs.length <= AUDIT_BATCH_SHOWN) return c;
+  return { ...c, commands: subs.slice(0, AUDIT_BATCH_SHOWN), more: subs.length - AUDIT_BATCH_SHOWN };
 }
 
 /** The log with `entry` appended, the oldest dropped beyond `retention`. */

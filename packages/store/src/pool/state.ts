@@ -1,3 +1,4 @@
+import { EMPTY_AUDIT, type AuditLog } from './audit.js';
 import { DEFAULT_SETTINGS } from './defaults.js';
 import { EMPTY_REQUEST_TABLE, type RequestTable } from './idempotency.js';
 import type { ClusterState, PoolSettings, PoolSnapshot, ServerRecord } from './types.js';
@@ -18,6 +19,8 @@ export interface PoolState {
   readonly requests: RequestTable;
   /** Cluster id and members (empty on a single node). */
   readonly cluster: ClusterState;
+  /** Applied admin changes, the newest AUDIT_RETENTION (audit.ts). */
+  readonly audit: AuditLog;
 }
 
 /** No cluster id, no members: a single node, or a cluster before its first entry. */
@@ -29,7 +32,7 @@ export const EMPTY_CLUSTER: ClusterState = Object.freeze({ clusterId: null, memb
  * UpdateSettings command, not baked into the initial state.
  */
 export function initialState(): PoolState {
-  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER });
+  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER, audit: EMPTY_AUDIT });
 }
 
 // The data plane may ask for the snapshot of the same state many times; build it once.
@@ -45,7 +48,7 @@ export function snapshotOf(state: PoolState): PoolSnapshot {
       servers = Object.freeze([...state.servers.values()]);
       serverLists.set(state.servers, servers);
     }
-    snapshot = Object.freeze({ index: state.appliedIndex, servers, settings: state.settings });
+    snapshot = Object.freeze({ index: state.appliedIndex, servers, settings: state.settings, audit: state.audit });
     snapshots.set(state, snapshot);
   }
   return snapshot;

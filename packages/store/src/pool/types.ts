@@ -1,7 +1,7 @@
 // The pool model shared by the state machine (store), the data plane (proxy, read-only)
 // and the admin API (which builds commands). Plain JSON-serialisable records: commands
 // travel through the Raft log and snapshots are written to LevelDB.
-import type { AuditMeta } from './audit.js';
+import type { AuditLog, AuditMeta } from './audit.js';
 
 /** Load-balancing algorithm, chosen cluster-wide. */
 export type BalancerKind = 'round-robin' | 'weighted-round-robin' | 'least-connections' | 'power-of-two';
@@ -77,6 +77,8 @@ export interface PoolSnapshot {
   /** Servers in a deterministic order (by creation index). */
   readonly servers: readonly ServerRecord[];
   readonly settings: PoolSettings;
+  /** The audit log of admin changes, oldest first (admin API reads; the data plane does not). */
+  readonly audit?: AuditLog;
 }
 
 // ---- commands ------------------------------------------------------------------
@@ -204,6 +206,8 @@ export type MemberChangeCommand = AddMemberCommand | PromoteMemberCommand | Remo
 export interface MemberChangeEnvelope {
   readonly requestId: string;
   readonly command: MemberChangeCommand;
+  /** Who asked and when, as the proposing leader recorded it (the audit log's source). */
+  readonly meta?: AuditMeta;
 }
 
 /**
