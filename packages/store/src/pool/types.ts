@@ -79,6 +79,21 @@ export interface PoolSnapshot {
   readonly settings: PoolSettings;
   /** The audit log of admin changes, oldest first (admin API reads; the data plane does not). */
   readonly audit?: AuditLog;
+  /** servers.length, without building the list (the store's snapshots build it lazily). */
+  readonly serverCount?: number;
+  /**
+   * The servers that differ from `earlier`, an older snapshot of the same store: added
+   * (no `before`), removed (no `after`) or changed. Costs what changed, not the pool's
+   * size. Undefined when unknown (another store's snapshot): compare `servers` instead.
+   */
+  readonly changesSince?: (earlier: PoolSnapshot) => readonly ServerChangeView[] | undefined;
+}
+
+/** One server that differs between two snapshots. */
+export interface ServerChangeView {
+  readonly id: string;
+  readonly before: ServerRecord | undefined;
+  readonly after: ServerRecord | undefined;
 }
 
 // ---- commands ------------------------------------------------------------------
