@@ -86,6 +86,13 @@ test.serial('refusals: a removal that would lose the live quorum (409 QUORUM_AT_
   // A change whose entry the followers do not get (the relays hold the leader's appends;
   // heartbeats pass, so it keeps leading) stays in flight; a second one is refused.
   const l = await c.active();
+  // A follower relays to the address in the leader's member record: a just-elected leader
+  // (the restarted member, say) may not have published it yet, and with its appends held
+  // it could not; wait for it first.
+  await eventually(`${l.id}'s member record to carry its admin address`, async () => {
+    const list = await c.read<{ members: { id: string; adminAddress?: string }[] }>(l.id, '/cluster/members');
+    return list.members.find((m) => m.id === l.id)?.adminAddress;
+  }, 30_000);
   c.holdAppends(l.id, true);
   const add = (id: string) => ({ id, raftAddress: `127.0.0.1:${id === 'n8' ? 1 : 2}`, adminAddress: '127.0.0.1:3', autoPromote: false });
   const first = c.call(l.id, 'POST', '/cluster/members', add('n8'), { 'idempotency-key': 'add-n8' });
