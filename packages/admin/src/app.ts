@@ -7,6 +7,8 @@ import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { memberRoutes } from './routes/members.js';
 import { batchRoutes } from './routes/batch.js';
+import { faultRoutes } from './routes/faults.js';
+import { servingRoutes } from './routes/serving.js';
 import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -36,6 +38,8 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   nodeRoutes(router, resolved, auth);
   statusRoutes(router, resolved);
   uiRoutes(router);
+  servingRoutes(router, resolved);
+  faultRoutes(router, resolved, auth);
   memberRoutes(router, resolved, auth);
 
   const app = new Koa<AdminState>();
