@@ -49,6 +49,17 @@ test('a sample that got no answer from the still-active target is neither its lo
   t.like(r, { newActive: 'n2', lostMs: 300, failoverMs: 600 });
 });
 
+test('with terms: the target answering 503 then 200 in its own term is the same active period, not a new active node; a newer term is', (t) => {
+  const termed = (member: string, at: number, active: boolean, term?: number): ReadySample => ({ ...sample(member, at, active), ...(term === undefined ? {} : { term }) });
+  const base = killRound();
+  // A loaded machine: the isolated target's lease dipped (503) and came back in term 3.
+  const o: Observations = { ...base, samples: [termed('n1', 990, true, 3), termed('n1', 1050, false), termed('n1', 1092, true, 3), termed('n1', 1400, false), termed('n2', 1600, true, 4)] };
+  t.like(roundReport('isolate', o.rounds[0]!, o, 500), { newActive: 'n2', failoverMs: 600 });
+  // step-down: the same node re-elected in a newer term counts.
+  const again: Observations = { ...base, samples: [termed('n1', 990, true, 3), termed('n1', 1100, false), termed('n1', 1700, true, 5)] };
+  t.like(roundReport('step-down', again.rounds[0]!, again, 500), { newActive: 'n1', failoverMs: 700 });
+});
+
 test('no failover: the round has no new active node and the report fails', (t) => {
   const o: Observations = { ...killRound(), samples: [sample('n1', 1010, null), sample('n2', 1500, false)] };
   const report = buildReport({ kind: 'kill', seed: 1, members: ['n1', 'n2', 'n3'], targets: ['http://x/'], slowMs: 500, thresholds: {}, interrupted: false }, o);

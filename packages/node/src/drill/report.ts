@@ -180,6 +180,9 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
   let answered503 = false;
   let activeAt: number | null = null;
   let newActive: string | null = null;
+  // The term the target was active in before the fault (from its 200 answers).
+  let targetTerm: number | undefined;
+  for (const s of o.samples) if (s.member === r.target && s.active === true && s.at < r.faultAt && s.term !== undefined) targetTerm = Math.max(targetTerm ?? 0, s.term);
   for (const s of o.samples) {
     if (s.at < r.faultAt || s.at >= r.endAt) continue;
     if (s.member === r.target) {
@@ -187,8 +190,11 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
       else if (s.active !== true && lostAt === null) lostAt = s.at;
       if (s.active === false) answered503 = true;
     }
-    // The new active node: another member, or the same one once it answered 503.
-    if (s.active === true && (s.member !== r.target || answered503)) {
+    // The new active node: another member, or the same one in a newer term (a 503 on a
+    // loaded machine followed by a 200 in the same term is the same active period). Without
+    // terms (older nodes): the same one once it answered 503.
+    const again = s.member === r.target && (targetTerm !== undefined && s.term !== undefined ? s.term > targetTerm : answered503);
+    if (s.active === true && (s.member !== r.target || again)) {
       newActive = s.member;
       activeAt = s.at;
       break;
