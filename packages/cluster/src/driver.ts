@@ -1,17 +1,26 @@
 // The Raft driver: runs one RawNode against real time, a durable storage, a transport
 // and the application's state machine, following the Ready contract of @weldr/raft:
 //
-//   1. persist the Ready's snapshot, entries and hard state (one synced batch),
-//   2. only then send its messages,
-//   3. restore the snapshot / apply the committed entries, in order,
-//   4. release linearizable reads whose index is applied,
-//   5. advance.
+//   1. send the messages that may precede the write (the leader's appends: thesis
+//      §10.2.1, the leader writes its log in parallel with replicating it),
+//   2. start the write of the Ready's snapshot, entries and hard state (one batch,
+//      synced when Ready.mustSync says so),
+//   3. apply the committed entries meanwhile and answer their proposers (they are
+//      committed: durable on a quorum, which a leader counts itself in only once its
+//      own write is done); a snapshot is restored only after the write,
+//   4. once the write is durable (synced Readies only), send the other messages —
+//      acknowledgements and votes promise what was written,
+//   5. release linearizable reads whose index is applied, and advance.
+//
+// The state machine's own writes go through the same ordered write queue as the
+// log's (LevelRaftStorage.write), after the write of the entries they were applied
+// from, so what is on disk never has the pool ahead of the log.
 //
 // Every call into the RawNode happens while no Ready is outstanding: ticks, peer
 // messages, proposals and read requests that arrive during a disk write wait in a
-// queue and run, in arrival order, right after advance(). The core thus never sees
-// input between ready() and advance(), which keeps its reasoning that of the
-// simulator's.
+// queue and run, in arrival order, right after advance() — each after the ticks that
+// were due when it arrived. The core thus never sees input between ready() and
+// advance(), which keeps its reasoning that of the simulator's.
 //
 // Time: the tick is derived from a clock that counts suspended time (clock.ts) and is
 // caught up before anything acts on the lease — a late timer, a paused process or a
@@ -29,6 +38,7 @@
 // OverloadedError (retryable) and is counted in stats().
 import { randomBytes } from 'node:crypto';
 import {
+  mayPrecedePersistence,
   RawNode,
   type ConfChange,
   type ConfState,
@@ -49,8 +59,12 @@ import { SuspendAwareClock } from './clock.js';
  * tests): the core's reads, plus the writes the loop issues.
  */
 export interface DriverStorage extends PersistentStorage {
-  /** One durable write of a Ready's snapshot, entries and hard state. */
-  save(update: StorageUpdate): Promise<void>;
+  /**
+   * One atomic write of a Ready's snapshot, entries and hard state, in order with every
+   * write issued before; synced unless `sync` is false (a commit-only change, which a
+   * crash may lose). Resolves once done (durable, when synced).
+   */
+  save(update: StorageUpdate, options?: { readonly sync?: boolean }): Promise<void>;
   /** Record the application's snapshot at `index`; the disk write may finish later. */
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot;
   /** Discard entries up to `index`; the disk write may finish later. */
@@ -65,8 +79,12 @@ export interface DriverStorage extends PersistentStorage {
 export interface ReplicatedStateMachine<R> {
   /** The last index whose effect is durable in the application's own storage. */
   readonly appliedIndex: number;
-  /** Apply committed entries (every type, in order; no-ops and conf changes advance the index). One result per entry. */
-  apply(entries: readonly Entry[]): Promise<R[]>;
+  /**
+   * Apply committed entries (every type, in order; no-ops and conf changes advance the
+   * index). One result per entry. May answer at once (an array) and write its own state
+   * later, ordered after every storage write issued before the call.
+   */
+  apply(entries: readonly Entry[]): R[] | Promise<R[]>;
   /** Replace the state with a snapshot's. */
   restore(snapshot: Snapshot): Promise<void>;
   /** The state at appliedIndex, serialized for a Raft snapshot. */
@@ -246,6 +264,8 @@ export interface DriverStatus {
 /** Work waiting for the outstanding Ready: a client request (refusable) or a peer message (droppable). */
 interface Queued {
   readonly fn: () => void;
+  /** When it arrived (now()): the ticks due before then are applied before it runs. */
+  readonly at: number;
   /** Requests only: how to tell the caller it will not run. */
   readonly refuse?: (err: Error) => void;
 }
@@ -346,6 +366,7 @@ export class RaftDriver<R> {
           this.tickQueued = false;
           this.expireReads();
         },
+        at: this.now(),
       });
       return;
     }
@@ -519,7 +540,7 @@ export class RaftDriver<R> {
         return;
       }
       this.queuedRequests++;
-      this.queue.push({ fn, refuse: onRefused ?? (() => undefined) });
+      this.queue.push({ fn, refuse: onRefused ?? (() => undefined), at: this.now() });
       return;
     }
     this.catchUpTicks();
@@ -536,7 +557,7 @@ export class RaftDriver<R> {
         return;
       }
       this.queuedMessages++;
-      this.queue.push({ fn });
+      this.queue.push({ fn, at: this.now() });
       return;
     }
     this.catchUpTicks();
@@ -553,9 +574,8 @@ export class RaftDriver<R> {
     }
   }
 
-  /** Ticks owed to real time, applied now; returns how many. */
-  private catchUpTicks(): number {
-    const now = this.now();
+  /** Ticks owed to real time up to `now` (default: the clock), applied now; returns how many. */
+  private catchUpTicks(now: number = this.now()): number {
     let n = 0;
     while (now - this.lastTickAt >= this.tickMs) {
       this.node.tick();
@@ -576,13 +596,21 @@ export class RaftDriver<R> {
           continue;
         }
         if (this.queue.length === 0) break;
-        this.catchUpTicks();
         const batch = this.queue;
         this.queue = [];
         this.queuedRequests = 0;
         this.queuedMessages = 0;
         this.tickQueued = false;
-        for (const q of batch) q.fn();
+        // Each waited behind the disk write: it runs after the ticks that were due when it
+        // arrived, and before those that fell due while it waited. A leader whose fsync
+        // stalled thus counts the acknowledgements that came in meanwhile before its
+        // check-quorum tick looks for them (no step-down for a slow disk), and a follower
+        // keeps its promise from the moment the leader's round arrived.
+        for (const q of batch) {
+          this.catchUpTicks(q.at);
+          q.fn();
+        }
+        this.catchUpTicks();
       }
     } catch (err) {
       this.fail(err instanceof LoopFailure ? err.kind : 'internal', err instanceof LoopFailure ? err.cause : err);
@@ -593,17 +621,26 @@ export class RaftDriver<R> {
 
   private async handle(rd: Ready): Promise<void> {
     const { storage, app, log } = this.opts;
-    // 1. durable before anything depends on it
-    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
-      await step('storage', () => storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }));
+    // 1. The leader's appends and heartbeats go now: it writes its log meanwhile (thesis
+    // §10.2.1) and counts its own copy only once that write is done (advance below).
+    let after: Message[] = [];
+    if (rd.messages.length > 0) {
+      const now: Message[] = [];
+      for (const m of rd.messages) (mayPrecedePersistence(m) ? now : after).push(m);
+      if (now.length > 0) this.transport?.send(now);
     }
-    // A background write may have failed meanwhile: then nothing leaves this node.
-    if (this.failed !== null) return;
-    // 2.
-    if (rd.messages.length > 0) this.transport?.send(rd.messages);
-    if (rd.softState !== undefined) this.roleChanged(rd.softState.role, rd.softState.leader);
-    // 3.
+    // 2. Start the write.
+    let saved: Promise<void> | undefined;
+    if (rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined) {
+      saved = storage.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, { sync: rd.mustSync });
+      // A write nobody waits for (commit-only) still stops the driver if it fails: the
+      // storage reports it through onFailure.
+      if (!rd.mustSync) saved.catch(() => undefined);
+    }
     if (rd.snapshot !== undefined) {
+      // A snapshot replaces the state machine's state: only once it is on disk.
+      await step('storage', () => saved!);
+      if (this.failed !== null) return;
       const snap = rd.snapshot;
       await step('apply', () => app.restore(snap));
       this.applied = rd.snapshot.metadata.index;
@@ -616,8 +653,10 @@ export class RaftDriver<R> {
         }
       }
     }
+    // 3. Committed entries are durable on a quorum: apply them while our write runs.
     if (rd.committedEntries.length > 0) {
-      const results = await step('apply', () => app.apply(rd.committedEntries));
+      const applied = stepSync('apply', () => app.apply(rd.committedEntries));
+      const results = Array.isArray(applied) ? applied : await step('apply', () => applied);
       for (let i = 0; i < rd.committedEntries.length; i++) {
         const e = rd.committedEntries[i]!;
         const w = this.waiters.get(e.index);
@@ -628,13 +667,18 @@ export class RaftDriver<R> {
       }
       this.applied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
     }
-    // 4.
+    // 4. What promises durable state waits for the disk.
+    if (rd.mustSync && saved !== undefined && rd.snapshot === undefined) await step('storage', () => saved);
+    // A background write may have failed meanwhile: then nothing leaves this node.
+    if (this.failed !== null) return;
+    if (after.length > 0) this.transport?.send(after);
+    if (rd.softState !== undefined) this.roleChanged(rd.softState.role, rd.softState.leader);
+    // 5.
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.context);
       if (r !== undefined) r.index = rs.index;
     }
     this.releaseReads();
-    // 5.
     this.node.advance(rd);
     this.maybeSnapshot();
   }
@@ -758,6 +802,15 @@ class LoopFailure extends Error {
     override readonly cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/** Run one synchronous step of handle(), tagging a failure with what was being done. */
+function stepSync<T>(kind: DriverFailureKind, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new LoopFailure(err instanceof ListenerFailure ? 'listener' : kind, err);
   }
 }
 

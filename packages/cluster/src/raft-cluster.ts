@@ -153,7 +153,8 @@ export class RaftCluster implements ClusterView {
       const onListenerError = (err: unknown): void => {
         throw new ListenerFailure('a pool subscriber threw', err);
       };
-      const replica = await PoolReplica.open(db, onListenerError);
+      // The pool's writes go through the log's write queue: never on disk before the entries they come from.
+      const replica = await PoolReplica.open(db, { onListenerError, write: (ops) => storage.write(ops) });
       const hard = storage.initialState().hardState;
       const snapIndex = storage.snapshot().metadata.index;
       // Structural invariants of a node's own directory: the pool is applied from the

@@ -28,6 +28,7 @@ import {
   type ApplyResult,
   type CommandEnvelope,
   type ListenerErrorHandler,
+  type PoolBatchOp,
   type PoolCommand,
   type PoolDb,
   type PoolSnapshot,
@@ -40,6 +41,19 @@ import { DriverFailedError, NotLeaderError, OutcomeUnknownError, OverloadedError
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * Where the replica writes what an apply changed: in order with the Raft log's writes,
+ * after the entries it was applied from (LevelRaftStorage.write). A failure there must
+ * stop the node (the storage reports it to the driver).
+ */
+export type PoolWriter = (ops: readonly PoolBatchOp[]) => Promise<void>;
+
+export interface PoolReplicaOptions {
+  readonly onListenerError?: ListenerErrorHandler;
+  /** Default: the database directly, awaited (apply then answers only once written). */
+  readonly write?: PoolWriter;
+}
+
 /** The pool state machine as the Raft driver sees it. */
 export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
   private readonly memberListeners = new Set<(state: PoolState) => void>();
@@ -48,16 +62,17 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
     private readonly db: PoolDb,
     private state: PoolState,
     private readonly subscribers: Subscribers,
+    private readonly writer: PoolWriter | undefined,
     private readonly onListenerError: ListenerErrorHandler | undefined,
   ) {}
 
-  static async open(db: PoolDb, onListenerError?: ListenerErrorHandler): Promise<PoolReplica> {
+  static async open(db: PoolDb, options: PoolReplicaOptions = {}): Promise<PoolReplica> {
     let state = await loadState(db);
     if (state === undefined) {
       state = initialState();
       await db.batch(fullStateOps(state), { ...UTF8, sync: true } as never);
     }
-    return new PoolReplica(db, state, new Subscribers(onListenerError), onListenerError);
+    return new PoolReplica(db, state, new Subscribers(options.onListenerError), options.write, options.onListenerError);
   }
 
   get appliedIndex(): number {
@@ -72,7 +87,7 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
     return this.subscribers.add(listener);
   }
 
-  async apply(entries: readonly Entry[]): Promise<(ApplyResult | null)[]> {
+  apply(entries: readonly Entry[]): (ApplyResult | null)[] | Promise<(ApplyResult | null)[]> {
     const prev = this.state;
     let next = prev;
     const results: (ApplyResult | null)[] = [];
@@ -106,7 +121,18 @@ export class PoolReplica implements ReplicatedStateMachine<ApplyResult | null> {
     }
     if (next === prev) return results;
     // Not synced: the Raft log holds every applied entry durably; a crash replays them.
-    await this.db.batch(stateWriteOps(prev, next), UTF8 as never);
+    const ops = stateWriteOps(prev, next);
+    if (this.writer === undefined) {
+      return this.db.batch(ops as never, UTF8 as never).then(() => this.publish(next, results));
+    }
+    // Ordered after the log write of these entries; a failure reaches the driver through
+    // the storage (fail-stop), so nobody needs to wait here.
+    this.writer(ops).catch(() => undefined);
+    return this.publish(next, results);
+  }
+
+  private publish(next: PoolState, results: (ApplyResult | null)[]): (ApplyResult | null)[] {
+    const prev = this.state;
     this.state = next;
     this.subscribers.notify(snapshotOf(next));
     if (next.cluster !== prev.cluster) this.notifyMembers(next);

@@ -252,6 +252,9 @@ export class TcpTransport implements Transport {
   }
 
   send(messages: readonly Message[]): void {
+    // The frames for one peer go out in one socket write: each write is a system call
+    // and, on loopback, the receiver's wake-up — the cost that dominates a small write.
+    let frames: Map<Peer, Buffer[]> | undefined;
     for (const m of messages) {
       const peer = this.peers.get(m.to);
       if (peer === undefined) {
@@ -264,8 +267,13 @@ export class TcpTransport implements Transport {
         this.opts.onUnreachable?.(m.to);
         continue;
       }
-      s.write(encodeFrame(m));
+      frames ??= new Map();
+      const list = frames.get(peer);
+      if (list === undefined) frames.set(peer, [encodeFrame(m)]);
+      else list.push(encodeFrame(m));
     }
+    if (frames === undefined) return;
+    for (const [peer, list] of frames) peer.socket!.write(list.length === 1 ? list[0]! : Buffer.concat(list));
   }
 
   /** Send a control frame to `to` over this node's connection to it; false if not connected. */

@@ -1,30 +1,49 @@
 // The driver's half of the Ready contract, on a deterministic cluster (fake clock,
 // recording storage and network; test/harness/recording-cluster.ts):
 //
-//   persist → send → apply for every Ready; a message never announces state that is not
-//   durable; a ReadIndex read on a lagging follower waits for its index to be applied;
-//   isActive() counts every tick owed to the clock, also while a disk write is in
-//   flight; a proposal whose index another leader's entry took is reported lost.
+//   a message that promises durable state (an acknowledgement, a vote, a lease echo) never
+//   leaves before the write it promises; the leader's appends may leave before its own
+//   write (thesis §10.2.1) but never carry a commit index a majority has not written;
+//   nothing is applied before a majority has it on disk; a ReadIndex read on a lagging
+//   follower waits for its index to be applied; isActive() counts every tick owed to the
+//   clock, also while a disk write is in flight; a proposal whose index another leader's
+//   entry took is reported lost.
 //
 // Each of these was a hand-put bug that no fast test caught (issue 8, item 10).
 import test from 'ava';
-import { leaseTicks, type Message } from '@weldr/raft';
+import { leaseTicks, mayPrecedePersistence, type Message } from '@weldr/raft';
 import { ProposalLostError } from '../src/driver.js';
 import { ELECTION_TICK, encode, RecordingCluster, TICK_MS, track, type RecordedEvent } from './harness/recording-cluster.js';
 
-/** Messages that announce durable state: their sender must have persisted what they claim. */
-function checkSendsAgainstDisk(t: import('ava').ExecutionContext, events: readonly RecordedEvent[]): number {
+/**
+ * Replays the event log against what each node had on disk at each moment: messages that
+ * announce durable state must not run ahead of their sender's disk, commit indexes and
+ * applies must not run ahead of a majority's. Returns how many messages it checked.
+ */
+function checkAgainstDisk(t: import('ava').ExecutionContext, events: readonly RecordedEvent[], ids: readonly string[]): number {
   const disk = new Map<string, { lastIndex: number; term: number; vote: string | null }>();
+  for (const id of ids) disk.set(id, { lastIndex: 3, term: 1, vote: null });
+  /** The highest index at least a majority of the nodes hold on disk (no conflicting logs in these runs). */
+  const majorityDurable = (): number => {
+    const last = ids.map((id) => disk.get(id)!.lastIndex).sort((a, b) => b - a);
+    return last[Math.floor(ids.length / 2)]!;
+  };
   let checked = 0;
   for (const e of events) {
     if (e.kind === 'persist') disk.set(e.node, { lastIndex: e.lastIndex, term: e.term, vote: e.vote });
+    if (e.kind === 'apply') t.true(e.last <= majorityDurable(), `${e.node} applied up to ${e.last} with only ${majorityDurable()} on a majority's disks`);
     if (e.kind !== 'send') continue;
-    const d = disk.get(e.node) ?? { lastIndex: 3, term: 1, vote: null };
+    const d = disk.get(e.node)!;
     for (const m of e.messages) {
       // Pre-votes carry a term the sender has not adopted (thesis §9.6): nothing to persist.
       if (m.type === 'MsgPreVote' || m.type === 'MsgPreVoteResp') continue;
       checked++;
       t.true(m.term <= d.term, `${m.from} sent ${m.type} at term ${m.term} with term ${d.term} on disk`);
+      if (mayPrecedePersistence(m)) {
+        // The leader's own copy counts for a commit only once written (Raft.persisted).
+        if (m.type === 'MsgApp' || m.type === 'MsgHeartbeat') t.true(m.commit <= majorityDurable(), `${m.from} sent commit ${m.commit} with ${majorityDurable()} on a majority's disks`);
+        continue;
+      }
       const last = m.entries?.at(-1)?.index;
       if (last !== undefined) t.true(last <= d.lastIndex, `${m.from} sent entries up to ${last} with ${d.lastIndex} on disk`);
       if (m.type === 'MsgAppResp' && !m.reject) t.true(m.index <= d.lastIndex, `${m.from} acknowledged ${m.index} with ${d.lastIndex} on disk`);
@@ -34,7 +53,7 @@ function checkSendsAgainstDisk(t: import('ava').ExecutionContext, events: readon
   return checked;
 }
 
-test('every Ready is persisted, then its messages sent, then its entries applied; no message runs ahead of the disk', async (t) => {
+test('no message runs ahead of the disk it promises, the leader\'s appends leave before its own write, nothing is applied before a majority wrote it', async (t) => {
   const c = await RecordingCluster.create();
   const leader = await c.elect('n1');
   for (let i = 0; i < 5; i++) {
@@ -54,22 +73,35 @@ test('every Ready is persisted, then its messages sent, then its entries applied
   await c.ticks(2);
   await read;
 
-  const rank = { persist: 0, send: 1, apply: 2 } as const;
+  // Within one Ready: a message that must wait for the write comes after it; the
+  // leader's appends come before it (sent as the write starts).
   let readies = 0;
+  let early = 0;
   for (const id of c.ids) {
-    let last = -1;
-    for (const e of c.events.filter((x) => x.node === id)) {
+    let persisted = false;
+    let readyPersists = false;
+    const mine = c.events.filter((x) => x.node === id);
+    for (let i = 0; i < mine.length; i++) {
+      const e = mine[i]!;
       if (e.kind === 'ready') {
         readies++;
-        last = -1;
+        persisted = false;
+        // Does this Ready write anything? (a persist before the next ready)
+        readyPersists = false;
+        for (let j = i + 1; j < mine.length && mine[j]!.kind !== 'ready'; j++) if (mine[j]!.kind === 'persist') readyPersists = true;
         continue;
       }
-      t.true(rank[e.kind] >= last, `${id}: ${e.kind} after ${Object.keys(rank)[last]} within one Ready`);
-      last = rank[e.kind];
+      if (e.kind === 'persist') persisted = true;
+      if (e.kind !== 'send' || !readyPersists || persisted) continue;
+      for (const m of e.messages) {
+        t.true(mayPrecedePersistence(m), `${id}: ${m.type} sent before its Ready was written`);
+        if (m.type === 'MsgApp' && (m.entries?.length ?? 0) > 0) early++;
+      }
     }
   }
-  const checked = checkSendsAgainstDisk(t, c.events);
+  const checked = checkAgainstDisk(t, c.events, c.ids);
   t.true(readies > 20 && checked > 50, `the run exercised the contract (${readies} Readies, ${checked} messages)`);
+  t.true(early >= 8, `the leader sent ${early} appends before writing them itself`);
   for (const id of c.ids) t.is(c.node(id).app.appliedIndex, leader.app.appliedIndex);
 });
 

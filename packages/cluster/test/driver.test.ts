@@ -70,7 +70,7 @@ async function cluster(t: ExecutionContext, size = 3, snapshotEvery = 1000): Pro
     async start(id) {
       const db = new Level<string, string>(dirs.get(id)!) as unknown as PoolDb;
       const storage = await LevelRaftStorage.open(db, { bootstrap: ids });
-      const replica = await PoolReplica.open(db);
+      const replica = await PoolReplica.open(db, { write: (ops) => storage.write(ops) });
       const driver = await RaftDriver.create<ApplyResult | null>({ id, storage, app: replica, log: silent, tickMs: TICK_MS, snapshotEvery, snapshotKeep: 5 });
       const peers = new Map(ids.filter((p) => p !== id).map((p) => [p, { host: '127.0.0.1', port: ports.get(p)! }]));
       const transport = new TcpTransport({

@@ -1,11 +1,17 @@
-import { effectiveHealthCheck } from '@weldr/store';
-import type { BalancerKind, HealthCheckSpec, PoolSnapshot } from '@weldr/store';
+import { compareServers, effectiveHealthCheck } from '@weldr/store';
+import type { BalancerKind, HealthCheckSpec, PoolSnapshot, ServerChangeView, ServerRecord } from '@weldr/store';
 import { createBalancer, type Balancer } from './balancers/index.js';
 import { ActiveChecker } from './health/active-checker.js';
-import type { OriginFailure } from './errors.js';
+import { HealthLog } from './health/health-log.js';
 import type { CheckResult, Health } from './health/health-state.js';
+import type { OriginFailure } from './errors.js';
 import { Origin, type OriginPoolOptions } from './origin-pool.js';
 import type { Logger } from './types.js';
+
+/** Changes per snapshot up to which each added or removed origin gets its own log line; more get one summary. */
+const QUIET = 3;
+/** A snapshot walked whole with more servers than this spreads their first health checks over the interval. */
+const SPREAD_FROM = 100;
 
 export interface UpstreamDeps extends OriginPoolOptions {
   readonly log: Logger;
@@ -26,12 +32,17 @@ export interface UpstreamDeps extends OriginPoolOptions {
  * of routable candidates and the balancer. The hot path reads `candidates` (an array
  * rebuilt only when a snapshot, a health verdict or an ejection changes routing) and
  * calls `select()`; nothing here allocates per request except on retries.
+ *
+ * A snapshot from the store says what changed since the previous one (changesSince):
+ * only those origins are touched, so a write costs the same at any pool size apart
+ * from the candidates list, a flat filter over the origins. A settings change (pool-wide
+ * health-check defaults) or a snapshot without that information is walked in full.
  */
 export class Upstream {
   snapshot: PoolSnapshot;
-  /** Origins of the current snapshot, in snapshot order. */
-  origins: Origin[] = [];
+  /** In snapshot (canonical) order: new servers always come last, removed ones leave. */
   readonly #byId = new Map<string, Origin>();
+  #origins: Origin[] | null = [];
   /** Where new requests may go. */
   candidates: readonly Origin[] = [];
   /** True when no server is healthy and every non-draining one is routed to anyway. */
@@ -39,60 +50,151 @@ export class Upstream {
   #balancer: Balancer<Origin>;
   #balancerKind: BalancerKind;
   readonly #deps: UpstreamDeps;
+  readonly #healthLog: HealthLog;
+  /** Origins by active health verdict (kept as verdicts change; for the log's totals). */
+  readonly #verdicts: Record<Health, number> = { healthy: 0, unhealthy: 0, unknown: 0 };
   #closed = false;
+  #refreshPending: NodeJS.Immediate | null = null;
+  /** Set while a whole snapshot is walked: its new origins spread their first checks over the interval. */
+  #spreadFirstChecks = false;
 
   constructor(snapshot: PoolSnapshot, deps: UpstreamDeps) {
     this.#deps = deps;
     this.snapshot = snapshot;
     this.#balancerKind = snapshot.settings.balancer;
     this.#balancer = createBalancer<Origin>(this.#balancerKind, deps.random);
-    this.update(snapshot);
+    this.#healthLog = new HealthLog(deps.log, () => ({ ...this.#verdicts }), { now: deps.now });
+    this.#walk(snapshot);
+    this.refresh();
+  }
+
+  /** Origins of the current snapshot, in snapshot order. */
+  get origins(): readonly Origin[] {
+    this.#origins ??= [...this.#byId.values()];
+    return this.#origins;
   }
 
   /** Swap in a new snapshot. Removed servers drain; new ones are routable at once. */
   update(snapshot: PoolSnapshot): void {
     if (this.#closed) return;
-    const { log } = this.#deps;
+    const prev = this.snapshot;
     this.snapshot = snapshot;
     if (snapshot.settings.balancer !== this.#balancerKind) {
       this.#balancerKind = snapshot.settings.balancer;
       this.#balancer = createBalancer<Origin>(this.#balancerKind, this.#deps.random);
     }
-    const next: Origin[] = [];
-    const seen = new Set<string>();
-    for (const record of snapshot.servers) {
-      seen.add(record.id);
-      let origin = this.#byId.get(record.id);
-      if (origin === undefined) {
-        origin = new Origin(record, this.#deps);
-        this.#byId.set(record.id, origin);
-        log.info({ server: record.id, weight: record.weight, draining: record.draining }, 'origin added');
-      } else if (origin.record !== record) {
-        if (origin.record.draining !== record.draining) {
-          log.info({ server: record.id, draining: record.draining }, record.draining ? 'origin draining' : 'origin undrained');
-        }
-        origin.record = record;
-        origin.weight = Math.max(1, record.weight);
-      }
-      this.#configureChecker(origin, effectiveHealthCheck(snapshot.settings, record));
-      next.push(origin);
-    }
-    for (const [id, origin] of this.#byId) {
-      if (seen.has(id)) continue;
-      this.#byId.delete(id);
-      log.info({ server: id, active: origin.active }, 'origin removed, draining');
-      void origin.drain().then(() => log.debug({ server: id }, 'origin drained'));
-    }
-    this.origins = next;
+    const changes = snapshot.settings === prev.settings ? snapshot.changesSince?.(prev) : undefined;
+    if (changes !== undefined) this.#apply(changes, snapshot);
+    else this.#walk(snapshot);
     this.refresh();
+  }
+
+  /** Only what changed (a snapshot from the same store as the previous one). */
+  #apply(changes: readonly ServerChangeView[], snapshot: PoolSnapshot): void {
+    const added: ServerRecord[] = [];
+    for (const c of changes) {
+      if (c.after === undefined) this.#remove(c.id, changes.length);
+      else if (c.before !== undefined && c.before.createdIndex === c.after.createdIndex) this.#change(c.after, snapshot);
+      else {
+        // New, or removed and added again (a new place in the order): last, in canonical order.
+        if (c.before !== undefined) this.#moveLast(c.after.id);
+        added.push(c.after);
+      }
+    }
+    added.sort(compareServers);
+    for (const record of added) {
+      if (this.#byId.has(record.id)) this.#change(record, snapshot);
+      else this.#add(record, snapshot, added.length);
+    }
+    if (changes.length > QUIET) this.#deps.log.info({ changes: changes.length, added: added.length, servers: this.#byId.size }, `pool updated: ${changes.length} servers changed, ${this.#byId.size} in the pool`);
+  }
+
+  /** Every server of the snapshot: the first one, a settings change, or a snapshot from elsewhere. */
+  #walk(snapshot: PoolSnapshot): void {
+    const seen = new Set<string>();
+    const servers = snapshot.servers;
+    // A whole pool at once (start, a restored snapshot): first checks spread over the
+    // interval rather than thousands of connections opened in the same instant.
+    this.#spreadFirstChecks = servers.length > SPREAD_FROM;
+    for (const record of servers) {
+      seen.add(record.id);
+      if (this.#byId.has(record.id)) this.#change(record, snapshot);
+      else this.#add(record, snapshot, servers.length);
+    }
+    for (const id of [...this.#byId.keys()]) if (!seen.has(id)) this.#remove(id, servers.length);
+    // Keep the map in snapshot order (a server removed and added again moved).
+    let i = 0;
+    let inOrder = true;
+    for (const id of this.#byId.keys()) if (id !== servers[i++]?.id) inOrder = false;
+    if (!inOrder) {
+      const byId = new Map(this.#byId);
+      this.#byId.clear();
+      for (const r of servers) this.#byId.set(r.id, byId.get(r.id)!);
+    }
+    this.#origins = null;
+    this.#spreadFirstChecks = false;
+  }
+
+  #add(record: ServerRecord, snapshot: PoolSnapshot, batch: number): void {
+    const origin = new Origin(record, this.#deps);
+    this.#byId.set(record.id, origin);
+    this.#origins = null;
+    this.#verdicts[origin.health.health]++;
+    if (batch <= QUIET) this.#deps.log.info({ server: record.id, weight: record.weight, draining: record.draining }, 'origin added');
+    this.#configureChecker(origin, effectiveHealthCheck(snapshot.settings, record));
+  }
+
+  #change(record: ServerRecord, snapshot: PoolSnapshot): void {
+    const origin = this.#byId.get(record.id)!;
+    if (origin.record !== record) {
+      if (origin.record.draining !== record.draining) {
+        this.#deps.log.info({ server: record.id, draining: record.draining }, record.draining ? 'origin draining' : 'origin undrained');
+      }
+      origin.record = record;
+      origin.weight = Math.max(1, record.weight);
+    }
+    this.#configureChecker(origin, effectiveHealthCheck(snapshot.settings, record));
+  }
+
+  #remove(id: string, batch: number): void {
+    const origin = this.#byId.get(id);
+    if (origin === undefined) return;
+    this.#byId.delete(id);
+    this.#origins = null;
+    this.#verdicts[origin.health.health]--;
+    if (batch <= QUIET) this.#deps.log.info({ server: id, active: origin.active }, 'origin removed, draining');
+    void origin.drain().then(() => this.#deps.log.debug({ server: id }, 'origin drained'));
+  }
+
+  #moveLast(id: string): void {
+    const origin = this.#byId.get(id);
+    if (origin === undefined) return;
+    this.#byId.delete(id);
+    this.#byId.set(id, origin);
+    this.#origins = null;
+  }
+
+  /**
+   * Refresh once the verdicts that arrived in this turn of the event loop are all in:
+   * each refresh walks every origin, and 10,000 origins going down together would
+   * otherwise cost 10,000 walks.
+   */
+  #refreshSoon(): void {
+    if (this.#refreshPending !== null) return;
+    this.#refreshPending = setImmediate(() => {
+      this.#refreshPending = null;
+      if (!this.#closed) this.refresh();
+    });
   }
 
   /** Recompute candidates and fail-open after any routing-relevant change. */
   refresh(): void {
+    if (this.#refreshPending !== null) clearImmediate(this.#refreshPending);
+    this.#refreshPending = null;
     const now = this.#deps.now();
     const live: Origin[] = [];
     const eligible: Origin[] = [];
-    for (const o of this.origins) {
+    for (const o of this.#byId.values()) {
       if (o.draining) continue;
       live.push(o);
       if (o.health.health !== 'unhealthy' && !o.passive.isEjected(now)) eligible.push(o);
@@ -159,9 +261,13 @@ export class Upstream {
     const origin = this.#byId.get(serverId);
     if (origin === undefined) return;
     if (lastCheck !== undefined) origin.health.lastCheck = lastCheck;
-    if (origin.health.health === health) return;
+    const before = origin.health.health;
+    if (before === health) return;
     origin.health.health = health;
-    this.refresh();
+    this.#verdicts[before]--;
+    this.#verdicts[health]++;
+    // As for local verdicts: only a move to or from unhealthy changes routing.
+    if (before === 'unhealthy' || health === 'unhealthy') this.#refreshSoon();
   }
 
   /** Every server's current verdict (what a new worker starts from). */
@@ -178,41 +284,44 @@ export class Upstream {
     origin.checkSpec = enabled ? spec : null;
     if (!enabled) {
       if (origin.health.health !== 'unknown') {
+        this.#verdicts[origin.health.health]--;
+        this.#verdicts.unknown++;
         origin.health.reset();
         this.#deps.onHealthChange?.(origin.id, 'unknown', origin.health.lastCheck);
       }
       return;
     }
     const checker = new ActiveChecker(spec, {
-      dispatcher: origin.pool,
-      origin: origin.url,
+      target: { host: origin.ip, port: origin.port, tls: this.#deps.originTls },
       host: origin.authority,
       random: this.#deps.random,
       now: this.#deps.now,
       onResult: (result) => {
         if (origin.checker !== checker) return;
         const before = origin.health.health;
-        if (origin.health.record(result, spec)) {
-          const level = origin.health.health === 'unhealthy' ? 'warn' : 'info';
-          this.#deps.log[level](
-            { server: origin.id, from: before, to: origin.health.health, status: result.status, error: result.error },
-            'origin health changed',
-          );
-          this.refresh();
-          this.#deps.onHealthChange?.(origin.id, origin.health.health, result);
-        }
+        if (!origin.health.record(result, spec)) return;
+        const after = origin.health.health;
+        this.#verdicts[before]--;
+        this.#verdicts[after]++;
+        this.#healthLog.changed({ server: origin.id, from: before, to: after, status: result.status, error: result.error });
+        // unknown ↔ healthy changes nothing for routing; only a move to or from unhealthy
+        // does. Verdicts arriving together (a storm) share one refresh.
+        if (before === 'unhealthy' || after === 'unhealthy') this.#refreshSoon();
+        this.#deps.onHealthChange?.(origin.id, after, result);
       },
     });
     origin.checker = checker;
-    checker.start();
+    checker.start(this.#spreadFirstChecks ? Math.floor(this.#deps.random() * spec.intervalMs) : 0);
   }
 
   /** Stop every checker and timer; close pools gracefully or not. */
   async close(graceful: boolean): Promise<void> {
     this.#closed = true;
+    if (this.#refreshPending !== null) clearImmediate(this.#refreshPending);
+    this.#healthLog.close();
     const all = [...this.#byId.values()];
     this.#byId.clear();
-    this.origins = [];
+    this.#origins = [];
     this.candidates = [];
     await Promise.all(all.map((o) => (graceful ? o.drain() : o.destroy())));
   }

@@ -139,7 +139,9 @@ export interface ReadState {
 /**
  * Work the driver must do, in this order (etcd's Ready contract):
  *  1. persist `snapshot` (if any), then `entries` and `hardState` — atomically and durably;
- *  2. only then send `messages` (votes and acknowledgements promise durable state);
+ *  2. only then send `messages` (votes and acknowledgements promise durable state) —
+ *     except those for which mayPrecedePersistence() is true (the leader's appends,
+ *     thesis §10.2.1), which may be sent as soon as the Ready is taken;
  *  3. apply `snapshot` (if any) to the state machine, then `committedEntries` in order;
  *  4. serve `readStates` once the applied index reaches each one's index;
  *  5. call `advance(ready)`.

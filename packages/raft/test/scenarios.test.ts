@@ -466,7 +466,7 @@ test('A leader cut off from its quorum stops accepting proposals past maxUncommi
   t.like(n1.propose(new Uint8Array(500)), { ok: true });
 });
 
-test('A single voter commits at once: maxUncommittedBytes never refuses it', (t) => {
+test('A single voter waits only on its own disk: maxUncommittedBytes never refuses it', (t) => {
   const s = Scenario.cluster(1, { raft: { maxUncommittedBytes: 100 } });
   s.elect('n1');
   for (let i = 0; i < 50; i++) t.like(s.node('n1').propose(new Uint8Array(40)), { ok: true });

@@ -222,7 +222,12 @@ test('RawNode: Ready contract — one outstanding Ready, advance marks entries s
   rd = n.ready();
   t.is(rd.entries.at(-1)?.data[0], 42);
   t.true(rd.mustSync);
-  t.is(rd.hardState?.commit, p.ok ? p.index : -1, 'a single voter commits at once');
+  t.not(rd.hardState?.commit, p.ok ? p.index : -1, 'not committed before it is on the leader\'s own disk (thesis §10.2.1)');
+  storage.save(rd);
+  n.advance(rd);
+  rd = n.ready();
+  t.is(rd.hardState?.commit, p.ok ? p.index : -1, 'a single voter commits once its write is durable');
+  t.deepEqual(rd.committedEntries.map((e) => e.index), [p.ok ? p.index : -1]);
   storage.save(rd);
   n.advance(rd);
   t.is(n.status().applied, p.ok ? p.index : -1);

@@ -9,6 +9,7 @@ export type {
   PoolSettings,
   ServerRecord,
   PoolSnapshot,
+  ServerChangeView,
   AddServerCommand,
   RemoveServerCommand,
   UpdateServerCommand,
@@ -63,6 +64,8 @@ export {
 
 // state machine
 export { initialState, snapshotOf, EMPTY_CLUSTER } from './pool/state.js';
+export { ServerTable, compareServers } from './pool/server-table.js';
+export type { ServerChange } from './pool/server-table.js';
 export type { PoolState } from './pool/state.js';
 export { applyCommand, applyConfChangeEntry, advanceIndex } from './pool/state-machine.js';
 export { confStateOf, memberConfChange, parseMemberChangeContext } from './pool/membership.js';

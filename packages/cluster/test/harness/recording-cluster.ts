@@ -75,7 +75,7 @@ export class RecordingStorage implements DriverStorage {
     return this.disk.snapshot();
   }
 
-  async save(u: StorageUpdate): Promise<void> {
+  async save(u: StorageUpdate, _options?: { readonly sync?: boolean }): Promise<void> {
     await this.gate.wait();
     await Promise.resolve(); // the write completes asynchronously, as a disk's does
     this.maybeFail();

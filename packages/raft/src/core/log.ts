@@ -175,6 +175,17 @@ export class RaftLog {
     return out;
   }
 
+  /**
+   * The last index of the log that is durable: below the unstable entries (which may
+   * also replace stored ones from their first index on). 0 while a snapshot waits to be
+   * written: the stored log is about to be replaced, nothing of it can be counted.
+   */
+  stableLastIndex(): number {
+    const u = this.unstable;
+    if (u.snapshot !== undefined) return 0;
+    return u.entries.length > 0 ? u.offset - 1 : this.lastIndex();
+  }
+
   unstableEntries(): Entry[] {
     return this.unstable.entries;
   }

@@ -327,7 +327,9 @@ export class Raft {
     this.tracker.resetAll(last);
     const self = this.tracker.progress.get(this.id);
     if (self !== undefined) {
-      self.match = last;
+      // Only what is on our disk counts as held (persisted() below); the rest of our
+      // log is acknowledged to ourselves once the driver has written it.
+      self.match = this.log.stableLastIndex();
       self.becomeReplicate();
     }
     // No conf change until everything up to our no-op is applied (thesis §4.1 erratum).
@@ -898,9 +900,23 @@ export class Raft {
       this.tracker.setConf(this.membership.current, index);
       if (this.leadTransferee !== null && !this.tracker.isVoter(this.leadTransferee)) this.leadTransferee = null;
     }
-    this.tracker.progress.get(this.id)?.maybeUpdate(index);
-    this.maybeCommit();
+    // Not counted for our own match yet: the driver may send these entries before they
+    // are on our disk (thesis §10.2.1); persisted() counts them once they are.
     return index;
+  }
+
+  /**
+   * The driver has made this server's log durable up to `index`, whose entry has term
+   * `term` (RawNode.advance). Thesis §10.2.1: a leader may send its entries while it
+   * writes them to its own disk, but it counts itself toward a commit quorum only once
+   * they are written — counting an unwritten copy could commit an entry a majority does
+   * not hold, lost when the leader crashes before its write completes.
+   */
+  persisted(index: number, term: number): void {
+    if (this.role !== 'leader' || this.log.term(index) !== term) return;
+    const self = this.tracker.progress.get(this.id);
+    if (self === undefined || !self.maybeUpdate(index)) return;
+    if (this.maybeCommit() && this.role === 'leader') this.bcastAppend();
   }
 
   /** Append commands as one batch (one MsgApp per follower). Leader only. */
@@ -911,12 +927,15 @@ export class Raft {
     let bytes = 0;
     for (const d of data) bytes += d.length;
     const limit = this.cfg.maxUncommittedBytes;
-    if (limit > 0 && this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > limit) return this.refuse('uncommittedLimit');
+    // A single voter waits on no peer, only on its own disk (its driver bounds that queue);
+    // it commits each write once written, so the bound would only refuse bursts.
+    const alone = this.tracker.voters.length === 1;
+    if (limit > 0 && !alone && this.uncommittedBytes > 0 && this.uncommittedBytes + bytes > limit) return this.refuse('uncommittedLimit');
     const last = this.appendEntries(data.map((d) => ({ type: 'normal' as const, data: d })));
     if (bytes > 0) {
       this.uncommittedBytes += bytes;
       this.uncommittedBatches.push({ last, bytes });
-      // A single voter commits inside appendEntries.
+      // Committed already (a single voter re-proposing after its own entries were written)?
       this.releaseUncommitted(this.log.committed);
     }
     this.bcastAppend();

@@ -197,6 +197,8 @@ export class RawNode {
     if (rd.entries.length > 0) {
       const last = rd.entries[rd.entries.length - 1]!;
       log.stableTo(last.index, last.term);
+      // A leader's own copy counts toward commitment only now (thesis §10.2.1).
+      this.raft.persisted(last.index, last.term);
     }
     if (rd.committedEntries.length > 0) log.appliedTo(rd.committedEntries[rd.committedEntries.length - 1]!.index);
     this.raft.compactMembership();

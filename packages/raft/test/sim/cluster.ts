@@ -1,8 +1,12 @@
 // A driver for N in-memory Raft servers, shared by the scenario tests, the
 // randomized simulator and the benchmark. It follows the Ready contract
-// exactly: persist (atomically) → send → apply → advance.
+// exactly: persist (atomically) → send → apply → advance. With `eager`, it
+// sends the messages that may precede persistence (mayPrecedePersistence: the
+// leader's appends, thesis §10.2.1) as soon as it takes the Ready, and with
+// `holdProbability` it leaves that Ready's write in flight until the node's
+// next event, so a crash can fall between the two.
 
-import { RawNode, type Entry, type Message, type RaftConfig, type Ready, type ReadState } from '../../src/index.js';
+import { mayPrecedePersistence, RawNode, type Entry, type Message, type RaftConfig, type Ready, type ReadState } from '../../src/index.js';
 import { MemoryNetwork, MemoryStorage } from '../../src/testing/index.js';
 import { Prng } from './prng.js';
 
@@ -73,6 +77,8 @@ export class SimNode {
    * without fsync (Ready.mustSync false): a crash may fall back to it.
    */
   synced: MemoryStorage | undefined;
+  /** A Ready taken and (eagerly) partly sent whose write has not completed: lost in a crash. */
+  inFlight: Ready | undefined;
   /**
    * This server's own timer settings (electionTick, heartbeatTick, tickMs),
    * over the cluster's: what a restart with new flags changes.
@@ -106,6 +112,16 @@ export class Cluster {
   readonly rng: Prng;
   now = 0;
   hooks: ClusterHooks = {};
+  /** Send what may precede persistence as soon as a Ready is taken (thesis §10.2.1). */
+  eager = false;
+  /** With `eager`: chance that a Ready's write stays in flight until the node's next event. */
+  holdProbability = 0;
+  /**
+   * Chance that a message is stepped while the node's write is still in flight (etcd's
+   * model, where input keeps flowing during a write; weldr's driver queues it instead):
+   * a leader may then hear acknowledgements of entries it has not written itself.
+   */
+  inputDuringWrite = 0;
   readonly opts: ClusterOptions;
   private readonly raftOpts: RaftOptions;
 
@@ -159,6 +175,7 @@ export class Cluster {
   crash(id: string, loseUnsynced = false): void {
     const n = this.get(id);
     n.raw = null;
+    n.inFlight = undefined; // its write never completed; its eager messages are out
     if (loseUnsynced && n.synced !== undefined) n.storage = n.synced;
     n.synced = undefined;
   }
@@ -166,20 +183,42 @@ export class Cluster {
   deliver(m: Message): boolean {
     const n = this.nodes.get(m.to);
     if (n === undefined || n.raw === null) return false;
+    // Input usually waits for the write in flight (weldr's driver queues it), so the write completes first.
+    if (!(n.inFlight !== undefined && this.inputDuringWrite > 0 && this.rng.chance(this.inputDuringWrite))) this.settle(n.id);
     return n.raw.step(m);
   }
 
-  /** Handle every pending Ready of one node. */
+  /** Complete the node's write in flight, if any: call before any input to its RawNode. */
+  settle(id: string): void {
+    const n = this.get(id);
+    const rd = n.inFlight;
+    if (rd === undefined || n.raw === null) return;
+    n.inFlight = undefined;
+    this.completeReady(n, rd);
+  }
+
+  /** Handle every pending Ready of one node (possibly leaving the last one's write in flight). */
   flush(id: string): void {
     const n = this.get(id);
-    while (n.raw !== null && n.raw.hasReady()) this.handleReady(n, n.raw.ready());
+    this.settle(id);
+    while (n.raw !== null && n.raw.hasReady()) {
+      const rd = n.raw.ready();
+      if (this.eager) {
+        this.network.send(rd.messages.filter(mayPrecedePersistence));
+        if (this.holdProbability > 0 && this.rng.chance(this.holdProbability)) {
+          n.inFlight = rd;
+          return;
+        }
+      }
+      this.completeReady(n, rd);
+    }
   }
 
   flushAll(): void {
     for (const id of this.nodes.keys()) this.flush(id);
   }
 
-  private handleReady(n: SimNode, rd: Ready): void {
+  private completeReady(n: SimNode, rd: Ready): void {
     const raw = n.raw!;
     this.hooks.beforePersist?.(n, rd);
     const update: { hardState?: Ready['hardState']; entries: Ready['entries']; snapshot?: Ready['snapshot'] } = {
@@ -193,7 +232,7 @@ export class Cluster {
     n.storage.save(update);
     if (rd.mustSync) n.synced = undefined;
     this.hooks.afterPersist?.(n, rd);
-    this.network.send(rd.messages);
+    this.network.send(this.eager ? rd.messages.filter((m) => !mayPrecedePersistence(m)) : rd.messages);
     if (rd.snapshot !== undefined) {
       let s: SnapshotBody;
       try {

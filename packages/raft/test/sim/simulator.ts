@@ -179,7 +179,13 @@ class Simulation {
     this.flushProbability = rng.pick([0.5, 0.9, 1]);
     this.actionProbability = rng.pick([0.02, 0.05, 0.1]);
     this.setFaults(rng.pick([0, 1, 2]));
-    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}${this.cluster.opts.persistentStateMachine ? ' persistent state machine' : ''}; timers ${this.timerMode}`);
+    // Most seeds send the leader's appends before its own write (thesis §10.2.1), and
+    // often leave that write in flight until the node's next event, so crashes land
+    // between sending and persisting; the rest keep the plain persist-then-send order.
+    this.cluster.eager = rng.chance(0.75);
+    this.cluster.holdProbability = this.cluster.eager ? rng.pick([0, 0.3, 0.7]) : 0;
+    this.cluster.inputDuringWrite = this.cluster.holdProbability > 0 ? rng.pick([0, 0.5]) : 0;
+    this.log(`cluster ${voters.join(',')} ${JSON.stringify(raft)}${this.cluster.opts.persistentStateMachine ? ' persistent state machine' : ''}; timers ${this.timerMode}; ${this.cluster.eager ? `eager sends, writes held ${this.cluster.holdProbability}, input during writes ${this.cluster.inputDuringWrite}` : 'send after persist'}`);
     for (const n of this.cluster.nodes.values()) this.logTimers(n);
   }
 
@@ -288,6 +294,7 @@ class Simulation {
     c.now = Math.max(c.now, next.nextTick);
     next.nextTick += next.period;
     c.flush(next.id);
+    c.settle(next.id); // the tick is input: it waits for the write in flight
     const raw = next.raw!;
     const before = raw.role;
     raw.tick();
@@ -320,6 +327,7 @@ class Simulation {
     const leaders = this.leaders();
     const n = leaders.length > 0 && this.rng.chance(0.9) ? this.rng.pick(leaders) : this.rng.pick(up);
     const data = Array.from({ length: count }, () => text(`c${++this.seq}`));
+    this.cluster.settle(n.id);
     const res = count === 1 ? n.raw!.propose(data[0]!) : n.raw!.proposeBatch(data);
     if (!res.ok) {
       this.log(`propose on ${n.id}: refused (${res.reason})`);
@@ -334,6 +342,7 @@ class Simulation {
     if (up.length === 0) return;
     const n = this.rng.pick(up);
     const ctx = `r${++this.seq}`;
+    this.cluster.settle(n.id);
     const res = n.raw!.readIndex(ctx);
     if (!res.ok) return;
     this.checker.pendingReads.set(ctx, { node: n.id, minIndex: this.checker.maxAckedIndex });
@@ -444,6 +453,7 @@ class Simulation {
     const voters = l.raw!.config.voters.filter((v) => v !== l.id);
     if (voters.length === 0) return;
     const to = this.rng.pick(voters);
+    this.cluster.settle(l.id);
     const res = l.raw!.transferLeadership(to);
     if (res.ok) this.stats.transfers++;
     this.log(`transfer ${l.id} -> ${to}: ${res.ok ? 'started' : res.reason}`);
@@ -453,6 +463,7 @@ class Simulation {
     const up = this.upNodes();
     if (up.length === 0) return;
     const n = this.rng.pick(up);
+    this.cluster.settle(n.id);
     const res = n.raw!.campaign();
     this.log(`campaign ${n.id}: ${res.ok ? 'ok' : res.reason}`);
   }
@@ -464,6 +475,7 @@ class Simulation {
     const l = this.rng.pick(leaders);
     const to = this.rng.pick(this.cluster.ids());
     if (to === l.id) return;
+    this.cluster.settle(l.id);
     l.raw!.reportUnreachable(to);
     this.log(`unreachable ${l.id} -> ${to}`);
   }
@@ -489,6 +501,7 @@ class Simulation {
       cc = { type: 'removeNode', nodeId: this.rng.pick(pool) };
     }
     if (cc === undefined) return;
+    this.cluster.settle(l.id);
     const res = l.raw!.proposeConfChange(cc);
     this.log(`conf change on ${l.id}: ${cc.type} ${cc.nodeId}: ${res.ok ? `at ${res.index}` : res.reason}`);
     if (!res.ok) return;
@@ -543,6 +556,7 @@ class Simulation {
         let l: SimNode | undefined;
         for (const n of leaders) if (l === undefined || n.raw!.term > l.raw!.term) l = n;
         if (l !== undefined) {
+          this.cluster.settle(l.id);
           const res = l.raw!.propose(data);
           if (res.ok) {
             final = { node: l.id, index: res.index, term: res.term };

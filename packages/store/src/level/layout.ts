@@ -81,14 +81,11 @@ export function fullStateOps(state: PoolState): PoolBatchOp[] {
 export function stateWriteOps(prev: PoolState, next: PoolState): PoolBatchOp[] {
   const ops: PoolBatchOp[] = [put(POOL_KEYS.applied, padIndex(next.appliedIndex))];
   if (next.settings !== prev.settings) ops.push(put(POOL_KEYS.settings, next.settings));
-  if (next.servers !== prev.servers) {
-    for (const [id, old] of prev.servers) {
-      // A server removed and re-added gets a new createdIndex and so a new key.
-      if (next.servers.get(id)?.createdIndex !== old.createdIndex) ops.push({ type: 'del', key: serverKey(old) });
-    }
-    for (const [id, record] of next.servers) {
-      if (prev.servers.get(id) !== record) ops.push(put(serverKey(record), record));
-    }
+  // Only what changed: the tables share every untouched record (server-table.ts).
+  for (const { before, after } of next.servers.changesSince(prev.servers)) {
+    // A server removed and re-added gets a new createdIndex and so a new key.
+    if (before !== undefined && after?.createdIndex !== before.createdIndex) ops.push({ type: 'del', key: serverKey(before) });
+    if (after !== undefined) ops.push(put(serverKey(after), after));
   }
   if (next.requests !== prev.requests) {
     const oldest = oldestRequestIndex(next.requests) ?? Infinity;

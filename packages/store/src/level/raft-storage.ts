@@ -12,8 +12,12 @@
 // Reads are synchronous, as the core wants them: the retained log (bounded by
 // compaction) is held in a MemoryStorage that is updated only after the disk write it
 // mirrors is durable. Every write goes through one queue, in call order, each a single
-// synced batch: save() (snapshot, entries, hard state — all or nothing after a crash),
-// createSnapshot() and compact().
+// batch: save() (snapshot, entries, hard state — all or nothing after a crash; synced
+// unless the caller says it need not be), createSnapshot() and compact() (synced), and
+// write(): the application's own keys (the pool state), unsynced, but never on disk
+// before a write issued earlier — LevelDB's write-ahead log keeps the order, so after a
+// crash the pool is never ahead of the log it was applied from. Writes that queue up
+// behind one in progress are merged into one batch (group commit).
 import {
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
@@ -26,7 +30,7 @@ import {
   type Snapshot,
   type StorageUpdate,
 } from '@weldr/raft';
-import { padIndex, type PoolDb } from './layout.js';
+import { padIndex, type PoolBatchOp, type PoolDb } from './layout.js';
 
 export const RAFT_KEYS = Object.freeze({
   hardState: 'raft/hardstate',
@@ -82,6 +86,7 @@ const del = (key: string): Op => ({ type: 'del', key, keyEncoding: 'utf8' });
 // `sync` is ClassicLevel's option (memory-level ignores it): without it an acknowledged
 // append could sit in the page cache and vanish with a power cut.
 const SYNC = { sync: true } as const;
+const NO_SYNC = { sync: false } as const;
 
 export interface LevelRaftStorageOptions {
   /** Voters of a brand-new cluster (bootstrapEntries); ignored when the database already has Raft state. */
@@ -96,8 +101,18 @@ export interface LevelRaftStorageOptions {
  * before sending the Ready's messages, calls `createSnapshot`/`compact` after applying,
  * and `flush()` when it must know those are on disk too.
  */
+/** One write waiting in the queue: its ops are planned when it runs (a save reads what earlier writes left in memory). */
+interface QueuedWrite {
+  readonly plan: () => { ops: Op[]; then: () => void; sync?: boolean };
+  /** A save(): at most one per merged batch (its plan reads memory that only its own then() updates). */
+  readonly save: boolean;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
 export class LevelRaftStorage implements PersistentStorage {
-  private queue: Promise<void> = Promise.resolve();
+  private readonly pending: QueuedWrite[] = [];
+  private writing = false;
   /** The first failed write: every later write fails with it too (the log on disk may be behind). */
   private failed: Error | null = null;
   private readonly failureListeners: ((err: Error) => void)[] = [];
@@ -174,9 +189,12 @@ export class LevelRaftStorage implements PersistentStorage {
 
   // ---- writes ----------------------------------------------------------------------
 
-  /** One synced batch for a Ready's snapshot, entries and hard state; memory follows once durable. */
-  save(u: StorageUpdate): Promise<void> {
-    return this.enqueue(() => {
+  /**
+   * One batch for a Ready's snapshot, entries and hard state, synced unless `sync` is
+   * false (only for a commit-only change: Ready.mustSync); memory follows once written.
+   */
+  save(u: StorageUpdate, options: { readonly sync?: boolean } = {}): Promise<void> {
+    return this.enqueue(true, () => {
       const ops: Op[] = [];
       // Against what will be in memory when this write runs (writes run in order).
       let last = this.mem.lastIndex();
@@ -195,8 +213,20 @@ export class LevelRaftStorage implements PersistentStorage {
         for (const e of u.entries) if (e.index > floor) ops.push(putBytes(logKey(e.index), encodeEntry(e)));
       }
       if (u.hardState !== undefined) ops.push(put(RAFT_KEYS.hardState, JSON.stringify(u.hardState)));
-      return { ops, then: () => this.mem.save(u) };
+      return { ops, then: () => this.mem.save(u), sync: options.sync ?? true };
     });
+  }
+
+  /**
+   * The application's own keys (outside raft/), written unsynced in order with the log's
+   * writes: a crash may lose it, never reorder it before a write issued earlier.
+   */
+  write(ops: readonly PoolBatchOp[]): Promise<void> {
+    return this.enqueue(false, () => ({
+      ops: ops.map((op): Op => (op.type === 'put' ? put(op.key, op.value) : del(op.key))),
+      then: () => undefined,
+      sync: false,
+    }));
   }
 
   /**
@@ -206,7 +236,7 @@ export class LevelRaftStorage implements PersistentStorage {
   createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
     const before = this.mem.snapshot();
     const snap = this.mem.createSnapshot(index, confState, data);
-    if (snap !== before) this.enqueue(() => ({ ops: snapshotOps(snap), then: () => undefined })).catch(() => undefined);
+    if (snap !== before) this.enqueue(false, () => ({ ops: snapshotOps(snap), then: () => undefined })).catch(() => undefined);
     return snap;
   }
 
@@ -214,7 +244,7 @@ export class LevelRaftStorage implements PersistentStorage {
   compact(index: number): void {
     const first = this.mem.firstIndex();
     this.mem.compact(index);
-    if (index >= first) this.enqueue(() => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
+    if (index >= first) this.enqueue(false, () => ({ ops: this.deleteRange(first, index), then: () => undefined })).catch(() => undefined);
   }
 
   /**
@@ -229,24 +259,53 @@ export class LevelRaftStorage implements PersistentStorage {
 
   /** Resolves when every write issued so far is durable; rejects if any failed. */
   flush(): Promise<void> {
-    return this.enqueue(() => ({ ops: [], then: () => undefined }));
+    return this.enqueue(false, () => ({ ops: [], then: () => undefined }));
   }
 
-  private enqueue(plan: () => { ops: Op[]; then: () => void }): Promise<void> {
-    const run = this.queue.then(async () => {
-      if (this.failed !== null) throw this.failed;
-      const { ops, then } = plan();
+  private enqueue(save: boolean, plan: QueuedWrite['plan']): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ plan, save, resolve, reject });
+      if (!this.writing) void this.writeQueued();
+    });
+  }
+
+  /**
+   * Group commit: the writes that queued up while one was on its way to the disk go
+   * down together as one batch (synced if any of them must be) — one fsync and one trip
+   * to LevelDB's thread instead of one each. A batch holds at most one save(): a save's
+   * ops are planned against the memory its predecessor's completion updates.
+   */
+  private async writeQueued(): Promise<void> {
+    this.writing = true;
+    while (this.pending.length > 0) {
+      const batch: QueuedWrite[] = [];
+      let saves = 0;
+      while (this.pending.length > 0 && !(this.pending[0]!.save && saves > 0)) {
+        const w = this.pending.shift()!;
+        if (w.save) saves++;
+        batch.push(w);
+      }
+      if (this.failed !== null) {
+        for (const w of batch) w.reject(this.failed);
+        continue;
+      }
+      const planned = batch.map((w) => w.plan());
+      const ops = planned.length === 1 ? planned[0]!.ops : planned.flatMap((p) => p.ops);
+      const sync = planned.some((p) => p.sync ?? true);
       try {
-        if (ops.length > 0) await this.db.batch(ops as never, SYNC as never);
+        if (ops.length > 0) await this.db.batch(ops as never, (sync ? SYNC : NO_SYNC) as never);
       } catch (err) {
         this.failed = err as Error;
         for (const listener of this.failureListeners.splice(0)) listener(this.failed);
-        throw err;
+        for (const w of batch) w.reject(this.failed);
+        continue;
       }
-      then();
-    });
-    this.queue = run.catch(() => undefined);
-    return run;
+      for (let i = 0; i < batch.length; i++) {
+        planned[i]!.then();
+        batch[i]!.resolve();
+      }
+    }
+    this.writing = false;
   }
 
   private deleteRange(from: number, to: number): Op[] {

@@ -7,6 +7,7 @@ import { requestEntries, requestTableFrom, type RememberedRequest } from './idem
 import { deepFreeze } from './json-value.js';
 import { serverId } from './server-id.js';
 import { makeMember } from './membership.js';
+import { ServerTable } from './server-table.js';
 import { EMPTY_CLUSTER, type PoolState } from './state.js';
 import type { ClusterState, CommandOutcome, MemberRecord, PoolSettings, ServerRecord } from './types.js';
 import { validateAdminAddress, validateClusterId, validateHostPort, validateIncarnation, validateMemberId } from './validate-member.js';
@@ -53,7 +54,7 @@ export function toSerialized(state: PoolState): SerializedPoolState {
     version: STATE_FORMAT_VERSION,
     appliedIndex: state.appliedIndex,
     settings: state.settings,
-    servers: [...state.servers.values()],
+    servers: state.servers.list(),
     requests: [...requestEntries(state.requests)],
     cluster: { clusterId: state.cluster.clusterId, members: [...state.cluster.members.values()] },
   };
@@ -109,16 +110,17 @@ function loading<T>(load: () => T): T {
 function buildState(parts: PoolStateParts): PoolState {
   const appliedIndex = integerIn(parts.appliedIndex, 'appliedIndex', 0, Number.MAX_SAFE_INTEGER);
   const settings = deepFreeze(validateSettings(parts.settings));
-  const servers = new Map<string, ServerRecord>();
+  const records: ServerRecord[] = [];
   let previous: ServerRecord | undefined;
   for (const [i, value] of parts.servers.entries()) {
     const record = parseRecord(value, `servers[${i}]`, appliedIndex);
     if (previous !== undefined && !(previous.createdIndex < record.createdIndex || (previous.createdIndex === record.createdIndex && previous.id < record.id))) {
       fail(`servers[${i}]`, 'is out of canonical order (createdIndex, then id)');
     }
-    servers.set(record.id, record);
+    records.push(record);
     previous = record;
   }
+  const servers = ServerTable.from(records);
   let lastIndex = 0;
   const requests = parts.requests.map((value, i) => {
     const entry = parseRemembered(value, `requests[${i}]`, appliedIndex);

@@ -161,14 +161,19 @@ function invalidOutcome(err: unknown): CommandOutcome {
 type ServerPatch = Pick<UpdateServerCommand, 'weight' | 'healthCheck' | 'draining'>;
 
 /**
- * The working copy for one command. Servers are copied on first write, so a failed
- * command (or a failed Batch sub-command) is discarded by not committing the draft.
+ * The working copy for one command: the changes it makes, laid over the base state's
+ * table, so a failed command (or a failed Batch sub-command) is discarded by not
+ * committing the draft. Reads and iteration see the base as a Map would after the same
+ * sets and deletes; commit() applies the changes to the persistent table, at a cost
+ * that depends on how many servers the command touched, not on the pool's size.
  */
 class Draft {
-  private servers: Map<string, ServerRecord> | undefined;
+  /** Servers written by this command: the new record, or null when removed. In first-write order, like a Map. */
+  private readonly changed = new Map<string, ServerRecord | null>();
+  /** Ids removed at some point (a later add puts them last, as Map.delete + Map.set would). */
+  private readonly removed = new Set<string>();
   private settings: PoolSettings;
   private cluster: ClusterState;
-  private readonly created = new Set<string>();
 
   constructor(
     private readonly base: PoolState,
@@ -187,26 +192,59 @@ class Draft {
   }
 
   commit(): Pick<PoolState, 'servers' | 'settings' | 'cluster'> {
-    const servers = this.servers;
-    if (servers === undefined) return { servers: this.base.servers, settings: this.settings, cluster: this.cluster };
+    let servers = this.base.servers;
+    const fresh: ServerRecord[] = [];
+    for (const [id, record] of this.changed) {
+      if (record === null) servers = servers.without(id);
+      // Created by this command: placed after the others below.
+      else if (record.createdIndex === this.index) {
+        servers = servers.without(id);
+        fresh.push(record);
+      } else servers = servers.with(record);
+    }
     // Servers created by one command share createdIndex; order them by id so the
     // canonical order does not depend on the order of sub-commands within a Batch.
-    const fresh = [...this.created].filter((id) => servers.get(id)?.createdIndex === this.index).sort();
-    for (const id of fresh) {
-      const record = servers.get(id) as ServerRecord;
-      servers.delete(id);
-      servers.set(id, record);
-    }
+    fresh.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const record of fresh) servers = servers.with(record);
     return { servers, settings: this.settings, cluster: this.cluster };
   }
 
   private read(id: string): ServerRecord | undefined {
-    return (this.servers ?? this.base.servers).get(id);
+    const record = this.changed.get(id);
+    if (record !== undefined) return record ?? undefined;
+    return this.base.servers.get(id);
   }
 
-  private write(): Map<string, ServerRecord> {
-    this.servers ??= new Map(this.base.servers);
-    return this.servers;
+  private set(id: string, record: ServerRecord): void {
+    if (this.removed.has(id)) {
+      // Map semantics: a key set again after a delete goes last.
+      this.removed.delete(id);
+      this.changed.delete(id);
+    }
+    this.changed.set(id, record);
+  }
+
+  private remove(id: string): void {
+    this.changed.set(id, null);
+    this.removed.add(id);
+  }
+
+  /** The draft's servers in the order a Map copied from the base and then written would give. */
+  private *servers(): Generator<ServerRecord> {
+    for (const r of this.base.servers.values()) {
+      const c = this.changed.get(r.id);
+      if (c === undefined) yield r;
+      else if (c !== null && !this.removed.has(r.id) && !this.isReAdded(r.id)) yield c;
+    }
+    for (const [id, c] of this.changed) {
+      if (c !== null && (!this.base.servers.has(id) || this.isReAdded(id))) yield c;
+    }
+  }
+
+  /** Removed and added again within this command (its key then went last). */
+  private isReAdded(id: string): boolean {
+    const c = this.changed.get(id);
+    return c !== null && c !== undefined && this.base.servers.has(id) && c.createdIndex === this.index;
   }
 
   private dispatch(command: PoolCommand): CommandOutcome {
@@ -227,15 +265,14 @@ class Draft {
           createdIndex: this.index,
           updatedIndex: this.index,
         });
-        this.write().set(id, server);
-        this.created.add(id);
+        this.set(id, server);
         return { ok: true, status: 'created', server };
       }
       case 'RemoveServer': {
         const id = serverId(command.ip, command.port);
         const existing = this.read(id);
         if (existing === undefined) return notFound(id);
-        this.write().delete(id);
+        this.remove(id);
         return { ok: true, status: 'removed', server: existing };
       }
       case 'UpdateServer': {
@@ -280,7 +317,7 @@ class Draft {
     }
     if (patch.healthCheck !== undefined) this.checkOverrides(patch.healthCheck, 'healthCheck');
     const server = makeRecord({ ...existing, weight, healthCheck, draining, updatedIndex: this.index });
-    this.write().set(existing.id, server);
+    this.set(existing.id, server);
     return { ok: true, status: 'updated', server };
   }
 
@@ -299,7 +336,7 @@ class Draft {
     checkTimeoutBeforeInterval(healthCheck, command.healthCheck ?? {}, 'healthCheck');
     checkPassiveHealthConsistency(passiveHealth, 'passiveHealth');
     // New defaults must not invalidate a server's overrides; say which server blocks it.
-    for (const server of (this.servers ?? this.base.servers).values()) {
+    for (const server of this.servers()) {
       const spec = effectiveHealthCheck(merged, server);
       if (spec.timeoutMs >= spec.intervalMs) {
         fail(

@@ -1,5 +1,6 @@
 import { DEFAULT_SETTINGS } from './defaults.js';
 import { EMPTY_REQUEST_TABLE, type RequestTable } from './idempotency.js';
+import { ServerTable, type ServerChange } from './server-table.js';
 import type { ClusterState, PoolSettings, PoolSnapshot, ServerRecord } from './types.js';
 
 /**
@@ -12,9 +13,10 @@ export interface PoolState {
   readonly settings: PoolSettings;
   /**
    * Keyed by server id. Iteration order is the canonical server order: by createdIndex,
-   * and by id among servers created by the same command (a Batch).
+   * and by id among servers created by the same command (a Batch). A persistent map:
+   * a command's new state shares every untouched server with the old (server-table.ts).
    */
-  readonly servers: ReadonlyMap<string, ServerRecord>;
+  readonly servers: ServerTable;
   readonly requests: RequestTable;
   /** Cluster id and members (empty on a single node). */
   readonly cluster: ClusterState;
@@ -29,23 +31,38 @@ export const EMPTY_CLUSTER: ClusterState = Object.freeze({ clusterId: null, memb
  * UpdateSettings command, not baked into the initial state.
  */
 export function initialState(): PoolState {
-  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: new Map(), requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER });
+  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: ServerTable.EMPTY, requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER });
 }
 
 // The data plane may ask for the snapshot of the same state many times; build it once.
 const snapshots = new WeakMap<PoolState, PoolSnapshot>();
-const serverLists = new WeakMap<ReadonlyMap<string, ServerRecord>, readonly ServerRecord[]>();
+// Which table a snapshot was made from: lets a later snapshot say what changed since it.
+const tables = new WeakMap<PoolSnapshot, ServerTable>();
 
-/** The frozen view the proxy reads; servers in canonical (creation) order. */
+/**
+ * The frozen view the proxy reads; servers in canonical (creation) order. Making one
+ * costs the same whatever the pool's size: the server list is built only when read, and
+ * a consumer holding the previous snapshot asks changesSince() for the difference.
+ */
 export function snapshotOf(state: PoolState): PoolSnapshot {
   let snapshot = snapshots.get(state);
   if (snapshot === undefined) {
-    let servers = serverLists.get(state.servers);
-    if (servers === undefined) {
-      servers = Object.freeze([...state.servers.values()]);
-      serverLists.set(state.servers, servers);
-    }
-    snapshot = Object.freeze({ index: state.appliedIndex, servers, settings: state.settings });
+    const table = state.servers;
+    const changesSince = (earlier: PoolSnapshot): readonly ServerChange[] | undefined => {
+      const before = tables.get(earlier);
+      return before === undefined ? undefined : table.changesSince(before);
+    };
+    const view = {
+      index: state.appliedIndex,
+      get servers(): readonly ServerRecord[] {
+        return table.list();
+      },
+      settings: state.settings,
+    };
+    // Not enumerable: a snapshot still compares and serializes as its data.
+    Object.defineProperties(view, { serverCount: { value: table.size }, changesSince: { value: changesSince } });
+    snapshot = Object.freeze(view) as PoolSnapshot;
+    tables.set(snapshot, table);
     snapshots.set(state, snapshot);
   }
   return snapshot;

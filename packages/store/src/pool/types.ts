@@ -76,6 +76,21 @@ export interface PoolSnapshot {
   /** Servers in a deterministic order (by creation index). */
   readonly servers: readonly ServerRecord[];
   readonly settings: PoolSettings;
+  /** servers.length, without building the list (the store's snapshots build it lazily). */
+  readonly serverCount?: number;
+  /**
+   * The servers that differ from `earlier`, an older snapshot of the same store: added
+   * (no `before`), removed (no `after`) or changed. Costs what changed, not the pool's
+   * size. Undefined when unknown (another store's snapshot): compare `servers` instead.
+   */
+  readonly changesSince?: (earlier: PoolSnapshot) => readonly ServerChangeView[] | undefined;
+}
+
+/** One server that differs between two snapshots. */
+export interface ServerChangeView {
+  readonly id: string;
+  readonly before: ServerRecord | undefined;
+  readonly after: ServerRecord | undefined;
 }
 
 // ---- commands ------------------------------------------------------------------
