@@ -79,7 +79,7 @@ export interface NodeConfig {
   readonly originConnectTimeout: number;
   readonly originResponseTimeout: number;
   readonly originIdleTimeout: number;
-  readonly originKeepAliveTimeout: number;
+  readonly originKeepaliveTimeout: number;
   /** Largest request (and origin response) header section, in bytes. */
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
@@ -188,7 +188,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originConnectMs), defaultValue: constant(DEFAULT_TIMEOUTS.originConnectMs), parse: duration(false) },
   { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originResponseMs), defaultValue: constant(DEFAULT_TIMEOUTS.originResponseMs), parse: duration(false) },
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
-  { key: 'originKeepAliveTimeout', flag: 'origin-keepalive-timeout', env: 'WELDR_ORIGIN_KEEPALIVE_TIMEOUT', valueName: 'DURATION', help: 'how long an idle connection to an origin is kept for reuse (a shorter Keep-Alive hint from the origin wins); raise it for large pools', defaultText: formatDuration(DEFAULT_TIMEOUTS.originKeepAliveMs), defaultValue: constant(DEFAULT_TIMEOUTS.originKeepAliveMs), parse: duration(false) },
+  { key: 'originKeepaliveTimeout', flag: 'origin-keepalive-timeout', env: 'WELDR_ORIGIN_KEEPALIVE_TIMEOUT', valueName: 'DURATION', help: 'how long an idle connection to an origin is kept for reuse (a shorter Keep-Alive hint from the origin wins); raise it for large pools', defaultText: formatDuration(DEFAULT_TIMEOUTS.originKeepAliveMs), defaultValue: constant(DEFAULT_TIMEOUTS.originKeepAliveMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
   // Resource limits (issue 9 item 5): each refusal is counted in weldr_proxy_limit_refusals_total{limit}.
