@@ -44,7 +44,7 @@ export function forwardingListener(
   opts: AdminForwarderOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    if (!WRITES.has(req.method ?? '') || req.headers[FORWARDED_BY] !== undefined) return local(req, res);
+    if (!WRITES.has(req.method ?? '') || req.headers[FORWARDED_BY] !== undefined || isNodeLocal(req.url)) return local(req, res);
     const target = opts.target.leaderAdminUrl();
     if (target === null) return local(req, res);
     if (target.url !== undefined) {
@@ -67,6 +67,11 @@ export function forwardingListener(
       }
     })();
   };
+}
+
+/** Fault injection (drills) acts on the node that receives it, never on the leader. */
+function isNodeLocal(url: string | undefined): boolean {
+  return url !== undefined && (url === '/faults' || url.startsWith('/faults/') || url.startsWith('/faults?'));
 }
 
 async function relay(req: IncomingMessage, res: ServerResponse, leaderId: string, base: string, opts: AdminForwarderOptions): Promise<void> {
