@@ -159,6 +159,8 @@ export interface ServerStats {
   draining: boolean;
   active: number;
   lastCheck?: CheckResult;
+  /** Outcomes of the last active checks (at most 10), oldest first; true = passed. */
+  recentChecks?: boolean[];
 }
 
 export interface LimitStats {
