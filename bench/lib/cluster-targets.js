@@ -165,6 +165,15 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await call(m.pool, 'GET', '/health', undefined, 500)).status === 200, 20_000, 20);
     },
+    /** `m` knows a leader and has applied what that leader had committed when asked. */
+    async caughtUp(m) {
+      const l = await waitFor('leader', () => t.leader(), 20_000);
+      const commit = JSON.parse((await call(l.pool, 'GET', '/cluster', undefined, 2000)).text).commitIndex;
+      await waitFor(`${m.id} caught up`, async () => {
+        const c = JSON.parse((await call(m.pool, 'GET', '/cluster?stale=true', undefined, 1000)).text);
+        return c.leaderId !== null && c.appliedIndex >= commit;
+      }, 20_000, 20);
+    },
     async ready() {
       await waitFor('weldr members up', async () => {
         for (const m of members) if ((await call(m.pool, 'GET', '/health', undefined, 500)).status !== 200) return false;
@@ -252,6 +261,15 @@ export async function startEtcd({ dir, size = 3, heartbeatMs = 50, electionMs = 
     async restart(m) {
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await status(m)).header !== undefined, 20_000, 20);
+    },
+    /** `m` knows a leader and has applied what that leader had committed when asked. */
+    async caughtUp(m) {
+      const l = await waitFor('leader', () => t.leader(), 20_000);
+      const commit = Number((await status(l)).raftIndex);
+      await waitFor(`${m.id} caught up`, async () => {
+        const s = await status(m);
+        return s.leader !== undefined && s.leader !== '0' && Number(s.raftAppliedIndex ?? s.raftIndex) >= commit;
+      }, 20_000, 20);
     },
     async ready() {
       await waitFor('etcd members up', async () => {
