@@ -1,24 +1,28 @@
 #!/usr/bin/env node
-// weldr's cross-proxy benchmark: in ONE run, with the same pinning, measure
-//   direct     wrk -> origin
-//   weldr      wrk -> weldr -> origin
-//   nginx      wrk -> nginx -> origin
-//   haproxy    wrk -> haproxy -> origin
-// on a small body at 50 connections, a 1 MiB body, and one connection (added latency).
-// The origin (nginx, static) and wrk share CPU 1; the proxy under test runs alone on CPU 0
-// for the throughput scenarios and on CPU 1 for the one-connection latency scenario.
-// Prints req/s, p50/p99, CPU time per request of the proxy process and ratios to direct
-// and to nginx. Not a test: nothing here passes or fails on a number.
+// weldr's cross-proxy benchmark: in ONE run, measure
+//   direct       wrk -> origin
+//   weldr        wrk -> weldr -> origin            (pinned: one process; multi: --workers auto)
+//   weldr-log    the same with --access-log FILE   (the access log's cost)
+//   weldr-1000   the same with 1,000 origins in the pool (routing cost vs. pool size)
+//   weldr-single multi mode only: one process (--workers 0), unpinned
+//   nginx        wrk -> nginx -> origin            (pinned: one worker; multi: worker_processes auto)
+//   haproxy      wrk -> haproxy -> origin          (pinned: nbthread 1; multi: nbthread = cores)
+// in two modes: `pinned` (the proxy alone on CPU 0, origin and wrk on CPU 1; a small
+// body at 50 connections, a 1 MiB body, one connection) and `multi` (nothing pinned:
+// every proxy on every core, sharing the machine with the origin and wrk). Prints
+// req/s, p50/p99/p99.9, CPU time per request of the proxy's processes, and ratios to
+// direct and to nginx. Not a test: nothing here passes or fails on a number.
 //
-//   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--targets direct,weldr,nginx,haproxy]
+//   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--modes pinned,multi]
+//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,nginx,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startPinned, stop, cpuSeconds, freePort, waitFor, httpStatus } from './lib/procs.js';
+import { startPinned, stop, treeCpuSeconds, treeRssKiB, freePort, waitFor, httpStatus } from './lib/procs.js';
 import { originNginx, proxyNginx, proxyHaproxy } from './lib/configs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +32,8 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
-    targets: { type: 'string', default: 'direct,weldr,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,nginx,haproxy' },
+    modes: { type: 'string', default: 'pinned,multi' },
     scenarios: { type: 'string', default: 'small,large,latency' },
     write: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -37,13 +42,22 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 13).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).join('\n') + '\n');
   process.exit(0);
 }
 const duration = positiveInt('duration', opt.duration);
 const warmup = Number(opt.warmup);
 const rounds = positiveInt('rounds', opt.rounds);
-const targets = list('targets', opt.targets, ['direct', 'weldr', 'nginx', 'haproxy']);
+const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'nginx', 'haproxy'];
+const targets = list('targets', opt.targets, ALL_TARGETS);
+const modes = list('modes', opt.modes, ['pinned', 'multi']);
+const CORES = cpus().length;
+/** Targets measured in each mode (weldr-single is the multi mode's one-process reference). */
+const targetsOf = (mode) => targets.filter((t) => mode === 'multi' || t !== 'weldr-single');
+/** Scenarios of each mode: one connection (added latency) is a pinned measurement. */
+const scenariosOf = (mode) => scenarioNames.filter((s) => mode === 'pinned' || s !== 'latency');
+/** The 1,000-origin pool is measured on the small body only (routing cost), as is the access log. */
+const scenarioApplies = (target, s) => !((target === 'weldr-1000' || target === 'weldr-log') && s !== 'small');
 const scenarioNames = list('scenarios', opt.scenarios, ['small', 'large', 'latency']);
 
 // proxyCpu: where the proxy under test runs. Throughput scenarios give it a core of its
@@ -92,47 +106,61 @@ function ensureTools() {
 const bin = (cmd) => (have(cmd) ? cmd : `/usr/sbin/${cmd}`);
 
 // ---- wrk ----------------------------------------------------------------------------
-function runWrk(port, scenario, seconds) {
-  const args = ['-c', '1', bin('wrk'), '-t1', `-c${scenario.connections}`, `-d${seconds}s`, '--timeout', '5s',
+function runWrk(port, scenario, seconds, mode) {
+  const wrk = [bin('wrk'), mode === 'multi' ? `-t${CORES}` : '-t1', `-c${scenario.connections}`, `-d${seconds}s`, '--timeout', '5s',
     '-s', join(root, 'bench/wrk-report.lua'), `http://127.0.0.1:${port}${scenario.path}`];
-  const out = execFileSync('taskset', args, { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
+  // Pinned: wrk on CPU 1 with the origin. Multi: wherever the scheduler puts it.
+  const out = mode === 'multi'
+    ? execFileSync(wrk[0], wrk.slice(1), { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 })
+    : execFileSync('taskset', ['-c', '1', ...wrk], { encoding: 'utf8', maxBuffer: 16 * 1024 * 1024 });
   const line = out.split('\n').find((l) => l.startsWith('{"requests"'));
   if (!line) throw new Error(`wrk printed no report:\n${out}`);
   return JSON.parse(line);
 }
 
 // ---- targets ------------------------------------------------------------------------
-async function startTarget(name, dir, originPort) {
+/** All CPUs, as a taskset list: multi mode leaves every process free to run anywhere. */
+const ALL_CPUS = `0-${CORES - 1}`;
+
+async function startTarget(name, dir, originPorts, mode) {
+  const originPort = originPorts[0];
   if (name === 'direct') return { port: originPort, proc: null };
   const port = await freePort();
+  const cpu = mode === 'multi' ? ALL_CPUS : '0';
   let proc;
   if (name === 'nginx') {
-    const conf = join(dir, 'proxy-nginx.conf');
-    writeFileSync(conf, proxyNginx({ dir, port, originPort }));
-    proc = startPinned('nginx', '0', bin('nginx'), ['-p', dir, '-c', conf]);
+    const conf = join(dir, `proxy-nginx-${mode}.conf`);
+    writeFileSync(conf, proxyNginx({ dir, port, originPort, workers: mode === 'multi' ? 'auto' : 1 }));
+    proc = startPinned('nginx', cpu, bin('nginx'), ['-p', dir, '-c', conf]);
   } else if (name === 'haproxy') {
-    const conf = join(dir, 'haproxy.cfg');
-    writeFileSync(conf, proxyHaproxy({ port, originPort }));
-    proc = startPinned('haproxy', '0', bin('haproxy'), ['-db', '-f', conf]);
+    const conf = join(dir, `haproxy-${mode}.cfg`);
+    writeFileSync(conf, proxyHaproxy({ port, originPort, threads: mode === 'multi' ? CORES : 1 }));
+    proc = startPinned('haproxy', cpu, bin('haproxy'), ['-db', '-f', conf]);
   } else {
     const admin = await freePort();
-    // One weldr process with every feature on (health checks, stats, metrics, header rewriting).
-    proc = startPinned('weldr', '0', process.execPath, [
+    // weldr with every feature on (health checks, stats, metrics, header rewriting).
+    // Pinned: one process (--workers 0). Multi: --workers auto, except weldr-single.
+    const workers = mode === 'multi' && name !== 'weldr-single' ? 'auto' : '0';
+    proc = startPinned(name, cpu, process.execPath, [
       join(root, 'packages/node/bin/weldr.js'), 'start',
       '--id', 'bench', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`,
-      '--store', 'memory', '--log-level', 'warn',
+      '--store', 'memory', '--log-level', 'warn', '--workers', workers,
+      ...(name === 'weldr-log' ? ['--access-log', join(dir, `access-${mode}.log`)] : []),
     ]);
-    await waitFor('weldr admin', async () => (await fetch(`http://127.0.0.1:${admin}/health`)).ok).catch((e) => {
+    await waitFor('weldr admin', async () => (await fetch(`http://127.0.0.1:${admin}/health`)).ok, 60_000).catch((e) => {
       throw new Error(`${e.message}\n${proc.output()}`);
     });
-    const res = await fetch(`http://127.0.0.1:${admin}/servers`, {
+    // Two origins (two ports of the same nginx), or 1,000 for weldr-1000.
+    const ports = name === 'weldr-1000' ? originPorts : originPorts.slice(0, 2);
+    const res = await fetch(`http://127.0.0.1:${admin}/servers/batch`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ ip: '127.0.0.1', port: originPort }),
+      body: JSON.stringify({ commands: ports.map((p) => ({ type: 'AddServer', ip: '127.0.0.1', port: p })) }),
     });
-    if (res.status !== 201 && res.status !== 200) throw new Error(`adding the origin to weldr: ${res.status} ${await res.text()}`);
+    if (res.status >= 300) throw new Error(`adding the origins to weldr: ${res.status} ${await res.text()}`);
+    proc.admin = admin;
   }
-  await waitFor(`${name} proxying`, async () => (await httpStatus(port, '/')) === 200).catch((e) => {
+  await waitFor(`${name} proxying`, async () => (await httpStatus(port, '/')) === 200, 60_000).catch((e) => {
     throw new Error(`${e.message}\n${proc.output()}`);
   });
   return { port, proc };
@@ -152,42 +180,61 @@ async function main() {
   for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff;
   writeFileSync(join(dir, 'large.bin'), large);
 
-  const originPort = await freePort();
-  writeFileSync(join(dir, 'origin.conf'), originNginx({ dir, port: originPort }));
+  // One origin nginx on 1,000 ports: weldr-1000's pool; everyone else uses the first (two).
+  const originPorts = [];
+  while (originPorts.length < 1000) {
+    const p = await freePort();
+    if (!originPorts.includes(p)) originPorts.push(p);
+  }
+  const originPort = originPorts[0];
+  writeFileSync(join(dir, 'origin.conf'), originNginx({ dir, port: originPort, extraPorts: originPorts.slice(1) }));
   const origin = startPinned('origin', '1', bin('nginx'), ['-p', dir, '-c', join(dir, 'origin.conf')]);
   const started = [origin];
-  const results = []; // { round, target, scenario, ...wrk, cpuUsPerReq, originCpuUsPerReq }
+  const results = []; // { mode, round, target, scenario, ...wrk, cpuUsPerReq, originCpuUsPerReq }
+  const memory = {}; // weldr's resident memory per process after the multi-mode small scenario
+  log(`load before the run: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min)`);
   try {
     await waitFor('origin', async () => (await httpStatus(originPort, '/')) === 200);
-    for (let round = 1; round <= rounds; round++) {
-      // Rotate the order each round so no target always runs first (or on a warmer machine).
-      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]);
-      for (const target of order) {
-        log(`round ${round}: ${target}`);
-        const { port, proc } = await startTarget(target, dir, originPort);
-        if (proc) started.push(proc);
-        try {
-          for (const s of scenarioNames) {
-            const scenario = SCENARIOS[s];
-            if (proc) execFileSync('taskset', ['-a', '-p', '-c', scenario.proxyCpu, String(proc.pid)], { stdio: 'ignore' });
-            if (warmup > 0) runWrk(port, scenario, warmup);
-            const pid = proc ? proc.pid : origin.pid;
-            const cpu0 = cpuSeconds(pid);
-            const ocpu0 = cpuSeconds(origin.pid);
-            const r = runWrk(port, scenario, duration);
-            const cpu = cpuSeconds(pid) - cpu0;
-            const ocpu = cpuSeconds(origin.pid) - ocpu0;
-            const rps = r.requests / (r.durationUs / 1e6);
-            results.push({
-              round, target, scenario: s, rps, ...r,
-              cpuUsPerReq: (cpu * 1e6) / Math.max(1, r.requests),
-              cpuUtil: cpu / (r.durationUs / 1e6),
-              originCpuUsPerReq: (ocpu * 1e6) / Math.max(1, r.requests),
-            });
-            log(`  ${s}: ${rps.toFixed(0)} req/s p50 ${r.p50}µs p99 ${r.p99}µs cpu ${((cpu * 1e6) / Math.max(1, r.requests)).toFixed(1)}µs/req errors ${r.connectErrors + r.readErrors + r.writeErrors + r.timeouts} non2xx ${r.non2xx}`);
+    for (const mode of modes) {
+      // Multi mode: the origin may run anywhere too (it shares the machine).
+      execFileSync('taskset', ['-a', '-p', '-c', mode === 'multi' ? ALL_CPUS : '1', String(origin.pid)], { stdio: 'ignore' });
+      for (let round = 1; round <= rounds; round++) {
+        const list = targetsOf(mode);
+        // Rotate the order each round so no target always runs first (or on a warmer machine).
+        const order = list.map((_, i) => list[(i + round - 1) % list.length]);
+        for (const target of order) {
+          log(`${mode} round ${round}: ${target}`);
+          const { port, proc } = await startTarget(target, dir, originPorts, mode);
+          if (proc) started.push(proc);
+          try {
+            for (const s of scenariosOf(mode)) {
+              if (!scenarioApplies(target, s)) continue;
+              const scenario = SCENARIOS[s];
+              const cpuList = mode === 'multi' ? ALL_CPUS : scenario.proxyCpu;
+              if (proc) for (const pid of processTreeOf(proc.pid)) execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
+              if (warmup > 0) runWrk(port, scenario, warmup, mode);
+              const pid = proc ? proc.pid : origin.pid;
+              const cpu0 = treeCpuSeconds(pid);
+              const ocpu0 = treeCpuSeconds(origin.pid);
+              const r = runWrk(port, scenario, duration, mode);
+              const cpu = treeCpuSeconds(pid) - cpu0;
+              const ocpu = treeCpuSeconds(origin.pid) - ocpu0;
+              const rps = r.requests / (r.durationUs / 1e6);
+              const row = {
+                mode, round, target, scenario: s, rps, ...r,
+                cpuUsPerReq: (cpu * 1e6) / Math.max(1, r.requests),
+                cpuUtil: cpu / (r.durationUs / 1e6),
+                originCpuUsPerReq: (ocpu * 1e6) / Math.max(1, r.requests),
+                mibPerSec: r.bytes / (r.durationUs / 1e6) / (1024 * 1024),
+                load: loadavg()[0],
+              };
+              results.push(row);
+              if (target === 'weldr' && s === 'small' && proc) memory[mode] = treeRssKiB(proc.pid);
+              log(`  ${s}: ${rps.toFixed(0)} req/s p50 ${r.p50}µs p99 ${r.p99}µs p99.9 ${r.p999}µs cpu ${row.cpuUsPerReq.toFixed(1)}µs/req errors ${r.connectErrors + r.readErrors + r.writeErrors + r.timeouts} non2xx ${r.non2xx} load ${row.load.toFixed(1)}`);
+            }
+          } finally {
+            if (proc) await stop(proc, 15_000);
           }
-        } finally {
-          if (proc) await stop(proc);
         }
       }
     }
@@ -196,10 +243,14 @@ async function main() {
     rmSync(dir, { recursive: true, force: true });
   }
 
-  const table = summarise(results);
+  const table = summarise(results, memory);
   process.stdout.write(table + '\n');
-  if (opt.json) writeFileSync(opt.json, JSON.stringify({ date: new Date().toISOString(), duration, rounds, results }, null, 2));
+  if (opt.json) writeFileSync(opt.json, JSON.stringify({ date: new Date().toISOString(), duration, rounds, results, memory }, null, 2));
   if (opt.write) writeDoc(table);
+}
+
+function processTreeOf(pid) {
+  return treeRssKiB(pid).map((p) => p.pid);
 }
 
 function median(xs) {
@@ -208,38 +259,55 @@ function median(xs) {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function summarise(results) {
+function summarise(results, memory) {
   const lines = [];
-  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; node ${process.version}; ${tool('nginx', ['-v'])}; ${tool('haproxy', ['-v']).split(' - ')[0]}; ${tool('wrk', ['--version']).split(' [')[0]}`;
+  const machine = `${CORES} × ${cpus()[0]?.model ?? 'cpu'}; node ${process.version}; ${tool('nginx', ['-v'])}; ${tool('haproxy', ['-v']).split(' - ')[0]}; ${tool('wrk', ['--version']).split(' [')[0]}`;
+  const loads = results.map((r) => r.load);
   lines.push(`Run ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine}`);
-  lines.push(`${duration}s per measurement after ${warmup}s warm-up, ${rounds} round(s), median shown. Origin (nginx, static) and wrk (1 thread) on CPU 1; the proxy on CPU 0, except at 1 connection where it shares CPU 1.`);
-  for (const s of scenarioNames) {
-    const sc = SCENARIOS[s];
-    lines.push('', `**${sc.label}** (\`GET ${sc.path}\`)`, '');
-    lines.push('| target | req/s | p50 | p99 | CPU/req | CPU use | vs direct | vs nginx | added p50 | added p99 | errors |');
-    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
-    const agg = {};
-    for (const t of targets) {
-      const rs = results.filter((r) => r.target === t && r.scenario === s);
-      if (rs.length === 0) continue;
-      agg[t] = {
-        rps: median(rs.map((r) => r.rps)),
-        p50: median(rs.map((r) => r.p50)),
-        p99: median(rs.map((r) => r.p99)),
-        cpu: median(rs.map((r) => r.cpuUsPerReq)),
-        util: median(rs.map((r) => r.cpuUtil)),
-        errors: rs.reduce((n, r) => n + r.connectErrors + r.readErrors + r.writeErrors + r.timeouts + r.non2xx, 0),
-      };
+  lines.push(`${duration}s per measurement after ${warmup}s warm-up, ${rounds} round(s), median shown. 1-minute load average during the run: ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} on ${CORES} cores.`);
+  for (const mode of modes) {
+    lines.push('', mode === 'pinned'
+      ? `### One core (pinned): origin and wrk (1 thread) on CPU 1; the proxy alone on CPU 0 (weldr: one process, \`--workers 0\`), except at 1 connection where everything shares CPU 1`
+      : `### All cores: nothing pinned; weldr \`--workers auto\` (${CORES}), nginx \`worker_processes auto\`, HAProxy \`nbthread ${CORES}\`, sharing the machine with the origin and wrk (${CORES} threads); weldr-single is one weldr process (\`--workers 0\`)`);
+    for (const s of scenariosOf(mode)) {
+      const sc = SCENARIOS[s];
+      lines.push('', `**${sc.label}** (\`GET ${sc.path}\`)`, '');
+      lines.push('| target | req/s | MiB/s | p50 | p99 | p99.9 | CPU/req | CPU use | vs direct | vs nginx | added p50 | added p99 | errors |');
+      lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+      const agg = {};
+      for (const t of targetsOf(mode)) {
+        const rs = results.filter((r) => r.mode === mode && r.target === t && r.scenario === s);
+        if (rs.length === 0) continue;
+        agg[t] = {
+          rps: median(rs.map((r) => r.rps)),
+          mib: median(rs.map((r) => r.mibPerSec)),
+          p50: median(rs.map((r) => r.p50)),
+          p99: median(rs.map((r) => r.p99)),
+          p999: median(rs.map((r) => r.p999)),
+          cpu: median(rs.map((r) => r.cpuUsPerReq)),
+          util: median(rs.map((r) => r.cpuUtil)),
+          errors: rs.reduce((n, r) => n + r.connectErrors + r.readErrors + r.writeErrors + r.timeouts + r.non2xx, 0),
+        };
+      }
+      for (const t of targetsOf(mode)) {
+        const a = agg[t];
+        if (!a) continue;
+        const vsDirect = agg.direct ? `${((100 * a.rps) / agg.direct.rps).toFixed(0)}%` : '–';
+        const vsNginx = agg.nginx ? `${((100 * a.rps) / agg.nginx.rps).toFixed(0)}%` : '–';
+        const addP50 = agg.direct && t !== 'direct' ? `${(a.p50 - agg.direct.p50).toFixed(0)} µs` : '–';
+        const addP99 = agg.direct && t !== 'direct' ? `${(a.p99 - agg.direct.p99).toFixed(0)} µs` : '–';
+        const cpuLabel = t === 'direct' ? `${a.cpu.toFixed(1)} µs (origin)` : `${a.cpu.toFixed(1)} µs`;
+        lines.push(`| ${t} | ${a.rps.toFixed(0)} | ${a.mib.toFixed(1)} | ${a.p50} µs | ${a.p99} µs | ${a.p999} µs | ${cpuLabel} | ${(a.util * 100).toFixed(0)}% | ${vsDirect} | ${vsNginx} | ${addP50} | ${addP99} | ${a.errors} |`);
+      }
+      const ratios = [];
+      if (agg.weldr && agg['weldr-log']) ratios.push(`access log on/off: ${((100 * agg['weldr-log'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-log'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added`);
+      if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s`);
+      if (agg.weldr && agg['weldr-single']) ratios.push(`workers vs one process: ${(agg.weldr.rps / agg['weldr-single'].rps).toFixed(2)}×`);
+      if (ratios.length) lines.push('', ratios.join('; ') + '.');
     }
-    for (const t of targets) {
-      const a = agg[t];
-      if (!a) continue;
-      const vsDirect = agg.direct ? `${((100 * a.rps) / agg.direct.rps).toFixed(0)}%` : '–';
-      const vsNginx = agg.nginx ? `${((100 * a.rps) / agg.nginx.rps).toFixed(0)}%` : '–';
-      const addP50 = agg.direct && t !== 'direct' ? `${(a.p50 - agg.direct.p50).toFixed(0)} µs` : '–';
-      const addP99 = agg.direct && t !== 'direct' ? `${(a.p99 - agg.direct.p99).toFixed(0)} µs` : '–';
-      const cpuLabel = t === 'direct' ? `${a.cpu.toFixed(1)} µs (origin)` : `${a.cpu.toFixed(1)} µs`;
-      lines.push(`| ${t} | ${a.rps.toFixed(0)} | ${a.p50} µs | ${a.p99} µs | ${cpuLabel} | ${(a.util * 100).toFixed(0)}% | ${vsDirect} | ${vsNginx} | ${addP50} | ${addP99} | ${a.errors} |`);
+    const mem = memory[mode];
+    if (mode === 'multi' && mem) {
+      lines.push('', `weldr's resident memory after the small-body run: ${mem.map((m, i) => `${i === 0 ? 'node process' : `worker ${i}`} ${(m.rssKiB / 1024).toFixed(0)} MiB`).join(', ')}.`);
     }
   }
   return lines.join('\n');

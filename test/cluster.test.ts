@@ -144,18 +144,30 @@ test.serial('writes through any node are replicated; followers forward to the le
     if (line === undefined) throw new Error(`${name} not in /metrics of ${m.id}`);
     return Number(line.slice(line.lastIndexOf(' ') + 1));
   };
-  t.is(await metric(leader, 'weldr_active'), 1);
-  t.is(await metric(follower, 'weldr_active'), 0);
-  t.true((await metric(follower, 'weldr_raft_term')) >= 2);
-  t.is(await metric(follower, 'weldr_raft_members'), 3);
-  t.true((await metric(leader, 'weldr_raft_applied_index')) >= 5);
-  const onLeader = (await admin(leader, 'GET', '/cluster')).json as { members: { id: string; matchIndex?: number; replication?: string }[] };
+  // Exactly one member says weldr_active 1 (on a loaded machine the leadership may have
+  // moved since the write: the metric follows whoever is active now).
+  const now = await eventually('exactly one member with weldr_active 1', async () => {
+    const values = await Promise.all(c.members.map((m) => metric(m, 'weldr_active')));
+    t.true(values.every((v) => v === 0 || v === 1), `weldr_active is 0 or 1: ${values.join()}`);
+    return values.filter((v) => v === 1).length === 1 ? c.members[values.indexOf(1)]! : undefined;
+  });
+  const passive = c.members.find((m) => m !== now)!;
+  t.true((await metric(passive, 'weldr_raft_term')) >= 2);
+  t.is(await metric(passive, 'weldr_raft_members'), 3);
+  t.true((await metric(now, 'weldr_raft_applied_index')) >= 5);
+  const onLeader = await eventually('the leader reports every member\'s match index', async () => {
+    const r = await admin(now, 'GET', '/cluster');
+    const view = r.json as { leaderId?: string; members: { id: string; matchIndex?: number; replication?: string }[] };
+    return r.status === 200 && view.leaderId === now.id ? view : undefined;
+  });
   for (const m of onLeader.members) {
     t.true(typeof m.matchIndex === 'number' && m.matchIndex >= 5, `the leader reports ${m.id}'s match index`);
     t.truthy(m.replication);
   }
-  const cluster = (await admin(follower, 'GET', '/cluster')).json as { leaderId: string; role: string; members: unknown[] };
-  t.is(cluster.leaderId, leader.id);
+  const cluster = await eventually(`${passive.id} names the leader`, async () => {
+    const view = (await admin(passive, 'GET', '/cluster')).json as { leaderId: string; role: string; members: unknown[] };
+    return view.leaderId === now.id ? view : undefined;
+  });
   t.is(cluster.role, 'passive');
   t.is(cluster.members.length, 3);
   const gone = await admin(c.members.find((m) => m !== leader && m !== follower)!, 'DELETE', `/servers/127.0.0.1/${origin.port}`);
@@ -222,19 +234,22 @@ test.serial('SIGTERM of the active node hands leadership over; a full restart ke
   for (let port = 1; port <= 5; port++) t.is((await admin(first, 'POST', '/servers', { ip: '10.0.0.3', port })).status, 201);
   const stoppedAt = Date.now();
   await first.proc!.stop('SIGTERM');
-  t.is(first.proc!.lines.some((l) => l.event === 'leadership_handed_off'), true, 'the leader handed off before exiting');
+  // It hands off if it still led when SIGTERM arrived (on a loaded machine an election may
+  // have moved the leadership after the writes): its last raft_role before 'stopping' says.
+  const lines = first.proc!.lines;
+  const stopping = lines.findIndex((l) => l.event === 'stopping');
+  t.true(stopping >= 0, 'the node logged stopping');
+  const roles = lines.slice(0, stopping).filter((l) => l.event === 'raft_role');
+  const ledAtStop = roles[roles.length - 1]?.role === 'leader';
+  t.false(lines.some((l) => l.event === 'leadership_hand_off_failed'), 'the hand-off did not fail');
+  if (ledAtStop) t.true(lines.some((l) => l.event === 'leadership_handed_off'), 'the leader handed off before exiting');
+  else t.log(`${first.id} no longer led when stopped: no hand-off to check`);
   const second = await c.active();
   t.log(`new active node ${Date.now() - stoppedAt} ms after SIGTERM`);
   for (const m of c.members) if (m.proc!.running) await m.proc!.stop('SIGTERM');
   await Promise.all(c.members.map((m) => c.start(m)));
   const third = await c.active();
-  try {
-    t.deepEqual(await ports(third), [1, 2, 3, 4, 5]);
-  } catch (err) {
-    const { writeFileSync } = await import('node:fs');
-    for (const m of c.members) writeFileSync(`/tmp/cl/fail-${m.id}.log`, m.proc!.stdout);
-    throw err;
-  }
+  t.deepEqual(await ports(third), [1, 2, 3, 4, 5]);
   t.truthy(second);
 });
 

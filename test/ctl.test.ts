@@ -1,4 +1,4 @@
-// The operator CLI end to end: `weldr servers|cluster|settings|stats …` as separate
+// The operator CLI end to end: `weldr servers|cluster|member|settings|stats …` as separate
 // processes against a real three-node cluster (admin token on, an unreachable endpoint
 // first in --endpoints), their --json output and exit codes; POST /servers/batch all or
 // nothing through a follower; export from the cluster → import into a fresh node.
@@ -197,6 +197,55 @@ test.serial('settings get / set, stats of a member', async (t) => {
   t.is(stats.servers.length, 2);
   const human = await weldr(t, ['stats']);
   t.regex(human.stdout, /^member n\d \((active|passive)\) at http:\/\/127\.0\.0\.1:\d+\n/);
+});
+
+interface MembersJson {
+  clusterId: string | null;
+  leaderId: string | null;
+  members: { id: string; role: string; raftAddress?: string; adminAddress?: string; proxyAddress?: string; autoPromote?: boolean }[];
+}
+
+test.serial('member list / add / promote / remove against the real cluster: a learner that never caught up is not promoted (exit 4), then removed', async (t) => {
+  const list = async (): Promise<MembersJson> => {
+    const run = await weldr(t, ['member', 'list', '--json']);
+    t.is(run.code, 0, run.stderr);
+    return parse<MembersJson>(run);
+  };
+  const before = await list();
+  t.deepEqual(before.members.map((m) => `${m.id}:${m.role}`).sort(), members.map((m) => `${m.id}:voter`).sort());
+  t.truthy(before.clusterId);
+  const table = await weldr(t, ['member', 'list']);
+  t.is(table.code, 0, table.stderr);
+  for (const m of members) t.regex(table.stdout, new RegExp(`^${m.id}\\s+voter`, 'm'));
+
+  // A member that is never started: it stays a learner, the voters' quorum is unchanged.
+  const [raft, admin, proxy] = [await reservedPort(), await reservedPort(), await reservedPort()];
+  const addArgs = ['member', 'add', 'n9', '--raft', `127.0.0.1:${raft}`, '--admin', `127.0.0.1:${admin}`, '--proxy', `127.0.0.1:${proxy}`, '--no-auto-promote'];
+  const added = await weldr(t, addArgs);
+  t.is(added.code, 0, added.stderr);
+  t.regex(added.stdout, /n9 added as a learner\. Start it on an empty data directory with --join http/);
+  const again = await weldr(t, addArgs);
+  t.is(again.code, 0, 'adding the same member with the same addresses is idempotent');
+  t.regex(again.stdout, /already a member/);
+  const clash = await weldr(t, ['member', 'add', 'n9', '--raft', `127.0.0.1:${admin}`, '--admin', `127.0.0.1:${raft}`]);
+  t.is(clash.code, 4, 'the same id with other addresses is refused');
+  t.like((await list()).members.find((m) => m.id === 'n9'), { role: 'learner', raftAddress: `127.0.0.1:${raft}`, autoPromote: false });
+
+  // Its proxy address is a member's listener now: the pool refuses it as an origin.
+  const loop = await weldr(t, ['servers', 'add', `127.0.0.1:${proxy}`]);
+  t.is(loop.code, 4, loop.stdout);
+
+  const promote = await weldr(t, ['member', 'promote', 'n9']);
+  t.is(promote.code, 4, 'a learner that has not caught up is not promoted');
+  t.regex(promote.stderr, /NOT_CAUGHT_UP|caught up/);
+
+  const removed = await weldr(t, ['member', 'remove', 'n9', '--json']);
+  t.is(removed.code, 0, removed.stderr);
+  t.is(parse<{ removed: string }>(removed).removed, 'n9');
+  t.deepEqual((await list()).members.map((m) => m.id).sort(), members.map((m) => m.id).sort());
+  const usage = await weldr(t, ['member', 'add', 'n10']);
+  t.is(usage.code, 2);
+  t.regex(usage.stderr, /needs --raft/);
 });
 
 test.serial('cluster transfer moves the active role; status shows it', async (t) => {

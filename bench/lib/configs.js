@@ -3,7 +3,8 @@
 // alive, runs one worker/thread and writes no access log, so the comparison is fair.
 
 /** The origin: nginx serving a small body and a 1 MiB file; it is never the bottleneck. */
-export function originNginx({ dir, port }) {
+export function originNginx({ dir, port, extraPorts = [] }) {
+  const extra = extraPorts.map((p) => `    listen 127.0.0.1:${p};`).join('\n');
   return `
 worker_processes 1;
 master_process off;
@@ -18,6 +19,7 @@ http {
   client_body_temp_path ${dir}/tmp-origin-body;
   server {
     listen 127.0.0.1:${port} backlog=4096;
+${extra}
     location = / { default_type text/plain; return 200 "hello world\\n"; }
     location = /large { default_type application/octet-stream; alias ${dir}/large.bin; }
   }
@@ -25,10 +27,11 @@ http {
 `;
 }
 
-export function proxyNginx({ dir, port, originPort }) {
+/** workers: 1 (one process, as pinned) or 'auto' (one worker per core, with a master). */
+export function proxyNginx({ dir, port, originPort, workers = 1 }) {
   return `
-worker_processes 1;
-master_process off;
+worker_processes ${workers};
+master_process ${workers === 1 ? 'off' : 'on'};
 daemon off;
 pid ${dir}/proxy-nginx.pid;
 error_log ${dir}/proxy-nginx-error.log warn;
@@ -60,10 +63,10 @@ http {
 `;
 }
 
-export function proxyHaproxy({ port, originPort }) {
+export function proxyHaproxy({ port, originPort, threads = 1 }) {
   return `
 global
-  nbthread 1
+  nbthread ${threads}
   maxconn 8000
 defaults
   mode http

@@ -1,7 +1,7 @@
 // Process helpers for the benchmark: start pinned processes, read their CPU time,
 // wait for ports, stop them by PID. Every process started here is stopped here.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -41,6 +41,53 @@ export function cpuSeconds(pid) {
   const utime = Number(fields[11]);
   const stime = Number(fields[12]);
   return (utime + stime) / CLK_TCK;
+}
+
+/** The pids of `pid` and all its descendants (from /proc/<pid>/task/<tid>/children). */
+export function processTree(pid) {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) {
+    let tasks = [];
+    try {
+      tasks = readdirSync(`/proc/${out[i]}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tasks) {
+      try {
+        const children = readFileSync(`/proc/${out[i]}/task/${tid}/children`, 'utf8').trim();
+        if (children !== '') out.push(...children.split(' ').map(Number));
+      } catch {
+        // gone
+      }
+    }
+  }
+  return out;
+}
+
+/** CPU seconds of `pid` and its descendants (a node with workers, nginx with its workers). */
+export function treeCpuSeconds(pid) {
+  let sum = 0;
+  for (const p of processTree(pid)) {
+    try {
+      sum += cpuSeconds(p);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return sum;
+}
+
+/** Resident set size (KiB) of each process of the tree. */
+export function treeRssKiB(pid) {
+  return processTree(pid).map((p) => {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      return { pid: p, rssKiB: m ? Number(m[1]) : 0 };
+    } catch {
+      return { pid: p, rssKiB: 0 };
+    }
+  });
 }
 
 export async function stop(proc, timeoutMs = 5000) {

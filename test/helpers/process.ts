@@ -36,7 +36,9 @@ export class RunningProcess {
     const argv = [...prefix, process.execPath, ...WELDR_COMMAND, ...args];
     this.child = spawn(argv[0]!, argv.slice(1), {
       cwd: REPO_ROOT,
-      env: { ...process.env, ...env },
+      // Nodes serve in-process unless the run asks for workers (WELDR_E2E_WORKERS=2 runs
+      // every node with --workers 2); a test's own flags and env still win.
+      env: { ...process.env, WELDR_WORKERS: process.env.WELDR_E2E_WORKERS ?? '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     if (this.child.pid === undefined) throw new Error(`could not spawn ${name}`);

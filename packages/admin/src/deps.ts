@@ -116,7 +116,8 @@ export interface AdminLogger {
 
 export interface AdminDeps {
   readonly pool: PoolStore;
-  readonly stats: { stats(): ProxyStatsView };
+  /** The node's data-plane figures; a promise when they are gathered from worker processes. */
+  readonly stats: { stats(): ProxyStatsView | Promise<ProxyStatsView> };
   readonly cluster: {
     info(): ClusterInfo;
     isActive(): boolean;

@@ -1,7 +1,9 @@
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ProxyContext } from './context.js';
 import { classifyOriginError, ERRORS, originFailureCode, type OriginFailure, type ProxyErrorCode } from './errors.js';
 import type { Origin } from './origin-pool.js';
+import { observe } from './stats.js';
 import { mayRetry } from './upstream.js';
 
 /**
@@ -28,6 +30,15 @@ export abstract class OriginAttempt {
   responded = false;
   ended = false;
   lastFailure: OriginFailure = 'refused';
+  /** performance.now() when the current attempt was dispatched (per-origin latency). */
+  attemptStartedAt = 0;
+  /** The id of the last origin tried (access log), or null. */
+  lastOrigin: string | null = null;
+  /** The status answered to the client (0 until known). */
+  status = 0;
+  /** Response body bytes sent to the client (access log). */
+  bytes = 0;
+  abstract readonly req: IncomingMessage;
 
   constructor(ctx: ProxyContext, socket: Duplex, method: string) {
     this.ctx = ctx;
@@ -42,6 +53,8 @@ export abstract class OriginAttempt {
   abstract fail(code: ProxyErrorCode): void;
   /** Close the client side of a response that has already started. */
   protected abstract cutResponse(): void;
+  /** The client's address (access log). */
+  protected abstract clientAddress(): string;
   /** Subclass cleanup when the exchange ends (timers); `now` is performance.now(). */
   protected cleanup(_now: number): void {}
 
@@ -52,9 +65,11 @@ export abstract class OriginAttempt {
       return;
     }
     this.origin = origin;
+    this.lastOrigin = origin.id;
     this.connected = false;
     this.abort = null;
     origin.active++;
+    this.attemptStartedAt = performance.now();
     this.send(origin);
   }
 
@@ -80,7 +95,10 @@ export abstract class OriginAttempt {
     counters.serverFailed++;
     counters.failures[reason]++;
     this.lastFailure = reason;
-    if (origin !== null) this.ctx.upstream.failed(origin, reason);
+    if (origin !== null) {
+      origin.failures[reason]++;
+      this.ctx.upstream.failed(origin, reason);
+    }
     this.ctx.log.debug({ server: origin?.id, reason, err: (err as { code?: string }).code ?? err.message }, 'origin attempt failed');
     if (this.responded) {
       // Part of the response is already out: closing is the only honest signal left.
@@ -101,12 +119,18 @@ export abstract class OriginAttempt {
   protected answered(status: number): void {
     const counters = this.ctx.counters;
     counters.serverSuccess++;
-    counters.byClass[(status / 100) | 0]!++;
-    this.ctx.upstream.succeeded(this.origin!);
+    const cls = (status / 100) | 0;
+    counters.byClass[cls]!++;
+    this.status = status;
+    const origin = this.origin!;
+    origin.byClass[cls]!++;
+    this.ctx.upstream.succeeded(origin);
   }
 
   protected countError(code: ProxyErrorCode): void {
-    this.ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+    const status = ERRORS[code].status;
+    this.status = status;
+    this.ctx.counters.byClass[(status / 100) | 0]!++;
   }
 
   /** The client connection closed before the exchange ended. */
@@ -119,7 +143,10 @@ export abstract class OriginAttempt {
 
   protected attemptEnded(): Origin | null {
     const origin = this.origin;
-    if (origin !== null) origin.active--;
+    if (origin !== null) {
+      origin.active--;
+      observe(origin.duration, (performance.now() - this.attemptStartedAt) / 1000);
+    }
     this.origin = null;
     this.abort = null;
     return origin;
@@ -134,7 +161,10 @@ export abstract class OriginAttempt {
     if (success) counters.clientSuccess++;
     else counters.clientFailed++;
     counters.active--;
-    counters.observeDuration((now - this.startedAt) / 1000);
+    const elapsed = now - this.startedAt;
+    counters.observeDuration(elapsed / 1000);
+    const access = this.ctx.accessLog;
+    if (access !== null) access.record(this.method, this.req.url ?? '', this.status, this.bytes, elapsed, this.lastOrigin, this.tried === null ? 0 : this.tried.length, this.clientAddress());
     this.ctx.onExchangeEnd();
   }
 }

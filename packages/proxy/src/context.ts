@@ -1,3 +1,4 @@
+import type { AccessLog } from './access-log.js';
 import type { Counters } from './stats.js';
 import type { Logger } from './types.js';
 import type { Upstream } from './upstream.js';
@@ -18,6 +19,8 @@ export interface ProxyContext {
   /** Idle time after which an upgraded tunnel is closed (ms). */
   readonly tunnelIdleMs: number;
   readonly log: Logger;
+  /** One JSON line per finished request, when an access log is configured. */
+  readonly accessLog: AccessLog | null;
   /** Called whenever an exchange ends; lets close() wait for in-flight work. */
   readonly onExchangeEnd: () => void;
 }

@@ -66,6 +66,10 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.conn = connectionOf(req.socket);
   }
 
+  protected clientAddress(): string {
+    return this.clientIp;
+  }
+
   protected send(origin: Origin): void {
     origin.pool.dispatch({ path: this.path, method: this.method, headers: this.headers, body: this.hasBody ? this.req : null }, this);
   }
@@ -110,6 +114,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   }
 
   onData(chunk: Buffer): boolean {
+    this.bytes += chunk.length;
     if (!this.streaming) {
       if (this.held === null) {
         // Usually the whole body: written with the head by this batch's flush.
@@ -352,14 +357,16 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
       res.writeHead(200, ['allow', ALLOW, 'content-length', '0', 'via', ctx.via]);
       res.end();
       connectionBusy(ex.conn);
-      connectionDone(ex.conn, req.socket, performance.now());
+      const now = performance.now();
+      connectionDone(ex.conn, req.socket, now);
       counters.byClass[2]!++;
       counters.clientSuccess++;
       counters.active--;
+      ctx.accessLog?.record(ex.method, req.url ?? '', 200, 0, now - ex.startedAt, null, 0, ex.clientIp);
       ctx.onExchangeEnd();
       return;
     }
-    refuse(ctx, req, res, verdict);
+    refuse(ctx, req, res, verdict, ex.startedAt);
     return;
   }
   ex.expectContinue = expectContinue;
@@ -376,18 +383,20 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   conn.last = null;
   connectionDone(conn, req.socket, performance.now(), null);
   counters.pipelineRefused++;
-  refuse(ctx, req, res, 'PIPELINE_LIMIT');
+  refuse(ctx, req, res, 'PIPELINE_LIMIT', ex.startedAt);
 }
 
 /** Answer a request the proxy will not forward, and refuse the rest of its connection. */
-function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, code: ProxyErrorCode): void {
+function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, code: ProxyErrorCode, startedAt = performance.now()): void {
   const counters = ctx.counters;
   // Refuse every later request on this connection: its framing can no longer be trusted.
   (req.socket as TaggedSocket)[kRejected] = true;
   sendError(res, code, true);
-  counters.byClass[(ERRORS[code].status / 100) | 0]!++;
+  const status = ERRORS[code].status;
+  counters.byClass[(status / 100) | 0]!++;
   counters.clientFailed++;
   counters.active--;
+  ctx.accessLog?.record(req.method ?? '', req.url ?? '', status, 0, performance.now() - startedAt, null, 0, req.socket?.remoteAddress ?? '');
   ctx.onExchangeEnd();
   ctx.log.debug({ code, method: req.method, url: req.url }, 'request rejected');
 }

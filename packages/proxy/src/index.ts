@@ -10,3 +10,7 @@ export { TLS_MIN_VERSION, TLS12_CIPHERS } from './tls.js';
 export type { ProxyTlsOptions, TlsCertificate } from './tls.js';
 export { ERRORS, statusOf } from './errors.js';
 export type { ProxyErrorCode, OriginFailure } from './errors.js';
+export { mergeCounters, zeroCounters, DURATION_BUCKETS } from './stats.js';
+export type { DataPlaneCounters, OriginCounters, CounterValues, HistogramData } from './stats.js';
+export type { AccessLogSink } from './access-log.js';
+export type { CounterSource } from './metrics.js';

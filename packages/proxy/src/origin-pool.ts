@@ -4,6 +4,8 @@ import type { Peer } from './balancers/balancer.js';
 import type { ActiveChecker } from './health/active-checker.js';
 import { HealthState } from './health/health-state.js';
 import { PassiveHealth } from './health/passive.js';
+import type { OriginFailure } from './errors.js';
+import { newHistogram } from './stats.js';
 import type { OriginTlsOptions, ProxyTimeouts } from './types.js';
 
 export interface OriginPoolOptions {
@@ -36,6 +38,10 @@ export class Origin implements Peer {
   active = 0;
   success = 0;
   failed = 0;
+  /** Origin responses by status class (index 1..5 = 1xx..5xx), failed attempts by reason, attempt durations. */
+  readonly byClass: number[] = [0, 0, 0, 0, 0, 0];
+  readonly failures: Record<OriginFailure, number> = { refused: 0, reset: 0, timeout: 0, bad_response: 0 };
+  readonly duration = newHistogram();
   readonly health = new HealthState();
   readonly passive = new PassiveHealth();
   checker: ActiveChecker | null = null;

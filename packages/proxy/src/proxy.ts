@@ -5,9 +5,10 @@ import type { Duplex } from 'node:stream';
 import type { PoolSnapshot } from '@weldr/store';
 import { ConnectionTracker } from './connections.js';
 import { handleExpect, handleRequest, refuseBrokenRequest, type ProxyContext } from './forward.js';
+import { AccessLog } from './access-log.js';
 import { registerMetrics } from './metrics.js';
 import { Listener } from './server.js';
-import { buildStats, Counters } from './stats.js';
+import { buildStats, Counters, snapshotCounters } from './stats.js';
 import { TlsContexts } from './tls.js';
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, type Proxy, type ProxyLimits, type ProxyOptions, type ProxyStats, type ProxyTimeouts } from './types.js';
 import { handleUpgrade } from './upgrade.js';
@@ -35,7 +36,11 @@ export function createProxy(options: ProxyOptions): Proxy {
     originMaxConnections: limits.originMaxConnections,
     originTls: options.originTls ?? null,
     healthChecks: options.healthChecks ?? true,
+    ...(options.onHealthChange === undefined ? {} : { onHealthChange: options.onHealthChange }),
   });
+  // Names this process: in Via (loop detection) and in access-log request ids.
+  const instance = randomBytes(4).toString('hex');
+  const accessLog = options.accessLog === undefined ? null : new AccessLog(options.accessLog, options.nodeId ?? 'weldr', instance, counters);
 
   let closing: Promise<void> | null = null;
   const tunnels = new Set<Duplex>();
@@ -44,7 +49,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     upstream,
     counters,
     // The comment names this proxy instance (random per process) for loop detection.
-    via: `1.1 ${pseudonym(options.nodeId)} (weldr/${randomBytes(4).toString('hex')})`,
+    via: `1.1 ${pseudonym(options.nodeId)} (weldr/${instance})`,
     proto: 'http',
     maxRetries: Math.max(0, options.maxRetries ?? DEFAULT_MAX_RETRIES),
     maxPipelineDepth: Math.max(1, limits.maxPipelineDepth),
@@ -52,6 +57,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     // WebSockets idle far longer than response bodies; nginx's default is 60 s.
     tunnelIdleMs: Math.max(60_000, timeouts.originIdleMs),
     log,
+    accessLog,
     onExchangeEnd: () => {
       if (idleWaiter !== null && counters.active === 0) idleWaiter();
     },
@@ -92,7 +98,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   const tlsListener = options.tls !== undefined ? makeListener({ ...ctx, proto: 'https' }, new TlsContexts(options.tls)) : null;
   const listeners = tlsListener === null ? [listener] : [listener, tlsListener];
   const server = listener.server;
-  const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, counters, upstream, now) : null;
+  const localCounters = () => snapshotCounters(counters, upstream, now());
+  const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, options.counterSource ?? localCounters, upstream, now) : null;
 
   async function shutdown(deadlineMs: number): Promise<void> {
     for (const l of listeners) {
@@ -115,6 +122,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     }
     for (const socket of tunnels) socket.destroy();
     tracker.stop();
+    accessLog?.flush();
     await upstream.close(false);
     unregister?.();
     log.info({ unfinished: counters.active }, 'proxy closed');
@@ -154,7 +162,17 @@ export function createProxy(options: ProxyOptions): Proxy {
       upstream.update(snapshot);
     },
     stats(): ProxyStats {
-      return buildStats(counters, upstream, now());
+      return buildStats(localCounters(), upstream, now());
+    },
+    counters: localCounters,
+    statsFrom(data) {
+      return buildStats(data, upstream, now());
+    },
+    applyHealth(serverId, health, lastCheck) {
+      upstream.applyHealth(serverId, health, lastCheck);
+    },
+    healthTable() {
+      return upstream.healthTable();
     },
     close(opts?: { deadlineMs?: number }): Promise<void> {
       closing ??= shutdown(opts?.deadlineMs ?? DEFAULT_CLOSE_DEADLINE_MS);

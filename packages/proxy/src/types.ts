@@ -2,7 +2,10 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { PoolSnapshot } from '@weldr/store';
 import type { Registry } from 'prom-client';
+import type { AccessLogSink } from './access-log.js';
 import type { CheckResult, Health } from './health/health-state.js';
+import type { CounterSource } from './metrics.js';
+import type { DataPlaneCounters } from './stats.js';
 import type { ProxyTlsOptions } from './tls.js';
 
 /** pino-compatible structured logger; the proxy does not depend on pino. */
@@ -93,8 +96,20 @@ export interface ProxyOptions {
   limits?: Partial<ProxyLimits>;
   /** Further origins tried after a retryable failure; default 2. */
   maxRetries?: number;
-  /** Run active health checks; default true. */
-  healthChecks?: boolean;
+  /**
+   * Run active health checks; default true. 'external': none here, verdicts come
+   * through `applyHealth()` (a worker process fed by its node process).
+   */
+  healthChecks?: boolean | 'external';
+  /** Called when an active-health verdict changes (the node process tells its workers). */
+  onHealthChange?: (serverId: string, health: Health, lastCheck: CheckResult | undefined) => void;
+  /** Access log: one JSON line per finished request, in batches to this sink; absent: off. */
+  accessLog?: AccessLogSink;
+  /**
+   * Where /metrics reads the request figures: default this process's own. A node with
+   * workers passes their sum (see `counters()` and `mergeCounters`).
+   */
+  counterSource?: CounterSource;
   /** Injected randomness for power-of-two-choices and check jitter. */
   random?: () => number;
   /** Injected wall clock (epoch ms) for health state and ejections. */
@@ -188,7 +203,16 @@ export interface Proxy {
   setTls(tls: ProxyTlsOptions): void;
   /** Atomic swap of the routing snapshot: creates and drains origin pools, (re)starts checkers. */
   update(snapshot: PoolSnapshot): void;
+  /** This process's stats. */
   stats(): ProxyStats;
+  /** This process's request figures as plain data (what a worker reports to its node). */
+  counters(): DataPlaneCounters;
+  /** Stats from figures gathered elsewhere (a node's workers, summed), with this proxy's servers and health. */
+  statsFrom(data: DataPlaneCounters): ProxyStats;
+  /** A health verdict from the process that runs the checks (healthChecks: 'external'). */
+  applyHealth(serverId: string, health: Health, lastCheck?: CheckResult): void;
+  /** Every server's verdict now. */
+  healthTable(): { id: string; health: Health; lastCheck?: CheckResult }[];
   /** Stop accepting, let in-flight requests finish within the deadline, then destroy everything. */
   close(opts?: { deadlineMs?: number }): Promise<void>;
 }

@@ -45,6 +45,10 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     socket.on('close', () => this.clientGone());
   }
 
+  protected clientAddress(): string {
+    return this.req.socket?.remoteAddress ?? '';
+  }
+
   protected send(origin: Origin): void {
     origin.pool.dispatch(
       { path: this.target.path, method: this.method, headers: this.headers, upgrade: this.protocol, body: this.body },

@@ -3,7 +3,7 @@ import type { BalancerKind, HealthCheckSpec, PoolSnapshot, ServerChangeView, Ser
 import { createBalancer, type Balancer } from './balancers/index.js';
 import { ActiveChecker } from './health/active-checker.js';
 import { HealthLog } from './health/health-log.js';
-import type { Health } from './health/health-state.js';
+import type { CheckResult, Health } from './health/health-state.js';
 import type { OriginFailure } from './errors.js';
 import { Origin, type OriginPoolOptions } from './origin-pool.js';
 import type { Logger } from './types.js';
@@ -17,7 +17,14 @@ export interface UpstreamDeps extends OriginPoolOptions {
   readonly log: Logger;
   readonly now: () => number;
   readonly random: () => number;
-  readonly healthChecks: boolean;
+  /**
+   * true: run active checks here; false: none (every server stays `unknown`);
+   * 'external': none here, verdicts come through applyHealth() (a worker process, fed
+   * by the node process that runs the checks).
+   */
+  readonly healthChecks: boolean | 'external';
+  /** Called when a server's active-health verdict changes here (the node process tells its workers). */
+  readonly onHealthChange?: (serverId: string, health: Health, lastCheck: CheckResult | undefined) => void;
 }
 
 /**
@@ -245,7 +252,31 @@ export class Upstream {
     this.refresh();
   }
 
+  /**
+   * A verdict decided elsewhere (the node process's checks, for a worker): applied as
+   * is, routing recomputed when it changes. Unknown servers are ignored (the snapshot
+   * that adds them comes first on the same channel).
+   */
+  applyHealth(serverId: string, health: Health, lastCheck?: CheckResult): void {
+    const origin = this.#byId.get(serverId);
+    if (origin === undefined) return;
+    if (lastCheck !== undefined) origin.health.lastCheck = lastCheck;
+    const before = origin.health.health;
+    if (before === health) return;
+    origin.health.health = health;
+    this.#verdicts[before]--;
+    this.#verdicts[health]++;
+    // As for local verdicts: only a move to or from unhealthy changes routing.
+    if (before === 'unhealthy' || health === 'unhealthy') this.#refreshSoon();
+  }
+
+  /** Every server's current verdict (what a new worker starts from). */
+  healthTable(): { id: string; health: Health; lastCheck?: CheckResult }[] {
+    return this.origins.map((o) => (o.health.lastCheck === undefined ? { id: o.id, health: o.health.health } : { id: o.id, health: o.health.health, lastCheck: o.health.lastCheck }));
+  }
+
   #configureChecker(origin: Origin, spec: HealthCheckSpec): void {
+    if (this.#deps.healthChecks === 'external') return;
     const enabled = this.#deps.healthChecks && spec.enabled;
     if (origin.checker !== null && enabled && sameSpec(origin.checker.spec, spec)) return;
     origin.checker?.stop();
@@ -256,6 +287,7 @@ export class Upstream {
         this.#verdicts[origin.health.health]--;
         this.#verdicts.unknown++;
         origin.health.reset();
+        this.#deps.onHealthChange?.(origin.id, 'unknown', origin.health.lastCheck);
       }
       return;
     }
@@ -275,6 +307,7 @@ export class Upstream {
         // unknown ↔ healthy changes nothing for routing; only a move to or from unhealthy
         // does. Verdicts arriving together (a storm) share one refresh.
         if (before === 'unhealthy' || after === 'unhealthy') this.#refreshSoon();
+        this.#deps.onHealthChange?.(origin.id, after, result);
       },
     });
     origin.checker = checker;

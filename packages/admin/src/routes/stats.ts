@@ -3,12 +3,13 @@ import type { AdminState, ResolvedDeps } from '../context.js';
 import type { ServerStatsView } from '../deps.js';
 
 /**
- * Data-plane counters of this node (not replicated, so no X-Weldr-Index). Fields are
+ * Data-plane counters of this node (not replicated, so no X-Weldr-Index); with proxy
+ * workers, summed over all of them (the node asks each one when the call comes). Fields are
  * copied explicitly so the documented shape does not change when the proxy adds some.
  */
 export function statsRoutes(router: Router<AdminState>, deps: ResolvedDeps): void {
-  router.get('/stats', (ctx) => {
-    const { client, server, failOpen } = deps.stats.stats();
+  router.get('/stats', async (ctx) => {
+    const { client, server, failOpen } = await deps.stats.stats();
     ctx.body = {
       client: { success: client.success, failed: client.failed },
       server: { success: server.success, failed: server.failed },
@@ -16,8 +17,8 @@ export function statsRoutes(router: Router<AdminState>, deps: ResolvedDeps): voi
     };
   });
 
-  router.get('/stats/detail', (ctx) => {
-    ctx.body = deps.stats.stats().servers.map(serverDetail);
+  router.get('/stats/detail', async (ctx) => {
+    ctx.body = (await deps.stats.stats()).servers.map(serverDetail);
   });
 }
 

@@ -104,6 +104,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   reload = () => {
     tls.reload('SIGHUP');
     running.reloadTls();
+    running.reopenLogs();
   };
   // A cluster member may have to stop on its own: removed from the cluster (exit 0), or
   // told by its peers that its data directory is not the one they know (exit 1).

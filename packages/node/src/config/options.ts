@@ -1,6 +1,7 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
 import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { availableParallelism } from 'node:os';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
 import { formatDuration, parseAdminUrl, parseBoolean, parseCommand, parseDnsName, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
@@ -98,6 +99,13 @@ export interface NodeConfig {
   readonly clientBodyMinRate: number;
   /** Waiting on a request body that is never held against its rate, ms. */
   readonly clientBodyRateGrace: number;
+  /**
+   * Proxy worker processes serving the proxy listeners; 0: the node process serves them
+   * itself. `auto` resolves to the cores this process may use.
+   */
+  readonly workers: number;
+  /** Access log destination: 'stdout' or a file path; undefined: off. */
+  readonly accessLog: string | undefined;
   /** Raft driver: writes and reads that may wait behind a disk write (beyond: 503 OVERLOADED). */
   readonly raftMaxQueue: number;
   /** Raft driver: linearizable reads in flight (beyond: 503 OVERLOADED). */
@@ -190,6 +198,13 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originTlsServername', flag: 'origin-tls-servername', env: 'WELDR_ORIGIN_TLS_SERVERNAME', valueName: 'NAME', help: 'with --origin-tls: the DNS name every origin certificate must carry (sent as SNI)', defaultText: "(the origin's IP address, which its certificate must list)", defaultValue: constant(undefined), parse: parseDnsName },
   { key: 'clientBodyMinRate', flag: 'client-body-min-rate', env: 'WELDR_CLIENT_BODY_MIN_RATE', valueName: 'BYTES/S', help: 'minimum average request-body rate once --client-body-rate-grace was waited (slower: 408 and close); 0 turns it off', defaultText: String(DEFAULT_LIMITS.clientBodyMinRate), defaultValue: constant(DEFAULT_LIMITS.clientBodyMinRate), parse: parseInteger(0, 1_000_000_000) },
   { key: 'clientBodyRateGrace', flag: 'client-body-rate-grace', env: 'WELDR_CLIENT_BODY_RATE_GRACE', valueName: 'DURATION', help: 'waiting on a request body that is never held against --client-body-min-rate', defaultText: formatDuration(DEFAULT_LIMITS.clientBodyRateGraceMs), defaultValue: constant(DEFAULT_LIMITS.clientBodyRateGraceMs), parse: duration(true) },
+  { key: 'workers', flag: 'workers', env: 'WELDR_WORKERS', valueName: 'N|auto', help: 'proxy worker processes serving the proxy listeners (the node process keeps Raft, the admin API, health checks and the role); 0: the node process serves them itself; auto: one per core this process may use', defaultText: 'auto', defaultValue: () => autoWorkers(), parse: integerOrAuto(0, 256, () => autoWorkers()) },
+  { key: 'accessLog', flag: 'access-log', env: 'WELDR_ACCESS_LOG', valueName: 'stdout|FILE', help: 'write one JSON line per proxied request to stdout or append it to FILE (reopened on SIGHUP)', defaultText: '(none: off)', defaultValue: constant(undefined), parse: (raw) => (raw === 'stdout' ? 'stdout' : parsePath(raw)) },
   { key: 'raftMaxQueue', flag: 'raft-max-queue', env: 'WELDR_RAFT_MAX_QUEUE', valueName: 'N', help: 'admin writes and reads that may wait behind a Raft disk write; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
   { key: 'raftMaxPendingReads', flag: 'raft-max-pending-reads', env: 'WELDR_RAFT_MAX_PENDING_READS', valueName: 'N', help: 'linearizable reads in flight; more get 503 OVERLOADED', defaultText: '1024', defaultValue: constant(1024), parse: parseInteger(1, 1_000_000) },
 ];
+
+/** `--workers auto`: the cores this process may use (its CPU affinity and quota included). */
+export function autoWorkers(): number {
+  return Math.max(1, availableParallelism());
+}

@@ -10,7 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import { answerClientError, createAdminApp, type MembershipAdmin } from '@weldr/admin';
-import type { Proxy } from '@weldr/proxy';
+import type { ProxyStats } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
 import type { NodeConfig } from '../config/options.js';
@@ -31,7 +31,8 @@ export interface TlsSource {
 export interface AdminListenerDeps {
   readonly config: NodeConfig;
   readonly store: PoolStore;
-  readonly proxy: Proxy;
+  /** The node's data-plane figures (summed over its workers, if any). */
+  readonly proxy: { stats(): ProxyStats | Promise<ProxyStats> };
   readonly cluster: ClusterView;
   readonly metrics: Registry;
   readonly log: Logger;

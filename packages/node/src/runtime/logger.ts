@@ -12,12 +12,24 @@ const REDACT = ['token', 'clusterToken', 'adminToken', 'authorization', '*.token
 type Destination = ReturnType<typeof pino.destination>;
 const destinations = new WeakMap<Logger, Destination>();
 
-export function createLogger(nodeId: string, level: LogLevel): Logger {
+export function createLogger(nodeId: string, level: LogLevel, extra: Record<string, unknown> = {}): Logger {
   // Asynchronous writes keep logging off the request path; flush before exiting.
   const destination = pino.destination({ dest: 1, sync: false });
-  const log = pino({ level, base: { nodeId, pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
+  const log = pino({ level, base: { nodeId, pid: process.pid, ...extra }, timestamp: pino.stdTimeFunctions.isoTime, redact: { paths: REDACT, censor: '[redacted]' } }, destination);
   destinations.set(log, destination);
   return log;
+}
+
+/**
+ * Writes complete lines to stdout through the logger's own writer, so that they never
+ * interleave mid-line with log lines (the access log, a worker's relayed lines).
+ */
+export function stdoutWriter(log: Logger): (lines: string) => void {
+  const destination = destinations.get(log);
+  if (destination === undefined) return (lines) => process.stdout.write(lines);
+  return (lines) => {
+    destination.write(lines);
+  };
 }
 
 /** Writes out whatever the asynchronous destination still buffers. */

@@ -2,7 +2,6 @@
 // shutdown. Nothing here handles requests; it wires the packages together and owns
 // process-level concerns (ports, lifecycle, logs).
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { createProxy, type Proxy, type ProxyOptions, type ProxyTlsOptions } from '@weldr/proxy';
 import { ConfigError } from '../config/config-error.js';
 import { readTlsFiles } from './tls-files.js';
 import { readFileSync } from 'node:fs';
@@ -24,6 +23,7 @@ import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
 import type { NodeTls } from './tls-setup.js';
+import { createDataPlane } from './data-plane.js';
 
 const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
@@ -37,6 +37,8 @@ export interface RunningNode {
    * stay.
    */
   reloadTls(): void;
+  /** SIGHUP: reopen the access-log file (log rotation). */
+  reopenLogs(): void;
   /** Graceful stop: readiness off, proxy drains within the deadline, admin and store close. */
   stop(): Promise<void>;
   /** Resolves when a cluster member must stop on its own (removed; state lost); never otherwise. */
@@ -127,7 +129,12 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
 
     // Read before anything listens: a missing or unusable file is a configuration error.
     const proxyTls = config.listenTls === undefined ? undefined : readTlsFiles(config.tlsCert, config.tlsKey);
-    const proxy: Proxy = createTlsProxy(proxyTls, {
+    const dataPlane = createDataPlane({
+      config,
+      log,
+      metrics,
+      tls: proxyTls,
+      proxyOptions: {
       snapshot: store.snapshot(),
       timeouts: {
         clientHeadersMs: config.clientHeadersTimeout,
@@ -150,13 +157,13 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
         clientBodyMinRate: config.clientBodyMinRate,
         clientBodyRateGraceMs: config.clientBodyRateGrace,
       },
-      metrics,
       ...(config.originTls === undefined ? {} : { originTls: readOriginTls(config) }),
+      },
     });
     let proxyClosed = false;
-    cleanups.push(() => (proxyClosed ? undefined : proxy.close({ deadlineMs: 0 })));
-    // Every applied command yields a new immutable snapshot; the proxy swaps it in.
-    const unsubscribe = store.subscribe((snapshot) => proxy.update(snapshot));
+    cleanups.push(() => (proxyClosed ? undefined : dataPlane.close(0)));
+    // Every applied command yields a new immutable snapshot; the proxy (and every worker) swaps it in.
+    const unsubscribe = store.subscribe((snapshot) => dataPlane.update(snapshot));
     cleanups.push(unsubscribe);
 
     const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
@@ -195,7 +202,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const admin: AdminListener = await startAdminListener({
       config,
       store,
-      proxy,
+      proxy: dataPlane,
       cluster,
       metrics,
       log,
@@ -209,19 +216,17 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     cleanups.push(() => admin.close());
     logListening(log, 'admin', admin.address);
 
-    const bound = await proxy.listen(config.listen.port, config.listen.host).catch((err: unknown) => {
-      throw listenError(err as NodeJS.ErrnoException, 'the proxy', config.listen);
+    const bound = await dataPlane.listen().catch((err: unknown) => {
+      const e = err as NodeJS.ErrnoException & { listener?: string };
+      throw e.listener === 'proxy-tls' && config.listenTls !== undefined ? listenError(e, 'the proxy (TLS)', config.listenTls) : listenError(e, 'the proxy', config.listen);
     });
-    const proxyAddress = { host: config.listen.host, port: bound.port };
+    if (dataPlane.workers > 0) log.info({ event: 'workers_started', workers: dataPlane.workers }, `${dataPlane.workers} proxy worker processes serving`);
+    const proxyAddress = { host: config.listen.host, port: bound.proxy };
     listeners.push({ name: 'proxy', address: proxyAddress });
     logListening(log, 'proxy', proxyAddress);
     let proxyTlsAddress: HostPort | undefined;
-    if (config.listenTls !== undefined) {
-      const at = config.listenTls;
-      const boundTls = await proxy.listenTls(at.port, at.host).catch((err: unknown) => {
-        throw listenError(err as NodeJS.ErrnoException, 'the proxy (TLS)', at);
-      });
-      proxyTlsAddress = { host: at.host, port: boundTls.port };
+    if (config.listenTls !== undefined && bound.tls !== null) {
+      proxyTlsAddress = { host: config.listenTls.host, port: bound.tls };
       listeners.push({ name: 'proxy-tls', address: proxyTlsAddress });
       logListening(log, 'proxy-tls', proxyTlsAddress);
     }
@@ -267,18 +272,19 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       reloadTls: () => {
         if (config.listenTls === undefined) return;
         try {
-          proxy.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
+          dataPlane.setTls(readTlsFiles(config.tlsCert, config.tlsKey));
           log.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP', certificates: config.tlsCert }, 'proxy TLS certificates reloaded');
         } catch (err) {
           log.error({ event: 'tls_reload_failed', tls: 'proxy TLS', trigger: 'SIGHUP', err: { message: (err as Error).message } }, `proxy TLS certificates not reloaded, the previous ones stay: ${(err as Error).message}`);
         }
       },
+      reopenLogs: () => dataPlane.reopenAccessLog(),
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
           await roleHooks.stop();
           const started = Date.now();
-          await proxy.close({ deadlineMs: config.shutdownTimeout });
+          await dataPlane.close(config.shutdownTimeout);
           proxyClosed = true;
           log.info({ event: 'proxy_drained', ms: Date.now() - started }, 'proxy drained');
           await unwind();
@@ -304,16 +310,6 @@ function readOriginTls(config: NodeConfig): { ca?: string; servername?: string }
   }
   if (config.originTlsServername !== undefined) out.servername = config.originTlsServername;
   return out;
-}
-
-/** createProxy, with a certificate problem reported as a configuration error (exit 2). */
-function createTlsProxy(tls: ProxyTlsOptions | undefined, options: ProxyOptions): Proxy {
-  try {
-    return createProxy(tls === undefined ? options : { ...options, tls });
-  } catch (err) {
-    if (tls === undefined) throw err;
-    throw new ConfigError(`--tls-cert/--tls-key: ${(err as Error).message}`);
-  }
 }
 
 function logListening(log: Logger, listener: 'proxy' | 'proxy-tls' | 'admin', address: HostPort): void {

@@ -1,0 +1,139 @@
+// A proxy worker process (--workers N): serves the proxy listener(s) of its node with
+// the pool snapshots and health verdicts the node process sends, and nothing else — no
+// Raft, no admin API, no health checks. Started by node:cluster (worker-pool.ts); the
+// listening sockets belong to the node process, which hands connections to its workers.
+import cluster from 'node:cluster';
+import { createProxy, type Proxy } from '@weldr/proxy';
+import { createLogger, flushLogger, flushLoggerSync, stdoutWriter, type Logger } from '../runtime/logger.js';
+import { openAccessLog, type AccessLogDestination } from '../runtime/access-log-sink.js';
+import { isToWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+function send(message: FromWorker): void {
+  process.send?.(message);
+}
+
+let proxy: Proxy | null = null;
+let log: Logger | null = null;
+let access: AccessLogDestination | null = null;
+let stopping = false;
+
+async function init(m: WorkerInit): Promise<void> {
+  const l = createLogger(m.nodeId, m.logLevel, { worker: m.slot });
+  log = l;
+  access = m.accessLog === null ? null : openAccessLog(m.accessLog, stdoutWriter(l), l);
+  const p = createProxy({
+    snapshot: m.snapshot,
+    log: l,
+    nodeId: m.nodeId,
+    timeouts: m.timeouts,
+    limits: m.limits,
+    maxHeaderSize: m.maxHeaderSize,
+    maxRetries: m.maxRetries,
+    // The node process runs the checks and sends the verdicts.
+    healthChecks: 'external',
+    ...(m.originTls === null ? {} : { originTls: m.originTls }),
+    ...(m.tls === null ? {} : { tls: m.tls }),
+    ...(access === null ? {} : { accessLog: access.sink }),
+  });
+  proxy = p;
+  for (const h of m.health) p.applyHealth(h.id, h.health, h.lastCheck);
+  try {
+    const bound = await p.listen(m.listen.port, m.listen.host);
+    send({ type: 'listening', listener: 'proxy', port: bound.port });
+  } catch (err) {
+    send({ type: 'listen-error', listener: 'proxy', code: (err as NodeJS.ErrnoException).code, message: (err as Error).message });
+    await exit(1);
+    return;
+  }
+  if (m.listenTls !== null) {
+    try {
+      const bound = await p.listenTls(m.listenTls.port, m.listenTls.host);
+      send({ type: 'listening', listener: 'proxy-tls', port: bound.port });
+    } catch (err) {
+      send({ type: 'listen-error', listener: 'proxy-tls', code: (err as NodeJS.ErrnoException).code, message: (err as Error).message });
+      await exit(1);
+      return;
+    }
+  }
+  send({ type: 'ready' });
+}
+
+function handle(m: ToWorker): void {
+  switch (m.type) {
+    case 'init':
+      void init(m);
+      return;
+    case 'snapshot':
+      proxy?.update(m.snapshot);
+      return;
+    case 'health':
+      proxy?.applyHealth(m.id, m.health);
+      return;
+    case 'counters':
+      if (proxy !== null) send({ type: 'counters', seq: m.seq, data: proxy.counters() });
+      return;
+    case 'tls':
+      try {
+        proxy?.setTls({ certificates: m.certificates });
+        // Each worker says so: the node's own line only says the files were read.
+        log?.info({ event: 'tls_reloaded', tls: 'proxy TLS', trigger: 'SIGHUP' }, 'worker: proxy TLS certificates reloaded');
+      } catch (err) {
+        log?.error({ event: 'tls_reload_failed', tls: 'proxy TLS', err: { message: (err as Error).message } }, 'worker: proxy TLS certificates not reloaded');
+      }
+      return;
+    case 'reopen':
+      access?.reopen();
+      return;
+    case 'shutdown':
+      void shutdown(m.deadlineMs);
+      return;
+  }
+}
+
+async function shutdown(deadlineMs: number): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  await proxy?.close({ deadlineMs });
+  await exit(0);
+}
+
+async function exit(code: number): Promise<void> {
+  access?.close();
+  if (log !== null) await flushLogger(log);
+  process.exit(code);
+}
+
+if (!cluster.isWorker) {
+  process.stderr.write('weldr: worker-main is started by the node process (--workers), not directly\n');
+  process.exit(2);
+}
+process.on('message', (m: unknown) => {
+  if (isToWorker(m)) handle(m);
+});
+// A message that arrives before a 'message' listener exists is lost: the node process
+// sends nothing until this.
+send({ type: 'hello' });
+// The node process is gone (killed, crashed): a worker never serves on its own — it
+// would route with a pool nobody updates, outside the active/passive rule. Stop at once.
+process.on('disconnect', () => {
+  if (stopping) return;
+  stopping = true;
+  log?.warn({ event: 'worker_orphaned' }, 'the node process is gone: worker exiting');
+  if (log !== null) flushLoggerSync(log);
+  process.exit(1);
+});
+process.on('uncaughtException', (err) => {
+  log?.fatal({ event: 'crashed', origin: 'uncaughtException', err }, `worker: ${err.message}`);
+  if (log !== null) flushLoggerSync(log);
+  process.exit(1);
+});
+process.on('unhandledRejection', (err) => {
+  log?.fatal({ event: 'crashed', origin: 'unhandledRejection', err }, `worker: ${err instanceof Error ? err.message : String(err)}`);
+  if (log !== null) flushLoggerSync(log);
+  process.exit(1);
+});
+// SIGINT/SIGTERM reach the whole process group from a terminal: the node process
+// decides when workers stop (after it has handed over its role), not the signal.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
+process.on('SIGHUP', () => undefined);

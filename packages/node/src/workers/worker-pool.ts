@@ -1,0 +1,324 @@
+// The node process's side of --workers N: forks N proxy workers with node:cluster,
+// hands them the configuration, every pool snapshot and every health verdict, gathers
+// their figures for /stats and /metrics, restarts a worker that dies (counted and
+// logged), and stops them gracefully. The listening sockets are the node process's and
+// shared with every worker, which accepts by itself (SCHED_NONE: no connection passes
+// through the node process; libuv's single accept spreads a burst over the workers), so
+// a dying worker never closes the listener while another one lives.
+import cluster, { type Worker } from 'node:cluster';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { mergeCounters, type CheckResult, type DataPlaneCounters, type Health, type TlsCertificate } from '@weldr/proxy';
+import type { PoolSnapshot } from '@weldr/store';
+import type { Logger } from '../runtime/logger.js';
+import { isFromWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+
+/** A worker that does not answer a figures request within this is counted with its last answer. */
+const COUNTERS_TIMEOUT_MS = 2_000;
+/** Figures are also fetched this often, so a worker that dies loses at most this much of its counts. */
+const COUNTERS_REFRESH_MS = 5_000;
+/** Restart delay after a crash, doubled for each crash in a row of the same slot, at most MAX. */
+const RESTART_BASE_MS = 100;
+const RESTART_MAX_MS = 5_000;
+/** A worker that lived this long before dying starts its slot's backoff from the base again. */
+const STABLE_MS = 30_000;
+
+export type WorkerInitBase = Omit<WorkerInit, 'type' | 'slot' | 'snapshot' | 'health'>;
+
+export interface WorkerPoolOptions {
+  readonly count: number;
+  readonly init: WorkerInitBase;
+  readonly snapshot: () => PoolSnapshot;
+  readonly health: () => { id: string; health: Health; lastCheck?: CheckResult }[];
+  readonly log: Logger;
+  /** Complete stdout lines of workers (their log and access-log lines), relayed by the node's own writer. */
+  readonly stdout: (lines: string) => void;
+}
+
+interface Slot {
+  readonly n: number;
+  worker: Worker | null;
+  /** The worker has said hello: messages sent to it now are received. */
+  listening: boolean;
+  ready: boolean;
+  /** Crashes in a row (restart backoff). */
+  crashes: number;
+  startedAt: number;
+  last: DataPlaneCounters | null;
+  restartTimer: NodeJS.Timeout | null;
+}
+
+export interface WorkerPoolStats {
+  readonly workers: number;
+  readonly ready: number;
+  readonly restarts: number;
+}
+
+export class WorkerPool {
+  readonly #options: WorkerPoolOptions;
+  readonly #log: Logger;
+  readonly #slots: Slot[] = [];
+  readonly #bySlotWorker = new Map<Worker, Slot>();
+  /** Figures of workers that are gone (crashed or replaced), summed: counters never go backwards. */
+  #retired: DataPlaneCounters[] = [];
+  #restarts = 0;
+  #seq = 0;
+  readonly #waiting = new Map<number, { slot: Slot; resolve: (d: DataPlaneCounters | null) => void }>();
+  #stopping = false;
+  /** The listeners' bound ports, once known. */
+  #ports: { proxy: number | null; tls: number | null } = { proxy: null, tls: null };
+  #refresh: NodeJS.Timeout | null = null;
+  #firstReady: { resolve: () => void; reject: (err: Error) => void } | null = null;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#options = options;
+    this.#log = options.log;
+  }
+
+  /** Forks every worker; resolves once all listen (with the bound ports), rejects if one cannot. */
+  start(): Promise<{ proxy: number; tls: number | null }> {
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
+    cluster.setupPrimary({ exec: workerEntry(), silent: true });
+    for (let n = 1; n <= this.#options.count; n++) {
+      const slot: Slot = { n, worker: null, listening: false, ready: false, crashes: 0, startedAt: 0, last: null, restartTimer: null };
+      this.#slots.push(slot);
+    }
+    const ready = new Promise<void>((resolve, reject) => {
+      this.#firstReady = { resolve, reject };
+    });
+    for (const slot of this.#slots) this.#fork(slot);
+    this.#refresh = setInterval(() => void this.collect(), COUNTERS_REFRESH_MS);
+    this.#refresh.unref();
+    return ready.then(() => ({ proxy: this.#ports.proxy!, tls: this.#ports.tls }));
+  }
+
+  #fork(slot: Slot): void {
+    slot.restartTimer = null;
+    slot.ready = false;
+    slot.listening = false;
+    slot.startedAt = Date.now();
+    const worker = cluster.fork({ WELDR_WORKER_SLOT: String(slot.n), UV_TCP_SINGLE_ACCEPT: '1' });
+    slot.worker = worker;
+    this.#bySlotWorker.set(worker, slot);
+    relayLines(worker.process.stdout, this.#options.stdout);
+    worker.process.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    worker.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.#onMessage(slot, worker, m);
+    });
+    worker.on('exit', (code, signal) => this.#onExit(slot, worker, code, signal));
+  }
+
+  /** The worker listens for messages: its init carries the state as it is now; later changes follow on the same channel. */
+  #sendInit(slot: Slot, worker: Worker): void {
+    slot.listening = true;
+    const base = this.#options.init;
+    const init: WorkerInit = {
+      ...base,
+      type: 'init',
+      slot: slot.n,
+      // The configured address, port 0 included: node:cluster's primary keys its listening
+      // handles by the address asked for, so a restarted worker joins the handle the others
+      // still hold (same port) rather than binding anew (EADDRINUSE).
+      listen: base.listen,
+      listenTls: base.listenTls,
+      snapshot: this.#options.snapshot(),
+      health: this.#options.health(),
+    };
+    worker.send(init);
+  }
+
+  #onMessage(slot: Slot, worker: Worker, m: FromWorker): void {
+    switch (m.type) {
+      case 'hello':
+        if (slot.worker === worker) this.#sendInit(slot, worker);
+        return;
+      case 'listening':
+        if (m.listener === 'proxy') this.#ports.proxy ??= m.port;
+        else this.#ports.tls ??= m.port;
+        return;
+      case 'ready':
+        slot.ready = true;
+        this.#log.debug({ event: 'worker_ready', worker: slot.n, pid: worker.process.pid }, `proxy worker ${slot.n} ready`);
+        if (this.#firstReady !== null && this.#slots.every((s) => s.ready)) {
+          this.#firstReady.resolve();
+          this.#firstReady = null;
+        }
+        return;
+      case 'listen-error': {
+        const err = Object.assign(new Error(m.message), { code: m.code, listener: m.listener });
+        if (this.#firstReady !== null) {
+          this.#firstReady.reject(err);
+          this.#firstReady = null;
+        } else {
+          this.#log.error({ event: 'worker_listen_failed', worker: slot.n, listener: m.listener, code: m.code, err: { message: m.message } }, `proxy worker ${slot.n} cannot listen: ${m.message}`);
+        }
+        return;
+      }
+      case 'counters': {
+        const waiting = this.#waiting.get(m.seq);
+        if (waiting === undefined) return;
+        this.#waiting.delete(m.seq);
+        waiting.slot.last = m.data;
+        waiting.resolve(m.data);
+        return;
+      }
+    }
+  }
+
+  #onExit(slot: Slot, worker: Worker, code: number | null, signal: string | null): void {
+    this.#bySlotWorker.delete(worker);
+    if (slot.worker !== worker) return;
+    slot.worker = null;
+    slot.ready = false;
+    slot.listening = false;
+    // Its counts up to its last report stay in the node's totals; what was in flight is gone.
+    if (slot.last !== null) {
+      const current = new Set(this.#options.snapshot().servers.map((r) => r.id));
+      this.#retired = [retire(mergeCounters([...this.#retired, slot.last]), current)];
+    }
+    slot.last = null;
+    for (const [seq, w] of this.#waiting) {
+      if (w.slot === slot) {
+        this.#waiting.delete(seq);
+        w.resolve(null);
+      }
+    }
+    if (this.#stopping) return;
+    if (this.#firstReady !== null) {
+      this.#firstReady.reject(new Error(`proxy worker ${slot.n} exited while starting (code ${code}, signal ${signal})`));
+      this.#firstReady = null;
+      this.#stopping = true;
+      return;
+    }
+    this.#restarts++;
+    if (Date.now() - slot.startedAt >= STABLE_MS) slot.crashes = 0;
+    const delay = Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** slot.crashes);
+    slot.crashes++;
+    this.#log.error(
+      { event: 'worker_exited', worker: slot.n, pid: worker.process.pid, code, signal, restarts: this.#restarts, restartInMs: delay },
+      `proxy worker ${slot.n} (pid ${worker.process.pid}) exited (${signal ?? `code ${code}`}); restarting it in ${delay} ms`,
+    );
+    slot.restartTimer = setTimeout(() => this.#fork(slot), delay);
+  }
+
+  #broadcast(message: ToWorker): void {
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      // A worker still starting gets the state in its init (taken when it said hello)
+      // and the messages sent after it on the same channel, in order.
+      if (w !== null && slot.listening && w.isConnected()) w.send(message);
+    }
+  }
+
+  /** Every applied command's snapshot: workers swap it in atomically, as the node's own proxy does. */
+  update(snapshot: PoolSnapshot): void {
+    this.#broadcast({ type: 'snapshot', snapshot });
+  }
+
+  health(id: string, health: Health): void {
+    this.#broadcast({ type: 'health', id, health });
+  }
+
+  setTls(certificates: TlsCertificate[]): void {
+    this.#broadcast({ type: 'tls', certificates });
+  }
+
+  reopenAccessLog(): void {
+    this.#broadcast({ type: 'reopen' });
+  }
+
+  /** Figures of every worker (fetched now) plus those of workers that are gone, summed. */
+  async collect(): Promise<DataPlaneCounters> {
+    const parts = await Promise.all(this.#slots.map((slot) => this.#ask(slot)));
+    const live = parts.filter((p): p is DataPlaneCounters => p !== null);
+    return mergeCounters([...this.#retired, ...live]);
+  }
+
+  #ask(slot: Slot): Promise<DataPlaneCounters | null> {
+    const w = slot.worker;
+    if (w === null || !slot.ready || !w.isConnected()) return Promise.resolve(null);
+    const seq = ++this.#seq;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(seq);
+        resolve(slot.last);
+      }, COUNTERS_TIMEOUT_MS);
+      this.#waiting.set(seq, {
+        slot,
+        resolve: (d) => {
+          clearTimeout(timer);
+          resolve(d);
+        },
+      });
+      w.send({ type: 'counters', seq } satisfies ToWorker);
+    });
+  }
+
+  stats(): WorkerPoolStats {
+    return { workers: this.#slots.length, ready: this.#slots.filter((s) => s.ready).length, restarts: this.#restarts };
+  }
+
+  /**
+   * Graceful stop: every worker stops accepting, lets its requests finish within the
+   * deadline, and exits; one that has not exited by the deadline plus a grace is killed.
+   */
+  async close(deadlineMs: number): Promise<void> {
+    this.#stopping = true;
+    if (this.#refresh !== null) clearInterval(this.#refresh);
+    const exits: Promise<void>[] = [];
+    for (const slot of this.#slots) {
+      if (slot.restartTimer !== null) clearTimeout(slot.restartTimer);
+      const w = slot.worker;
+      if (w === null) continue;
+      exits.push(
+        new Promise<void>((resolve) => {
+          if (w.isDead()) {
+            resolve();
+            return;
+          }
+          const kill = setTimeout(() => w.process.kill('SIGKILL'), deadlineMs + 5_000);
+          w.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          if (w.isConnected()) w.send({ type: 'shutdown', deadlineMs } satisfies ToWorker);
+          else w.process.kill('SIGKILL');
+        }),
+      );
+    }
+    await Promise.all(exits);
+  }
+}
+
+/** The figures of a worker that is gone: its counts stay, nothing of it is in flight any more. */
+function retire(d: DataPlaneCounters, current: ReadonlySet<string>): DataPlaneCounters {
+  const counters = { ...d.counters, active: 0, connections: 0 };
+  // Origins no longer in the pool are forgotten (their series are gone from /metrics anyway).
+  const origins = d.origins.filter((o) => current.has(o.id)).map((o) => ({ ...o, active: 0, connected: 0, queued: 0, ejectedUntil: 0 }));
+  return { counters, origins, failOpen: false };
+}
+
+/** The worker entry next to this file (worker-main.js, or .ts when run from source through tsx). */
+function workerEntry(): string {
+  const self = fileURLToPath(import.meta.url);
+  return fileURLToPath(new URL(`./worker-main${extname(self)}`, import.meta.url));
+}
+
+/** Relays complete lines only, so a worker's line is never cut by another's. */
+function relayLines(stream: NodeJS.ReadableStream | null | undefined, write: (lines: string) => void): void {
+  if (stream == null) return;
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const end = chunk.lastIndexOf('\n');
+    if (end < 0) {
+      partial += chunk;
+      return;
+    }
+    write(partial + chunk.slice(0, end + 1));
+    partial = chunk.slice(end + 1);
+  });
+  stream.on('end', () => {
+    if (partial !== '') write(`${partial}\n`);
+  });
+}
