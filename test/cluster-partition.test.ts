@@ -10,6 +10,7 @@ import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
 import { watchForTwoActive } from './helpers/active-watch.js';
 import { Relay } from './helpers/relay.js';
+import { startWorkload } from './helpers/nemesis-workload.js';
 
 
 interface Member {
@@ -133,67 +134,13 @@ test.serial('nemesis: seeded pauses, kills and partitions under concurrent write
     seed = (seed * 1103515245 + 12345) % 2147483648;
     return Math.floor((seed / 2147483648) * n);
   };
-  const acked = new Map<number, number>(); // port → time acknowledged (performance.now())
-  const staleReads: string[] = [];
-  let running = true;
-  let nextPort = 1;
   const alive = (): Member[] => c.members.filter((m) => m.proc !== null && m.proc.running);
-
-  const writer = async (w: number): Promise<void> => {
-    while (running) {
-      const port = nextPort++;
-      for (let attempt = 0; running && attempt < 100; attempt++) {
-        const m = c.members[(w + attempt) % 3]!;
-        let status = -1;
-        try {
-          const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'idempotency-key': `n-${port}` },
-            body: JSON.stringify({ ip: '10.7.0.1', port }),
-            headersTimeout: 3000,
-            bodyTimeout: 3000,
-          });
-          await r.body.dump();
-          status = r.statusCode;
-        } catch {
-          // paused, killed or cut: indeterminate, retried with the same key
-        }
-        if (status === 201 || status === 200) {
-          acked.set(port, performance.now());
-          break;
-        }
-        if (status >= 400 && status < 500) throw new Error(`write ${port} refused: ${status}`);
-        await sleep(30);
-      }
-    }
-  };
-  let readCount = 0;
-  const reader = async (): Promise<void> => {
-    while (running) {
-      // Round-robin, not the nemesis's random source: its schedule stays the same every run.
-      const m = c.members[readCount++ % 3]!;
-      const started = performance.now();
-      const mustSee = [...acked].filter(([, at]) => at < started).map(([p]) => p);
-      try {
-        const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, { headersTimeout: 3000, bodyTimeout: 3000 });
-        const text = await r.body.text();
-        if (r.statusCode === 200) {
-          const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
-          const missing = mustSee.filter((p) => !seen.has(p));
-          if (missing.length > 0) staleReads.push(`${m.id} missed ${missing.slice(0, 5).join(',')}`);
-        }
-      } catch {
-        // unavailable: fine
-      }
-      await sleep(20);
-    }
-  };
+  const load = startWorkload({ members: c.members, adminUrl: (m) => `http://127.0.0.1:${m.adminPort}`, keyPrefix: 'n-' });
   const watch = watchForTwoActive(async () => {
     const a: string[] = [];
     for (const m of alive()) if (await ready(m)) a.push(m.id);
     return a;
   });
-  const tasks = [writer(0), writer(1), writer(2), reader(), reader()];
 
   const actions: string[] = [];
   for (let round = 0; round < 8; round++) {
@@ -218,22 +165,15 @@ test.serial('nemesis: seeded pauses, kills and partitions under concurrent write
     }
   }
   await sleep(1500);
-  running = false;
-  await Promise.all(tasks);
-  t.log(`nemesis: ${actions.join(', ')}; ${acked.size} writes acknowledged`);
+  await load.stop();
+  t.log(`nemesis: ${actions.join(', ')}; ${load.acked.size} writes acknowledged`);
 
   // After healing: every node converges on a pool that holds every acknowledged write.
   for (const m of c.members) {
-    const final = await eventually(`${m.id} converges`, async () => {
-      const r = await request(`http://127.0.0.1:${m.adminPort}/servers`);
-      const text = await r.body.text();
-      if (r.statusCode !== 200) return undefined;
-      const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
-      return [...acked.keys()].every((p) => seen.has(p)) ? seen : undefined;
-    }, 20_000);
-    for (const p of final) t.true(p < nextPort, `${m.id} holds only written ports`);
+    const final = await eventually(`${m.id} converges`, () => load.holdsEveryWrite(m), 20_000);
+    for (const p of final) t.true(p < load.nextPort(), `${m.id} holds only written ports`);
   }
-  t.true(acked.size >= 20, `${acked.size} writes acknowledged`);
-  t.deepEqual(staleReads, [], 'a linearizable read missed a write acknowledged before it started');
+  t.true(load.acked.size >= 20, `${load.acked.size} writes acknowledged`);
+  t.deepEqual(load.staleReads, [], 'a linearizable read missed a write acknowledged before it started');
   t.deepEqual(await watch.stop(), [], 'two nodes answered /ready 200 in the same sampling round');
 });

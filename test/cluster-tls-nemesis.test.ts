@@ -13,6 +13,7 @@ import { watchForTwoActive } from './helpers/active-watch.js';
 import { makeTempDir } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { reservedPort } from './helpers/ports.js';
+import { startWorkload } from './helpers/nemesis-workload.js';
 import { runWeldr, type Teardown } from './helpers/process.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
 import { eventually, sleep } from './helpers/wait.js';
@@ -83,61 +84,9 @@ test.serial('peer mTLS + admin HTTPS + client TLS: seeded pauses and kills under
     seed = (seed * 1103515245 + 12345) % 2147483648;
     return Math.floor((seed / 2147483648) * n);
   };
-  const acked = new Map<number, number>(); // port → performance.now() when acknowledged
-  const staleReads: string[] = [];
   let running = true;
-  let nextPort = 1;
   let served = 0;
-
-  const writer = async (w: number): Promise<void> => {
-    while (running) {
-      const port = nextPort++;
-      for (let attempt = 0; running && attempt < 100; attempt++) {
-        const m = c.members[(w + attempt) % 3]!;
-        let status = -1;
-        try {
-          const r = await request(`${c.adminUrl(m)}/servers`, {
-            method: 'POST',
-            dispatcher: admin,
-            headers: { 'content-type': 'application/json', 'idempotency-key': `tls-${port}` },
-            body: JSON.stringify({ ip: '10.7.0.1', port }),
-            headersTimeout: 3000,
-            bodyTimeout: 3000,
-          });
-          await r.body.dump();
-          status = r.statusCode;
-        } catch {
-          // paused or killed: indeterminate, retried with the same key
-        }
-        if (status === 201 || status === 200) {
-          acked.set(port, performance.now());
-          break;
-        }
-        if (status >= 400 && status < 500) throw new Error(`write ${port} refused: ${status}`);
-        await sleep(30);
-      }
-    }
-  };
-  let readCount = 0;
-  const reader = async (): Promise<void> => {
-    while (running) {
-      const m = c.members[readCount++ % 3]!;
-      const started = performance.now();
-      const mustSee = [...acked].filter(([, at]) => at < started).map(([p]) => p);
-      try {
-        const r = await request(`${c.adminUrl(m)}/servers`, { dispatcher: admin, headersTimeout: 3000, bodyTimeout: 3000 });
-        const text = await r.body.text();
-        if (r.statusCode === 200) {
-          const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
-          const missing = mustSee.filter((p) => !seen.has(p));
-          if (missing.length > 0) staleReads.push(`${m.id} missed ${missing.slice(0, 5).join(',')}`);
-        }
-      } catch {
-        // unavailable: fine
-      }
-      await sleep(20);
-    }
-  };
+  const load = startWorkload({ members: c.members, adminUrl: (m) => c.adminUrl(m), dispatcher: admin, keyPrefix: 'tls-' });
   const traffic = async (): Promise<void> => {
     while (running) {
       for (const m of alive()) if ((await proxied(m)) !== null) served++;
@@ -145,7 +94,7 @@ test.serial('peer mTLS + admin HTTPS + client TLS: seeded pauses and kills under
     }
   };
   const watch = watchForTwoActive(activeNow);
-  const tasks = [writer(0), writer(1), writer(2), reader(), reader(), traffic()];
+  const trafficDone = traffic();
 
   const actions: string[] = [];
   for (let round = 0; round < 6; round++) {
@@ -165,22 +114,16 @@ test.serial('peer mTLS + admin HTTPS + client TLS: seeded pauses and kills under
   }
   await sleep(1500);
   running = false;
-  await Promise.all(tasks);
-  t.log(`nemesis over TLS: ${actions.join(', ')}; ${acked.size} writes acknowledged, ${served} HTTPS requests served`);
+  await Promise.all([load.stop(), trafficDone]);
+  t.log(`nemesis over TLS: ${actions.join(', ')}; ${load.acked.size} writes acknowledged, ${served} HTTPS requests served`);
 
   for (const m of c.members) {
-    const final = await eventually(`${m.id} converges`, async () => {
-      const r = await request(`${c.adminUrl(m)}/servers`, { dispatcher: admin, headersTimeout: 3000, bodyTimeout: 3000 });
-      const text = await r.body.text();
-      if (r.statusCode !== 200) return undefined;
-      const seen = new Set((JSON.parse(text) as { port: number }[]).map((s) => s.port));
-      return [...acked.keys()].every((p) => seen.has(p)) ? seen : undefined;
-    }, 20_000);
-    for (const p of final) t.true(p === origin.port || p < nextPort, `${m.id} holds only written ports`);
+    const final = await eventually(`${m.id} converges`, () => load.holdsEveryWrite(m), 20_000);
+    for (const p of final) t.true(p === origin.port || p < load.nextPort(), `${m.id} holds only written ports`);
   }
-  t.true(acked.size >= 10, `${acked.size} writes acknowledged`);
+  t.true(load.acked.size >= 10, `${load.acked.size} writes acknowledged`);
   t.true(served > 0, 'HTTPS requests were served through the proxy during the drill');
-  t.deepEqual(staleReads, [], 'a linearizable read missed a write acknowledged before it started');
+  t.deepEqual(load.staleReads, [], 'a linearizable read missed a write acknowledged before it started');
   t.deepEqual(await watch.stop(), [], 'two nodes answered /ready 200 in the same sampling round');
   // Afterwards the active member serves HTTPS again, with the forwarded protocol said.
   const body = await eventually('the active member serves HTTPS after the drill', async () => {

@@ -7,6 +7,8 @@ import { errorMiddleware } from './middleware/errors.js';
 import { requestContext } from './middleware/request-context.js';
 import { memberRoutes } from './routes/members.js';
 import { batchRoutes } from './routes/batch.js';
+import { faultRoutes } from './routes/faults.js';
+import { servingRoutes } from './routes/serving.js';
 import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
 import { settingsRoutes } from './routes/settings.js';
@@ -32,6 +34,8 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
   settingsRoutes(router, resolved, auth);
   statsRoutes(router, resolved);
   nodeRoutes(router, resolved, auth);
+  servingRoutes(router, resolved);
+  faultRoutes(router, resolved, auth);
   memberRoutes(router, resolved, auth);
 
   const app = new Koa<AdminState>();

@@ -95,6 +95,42 @@ export type LeadershipTransfer =
   | { readonly ok: false; readonly reason: 'notLeader'; readonly leaderId: string | null }
   | { readonly ok: false; readonly reason: 'invalidTarget' | 'timedOut'; readonly message: string; readonly leaderId: string | null };
 
+/** Whether this node serves client traffic now (GET /serving); see docs/operations.md#serving-modes. */
+export interface ServingView {
+  readonly mode: 'active-passive' | 'all';
+  readonly serving: boolean;
+  /** Holds the active role (what GET /ready answers). */
+  readonly active: boolean;
+  readonly reason: string;
+  /** The pool includes every write acknowledged more than this many ms ago; null: never confirmed. */
+  readonly stalenessMs: number | null;
+  readonly staleLimitMs?: number;
+  readonly quorumLoss: 'stop' | 'keep-serving';
+}
+
+/** A fault the node refused to inject. */
+export interface FaultRefusal {
+  readonly ok: false;
+  /** disabled: the node was not started with fault injection; notLeader: step-down on a follower. */
+  readonly reason: 'disabled' | 'notLeader';
+  readonly message: string;
+  readonly leaderId?: string | null;
+}
+
+/**
+ * Fault injection for failover drills (`weldr drill`), present in cluster mode. Every
+ * call is refused unless the node was started with --fault-injection on.
+ */
+export interface FaultInjector {
+  status(): { readonly enabled: boolean; readonly isolated: boolean; readonly remainingMs?: number };
+  /** The leader abdicates at once, as if it had lost its quorum. */
+  stepDown(): Promise<{ readonly ok: true; readonly term: number } | FaultRefusal>;
+  /** Drop all Raft traffic to and from this node for `ms`; it heals by itself. */
+  isolate(ms: number): { readonly ok: true } | FaultRefusal;
+  /** End an isolation now. */
+  heal(): { readonly ok: true; readonly healed: boolean } | FaultRefusal;
+}
+
 export interface ClusterInfo {
   readonly nodeId: string;
   readonly role: 'active' | 'passive';
@@ -123,7 +159,11 @@ export interface AdminDeps {
     isActive(): boolean;
     /** Cluster mode only: hand leadership to `to` (or the most up-to-date follower). */
     transferLeadership?(to: string | undefined): Promise<LeadershipTransfer>;
+    /** "Can serve now" (GET /serving); without it a node serves while it is active. */
+    serving?(): ServingView;
   };
+  /** Fault injection for drills (cluster mode); absent: every fault route answers 403. */
+  readonly faults?: FaultInjector;
   /** Served at /metrics; the admin API registers its own request metrics here too. */
   readonly metrics: Registry;
   readonly log: AdminLogger;

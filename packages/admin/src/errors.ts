@@ -15,6 +15,7 @@ export type AdminErrorCode =
   | 'BODY_TOO_LARGE'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
+  | 'FAULT_INJECTION_DISABLED'
   | 'NOT_FOUND'
   | 'METHOD_NOT_ALLOWED'
   | 'CONFLICT'

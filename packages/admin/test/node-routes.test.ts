@@ -19,7 +19,7 @@ test('GET /ready follows cluster.isActive()', async (t) => {
   const h = await startAdmin(t);
   const active = await h.call('GET', '/ready');
   t.is(active.status, 200);
-  t.deepEqual(active.json, { status: 'ready' });
+  t.deepEqual(active.json, { status: 'ready', term: 1 }, 'the term of the active period');
   h.cluster.active = false;
   const passive = await h.call('GET', '/ready');
   t.is(passive.status, 503);

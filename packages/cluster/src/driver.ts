@@ -412,6 +412,18 @@ export class RaftDriver<R> {
     return this.node.currentTick() + owed < until;
   }
 
+  /**
+   * When (on the now() clock) this node's lease runs out unless a quorum acknowledges it
+   * again; null while not active. Tick `until` falls at lastTickAt + (until - tick)·tickMs,
+   * owed ticks included, so the answer holds for a process that stops right after asking.
+   */
+  leaseExpiresAt(): number | null {
+    if (!this.isActive()) return null;
+    const until = this.node.leaseValidUntil();
+    if (until === null) return null;
+    return this.lastTickAt + (until - this.node.currentTick()) * this.tickMs;
+  }
+
   /** What the driver refused or dropped so far, and what waits now. */
   stats(): DriverStats {
     return { ...this.counts, queued: this.queue.length, pendingReads: this.reads.size };
@@ -505,6 +517,16 @@ export class RaftDriver<R> {
   transferLeadership(to: NodeId): void {
     this.run(() => {
       this.node.transferLeadership(to);
+    });
+  }
+
+  /**
+   * Failover drills: abdicate at once, without a transfer, as if the quorum were lost
+   * (RawNode.stepDown). Resolves with false when this node was not the leader.
+   */
+  stepDown(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.run(() => resolve(this.node.stepDown().ok), reject);
     });
   }
 

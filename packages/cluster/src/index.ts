@@ -1,4 +1,4 @@
-export { RaftCluster, JoinRefused } from './raft-cluster.js';
+export { FaultRefusedError, RaftCluster, JoinRefused } from './raft-cluster.js';
 export type { BoundListeners, ClusterEnd, ClusterView } from './raft-cluster.js';
 export { MembershipManager } from './membership.js';
 export type { MemberList, MemberView, MemberWriteOptions, MemberWriteResult, OwnAttributes } from './membership.js';
@@ -10,6 +10,10 @@ export { fetchMembers, joinCluster } from './join.js';
 export type { JoinAnswer, JoinOptions, JoinRequest } from './join.js';
 export { advertisedAddress, formatHostPort, parseHostPort } from './addresses.js';
 export { RaftDriver, NotLeaderError, OutcomeUnknownError, ProposalLostError, OverloadedError, DriverFailedError, ListenerFailure, ConfChangePendingError, InvalidConfChangeError } from './driver.js';
+export { IsolationGate, MAX_ISOLATION_MS } from './faults.js';
+export type { FaultLogger, IsolationStatus } from './faults.js';
+export { DEFAULT_SERVING, QUORUM_LOSS, SERVE_MODES, ServingTracker } from './serving.js';
+export type { QuorumLoss, ServeMode, ServingInputs, ServingOptions, ServingStatus } from './serving.js';
 export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
 export { SuspendAwareClock, systemClockSources } from './clock.js';
 export type { ClockSources } from './clock.js';

@@ -55,6 +55,8 @@ import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
 import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 import { electionTicks } from './timers.js';
+import { IsolationGate, type IsolationStatus } from './faults.js';
+import { DEFAULT_SERVING, ServingTracker, type ServingStatus } from './serving.js';
 
 /** What the admin API and /ready need to know about the cluster. */
 export interface ClusterView {
@@ -64,6 +66,19 @@ export interface ClusterView {
   activate(): void;
   /** Shutdown has begun: never claim readiness again. */
   deactivate(): void;
+  /** Whether to send client traffic here (GET /serving); see serving.ts. */
+  serving?(): ServingStatus;
+}
+
+/** Refused fault injection (the node was not started with it, or it cannot apply now). */
+export class FaultRefusedError extends Error {
+  constructor(
+    readonly reason: 'disabled' | 'notLeader',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FaultRefusedError';
+  }
 }
 
 /** Why a running member must stop on its own; the node exits with `exitCode`. */
@@ -101,6 +116,9 @@ export class RaftCluster implements ClusterView {
   private fetch: typeof fetch | undefined;
   /** Resolves when the member must stop on its own (removed, state lost); never otherwise. */
   readonly ended: Promise<ClusterEnd>;
+  /** Fault injection (failover drills): cuts the Raft traffic while isolated. */
+  private readonly gate: IsolationGate;
+  private readonly servingTracker: ServingTracker;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -112,6 +130,15 @@ export class RaftCluster implements ClusterView {
     private readonly replica: PoolReplica,
     readonly store: RaftPoolStore,
   ) {
+    this.gate = new IsolationGate(log.child({ component: 'faults' }));
+    this.servingTracker = new ServingTracker(config.serving ?? DEFAULT_SERVING, {
+      self: config.id,
+      isActive: () => this.isActive(),
+      term: () => this.driver.node.term,
+      leader: () => this.driver.node.leader,
+      readBarrier: () => this.driver.readBarrier(),
+      now: () => performance.now(),
+    });
     this.seeds = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, formatHostPort(p.address)]));
     this.lastState = replica.current;
     this.ended = new Promise((resolve) => (this.endWith = resolve));
@@ -223,13 +250,17 @@ export class RaftCluster implements ClusterView {
       ...(config.maxPendingPerSource === undefined ? {} : { maxPendingPerSource: config.maxPendingPerSource }),
       log: log.child({ component: 'raft-transport' }),
       onMessage: (m) => {
+        // An isolated node (fault injection) hears nothing: not even that a peer is alive.
+        if (!this.gate.admit(m)) return;
         this.membership?.heard(m.from);
         this.driver.receive(m);
       },
       onUnreachable: (id) => this.driver.unreachable(id),
       identity: (to) => guard.helloFor(to),
       admit: (hello) => guard.admit(hello),
-      onControl: (from, frame, hello) => this.membership?.onControl(from, frame, hello),
+      onControl: (from, frame, hello) => {
+        if (!this.gate.isolated) this.membership?.onControl(from, frame, hello);
+      },
       onRefused: (peer, refusal) => guard.onRefused(peer, refusal),
     });
     await transport.start().catch((err: NodeJS.ErrnoException) => {
@@ -258,10 +289,12 @@ export class RaftCluster implements ClusterView {
       incarnation: this.identity.incarnation,
       seedAddress: (id) => this.seeds.get(id),
       own: () => this.own,
-      sendControl: (to, frame) => transport.sendControl(to, frame),
+      // An isolated node publishes nothing either (the record waits for the heal).
+      sendControl: (to, frame) => !this.gate.isolated && transport.sendControl(to, frame),
     });
-    this.driver.start(transport);
+    this.driver.start(this.gate.wrap(transport));
     this.membership.start();
+    this.servingTracker.start();
     log.info(
       { event: 'member', mode: this.mode, clusterId: this.replica.current.cluster.clusterId, incarnation: this.identity.incarnation, since: this.identity.since },
       `member ${config.id} (${this.mode}), incarnation ${this.identity.incarnation}`,
@@ -277,6 +310,58 @@ export class RaftCluster implements ClusterView {
 
   deactivate(): void {
     this.shuttingDown = true;
+    this.servingTracker.abdicate();
+    this.servingTracker.stop();
+  }
+
+  serving(): ServingStatus {
+    return this.servingTracker.status();
+  }
+
+  /**
+   * Until when (performance.now() ms) this node stays active without another quorum
+   * acknowledgement; null when not active. The VIP guard removes the address then.
+   */
+  activeUntil(): number | null {
+    if (this.shuttingDown) return null;
+    return this.driver.leaseExpiresAt();
+  }
+
+  // ---- fault injection (failover drills; off unless the node was started with it) ----
+
+  get faultInjection(): boolean {
+    return this.config.faultInjection === true;
+  }
+
+  faultStatus(): { readonly enabled: boolean } & IsolationStatus {
+    return { enabled: this.faultInjection, ...this.gate.status() };
+  }
+
+  /** The leader abdicates at once, as if it had lost its quorum (no transfer). */
+  async stepDown(): Promise<{ readonly term: number }> {
+    this.refuseUnlessEnabled();
+    const term = this.driver.node.term;
+    if (this.driver.node.role !== 'leader') throw new FaultRefusedError('notLeader', `this node is not the leader${this.driver.node.leader === null ? '' : `; ${this.driver.node.leader} is`}`);
+    this.servingTracker.abdicate();
+    this.log.warn({ event: 'fault_step_down', term }, 'fault injection: stepping down as leader without a transfer');
+    if (!(await this.driver.stepDown())) throw new FaultRefusedError('notLeader', 'this node stopped being the leader before it could step down');
+    return { term };
+  }
+
+  /** Drop all Raft traffic to and from this node for `ms`; heals by itself. */
+  isolate(ms: number): void {
+    this.refuseUnlessEnabled();
+    this.gate.isolate(ms);
+  }
+
+  /** End an isolation now; returns whether there was one. */
+  heal(): boolean {
+    this.refuseUnlessEnabled();
+    return this.gate.heal('requested');
+  }
+
+  private refuseUnlessEnabled(): void {
+    if (!this.faultInjection) throw new FaultRefusedError('disabled', 'fault injection is off on this node (start it with --fault-injection on)');
   }
 
   isActive(): boolean {
@@ -344,6 +429,7 @@ export class RaftCluster implements ClusterView {
     return {
       nodeId: this.config.id,
       role: this.isActive() ? 'active' : 'passive',
+      serving: this.serving(),
       leaderId: s.leader,
       term: s.term,
       commitIndex: s.commitIndex,
@@ -392,7 +478,8 @@ export class RaftCluster implements ClusterView {
    * cluster does not wait an election timeout, then the driver, transport and database close.
    */
   async stop(): Promise<void> {
-    this.shuttingDown = true;
+    this.deactivate();
+    this.gate.heal('stopping');
     this.membership?.stop();
     await this.handOff();
     await this.store.close();
@@ -413,6 +500,7 @@ export class RaftCluster implements ClusterView {
   /** The driver stopped for good: say what failed and what to do, once. */
   private fatal(failure: DriverFailure): void {
     this.shuttingDown = true;
+    this.servingTracker.stop();
     this.membership?.stop();
     const { data } = this.config;
     const cause = failure.error.message;
@@ -443,6 +531,7 @@ export class RaftCluster implements ClusterView {
   async transferLeadership(to: NodeId | undefined): Promise<LeadershipTransfer> {
     const node = this.driver.node;
     if (node.role !== 'leader') return { ok: false, reason: 'notLeader', leaderId: node.leader };
+    this.servingTracker.abdicate();
     const status = node.status();
     let target = to;
     if (target === undefined) {

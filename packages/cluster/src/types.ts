@@ -1,6 +1,7 @@
 // The cluster's own view of its settings and of what it reports; packages/node maps its
 // configuration and logger onto these, so nothing here depends on the node package.
 import type { NodeId } from '@weldr/raft';
+import type { ServingOptions, ServingStatus } from './serving.js';
 import type { PeerTlsSource } from './transport.js';
 
 export interface HostPort {
@@ -36,6 +37,10 @@ export interface RaftClusterOptions {
   readonly heartbeatMs: number;
   /** Election timeout, ms (randomized to [T, 2T)). */
   readonly electionTimeoutMs: number;
+  /** Who serves client traffic, and what happens without a quorum (serving.ts). Default active-passive, stop. */
+  readonly serving?: ServingOptions;
+  /** Allow step-down and isolation through the admin API (failover drills). Default false. */
+  readonly faultInjection?: boolean;
   /** Admin URL of a member: an empty data directory asks that cluster to add this node. */
   readonly join?: string | undefined;
   /** How long a join may keep retrying (elections, a change in flight). Default 60 s. */
@@ -101,6 +106,8 @@ export interface ClusterStatus {
   /** The cluster's id; null before the first leader recorded one (and on a single node). */
   readonly clusterId?: string | null;
   readonly members: readonly ClusterMemberStatus[];
+  /** Whether this node serves client traffic now, and why. */
+  readonly serving?: ServingStatus;
 }
 
 export type LeadershipTransfer =

@@ -129,18 +129,33 @@ test('a kept-alive connection the origin closed as the check went out is retried
 });
 
 test('abort() drops the connection: a late answer is not taken for the next check', async (t) => {
+  // The first request is answered late (500), once the test says so: after the abort and
+  // after the second check. Event-driven, so a loaded machine changes nothing.
   let requests = 0;
+  let requestSeen!: () => void;
+  const firstArrived = new Promise<void>((r) => (requestSeen = r));
+  let answerFirst!: () => void;
+  const release = new Promise<void>((r) => (answerFirst = r));
+  let lateWritten!: () => void;
+  const written = new Promise<void>((r) => (lateWritten = r));
   const o = await rawOrigin(t, (_h, s) => {
-    const first = requests++ === 0;
-    setTimeout(() => s.write(`HTTP/1.1 ${first ? 500 : 200} X\r\nContent-Length: 0\r\n\r\n`), first ? 100 : 0);
+    if (requests++ === 0) {
+      requestSeen();
+      void release.then(() => {
+        if (!s.destroyed) s.write('HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n');
+        lateWritten();
+      });
+    } else s.write('HTTP/1.1 200 X\r\nContent-Length: 0\r\n\r\n');
   });
   const p = probeOf(t, o.port);
   let first: ProbeOutcome | undefined;
   p.check((r) => (first = r));
-  await new Promise((r) => setTimeout(r, 20));
+  await firstArrived;
   p.abort();
   t.deepEqual(await check(p), { status: 200 });
-  await new Promise((r) => setTimeout(r, 150));
+  answerFirst();
+  await written;
+  await new Promise((r) => setTimeout(r, 50));
   t.is(first, undefined, 'an aborted check is never answered');
   t.is(o.connections(), 2);
 });

@@ -471,3 +471,28 @@ test('A single voter waits only on its own disk: maxUncommittedBytes never refus
   s.elect('n1');
   for (let i = 0; i < 50; i++) t.like(s.node('n1').propose(new Uint8Array(40)), { ok: true });
 });
+
+test('Step-down: the leader abdicates at once, without a transfer, and sits out the next election', (t) => {
+  const s = Scenario.cluster(3);
+  s.elect('n1');
+  s.propose('n1', 'x');
+  s.tick(undefined, 1);
+  // n1 would otherwise campaign first (timeout E, the others 2E-2 and 2E-3).
+  s.n('n1').random.next = () => 0;
+  t.true(s.node('n1').hasLease());
+  t.deepEqual(s.node('n1').stepDown(), { ok: true });
+  t.is(s.node('n1').role, 'follower');
+  t.false(s.node('n1').hasLease(), 'the lease goes with the leadership');
+  t.deepEqual(s.node('n2').stepDown(), { ok: false, reason: 'notLeader', leader: 'n1' }, 'only a leader can step down');
+  let newLeader: string | undefined;
+  for (let i = 0; i < 4 * E && newLeader === undefined; i++) {
+    s.tick();
+    const holders = ['n1', 'n2', 'n3'].filter((id) => s.node(id).hasLease());
+    t.true(holders.length <= 1, `tick ${i}: ${holders.join(',')} hold leases`);
+    newLeader = s.leader();
+  }
+  t.true(newLeader === 'n2' || newLeader === 'n3', `the leadership moved (leader: ${newLeader})`);
+  t.true(s.propose(newLeader!, 'y').ok);
+  s.tick(undefined, 2);
+  t.deepEqual(s.applied('n1'), ['x', 'y']);
+});

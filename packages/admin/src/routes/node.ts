@@ -18,9 +18,11 @@ export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth:
 
   // Readiness = "send traffic here": only the active node, so an external load
   // balancer or VIP health check follows the active role.
+  // The term says which active period answered: a drill that samples every member can
+  // then tell two nodes active at once from two answers that only overlapped in transit.
   router.get('/ready', (ctx) => {
     if (!deps.cluster.isActive()) throw new AdminError(503, 'NOT_ACTIVE', 'this node is passive; the active node serves traffic');
-    ctx.body = { status: 'ready' };
+    ctx.body = { status: 'ready', term: deps.cluster.info().term };
   });
 
   router.get('/cluster', (ctx) => {

@@ -17,10 +17,12 @@ Operating a running cluster (any member's admin API; --endpoints, --token, --jso
   weldr settings get|set                              balancer and health checks
   weldr stats                                         a member's proxy counters
   weldr snapshot save FILE                            backup of the replicated state
+  weldr drill --kind KIND [--rounds N]                a failover drill with a report
 
 Run 'weldr <command> --help' for a command's options.
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; the operator commands
-also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout.
+also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout;
+weldr drill 6 threshold missed or round failed, 130 interrupted.
 Signals to 'weldr start': SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the TLS certificates.
 `;
 

@@ -3,11 +3,13 @@
 // are used alone, a durable store. (The Raft timers are checked by the loader in every
 // mode: the lease they give must last two heartbeats.)
 import { ConfigError } from './config-error.js';
+import { checkFeatureConfig } from './feature-rules.js';
 import type { NodeConfig } from './options.js';
 import { formatHostPort } from './values.js';
 
 /** Cluster mode's extra rules (the values themselves are checked by the loader). */
 export function checkClusterConfig(loadedConfig: NodeConfig, raftIsDefault: boolean): NodeConfig {
+  checkFeatureConfig(loadedConfig);
   let config = loadedConfig;
   // The same member list on every node: this node's own entry is its Raft address —
   // or, with --raft-advertise, the address peers reach it at.

@@ -5,12 +5,17 @@ import { availableParallelism } from 'node:os';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
 import { formatDuration, parseAdminUrl, parseBoolean, parseCommand, parseDnsName, parseDuration, parseFile, parseToken, parseEnum, parseInteger, parseHostPort, parseNodeId, parsePath, parsePathList, parsePeers, type HostPort, type Peer } from './values.js';
+import { parseInterfaceName, parseOnOff, parseVip, type VipAddress } from './vip-values.js';
 
 export const STORE_KINDS = ['level', 'memory'] as const;
 export type StoreKind = (typeof STORE_KINDS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export const BALANCERS: readonly BalancerKind[] = ['round-robin', 'weighted-round-robin', 'least-connections', 'power-of-two'];
+export const SERVE_MODES = ['active-passive', 'all'] as const;
+export type ServeMode = (typeof SERVE_MODES)[number];
+export const QUORUM_LOSS = ['stop', 'keep-serving'] as const;
+export type QuorumLoss = (typeof QUORUM_LOSS)[number];
 
 /** The resolved configuration of one node. Durations are in milliseconds. */
 export interface NodeConfig {
@@ -83,6 +88,18 @@ export interface NodeConfig {
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
   readonly maxRetries: number;
+  /** Who serves client traffic: the active node only, or every node with a current pool. */
+  readonly serve: ServeMode;
+  /** --serve all: a pool not confirmed by a leader for this long is stale (ms). */
+  readonly serveStaleLimit: number;
+  /** What a node does when it loses the quorum: stop serving, or keep serving its last pool. */
+  readonly quorumLoss: QuorumLoss;
+  /** The admin API's /faults routes work (failover drills). */
+  readonly faultInjection: boolean;
+  /** Virtual IP the active node holds (added with ip, announced with gratuitous ARP / unsolicited NA). */
+  readonly vip: VipAddress | undefined;
+  /** The interface the VIP goes on. */
+  readonly vipInterface: string | undefined;
   /** Client connections open at once (accept-and-close beyond). */
   readonly maxConnections: number;
   /** Client connections open at once from one source address; 0: no limit. */
@@ -188,6 +205,12 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originResponseMs), defaultValue: constant(DEFAULT_TIMEOUTS.originResponseMs), parse: duration(false) },
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
+  { key: 'serve', flag: 'serve', env: 'WELDR_SERVE', valueName: 'MODE', help: 'who serves client traffic: active-passive (the active node only: a VIP) or all (every node whose pool is current: behind a load balancer)', defaultText: 'active-passive', defaultValue: constant('active-passive' as ServeMode), parse: parseEnum(SERVE_MODES) },
+  { key: 'serveStaleLimit', flag: 'serve-stale-limit', env: 'WELDR_SERVE_STALE_LIMIT', valueName: 'DURATION', help: '--serve all: a node whose pool no leader confirmed for this long stops serving (unless --quorum-loss keep-serving)', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },
+  { key: 'quorumLoss', flag: 'quorum-loss', env: 'WELDR_QUORUM_LOSS', valueName: 'stop|keep-serving', help: 'without a quorum: stop serving (safe), or keep serving the last pool (split-brain risk, see the docs)', defaultText: 'stop', defaultValue: constant('stop' as QuorumLoss), parse: parseEnum(QUORUM_LOSS) },
+  { key: 'faultInjection', flag: 'fault-injection', env: 'WELDR_FAULT_INJECTION', valueName: 'on|off', help: 'allow failover drills to step this node down or isolate it through the admin API', defaultText: 'off', defaultValue: constant(false), parse: parseOnOff },
+  { key: 'vip', flag: 'vip', env: 'WELDR_VIP', valueName: 'ADDRESS/PREFIX', help: 'virtual IP held by the active node (needs --vip-interface, CAP_NET_ADMIN and CAP_NET_RAW)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseVip },
+  { key: 'vipInterface', flag: 'vip-interface', env: 'WELDR_VIP_INTERFACE', valueName: 'IF', help: 'network interface for --vip', defaultText: '(none)', defaultValue: constant(undefined), parse: parseInterfaceName },
   { key: 'maxRetries', flag: 'max-retries', env: 'WELDR_MAX_RETRIES', valueName: 'N', help: 'further origins tried after a retryable failure', defaultText: '2', defaultValue: constant(2), parse: parseInteger(0, 10) },
   // Resource limits (issue 9 item 5): each refusal is counted in weldr_proxy_limit_refusals_total{limit}.
   { key: 'maxConnections', flag: 'max-connections', env: 'WELDR_MAX_CONNECTIONS', valueName: 'N|auto', help: 'client connections open at once; beyond, new ones are accepted and closed at once', defaultText: 'auto: (open-file limit - 256) / 2, at most 10000', defaultValue: () => autoMaxConnections(), parse: integerOrAuto(1, 1_000_000, () => autoMaxConnections()) },

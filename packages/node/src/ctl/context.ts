@@ -32,7 +32,8 @@ export interface VerbSpec {
   readonly flagHelp?: string;
   readonly minArgs: number;
   readonly maxArgs: number;
-  run(ctx: CtlContext): Promise<void>;
+  /** Resolves with nothing (exit 0) or an exit code of its own (`weldr drill`: 6, 130). */
+  run(ctx: CtlContext): Promise<void | number>;
 }
 
 export interface NounSpec {

@@ -13,8 +13,9 @@ import { SERVERS } from './commands/servers.js';
 import { SETTINGS } from './commands/settings.js';
 import { SNAPSHOT } from './commands/snapshot.js';
 import { STATS } from './commands/stats.js';
+import { DRILL } from '../drill/command.js';
 
-export const NOUNS: Readonly<Record<(typeof CTL_NOUNS)[number], NounSpec>> = { servers: SERVERS, cluster: CLUSTER, member: MEMBER, stats: STATS, settings: SETTINGS, snapshot: SNAPSHOT };
+export const NOUNS: Readonly<Record<(typeof CTL_NOUNS)[number], NounSpec>> = { servers: SERVERS, cluster: CLUSTER, member: MEMBER, stats: STATS, settings: SETTINGS, snapshot: SNAPSHOT, drill: DRILL };
 
 export const processIo: CtlIo = {
   out: (text) => void process.stdout.write(text),
@@ -76,12 +77,13 @@ export async function runCtl(noun: string, argv: readonly string[], io: CtlIo = 
     if (n < verb.minArgs) throw new ConfigError(`needs ${verb.args}`);
     if (n > verb.maxArgs) throw new ConfigError(verb.maxArgs === 0 ? `takes no arguments, got "${parsed.positionals[0]}"` : `takes at most ${verb.maxArgs} argument${verb.maxArgs === 1 ? '' : 's'} (${verb.args})`);
     const client = new AdminClient(parsed.common);
+    let code: void | number;
     try {
-      await verb.run({ client, common: parsed.common, values: parsed.values, positionals: parsed.positionals, io });
+      code = await verb.run({ client, common: parsed.common, values: parsed.values, positionals: parsed.positionals, io });
     } finally {
       await client.close();
     }
-    return EXIT_OK;
+    return typeof code === 'number' ? code : EXIT_OK;
   } catch (err) {
     if (err instanceof ConfigError) {
       io.err(`${where}: ${err.message} (see '${where} --help')\n`);

@@ -30,9 +30,9 @@ export class Child {
 
   constructor(
     readonly name: string,
-    args: readonly string[],
+    readonly args: readonly string[],
     readonly logFile: string,
-    env: NodeJS.ProcessEnv,
+    readonly env: NodeJS.ProcessEnv,
   ) {
     this.log = createWriteStream(logFile, { flags: 'a' });
     // Its own process group: a Ctrl-C in the terminal reaches only dev-cluster, which then

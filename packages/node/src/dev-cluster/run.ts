@@ -19,6 +19,10 @@ const STOP_TIMEOUT_MS = 15_000;
 const HURRY_AFTER_MS = 1_000;
 /** Members drain for at most this long on Ctrl-C (the default 10 s is for production). */
 const MEMBER_SHUTDOWN_TIMEOUT = '2s';
+/** A member that dies (a kill drill, a crash) is started again after this long, as systemd's Restart=on-failure would. */
+const RESTART_DELAY_MS = 500;
+/** …but not more often than this many times a minute (a member that cannot start at all). */
+const MAX_RESTARTS_PER_MINUTE = 10;
 
 export interface DevClusterOutput {
   out(text: string): void;
@@ -69,11 +73,32 @@ export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Pr
     const outcome = await Promise.race([ready, signalled.then(() => 'signal' as const)]);
     if (outcome !== 'signal') {
       io.out(banner(layout, await describe(layout, outcome)));
-      for (const c of children) {
+      const memberNames = new Set(layout.members.map((m) => m.id));
+      const restarts: number[] = [];
+      const watch = (c: Child): void => {
         void c.exited.then((exit) => {
-          if (!stopping) io.out(`${c.name} exited (${exit.signal ?? `code ${exit.code}`}); its log: ${c.logFile}\n`);
+          if (stopping) return;
+          // A member killed by a signal or crashed (exit 1) is restarted, as a supervisor
+          // would (systemd Restart=on-failure): `weldr drill --kind kill` relies on it.
+          const crashed = exit.signal !== null || exit.code === 1;
+          const now = Date.now();
+          while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
+          if (!memberNames.has(c.name) || !crashed || restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+            io.out(`${c.name} exited (${exit.signal ?? `code ${exit.code}`}); its log: ${c.logFile}\n`);
+            return;
+          }
+          restarts.push(now);
+          io.out(`${c.name} exited (${exit.signal ?? `code ${exit.code}`}); restarting it in ${RESTART_DELAY_MS} ms\n`);
+          setTimeout(() => {
+            if (stopping) return;
+            const again = new Child(c.name, c.args, c.logFile, c.env);
+            children[children.indexOf(c)] = again;
+            recordPids();
+            watch(again);
+          }, RESTART_DELAY_MS);
         });
-      }
+      };
+      for (const c of children) watch(c);
       await signalled;
     } else {
       ready.catch(() => undefined);
@@ -117,6 +142,8 @@ async function startAll(layout: DevLayout, children: Child[], recordPids: () => 
         '--data', m.dataDir,
         '--store', 'level',
         '--shutdown-timeout', MEMBER_SHUTDOWN_TIMEOUT,
+        // Loopback only: `weldr drill --kind step-down|isolate` works out of the box.
+        '--fault-injection', 'on',
       ],
       m.logFile,
       env,
@@ -194,6 +221,7 @@ Try, in another terminal:
   npx weldr cluster status${endpoints}
   npx weldr servers list${endpoints}
   npx weldr cluster transfer${endpoints}      # move the active role to another member
+  npx weldr drill --kind kill --rounds 3${endpoints}   # a failover drill, with a report
 Ctrl-C stops everything (the data in ${layout.dataRoot} is kept for the next run).
 `;
 }

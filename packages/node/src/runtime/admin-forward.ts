@@ -76,7 +76,7 @@ export function forwardingListener(
   opts: AdminForwarderOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
-    if (!WRITES.has(req.method ?? '') || req.headers[FORWARDED_BY] !== undefined) return local(req, res);
+    if (!WRITES.has(req.method ?? '') || req.headers[FORWARDED_BY] !== undefined || isNodeLocal(req.url)) return local(req, res);
     if ((opts.holdMs ?? 0) > 0 && opts.target.writeTarget !== undefined && HELD.test(req.url ?? '/')) {
       void heldWrite(req, res, local, opts, Date.now() + opts.holdMs!);
       return;
@@ -272,6 +272,11 @@ function readBody(req: IncomingMessage): Promise<Buffer | null> {
     req.once('end', () => resolve(size <= HELD_BODY_LIMIT ? Buffer.concat(chunks) : null));
     req.once('error', reject);
   });
+}
+
+/** Fault injection (drills) acts on the node that receives it, never on the leader. */
+function isNodeLocal(url: string | undefined): boolean {
+  return url !== undefined && (url === '/faults' || url.startsWith('/faults/') || url.startsWith('/faults?'));
 }
 
 function relayHeaders(req: IncomingMessage, opts: AdminForwarderOptions): Record<string, string | string[]> {

@@ -9,7 +9,7 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import { answerClientError, createAdminApp, type MembershipAdmin } from '@weldr/admin';
+import { answerClientError, createAdminApp, type FaultInjector, type MembershipAdmin } from '@weldr/admin';
 import type { ProxyStats } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
@@ -40,6 +40,8 @@ export interface AdminListenerDeps {
   readonly ownListenerAt?: (ip: string, port: number) => string | undefined;
   /** Cluster mode: writes on a follower are relayed to the leader. */
   readonly forward?: ForwardTarget | undefined;
+  /** Cluster mode: fault injection for drills (refused unless --fault-injection on). */
+  readonly faults?: FaultInjector;
   /** /cluster/members and /cluster/snapshot. */
   readonly members?: MembershipAdmin;
   /** --admin-cert/--admin-key (and --admin-client-ca as its ca): serve HTTPS. */
@@ -60,7 +62,8 @@ export const ADMIN_HEADERS_TIMEOUT_MS = 5_000;
 export const ADMIN_REQUEST_TIMEOUT_MS = 15_000;
 
 /** Probes (load balancers, Kubernetes) carry no credentials: these stay open. */
-const PROBES = new Set(['/health', '/ready']);
+// Probes stay open to load balancers and Kubernetes even when reads need a token.
+const PROBES = new Set(['/health', '/ready', '/serving']);
 
 export async function startAdminListener(deps: AdminListenerDeps): Promise<AdminListener> {
   const { config } = deps;
@@ -73,6 +76,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     log,
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
+    ...(deps.faults === undefined ? {} : { faults: deps.faults }),
     ...(deps.members === undefined ? {} : { members: deps.members }),
   });
   let handler: (req: IncomingMessage, res: ServerResponse) => void = app.callback();

@@ -19,6 +19,9 @@ import { clusterMembers, singleNodeMembers } from './members-admin.js';
 import { RoleHooks } from './role-hooks.js';
 import { registerClusterMetrics } from './cluster-metrics.js';
 import { openStore, StoreOpenError } from './store-factory.js';
+import { faultInjector, NodeClusterView } from './node-cluster-view.js';
+import { registerServingMetrics } from './serving-metrics.js';
+import { VipManager } from './vip.js';
 import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
@@ -83,12 +86,14 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
   // A fatal failure: give up every role first (readiness off, on-passive), then report.
   let view: ClusterView | undefined;
   let hooks: RoleHooks | undefined;
+  let vipManager: VipManager | undefined;
   let failing = false;
   const fatal = (failure: NodeFailure): void => {
     if (failing) return;
     failing = true;
     view?.deactivate();
     void (async () => {
+      await vipManager?.stop().catch(() => undefined);
       await hooks?.stop('fatal').catch(() => undefined);
       if (options.onFatal !== undefined) options.onFatal(failure);
       else log.fatal({ event: 'fatal', kind: failure.kind, data: failure.data, err: { message: failure.error.message } }, failure.message);
@@ -166,9 +171,37 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const unsubscribe = store.subscribe((snapshot) => dataPlane.update(snapshot));
     cleanups.push(unsubscribe);
 
-    const cluster: ClusterView = raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store);
+    // --- serving, VIP and fault injection (issue 12) ---
+    let vip: VipManager | null = null;
+    const cluster = new NodeClusterView(raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store), raft, () => (vip === null ? {} : { vip: vip.status() }));
     view = cluster;
     if (failing) cluster.deactivate();
+    registerServingMetrics(metrics, () => cluster.serving());
+    if (config.vip !== undefined && config.vipInterface !== undefined) {
+      const r = raft;
+      vip = new VipManager({
+        vip: config.vip,
+        iface: config.vipInterface,
+        log: log.child({ component: 'vip' }),
+        metrics,
+        role: {
+          decide: () => {
+            if (r === null) return cluster.isActive() ? { hold: true, until: null } : { hold: false };
+            const until = r.activeUntil();
+            if (until !== null) return { hold: true, until };
+            const s = r.serving();
+            return s.serving && !s.active ? { hold: true, until: null } : { hold: false };
+          },
+        },
+      });
+      const v = vip;
+      vipManager = v;
+      // Before the node can become active: the guard removes a leftover address first.
+      await v.start();
+      cleanups.push(() => v.stop());
+      if (r !== null) r.driver.onRoleChange(() => v.check());
+    }
+    // --- end serving, VIP and fault injection ---
     warnIfAdminExposed(log, config);
     warnIfOverFdLimit(log, config);
     // Filled in as the listeners bind (ports may be ephemeral).
@@ -211,6 +244,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       members,
       tls: tls.admin,
       relayDispatcher: relay?.get,
+      ...(raft === null ? {} : { faults: faultInjector(raft) }),
     });
     listeners.push({ name: 'admin', address: admin.address });
     cleanups.push(() => admin.close());
@@ -282,6 +316,8 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       stop: () =>
         (stopping ??= (async () => {
           cluster.deactivate();
+          // The VIP goes first: before the proxy drains and the leadership is handed over.
+          await vip?.stop();
           await roleHooks.stop();
           const started = Date.now();
           await dataPlane.close(config.shutdownTimeout);
@@ -372,6 +408,8 @@ async function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failur
     maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
+    serving: { mode: config.serve, staleLimitMs: config.serveStaleLimit, quorumLoss: config.quorumLoss },
+    faultInjection: config.faultInjection,
     join: config.join,
     adminToken: config.adminToken,
     restore,

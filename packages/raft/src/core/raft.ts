@@ -1013,6 +1013,22 @@ export class Raft {
   }
 
   /**
+   * Abdicate at once, without a transfer: the leader becomes a follower in its
+   * term, drops its lease and stops heartbeating, exactly as when check-quorum
+   * finds no quorum (§6.2) — the fault an operator's failover drill injects.
+   * The followers elect a new leader once their election timeout passes (they
+   * still count the old leader's lease, §9.6, so nothing changes before then).
+   * This server sits out one extra election timeout before it may campaign, so
+   * that the drill moves the leadership rather than re-electing the same server.
+   */
+  stepDown(): RequestResult {
+    if (this.role !== 'leader') return this.refuse(this.lead === null ? 'noLeader' : 'notLeader');
+    this.becomeFollower(this.term, null);
+    this.electionElapsed = -this.cfg.electionTick;
+    return { ok: true };
+  }
+
+  /**
    * The transport could not deliver to `id`: stop pipelining to it and probe
    * once it answers again (appends sent meanwhile were probably lost).
    */

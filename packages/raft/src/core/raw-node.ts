@@ -106,6 +106,11 @@ export class RawNode {
     return this.raft.transferLeadership(to);
   }
 
+  /** Leader only: abdicate at once, as if the quorum were lost (no transfer; see Raft.stepDown). */
+  stepDown(): RequestResult {
+    return this.raft.stepDown();
+  }
+
   /** Start an election now (with pre-vote when enabled). Refused inside a leader's lease. */
   campaign(): RequestResult {
     return this.raft.campaignNow();
