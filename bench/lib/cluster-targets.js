@@ -101,7 +101,7 @@ function pools(url, connections = 64) {
 
 // ---- weldr --------------------------------------------------------------------------
 
-export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electionMs = 500, logLevel = 'warn' }) {
+export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electionMs = 500, logLevel = 'warn', nodeArgs = [] }) {
   const members = [];
   for (let i = 1; i <= size; i++) {
     members.push({ id: `n${i}`, raft: await reservePort(), admin: await reservePort(), proxy: await reservePort(), data: join(dir, `weldr-n${i}`), proc: null, pool: null });
@@ -109,10 +109,12 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
   const peers = members.map((m) => `${m.id}=127.0.0.1:${m.raft}`).join(',');
   const spawnMember = (m) => {
     m.proc = startProcess(`weldr ${m.id}`, process.execPath, [
-      join(root, 'packages/node/bin/weldr.js'), 'start',
+      ...nodeArgs, join(root, 'packages/node/bin/weldr.js'), 'start',
       '--id', m.id, '--listen', `127.0.0.1:${m.proxy}`, '--admin', `127.0.0.1:${m.admin}`, '--raft', `127.0.0.1:${m.raft}`,
       '--peers', peers, '--insecure-peers', '--data', m.data, '--log-level', logLevel,
       '--raft-heartbeat', `${heartbeatMs}ms`, '--raft-election-timeout', `${electionMs}ms`,
+      // Every benchmark client, and the other members' relays, come from 127.0.0.1.
+      '--admin-max-connections', '1024', '--admin-max-connections-per-source', '1024',
     ], { WELDR_CONFIG: '' });
   };
   for (const m of members) {
@@ -164,6 +166,15 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
     async restart(m) {
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await call(m.pool, 'GET', '/health', undefined, 500)).status === 200, 20_000, 20);
+    },
+    /** `m` knows a leader and has applied what that leader had committed when asked. */
+    async caughtUp(m) {
+      const l = await waitFor('leader', () => t.leader(), 20_000);
+      const commit = JSON.parse((await call(l.pool, 'GET', '/cluster', undefined, 2000)).text).commitIndex;
+      await waitFor(`${m.id} caught up`, async () => {
+        const c = JSON.parse((await call(m.pool, 'GET', '/cluster?stale=true', undefined, 1000)).text);
+        return c.leaderId !== null && c.appliedIndex >= commit;
+      }, 20_000, 20);
     },
     async ready() {
       await waitFor('weldr members up', async () => {
@@ -252,6 +263,15 @@ export async function startEtcd({ dir, size = 3, heartbeatMs = 50, electionMs = 
     async restart(m) {
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await status(m)).header !== undefined, 20_000, 20);
+    },
+    /** `m` knows a leader and has applied what that leader had committed when asked. */
+    async caughtUp(m) {
+      const l = await waitFor('leader', () => t.leader(), 20_000);
+      const commit = Number((await status(l)).raftIndex);
+      await waitFor(`${m.id} caught up`, async () => {
+        const s = await status(m);
+        return s.leader !== undefined && s.leader !== '0' && Number(s.raftAppliedIndex ?? s.raftIndex) >= commit;
+      }, 20_000, 20);
     },
     async ready() {
       await waitFor('etcd members up', async () => {

@@ -392,6 +392,28 @@ export class RaftCluster implements ClusterView {
     return { leaderId: leader, url: admin === undefined ? undefined : adminUrlOf(admin) };
   }
 
+  /**
+   * Where a write that arrives now should go: here (this node leads and is not handing
+   * its leadership over), to the leader's admin URL, or nowhere yet — no leader is known,
+   * or this leader is transferring (it refuses proposals until that ends, thesis §3.10).
+   * The admin relay holds a write through the last case instead of failing it.
+   */
+  writeTarget(): { kind: 'local' } | { kind: 'relay'; leaderId: NodeId; url: string | undefined } | { kind: 'settling' } {
+    const node = this.driver.node;
+    if (this.shuttingDown) return { kind: 'local' };
+    if (node.role === 'leader') return node.leadTransferee === null ? { kind: 'local' } : { kind: 'settling' };
+    const leader = node.leader;
+    if (leader === null) return { kind: 'settling' };
+    const admin = this.replica.current.cluster.members.get(leader)?.adminAddress;
+    return { kind: 'relay', leaderId: leader, url: admin === undefined ? undefined : adminUrlOf(admin) };
+  }
+
+  /** This node's admin URL from its own member record (undefined until recorded). */
+  selfAdminUrl(): string | undefined {
+    const admin = this.replica.current.cluster.members.get(this.config.id)?.adminAddress;
+    return admin === undefined ? undefined : adminUrlOf(admin);
+  }
+
   /** Every member's proxy and admin listener (from the records): POST /servers refuses them as origins. */
   memberListeners(): { name: string; address: HostPort }[] {
     const out: { name: string; address: HostPort }[] = [];

@@ -74,7 +74,7 @@ async function pair(t: import('ava').ExecutionContext, token?: string) {
   return { a, b, got };
 }
 
-async function until(what: string, fn: () => boolean, ms = 3000): Promise<void> {
+async function until(what: string, fn: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);

@@ -88,6 +88,9 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
       nodeId: config.id,
       target: deps.forward,
       timeoutMs: 10_000,
+      // While the leadership moves (a transfer, an election), a pool write waits for the
+      // next leader rather than failing: about four election timeouts, at least 2 s.
+      holdMs: Math.min(10_000, Math.max(2_000, 4 * config.raftElectionTimeout)),
       log,
       ...(deps.tls === undefined ? {} : { scheme: 'https' as const }),
       ...(deps.relayDispatcher === undefined ? {} : { dispatcher: deps.relayDispatcher }),

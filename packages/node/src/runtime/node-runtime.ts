@@ -153,6 +153,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
         originConnectMs: config.originConnectTimeout,
         originResponseMs: config.originResponseTimeout,
         originIdleMs: config.originIdleTimeout,
+        originKeepAliveMs: config.originKeepaliveTimeout,
       },
       log,
       nodeId: config.id,

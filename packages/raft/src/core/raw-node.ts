@@ -246,6 +246,11 @@ export class RawNode {
   get term(): number {
     return this.raft.term;
   }
+  /** The member this leader hands its leadership to (thesis §3.10), while it does; null otherwise. */
+  get leadTransferee(): NodeId | null {
+    return this.raft.leadTransferee;
+  }
+
   get leader(): NodeId | null {
     return this.raft.lead;
   }
