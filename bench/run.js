@@ -5,6 +5,8 @@
 //   weldr-log    the same with --access-log FILE   (the access log's cost)
 //   weldr-1000   the same with 1,000 origins in the pool (routing cost vs. pool size)
 //   weldr-single multi mode only: one process (--workers 0), unpinned
+//   floor        pinned mode only: bench/floor.js, the least node:http + undici can do
+//                per proxied request (weldr's request path minus everything of its own)
 //   nginx        wrk -> nginx -> origin            (pinned: one worker; multi: worker_processes auto)
 //   haproxy      wrk -> haproxy -> origin          (pinned: nbthread 1; multi: nbthread = cores)
 // in two modes: `pinned` (the proxy alone on CPU 0, origin and wrk on CPU 1; a small
@@ -14,7 +16,7 @@
 // direct and to nginx. Not a test: nothing here passes or fails on a number.
 //
 //   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--modes pinned,multi]
-//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,nginx,haproxy]
+//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -32,7 +34,7 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
-    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,haproxy' },
     modes: { type: 'string', default: 'pinned,multi' },
     scenarios: { type: 'string', default: 'small,large,latency' },
     write: { type: 'boolean', default: false },
@@ -48,12 +50,12 @@ if (opt.help) {
 const duration = positiveInt('duration', opt.duration);
 const warmup = Number(opt.warmup);
 const rounds = positiveInt('rounds', opt.rounds);
-const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'nginx', 'haproxy'];
+const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'floor', 'nginx', 'haproxy'];
 const targets = list('targets', opt.targets, ALL_TARGETS);
 const modes = list('modes', opt.modes, ['pinned', 'multi']);
 const CORES = cpus().length;
-/** Targets measured in each mode (weldr-single is the multi mode's one-process reference). */
-const targetsOf = (mode) => targets.filter((t) => mode === 'multi' || t !== 'weldr-single');
+/** Targets measured in each mode (weldr-single is the multi mode's one-process reference; the floor is one process, pinned). */
+const targetsOf = (mode) => targets.filter((t) => (mode === 'multi' ? t !== 'floor' : t !== 'weldr-single'));
 /** Scenarios of each mode: one connection (added latency) is a pinned measurement. */
 const scenariosOf = (mode) => scenarioNames.filter((s) => mode === 'pinned' || s !== 'latency');
 /** The 1,000-origin pool is measured on the small body only (routing cost), as is the access log. */
@@ -136,6 +138,8 @@ async function startTarget(name, dir, originPorts, mode) {
     const conf = join(dir, `haproxy-${mode}.cfg`);
     writeFileSync(conf, proxyHaproxy({ port, originPort, threads: mode === 'multi' ? CORES : 1 }));
     proc = startPinned('haproxy', cpu, bin('haproxy'), ['-db', '-f', conf]);
+  } else if (name === 'floor') {
+    proc = startPinned('floor', cpu, process.execPath, [join(root, 'bench/floor.js'), String(port), originPorts.slice(0, 2).join(',')]);
   } else {
     const admin = await freePort();
     // weldr with every feature on (health checks, stats, metrics, header rewriting).
@@ -302,6 +306,7 @@ function summarise(results, memory) {
       const ratios = [];
       if (agg.weldr && agg['weldr-log']) ratios.push(`access log on/off: ${((100 * agg['weldr-log'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-log'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added`);
       if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s`);
+      if (agg.weldr && agg.floor) ratios.push(`weldr above the node:http + undici floor: ${(agg.weldr.cpu - agg.floor.cpu).toFixed(1)} µs CPU/req (${((100 * (agg.weldr.cpu - agg.floor.cpu)) / agg.weldr.cpu).toFixed(0)}% of weldr's), ${((100 * agg.weldr.rps) / agg.floor.rps).toFixed(0)}% of the floor's req/s`);
       if (agg.weldr && agg['weldr-single']) ratios.push(`workers vs one process: ${(agg.weldr.rps / agg['weldr-single'].rps).toFixed(2)}×`);
       if (ratios.length) lines.push('', ratios.join('; ') + '.');
     }

@@ -11,6 +11,17 @@ import { makeTempDir } from './helpers/node.js';
 import { runWeldr } from './helpers/process.js';
 import { eventually } from './helpers/wait.js';
 
+/**
+ * A write as a careful client makes it on a loaded machine: one Idempotency-Key, retried
+ * while the answer is 503 (an election moved the leadership); the final status.
+ */
+async function writeOnce(c: MemberCluster, id: string, method: string, path: string, key: string, body?: unknown): Promise<number> {
+  return eventually(`${method} ${path}`, async () => {
+    const r = await c.call(id, method, path, body, { 'idempotency-key': key });
+    return r.status === 503 ? undefined : r.status;
+  }, 30_000);
+}
+
 interface ErrorBody {
   readonly error: { readonly code: string; readonly message: string };
 }
@@ -75,6 +86,13 @@ test.serial('refusals: a removal that would lose the live quorum (409 QUORUM_AT_
   // A change whose entry the followers do not get (the relays hold the leader's appends;
   // heartbeats pass, so it keeps leading) stays in flight; a second one is refused.
   const l = await c.active();
+  // A follower relays to the address in the leader's member record: a just-elected leader
+  // (the restarted member, say) may not have published it yet, and with its appends held
+  // it could not; wait for it first.
+  await eventually(`${l.id}'s member record to carry its admin address`, async () => {
+    const list = await c.read<{ members: { id: string; adminAddress?: string }[] }>(l.id, '/cluster/members');
+    return list.members.find((m) => m.id === l.id)?.adminAddress;
+  }, 30_000);
   c.holdAppends(l.id, true);
   const add = (id: string) => ({ id, raftAddress: `127.0.0.1:${id === 'n8' ? 1 : 2}`, adminAddress: '127.0.0.1:3', autoPromote: false });
   const first = c.call(l.id, 'POST', '/cluster/members', add('n8'), { 'idempotency-key': 'add-n8' });
@@ -105,13 +123,12 @@ test.serial('snapshot save → restore seeds a new cluster with the same pool an
   t.timeout(240_000, 'a membership drill on a loaded machine');
   const a = await MemberCluster.seed(t, 3);
   const leader = await a.active();
-  t.is((await a.call(leader.id, 'PATCH', '/settings', { balancer: 'least-connections', healthCheck: { path: '/healthz', intervalMs: 3000 } })).status, 200);
+  t.is(await writeOnce(a, leader.id, 'PATCH', '/settings', 'backup-settings', { balancer: 'least-connections', healthCheck: { path: '/healthz', intervalMs: 3000 } }), 200);
   for (let port = 1; port <= 12; port++) {
-    const r = await a.call(leader.id, 'POST', '/servers', { ip: '127.4.0.1', port, weight: (port % 5) + 1, ...(port % 3 === 0 ? { healthCheck: { path: '/h' } } : {}) });
-    t.is(r.status, 201);
+    t.is(await writeOnce(a, leader.id, 'POST', '/servers', `backup-add-${port}`, { ip: '127.4.0.1', port, weight: (port % 5) + 1, ...(port % 3 === 0 ? { healthCheck: { path: '/h' } } : {}) }), 201);
   }
-  t.is((await a.call(leader.id, 'PATCH', '/servers/127.4.0.1/4', { draining: true })).status, 200);
-  t.is((await a.call(leader.id, 'DELETE', '/servers/127.4.0.1/5')).status, 204);
+  t.is(await writeOnce(a, leader.id, 'PATCH', '/servers/127.4.0.1/4', 'backup-drain', { draining: true }), 200);
+  t.is(await writeOnce(a, leader.id, 'DELETE', '/servers/127.4.0.1/5', 'backup-remove'), 204);
   const follower = a.running().find((m) => m !== leader)!;
   const saved = await a.call<{ format: string; version: number; index: number; clusterId: string; state: { servers: unknown[] } }>(follower.id, 'GET', '/cluster/snapshot');
   t.is(saved.status, 200);
@@ -142,6 +159,13 @@ test.serial('snapshot save → restore seeds a new cluster with the same pool an
   t.deepEqual(bMembers.members.map((m) => m.id), ['r1']);
   await b.join('r2', 'r1');
   t.deepEqual(await b.read('r2', '/servers'), servers);
+  // The audit log came with the snapshot: the restored cluster knows who changed the pool.
+  type Audit = { entries: { index: number; idempotencyKey: string; command: { type: string } }[] };
+  const upTo = (page: Audit) => page.entries.filter((e) => e.index <= saved.json.index);
+  const auditA = upTo(await a.read<Audit>(leader.id, '/audit'));
+  t.true(auditA.filter((e) => e.command.type === 'AddServer').length >= 12, 'cluster A audited its writes');
+  t.deepEqual(upTo(await b.read<Audit>('r1', '/audit')), auditA, 'the restored member holds the audit log');
+  t.deepEqual(upTo(await b.read<Audit>('r2', '/audit?stale=true')), auditA, 'and so does the member that joined it');
 
   // r2's data directory belongs to cluster B: joining cluster A with it is refused.
   const r2 = b.member('r2');

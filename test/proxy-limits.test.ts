@@ -141,7 +141,10 @@ test.serial('out of file descriptors (limits set too high): a warning at start, 
   const first = await request(`${node.proxyUrl}/`, { dispatcher: agent });
   await first.body.text();
   t.true(node.proc.lines.some((l) => l.event === 'max_connections_over_fd_limit'));
-  const { open, refused } = await flood(node.proxyPort, 700, '127.0.0.1');
+  // The descriptor limit is per process: with workers (WELDR_E2E_WORKERS) each has its
+  // own 512, so the flood grows with them to exhaust them all.
+  const processes = Math.max(1, Number(process.env.WELDR_E2E_WORKERS ?? '0'));
+  const { open, refused } = await flood(node.proxyPort, 700 * processes, '127.0.0.1');
   // libuv accepts and closes what no descriptor is left for.
   t.true(refused > 0, 'the kernel-side refusals happened');
   // Still alive, still serving the connection it had.

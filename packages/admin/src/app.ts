@@ -13,6 +13,8 @@ import { nodeRoutes } from './routes/node.js';
 import { serverRoutes } from './routes/servers.js';
 import { settingsRoutes } from './routes/settings.js';
 import { statsRoutes } from './routes/stats.js';
+import { statusRoutes } from './routes/status.js';
+import { UI_PATHS, uiRoutes } from './routes/ui.js';
 
 /**
  * Builds the admin API as a Koa app. No module state: every dependency comes in through
@@ -27,13 +29,15 @@ export function createAdminApp(deps: AdminDeps): Koa<AdminState> {
     requestTimeoutMs: positive(deps.requestTimeoutMs, DEFAULT_REQUEST_TIMEOUT_MS, 'requestTimeoutMs'),
   };
   const auth = requireToken(deps.auth?.token);
-  const readAuth = deps.auth?.reads === true ? requireTokenForReads(auth, deps.auth.openPaths ?? []) : undefined;
+  const readAuth = deps.auth?.reads === true ? requireTokenForReads(auth, [...(deps.auth.openPaths ?? []), ...UI_PATHS]) : undefined;
   const router = new Router<AdminState>();
   batchRoutes(router, resolved, auth);
   serverRoutes(router, resolved, auth);
   settingsRoutes(router, resolved, auth);
   statsRoutes(router, resolved);
   nodeRoutes(router, resolved, auth);
+  statusRoutes(router, resolved);
+  uiRoutes(router);
   servingRoutes(router, resolved);
   faultRoutes(router, resolved, auth);
   memberRoutes(router, resolved, auth);

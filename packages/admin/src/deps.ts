@@ -2,6 +2,8 @@
 // package depends on no other package's internals (the proxy is never imported).
 import type { Registry } from 'prom-client';
 import type { AddMemberCommand, MemberChange, MemberRecord, PoolStore } from '@weldr/store';
+import type { NodeEvent } from './node-events.js';
+import type { StatsHistoryView } from './stats-history.js';
 
 export interface CounterPair {
   readonly success: number;
@@ -34,6 +36,8 @@ export interface ServerStatsView {
   /** Requests in flight. */
   readonly active: number;
   readonly lastCheck?: LastCheckView;
+  /** Outcomes of the last active checks (at most 10), oldest first; true = passed. */
+  readonly recentChecks?: readonly boolean[];
 }
 
 /** The proxy's stats(), as the admin API reads it. */
@@ -48,6 +52,22 @@ export interface ClusterMember {
   readonly id: string;
   readonly address?: string;
   readonly role: 'voter' | 'learner';
+  /**
+   * The member's Raft role as this node knows it: its own, 'leader' for the leader it
+   * follows, 'follower' only for a member this leader heard from lately; absent when
+   * this node cannot know.
+   */
+  readonly raftRole?: string;
+  /** This node's own connection to the member is up (always true for itself). */
+  readonly reachable?: boolean;
+  /** Milliseconds since this node last received a message from the member; null: never. */
+  readonly lastContactMs?: number | null;
+  /** On the leader: how far the member's log is known to match, and how it replicates. */
+  readonly matchIndex?: number;
+  readonly replication?: string;
+  /** On the leader: current, catching-up, stalled, silent or unreachable, and why. */
+  readonly condition?: string;
+  readonly reason?: string;
 }
 
 /** A member record as GET /cluster/members lists it. */
@@ -65,6 +85,8 @@ export interface MemberWriteOptions {
   readonly requestId?: string;
   readonly force?: boolean;
   readonly timeoutMs?: number;
+  /** For the audit log: the node the request arrived at and the client's address. */
+  readonly origin?: { readonly nodeId: string; readonly client?: string };
 }
 
 export interface MemberWriteResult {
@@ -142,6 +164,19 @@ export interface ClusterInfo {
   readonly members: readonly ClusterMember[];
 }
 
+/** GET /node: this node's identity and its own settings (never a secret). */
+export interface NodeView {
+  readonly id: string;
+  readonly version: string;
+  readonly pid: number;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  /** Bound listener addresses by name (proxy, proxy-tls, admin, raft): the real ports, also for port 0. */
+  readonly listeners: Readonly<Record<string, string>>;
+  /** The resolved configuration, secrets replaced by "[redacted]". */
+  readonly settings: Readonly<Record<string, unknown>>;
+}
+
 /** The subset of pino the admin API uses; a pino Logger satisfies it. */
 export interface AdminLogger {
   debug(obj: object, msg?: string): void;
@@ -162,6 +197,12 @@ export interface AdminDeps {
     /** "Can serve now" (GET /serving); without it a node serves while it is active. */
     serving?(): ServingView;
   };
+  /** GET /stats/history: recent samples of the request counters (StatsHistory); empty without. */
+  readonly history?: { view(): StatsHistoryView };
+  /** GET /events: what this node saw happen (NodeEvents); empty without. */
+  readonly events?: { since(seq: number): { events: readonly NodeEvent[]; next: number } };
+  /** GET /node: identity and settings; without it, only the id from cluster.info(). */
+  readonly node?: () => NodeView;
   /** Fault injection for drills (cluster mode); absent: every fault route answers 403. */
   readonly faults?: FaultInjector;
   /** Served at /metrics; the admin API registers its own request metrics here too. */

@@ -19,9 +19,14 @@ export type {
   MemberWriteResult,
   MembershipAdmin,
   CounterPair,
+  NodeView,
   LastCheckView,
   ProxyStatsView,
   ServerHealth,
   ServerStatsView,
 } from './deps.js';
 export type { AdminState } from './context.js';
+export { StatsHistory } from './stats-history.js';
+export type { StatsHistoryOptions, StatsHistoryView, StatsSample } from './stats-history.js';
+export { NodeEvents } from './node-events.js';
+export type { NodeEvent } from './node-events.js';

@@ -49,7 +49,7 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
   } catch (err) {
     throw fromStoreError(err, 'write');
   }
-  const options = { timeoutMs: deps.requestTimeoutMs, ...(requestId === undefined ? {} : { requestId }) };
+  const options = { timeoutMs: deps.requestTimeoutMs, ...(requestId === undefined ? {} : { requestId }), origin: requestOrigin(ctx, deps) };
   const result = await withDeadline(deps.pool.propose(command, options), deps.requestTimeoutMs, 'write');
   ctx.set(INDEX_HEADER, String(result.index));
   if (result.duplicate) ctx.set('Idempotent-Replayed', 'true');
@@ -59,6 +59,24 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
   );
   if (!result.outcome.ok) throw fromOutcome(result.outcome);
   return { outcome: result.outcome, replayed: result.duplicate };
+}
+
+const FORWARDED_BY = 'x-weldr-forwarded-by';
+const CLIENT_ADDRESS = 'x-weldr-client-address';
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * For the audit log: the node the request arrived at and the client's address there. A
+ * write relayed by a follower says both in its headers (admin-forward.ts in the node);
+ * anything else arrived here, from the socket's peer. The relay headers are the relaying
+ * node's word: a client holding the write token could forge them, as it could any write.
+ */
+export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): { nodeId: string; client?: string } {
+  const via = ctx.get(FORWARDED_BY);
+  const relayedClient = ctx.get(CLIENT_ADDRESS);
+  if (NODE_ID.test(via)) return { nodeId: via, ...(relayedClient !== '' && relayedClient.length <= 128 ? { client: relayedClient } : {}) };
+  const client = ctx.req.socket.remoteAddress;
+  return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }
 
 export function idempotencyKey(ctx: AdminRouteContext): string | undefined {

@@ -4,7 +4,7 @@ import { startAdmin } from './harness.js';
 
 test('unknown routes are 404 NOT_FOUND in the error shape', async (t) => {
   const h = await startAdmin(t);
-  for (const path of ['/nope', '/servers/10.0.0.1', '/servers/10.0.0.1/80/extra', '/']) {
+  for (const path of ['/nope', '/servers/10.0.0.1', '/servers/10.0.0.1/80/extra', '/ui/nope.js', '/ui/index.html']) {
     const r = await h.call('GET', path);
     t.is(r.status, 404, path);
     t.is(r.headers['content-type'], 'application/json; charset=utf-8');
@@ -120,4 +120,25 @@ test('createAdminApp rejects nonsensical options', async (t) => {
   await t.throwsAsync(startAdmin(t, { bodyLimitBytes: 0 }), { instanceOf: TypeError });
   await t.throwsAsync(startAdmin(t, { requestTimeoutMs: -5 }), { instanceOf: TypeError });
   await t.throwsAsync(startAdmin(t, { auth: { token: '' } }), { instanceOf: TypeError });
+});
+
+test('expected refusals are not errors: a passive /ready and NOT_LEADER at debug, a commit timeout at warn without a stack', async (t) => {
+  const h = await startAdmin(t, { requestTimeoutMs: 50 });
+  h.cluster.active = false;
+  t.is((await h.call('GET', '/ready')).status, 503);
+  h.pool.failWith = new StoreError('NOT_LEADER', 'not the leader; the leader is n2', { leaderId: 'n2' });
+  t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 80 } })).status, 503);
+  h.pool.failWith = undefined;
+  h.pool.hang = true;
+  t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 81 } })).status, 504);
+  const answers = h.logs.filter((l) => (l.obj as { code?: string }).code !== undefined);
+  t.deepEqual(
+    answers.map((l) => [l.level, (l.obj as { code: string }).code]),
+    [
+      ['debug', 'NOT_ACTIVE'],
+      ['debug', 'NOT_LEADER'],
+      ['warn', 'TIMEOUT'],
+    ],
+  );
+  t.false(answers.some((l) => 'err' in l.obj), 'no stack trace for an answer the node meant to give');
 });

@@ -44,11 +44,16 @@ test('POST /cluster/members validates the body, adds a learner (201 + Location),
   t.is(r.headers.location, '/cluster/members/n4');
   t.is(r.headers['x-weldr-index'], '10');
   t.like(r.json, { id: 'n4', role: 'learner', clusterId: 'c1' });
+  const { origin, ...options } = (members.calls[0] as { options: { origin?: { nodeId: string; client?: string } } }).options;
   t.deepEqual(members.calls[0], {
     op: 'add',
     arg: { type: 'AddMember', id: 'n4', raftAddress: '10.0.0.4:8688', adminAddress: 'http://10.0.0.4:8687', proxyAddress: '[::1]:8080', autoPromote: true },
-    options: { force: true, timeoutMs: 5000, requestId: 'add-n4' },
+    options: { force: true, timeoutMs: 5000, requestId: 'add-n4', origin },
   });
+  t.deepEqual(options, { force: true, timeoutMs: 5000, requestId: 'add-n4' });
+  // For the audit log: received here, from the test's loopback address.
+  t.is(origin?.nodeId, 'n1');
+  t.regex(origin?.client ?? '', /127\.0\.0\.1/);
   members.result = { change: 'unchanged', duplicate: true };
   const again = await h.call('POST', '/cluster/members', { body });
   t.is(again.status, 200);

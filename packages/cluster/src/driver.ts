@@ -128,6 +128,61 @@ export interface DriverStats {
   readonly queued: number;
   /** Reads waiting for their read index or for it to be applied. */
   readonly pendingReads: number;
+  /** Snapshots this node took of its state (compaction) and installed from a leader. */
+  readonly snapshotsTaken: number;
+  readonly snapshotsInstalled: number;
+  /** Proposals made on this node (the leader's writes): outcomes and time to apply. */
+  readonly proposals: ProposalStatsView;
+}
+
+/** Upper bounds (seconds) of the propose → applied histogram. */
+export const PROPOSAL_BUCKETS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+export interface ProposalStatsView {
+  /** Proposals applied here (resolved). */
+  readonly applied: number;
+  /** Proposals that failed: refused (not the leader, overloaded), lost, or outcome unknown. */
+  readonly failed: number;
+  /** In flight now. */
+  readonly pending: number;
+  /** Seconds from propose() to applied, applied proposals only: cumulative bucket counts per PROPOSAL_BUCKETS, then sum and count. */
+  readonly buckets: readonly number[];
+  readonly sum: number;
+}
+
+/** Counts proposals and times them from propose() to applied: plain numbers, read at scrape time. */
+class ProposalStats {
+  applied = 0;
+  failed = 0;
+  pending = 0;
+  sum = 0;
+  private readonly counts = new Array<number>(PROPOSAL_BUCKETS.length).fill(0);
+
+  track<T>(now: () => number, work: Promise<T>): Promise<T> {
+    const at = now();
+    this.pending++;
+    return work.then(
+      (value) => {
+        this.pending--;
+        this.applied++;
+        const seconds = Math.max(0, now() - at) / 1000;
+        this.sum += seconds;
+        const i = PROPOSAL_BUCKETS.findIndex((b) => seconds <= b);
+        if (i >= 0) this.counts[i]!++;
+        return value;
+      },
+      (err: unknown) => {
+        this.pending--;
+        this.failed++;
+        throw err;
+      },
+    );
+  }
+
+  view(): ProposalStatsView {
+    let acc = 0;
+    return { applied: this.applied, failed: this.failed, pending: this.pending, buckets: this.counts.map((c) => (acc += c)), sum: this.sum };
+  }
 }
 
 export interface RaftDriverOptions<R> {
@@ -286,7 +341,8 @@ export class RaftDriver<R> {
   private queuedMessages = 0;
   private tickQueued = false;
   private readonly limits: { maxQueuedRequests: number; maxQueuedMessages: number; maxPendingReads: number; readTimeoutMs: number };
-  private readonly counts = { proposalsRejected: 0, readsRejected: 0, readsExpired: 0, messagesDropped: 0 };
+  private readonly counts = { proposalsRejected: 0, readsRejected: 0, readsExpired: 0, messagesDropped: 0, snapshotsTaken: 0, snapshotsInstalled: 0 };
+  private readonly proposals = new ProposalStats();
   private readonly waiters = new Map<number, Waiter<R>>();
   private readonly reads = new Map<string, PendingRead>();
   private readonly readPrefix = randomBytes(6).toString('hex');
@@ -426,7 +482,7 @@ export class RaftDriver<R> {
 
   /** What the driver refused or dropped so far, and what waits now. */
   stats(): DriverStats {
-    return { ...this.counts, queued: this.queue.length, pendingReads: this.reads.size };
+    return { ...this.counts, queued: this.queue.length, pendingReads: this.reads.size, proposals: this.proposals.view() };
   }
 
   /** The storage the driver writes to (what is durable: its hard state, log and snapshot). */
@@ -454,6 +510,10 @@ export class RaftDriver<R> {
 
   /** Replicate `data`; resolves once it is applied here, with the application's result. */
   propose(data: Uint8Array): Promise<{ index: number; result: R }> {
+    return this.proposals.track(this.now, this.proposeUntracked(data));
+  }
+
+  private proposeUntracked(data: Uint8Array): Promise<{ index: number; result: R }> {
     return new Promise((resolve, reject) => {
       this.run(
         () => {
@@ -666,6 +726,7 @@ export class RaftDriver<R> {
       const snap = rd.snapshot;
       await step('apply', () => app.restore(snap));
       this.applied = rd.snapshot.metadata.index;
+      this.counts.snapshotsInstalled++;
       log.info({ index: this.applied, term: rd.snapshot.metadata.term }, 'raft snapshot installed');
       // Waiters at or below the snapshot cannot learn their result: it is in the snapshot.
       for (const [index, w] of this.waiters) {
@@ -766,6 +827,7 @@ export class RaftDriver<R> {
     const conf = this.node.confStateAt(this.applied);
     if (conf === undefined) return;
     storage.createSnapshot(this.applied, conf, app.snapshotData());
+    this.counts.snapshotsTaken++;
     const upTo = this.applied - keep;
     if (upTo >= storage.firstIndex()) storage.compact(upTo);
     this.opts.log.debug({ index: this.applied }, 'raft snapshot taken');

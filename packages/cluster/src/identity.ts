@@ -110,11 +110,11 @@ export class IdentityGuard {
       return { code: 'not-ready', message: 'this node does not know the cluster configuration yet' };
     }
     if (!this.isMember(id)) {
-      return { ...base, code: 'not-member', message: `${id} is not a member of this cluster (removed, or not added yet)` };
+      return { ...base, code: 'not-member', message: `${id} is not a member of this cluster (removed, or not added yet): start a new node with an empty data directory and --join <admin URL of a member>, not with --peers` };
     }
     const ours = state.cluster.clusterId;
     if (hello.cluster !== undefined && ours !== null && hello.cluster !== ours) {
-      return { ...base, code: 'cluster', message: `${id} belongs to cluster ${hello.cluster}; this node is in cluster ${ours}` };
+      return { ...base, code: 'cluster', message: `${id} belongs to cluster ${hello.cluster}; this node is in cluster ${ours}: check --peers / --join, or empty ${id}'s data directory and --join this cluster` };
     }
     const mine = this.opts.identity().bootstrap;
     if (hello.bootstrap !== undefined && mine !== undefined && hello.bootstrap !== mine) {

@@ -23,6 +23,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConfChange, NodeId } from '@weldr/raft';
 import {
   StoreError,
+  auditMetaOf,
   awaitWithDeadline,
   fingerprintOf,
   lookupRequest,
@@ -65,6 +66,8 @@ export interface MemberWriteOptions {
   /** Skip the live-quorum (and, for promote, caught-up) checks. */
   readonly force?: boolean;
   readonly timeoutMs?: number;
+  /** For the audit log: the node the request arrived at and the client's address (default: this node). */
+  readonly origin?: { readonly nodeId: string; readonly client?: string };
 }
 
 export interface MemberWriteResult {
@@ -305,7 +308,11 @@ export class MembershipManager {
     state = this.opts.replica.current;
     const early = check(state);
     if (early !== undefined) return early;
-    const done = this.proposeChange(memberConfChange({ requestId, command }), requestId, fingerprint, options.requestId !== undefined, timeoutMs);
+    // The leader's clock dates the change, as for pool writes (prepareEnvelope); a change
+    // the leader makes by itself (auto-promotion) was received on the leader.
+    const meta = auditMetaOf({ at: Date.now(), ...(options.origin ?? { nodeId: this.opts.self }) });
+    const envelope = { requestId, command, ...(meta === undefined ? {} : { meta }) };
+    const done = this.proposeChange(memberConfChange(envelope), requestId, fingerprint, options.requestId !== undefined, timeoutMs);
     const flight: InFlight = { requestId, fingerprint, what, done };
     this.inFlight = flight;
     const clear = (): void => {
@@ -470,7 +477,7 @@ export class MembershipManager {
   }
 
   private async propose(command: UpdateMemberCommand | { type: 'InitCluster'; clusterId: string }): Promise<void> {
-    const result = await this.opts.store.propose(command, { timeoutMs: this.opts.timeoutMs ?? 5000 });
+    const result = await this.opts.store.propose(command, { timeoutMs: this.opts.timeoutMs ?? 5000, origin: { nodeId: this.opts.self } });
     if (!result.outcome.ok) {
       this.opts.log.warn({ command: command.type, outcome: result.outcome }, `${command.type} refused by the state machine`);
       if (command.type === 'UpdateMember') this.published.delete(command.id);

@@ -22,7 +22,7 @@
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
 import { createHash, randomBytes } from 'node:crypto';
-import type { NodeId } from '@weldr/raft';
+import type { NodeId, Role } from '@weldr/raft';
 import {
   adminUrlOf,
   DataDir,
@@ -53,7 +53,8 @@ import { fetchMembers, JoinRefused, joinCluster } from './join.js';
 import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
-import type { ClusterFailure, ClusterLogger, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
+import { MemberWatch } from './member-watch.js';
 import { electionTicks } from './timers.js';
 import { IsolationGate, type IsolationStatus } from './faults.js';
 import { DEFAULT_SERVING, ServingTracker, type ServingStatus } from './serving.js';
@@ -106,6 +107,10 @@ export interface BoundListeners {
 export class RaftCluster implements ClusterView {
   private shuttingDown = false;
   private transport: TcpTransport | null = null;
+  /** Two election timeouts without a message: a member is not counted as heard from. */
+  private readonly silentMs: number;
+  private readonly watch: MemberWatch;
+  private watchTimer: NodeJS.Timeout | null = null;
   private guard: IdentityGuard | null = null;
   private membership: MembershipManager | null = null;
   private own: OwnAttributes = {};
@@ -130,6 +135,10 @@ export class RaftCluster implements ClusterView {
     private readonly replica: PoolReplica,
     readonly store: RaftPoolStore,
   ) {
+    this.silentMs = 2 * config.electionTimeoutMs;
+    // Stalled: no progress for ten election timeouts (5 s with the defaults) — far longer
+    // than a healthy member takes to catch up on a loopback or LAN link.
+    this.watch = new MemberWatch({ silentMs: this.silentMs, stallMs: 10 * config.electionTimeoutMs });
     this.gate = new IsolationGate(log.child({ component: 'faults' }));
     this.servingTracker = new ServingTracker(config.serving ?? DEFAULT_SERVING, {
       self: config.id,
@@ -294,6 +303,8 @@ export class RaftCluster implements ClusterView {
     });
     this.driver.start(this.gate.wrap(transport));
     this.membership.start();
+    this.watchTimer = setInterval(() => this.watchMembers(), 1000);
+    this.watchTimer.unref();
     this.servingTracker.start();
     log.info(
       { event: 'member', mode: this.mode, clusterId: this.replica.current.cluster.clusterId, incarnation: this.identity.incarnation, since: this.identity.since },
@@ -302,6 +313,11 @@ export class RaftCluster implements ClusterView {
   }
 
   activate(): void {}
+
+  /** The port the peer transport listens on (the real one for port 0); undefined before start. */
+  get raftPort(): number | undefined {
+    return this.transport?.port;
+  }
 
   /** The peer transport's refusals and pending connections (for metrics); undefined before start. */
   transportStats(): TransportStats | undefined {
@@ -414,16 +430,20 @@ export class RaftCluster implements ClusterView {
     // On the leader: how far each member's log is known to match (replication lag).
     const leader = s.role === 'leader';
     const progress = leader ? this.driver.node.status().progress : undefined;
-    const about = (id: NodeId): Record<string, unknown> => {
+    const about = (id: NodeId): Partial<ClusterMemberStatus> => {
       const r = records.get(id);
       const address = r?.raftAddress ?? (id === this.config.id ? this.own.raftAddress : this.seeds.get(id));
+      const seen = this.seen(id, s.role, s.leader);
       const p = progress?.[id];
+      const judged = id === this.config.id ? undefined : this.watch.judgement(id);
       return {
         ...(address === undefined ? {} : { address }),
         ...(r?.adminAddress === undefined ? {} : { adminAddress: r.adminAddress }),
         ...(r?.proxyAddress === undefined ? {} : { proxyAddress: r.proxyAddress }),
+        ...seen,
         ...(p === undefined ? {} : { matchIndex: p.match, replication: p.state }),
         ...(leader && this.membership !== null ? { live: this.membership.isLive(id) } : {}),
+        ...(judged === undefined ? {} : { condition: judged.condition, ...(judged.reason === undefined ? {} : { reason: judged.reason }) }),
       };
     };
     return {
@@ -435,10 +455,7 @@ export class RaftCluster implements ClusterView {
       commitIndex: s.commitIndex,
       appliedIndex: s.appliedIndex,
       clusterId: this.replica.current.cluster.clusterId,
-      members: [
-        ...s.config.voters.map((id) => ({ id, role: 'voter' as const, raftRole: id === s.leader ? 'leader' : 'follower', ...about(id) })),
-        ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...about(id) })),
-      ],
+      members: [...s.config.voters.map((id) => ({ id, role: 'voter' as const, ...about(id) })), ...s.config.learners.map((id) => ({ id, role: 'learner' as const, ...about(id) }))],
     };
   }
 
@@ -474,10 +491,48 @@ export class RaftCluster implements ClusterView {
   }
 
   /**
+   * A member as this node sees it, never a guess: its own role; the leader it follows;
+   * "follower" for another member only when this node leads and hears from it. A member
+   * killed a second ago is therefore shown without a role, and unreachable.
+   */
+  private seen(id: NodeId, role: Role, leader: NodeId | null): Pick<ClusterMemberStatus, 'raftRole' | 'reachable' | 'lastContactMs'> {
+    if (id === this.config.id) return { raftRole: raftRoleName(role), reachable: true };
+    const peer = this.transport?.peerStatus(id) ?? { reachable: false, lastContactMs: null };
+    const heard = peer.reachable && peer.lastContactMs !== null && peer.lastContactMs <= this.silentMs;
+    const raftRole = id === leader && heard ? 'leader' : role === 'leader' && heard ? 'follower' : undefined;
+    return { ...(raftRole === undefined ? {} : { raftRole }), reachable: peer.reachable, lastContactMs: peer.lastContactMs };
+  }
+
+  /** The leader judges its members every second; changes are logged (member_condition). */
+  private watchMembers(): void {
+    const s = this.driver.status();
+    if (s.role !== 'leader' || this.transport === null) {
+      this.watch.reset();
+      return;
+    }
+    const progress = this.driver.node.status().progress ?? {};
+    const transport = this.transport;
+    const observed = Object.entries(progress)
+      .filter(([id]) => id !== this.config.id)
+      .map(([id, p]) => ({ id, match: p.match, state: p.state, peer: transport.peerStatus(id) }));
+    for (const change of this.watch.observe(performance.now(), s.lastIndex, observed)) {
+      const trouble = change.to === 'stalled';
+      const entry = { event: 'member_condition', member: change.id, from: change.from ?? null, to: change.to, reason: change.reason, term: s.term };
+      // Lost and regained at the same level (the transport logs connections likewise);
+      // a member that answers yet does not catch up is the case nobody would notice.
+      if (trouble) this.log.warn(entry, `member ${change.id} is not catching up: ${change.reason}`);
+      else this.log.info(entry, `member ${change.id} ${change.to}${change.reason === undefined ? '' : `: ${change.reason}`}`);
+    }
+  }
+
+  /**
    * Stop taking part: a leader first hands leadership to a follower (thesis §3.10) so the
    * cluster does not wait an election timeout, then the driver, transport and database close.
    */
   async stop(): Promise<void> {
+    this.shuttingDown = true;
+    if (this.watchTimer !== null) clearInterval(this.watchTimer);
+    this.watchTimer = null;
     this.deactivate();
     this.gate.heal('stopping');
     this.membership?.stop();
@@ -791,6 +846,11 @@ function bootstrapDigest(ids: readonly string[]): string {
 /** LevelDB's I/O failures (classic-level: code LEVEL_IO_ERROR, message "IO error: …"). */
 function isIoError(err: Error): boolean {
   return (err as { code?: unknown }).code === 'LEVEL_IO_ERROR' || err.message.startsWith('IO error');
+}
+
+/** The core's role names as /cluster spells them. */
+function raftRoleName(role: Role): string {
+  return role === 'preCandidate' ? 'pre-candidate' : role;
 }
 
 export { JoinRefused };

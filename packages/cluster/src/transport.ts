@@ -95,6 +95,16 @@ export interface TcpTransportOptions {
   readonly onRefused?: (peer: NodeId, refusal: IdentityRefusal) => void;
 }
 
+/** How this node sees one peer, for /cluster. */
+export interface PeerStatus {
+  /** This node's outbound connection to the peer is up (handshake done). */
+  readonly reachable: boolean;
+  /** Milliseconds since the last message received from the peer; null: none since the start. */
+  readonly lastContactMs: number | null;
+  /** Why the last outbound connection failed or closed, while it is down. */
+  readonly lastError?: string;
+}
+
 /** What a node says about itself, and about the peer it connects to, in its hello. */
 export interface HelloIdentity {
   /** The sender's cluster id; undefined before it has one. */
@@ -152,6 +162,8 @@ class Peer {
   timer: NodeJS.Timeout | null = null;
   /** Logged once per outage, not per retry. */
   reportedDown = false;
+  /** Why the connection failed or closed last (shown while it is down). */
+  lastError: string | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -202,6 +214,8 @@ export class TcpTransport implements Transport {
   private readonly helloMs: number;
   private offReload: (() => void) | null = null;
   private closed = false;
+  /** When a message from each peer last arrived (performance.now()). */
+  private readonly lastHeard = new Map<NodeId, number>();
 
   constructor(private readonly opts: TcpTransportOptions) {
     this.maxQueued = opts.maxQueuedBytes ?? 8 << 20;
@@ -245,6 +259,18 @@ export class TcpTransport implements Transport {
   get port(): number {
     const a = this.server.address();
     return typeof a === 'object' && a !== null ? a.port : 0;
+  }
+
+  /** How this node sees `id` now: its own connection and the last message received. */
+  peerStatus(id: NodeId): PeerStatus {
+    const peer = this.peers.get(id);
+    const heard = this.lastHeard.get(id);
+    const reachable = peer !== undefined && peer.connected;
+    return {
+      reachable,
+      lastContactMs: heard === undefined ? null : Math.max(0, Math.round(performance.now() - heard)),
+      ...(reachable || peer?.lastError === undefined ? {} : { lastError: peer.lastError }),
+    };
   }
 
   stats(): TransportStats {
@@ -410,8 +436,9 @@ export class TcpTransport implements Transport {
         if (this.opts.token !== undefined && !proofMatches(this.opts.token, 'server', input, w.proof)) return fail('the peer could not prove the cluster token');
         clearTimeout(deadline);
         peer.connected = true;
+        peer.lastError = undefined;
         peer.backoffMs = this.minMs;
-        if (peer.reportedDown) this.opts.log.info({ peer: peer.id }, 'raft peer reachable again');
+        if (peer.reportedDown) this.opts.log.info({ event: 'raft_peer_reachable', peer: peer.id }, `raft peer ${peer.id} reachable again`);
         peer.reportedDown = false;
         return;
       }
@@ -422,6 +449,7 @@ export class TcpTransport implements Transport {
     s.on('close', () => {
       clearTimeout(deadline);
       const authenticated = peer.connected && peer.socket === s;
+      if (peer.socket === s) peer.lastError = failure ?? 'connection closed';
       if (!peer.reportedDown) {
         if ((serverNonce !== null || tlsUp) && !authenticated) {
           // The peer took the connection, then dropped it during the handshake: it
@@ -435,7 +463,12 @@ export class TcpTransport implements Transport {
         } else if (failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
           this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
         } else {
-          this.opts.log.debug({ peer: peer.id, err: failure ?? 'closed' }, 'raft peer connection failed');
+          // The same level as "reachable again": an operator reading at info sees both
+          // ends of every outage, and one line each, however long it lasts.
+          this.opts.log.info(
+            { event: 'raft_peer_unreachable', peer: peer.id, address: `${peer.address.host}:${peer.address.port}`, why: failure ?? 'closed', wasConnected: authenticated },
+            authenticated ? `raft peer ${peer.id} unreachable (${failure ?? 'connection closed'})` : `raft peer ${peer.id} not reachable yet (${failure ?? 'connection closed'})`,
+          );
         }
         peer.reportedDown = true;
       }
@@ -627,6 +660,7 @@ export class TcpTransport implements Transport {
           this.refuse(socket, pending, new Refusal('invalid_message', `message from ${m.from} to ${m.to} on the connection of ${from}`), from);
           return;
         }
+        this.lastHeard.set(from, performance.now());
         this.opts.onMessage(m);
       }
     });

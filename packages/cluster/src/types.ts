@@ -88,11 +88,20 @@ export interface ClusterMemberStatus {
   readonly address?: string;
   readonly adminAddress?: string;
   readonly proxyAddress?: string;
+  /** As this node knows it (never a guess): absent when it cannot know. */
   readonly raftRole?: string;
+  /** This node's own peer connection to the member is up. */
+  readonly reachable?: boolean;
+  /** Milliseconds since this node last received a message from the member; null: never. */
+  readonly lastContactMs?: number | null;
   readonly matchIndex?: number;
   readonly replication?: string;
   /** On the leader: heard from within two election timeouts. */
   readonly live?: boolean;
+  /** On the leader: current, catching-up, stalled, silent or unreachable (member-watch.ts). */
+  readonly condition?: string;
+  /** On the leader: why the member is not current, when known. */
+  readonly reason?: string;
 }
 
 /** What /cluster reports (the admin API's ClusterInfo has this shape). */

@@ -116,7 +116,7 @@ async function cluster(t: ExecutionContext, size = 3, snapshotEvery = 1000): Pro
   return c;
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 5000): Promise<T> {
+async function until<T>(what: string, fn: () => T | undefined | false, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = fn();

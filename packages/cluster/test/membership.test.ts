@@ -305,5 +305,5 @@ test('a hello cannot redirect the admin relay, and one from an id outside the co
   t.like(welcomed[0], { welcome: 'weldr-raft/2' }, 'admitted: it claims a member with its incarnation');
   t.deepEqual(follower.leaderAdminUrl(), before, 'the relay still goes to the address in the leader\'s record');
   const refused = await rawPeer(h.members.get(followerId)!.raftPort, { from: 'n9', to: followerId, incarnation: 'x' });
-  t.like(refused[0], { refused: 'not-member', message: 'n9 is not a member of this cluster (removed, or not added yet)' });
+  t.like(refused[0], { refused: 'not-member', message: 'n9 is not a member of this cluster (removed, or not added yet): start a new node with an empty data directory and --join <admin URL of a member>, not with --peers' });
 });

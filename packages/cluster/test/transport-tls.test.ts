@@ -16,7 +16,7 @@ test.after.always(() => pki.cleanup());
 const silent = { debug() {}, info() {}, warn() {} };
 const heartbeat = (from: string, to: string, term = 3): Message => ({ type: 'MsgHeartbeat', from, to, term, logTerm: 0, index: 0, commit: 0, reject: false, rejectHint: 0, tick: 0, lease: 0 });
 
-async function until(what: string, fn: () => boolean, ms = 20_000): Promise<void> {
+async function until(what: string, fn: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);

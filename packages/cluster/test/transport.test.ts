@@ -74,7 +74,7 @@ async function pair(t: import('ava').ExecutionContext, token?: string) {
   return { a, b, got };
 }
 
-async function until(what: string, fn: () => boolean, ms = 3000): Promise<void> {
+async function until(what: string, fn: () => boolean, ms = 30_000): Promise<void> {
   const end = Date.now() + ms;
   while (!fn()) {
     if (Date.now() > end) throw new Error(`timed out: ${what}`);
@@ -359,6 +359,40 @@ test('a peer that restarts is reconnected to', async (t) => {
     return got2.length > 0;
   });
   t.pass();
+});
+
+test('losing and regaining a peer are logged at the same level, once per outage', async (t) => {
+  const lines: { level: string; obj: Record<string, unknown> }[] = [];
+  const record = (level: string) => (obj: object) => lines.push({ level, obj: obj as Record<string, unknown> });
+  const log = { debug: record('debug'), info: record('info'), warn: record('warn') };
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), log: silent, onMessage: (m) => got.push(m) });
+  await b.start();
+  const port = b.port;
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port }]]), log, onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
+  await a.start();
+  t.teardown(() => a.close());
+  await until('first delivery', () => {
+    a.send([msg('a', 'b')]);
+    return got.length > 0;
+  });
+  await b.close();
+  await until('the outage is logged', () => lines.some((l) => l.obj.event === 'raft_peer_unreachable'));
+  // Reconnect attempts keep failing for a while: still one line.
+  await new Promise((r) => setTimeout(r, 200));
+  const got2: Message[] = [];
+  const b2 = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port }, peers: new Map(), log: silent, onMessage: (m) => got2.push(m) });
+  await b2.start();
+  t.teardown(() => b2.close());
+  await until('delivery after the restart', () => {
+    a.send([msg('a', 'b')]);
+    return got2.length > 0;
+  });
+  const events = lines.filter((l) => l.obj.event !== undefined).map((l) => [l.level, l.obj.event, l.obj.peer]);
+  t.deepEqual(events, [
+    ['info', 'raft_peer_unreachable', 'b'],
+    ['info', 'raft_peer_reachable', 'b'],
+  ]);
 });
 
 test('hello identity: the admit hook sees it, and nothing the peer sent is delivered before an asynchronous admission resolves', async (t) => {

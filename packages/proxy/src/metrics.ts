@@ -25,6 +25,7 @@ const NAMES = [
   'weldr_proxy_origin_active_requests',
   'weldr_proxy_origin_request_duration_seconds',
   'weldr_proxy_access_log_dropped_total',
+  'weldr_health_checks_total',
 ];
 
 /** Where the figures come from: this process, or a node's workers summed (read once per scrape). */
@@ -151,6 +152,17 @@ export function registerMetrics(registry: Registry, source: CounterSource, upstr
         for (const o of upstream.origins) {
           for (const h of HEALTH) this.set({ server: o.id, state: h }, o.health.health === h ? 1 : 0);
         }
+      },
+    }),
+    new Counter({
+      name: 'weldr_health_checks_total',
+      help: 'Active health checks finished, by result (pass: the expected status in time; fail: anything else)',
+      labelNames: ['result'],
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc({ result: 'pass' }, upstream.checksPassed);
+        this.inc({ result: 'fail' }, upstream.checksFailed);
       },
     }),
     new Gauge({

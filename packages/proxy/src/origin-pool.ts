@@ -64,6 +64,7 @@ export class Origin implements Peer {
       connectTimeout: t.originConnectMs,
       headersTimeout: t.originResponseMs,
       bodyTimeout: t.originIdleMs,
+      keepAliveTimeout: t.originKeepAliveMs,
       maxHeaderSize: options.maxHeaderSize,
       connections: options.originMaxConnections,
       // Keep-alive to the origin, one request per connection at a time (pipelining

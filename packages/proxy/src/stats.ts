@@ -223,7 +223,10 @@ export function buildStats(data: DataPlaneCounters, upstream: Upstream, now: num
       active: figures?.active ?? 0,
     };
     if (ejected) s.ejectedUntil = ejectedUntil;
-    if (o.health.lastCheck !== undefined) s.lastCheck = { ...o.health.lastCheck };
+    if (o.health.lastCheck !== undefined) {
+      s.lastCheck = { ...o.health.lastCheck };
+      s.recentChecks = o.health.recentChecks();
+    }
     return s;
   });
   return {

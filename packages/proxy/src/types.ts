@@ -36,6 +36,13 @@ export interface ProxyTimeouts {
   originResponseMs: number;
   /** Idle gap in a response body, and longest stall of a client not reading it. */
   originIdleMs: number;
+  /**
+   * How long an idle keep-alive connection to an origin is kept for the next request
+   * (an origin's own `Keep-Alive: timeout=` hint wins when shorter). Longer keeps
+   * connections to a large pool warm: with N origins in rotation, each origin gets a
+   * request every N / (req/s) seconds per process.
+   */
+  originKeepAliveMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
@@ -46,6 +53,9 @@ export const DEFAULT_TIMEOUTS: Readonly<ProxyTimeouts> = Object.freeze({
   originConnectMs: 3_000,
   originResponseMs: 30_000,
   originIdleMs: 30_000,
+  // undici's own default: below the 5 s of node's and uvicorn's servers, which close
+  // idle connections (node says so in a Keep-Alive hint, not every server does).
+  originKeepAliveMs: 4_000,
 });
 
 /** Resource limits (issue 9 item 5). Each has a flag, a default and a refusal metric. */
@@ -149,6 +159,8 @@ export interface ServerStats {
   draining: boolean;
   active: number;
   lastCheck?: CheckResult;
+  /** Outcomes of the last active checks (at most 10), oldest first; true = passed. */
+  recentChecks?: boolean[];
 }
 
 export interface LimitStats {

@@ -45,6 +45,9 @@ export class Upstream {
   #origins: Origin[] | null = [];
   /** Where new requests may go. */
   candidates: readonly Origin[] = [];
+  /** Active health checks finished since the start, by outcome (weldr_health_checks_total). */
+  checksPassed = 0;
+  checksFailed = 0;
   /** True when no server is healthy and every non-draining one is routed to anyway. */
   failOpen = false;
   #balancer: Balancer<Origin>;
@@ -298,6 +301,8 @@ export class Upstream {
       now: this.#deps.now,
       onResult: (result) => {
         if (origin.checker !== checker) return;
+        if (result.ok) this.checksPassed++;
+        else this.checksFailed++;
         const before = origin.health.health;
         if (!origin.health.record(result, spec)) return;
         const after = origin.health.health;

@@ -57,6 +57,46 @@ test('weighted round-robin with equal weights is plain rotation', (t) => {
   t.deepEqual(count(Array.from({ length: 300 }, () => wrr.pick(ps))), { a: 100, b: 100, c: 100 });
 });
 
+/** nginx's smooth weighted round-robin, written out plainly: the reference for WeightedRoundRobin. */
+function smoothReference(): (candidates: readonly P[]) => P {
+  let last: readonly P[] | null = null;
+  let scores: number[] = [];
+  return (candidates) => {
+    if (candidates !== last) {
+      last = candidates;
+      scores = candidates.map(() => 0);
+    }
+    const total = candidates.reduce((sum, c) => sum + c.weight, 0);
+    candidates.forEach((c, i) => (scores[i]! += c.weight));
+    let best = 0;
+    for (let i = 1; i < candidates.length; i++) if (scores[i]! > scores[best]!) best = i;
+    scores[best]! -= total;
+    return candidates[best]!;
+  };
+}
+
+test('weighted round-robin picks exactly as smooth WRR, equal weights (the O(1) path) or not, across candidate changes', (t) => {
+  const random = seeded(13);
+  const wrr = new WeightedRoundRobin<P>();
+  const ref = smoothReference();
+  for (let round = 0; round < 200; round++) {
+    const n = 2 + Math.floor(random() * 12);
+    const uniform = random() < 0.5;
+    const w = 1 + Math.floor(random() * 5);
+    const ps = peers(...Array.from({ length: n }, () => (uniform ? w : 1 + Math.floor(random() * 5))));
+    const picks = 1 + Math.floor(random() * 3 * n);
+    for (let i = 0; i < picks; i++) t.is(wrr.pick(ps)!.name, ref(ps).name, `round ${round} pick ${i}`);
+  }
+});
+
+test('weighted round-robin over 1,000 equal origins rotates through every one', (t) => {
+  const wrr = new WeightedRoundRobin<P>();
+  const ps: P[] = Array.from({ length: 1000 }, (_, i) => ({ name: `o${i}`, weight: 1, active: 0 }));
+  const first = Array.from({ length: 1000 }, () => wrr.pick(ps)!.name);
+  t.deepEqual(first, ps.map((p) => p.name));
+  t.is(wrr.pick(ps)!.name, 'o0');
+});
+
 test('least-connections picks the least loaded relative to weight, rotating ties', (t) => {
   const lc = new LeastConnections<P>();
   const ps = peers(1, 1, 1);

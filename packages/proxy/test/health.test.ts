@@ -15,6 +15,18 @@ test('a new server is unknown, and its first failed check demotes it at once', (
   t.deepEqual(h.lastCheck, bad(1));
 });
 
+test('the last 10 check outcomes are kept, oldest first, with pass and fail totals', (t) => {
+  const h = new HealthState();
+  t.deepEqual(h.recentChecks(), []);
+  for (let i = 0; i < 12; i++) h.record(i % 3 === 0 ? bad(i) : ok(i), spec);
+  // Checks 2..11: ok bad ok ok bad ok ok bad ok ok (i = 3, 6, 9 failed).
+  t.deepEqual(h.recentChecks(), [true, false, true, true, false, true, true, false, true, true]);
+  t.is(h.passed, 8);
+  t.is(h.failed, 4);
+  h.reset();
+  t.deepEqual(h.recentChecks(), [], 'checks disabled: no history shown');
+});
+
 test('unknown becomes healthy after healthyThreshold passes', (t) => {
   const h = new HealthState();
   t.false(h.record(ok(1), spec));

@@ -214,6 +214,7 @@ test('active checks: a failing origin is demoted at once and traffic avoids it; 
   await until(() => server().health === 'unhealthy');
   t.false(server().lastCheck!.ok);
   t.is(server().lastCheck!.status, 500);
+  t.is(server().recentChecks?.at(-1), false, 'the check history ends with the failure');
   for (let i = 0; i < 4; i++) t.is((await get(p.port)).body.split(':')[0], 'good');
   healthy = true;
   await until(() => server().health === 'healthy');
@@ -246,6 +247,8 @@ test('fail-open: every server unhealthy → route to all of them, flagged in sta
   t.is(p.log.lines.filter((l) => /failing open/.test(l.msg ?? '')).length, 1);
   const text = await registry.metrics();
   t.regex(text, /weldr_proxy_fail_open 1/);
+  t.regex(text, /weldr_health_checks_total\{result="fail"\} [1-9]/);
+  t.regex(text, /weldr_health_checks_total\{result="pass"\} 0/);
   t.regex(text, /weldr_proxy_requests_total\{code_class="2xx"\} 4/);
   t.regex(text, /weldr_proxy_origin_health\{server="127\.0\.0\.1:\d+",state="unhealthy"\} 1/);
   t.regex(text, /weldr_proxy_request_duration_seconds_count 4/);

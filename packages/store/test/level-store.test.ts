@@ -73,6 +73,7 @@ test('the layout uses the documented fixed-width keys', async (t) => {
   const keys = await db.keys().all();
   t.deepEqual(keys, [
     POOL_KEYS.applied,
+    'pool/audit/0000000000000001',
     POOL_KEYS.format,
     'pool/request/0000000000000001',
     'pool/server/0000000000000001/10.0.0.1:80',
@@ -208,15 +209,17 @@ test('a value stored under the wrong key is detected as corruption', async (t) =
   await db.close();
 });
 
-test('incremental writes always equal a full rewrite (random log, tiny idempotency table)', async (t) => {
+test('incremental writes always equal a full rewrite (random log, tiny idempotency table and audit log)', async (t) => {
   const db = new MemoryLevel<string, string>();
   const limits = { maxEntries: 7, maxWeight: 12 };
-  const store = await LevelPoolStore.open({ db, limits });
+  const auditRetention = 5;
+  const now = (): number => 1_700_000_000_000;
+  const store = await LevelPoolStore.open({ db, limits, auditRetention, now });
   t.teardown(async () => {
     await store.close();
     await db.close();
   });
-  const reference = new MemoryPoolStore({ limits });
+  const reference = new MemoryPoolStore({ limits, auditRetention, now });
   let s = 2024;
   const rnd = (n: number): number => {
     s = (s * 48_271) % 2_147_483_647;
@@ -233,7 +236,8 @@ test('incremental writes always equal a full rewrite (random log, tiny idempoten
     ];
     const command = commands[rnd(commands.length)] as PoolCommand;
     const requestId = `r${rnd(3) === 0 ? rnd(i + 1) : i}`;
-    const [a, b] = await Promise.all([store.propose(command, { requestId }), reference.propose(command, { requestId })]);
+    const origin = { nodeId: `n${rnd(3)}`, client: '127.0.0.1' };
+    const [a, b] = await Promise.all([store.propose(command, { requestId, origin }), reference.propose(command, { requestId, origin })]);
     t.deepEqual(a, b);
     const loaded = await loadState(db);
     t.is(serializeState(loaded ?? initialState()), serializeState(reference.state), `after command ${i}`);

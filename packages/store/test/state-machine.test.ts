@@ -331,15 +331,28 @@ test('deserializeState rejects corruption and unknown versions', (t) => {
     return JSON.stringify(copy);
   };
   t.throws(() => deserializeState('{'), { message: /not JSON/ });
-  t.throws(() => deserializeState(corrupt((d) => (d.version = 3))), { message: /version/ });
+  t.throws(() => deserializeState(corrupt((d) => (d.version = 4))), { message: /version/ });
+  t.is(deserializeState(serializeState(state)).audit.length, 2);
   // Version 1 (before member records) is still read, as a state without members; it has no `cluster`.
   const v1 = corrupt((d) => {
     d.version = 1;
     delete d.cluster;
+    delete d.audit;
   });
-  t.deepEqual(snapshotOf(deserializeState(v1)), snapshotOf(state));
+  const { audit: _audit, ...withoutAudit } = snapshotOf(state);
+  t.like(snapshotOf(deserializeState(v1)), withoutAudit);
   t.is(deserializeState(v1).cluster.members.size, 0);
+  t.deepEqual(deserializeState(v1).audit, [], 'before format 3 there is no audit log');
   t.throws(() => deserializeState(corrupt((d) => (d.version = 1))), { message: /state\.cluster/ }, 'version 1 has no cluster part');
+  // Version 2 (before the audit log) is read with an empty one; it has no `audit`.
+  const v2 = corrupt((d) => {
+    d.version = 2;
+    delete d.audit;
+  });
+  t.deepEqual(deserializeState(v2).audit, []);
+  t.throws(() => deserializeState(corrupt((d) => (d.version = 2))), { message: /state\.audit/ }, 'version 2 has no audit part');
+  t.throws(() => deserializeState(corrupt((d) => delete d.audit)), { message: /state\.audit/ });
+  t.throws(() => deserializeState(corrupt((d) => ((d.audit as Record<string, unknown>[])[0]!.index = 99))), { message: /audit\[0\]\.index/ });
   t.throws(() => deserializeState(corrupt((d) => delete d.cluster)), { message: /state\.cluster/ });
   t.throws(() => deserializeState(corrupt((d) => ((d.servers[0] as Record<string, unknown>).ip = '010.0.0.1'))), { message: /servers\[0\]\.ip/ });
   t.throws(() => deserializeState(corrupt((d) => ((d.servers[0] as Record<string, unknown>).id = 'x'))), { message: /servers\[0\]\.id/ });

@@ -21,13 +21,37 @@ export function errorMiddleware(log: AdminLogger): Middleware<AdminState> {
       error = toAdminError(err);
     }
     if (error === undefined) return;
-    if (error.status >= 500) {
-      log.error({ requestId: ctx.state.requestId, err: error.cause ?? error, code: error.code, method: ctx.method, path: ctx.path }, 'admin request failed');
-    }
+    logAnswer(log, error, ctx.state.requestId, ctx.method, ctx.path);
     ctx.status = error.status;
     for (const [name, value] of Object.entries(error.headers)) ctx.set(name, value);
     ctx.body = error.toBody();
   };
+}
+
+/**
+ * How loud an error answer is. Only a fault of this node (INTERNAL, NODE_FAILED) is an
+ * error, with its cause; a condition of the cluster the caller is told to retry through
+ * (no quorum, a commit that timed out, a full queue) is a warning without a stack; an
+ * answer that is simply the truth — a passive node's /ready 503, NOT_LEADER while the
+ * leadership moves — is debug: load balancers probe passive nodes every second, and a
+ * log full of expected answers hides the real ones. 4xx are the client's business.
+ */
+function logAnswer(log: AdminLogger, error: AdminError, requestId: string, method: string, path: string): void {
+  const entry = { requestId, code: error.code, status: error.status, method, path };
+  switch (error.code) {
+    case 'INTERNAL':
+    case 'NODE_FAILED':
+      log.error({ ...entry, err: error.cause ?? error }, 'admin request failed');
+      return;
+    case 'NO_QUORUM':
+    case 'TIMEOUT':
+    case 'OVERLOADED':
+    case 'STOPPED':
+      log.warn({ ...entry, reason: error.message }, `admin request not served: ${error.message}`);
+      return;
+    default:
+      if (error.status >= 500) log.debug({ ...entry, reason: error.message }, 'admin request answered with an expected refusal');
+  }
 }
 
 // "/servers/10.0.0.1:80" (the record's id as one segment) is a likely mistake; say what works.

@@ -8,7 +8,7 @@ import { readJsonBody } from '../body.js';
 import { AdminError, fromStoreError } from '../errors.js';
 import type { AdminRouteContext, AdminState, ResolvedDeps } from '../context.js';
 import type { MemberListView, MemberWriteOptions, MemberWriteResult, MembershipAdmin } from '../deps.js';
-import { booleanQuery, idempotencyKey, INDEX_HEADER, staleAllowed, withDeadline } from '../pool-access.js';
+import { booleanQuery, idempotencyKey, INDEX_HEADER, requestOrigin, staleAllowed, withDeadline } from '../pool-access.js';
 import { commandFromBody } from './command-body.js';
 
 export function memberRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth: Middleware<AdminState>): void {
@@ -66,7 +66,7 @@ async function write(
   if (members === undefined) {
     throw new AdminError(409, 'CONFLICT', 'a single node has no membership to change: start members with --peers to form a new cluster, or --join an existing one');
   }
-  const options: MemberWriteOptions = { force, timeoutMs: deps.requestTimeoutMs, ...(requestId === undefined ? {} : { requestId }) };
+  const options: MemberWriteOptions = { force, timeoutMs: deps.requestTimeoutMs, origin: requestOrigin(ctx, deps), ...(requestId === undefined ? {} : { requestId }) };
   const result = await withDeadline(run(members, options), deps.requestTimeoutMs, 'write');
   ctx.set(INDEX_HEADER, String(result.index));
   if (result.duplicate) ctx.set('Idempotent-Replayed', 'true');

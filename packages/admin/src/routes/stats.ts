@@ -45,5 +45,6 @@ function serverDetail(s: ServerStatsView): ServerStatsView {
             ...(s.lastCheck.error === undefined ? {} : { error: s.lastCheck.error }),
           },
         }),
+    ...(s.recentChecks === undefined ? {} : { recentChecks: [...s.recentChecks] }),
   };
 }

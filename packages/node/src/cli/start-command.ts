@@ -1,9 +1,8 @@
 // `weldr start`: load the configuration, run the node until a signal, shut down cleanly.
 import { checkClusterConfig } from '../config/cluster-rules.js';
 import { loadConfig } from '../config/load-config.js';
-import { OPTIONS } from '../config/options.js';
+import { settingsView } from '../config/settings-view.js';
 import { openNodeTls } from '../runtime/tls-setup.js';
-import { formatHostPort } from '../config/values.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
 import { startNode, type NodeFailure } from '../runtime/node-runtime.js';
@@ -60,12 +59,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
       event: 'starting',
       version: weldrVersion(),
       configFile,
-      config: redactSecrets({
-        ...config,
-        listen: formatHostPort(config.listen),
-        admin: formatHostPort(config.admin),
-        raft: formatHostPort(config.raft),
-      }),
+      config: settingsView(config),
       sources,
     },
     'weldr starting',
@@ -135,9 +129,3 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   return exitCode;
 }
 
-/** The settings as logged: credentials replaced, whatever their source. */
-function redactSecrets(config: Record<string, unknown>): Record<string, unknown> {
-  const out = { ...config };
-  for (const option of OPTIONS) if (option.secret === true && out[option.key] !== undefined) out[option.key] = '[redacted]';
-  return out;
-}

@@ -84,6 +84,7 @@ export interface NodeConfig {
   readonly originConnectTimeout: number;
   readonly originResponseTimeout: number;
   readonly originIdleTimeout: number;
+  readonly originKeepaliveTimeout: number;
   /** Largest request (and origin response) header section, in bytes. */
   readonly maxHeaderSize: number;
   /** Further origins tried after a retryable failure. */
@@ -204,6 +205,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originConnectTimeout', flag: 'origin-connect-timeout', env: 'WELDR_ORIGIN_CONNECT_TIMEOUT', valueName: 'DURATION', help: 'max time to connect to an origin (then the next origin, or 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originConnectMs), defaultValue: constant(DEFAULT_TIMEOUTS.originConnectMs), parse: duration(false) },
   { key: 'originResponseTimeout', flag: 'origin-response-timeout', env: 'WELDR_ORIGIN_RESPONSE_TIMEOUT', valueName: 'DURATION', help: 'max wait from request sent to origin response head (then 504)', defaultText: formatDuration(DEFAULT_TIMEOUTS.originResponseMs), defaultValue: constant(DEFAULT_TIMEOUTS.originResponseMs), parse: duration(false) },
   { key: 'originIdleTimeout', flag: 'origin-idle-timeout', env: 'WELDR_ORIGIN_IDLE_TIMEOUT', valueName: 'DURATION', help: 'max idle gap in an origin response body, or stall of a client not reading it', defaultText: formatDuration(DEFAULT_TIMEOUTS.originIdleMs), defaultValue: constant(DEFAULT_TIMEOUTS.originIdleMs), parse: duration(false) },
+  { key: 'originKeepaliveTimeout', flag: 'origin-keepalive-timeout', env: 'WELDR_ORIGIN_KEEPALIVE_TIMEOUT', valueName: 'DURATION', help: 'how long an idle connection to an origin is kept for reuse (a shorter Keep-Alive hint from the origin wins); raise it for large pools', defaultText: formatDuration(DEFAULT_TIMEOUTS.originKeepAliveMs), defaultValue: constant(DEFAULT_TIMEOUTS.originKeepAliveMs), parse: duration(false) },
   { key: 'maxHeaderSize', flag: 'max-header-size', env: 'WELDR_MAX_HEADER_SIZE', valueName: 'BYTES', help: 'largest request or origin response header section (larger: 431 / 502)', defaultText: '16384', defaultValue: constant(16_384), parse: parseInteger(1024, 1_048_576) },
   { key: 'serve', flag: 'serve', env: 'WELDR_SERVE', valueName: 'MODE', help: 'who serves client traffic: active-passive (the active node only: a VIP) or all (every node whose pool is current: behind a load balancer)', defaultText: 'active-passive', defaultValue: constant('active-passive' as ServeMode), parse: parseEnum(SERVE_MODES) },
   { key: 'serveStaleLimit', flag: 'serve-stale-limit', env: 'WELDR_SERVE_STALE_LIMIT', valueName: 'DURATION', help: '--serve all: a node whose pool no leader confirmed for this long stops serving (unless --quorum-loss keep-serving)', defaultText: '5s', defaultValue: constant(5_000), parse: duration(false) },

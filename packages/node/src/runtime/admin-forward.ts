@@ -14,6 +14,7 @@ import { request, type Dispatcher } from 'undici';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const FORWARDED_BY = 'x-weldr-forwarded-by';
+const CLIENT_ADDRESS = 'x-weldr-client-address';
 // Hop-by-hop fields (RFC 9110 §7.6.1) and those undici sets itself.
 const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect']);
 
@@ -285,6 +286,8 @@ function relayHeaders(req: IncomingMessage, opts: AdminForwarderOptions): Record
     if (value !== undefined && !DROP.has(name)) headers[name] = value;
   }
   headers[FORWARDED_BY] = opts.nodeId;
+  // For the leader's audit log: who asked, as this node saw it (never the client's own claim).
+  headers[CLIENT_ADDRESS] = req.socket.remoteAddress ?? 'unknown';
   return headers;
 }
 

@@ -9,7 +9,7 @@ import type { TLSSocket, SecureContextOptions } from 'node:tls';
 import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
-import { answerClientError, createAdminApp, type FaultInjector, type MembershipAdmin } from '@weldr/admin';
+import { answerClientError, createAdminApp, type AdminDeps, type FaultInjector, type MembershipAdmin } from '@weldr/admin';
 import type { ProxyStats } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
@@ -48,6 +48,8 @@ export interface AdminListenerDeps {
   readonly tls?: TlsSource | undefined;
   /** How the relay reaches the leader's admin API (a bounded pool; over HTTPS, the CA and client certificate). */
   readonly relayDispatcher?: (() => Dispatcher) | undefined;
+  /** What the status page reads besides the cluster and stats: GET /stats/history, /events, /node. */
+  readonly status?: Pick<AdminDeps, 'history' | 'events' | 'node'>;
 }
 
 export interface AdminListener {
@@ -76,6 +78,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     log,
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
     ...(deps.ownListenerAt === undefined ? {} : { ownListenerAt: deps.ownListenerAt }),
+    ...deps.status,
     ...(deps.faults === undefined ? {} : { faults: deps.faults }),
     ...(deps.members === undefined ? {} : { members: deps.members }),
   });

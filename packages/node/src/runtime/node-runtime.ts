@@ -24,8 +24,12 @@ import { registerServingMetrics } from './serving-metrics.js';
 import { VipManager } from './vip.js';
 import { autoMaxConnections, openFileLimit } from '../config/fd-limit.js';
 import { registerPeerMetrics } from './peer-metrics.js';
+import { registerRaftMetrics } from './raft-metrics.js';
 import { relayDispatcher, type RelayDispatcher } from './relay-dispatcher.js';
 import type { NodeTls } from './tls-setup.js';
+import { NodeEvents, StatsHistory, type NodeView } from '@weldr/admin';
+import { settingsView } from '../config/settings-view.js';
+import { weldrVersion } from '../cli/version.js';
 import { createDataPlane } from './data-plane.js';
 
 const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
@@ -149,6 +153,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
         originConnectMs: config.originConnectTimeout,
         originResponseMs: config.originResponseTimeout,
         originIdleMs: config.originIdleTimeout,
+        originKeepAliveMs: config.originKeepaliveTimeout,
       },
       log,
       nodeId: config.id,
@@ -171,9 +176,41 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     const unsubscribe = store.subscribe((snapshot) => dataPlane.update(snapshot));
     cleanups.push(unsubscribe);
 
+    // Filled in as the listeners bind (ports may be ephemeral).
+    const listeners: { name: string; address: HostPort }[] = [];
+    // What the status page shows besides /cluster and /stats.
+    const history = new StatsHistory(() => dataPlane.stats());
+    history.start();
+    cleanups.push(() => history.stop());
+    const events = new NodeEvents();
+    const startedAt = Date.now();
+    const nodeView = (): NodeView => ({
+      id: config.id,
+      version: weldrVersion(),
+      pid: process.pid,
+      startedAt,
+      listeners: Object.fromEntries([...listeners.map((l) => [l.name, formatHostPort(l.address)] as const), ...(raft === null ? [] : [['raft', formatHostPort({ host: config.raft.host, port: raft.raftPort ?? config.raft.port })] as const])]),
+      settings: settingsView(config),
+    });
+    if (raft !== null) {
+      const r = raft;
+      r.driver.onRoleChange((role, leader) => {
+        const term = r.driver.node.term;
+        const message =
+          role === 'leader'
+            ? `this node leads (term ${term})`
+            : role === 'follower'
+              ? leader === null
+                ? `follower, no leader known (term ${term})`
+                : `following ${leader} (term ${term})`
+              : `${role === 'preCandidate' ? 'pre-candidate' : 'candidate'}: an election (term ${term})`;
+        events.add('role', message, { role: role === 'preCandidate' ? 'pre-candidate' : role, leader, term });
+      });
+    }
+
     // --- serving, VIP and fault injection (issue 12) ---
     let vip: VipManager | null = null;
-    const cluster = new NodeClusterView(raft ?? new SingleNodeCluster(config.id, formatHostPort(config.raft), store), raft, () => (vip === null ? {} : { vip: vip.status() }));
+    const cluster = new NodeClusterView(raft ?? new SingleNodeCluster(config.id, store), raft, () => (vip === null ? {} : { vip: vip.status() }));
     view = cluster;
     if (failing) cluster.deactivate();
     registerServingMetrics(metrics, () => cluster.serving());
@@ -204,8 +241,6 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     // --- end serving, VIP and fault injection ---
     warnIfAdminExposed(log, config);
     warnIfOverFdLimit(log, config);
-    // Filled in as the listeners bind (ports may be ephemeral).
-    const listeners: { name: string; address: HostPort }[] = [];
     const raftNow = raft;
     let lastLeader: string | null | undefined;
     registerClusterMetrics(
@@ -220,7 +255,14 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
             }),
       raftNow === null ? undefined : () => raftNow.driver.stats(),
     );
-    if (raftNow !== null) registerPeerMetrics(metrics, () => raftNow.transportStats());
+    if (raftNow !== null) {
+      registerPeerMetrics(metrics, () => raftNow.transportStats());
+      registerRaftMetrics(metrics, {
+        stats: () => raftNow.driver.stats(),
+        info: () => raftNow.info(),
+        state: () => ({ role: raftNow.driver.node.role === 'preCandidate' ? 'pre-candidate' : raftNow.driver.node.role, hasLease: raftNow.driver.node.role === 'leader' && raftNow.driver.node.hasLease() }),
+      });
+    }
     let relay: RelayDispatcher | undefined;
     if (raft !== null) {
       const r = relayDispatcher(tls.peer);
@@ -244,6 +286,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       members,
       tls: tls.admin,
       relayDispatcher: relay?.get,
+      status: { history, events, node: nodeView },
       ...(raft === null ? {} : { faults: faultInjector(raft) }),
     });
     listeners.push({ name: 'admin', address: admin.address });
@@ -288,6 +331,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     }
 
     if (!failing) cluster.activate();
+    if (raft === null) events.add('role', 'single node: active', { role: 'leader', leader: config.id, term: 0 });
     const roleHooks = new RoleHooks({ nodeId: config.id, onActive: config.onActive, onPassive: config.onPassive, source: cluster, log });
     hooks = roleHooks;
     roleHooks.start();
@@ -379,7 +423,8 @@ function warnIfOverFdLimit(log: Logger, config: NodeConfig): void {
 /** `--balancer` makes the replicated setting match; a no-op when it already does. */
 async function applyBalancer(store: PoolStore, config: NodeConfig, log: Logger): Promise<void> {
   if (config.balancer === undefined || store.snapshot().settings.balancer === config.balancer) return;
-  await store.propose({ type: 'UpdateSettings', balancer: config.balancer });
+  // Audited as received on this node (from its own flags: no client address).
+  await store.propose({ type: 'UpdateSettings', balancer: config.balancer }, { origin: { nodeId: config.id } });
   log.info({ event: 'balancer_set', balancer: config.balancer }, `balancer set to ${config.balancer}`);
 }
 

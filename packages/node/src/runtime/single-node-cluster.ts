@@ -9,7 +9,6 @@ export class SingleNodeCluster {
 
   constructor(
     private readonly nodeId: string,
-    private readonly raftAddress: string,
     private readonly store: PoolStore,
   ) {}
 
@@ -37,7 +36,8 @@ export class SingleNodeCluster {
       term: 0,
       commitIndex: index,
       appliedIndex: index,
-      members: [{ id: this.nodeId, address: this.raftAddress, role: 'voter' }],
+      // No Raft address: a single node runs no peer transport, so nothing listens on --raft.
+      members: [{ id: this.nodeId, role: 'voter', raftRole: 'leader', reachable: true }],
     };
   }
 }

@@ -106,6 +106,12 @@ export class WorkerPool {
       if (isFromWorker(m)) this.#onMessage(slot, worker, m);
     });
     worker.on('exit', (code, signal) => this.#onExit(slot, worker, code, signal));
+    // A message sent while the worker dies (its IPC pipe already broken: EPIPE) fails
+    // with an 'error' event on the worker, which would otherwise be an uncaught
+    // exception in the node process. The exit that follows is what counts.
+    worker.on('error', (err: Error) => {
+      this.#log.debug({ worker: slot.n, pid: worker.process.pid, err: { message: err.message } }, `proxy worker ${slot.n}: IPC error`);
+    });
   }
 
   /** The worker listens for messages: its init carries the state as it is now; later changes follow on the same channel. */

@@ -9,6 +9,9 @@ import type { Balancer, Peer } from './balancer.js';
 export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
   #candidates: readonly T[] | null = null;
   #scores: number[] = [];
+  /** Every candidate has the same weight: the schedule is plain rotation (see pick). */
+  #uniform = false;
+  #next = 0;
 
   pick(candidates: readonly T[]): T | null {
     const n = candidates.length;
@@ -18,6 +21,17 @@ export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
       // The candidate set changed (health, update): restart the schedule.
       this.#candidates = candidates;
       this.#scores = new Array<number>(n).fill(0);
+      this.#uniform = candidates.every((c) => c.weight === candidates[0]!.weight);
+      this.#next = 0;
+    }
+    if (this.#uniform) {
+      // With equal weights the smooth schedule below picks 0, 1, …, n-1 and its scores
+      // are all back to 0 after n picks: the same order in O(1) instead of O(n) per
+      // pick, so routing does not cost more with a larger pool (1,000 origins: one
+      // index instead of a 1,000-step loop per request).
+      const c = candidates[this.#next]!;
+      this.#next = this.#next + 1 === n ? 0 : this.#next + 1;
+      return c;
     }
     const scores = this.#scores;
     let total = 0;

@@ -8,6 +8,7 @@
 //   pool/request/<index>                remembered request {requestId,index,fingerprint,outcome}
 //   pool/cluster-id                     the cluster id (JSON string; absent until recorded)
 //   pool/member/<id>                    MemberRecord JSON (format 2)
+//   pool/audit/<index>                  AuditEntry JSON (format 3)
 //
 // Indexes are zero-padded to 16 digits (> 2^53) so LevelDB's byte order is numeric
 // order: servers load in canonical order and requests oldest first, with no sort.
@@ -31,10 +32,11 @@ export const POOL_KEYS = Object.freeze({
   requestPrefix: 'pool/request/',
   clusterId: 'pool/cluster-id',
   memberPrefix: 'pool/member/',
+  auditPrefix: 'pool/audit/',
 });
 
-/** Formats loadState reads: 1 had no cluster keys. */
-const READABLE_FORMATS = ['1', String(STATE_FORMAT_VERSION)];
+/** Formats loadState reads: 1 had no cluster keys, 2 no audit keys. */
+const READABLE_FORMATS = ['1', '2', String(STATE_FORMAT_VERSION)];
 
 // The key right after every key with a given prefix ending in '/': '/' + 1 is '0'.
 const upperBound = (prefix: string): string => `${prefix.slice(0, -1)}0`;
@@ -58,6 +60,10 @@ export function requestKey(index: number): string {
   return `${POOL_KEYS.requestPrefix}${padIndex(index)}`;
 }
 
+export function auditKey(index: number): string {
+  return `${POOL_KEYS.auditPrefix}${padIndex(index)}`;
+}
+
 const put = (key: string, value: unknown): PoolBatchOp => ({ type: 'put', key, value: typeof value === 'string' ? value : JSON.stringify(value) });
 
 /** Every key of `state`, for a fresh database. */
@@ -70,6 +76,7 @@ export function fullStateOps(state: PoolState): PoolBatchOp[] {
     ...[...requestEntries(state.requests)].map((e) => put(requestKey(e.index), e)),
     ...(state.cluster.clusterId === null ? [] : [put(POOL_KEYS.clusterId, JSON.stringify(state.cluster.clusterId))]),
     ...[...state.cluster.members.values()].map((m) => put(memberKey(m), m)),
+    ...state.audit.map((e) => put(auditKey(e.index), e)),
   ];
 }
 
@@ -102,6 +109,14 @@ export function stateWriteOps(prev: PoolState, next: PoolState): PoolBatchOp[] {
     // only format 1 refuses it instead of dropping the members.
     ops.push(put(POOL_KEYS.format, String(STATE_FORMAT_VERSION)));
   }
+  if (next.audit !== prev.audit) {
+    // Entries are appended at the end and fall off the front: both ends of a sorted list.
+    const oldest = next.audit[0]?.index ?? Infinity;
+    for (let i = 0; i < prev.audit.length && prev.audit[i]!.index < oldest; i++) ops.push({ type: 'del', key: auditKey(prev.audit[i]!.index) });
+    for (let i = next.audit.length - 1; i >= 0 && next.audit[i]!.index > prev.appliedIndex; i--) ops.push(put(auditKey(next.audit[i]!.index), next.audit[i]));
+    // Likewise: a format 2 state gains audit keys, which a format-2 build would not read.
+    ops.push(put(POOL_KEYS.format, String(STATE_FORMAT_VERSION)));
+  }
   return ops;
 }
 
@@ -126,6 +141,7 @@ export async function loadState(db: PoolDb): Promise<PoolState | undefined> {
   const servers = await loadRange(db, POOL_KEYS.serverPrefix, (value: ServerRecord) => serverKey(value));
   const requests = await loadRange(db, POOL_KEYS.requestPrefix, (value: RememberedRequest) => requestKey(value.index));
   const members = await loadRange(db, POOL_KEYS.memberPrefix, (value: MemberRecord) => memberKey(value));
+  const audit = await loadRange(db, POOL_KEYS.auditPrefix, (value: { index: number }) => auditKey(value.index));
   return stateFromParts({
     appliedIndex: applied === undefined ? undefined : Number(applied),
     settings: settings === undefined ? undefined : parse(POOL_KEYS.settings, settings),
@@ -133,6 +149,7 @@ export async function loadState(db: PoolDb): Promise<PoolState | undefined> {
     requests,
     clusterId: clusterId === undefined ? null : parse(POOL_KEYS.clusterId, clusterId),
     members,
+    audit,
   });
 }
 

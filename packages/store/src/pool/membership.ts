@@ -6,6 +6,7 @@
 import { applyConfChange, type ConfChange, type ConfState } from '@weldr/raft';
 import { deepFreeze } from './json-value.js';
 import type { ClusterState, CommandOutcome, MemberChange, MemberChangeCommand, MemberChangeEnvelope, MemberRecord, UpdateMemberCommand } from './types.js';
+import { auditMetaOf } from './audit.js';
 import { validateRequestId } from './validate.js';
 import { validateMemberChange } from './validate-member.js';
 import { expectObject, fail, own, rejectUnknown } from './validate-fields.js';
@@ -58,21 +59,24 @@ export function parseMemberChangeContext(cc: ConfChange): MemberChangeEnvelope {
     fail('context', 'is not JSON');
   }
   const obj = expectObject(doc, 'context');
-  rejectUnknown(obj, ['requestId', 'command'], 'context');
+  rejectUnknown(obj, ['requestId', 'command', 'meta'], 'context');
   const requestId = validateRequestId(own(obj, 'requestId'), 'context.requestId');
   const command = validateMemberChange(own(obj, 'command'), 'context.command');
+  // Malformed audit metadata is dropped, never a reason to refuse the change (audit.ts).
+  const meta = auditMetaOf(own(obj, 'meta'));
   const expected = { addLearner: 'AddMember', addVoter: 'PromoteMember', removeNode: 'RemoveMember' }[cc.type];
   if (command.type !== expected || command.id !== cc.nodeId) {
     fail('context.command', `${command.type} ${command.id} does not describe the configuration change ${cc.type} ${cc.nodeId}`);
   }
-  return { requestId, command };
+  return meta === undefined ? { requestId, command } : { requestId, command, meta };
 }
 
 /** The entry a leader proposes for a membership change: the Raft change and its context. */
 export function memberConfChange(envelope: MemberChangeEnvelope): ConfChange {
   const { command } = envelope;
   const type = command.type === 'AddMember' ? 'addLearner' : command.type === 'PromoteMember' ? 'addVoter' : 'removeNode';
-  return { type, nodeId: command.id, context: JSON.stringify({ requestId: envelope.requestId, command }) };
+  const context = { requestId: envelope.requestId, command, ...(envelope.meta === undefined ? {} : { meta: envelope.meta }) };
+  return { type, nodeId: command.id, context: JSON.stringify(context) };
 }
 
 export interface RoleChange {

@@ -2,6 +2,7 @@
 // ships a complete pool). Loading re-validates everything, because a snapshot crosses a
 // process boundary and possibly a version boundary; corruption must stop the load, not
 // surface later as a divergent replica.
+import { auditFrom, EMPTY_AUDIT, parseAuditEntry, type AuditEntry, type AuditLog } from './audit.js';
 import { StoreError } from './errors.js';
 import { requestEntries, requestTableFrom, type RememberedRequest } from './idempotency.js';
 import { deepFreeze } from './json-value.js';
@@ -16,10 +17,11 @@ import { booleanField, expectObject, fail, integerIn, own, rejectUnknown } from 
 
 /**
  * Bump when the serialised shape or the meaning of a field changes. 2 added `cluster`
- * (cluster id and member records); version 1 documents are still read (no members).
+ * (cluster id and member records), 3 the audit log; older documents are still read (no
+ * members, no audit entries).
  */
-export const STATE_FORMAT_VERSION = 2;
-const READABLE_VERSIONS: readonly number[] = [1, 2];
+export const STATE_FORMAT_VERSION = 3;
+const READABLE_VERSIONS: readonly number[] = [1, 2, 3];
 
 export interface SerializedClusterState {
   readonly clusterId: string | null;
@@ -36,6 +38,8 @@ export interface SerializedPoolState {
   /** Idempotency table, oldest first. */
   readonly requests: readonly RememberedRequest[];
   readonly cluster: SerializedClusterState;
+  /** Audit log, oldest first. */
+  readonly audit: readonly AuditEntry[];
 }
 
 /** The parts a state is rebuilt from, whether from one JSON document or from LevelDB keys. */
@@ -47,6 +51,8 @@ export interface PoolStateParts {
   /** undefined: no cluster part (a version 1 state). */
   readonly clusterId?: unknown;
   readonly members?: readonly unknown[];
+  /** undefined: no audit part (a version 1 or 2 state). */
+  readonly audit?: readonly unknown[];
 }
 
 export function toSerialized(state: PoolState): SerializedPoolState {
@@ -57,6 +63,7 @@ export function toSerialized(state: PoolState): SerializedPoolState {
     servers: state.servers.list(),
     requests: [...requestEntries(state.requests)],
     cluster: { clusterId: state.cluster.clusterId, members: [...state.cluster.members.values()] },
+    audit: [...state.audit],
   };
 }
 
@@ -78,7 +85,8 @@ export function deserializeState(json: string): PoolState {
     if (typeof version !== 'number' || !READABLE_VERSIONS.includes(version)) {
       fail('state.version', `is ${JSON.stringify(version)}; this build reads versions ${READABLE_VERSIONS.join(' and ')}`);
     }
-    rejectUnknown(obj, version === 1 ? ['version', 'appliedIndex', 'settings', 'servers', 'requests'] : ['version', 'appliedIndex', 'settings', 'servers', 'requests', 'cluster'], 'state');
+    const keys = ['version', 'appliedIndex', 'settings', 'servers', 'requests', ...(version >= 2 ? ['cluster'] : []), ...(version >= 3 ? ['audit'] : [])];
+    rejectUnknown(obj, keys, 'state');
     const servers = own(obj, 'servers');
     const requests = own(obj, 'requests');
     if (!Array.isArray(servers)) fail('state.servers', 'must be an array');
@@ -89,7 +97,10 @@ export function deserializeState(json: string): PoolState {
     rejectUnknown(cluster, ['clusterId', 'members'], 'state.cluster');
     const members = own(cluster, 'members');
     if (!Array.isArray(members)) fail('state.cluster.members', 'must be an array');
-    return buildState({ ...parts, clusterId: own(cluster, 'clusterId'), members });
+    if (version === 2) return buildState({ ...parts, clusterId: own(cluster, 'clusterId'), members });
+    const audit = own(obj, 'audit');
+    if (!Array.isArray(audit)) fail('state.audit', 'must be an array');
+    return buildState({ ...parts, clusterId: own(cluster, 'clusterId'), members, audit });
   });
 }
 
@@ -128,7 +139,12 @@ function buildState(parts: PoolStateParts): PoolState {
     lastIndex = entry.index;
     return entry;
   });
-  return Object.freeze({ appliedIndex, settings, servers, requests: requestTableFrom(requests), cluster: buildCluster(parts, appliedIndex) });
+  return Object.freeze({ appliedIndex, settings, servers, requests: requestTableFrom(requests), cluster: buildCluster(parts, appliedIndex), audit: buildAudit(parts, appliedIndex) });
+}
+
+function buildAudit(parts: PoolStateParts, appliedIndex: number): AuditLog {
+  if (parts.audit === undefined) return EMPTY_AUDIT;
+  return auditFrom(parts.audit.map((value, i) => parseAuditEntry(value, `audit[${i}]`, appliedIndex)));
 }
 
 function buildCluster(parts: PoolStateParts, appliedIndex: number): ClusterState {

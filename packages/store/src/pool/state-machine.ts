@@ -4,6 +4,7 @@
 // Semantic failures (unknown server, conflicting request id, a setting that is invalid
 // against the current state) are *outcomes* recorded like successes; exceptions are
 // reserved for programming errors such as applying an index out of order.
+import { appendAudit, auditEntryFor, auditMetaOf } from './audit.js';
 import { effectiveHealthCheck } from './defaults.js';
 import { StoreError } from './errors.js';
 import { fingerprintOf } from './fingerprint.js';
@@ -33,6 +34,8 @@ import { fail, join } from './validate-fields.js';
 export interface ApplyOptions {
   /** Idempotency-table bounds. Must be identical on every replica; tests shrink them. */
   readonly limits?: RequestTableLimits;
+  /** Audit entries kept (AUDIT_RETENTION). Must be identical on every replica; tests shrink it. */
+  readonly auditRetention?: number;
 }
 
 export interface Applied {
@@ -82,8 +85,10 @@ export function applyCommand(state: PoolState, index: number, envelope: CommandE
   const outcome = deepFreeze(draft.run(command));
   const { servers, settings, cluster } = outcome.ok ? draft.commit() : state;
   const requests = rememberRequest(state.requests, { requestId, index, fingerprint, outcome }, options.limits ?? DEFAULT_REQUEST_LIMITS);
+  const audited = auditEntryFor(index, requestId, command, auditMetaOf((envelope as { meta?: unknown }).meta), outcome);
+  const audit = audited === undefined ? state.audit : appendAudit(state.audit, audited, options.auditRetention);
   return {
-    state: Object.freeze({ appliedIndex: index, settings, servers, requests, cluster }),
+    state: Object.freeze({ appliedIndex: index, settings, servers, requests, cluster, audit }),
     result: Object.freeze({ index, outcome, duplicate: false }),
   };
 }
@@ -115,12 +120,17 @@ export function applyConfChangeEntry(state: PoolState, index: number, cc: ConfCh
   if (invalid !== undefined) outcome = invalid;
   outcome = deepFreeze(outcome);
   let requests = state.requests;
+  let audit = state.audit;
   let result: ApplyResult = Object.freeze({ index, outcome, duplicate: false });
   if (envelope !== undefined) {
     const fingerprint = fingerprintOf(envelope.command);
     const seen = lookupRequest(state.requests, envelope.requestId);
     if (seen === undefined) {
       requests = rememberRequest(state.requests, { requestId: envelope.requestId, index, fingerprint, outcome }, options.limits ?? DEFAULT_REQUEST_LIMITS);
+      // Only a change asked for through the membership API has a context: the seed
+      // configuration a cluster starts from is no one's change and is not audited.
+      const audited = auditEntryFor(index, envelope.requestId, envelope.command, envelope.meta, outcome);
+      if (audited !== undefined) audit = appendAudit(state.audit, audited, options.auditRetention);
     } else if (seen.fingerprint === fingerprint) {
       // Leaders never propose a remembered request again; should one reach the log
       // anyway, its answer is the first one's (the configuration moved all the same).
@@ -130,7 +140,7 @@ export function applyConfChangeEntry(state: PoolState, index: number, cc: ConfCh
       result = Object.freeze({ index, outcome: deepFreeze(conflict), duplicate: false });
     }
   }
-  return { state: Object.freeze({ ...state, appliedIndex: index, cluster, requests }), result };
+  return { state: Object.freeze({ ...state, appliedIndex: index, cluster, requests, audit }), result };
 }
 
 function describeRefusal(state: PoolState, cc: ConfChange): string {

@@ -1,3 +1,4 @@
+import { EMPTY_AUDIT, type AuditLog } from './audit.js';
 import { DEFAULT_SETTINGS } from './defaults.js';
 import { EMPTY_REQUEST_TABLE, type RequestTable } from './idempotency.js';
 import { ServerTable, type ServerChange } from './server-table.js';
@@ -20,6 +21,8 @@ export interface PoolState {
   readonly requests: RequestTable;
   /** Cluster id and members (empty on a single node). */
   readonly cluster: ClusterState;
+  /** Applied admin changes, the newest AUDIT_RETENTION (audit.ts). */
+  readonly audit: AuditLog;
 }
 
 /** No cluster id, no members: a single node, or a cluster before its first entry. */
@@ -31,7 +34,7 @@ export const EMPTY_CLUSTER: ClusterState = Object.freeze({ clusterId: null, memb
  * UpdateSettings command, not baked into the initial state.
  */
 export function initialState(): PoolState {
-  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: ServerTable.EMPTY, requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER });
+  return Object.freeze({ appliedIndex: 0, settings: DEFAULT_SETTINGS, servers: ServerTable.EMPTY, requests: EMPTY_REQUEST_TABLE, cluster: EMPTY_CLUSTER, audit: EMPTY_AUDIT });
 }
 
 // The data plane may ask for the snapshot of the same state many times; build it once.
@@ -60,7 +63,7 @@ export function snapshotOf(state: PoolState): PoolSnapshot {
       settings: state.settings,
     };
     // Not enumerable: a snapshot still compares and serializes as its data.
-    Object.defineProperties(view, { serverCount: { value: table.size }, changesSince: { value: changesSince } });
+    Object.defineProperties(view, { serverCount: { value: table.size }, changesSince: { value: changesSince }, audit: { value: state.audit } });
     snapshot = Object.freeze(view) as PoolSnapshot;
     tables.set(snapshot, table);
     snapshots.set(state, snapshot);

@@ -1,6 +1,7 @@
 // The pool model shared by the state machine (store), the data plane (proxy, read-only)
 // and the admin API (which builds commands). Plain JSON-serialisable records: commands
 // travel through the Raft log and snapshots are written to LevelDB.
+import type { AuditLog, AuditMeta } from './audit.js';
 
 /** Load-balancing algorithm, chosen cluster-wide. */
 export type BalancerKind = 'round-robin' | 'weighted-round-robin' | 'least-connections' | 'power-of-two';
@@ -76,6 +77,8 @@ export interface PoolSnapshot {
   /** Servers in a deterministic order (by creation index). */
   readonly servers: readonly ServerRecord[];
   readonly settings: PoolSettings;
+  /** The audit log of admin changes, oldest first (admin API reads; the data plane does not). */
+  readonly audit?: AuditLog;
   /** servers.length, without building the list (the store's snapshots build it lazily). */
   readonly serverCount?: number;
   /**
@@ -218,6 +221,8 @@ export type MemberChangeCommand = AddMemberCommand | PromoteMemberCommand | Remo
 export interface MemberChangeEnvelope {
   readonly requestId: string;
   readonly command: MemberChangeCommand;
+  /** Who asked and when, as the proposing leader recorded it (the audit log's source). */
+  readonly meta?: AuditMeta;
 }
 
 /**
@@ -228,6 +233,8 @@ export interface MemberChangeEnvelope {
 export interface CommandEnvelope {
   readonly requestId: string;
   readonly command: PoolCommand;
+  /** Who asked and when, as the proposing leader recorded it (the audit log's source). */
+  readonly meta?: AuditMeta;
 }
 
 // ---- outcomes ------------------------------------------------------------------
@@ -267,6 +274,11 @@ export interface ProposeOptions {
   /** Give up waiting after this long (the command may still apply later). */
   readonly timeoutMs?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Where the request came from, for the audit log: the node it arrived at and the
+   * client's address. The proposer adds its own clock's time.
+   */
+  readonly origin?: { readonly nodeId: string; readonly client?: string };
 }
 
 /**

@@ -8,6 +8,10 @@ import { Subscribers, type ListenerErrorHandler } from './subscribers.js';
 export interface LocalStoreOptions {
   /** Idempotency-table bounds; tests shrink them to exercise eviction. */
   readonly limits?: RequestTableLimits;
+  /** Audit entries kept (AUDIT_RETENTION); tests shrink it to exercise eviction. */
+  readonly auditRetention?: number;
+  /** Epoch milliseconds for the audit log's entries (default Date.now); tests fix it. */
+  readonly now?: () => number;
   /** Called when a subscriber throws; default rethrows asynchronously. */
   readonly onListenerError?: ListenerErrorHandler;
 }
@@ -22,13 +26,15 @@ export abstract class LocalPoolStore implements PoolStore {
   protected closed = false;
   private readonly subscribers: Subscribers;
   private readonly applyOptions: ApplyOptions;
+  private readonly now: () => number;
 
   protected constructor(
     private current: PoolState,
     options: LocalStoreOptions,
   ) {
     this.subscribers = new Subscribers(options.onListenerError);
-    this.applyOptions = options.limits === undefined ? {} : { limits: options.limits };
+    this.now = options.now ?? Date.now;
+    this.applyOptions = { ...(options.limits === undefined ? {} : { limits: options.limits }), ...(options.auditRetention === undefined ? {} : { auditRetention: options.auditRetention }) };
   }
 
   /** The full replicated state (for serialisation and tests). */
@@ -57,7 +63,7 @@ export abstract class LocalPoolStore implements PoolStore {
   protected prepare(command: PoolCommand, options: ProposeOptions): CommandEnvelope {
     if (this.closed) throw stoppedError();
     options.signal?.throwIfAborted();
-    return prepareEnvelope(command, options);
+    return prepareEnvelope(command, options, this.now);
   }
 
   /** The state after `envelope`, from `base` (default: the current state); nothing is published yet. */

@@ -2,15 +2,21 @@ import { randomUUID } from 'node:crypto';
 import { StoreError } from '../pool/errors.js';
 import type { CommandEnvelope, PoolCommand, ProposeOptions } from '../pool/types.js';
 import { validateCommand, validateRequestId } from '../pool/validate.js';
+import { auditMetaOf } from '../pool/audit.js';
 
 /**
  * Turns a proposal into the envelope that is applied (or logged): validated, canonical,
  * with a request id. Throws StoreError('INVALID_COMMAND') before anything is written.
  * Random ids are fine here — the proposer is not part of the replicated state machine.
  */
-export function prepareEnvelope(command: unknown, options: ProposeOptions = {}): CommandEnvelope {
+export function prepareEnvelope(command: unknown, options: ProposeOptions = {}, now: () => number = Date.now): CommandEnvelope {
   const requestId = options.requestId === undefined ? randomUUID() : validateRequestId(options.requestId);
-  return { requestId, command: validateCommand(command) };
+  const envelope = { requestId, command: validateCommand(command) };
+  if (options.origin === undefined) return envelope;
+  // The proposer is the leader (followers relay writes to it): its clock dates the entry,
+  // and every replica records that same time.
+  const meta = auditMetaOf({ at: now(), nodeId: options.origin.nodeId, ...(options.origin.client === undefined ? {} : { client: options.origin.client }) });
+  return meta === undefined ? envelope : { ...envelope, meta };
 }
 
 export function stoppedError(): StoreError {

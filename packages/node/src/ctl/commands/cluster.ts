@@ -47,7 +47,7 @@ export interface MemberStatus {
   readonly lag: number | null;
   /** The leader heard from it within two election timeouts (as the leader reports it). */
   readonly live: boolean | null;
-  /** Milliseconds since the leader last heard from the member: not reported by the API yet. */
+  /** Milliseconds since the leader last received a message from the member (its /cluster lastContactMs). */
   readonly lastContactMs: number | null;
   /** Whether its admin API answered this command; null when no address for it was known. */
   readonly reachable: boolean | null;
@@ -183,9 +183,9 @@ export const CLUSTER: NounSpec = {
       details: `Asks every member it can reach (those in --endpoints, and those whose member record
 carries an admin address) for its own view: its term, commit and applied index, and
 whether it is active. Lag (the leader's commit index minus the member's match index)
-and live (heard from within two election timeouts) are what the leader reports. The
-API does not report a last-contact time yet. A value nobody reachable reports is
-shown as "unknown" (null in --json).
+and live (heard from within two election timeouts) are what the leader reports, and so
+is last contact (how long since the leader last received a message from the member).
+A value nobody reachable reports is shown as "unknown" (null in --json).
 `,
       minArgs: 0,
       maxArgs: 0,
