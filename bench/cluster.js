@@ -16,10 +16,12 @@
 //
 //   npm run bench:cluster -- [--quick] [--seconds 3] [--transfers 20] [--kills 20]
 //                            [--pool 10000] [--health-interval 10000] [--idle 5]
+//                            [--workers auto|N] (weldr's proxy worker processes)
 //                            [--targets weldr,etcd]
 //                            [--json out.json] [--write]
 //
-// --quick (under 3 minutes on 2 cores): 2 s per write figure, 5 transfers, 5 kills.
+// --quick (about 3 minutes on 2 cores): 1 s per write figure, 5 transfers, 3 kills,
+// 2,000 servers, 3 s of idle CPU.
 // The default run (about 5 minutes) has the 20 transfers and 20 kills issue 11 asks for.
 // --write puts the report into docs/benchmarks.md (between the bench:cluster markers).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -38,9 +40,10 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string' },
     transfers: { type: 'string' },
     kills: { type: 'string' },
-    pool: { type: 'string', default: '10000' },
+    pool: { type: 'string' },
     idle: { type: 'string' },
     'health-interval': { type: 'string', default: '10000' },
+    workers: { type: 'string', default: 'auto' },
     targets: { type: 'string', default: 'weldr,etcd' },
     json: { type: 'string' },
     write: { type: 'boolean', default: false },
@@ -52,11 +55,11 @@ if (opt.help) {
   process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25).join('\n') + '\n');
   process.exit(0);
 }
-const SECONDS = Number(opt.seconds ?? (opt.quick ? 2 : 3));
+const SECONDS = Number(opt.seconds ?? (opt.quick ? 1 : 3));
 const TRANSFERS = Number(opt.transfers ?? (opt.quick ? 5 : 20));
-const KILLS = Number(opt.kills ?? (opt.quick ? 5 : 20));
-const POOL = Number(opt.pool);
-const IDLE = Number(opt.idle ?? 5);
+const KILLS = Number(opt.kills ?? (opt.quick ? 3 : 20));
+const POOL = Number(opt.pool ?? (opt.quick ? 2000 : 10_000));
+const IDLE = Number(opt.idle ?? (opt.quick ? 3 : 5));
 const HEALTH_INTERVAL = Number(opt['health-interval']);
 const TARGETS = opt.targets.split(',').map((s) => s.trim()).filter(Boolean);
 for (const [k, v] of Object.entries({ seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, 'health-interval': HEALTH_INTERVAL })) {
@@ -171,7 +174,7 @@ async function leaderWrite(target, method, path, body, what) {
 
 /** weldr: remove the servers the write scenarios added (batches of 1000), keeping the real origins. */
 async function removeFakes(target) {
-  const leader = await target.leader();
+  const leader = await waitFor('leader', () => target.leader(), 30_000);
   const r = await call(leader.pool, 'GET', '/servers?stale=true', undefined, 30_000);
   const fakes = JSON.parse(r.text).filter((s) => s.ip.startsWith('127.2.'));
   for (let i = 0; i < fakes.length; i += 1000) {
@@ -435,7 +438,7 @@ async function failovers(target, origins) {
 async function main() {
   if (TARGETS.includes('etcd')) ensureEtcd();
   const dir = mkdtempSync(join(tmpdir(), 'weldr-bench-cluster-'));
-  const results = { date: new Date().toISOString(), cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, node: process.version, loadBefore: loadavg().map((x) => x.toFixed(1)).join(' '), settings: { seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, healthIntervalMs: HEALTH_INTERVAL } };
+  const results = { date: new Date().toISOString(), cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, node: process.version, loadBefore: loadavg().map((x) => x.toFixed(1)).join(' '), settings: { seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, healthIntervalMs: HEALTH_INTERVAL, workers: opt.workers } };
   const originPort = await reservePort();
   const originProcs = [];
   try {
@@ -453,7 +456,7 @@ async function main() {
 
     if (TARGETS.includes('weldr')) {
       log('starting 3 weldr members');
-      const w = await startWeldr({ root, dir });
+      const w = await startWeldr({ root, dir, workers: opt.workers });
       try {
         await addOrigins(w, 0, 3, originPort);
         const r = (results.weldr = {});
@@ -478,7 +481,6 @@ async function main() {
         log('weldr: idle CPU with the whole pool healthy');
         r.idleCpuPct = await idleCpu(w, IDLE);
         r.large = await writeScenarios(w, `${POOL} servers`);
-        await removeFakes(w);
       } finally {
         await w.stop();
       }
@@ -526,7 +528,7 @@ function render(r) {
   const w = r.weldr;
   const e = r.etcd;
   const lines = [];
-  lines.push(`Run ${r.date.slice(0, 16).replace('T', ' ')} UTC — ${r.cpus}; node ${r.node}; ${r.settings.seconds} s per write measurement after 1 s warm-up; pool ${r.settings.pool}; load average (1/5/15 min) ${r.loadBefore} before, ${r.loadAfter} after`);
+  lines.push(`Run ${r.date.slice(0, 16).replace('T', ' ')} UTC — ${r.cpus}; node ${r.node}; ${r.settings.seconds} s per write measurement after 1 s warm-up; pool ${r.settings.pool}; weldr --workers ${r.settings.workers ?? '–'}; load average (1/5/15 min) ${r.loadBefore} before, ${r.loadAfter} after`);
   lines.push('');
   lines.push('| writes | weldr p50 / p99 ms | weldr writes/s | etcd p50 / p99 ms | etcd writes/s | weldr/etcd p50 | weldr/etcd writes/s |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|');

@@ -101,7 +101,7 @@ function pools(url, connections = 64) {
 
 // ---- weldr --------------------------------------------------------------------------
 
-export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electionMs = 500, logLevel = 'warn', nodeArgs = [] }) {
+export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electionMs = 500, logLevel = 'warn', nodeArgs = [], workers = 'auto' }) {
   const members = [];
   for (let i = 1; i <= size; i++) {
     members.push({ id: `n${i}`, raft: await reservePort(), admin: await reservePort(), proxy: await reservePort(), data: join(dir, `weldr-n${i}`), proc: null, pool: null });
@@ -115,6 +115,7 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
       '--raft-heartbeat', `${heartbeatMs}ms`, '--raft-election-timeout', `${electionMs}ms`,
       // Every benchmark client, and the other members' relays, come from 127.0.0.1.
       '--admin-max-connections', '1024', '--admin-max-connections-per-source', '1024',
+      '--workers', String(workers),
     ], { WELDR_CONFIG: '' });
   };
   for (const m of members) {
