@@ -208,6 +208,11 @@ export class WorkerPool {
   }
 
   #broadcast(message: ToWorker): void {
+    this.#flushSnapshot();
+    this.#send(message);
+  }
+
+  #send(message: ToWorker): void {
     for (const slot of this.#slots) {
       const w = slot.worker;
       // A worker still starting gets the state in its init (taken when it said hello)
@@ -216,9 +221,25 @@ export class WorkerPool {
     }
   }
 
-  /** Every applied command's snapshot: workers swap it in atomically, as the node's own proxy does. */
+  /**
+   * Every applied command's snapshot: workers swap it in atomically, as the node's own
+   * proxy does. Snapshots applied in one event-loop turn (a burst of writes) go out as
+   * the last of them only: each is the whole pool, and a worker only needs the newest.
+   * Any other message sends a pending snapshot first, so the order workers see is kept.
+   */
   update(snapshot: PoolSnapshot): void {
-    this.#broadcast({ type: 'snapshot', snapshot });
+    const first = this.#pendingSnapshot === null;
+    this.#pendingSnapshot = snapshot;
+    if (first) setImmediate(() => this.#flushSnapshot());
+  }
+
+  #pendingSnapshot: PoolSnapshot | null = null;
+
+  #flushSnapshot(): void {
+    const snapshot = this.#pendingSnapshot;
+    if (snapshot === null) return;
+    this.#pendingSnapshot = null;
+    this.#send({ type: 'snapshot', snapshot });
   }
 
   health(id: string, health: Health): void {
