@@ -408,9 +408,13 @@ export class RaftCluster implements ClusterView {
     return { kind: 'relay', leaderId: leader, url: admin === undefined ? undefined : adminUrlOf(admin) };
   }
 
-  /** This node's admin URL from its own member record (undefined until recorded). */
+  /**
+   * This node's admin URL: from its own member record, or — before the record holds it
+   * (a leader elected right after the start publishes its record with its first
+   * commands) — from the listener this node bound itself.
+   */
   selfAdminUrl(): string | undefined {
-    const admin = this.replica.current.cluster.members.get(this.config.id)?.adminAddress;
+    const admin = this.replica.current.cluster.members.get(this.config.id)?.adminAddress ?? this.own.adminAddress;
     return admin === undefined ? undefined : adminUrlOf(admin);
   }
 
