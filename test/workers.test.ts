@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import tls from 'node:tls';
 import test from 'ava';
 import { Agent, request } from 'undici';
-import { adminCall, removeOrigin } from './helpers/admin.js';
+import { addOrigin, adminCall, removeOrigin } from './helpers/admin.js';
 import { hasOpenssl, makeCa } from './helpers/certs.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { events, makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
@@ -280,4 +280,33 @@ test.serial('--max-connections holds for the node as a whole: each of 2 workers 
     }
   });
   t.is(status, 503);
+});
+
+test.serial('pool changes reach every worker (sent as what changed): a removed origin gets nothing from any worker, a re-added one serves again', async (t) => {
+  const { node, origins } = await nodeWithOrigins(t, ['a', 'b'], { store: 'memory', args: [...WORKERS] });
+  const [a, b] = origins as [(typeof origins)[0], (typeof origins)[0]];
+  /** Who answers `n` requests, each on a new connection (spread over the workers). */
+  const answers = async (n: number): Promise<string[]> => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const agent = new Agent({ pipelining: 0 });
+      const res = await request(`${node.proxyUrl}/`, { dispatcher: agent });
+      out.push(`${res.statusCode} ${(await res.body.text()).includes('from a') ? 'a' : 'b'}`);
+      await agent.close();
+    }
+    return out;
+  };
+  for (let round = 0; round < 3; round++) {
+    t.is((await removeOrigin(node, a.port)).status, 204);
+    // The workers hear of it right after the node applied it (one IPC message away).
+    await eventually(`round ${round}: a removed, every worker routes to b only`, async () => ((await answers(12)).every((s) => s === '200 b') ? true : undefined), 20_000, 100);
+    t.is((await addOrigin(node, a)).status, 201);
+    await eventually(`round ${round}: every worker routes to a again`, async () => {
+      const seen = await answers(12);
+      return seen.filter((s) => s === '200 a').length >= 4 ? true : undefined;
+    }, 20_000, 100);
+  }
+  t.is((await adminCall(node, 'PATCH', '/settings', { balancer: 'least-connections' })).status, 200);
+  t.deepEqual(new Set((await answers(12)).map((s) => s.slice(0, 3))), new Set(['200']), 'settings changes reach the workers without breaking routing');
+  t.truthy(b);
 });

@@ -4,6 +4,7 @@
 import type { CheckResult, DataPlaneCounters, Health, ProxyLimits, ProxyTimeouts, TlsCertificate } from '@weldr/proxy';
 import type { PoolSnapshot } from '@weldr/store';
 import type { LogLevel } from '../config/options.js';
+import type { PoolDelta, WireSnapshot } from './pool-mirror.js';
 
 /** Everything a worker needs to build its proxy (sent once, right after fork). */
 export interface WorkerInit {
@@ -23,13 +24,14 @@ export interface WorkerInit {
   readonly listenTls: { host: string; port: number } | null;
   /** 'stdout', a file path, or null (off). */
   readonly accessLog: string | null;
-  readonly snapshot: PoolSnapshot;
+  readonly snapshot: WireSnapshot;
   readonly health: { id: string; health: Health; lastCheck?: CheckResult }[];
 }
 
 export type ToWorker =
   | WorkerInit
-  | { readonly type: 'snapshot'; readonly snapshot: PoolSnapshot }
+  | { readonly type: 'snapshot'; readonly snapshot: WireSnapshot }
+  | PoolDelta
   | { readonly type: 'health'; readonly id: string; readonly health: Health }
   | { readonly type: 'counters'; readonly seq: number }
   | { readonly type: 'tls'; readonly certificates: TlsCertificate[] }

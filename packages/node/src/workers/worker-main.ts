@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { createProxy, type Proxy } from '@weldr/proxy';
 import { createLogger, flushLogger, flushLoggerSync, stdoutWriter, type Logger } from '../runtime/logger.js';
 import { openAccessLog, type AccessLogDestination } from '../runtime/access-log-sink.js';
+import { PoolMirror } from './pool-mirror.js';
 import { isToWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 function send(message: FromWorker): void {
@@ -13,6 +14,7 @@ function send(message: FromWorker): void {
 }
 
 let proxy: Proxy | null = null;
+let pool: PoolMirror | null = null;
 let log: Logger | null = null;
 let access: AccessLogDestination | null = null;
 let stopping = false;
@@ -21,8 +23,9 @@ async function init(m: WorkerInit): Promise<void> {
   const l = createLogger(m.nodeId, m.logLevel, { worker: m.slot });
   log = l;
   access = m.accessLog === null ? null : openAccessLog(m.accessLog, stdoutWriter(l), l);
+  pool = new PoolMirror(m.snapshot);
   const p = createProxy({
-    snapshot: m.snapshot,
+    snapshot: pool.current,
     log: l,
     nodeId: m.nodeId,
     timeouts: m.timeouts,
@@ -64,7 +67,10 @@ function handle(m: ToWorker): void {
       void init(m);
       return;
     case 'snapshot':
-      proxy?.update(m.snapshot);
+      if (pool !== null) proxy?.update(pool.reset(m.snapshot));
+      return;
+    case 'pool-delta':
+      if (pool !== null) proxy?.update(pool.apply(m));
       return;
     case 'health':
       proxy?.applyHealth(m.id, m.health);

@@ -12,6 +12,7 @@ import { mergeCounters, type CheckResult, type DataPlaneCounters, type Health, t
 import type { PoolSnapshot } from '@weldr/store';
 import type { Logger } from '../runtime/logger.js';
 import { isFromWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { poolMessage, wireSnapshot } from './pool-mirror.js';
 
 /** A worker that does not answer a figures request within this is counted with its last answer. */
 const COUNTERS_TIMEOUT_MS = 2_000;
@@ -127,7 +128,7 @@ export class WorkerPool {
       // still hold (same port) rather than binding anew (EADDRINUSE).
       listen: base.listen,
       listenTls: base.listenTls,
-      snapshot: this.#options.snapshot(),
+      snapshot: wireSnapshot(this.#options.snapshot()),
       health: this.#options.health(),
     };
     worker.send(init);
@@ -235,11 +236,16 @@ export class WorkerPool {
 
   #pendingSnapshot: PoolSnapshot | null = null;
 
+  /** The last snapshot sent to the workers: the next one goes as what changed since (pool-mirror.ts). */
+  #sentSnapshot: PoolSnapshot | null = null;
+
   #flushSnapshot(): void {
     const snapshot = this.#pendingSnapshot;
     if (snapshot === null) return;
     this.#pendingSnapshot = null;
-    this.#send({ type: 'snapshot', snapshot });
+    const message = poolMessage(this.#sentSnapshot, snapshot);
+    this.#sentSnapshot = snapshot;
+    this.#send(message);
   }
 
   health(id: string, health: Health): void {
