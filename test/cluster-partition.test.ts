@@ -8,7 +8,7 @@ import { makeTempDir } from './helpers/node.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
-import { watchForTwoActive } from './helpers/active-watch.js';
+import { isReady, watchForTwoActive } from './helpers/active-watch.js';
 import { Relay } from './helpers/relay.js';
 import { startWorkload } from './helpers/nemesis-workload.js';
 
@@ -20,14 +20,8 @@ interface Member {
   proc: RunningProcess | null;
 }
 
-async function ready(m: Member): Promise<boolean> {
-  try {
-    const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 500, bodyTimeout: 500 });
-    await r.body.dump();
-    return r.statusCode === 200;
-  } catch {
-    return false;
-  }
+function ready(m: Member): Promise<boolean> {
+  return isReady(`http://127.0.0.1:${m.adminPort}`, 500);
 }
 
 async function post(m: Member, body: unknown, key: string): Promise<number> {

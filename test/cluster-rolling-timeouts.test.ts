@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
-import { watchReadyPerNode } from './helpers/active-watch.js';
+import { isReady, watchReadyPerNode } from './helpers/active-watch.js';
 import { makeTempDir } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
@@ -23,14 +23,8 @@ interface Member {
   proc: RunningProcess | null;
 }
 
-async function ready(m: Member): Promise<boolean> {
-  try {
-    const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 1000, bodyTimeout: 1000 });
-    await r.body.dump();
-    return r.statusCode === 200;
-  } catch {
-    return false;
-  }
+function ready(m: Member): Promise<boolean> {
+  return isReady(`http://127.0.0.1:${m.adminPort}`, 1000);
 }
 
 async function admin(m: Member, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: unknown }> {

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { Agent, request } from 'undici';
-import { watchForTwoActive } from './helpers/active-watch.js';
+import { isReady, watchForTwoActive } from './helpers/active-watch.js';
 import { makeTempDir } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { reservedPort } from './helpers/ports.js';
@@ -48,18 +48,9 @@ test.serial('peer mTLS + admin HTTPS + client TLS: seeded pauses and kills under
   t.is((await c.call(first, 'POST', '/servers', { ip: '127.0.0.1', port: origin.port }, { 'idempotency-key': 'origin' })).status, 201);
 
   const alive = (): Member[] => c.members.filter((m) => m.proc !== null && m.proc.running);
-  const ready = async (m: Member): Promise<boolean> => {
-    try {
-      const r = await request(`${c.adminUrl(m)}/ready`, { dispatcher: admin, headersTimeout: 500, bodyTimeout: 500 });
-      await r.body.dump();
-      return r.statusCode === 200;
-    } catch {
-      return false;
-    }
-  };
   const activeNow = async (): Promise<string[]> => {
     const out: string[] = [];
-    for (const m of alive()) if (await ready(m)) out.push(m.id);
+    for (const m of alive()) if (await isReady(c.adminUrl(m), 500, admin)) out.push(m.id);
     return out;
   };
   /** One HTTPS request through a member's proxy TLS listener: the origin's id, or null. */

@@ -8,7 +8,7 @@ import test from 'ava';
 import { request } from 'undici';
 import { startOrigin } from './helpers/origins.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
-import { watchForTwoActive } from './helpers/active-watch.js';
+import { isReady, watchForTwoActive } from './helpers/active-watch.js';
 import { eventually, sleep } from './helpers/wait.js';
 
 const TRANSFERS = 10;
@@ -32,13 +32,7 @@ test('writes and proxied requests during leadership transfers: none fails, every
   const activeNow = async (): Promise<string[]> => {
     const out: string[] = [];
     for (const m of c.members) {
-      try {
-        const r = await request(`${c.adminUrl(m)}/ready`, { headersTimeout: 300, bodyTimeout: 300 });
-        await r.body.dump();
-        if (r.statusCode === 200) out.push(m.id);
-      } catch {
-        // not answering: not active
-      }
+      if (await isReady(`${c.adminUrl(m)}`, 300)) out.push(m.id);
     }
     return out;
   };

@@ -10,7 +10,7 @@ import { startOrigin } from './helpers/origins.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
-import { watchForTwoActive } from './helpers/active-watch.js';
+import { isReady, watchForTwoActive } from './helpers/active-watch.js';
 
 
 interface Member {
@@ -67,13 +67,7 @@ class Cluster {
     const out: string[] = [];
     for (const m of this.members) {
       if (m.proc === null || !m.proc.running) continue;
-      try {
-        const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 300, bodyTimeout: 300 });
-        await r.body.dump();
-        if (r.statusCode === 200) out.push(m.id);
-      } catch {
-        // paused or dead
-      }
+      if (await isReady(`http://127.0.0.1:${m.adminPort}`, 300)) out.push(m.id);
     }
     return out;
   }

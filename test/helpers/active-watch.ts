@@ -1,5 +1,20 @@
 // The failover drills' invariant: never two nodes answering /ready 200 at once.
+import { request, type Dispatcher } from 'undici';
 import { sleep } from './wait.js';
+
+/**
+ * One `/ready` probe of the admin API at `adminUrl`: true only for a 200 within `timeoutMs`
+ * (a paused, dead or busy node is not active).
+ */
+export async function isReady(adminUrl: string, timeoutMs: number, dispatcher?: Dispatcher): Promise<boolean> {
+  try {
+    const r = await request(`${adminUrl}/ready`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs, ...(dispatcher === undefined ? {} : { dispatcher }) });
+    await r.body.dump();
+    return r.statusCode === 200;
+  } catch {
+    return false;
+  }
+}
 
 export interface ActiveWatch {
   /** Stop sampling; resolves with every round in which more than one node was active. */

@@ -5,6 +5,7 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { isReady } from './active-watch.js';
 import { makeTempDir } from './node.js';
 import { reservedPort } from './ports.js';
 import { Relay } from './relay.js';
@@ -183,13 +184,7 @@ export class MemberCluster {
   async activeNow(): Promise<string[]> {
     const out: string[] = [];
     for (const m of this.running()) {
-      try {
-        const r = await request(`http://127.0.0.1:${m.adminPort}/ready`, { headersTimeout: 300, bodyTimeout: 300 });
-        await r.body.dump();
-        if (r.statusCode === 200) out.push(m.id);
-      } catch {
-        // paused, dead or busy
-      }
+      if (await isReady(`http://127.0.0.1:${m.adminPort}`, 300)) out.push(m.id);
     }
     return out;
   }
