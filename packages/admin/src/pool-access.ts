@@ -76,7 +76,7 @@ export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): { nod
   const relayedClient = ctx.get(CLIENT_ADDRESS);
   if (NODE_ID.test(via)) return { nodeId: via, ...(relayedClient !== '' && relayedClient.length <= 128 ? { client: relayedClient } : {}) };
   const client = ctx.req.socket.remoteAddress;
-  return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
+  return { nodeId: deps.nodeId ?? deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }
 
 export function idempotencyKey(ctx: AdminRouteContext): string | undefined {
