@@ -230,6 +230,20 @@ export interface AdminDeps {
    * GET and HEAD, except on `openPaths` (probes such as /health and /ready).
    */
   readonly auth?: { readonly token: string; readonly reads?: boolean; readonly openPaths?: readonly string[] };
+  /**
+   * Cluster mode: for a write relayed by a follower, the node it arrived at and the
+   * client's address there — only when the relay proves it came from a member (the
+   * node verifies its signature); undefined otherwise, and the audit log then records
+   * this node and the address the request came from. Without it, relay headers are
+   * never trusted.
+   */
+  readonly relayOrigin?: (req: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly method?: string | undefined; readonly url?: string | undefined }) => RequestOrigin | undefined;
+}
+
+/** Where an admin write came from, for the audit log. */
+export interface RequestOrigin {
+  readonly nodeId: string;
+  readonly client?: string;
 }
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
