@@ -31,7 +31,10 @@ export class Origin implements Peer {
   readonly url: string;
   /** Host header for requests this proxy originates itself (health checks). */
   readonly authority: string;
-  readonly pool: Pool;
+  /** Made on first use (a request, a health check): see `pool`. */
+  #pool: Pool | null = null;
+  #closed = false;
+  readonly #options: OriginPoolOptions;
   record: ServerRecord;
   weight: number;
   /** Requests dispatched to this origin whose exchange has not ended (incl. tunnels). */
@@ -59,8 +62,34 @@ export class Origin implements Peer {
     this.authority = record.ip.includes(':') ? `[${record.ip}]:${record.port}` : `${record.ip}:${record.port}`;
     const tls = options.originTls;
     this.url = `${tls === null ? 'http' : 'https'}://${this.authority}`;
-    const t = options.timeouts;
-    this.pool = new Pool(this.url, {
+    this.#options = options;
+  }
+
+  /**
+   * The keep-alive connection pool, made when the origin is first used. An undici Pool
+   * costs ~16 KiB and a constructor's worth of garbage: made for every server a pool
+   * change adds, on every node, it was most of an admin write's cost on a follower
+   * (docs/benchmarks.md › Where the time of one write goes).
+   */
+  get pool(): Pool {
+    if (this.#pool === null) {
+      this.#pool = this.#makePool();
+      // Asked for after drain()/destroy(): closed at once, so a dispatch fails as it did on the closed pool.
+      if (this.#closed) void this.#pool.close().catch(() => undefined);
+    }
+    return this.#pool;
+  }
+
+  /** The pool if one was made (stats read it without making one). */
+  get openPool(): Pool | null {
+    return this.#pool;
+  }
+
+  #makePool(): Pool {
+    const t = this.#options.timeouts;
+    const options = this.#options;
+    const tls = options.originTls;
+    return new Pool(this.url, {
       connectTimeout: t.originConnectMs,
       headersTimeout: t.originResponseMs,
       bodyTimeout: t.originIdleMs,
@@ -88,14 +117,16 @@ export class Origin implements Peer {
   /** Stop routing here is the router's job; this waits for in-flight work, then closes. */
   async drain(): Promise<void> {
     this.removed = true;
+    this.#closed = true;
     this.stopTimers();
-    await this.pool.close().catch(() => undefined);
+    await this.#pool?.close().catch(() => undefined);
   }
 
   async destroy(): Promise<void> {
     this.removed = true;
+    this.#closed = true;
     this.stopTimers();
-    await this.pool.destroy().catch(() => undefined);
+    await this.#pool?.destroy().catch(() => undefined);
   }
 
   stopTimers(): void {

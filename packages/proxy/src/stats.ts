@@ -141,8 +141,8 @@ export function snapshotCounters(counters: Counters, upstream: Upstream, now: nu
       failures: { ...o.failures },
       duration: { buckets: [...o.duration.buckets], sum: o.duration.sum, count: o.duration.count },
       ejectedUntil: o.passive.isEjected(now) ? o.passive.ejectedUntil : 0,
-      connected: o.pool.stats.connected,
-      queued: o.pool.stats.queued,
+      connected: o.openPool?.stats.connected ?? 0,
+      queued: o.openPool?.stats.queued ?? 0,
     })),
     failOpen: upstream.failOpen,
   };
