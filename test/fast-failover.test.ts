@@ -122,13 +122,17 @@ test.serial('kill -9 of the active node: the survivors see it gone, the fast pat
   await write(first, origin.port, '127.0.0.1');
   await noFastPath(t, d);
   const watch = watchAll(d);
+  const killedAt = Date.now();
   first.proc!.signal('SIGKILL');
   await first.proc!.exited;
   const second = await oneActive(d, first);
+  t.log(`active again ${Date.now() - killedAt} ms after the kill`);
   await write(second, 2);
-  const { overlaps, samples } = await watch.stop();
+  const { overlaps } = await watch.stop();
   t.deepEqual(overlaps, [], 'two members answered /ready 200 at once');
-  t.true(samples.length > 100);
+  if (process.env.FF_DEBUG === '1') {
+    for (const m of d.members) for (const l of m.proc!.lines) if (typeof l.event === "string" && /raft|active|serving/.test(l.event) && Date.parse(String(l.time)) >= killedAt - 50) t.log(m.id, Date.parse(String(l.time)) - killedAt, l.event, l.msg);
+  }
   const lines = fastPathLines(d);
   t.true(lines.length >= 1, 'a survivor logged raft_fast_failover');
   for (const l of lines) t.is(l.leader, first.id, 'about the killed leader');

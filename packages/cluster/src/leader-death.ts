@@ -11,19 +11,23 @@
 // 1. an established, authenticated connection with the leader ended (FIN or RST): a
 //    live process, even one stopped with SIGSTOP, never closes them; then
 // 2. fresh TCP connects to the leader's Raft address are refused (ECONNREFUSED: the
-//    kernel answered the SYN with a RST because no socket listens there) twice, a few ms
-//    apart. A paused process keeps its listening socket and the kernel still accepts.
-//    A timeout, an accepted connection, a reset after accept or any other error is no
-//    evidence, and ends the check.
-// 3. While the first Raft probe runs, the leader's admin address (from its member
-//    record) is probed too, and a connection it accepts vetoes the evidence: the
-//    process still listens there, so the refusal came from something between us (a
-//    firewall REJECT rule or a relay on the Raft port only). A refused or unreachable
-//    admin address adds nothing (it may be bound to the leader's own loopback, or
-//    filtered) and is skipped when it names loopback while the Raft address does not.
-//    A host-wide REJECT rule refuses both ports and is not caught: that is what
-//    --raft-fast-failover off is for.
+//    kernel answered the SYN with a RST because no socket listens there) twice in a row,
+//    a few ms apart. A paused process keeps its listening socket and the kernel still
+//    accepts. A timeout or any other error is no evidence and ends the check; an
+//    accepted connection is no evidence either, but the check probes again (up to
+//    MAX_PROBES times): a dying process's connections may close a moment before its
+//    listening socket does. A connection with the leader that is up again ends it.
+// 3. Then the leader's admin address (from its member record) is probed, and a
+//    connection it accepts vetoes the evidence: the process still listens there, so the
+//    refusal came from something between us (a firewall REJECT rule or a relay on the
+//    Raft port only). A refused or unreachable admin address adds nothing (it may be
+//    bound to the leader's own loopback, or filtered) and is skipped when it names
+//    loopback while the Raft address does not. A host-wide REJECT rule refuses both
+//    ports and is not caught: that is what --raft-fast-failover off is for.
 //
+// A vote request made on such evidence (its context names the leader and term) makes
+// a voter whose own connections with that leader are down run the same check, so a
+// voter that missed the close (or probed during the exit) still checks for itself.
 // Each member checks for itself; the core grants a vote on this evidence only to a
 // candidate that saw the same (RawNode.leaderGone), so one member's false evidence
 // elects nobody.
@@ -35,8 +39,15 @@ export type ProbeOutcome = 'refused' | 'accepted' | 'timeout' | 'error';
 
 /** Probe timeout: a refusal from a host on the LAN takes one round trip. */
 export const PROBE_TIMEOUT_MS = 250;
-/** The gap between the two Raft probes that must both be refused. */
+/** The gap between two Raft probes. */
 export const PROBE_GAP_MS = 5;
+/**
+ * Raft probes per check, at most. A dying process's kernel may send the FIN or RST of a
+ * connection a moment before it closes the listening socket, so a probe right after the
+ * close can still be accepted (then reset): the check goes on a few more times, and
+ * needs two refusals in a row.
+ */
+export const MAX_PROBES = 8;
 
 /** One TCP connect to `address`: refused (ECONNREFUSED), accepted (closed at once), or neither. */
 export function probeTcp(address: HostPort, timeoutMs = PROBE_TIMEOUT_MS): Promise<ProbeOutcome> {
@@ -68,6 +79,8 @@ export interface LeaderDeathOptions {
   readonly view: () => { readonly term: number; readonly leader: NodeId | null; readonly role: string };
   /** The member's Raft address as this node dials it. */
   readonly raftAddress: (id: NodeId) => HostPort | undefined;
+  /** Whether this node has an established connection with the member, either way. */
+  readonly connected: (id: NodeId) => boolean;
   /** The member's admin address from its record, if any. */
   readonly adminAddress: (id: NodeId) => HostPort | undefined;
   /** Whether to look at all now (the flag, fault-injection isolation). */
@@ -99,6 +112,21 @@ export class LeaderDeathWatch {
 
   /** An authenticated connection with `peer` ended (transport onPeerClosed). */
   connectionClosed(peer: NodeId): void {
+    this.start(peer);
+  }
+
+  /**
+   * A candidate asks for our vote saying that `leader` of `term` is gone (its vote
+   * request's context). We check for ourselves, if our own connections with it are
+   * down (we may have missed its close, or probed during its exit): the core grants
+   * such a vote only on our own evidence.
+   */
+  candidateSaysGone(term: number, leader: NodeId): void {
+    if (this.opts.view().term !== term || this.opts.connected(leader)) return;
+    this.start(leader);
+  }
+
+  private start(peer: NodeId): void {
     if (!this.opts.enabled()) return;
     const { term, leader, role } = this.opts.view();
     if (leader !== peer || peer === this.opts.self || role === 'leader') return;
@@ -115,12 +143,19 @@ export class LeaderDeathWatch {
     if (raft === undefined) return;
     let admin = this.opts.adminAddress(leader);
     if (admin !== undefined && isLoopback(admin.host) && !isLoopback(raft.host)) admin = undefined;
-    const adminProbe = admin === undefined ? Promise.resolve<ProbeOutcome>('error') : this.probe(admin);
-    const first = await this.probe(raft);
-    if (first !== 'refused') return this.noEvidence(term, leader, `raft probe ${first}`);
-    await this.sleep(PROBE_GAP_MS);
-    const [second, adminOutcome] = await Promise.all([this.probe(raft), adminProbe]);
-    if (second !== 'refused') return this.noEvidence(term, leader, `second raft probe ${second}`);
+    let refusals = 0;
+    let last: ProbeOutcome = 'error';
+    for (let n = 0; n < MAX_PROBES && refusals < 2; n++) {
+      if (n > 0) await this.sleep(PROBE_GAP_MS);
+      last = await this.probe(raft);
+      if (last === 'refused') refusals++;
+      else if (last === 'accepted') refusals = 0; // listening (still, or again): not yet evidence
+      else return this.noEvidence(term, leader, `raft probe ${last}`);
+      if (this.opts.connected(leader)) return this.noEvidence(term, leader, 'connected again');
+    }
+    if (refusals < 2) return this.noEvidence(term, leader, `raft probe ${last}`);
+    // Probed after the Raft port refused: a process that is gone is gone from both.
+    const adminOutcome = admin === undefined ? 'error' : await this.probe(admin);
     if (adminOutcome === 'accepted') return this.noEvidence(term, leader, 'the admin address accepts connections');
     // The evidence is about this leader of this term: the core ignores it otherwise.
     const now = this.opts.view();

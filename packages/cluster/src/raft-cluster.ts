@@ -22,7 +22,7 @@
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
 import { createHash, randomBytes } from 'node:crypto';
-import type { NodeId, Role } from '@weldr/raft';
+import { parseLeaderGoneContext, type NodeId, type Role } from '@weldr/raft';
 import {
   adminUrlOf,
   DataDir,
@@ -147,6 +147,7 @@ export class RaftCluster implements ClusterView {
       self: config.id,
       view: () => ({ term: this.driver.node.term, leader: this.driver.node.leader, role: this.driver.node.role }),
       raftAddress: (id) => this.transport?.peerAddresses().get(id),
+      connected: (id) => this.transport?.connectedTo(id) === true,
       adminAddress: (id) => {
         const admin = this.replica.current.cluster.members.get(id)?.adminAddress;
         if (admin === undefined) return undefined;
@@ -283,6 +284,10 @@ export class RaftCluster implements ClusterView {
         // An isolated node (fault injection) hears nothing: not even that a peer is alive.
         if (!this.gate.admit(m)) return;
         this.membership?.heard(m.from);
+        if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
+          const gone = parseLeaderGoneContext(m.context);
+          if (gone !== undefined) this.deathWatch.candidateSaysGone(gone.term, gone.leader);
+        }
         this.driver.receive(m);
       },
       onUnreachable: (id) => this.driver.unreachable(id),

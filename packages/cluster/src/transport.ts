@@ -279,6 +279,11 @@ export class TcpTransport implements Transport {
     };
   }
 
+  /** Whether an authenticated connection with `id` is up, in either direction. */
+  connectedTo(id: NodeId): boolean {
+    return this.peers.get(id)?.connected === true || this.inboundById.has(id);
+  }
+
   stats(): TransportStats {
     return { refused: this.refusals.counts(), pending: this.pending.size };
   }

@@ -4,7 +4,7 @@
 // itself is checked against real sockets on loopback.
 import net from 'node:net';
 import test from 'ava';
-import { LeaderDeathWatch, probeTcp, type ProbeOutcome } from '../src/leader-death.js';
+import { LeaderDeathWatch, MAX_PROBES, probeTcp, type ProbeOutcome } from '../src/leader-death.js';
 import type { HostPort } from '../src/types.js';
 
 const RAFT: HostPort = { host: '127.0.0.1', port: 7001 };
@@ -21,6 +21,8 @@ interface Setup {
   raft: ProbeOutcome[];
   admin: ProbeOutcome;
   waive: boolean;
+  /** Whether a connection with the leader is up (checked after every Raft probe). */
+  connected: boolean;
   raftAddress: HostPort;
   adminAddress: HostPort | undefined;
   /** Runs after the first Raft probe (e.g. the term moves on). */
@@ -37,6 +39,7 @@ function setup(): Setup {
     raft: ['refused', 'refused'],
     admin: 'refused',
     waive: true,
+    connected: false,
     raftAddress: RAFT,
     adminAddress: ADMIN,
   } as unknown as Setup;
@@ -44,6 +47,7 @@ function setup(): Setup {
     self: 'n2',
     view: () => s.view,
     raftAddress: () => s.raftAddress,
+    connected: () => s.connected,
     adminAddress: () => s.adminAddress,
     enabled: () => s.enabled,
     leaderGone: (term, leader) => {
@@ -72,18 +76,19 @@ test('refused twice with the admin port refusing too: the core is told, once, an
   s.watch.connectionClosed('n1'); // the other connection closes too: one check
   await settle();
   t.deepEqual(s.calls, [{ term: 5, leader: 'n1' }]);
-  t.deepEqual(s.probed.sort(), ['admin', 'raft', 'raft']);
+  t.deepEqual(s.probed, ['raft', 'raft', 'admin'], 'the admin address after two refusals');
   t.is(s.watch.fastFailovers, 1);
   t.is(s.infos.length, 1);
   t.like(s.infos[0], { event: 'raft_fast_failover', leader: 'n1', term: 5 });
 });
 
+const ACCEPTED_ALWAYS: ProbeOutcome[] = new Array(20).fill('accepted');
 for (const [name, raft] of [
-  ['an accepted first probe', ['accepted']],
+  ['the port accepts, every time (a live or paused process)', ACCEPTED_ALWAYS],
   ['a timed-out first probe', ['timeout']],
   ['another error', ['error']],
-  ['refused, then accepted', ['refused', 'accepted']],
   ['refused, then timed out', ['refused', 'timeout']],
+  ['never two refusals in a row', ['refused', 'accepted', 'refused', 'accepted', 'refused', 'accepted', 'refused', 'accepted', 'refused', 'refused']],
 ] as const) {
   test(`no evidence: ${name}`, async (t) => {
     const s = setup();
@@ -92,8 +97,40 @@ for (const [name, raft] of [
     await settle();
     t.deepEqual(s.calls, []);
     t.is(s.watch.fastFailovers, 0);
+    t.true(s.probed.filter((p) => p === 'raft').length <= MAX_PROBES);
   });
 }
+
+test('the listener closing a moment after the connections (the exit race): accepted, then refused twice, is evidence', async (t) => {
+  const s = setup();
+  s.raft = ['accepted', 'refused', 'refused'];
+  s.watch.connectionClosed('n1');
+  await settle();
+  t.deepEqual(s.calls, [{ term: 5, leader: 'n1' }]);
+});
+
+test('a connection with the leader up again ends the check', async (t) => {
+  const s = setup();
+  s.afterFirst = () => (s.connected = true);
+  s.watch.connectionClosed('n1');
+  await settle();
+  t.deepEqual(s.calls, []);
+  t.is(s.probed.length, 1);
+});
+
+test('a candidate saying the leader is gone makes a voter check for itself, only when its own connections with the leader are down', async (t) => {
+  const s = setup();
+  s.connected = true;
+  s.watch.candidateSaysGone(5, 'n1');
+  s.connected = false;
+  s.watch.candidateSaysGone(4, 'n1'); // an older term
+  s.watch.candidateSaysGone(5, 'n3'); // not our leader
+  await settle();
+  t.deepEqual(s.probed, []);
+  s.watch.candidateSaysGone(5, 'n1');
+  await settle();
+  t.deepEqual(s.calls, [{ term: 5, leader: 'n1' }]);
+});
 
 test('the admin address accepting vetoes two refused Raft probes (a REJECT rule or relay on the Raft port only)', async (t) => {
   const s = setup();

@@ -5,7 +5,7 @@
 // message delay; a crash (Cluster.crash) is a dead process: it holds no lease anyone
 // acts on, so the overlap check leaves it out.
 import test from 'ava';
-import { RawNode, type Message } from '../src/index.js';
+import { parseLeaderGoneContext, RawNode, type Message } from '../src/index.js';
 import { TimedCluster } from './timed.js';
 
 const TICK = 50;
@@ -206,4 +206,30 @@ test('a promise older than the dead leader\'s rounds (the restart window) still 
   const r = untilNewLease(c, 'n1');
   t.true(r.after >= (E - 3) * TICK, `n2 kept its restart window: new lease after ${r.after} ms`);
   t.deepEqual(c.overlaps, []);
+});
+
+test('false evidence at the one follower a half-partitioned leader rests on cannot elect that follower either', (t) => {
+  // n1's lease rests on n2 alone (n1-n3 cut, n3's promise runs out); n2 wrongly sees n1
+  // gone and campaigns at once (rank 0). n3 has no evidence: it must not grant the
+  // waived campaign, even though its own promise has run out.
+  const c = steady();
+  const term = c.node('n1').node.term;
+  c.c.network.cutLink('n1', 'n3');
+  c.c.network.cutLink('n3', 'n1');
+  const n2 = c.node('n2').node;
+  const until = c.now + 40 * TICK;
+  while (c.now < until) {
+    if (n2.leaderGone(n2.term, 'n1')) c.c.flush('n2');
+    c.step();
+  }
+  t.deepEqual(c.overlaps, []);
+  t.true(c.node('n1').node.hasLease() || c.leaders().every((id) => id === 'n1'), `leaders: ${c.leaders().join()}`);
+  t.is(c.node('n2').node.role === 'leader', false, 'n2 was not elected on its own evidence');
+  t.is(c.node('n1').node.term, term);
+});
+
+test('parseLeaderGoneContext reads what the core sends, and nothing else', (t) => {
+  t.deepEqual(parseLeaderGoneContext('leader-gone 12 n1'), { term: 12, leader: 'n1' });
+  t.deepEqual(parseLeaderGoneContext('leader-gone 3 a b'), { term: 3, leader: 'a b' });
+  for (const c of [undefined, 'transfer', 'leader-gone', 'leader-gone x n1', 'leader-gone 12', 'leader-gone 12 ', 'leader-gone  n1']) t.is(parseLeaderGoneContext(c), undefined, String(c));
 });

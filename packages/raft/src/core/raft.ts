@@ -38,6 +38,15 @@ export const TRANSFER_CONTEXT = 'transfer';
  * promise to that leader only if it saw the same evidence itself.
  */
 export const LEADER_GONE_CONTEXT_PREFIX = 'leader-gone ';
+/** The leader and term a `leader-gone` vote request names; undefined for any other context. */
+export function parseLeaderGoneContext(context: string | undefined): { term: number; leader: NodeId } | undefined {
+  if (context === undefined || !context.startsWith(LEADER_GONE_CONTEXT_PREFIX)) return undefined;
+  const rest = context.slice(LEADER_GONE_CONTEXT_PREFIX.length);
+  const space = rest.indexOf(' ');
+  const term = Number(rest.slice(0, space));
+  const leader = rest.slice(space + 1);
+  return space > 0 && Number.isSafeInteger(term) && leader.length > 0 ? { term, leader } : undefined;
+}
 /** `tick` of a response that echoes no leader round (e.g. the answer to a stale-term message). */
 const NO_TICK = 0;
 
@@ -226,15 +235,34 @@ export class Raft {
     this.basePromiseUntil = Math.max(this.basePromiseUntil, this.tickCount + ticks);
   }
 
-  /** The context our vote requests carry while we campaign on a waiver; undefined otherwise. */
+  /** `leader-gone <term> <leader>` for the promise we waived; undefined without a waiver. */
   private goneContext(): string | undefined {
     const p = this.promisedTo;
     return this.waived && p !== null ? `${LEADER_GONE_CONTEXT_PREFIX}${p.term} ${p.leader}` : undefined;
   }
 
-  /** The candidate waived its promise on the same evidence as we did (each member checks for itself). */
-  private sawSameDeath(m: Message): boolean {
-    return this.waived && m.context !== undefined && m.context === this.goneContext();
+  /**
+   * The context of our vote requests: the waiver's while the waived promise would still
+   * bind us without it (the campaign rests on our evidence, and only voters that saw
+   * the same may grant it); none once that promise has run out by itself (an ordinary
+   * campaign, which any voter out of its promise may grant).
+   */
+  private campaignContext(): string | undefined {
+    return this.inLease(false) ? this.goneContext() : undefined;
+  }
+
+  /**
+   * Whether our promises forbid granting `m` (a vote or pre-vote request that is not
+   * forced). A request made on a waiver is granted only by a voter that waived the same
+   * promise on its own evidence — even one whose promise has run out, so that an
+   * election against a promise always rests on a quorum that each saw the death, never
+   * on one member's word; any other request meets every promise we made.
+   */
+  private promiseForbids(m: Message): boolean {
+    if (m.context !== undefined && m.context.startsWith(LEADER_GONE_CONTEXT_PREFIX)) {
+      return m.context !== this.goneContext() || this.inLease(true);
+    }
+    return this.inLease(false);
   }
 
   /**
@@ -471,7 +499,7 @@ export class Raft {
     }
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
-    const context = kind === 'transfer' ? TRANSFER_CONTEXT : this.goneContext();
+    const context = kind === 'transfer' ? TRANSFER_CONTEXT : this.campaignContext();
     for (const id of this.tracker.voters) {
       if (id === this.id) continue;
       this.send(voteType, id, {
@@ -616,7 +644,7 @@ export class Raft {
       if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
         // §4.2.3 / §9.6: while we hear from a leader, a vote request (from a
         // removed or partitioned server) must neither disrupt us nor be granted.
-        if (m.context !== TRANSFER_CONTEXT && this.inLease(this.sawSameDeath(m))) return true;
+        if (m.context !== TRANSFER_CONTEXT && this.promiseForbids(m)) return true;
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes our term.
@@ -673,9 +701,9 @@ export class Raft {
     // The in-lease check applies to every grant, not only higher-term ones: a
     // stray higher-term response may have moved us to a new term with no leader
     // moments after we acknowledged the old one.
-    // A candidate that saw the leader's process gone is granted despite our promise to
-    // that leader only if we saw the same ourselves (leaderGone).
-    const grant = canVote && (forced || !this.inLease(this.sawSameDeath(m))) && this.log.isUpToDate(m.index, m.logTerm);
+    // A candidate that saw the leader's process gone is granted only if we saw the same
+    // ourselves (leaderGone, promiseForbids).
+    const grant = canVote && (forced || !this.promiseForbids(m)) && this.log.isUpToDate(m.index, m.logTerm);
     const respType: MessageType = isPre ? 'MsgPreVoteResp' : 'MsgVoteResp';
     if (grant) {
       this.send(respType, m.from, { term: isPre ? m.term : this.term });
