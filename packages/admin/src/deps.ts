@@ -183,6 +183,11 @@ export interface AdminDeps {
     /** "Can serve now" (GET /serving); without it a node serves while it is active. */
     serving?(): ServingView;
   };
+  /**
+   * This node's id, for the audit log's origin of a write that arrived here. Default:
+   * `cluster.info().nodeId`, which builds the whole cluster status — on every write.
+   */
+  readonly nodeId?: string;
   /** GET /stats/history: recent samples of the request counters (StatsHistory); empty without. */
   readonly history?: { view(): StatsHistoryView };
   /** GET /events: what this node saw happen (NodeEvents); empty without. */

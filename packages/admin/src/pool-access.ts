@@ -73,7 +73,7 @@ export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): Reque
   const relayed = deps.relayOrigin?.(ctx.req);
   if (relayed !== undefined) return relayed;
   const client = ctx.req.socket.remoteAddress;
-  return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
+  return { nodeId: deps.nodeId ?? deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }
 
 export function idempotencyKey(ctx: AdminRouteContext): string | undefined {

@@ -74,6 +74,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     pool: deps.store,
     stats: deps.proxy,
     cluster: deps.cluster,
+    nodeId: config.id,
     metrics: deps.metrics,
     log,
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
