@@ -44,7 +44,15 @@ test.serial('changes made through a follower are in every member\'s audit log, w
   const added = await write(follower, 'POST', '/servers', 'audit-add', { ip: '127.1.2.3', port: 8001 });
   const settings = await write(follower, 'PATCH', '/settings', 'audit-settings', { balancer: 'least-connections' });
   const batch = await write(follower, 'POST', '/servers/batch', 'audit-batch', { commands: Array.from({ length: 12 }, (_, i) => ({ type: 'AddServer', ip: '127.1.2.4', port: 9000 + i })) });
-  // A request the cluster refuses changes nothing and leaves no entry.
+  // A client that makes up the relay headers (no member's signature) is recorded as what
+  // it is: a request that arrived at the node that took it, from its own address.
+  const forged = await eventually('a write with made-up relay headers', async () => {
+    for (const id of c.seeds) {
+      const r = await c.call(id, 'POST', '/servers', { ip: '127.1.2.5', port: 8002 }, { 'idempotency-key': 'audit-forged', 'x-weldr-forwarded-by': 'n9', 'x-weldr-client-address': '203.0.113.5' });
+      if (r.status === 201 || r.status === 200) return { index: Number(r.headers['x-weldr-index']), at: id };
+    }
+    return undefined;
+  }, 30_000);
   t.is((await c.call(follower, 'DELETE', '/servers/127.9.9.9/1')).status, 404);
   // Membership: a fourth member joins through the follower; the leader promotes it by itself.
   await c.join('n4', follower);
@@ -84,6 +92,7 @@ test.serial('changes made through a follower are in every member\'s audit log, w
     t.is(e.client, '127.0.0.1', `${type}: the client's address as ${follower} saw it`);
     t.true(e.at >= started - 60_000 && e.at <= Date.now() + 60_000, `${type} is dated by the leader's clock`);
   }
+  t.like(at(forged.index), { nodeId: forged.at, client: '127.0.0.1', idempotencyKey: 'audit-forged' }, 'made-up relay headers are not believed');
   t.is(at(batch).command['more'], 2, 'a batch of 12 keeps its first 10 commands and counts the rest');
   // The join, received by the follower from the joining process; the promotion, the leader's own.
   const joined = page.entries.find((e) => e.command.type === 'AddMember' && e.command['id'] === 'n4');

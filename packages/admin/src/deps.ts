@@ -1,7 +1,7 @@
 // What the admin API needs from the rest of the node, as structural interfaces so this
 // package depends on no other package's internals (the proxy is never imported).
 import type { Registry } from 'prom-client';
-import type { AddMemberCommand, MemberChange, MemberRecord, PoolStore } from '@weldr/store';
+import type { AddMemberCommand, MemberChange, MemberRecord, MemberWriteOptions, MemberWriteResult, PoolStore, RequestOrigin } from '@weldr/store';
 import type { NodeEvent } from './node-events.js';
 import type { StatsHistoryView } from './stats-history.js';
 
@@ -81,21 +81,7 @@ export interface MemberListView {
   readonly members: readonly MemberView[];
 }
 
-export interface MemberWriteOptions {
-  readonly requestId?: string;
-  readonly force?: boolean;
-  readonly timeoutMs?: number;
-  /** For the audit log: the node the request arrived at and the client's address. */
-  readonly origin?: { readonly nodeId: string; readonly client?: string };
-}
-
-export interface MemberWriteResult {
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly change: MemberChange;
-  readonly member: MemberRecord;
-  readonly clusterId: string | null;
-}
+export type { MemberWriteOptions, MemberWriteResult } from '@weldr/store';
 
 /**
  * Membership of a cluster (packages/cluster's RaftCluster has this shape). Errors are
@@ -230,7 +216,17 @@ export interface AdminDeps {
    * GET and HEAD, except on `openPaths` (probes such as /health and /ready).
    */
   readonly auth?: { readonly token: string; readonly reads?: boolean; readonly openPaths?: readonly string[] };
+  /**
+   * Cluster mode: for a write relayed by a follower, the node it arrived at and the
+   * client's address there — only when the relay proves it came from a member (the
+   * node verifies its signature); undefined otherwise, and the audit log then records
+   * this node and the address the request came from. Without it, relay headers are
+   * never trusted.
+   */
+  readonly relayOrigin?: (req: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly method?: string | undefined; readonly url?: string | undefined }) => RequestOrigin | undefined;
 }
+
+export type { RequestOrigin } from '@weldr/store';
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 // 1,000 commands with health-check overrides fit; one Raft entry stays far below the

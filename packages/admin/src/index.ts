@@ -24,6 +24,7 @@ export type {
   ProxyStatsView,
   ServerHealth,
   ServerStatsView,
+  RequestOrigin,
 } from './deps.js';
 export type { AdminState } from './context.js';
 export { StatsHistory } from './stats-history.js';

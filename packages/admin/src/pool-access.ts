@@ -4,6 +4,7 @@
 import { validateCommand, validateRequestId, StoreError, type CommandOutcome, type PoolCommand, type PoolSnapshot, type ServerRecord } from '@weldr/store';
 import { AdminError, fromOutcome, fromStoreError, timeoutError } from './errors.js';
 import type { AdminRouteContext, ResolvedDeps } from './context.js';
+import type { RequestOrigin } from './deps.js';
 
 export const INDEX_HEADER = 'X-Weldr-Index';
 const IDEMPOTENCY_HEADER = 'idempotency-key';
@@ -61,20 +62,15 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
   return { outcome: result.outcome, replayed: result.duplicate };
 }
 
-const FORWARDED_BY = 'x-weldr-forwarded-by';
-const CLIENT_ADDRESS = 'x-weldr-client-address';
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
-
 /**
  * For the audit log: the node the request arrived at and the client's address there. A
- * write relayed by a follower says both in its headers (admin-forward.ts in the node);
- * anything else arrived here, from the socket's peer. The relay headers are the relaying
- * node's word: a client holding the write token could forge them, as it could any write.
+ * write relayed by a follower says both in headers the node verifies (deps.relayOrigin:
+ * signed by the relaying member with the cluster secret); anything else — including
+ * relay headers a client made up — is recorded as arrived here, from the socket's peer.
  */
-export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): { nodeId: string; client?: string } {
-  const via = ctx.get(FORWARDED_BY);
-  const relayedClient = ctx.get(CLIENT_ADDRESS);
-  if (NODE_ID.test(via)) return { nodeId: via, ...(relayedClient !== '' && relayedClient.length <= 128 ? { client: relayedClient } : {}) };
+export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): RequestOrigin {
+  const relayed = deps.relayOrigin?.(ctx.req);
+  if (relayed !== undefined) return relayed;
   const client = ctx.req.socket.remoteAddress;
   return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }

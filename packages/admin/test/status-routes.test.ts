@@ -87,7 +87,8 @@ test('GET /audit: the applied admin changes with who, when and from where, paged
   }
   // Refused: changes nothing, so not audited.
   t.is((await h.call('DELETE', '/servers/10.0.0.9/80')).status, 404);
-  // Relayed by a follower: the follower and the client address it saw are recorded.
+  // Relay headers a client made up (no verifier here, as on a node without a cluster
+  // secret): not trusted — recorded as arrived at n1 from the socket's address.
   const relayed = await h.call('PATCH', '/settings', { body: { balancer: 'least-connections' }, headers: { 'x-weldr-forwarded-by': 'n2', 'x-weldr-client-address': '192.0.2.7' } });
   t.is(relayed.status, 200, relayed.text);
   const all = await h.call('GET', '/audit');
@@ -102,12 +103,12 @@ test('GET /audit: the applied admin changes with who, when and from where, paged
       [1, 'n1', 'AddServer', 'created'],
       [2, 'n1', 'AddServer', 'created'],
       [3, 'n1', 'AddServer', 'created'],
-      [5, 'n2', 'UpdateSettings', 'settings'],
+      [5, 'n1', 'UpdateSettings', 'settings'],
     ],
   );
   t.is(body.entries[0]?.idempotencyKey, 'add-1');
   t.regex(body.entries[0]?.client ?? '', /127\.0\.0\.1/);
-  t.is(body.entries[3]?.client, '192.0.2.7');
+  t.regex(body.entries[3]?.client ?? '', /127\.0\.0\.1/);
   t.true(body.entries.every((e) => Math.abs(e.at - Date.now()) < 600_000), 'dated by the proposer\'s clock');
   const page = await h.call('GET', '/audit?since=1&limit=2&stale=true');
   t.deepEqual((page.json as typeof body).entries.map((e) => e.index), [2, 3]);
@@ -119,4 +120,16 @@ test('GET /audit: the applied admin changes with who, when and from where, paged
     t.is(r.status, 400, bad);
     t.is((r.json as { error: { code: string } }).error.code, 'INVALID_QUERY', bad);
   }
+});
+
+test('audit origin: a relayed write is attributed to the follower only when the node verified the relay (deps.relayOrigin)', async (t) => {
+  const h = await startAdmin(t, {
+    relayOrigin: (req) => (req.headers['x-weldr-relay-proof'] === 'good' && req.method === 'POST' ? { nodeId: 'n2', client: '192.0.2.7' } : undefined),
+  });
+  t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 1 }, headers: { 'x-weldr-relay-proof': 'good' } })).status, 201);
+  t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.1', port: 2 }, headers: { 'x-weldr-relay-proof': 'forged' } })).status, 201);
+  const entries = ((await h.call('GET', '/audit')).json as { entries: { nodeId: string; client?: string }[] }).entries;
+  t.like(entries[0], { nodeId: 'n2', client: '192.0.2.7' });
+  t.is(entries[1]?.nodeId, 'n1');
+  t.regex(entries[1]?.client ?? '', /127\.0\.0\.1/);
 });

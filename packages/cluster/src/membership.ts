@@ -21,6 +21,7 @@
 //   - learners with autoPromote are promoted once caught up and live.
 import { randomBytes } from 'node:crypto';
 import type { ConfChange, NodeId } from '@weldr/raft';
+import type { MemberWriteOptions, MemberWriteResult } from '@weldr/store';
 import {
   StoreError,
   auditMetaOf,
@@ -60,24 +61,7 @@ export interface MemberList {
   readonly members: readonly MemberView[];
 }
 
-export interface MemberWriteOptions {
-  /** Idempotency-Key. */
-  readonly requestId?: string;
-  /** Skip the live-quorum (and, for promote, caught-up) checks. */
-  readonly force?: boolean;
-  readonly timeoutMs?: number;
-  /** For the audit log: the node the request arrived at and the client's address (default: this node). */
-  readonly origin?: { readonly nodeId: string; readonly client?: string };
-}
-
-export interface MemberWriteResult {
-  /** Index at which the change was applied (the current index when nothing changed). */
-  readonly index: number;
-  readonly duplicate: boolean;
-  readonly change: MemberChange;
-  readonly member: MemberRecord;
-  readonly clusterId: string | null;
-}
+export type { MemberWriteOptions, MemberWriteResult } from '@weldr/store';
 
 /** What this node publishes about itself into its record. */
 export interface OwnAttributes {

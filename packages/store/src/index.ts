@@ -33,6 +33,9 @@ export type {
   CommandOutcome,
   ApplyResult,
   ProposeOptions,
+  RequestOrigin,
+  MemberWriteOptions,
+  MemberWriteResult,
   PoolStore,
 } from './pool/types.js';
 export { StoreError } from './pool/errors.js';

@@ -170,7 +170,9 @@ function checkRaftTimers(config: NodeConfig): void {
   );
 }
 
-const KNOWN_ENV = new Set<string>([CONFIG_ENV, ...OPTIONS.map((o) => o.env)]);
+// WELDR_STOP_WITH_PARENT is not a setting: a supervisor (dev-cluster) sets it to tie the
+// process's life to its own (cli/signals.ts).
+const KNOWN_ENV = new Set<string>([CONFIG_ENV, 'WELDR_STOP_WITH_PARENT', ...OPTIONS.map((o) => o.env)]);
 
 function unknownEnvNames(env: Readonly<Record<string, string | undefined>>): string[] {
   return Object.keys(env)

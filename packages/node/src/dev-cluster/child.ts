@@ -2,6 +2,7 @@
 // output goes to a log file, and whose JSON log lines can be waited for.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { STOP_WITH_PARENT_ENV } from '../cli/signals.js';
 
 export type LogLine = Readonly<Record<string, unknown>>;
 
@@ -37,7 +38,14 @@ export class Child {
     this.log = createWriteStream(logFile, { flags: 'a' });
     // Its own process group: a Ctrl-C in the terminal reaches only dev-cluster, which then
     // sends each child exactly one SIGTERM (weldr treats a second signal as "exit now").
-    this.proc = spawn(process.execPath, [...weldrArgv(), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+    // Its stdin is a pipe we never write to: when dev-cluster ends in a way it cannot
+    // handle (SIGKILL, a crash), the kernel closes our end and the child stops by itself
+    // (WELDR_STOP_WITH_PARENT=stdin) instead of running on as an orphan.
+    this.proc = spawn(process.execPath, [...weldrArgv(), ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...env, [STOP_WITH_PARENT_ENV]: 'stdin' },
+      detached: true,
+    });
     if (this.proc.pid === undefined) throw new Error(`could not start ${name}`);
     this.pid = this.proc.pid;
     let partial = '';

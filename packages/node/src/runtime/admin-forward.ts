@@ -11,12 +11,13 @@
 // client's Authorization header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request, type Dispatcher } from 'undici';
+import { RELAY_PROOF_HEADER, signRelay, verifyRelay } from './relay-proof.js';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const FORWARDED_BY = 'x-weldr-forwarded-by';
 const CLIENT_ADDRESS = 'x-weldr-client-address';
 // Hop-by-hop fields (RFC 9110 §7.6.1) and those undici sets itself.
-const DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect']);
+const DROP = new Set([RELAY_PROOF_HEADER, 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect']);
 
 export interface ForwardTarget {
   /** Null when this node is the leader or no leader is known: handle locally. */
@@ -38,6 +39,8 @@ export type WriteTarget =
 
 export interface AdminForwarderOptions {
   readonly nodeId: string;
+  /** The cluster token: signs the relay headers for the leader's audit log (relay-proof.ts). */
+  readonly relayKey?: string | undefined;
   readonly target: ForwardTarget;
   readonly timeoutMs: number;
   /** How long to wait for the leader's admin address to be recorded. Default 2000 ms. */
@@ -286,9 +289,31 @@ function relayHeaders(req: IncomingMessage, opts: AdminForwarderOptions): Record
     if (value !== undefined && !DROP.has(name)) headers[name] = value;
   }
   headers[FORWARDED_BY] = opts.nodeId;
-  // For the leader's audit log: who asked, as this node saw it (never the client's own claim).
-  headers[CLIENT_ADDRESS] = req.socket.remoteAddress ?? 'unknown';
+  // For the leader's audit log: who asked, as this node saw it (never the client's own
+  // claim), signed so that the leader can tell it from headers a client made up.
+  const client = req.socket.remoteAddress ?? 'unknown';
+  headers[CLIENT_ADDRESS] = client;
+  if (opts.relayKey !== undefined) {
+    headers[RELAY_PROOF_HEADER] = signRelay(opts.relayKey, { via: opts.nodeId, client, method: req.method ?? '', target: req.url ?? '' });
+  }
   return headers;
+}
+
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * The leader's side (AdminDeps.relayOrigin): the node and client a relayed write names,
+ * if and only if a member signed them (relay-proof.ts); undefined for anything else.
+ */
+export function relayOriginVerifier(key: string | undefined): (req: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly method?: string | undefined; readonly url?: string | undefined }) => { nodeId: string; client: string } | undefined {
+  return (req) => {
+    if (key === undefined) return undefined;
+    const via = req.headers[FORWARDED_BY];
+    const client = req.headers[CLIENT_ADDRESS];
+    const proof = req.headers[RELAY_PROOF_HEADER];
+    if (typeof via !== 'string' || !NODE_ID.test(via) || typeof client !== 'string' || client === '' || client.length > 128 || typeof proof !== 'string') return undefined;
+    return verifyRelay(key, { via, client, method: req.method ?? '', target: req.url ?? '' }, proof) ? { nodeId: via, client } : undefined;
+  };
 }
 
 async function relay(req: IncomingMessage, res: ServerResponse, leaderId: string, base: string, opts: AdminForwarderOptions): Promise<void> {

@@ -18,7 +18,7 @@ import type { HostPort } from '../config/values.js';
 import { isLoopbackHost } from '../config/loopback.js';
 import { closeServer, listen } from './listen.js';
 import type { Logger } from './logger.js';
-import { forwardingListener, type ForwardTarget } from './admin-forward.js';
+import { forwardingListener, relayOriginVerifier, type ForwardTarget } from './admin-forward.js';
 
 export { isLoopbackHost };
 
@@ -81,11 +81,13 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     ...deps.status,
     ...(deps.faults === undefined ? {} : { faults: deps.faults }),
     ...(deps.members === undefined ? {} : { members: deps.members }),
+    ...(deps.forward === undefined ? {} : { relayOrigin: relayOriginVerifier(config.clusterToken) }),
   });
   let handler: (req: IncomingMessage, res: ServerResponse) => void = app.callback();
   if (deps.forward !== undefined) {
     handler = forwardingListener(handler, {
       nodeId: config.id,
+      relayKey: config.clusterToken,
       target: deps.forward,
       timeoutMs: 10_000,
       // While the leadership moves (a transfer, an election), a pool write waits for the

@@ -268,6 +268,15 @@ export interface ApplyResult {
 
 // ---- the store seen by admin and node ------------------------------------------
 
+/**
+ * Where an admin request came from, for the audit log: the node it arrived at and the
+ * client's address there (absent for a change a member made by itself).
+ */
+export interface RequestOrigin {
+  readonly nodeId: string;
+  readonly client?: string;
+}
+
 export interface ProposeOptions {
   /** Client-chosen idempotency key; generated when absent. */
   readonly requestId?: string;
@@ -278,7 +287,28 @@ export interface ProposeOptions {
    * Where the request came from, for the audit log: the node it arrived at and the
    * client's address. The proposer adds its own clock's time.
    */
-  readonly origin?: { readonly nodeId: string; readonly client?: string };
+  readonly origin?: RequestOrigin;
+}
+
+/** A membership change as the admin API asks the cluster for it (POST/DELETE /cluster/members…). */
+export interface MemberWriteOptions {
+  /** Idempotency-Key. */
+  readonly requestId?: string;
+  /** Skip the live-quorum (and, for promote, caught-up) checks. */
+  readonly force?: boolean;
+  readonly timeoutMs?: number;
+  /** For the audit log (default: this node, no client). */
+  readonly origin?: RequestOrigin;
+}
+
+/** What a membership change did. */
+export interface MemberWriteResult {
+  /** Index at which the change was applied (the current index when nothing changed). */
+  readonly index: number;
+  readonly duplicate: boolean;
+  readonly change: MemberChange;
+  readonly member: MemberRecord;
+  readonly clusterId: string | null;
 }
 
 /**
