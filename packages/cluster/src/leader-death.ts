@@ -16,7 +16,7 @@
 //    accepts. A timeout or any other error is no evidence and ends the check; an
 //    accepted connection is no evidence either, but the check probes again (up to
 //    MAX_PROBES times): a dying process's connections may close a moment before its
-//    listening socket does. A connection with the leader that is up again ends it.
+//    listening socket does.
 // 3. Then the leader's admin address (from its member record) is probed, and a
 //    connection it accepts vetoes the evidence: the process still listens there, so the
 //    refusal came from something between us (a firewall REJECT rule or a relay on the
@@ -151,7 +151,6 @@ export class LeaderDeathWatch {
       if (last === 'refused') refusals++;
       else if (last === 'accepted') refusals = 0; // listening (still, or again): not yet evidence
       else return this.noEvidence(term, leader, `raft probe ${last}`);
-      if (this.opts.connected(leader)) return this.noEvidence(term, leader, 'connected again');
     }
     if (refusals < 2) return this.noEvidence(term, leader, `raft probe ${last}`);
     // Probed after the Raft port refused: a process that is gone is gone from both.

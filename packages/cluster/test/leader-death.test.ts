@@ -109,15 +109,6 @@ test('the listener closing a moment after the connections (the exit race): accep
   t.deepEqual(s.calls, [{ term: 5, leader: 'n1' }]);
 });
 
-test('a connection with the leader up again ends the check', async (t) => {
-  const s = setup();
-  s.afterFirst = () => (s.connected = true);
-  s.watch.connectionClosed('n1');
-  await settle();
-  t.deepEqual(s.calls, []);
-  t.is(s.probed.length, 1);
-});
-
 test('a candidate saying the leader is gone makes a voter check for itself, only when its own connections with the leader are down', async (t) => {
   const s = setup();
   s.connected = true;

@@ -394,12 +394,13 @@ export class Raft {
    * After a waiver (leaderGone) the election timeout only spaces retries: the promise,
    * not the timeout, is what keeps the lease. The survivors saw the death within a few
    * ms of each other, so a random draw from a short range would split votes often;
-   * instead the r-th in rank waits 2r + 1 … 2r + 2 ticks (the first campaigns at once
-   * and retries after 1–2 ticks), so that one pre-vote and vote round trip fits between
-   * two ranks. For 2E ticks; then the usual [E, 2E).
+   * instead the r-th in rank waits 3r + 2 … 3r + 3 ticks (the first campaigns at once
+   * and retries after 2–3 ticks), so that a pre-vote and a vote round trip, each with a
+   * synced write, fit between two ranks even on a loaded host. For 2E ticks; then the
+   * usual [E, 2E).
    */
   private fastElectionTimeout(): number {
-    return 1 + 2 * this.rankAmongSurvivors() + Math.floor(this.random() * 2);
+    return 2 + 3 * this.rankAmongSurvivors() + Math.floor(this.random() * 2);
   }
 
   private reset(term: number): void {
