@@ -228,6 +228,12 @@ export interface AdminDeps {
    * this node and the address the request came from. Without it, relay headers are
    * never trusted.
    */
+  /**
+   * Resolves once this node's proxy (all its worker processes) routes with the pool as
+   * last applied here. A pool write is answered after it: a client that removed or
+   * drained a server does not see its next request through this node reach it.
+   */
+  readonly dataPlaneSynced?: () => Promise<void>;
   readonly relayOrigin?: (req: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly method?: string | undefined; readonly url?: string | undefined }) => RequestOrigin | undefined;
 }
 

@@ -59,6 +59,7 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
     'pool write applied',
   );
   if (!result.outcome.ok) throw fromOutcome(result.outcome);
+  if (deps.dataPlaneSynced !== undefined) await deps.dataPlaneSynced();
   return { outcome: result.outcome, replayed: result.duplicate };
 }
 

@@ -441,6 +441,15 @@ export class RaftDriver<R> {
     });
   }
 
+  /**
+   * Evidence that the process of `leader`, leader of `term`, is gone (leader-death.ts):
+   * the core waives the promise made to it and campaigns (RawNode.leaderGone). Resolves
+   * with whether it did.
+   */
+  leaderGone(term: number, leader: NodeId): Promise<boolean> {
+    return new Promise((resolve) => this.run(() => resolve(this.node.leaderGone(term, leader)), () => resolve(false)));
+  }
+
   /** The transport could not reach `id`. */
   unreachable(id: NodeId): void {
     this.runMessage(() => this.node.reportUnreachable(id));
