@@ -178,6 +178,11 @@ export interface AdminDeps {
   readonly cluster: {
     info(): ClusterInfo;
     isActive(): boolean;
+    /**
+     * The current Raft term, for GET /ready. Default: `info().term`, which builds the
+     * whole cluster status — on a node that samplers ask every few milliseconds.
+     */
+    term?(): number;
     /** Cluster mode only: hand leadership to `to` (or the most up-to-date follower). */
     transferLeadership?(to: string | undefined): Promise<LeadershipTransfer>;
     /** "Can serve now" (GET /serving); without it a node serves while it is active. */

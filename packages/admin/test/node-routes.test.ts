@@ -27,6 +27,24 @@ test('GET /ready follows cluster.isActive()', async (t) => {
   t.is((await h.call('HEAD', '/ready')).status, 503);
 });
 
+test('GET /ready names the term from cluster.term() when there is one, without building the cluster status (samplers ask every few ms)', async (t) => {
+  let infoCalls = 0;
+  const h = await startAdmin(t, {
+    cluster: {
+      info: () => {
+        infoCalls++;
+        return { nodeId: 'n1', role: 'active', leaderId: 'n1', term: 3, commitIndex: 0, appliedIndex: 0, members: [] };
+      },
+      isActive: () => true,
+      term: () => 7,
+    },
+  });
+  const r = await h.call('GET', '/ready');
+  t.is(r.status, 200);
+  t.deepEqual(r.json, { status: 'ready', term: 7 });
+  t.is(infoCalls, 0);
+});
+
 test('GET /stats has the seed shape plus failOpen', async (t) => {
   const h = await startAdmin(t);
   const r = await h.call('GET', '/stats');

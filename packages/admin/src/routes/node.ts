@@ -22,7 +22,7 @@ export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth:
   // then tell two nodes active at once from two answers that only overlapped in transit.
   router.get('/ready', (ctx) => {
     if (!deps.cluster.isActive()) throw new AdminError(503, 'NOT_ACTIVE', 'this node is passive; the active node serves traffic');
-    ctx.body = { status: 'ready', term: deps.cluster.info().term };
+    ctx.body = { status: 'ready', term: deps.cluster.term?.() ?? deps.cluster.info().term };
   });
 
   router.get('/cluster', (ctx) => {

@@ -34,6 +34,11 @@ export class NodeClusterView implements ClusterView {
     return { mode: 'active-passive', serving: active, active, reason: active ? 'active' : 'not active', stalenessMs: active ? 0 : null, quorumLoss: 'stop' };
   }
 
+  /** GET /ready's term without building the whole status (info()). */
+  term(): number {
+    return this.raft?.driver.node.term ?? this.cluster.info().term;
+  }
+
   info(): ReturnType<ClusterView['info']> {
     return { ...this.cluster.info(), ...this.details() };
   }
