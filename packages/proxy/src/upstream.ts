@@ -87,9 +87,32 @@ export class Upstream {
       this.#balancer = createBalancer<Origin>(this.#balancerKind, this.#deps.random);
     }
     const changes = snapshot.settings === prev.settings ? snapshot.changesSince?.(prev) : undefined;
-    if (changes !== undefined) this.#apply(changes, snapshot);
-    else this.#walk(snapshot);
+    if (changes !== undefined) {
+      // An in-place change that turns health checks off clears an unhealthy verdict: routing changed.
+      const unhealthy = this.#verdicts.unhealthy;
+      this.#apply(changes, snapshot);
+      // Servers added (or changed without moving in or out of routing): the candidates
+      // grow at the end, without walking every origin — the walk was the one cost of an
+      // admin write that grew with the pool (10,000 origins: every node, every worker).
+      if (!this.failOpen && this.#refreshPending === null && this.#verdicts.unhealthy === unhealthy && changes.every(keepsRouting)) {
+        this.#appendCandidates(changes);
+        return;
+      }
+    } else this.#walk(snapshot);
     this.refresh();
+  }
+
+  /** The origins `changes` added, in canonical order, joined to the candidates when routable. */
+  #appendCandidates(changes: readonly ServerChangeView[]): void {
+    const now = this.#deps.now();
+    const added: Origin[] = [];
+    const records = changes.flatMap((c) => (c.before === undefined && c.after !== undefined ? [c.after] : [])).sort(compareServers);
+    for (const r of records) {
+      const o = this.#byId.get(r.id);
+      if (o !== undefined && !o.draining && o.health.health !== 'unhealthy' && !o.passive.isEjected(now)) added.push(o);
+    }
+    // A new array even when nothing joined: balancers reset per-candidate state (weights) when it changes.
+    this.candidates = this.candidates.concat(added);
   }
 
   /** Only what changed (a snapshot from the same store as the previous one). */
@@ -374,4 +397,15 @@ export function mayRetry(failure: OriginFailure, connected: boolean, method: str
   if (!connected) return true;
   if (failure === 'timeout') return false;
   return !hasBody && isIdempotent(method);
+}
+
+/**
+ * A change after which the candidates are the old ones plus the added servers: a new
+ * server, or one changed in place (weight, health-check settings) without being drained
+ * or undrained. A removal, a drain or a server removed and added again needs the walk.
+ */
+function keepsRouting(c: ServerChangeView): boolean {
+  if (c.after === undefined) return false;
+  if (c.before === undefined) return true;
+  return c.before.createdIndex === c.after.createdIndex && c.before.draining === c.after.draining;
 }

@@ -1,0 +1,62 @@
+// Upstream.update with a snapshot that says what changed (changesSince): servers added
+// (or changed in place) join the candidates without a walk of every origin. Checked
+// against the definition — the snapshot's servers in canonical order, minus draining
+// and unhealthy ones, all non-draining ones when none is healthy (fail-open) — over a
+// seeded random run of adds, weight changes, drains, removals and health verdicts.
+import test from 'ava';
+import { applyCommand, initialState, prepareEnvelope, snapshotOf, type PoolCommand, type PoolState } from '@weldr/store';
+import type { Health } from '../src/index.js';
+import { DEFAULT_TIMEOUTS } from '../src/types.js';
+import { Upstream } from '../src/upstream.js';
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, child() { return quiet; } };
+
+function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
+
+test('candidates after each change equal the definition (seeded random changes, external health verdicts)', async (t) => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    const random = rng(seed);
+    let state: PoolState = initialState();
+    let index = 0;
+    const apply = (command: PoolCommand): void => {
+      state = applyCommand(state, ++index, prepareEnvelope(command)).state;
+    };
+    const up = new Upstream(snapshotOf(state), { timeouts: DEFAULT_TIMEOUTS, maxHeaderSize: 16_384, originMaxConnections: 4, originTls: null, log: quiet as never, now: () => 0, random, healthChecks: 'external' });
+    const health = new Map<string, Health>();
+    let previous = up.candidates;
+    for (let step = 0; step < 300; step++) {
+      const servers = state.servers.list();
+      const pick = servers[Math.floor(random() * servers.length)];
+      const r = random();
+      if (r < 0.45 || pick === undefined) apply({ type: 'AddServer', ip: `10.0.${Math.floor(random() * 4)}.${1 + Math.floor(random() * 200)}`, port: 80 });
+      else if (r < 0.65) apply({ type: 'UpdateServer', ip: pick.ip, port: pick.port, weight: 1 + Math.floor(random() * 9) });
+      else if (r < 0.75) apply({ type: 'UpdateServer', ip: pick.ip, port: pick.port, draining: !pick.draining });
+      else if (r < 0.85) apply({ type: 'RemoveServer', ip: pick.ip, port: pick.port });
+      else {
+        const verdict: Health = random() < 0.5 ? 'unhealthy' : 'healthy';
+        health.set(pick.id, verdict);
+        up.applyHealth(pick.id, verdict);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      up.update(snapshotOf(state));
+      const now = state.servers.list();
+      for (const id of [...health.keys()]) if (!now.some((s) => s.id === id)) health.delete(id);
+      const live = now.filter((s) => !s.draining);
+      const eligible = live.filter((s) => health.get(s.id) !== 'unhealthy');
+      const expected = (eligible.length === 0 ? live : eligible).map((s) => s.id);
+      t.deepEqual(up.candidates.map((o) => o.id), expected, `seed ${seed}, step ${step}`);
+      t.is(up.failOpen, eligible.length === 0 && live.length > 0);
+      t.not(up.candidates, previous, 'a new candidates array after every update (balancers reset on it)');
+      previous = up.candidates;
+    }
+    await up.close(false);
+  }
+});
