@@ -34,9 +34,10 @@ export interface UpstreamDeps extends OriginPoolOptions {
  * calls `select()`; nothing here allocates per request except on retries.
  *
  * A snapshot from the store says what changed since the previous one (changesSince):
- * only those origins are touched, so a write costs the same at any pool size apart
- * from the candidates list, a flat filter over the origins. A settings change (pool-wide
- * health-check defaults) or a snapshot without that information is walked in full.
+ * only those origins are touched, and servers added (or changed in place) are appended
+ * to a copy of the candidates; a removal, a drain or a health reset recomputes them, a
+ * flat filter over the origins. A settings change (pool-wide health-check defaults) or
+ * a snapshot without that information is walked in full.
  */
 export class Upstream {
   snapshot: PoolSnapshot;
