@@ -8,6 +8,8 @@
 //   floor        pinned mode only: bench/floor.js, the least node:http + undici can do
 //                per proxied request (weldr's request path minus everything of its own)
 //   nginx        wrk -> nginx -> origin            (pinned: one worker; multi: worker_processes auto)
+//   nginx-single multi mode only: nginx with one worker, unpinned (nginx's own scaling: the
+//                yardstick for weldr's workers on the same shared cores)
 //   haproxy      wrk -> haproxy -> origin          (pinned: nbthread 1; multi: nbthread = cores)
 // in two modes: `pinned` (the proxy alone on CPU 0, origin and wrk on CPU 1; a small
 // body at 50 connections, a 1 MiB body, one connection) and `multi` (nothing pinned:
@@ -16,7 +18,7 @@
 // direct and to nginx. Not a test: nothing here passes or fails on a number.
 //
 //   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--modes pinned,multi]
-//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,haproxy]
+//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-single,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -24,7 +26,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startPinned, stop, treeCpuSeconds, treeRssKiB, freePort, waitFor, httpStatus } from './lib/procs.js';
+import { startPinned, stop, treeCpuSeconds, treeRssKiB, treeSockets, freePort, waitFor, httpStatus } from './lib/procs.js';
 import { originNginx, proxyNginx, proxyHaproxy } from './lib/configs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,7 +36,7 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
-    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,haproxy' },
+    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-single,haproxy' },
     modes: { type: 'string', default: 'pinned,multi' },
     scenarios: { type: 'string', default: 'small,large,latency' },
     write: { type: 'boolean', default: false },
@@ -50,12 +52,20 @@ if (opt.help) {
 const duration = positiveInt('duration', opt.duration);
 const warmup = Number(opt.warmup);
 const rounds = positiveInt('rounds', opt.rounds);
-const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'floor', 'nginx', 'haproxy'];
+const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'floor', 'nginx', 'nginx-single', 'haproxy'];
 const targets = list('targets', opt.targets, ALL_TARGETS);
 const modes = list('modes', opt.modes, ['pinned', 'multi']);
 const CORES = cpus().length;
-/** Targets measured in each mode (weldr-single is the multi mode's one-process reference; the floor is one process, pinned). */
-const targetsOf = (mode) => targets.filter((t) => (mode === 'multi' ? t !== 'floor' : t !== 'weldr-single'));
+/** Targets measured in each mode (weldr-single and nginx-single are the multi mode's one-process references; the floor is one process, pinned). */
+const targetsOf = (mode) => targets.filter((t) => (mode === 'multi' ? t !== 'floor' : t !== 'weldr-single' && t !== 'nginx-single'));
+/**
+ * Warm-up of the 1,000-origin pool, at least: long enough for every origin to have been
+ * health-checked (first checks are spread over the 2 s interval) and to hold a kept-alive
+ * connection, so that the measurement sees the steady state rather than 2,000 connections
+ * being opened (found with strace: a 2 s warm-up left ~3 % of the measured requests
+ * opening an origin connection; after 10 s, none).
+ */
+const LARGE_POOL_WARMUP = 6;
 /** Scenarios of each mode: one connection (added latency) is a pinned measurement. */
 const scenariosOf = (mode) => scenarioNames.filter((s) => mode === 'pinned' || s !== 'latency');
 /** The 1,000-origin pool is measured on the small body only (routing cost), as is the access log. */
@@ -130,9 +140,9 @@ async function startTarget(name, dir, originPorts, mode) {
   const port = await freePort();
   const cpu = mode === 'multi' ? ALL_CPUS : '0';
   let proc;
-  if (name === 'nginx') {
-    const conf = join(dir, `proxy-nginx-${mode}.conf`);
-    writeFileSync(conf, proxyNginx({ dir, port, originPort, workers: mode === 'multi' ? 'auto' : 1 }));
+  if (name === 'nginx' || name === 'nginx-single') {
+    const conf = join(dir, `proxy-${name}-${mode}.conf`);
+    writeFileSync(conf, proxyNginx({ dir, port, originPort, workers: mode === 'multi' && name === 'nginx' ? 'auto' : 1 }));
     proc = startPinned('nginx', cpu, bin('nginx'), ['-p', dir, '-c', conf]);
   } else if (name === 'haproxy') {
     const conf = join(dir, `haproxy-${mode}.cfg`);
@@ -216,19 +226,26 @@ async function main() {
               const scenario = SCENARIOS[s];
               const cpuList = mode === 'multi' ? ALL_CPUS : scenario.proxyCpu;
               if (proc) for (const pid of processTreeOf(proc.pid)) execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
-              if (warmup > 0) runWrk(port, scenario, warmup, mode);
+              const warm = target === 'weldr-1000' ? Math.max(warmup, LARGE_POOL_WARMUP) : warmup;
+              if (warm > 0) runWrk(port, scenario, warm, mode);
               const pid = proc ? proc.pid : origin.pid;
+              const sockets0 = proc ? treeSockets(pid) : null;
               const cpu0 = treeCpuSeconds(pid);
               const ocpu0 = treeCpuSeconds(origin.pid);
               const r = runWrk(port, scenario, duration, mode);
               const cpu = treeCpuSeconds(pid) - cpu0;
               const ocpu = treeCpuSeconds(origin.pid) - ocpu0;
+              // Connections the target opened during the measurement and still holds
+              // (origin connections: keep-alive reuse; wrk's stay open throughout).
+              let opened = 0;
+              if (sockets0 !== null) for (const s of treeSockets(pid)) if (!sockets0.has(s)) opened++;
               const rps = r.requests / (r.durationUs / 1e6);
               const row = {
                 mode, round, target, scenario: s, rps, ...r,
                 cpuUsPerReq: (cpu * 1e6) / Math.max(1, r.requests),
                 cpuUtil: cpu / (r.durationUs / 1e6),
                 originCpuUsPerReq: (ocpu * 1e6) / Math.max(1, r.requests),
+                socketsOpened: opened,
                 mibPerSec: r.bytes / (r.durationUs / 1e6) / (1024 * 1024),
                 load: loadavg()[0],
               };
@@ -272,7 +289,7 @@ function summarise(results, memory) {
   for (const mode of modes) {
     lines.push('', mode === 'pinned'
       ? `### One core (pinned): origin and wrk (1 thread) on CPU 1; the proxy alone on CPU 0 (weldr: one process, \`--workers 0\`), except at 1 connection where everything shares CPU 1`
-      : `### All cores: nothing pinned; weldr \`--workers auto\` (${CORES}), nginx \`worker_processes auto\`, HAProxy \`nbthread ${CORES}\`, sharing the machine with the origin and wrk (${CORES} threads); weldr-single is one weldr process (\`--workers 0\`)`);
+      : `### All cores: nothing pinned; weldr \`--workers auto\` (${CORES}), nginx \`worker_processes auto\`, HAProxy \`nbthread ${CORES}\`, sharing the machine with the origin and wrk (${CORES} threads); weldr-single is one weldr process (\`--workers 0\`), nginx-single one nginx worker`);
     for (const s of scenariosOf(mode)) {
       const sc = SCENARIOS[s];
       lines.push('', `**${sc.label}** (\`GET ${sc.path}\`)`, '');
@@ -290,6 +307,7 @@ function summarise(results, memory) {
           p999: median(rs.map((r) => r.p999)),
           cpu: median(rs.map((r) => r.cpuUsPerReq)),
           util: median(rs.map((r) => r.cpuUtil)),
+          opened: median(rs.map((r) => r.socketsOpened ?? 0)),
           errors: rs.reduce((n, r) => n + r.connectErrors + r.readErrors + r.writeErrors + r.timeouts + r.non2xx, 0),
         };
       }
@@ -305,9 +323,10 @@ function summarise(results, memory) {
       }
       const ratios = [];
       if (agg.weldr && agg['weldr-log']) ratios.push(`access log on/off: ${((100 * agg['weldr-log'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-log'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added`);
-      if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s`);
+      if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-1000'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added (connections opened during the measurement: ${agg['weldr-1000'].opened} vs ${agg.weldr.opened})`);
       if (agg.weldr && agg.floor) ratios.push(`weldr above the node:http + undici floor: ${(agg.weldr.cpu - agg.floor.cpu).toFixed(1)} µs CPU/req (${((100 * (agg.weldr.cpu - agg.floor.cpu)) / agg.weldr.cpu).toFixed(0)}% of weldr's), ${((100 * agg.weldr.rps) / agg.floor.rps).toFixed(0)}% of the floor's req/s`);
       if (agg.weldr && agg['weldr-single']) ratios.push(`workers vs one process: ${(agg.weldr.rps / agg['weldr-single'].rps).toFixed(2)}×`);
+      if (agg.nginx && agg['nginx-single']) ratios.push(`nginx worker_processes auto vs 1 (the same machine's yardstick for the workers' figure): ${(agg.nginx.rps / agg['nginx-single'].rps).toFixed(2)}×`);
       if (ratios.length) lines.push('', ratios.join('; ') + '.');
     }
     const mem = memory[mode];

@@ -1,7 +1,7 @@
 // Process helpers for the benchmark: start pinned processes, read their CPU time,
 // wait for ports, stop them by PID. Every process started here is stopped here.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
@@ -88,6 +88,32 @@ export function treeRssKiB(pid) {
       return { pid: p, rssKiB: 0 };
     }
   });
+}
+
+/**
+ * The socket inodes open in the process tree (each a TCP connection or listener). Two
+ * sets taken around a measurement tell how many connections it opened that are still
+ * open at its end: with keep-alive working, none but the client's.
+ */
+export function treeSockets(pid) {
+  const out = new Set();
+  for (const p of processTree(pid)) {
+    let fds = [];
+    try {
+      fds = readdirSync(`/proc/${p}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const link = readlinkSync(`/proc/${p}/fd/${fd}`);
+        if (link.startsWith('socket:')) out.add(link);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  }
+  return out;
 }
 
 export async function stop(proc, timeoutMs = 5000) {

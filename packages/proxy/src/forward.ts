@@ -114,6 +114,9 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   }
 
   onData(chunk: Buffer): boolean {
+    // undici hands over an empty chunk each time it resumes a paused body (llhttp's
+    // flush): nothing to send, and written it would cost an empty write(2).
+    if (chunk.length === 0) return true;
     this.bytes += chunk.length;
     if (!this.streaming) {
       if (this.held === null) {

@@ -36,6 +36,8 @@ type ServerSocket = Duplex & { _httpMessage?: ServerResponse | null };
 
 /** How long a rejected connection keeps reading (and discarding) before it is closed. */
 const LINGER_MS = 2_000;
+/** Twice libuv's 64 KiB read size: one origin chunk never reports backpressure by itself. */
+export const CLIENT_HIGH_WATER_MARK = 128 * 1024;
 
 /**
  * The listener: node's HTTP/1.1 server with strict parsing and every limit explicit,
@@ -79,6 +81,13 @@ export class Listener {
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
         noDelay: true,
+        // Client sockets buffer up to this much before write() reports backpressure. With
+        // node's default (16 KiB) every 64 KiB body chunk read from an origin (libuv's read
+        // size) "failed": the write completed at once, yet returned false, so the origin
+        // was paused and resumed (and a drain listener and a stall timer set) on every
+        // chunk — read, write, wait a tick, read again. Above one chunk, backpressure
+        // means what it says: the client has not taken the previous chunk yet.
+        highWaterMark: CLIENT_HIGH_WATER_MARK,
       };
     if (this.#contexts === null) this.server = http.createServer(httpOptions, options.onRequest);
     else {
@@ -128,6 +137,9 @@ export class Listener {
     if (this.#contexts !== null) {
       // HTTP runs on the TLS socket, which exists once the handshake is done.
       this.server.on('secureConnection', (socket: TLSSocket) => {
+        // tls.Server does not pass highWaterMark on to the TLS sockets it creates; set
+        // before the first request is parsed (node sizes each response from it).
+        setWritableHighWaterMark(socket, CLIENT_HIGH_WATER_MARK);
         this.#tracker.track(socket);
         relaxVersionCheck(this.server, socket);
       });
@@ -265,6 +277,15 @@ function relaxVersionCheck(server: http.Server, socket: Socket): void {
   if (connections == null) return;
   const maxHeaderSize = (server as http.Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0;
   parser.initialize(Parser.REQUEST, { type: 'HTTPINCOMINGMESSAGE', socket }, maxHeaderSize, Parser.kLenientVersion, connections);
+}
+
+/**
+ * A socket's write buffer limit after creation. Streams offer it only as a constructor
+ * option; `_writableState.highWaterMark` is what `write()` compares with (node ≥ 14).
+ */
+function setWritableHighWaterMark(socket: Duplex, bytes: number): void {
+  const state = (socket as Duplex & { _writableState?: { highWaterMark: number } })._writableState;
+  if (state !== undefined && state.highWaterMark < bytes) state.highWaterMark = bytes;
 }
 
 // A request line as llhttp starts it: method, one space, the start of a target.

@@ -1,0 +1,126 @@
+// How a large response body moves through the proxy (issue 13, the 1 MiB figures):
+// each chunk read from the origin (libuv reads up to 64 KiB at a time) is written to
+// the client once, and a chunk on its own never reports backpressure. With node's
+// default 16 KiB high-water mark every 64 KiB write returned false although it had
+// completed, so the origin was paused and resumed on every chunk (a drain listener and
+// a stall timer each time) and undici's resume handed over an empty chunk that became
+// an empty write(2). What is checked here is what the proxy writes, not how fast.
+import http, { type ServerResponse } from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import test from 'ava';
+import { hasOpenssl, makeCa } from './certs.js';
+import { record, snapshot, startOrigin, startProxy, type Running } from './helpers.js';
+
+const CHUNK = 64 * 1024;
+const BODY = 4 * 1024 * 1024;
+
+interface WriteRecord {
+  /** Bytes of the chunk. */
+  length: number;
+  /** Bytes already queued on the client socket before this write. */
+  queuedBefore: number;
+  /** What write() returned. */
+  ok: boolean;
+}
+
+/** Records every write() of the proxy's responses (listeners added after the proxy's own). */
+function watchWrites(server: http.Server): WriteRecord[] {
+  const writes: WriteRecord[] = [];
+  server.on('request', (_req, res: ServerResponse) => {
+    const write = res.write;
+    res.write = function (this: ServerResponse, chunk: Buffer, ...rest: unknown[]) {
+      const queuedBefore = this.socket?.writableLength ?? 0;
+      const ok = (write as (c: Buffer, ...r: unknown[]) => boolean).call(this, chunk, ...rest);
+      writes.push({ length: chunk.length, queuedBefore, ok });
+      return ok;
+    } as typeof res.write;
+  });
+  return writes;
+}
+
+/** An origin that sends BODY bytes in 64 KiB writes, as fast as its socket takes them. */
+async function fastOrigin() {
+  const body = Buffer.alloc(BODY, 0x61);
+  return startOrigin((_req, res) => {
+    res.writeHead(200, { 'content-length': String(BODY) });
+    let at = 0;
+    const pump = (): void => {
+      while (at < BODY) {
+        const more = res.write(body.subarray(at, at + CHUNK));
+        at += CHUNK;
+        if (!more) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  });
+}
+
+function check(t: import('ava').ExecutionContext, writes: WriteRecord[], received: number): void {
+  t.is(received, BODY);
+  t.true(writes.length > 0);
+  t.deepEqual(writes.filter((w) => w.length === 0), [], 'no empty writes');
+  // A chunk of at most 64 KiB written onto a socket with nothing queued completes
+  // without reporting backpressure: only a client that has not taken what was written
+  // before pauses the origin.
+  const single = writes.filter((w) => w.queuedBefore === 0 && w.length <= CHUNK);
+  t.true(single.length > 0);
+  t.deepEqual(single.filter((w) => !w.ok), [], 'a single chunk reported backpressure');
+}
+
+test('a large body: each origin chunk written once, no empty writes, no backpressure from one chunk', async (t) => {
+  const origin = await fastOrigin();
+  const p: Running = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const writes = watchWrites(p.proxy.server);
+  const agent = new http.Agent({ keepAlive: true });
+  t.teardown(() => agent.destroy());
+  // Twice on one connection: the second response goes through a reused socket.
+  for (let i = 0; i < 2; i++) {
+    const received = await new Promise<number>((resolve, reject) => {
+      http
+        .get({ host: '127.0.0.1', port: p.port, path: '/', agent }, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+    check(t, writes, received);
+  }
+});
+
+if (hasOpenssl()) {
+  test('a large body over TLS: the same', async (t) => {
+    const ca = makeCa();
+    t.teardown(() => ca.remove());
+    const cert = ca.issue(['localhost']);
+    const origin = await fastOrigin();
+    const p: Running = await startProxy(snapshot([record(origin.port)]), { tls: { certificates: [cert] } });
+    const tlsPort = ((await p.proxy.listenTls(0, '127.0.0.1')) as AddressInfo).port;
+    t.teardown(async () => {
+      await p.proxy.close({ deadlineMs: 100 });
+      await origin.close();
+    });
+    const writes = watchWrites(p.proxy.tlsServer!);
+    const received = await new Promise<number>((resolve, reject) => {
+      https
+        .get({ host: '127.0.0.1', port: tlsPort, path: '/', ca: ca.ca, servername: 'localhost' }, (res) => {
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.on('error', reject);
+        })
+        .on('error', reject);
+    });
+    check(t, writes, received);
+  });
+}
