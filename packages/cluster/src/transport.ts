@@ -689,6 +689,17 @@ export class TcpTransport implements Transport {
     const older = this.inboundById.get(from);
     this.inboundById.set(from, socket);
     if (older !== undefined && older !== socket) older.destroy();
+    // The peer is up (it just proved it): an outbound connection waiting out its backoff
+    // (up to reconnectMaxMs, grown while the peer was down) is made now. Otherwise a
+    // member that restarted could not hear this node for up to a second — the second in
+    // which, if the leader dies, the two of them must elect a new one.
+    const peer = this.peers.get(from);
+    if (peer !== undefined && peer.socket === null && peer.timer !== null) {
+      clearTimeout(peer.timer);
+      peer.timer = null;
+      peer.backoffMs = this.minMs;
+      this.connect(peer);
+    }
     socket.once('close', () => {
       if (this.inboundById.get(from) !== socket) return;
       this.inboundById.delete(from);

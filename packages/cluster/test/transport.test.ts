@@ -580,3 +580,41 @@ test('onPeerClosed: an authenticated connection that ends is reported, inbound a
   t.deepEqual(closed, { a: [], b: ['a'], c: ['b'] }, 'the closing side reports nothing');
   await c.close();
 });
+
+test('a peer that connects to this node is dialled back at once, not at the end of the reconnect backoff', async (t) => {
+  const bPort = await new Promise<number>((resolve) => {
+    const probe = net.createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as net.AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  const gotAtB: Message[] = [];
+  // a's backoff is a minute: only the dial-back can connect it to b within the test.
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: bPort }]]),
+    log: silent,
+    onMessage: () => undefined,
+    reconnectMinMs: 60_000,
+    reconnectMaxMs: 60_000,
+  });
+  await a.start();
+  t.teardown(() => a.close());
+  await until('a failed to reach b once', () => a.peerStatus('b').lastError !== undefined);
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: bPort },
+    peers: new Map([['a', { host: '127.0.0.1', port: a.port }]]),
+    log: silent,
+    onMessage: (m) => gotAtB.push(m),
+  });
+  await b.start();
+  t.teardown(() => b.close());
+  await until('a reaches b', () => {
+    a.send([msg('a', 'b')]);
+    return gotAtB.length > 0;
+  });
+  t.true(a.peerStatus('b').reachable);
+});

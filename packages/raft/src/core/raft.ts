@@ -396,11 +396,15 @@ export class Raft {
    * ms of each other, so a random draw from a short range would split votes often;
    * instead the r-th in rank waits 3r + 2 … 3r + 3 ticks (the first campaigns at once
    * and retries after 2–3 ticks), so that a pre-vote and a vote round trip, each with a
-   * synced write, fit between two ranks even on a loaded host. For 2E ticks; then the
+   * synced write, fit between two ranks even on a loaded host. A candidate (it won the
+   * pre-vote: its term and vote are written, the votes are being written) waits 2 ticks
+   * more before giving up on its election: a driver that lags catches ticks up in a
+   * burst, and abandoning a vote in flight costs a whole round. For 2E ticks; then the
    * usual [E, 2E).
    */
   private fastElectionTimeout(): number {
-    return 2 + 3 * this.rankAmongSurvivors() + Math.floor(this.random() * 2);
+    const candidate = this.role === 'candidate' ? 2 : 0;
+    return 2 + candidate + 3 * this.rankAmongSurvivors() + Math.floor(this.random() * 2);
   }
 
   private reset(term: number): void {
@@ -439,6 +443,7 @@ export class Raft {
     this.reset(this.term + 1);
     this.vote = this.id;
     this.role = 'candidate';
+    if (this.waived) this.resetRandomizedElectionTimeout(); // a candidate's longer fast timeout
   }
 
   private becomeLeader(): void {
