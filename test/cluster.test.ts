@@ -316,6 +316,49 @@ test.serial('concurrent writes through every node while the active node is kille
   t.pass();
 });
 
+test.serial('kill -9 of every member during writes: after a restart every acknowledged write is there on every node (the pool keys are written lazily and replayed from the log)', async (t) => {
+  const c = await Cluster.create(t);
+  const leader = await c.active();
+  const acked: number[] = [];
+  const asked = new Set<number>();
+  let next = 1;
+  let killed = false;
+  const writer = async (): Promise<void> => {
+    while (!killed) {
+      const port = next++;
+      asked.add(port);
+      try {
+        const r = await request(`http://127.0.0.1:${leader.adminPort}/servers`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'idempotency-key': `k-${port}` },
+          body: JSON.stringify({ ip: '10.8.0.1', port }),
+          headersTimeout: 20_000,
+        });
+        await r.body.dump();
+        if (r.statusCode === 201) acked.push(port);
+      } catch {
+        return; // the node died under the request: its outcome is unknown
+      }
+    }
+  };
+  const writers = Array.from({ length: 4 }, writer);
+  await eventually('some writes acknowledged', () => (acked.length >= 40 ? true : undefined), 30_000, 10);
+  killed = true;
+  for (const m of c.members) m.proc!.signal('SIGKILL');
+  await Promise.all(c.members.map((m) => m.proc!.exited));
+  await Promise.all(writers);
+  await Promise.all(c.members.map((m) => c.start(m)));
+  await c.active();
+  for (const m of c.members) {
+    const have = await eventually(`${m.id} has every acknowledged write`, async () => {
+      const p = new Set(await ports(m));
+      return acked.every((port) => p.has(port)) ? p : undefined;
+    });
+    for (const port of have) t.true(asked.has(port), `${port} on ${m.id} was written by someone`);
+  }
+  t.true(acked.length >= 40);
+});
+
 test.serial('--on-active / --on-passive hooks follow the role: passive at start, active on the leader, passive again when it dies elsewhere', async (t) => {
   const dir = makeTempDir(t, 'weldr-hooks-');
   const log = join(dir, 'hooks.log');

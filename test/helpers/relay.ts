@@ -18,6 +18,8 @@ const MAX_FRAME = 32 << 20;
 export class Relay {
   private readonly cut = new Set<string>();
   private readonly holding = new Set<string>();
+  /** Delay (ms) of the frames each caller sends through this relay ('*': every caller). */
+  private readonly delays = new Map<string, number>();
   private readonly held: { from: string; upstream: net.Socket; frame: Buffer }[] = [];
   private readonly sockets = new Map<net.Socket, string>();
   private readonly server: net.Server;
@@ -63,8 +65,15 @@ export class Relay {
               s.on('close', () => this.sockets.delete(s));
             }
           }
+          const delay = this.delays.get(from) ?? this.delays.get('*') ?? 0;
           if (this.holding.has(from) && body.type === 'MsgApp' && Array.isArray(body.entries) && body.entries.length > 0) {
             this.held.push({ from, upstream, frame: Buffer.from(frame) });
+          } else if (delay > 0) {
+            // One delay for every frame of a caller: timers of equal delay fire in order.
+            const copy = Buffer.from(frame);
+            setTimeout(() => {
+              if (!upstream.destroyed) upstream.write(copy);
+            }, delay);
           } else {
             upstream.write(frame);
           }
@@ -89,6 +98,16 @@ export class Relay {
     }
     this.cut.add(from);
     for (const [s, f] of this.sockets) if (f === from) s.destroy();
+  }
+
+  /**
+   * Delay every frame `from` ('*': any caller) sends this relay's node by `ms` (0: no
+   * delay): a slow link, with every connection kept up. Frames already delayed still
+   * arrive late.
+   */
+  setDelay(from: string, ms: number): void {
+    if (ms > 0) this.delays.set(from, ms);
+    else this.delays.delete(from);
   }
 
   /** Hold back (or release, in order) the appends with entries that `from` sends this relay's node. */

@@ -183,6 +183,11 @@ export interface AdminDeps {
     /** "Can serve now" (GET /serving); without it a node serves while it is active. */
     serving?(): ServingView;
   };
+  /**
+   * This node's id, for the audit log's origin of a write that arrived here. Default:
+   * `cluster.info().nodeId`, which builds the whole cluster status — on every write.
+   */
+  readonly nodeId?: string;
   /** GET /stats/history: recent samples of the request counters (StatsHistory); empty without. */
   readonly history?: { view(): StatsHistoryView };
   /** GET /events: what this node saw happen (NodeEvents); empty without. */
@@ -223,6 +228,12 @@ export interface AdminDeps {
    * this node and the address the request came from. Without it, relay headers are
    * never trusted.
    */
+  /**
+   * Resolves once this node's proxy (all its worker processes) routes with the pool as
+   * last applied here. A pool write is answered after it: a client that removed or
+   * drained a server does not see its next request through this node reach it.
+   */
+  readonly dataPlaneSynced?: () => Promise<void>;
   readonly relayOrigin?: (req: { readonly headers: Readonly<Record<string, string | string[] | undefined>>; readonly method?: string | undefined; readonly url?: string | undefined }) => RequestOrigin | undefined;
 }
 

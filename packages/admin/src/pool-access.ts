@@ -59,6 +59,7 @@ export async function commit(ctx: AdminRouteContext, deps: ResolvedDeps, input: 
     'pool write applied',
   );
   if (!result.outcome.ok) throw fromOutcome(result.outcome);
+  if (deps.dataPlaneSynced !== undefined) await deps.dataPlaneSynced();
   return { outcome: result.outcome, replayed: result.duplicate };
 }
 
@@ -72,7 +73,7 @@ export function requestOrigin(ctx: AdminRouteContext, deps: ResolvedDeps): Reque
   const relayed = deps.relayOrigin?.(ctx.req);
   if (relayed !== undefined) return relayed;
   const client = ctx.req.socket.remoteAddress;
-  return { nodeId: deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
+  return { nodeId: deps.nodeId ?? deps.cluster.info().nodeId, ...(client === undefined ? {} : { client }) };
 }
 
 export function idempotencyKey(ctx: AdminRouteContext): string | undefined {

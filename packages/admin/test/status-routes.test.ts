@@ -2,7 +2,7 @@
 // /node). The page itself is tested in a browser: test/status-page.test.ts.
 import test from 'ava';
 import { NodeEvents, StatsHistory } from '../src/index.js';
-import { fakeStats, startAdmin } from './harness.js';
+import { fakeClusterInfo, fakeStats, startAdmin } from './harness.js';
 
 test('the page is served at / and /ui/ with its assets, a strict CSP and revalidation by ETag', async (t) => {
   const h = await startAdmin(t);
@@ -120,6 +120,24 @@ test('GET /audit: the applied admin changes with who, when and from where, paged
     t.is(r.status, 400, bad);
     t.is((r.json as { error: { code: string } }).error.code, 'INVALID_QUERY', bad);
   }
+});
+
+test('a write names the node it arrived at from deps.nodeId, without building the cluster status (cluster.info) per write', async (t) => {
+  let infoCalls = 0;
+  const h = await startAdmin(t, {
+    nodeId: 'n7',
+    cluster: {
+      info: () => {
+        infoCalls++;
+        return fakeClusterInfo();
+      },
+      isActive: () => true,
+    },
+  });
+  for (let port = 1; port <= 3; port++) t.is((await h.call('POST', '/servers', { body: { ip: '10.0.0.2', port } })).status, 201);
+  t.is(infoCalls, 0);
+  const audit = (await h.call('GET', '/audit?stale=true')).json as { entries: { nodeId: string }[] };
+  t.deepEqual(audit.entries.map((e) => e.nodeId), ['n7', 'n7', 'n7']);
 });
 
 test('audit origin: a relayed write is attributed to the follower only when the node verified the relay (deps.relayOrigin)', async (t) => {

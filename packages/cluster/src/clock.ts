@@ -69,8 +69,38 @@ export function systemClockSources(): ClockSources {
   // One descriptor for the process, opened on first use.
   if (uptime === undefined) uptime = procUptimeReader() ?? null;
   const boot = uptime ?? undefined;
-  if (boot !== undefined) return { monotonic: () => performance.now(), reference: boot, resolutionMs: 10 };
+  if (boot !== undefined) return { monotonic: () => performance.now(), reference: readOncePerTurn(boot), resolutionMs: 10 };
   return { monotonic: () => performance.now(), reference: () => Date.now(), resolutionMs: 2 };
+}
+
+/**
+ * `read`, called at most once per synchronous stretch of JavaScript: later calls in the
+ * same stretch get the first answer; the first microtask checkpoint clears it. Reading
+ * /proc/uptime is a system call and a text parse (~10–30 µs), and one admin write asked
+ * the driver's clock about ten times within a few synchronous stretches.
+ *
+ * Why this cannot make a suspended node believe in a lease it no longer holds: nothing
+ * outside the process sees what happens between two microtask checkpoints except what
+ * it sends, and all of that follows every clock reading of the stretch. A suspension
+ * after the stretch's first reading is thus indistinguishable, from outside, from one
+ * after its last — which the uncached clock must already live with (a node can always
+ * be suspended between reading the clock and acting on it). The next stretch reads
+ * /proc/uptime again and counts the whole suspension.
+ */
+export function readOncePerTurn<T>(read: () => T): () => T {
+  let cached = false;
+  let value: T;
+  const clear = (): void => {
+    cached = false;
+  };
+  return () => {
+    if (!cached) {
+      value = read();
+      cached = true;
+      queueMicrotask(clear);
+    }
+    return value;
+  };
 }
 
 /** Reads /proc/uptime ("12345.67 …", seconds since boot, suspend included) through one fd. */

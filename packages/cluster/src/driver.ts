@@ -2,7 +2,9 @@
 // and the application's state machine, following the Ready contract of @weldr/raft:
 //
 //   1. send the messages that may precede the write (the leader's appends: thesis
-//      §10.2.1, the leader writes its log in parallel with replicating it),
+//      §10.2.1, the leader writes its log in parallel with replicating it) — except
+//      bare commit notices in a Ready that answers writers here: those leave at the end
+//      of the event-loop turn, after the answers (deferSend),
 //   2. start the write of the Ready's snapshot, entries and hard state (one batch,
 //      synced when Ready.mustSync says so),
 //   3. apply the committed entries meanwhile and answer their proposers (they are
@@ -345,6 +347,9 @@ export class RaftDriver<R> {
   private readonly proposals = new ProposalStats();
   private readonly waiters = new Map<number, Waiter<R>>();
   private readonly reads = new Map<string, PendingRead>();
+  /** Commit notices held back until this turn's answers are out (deferSend). */
+  private deferred: Message[] = [];
+  private deferTimer: NodeJS.Immediate | null = null;
   private readonly readPrefix = randomBytes(6).toString('hex');
   private readSeq = 0;
   private applied: number;
@@ -434,6 +439,15 @@ export class RaftDriver<R> {
     this.runMessage(() => {
       this.node.step(m);
     });
+  }
+
+  /**
+   * Evidence that the process of `leader`, leader of `term`, is gone (leader-death.ts):
+   * the core waives the promise made to it and campaigns (RawNode.leaderGone). Resolves
+   * with whether it did.
+   */
+  leaderGone(term: number, leader: NodeId): Promise<boolean> {
+    return new Promise((resolve) => this.run(() => resolve(this.node.leaderGone(term, leader)), () => resolve(false)));
   }
 
   /** The transport could not reach `id`. */
@@ -595,6 +609,7 @@ export class RaftDriver<R> {
     this.stopped = true;
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
+    this.flushDeferred();
     const stopping = new NotLeaderError(null, 'the node is stopping');
     this.rejectAll(new OutcomeUnknownError('the node is stopping; the write may still be applied'), stopping, stopping);
     // Let an in-flight write finish before the caller closes the database.
@@ -709,7 +724,10 @@ export class RaftDriver<R> {
     if (rd.messages.length > 0) {
       const now: Message[] = [];
       for (const m of rd.messages) (mayPrecedePersistence(m) ? now : after).push(m);
-      if (now.length > 0) this.transport?.send(now);
+      if (now.length > 0) {
+        if (this.answersHere(rd) && now.every(isCommitNotice)) this.deferSend(now);
+        else this.send(now);
+      }
     }
     // 2. Start the write.
     let saved: Promise<void> | undefined;
@@ -754,7 +772,7 @@ export class RaftDriver<R> {
     if (rd.mustSync && saved !== undefined && rd.snapshot === undefined) await step('storage', () => saved);
     // A background write may have failed meanwhile: then nothing leaves this node.
     if (this.failed !== null) return;
-    if (after.length > 0) this.transport?.send(after);
+    if (after.length > 0) this.send(after);
     if (rd.softState !== undefined) this.roleChanged(rd.softState.role, rd.softState.leader);
     // 5.
     for (const rs of rd.readStates) {
@@ -764,6 +782,43 @@ export class RaftDriver<R> {
     this.releaseReads();
     this.node.advance(rd);
     this.maybeSnapshot();
+  }
+
+  /** Messages out, after any deferred ones (each peer gets its messages in the order the core made them). */
+  private send(messages: readonly Message[]): void {
+    if (this.deferred.length > 0) this.flushDeferred();
+    this.transport?.send(messages);
+  }
+
+  /**
+   * A Ready that only tells the followers the new commit index, while it answers writers
+   * here: the answers go first. Sending wakes the followers, which then apply the entries
+   * too; on a busy host they take the CPU the HTTP answer needs. The notices leave at the
+   * end of this event-loop turn (setImmediate), or before anything else is sent. Sending
+   * later is always allowed (a message may be delayed anyway); the commit index reaches
+   * the followers a few microseconds later, off the writer's path.
+   */
+  private deferSend(messages: readonly Message[]): void {
+    this.deferred.push(...messages);
+    this.deferTimer ??= setImmediate(() => {
+      this.deferTimer = null;
+      this.flushDeferred();
+    });
+  }
+
+  private flushDeferred(): void {
+    if (this.deferTimer !== null) clearImmediate(this.deferTimer);
+    this.deferTimer = null;
+    const out = this.deferred;
+    this.deferred = [];
+    if (out.length > 0 && this.failed === null && !this.stopped) this.transport?.send(out);
+  }
+
+  /** Whether applying this Ready answers a proposal made here. */
+  private answersHere(rd: Ready): boolean {
+    if (this.waiters.size === 0) return false;
+    for (const e of rd.committedEntries) if (this.waiters.has(e.index)) return true;
+    return false;
   }
 
   /**
@@ -877,6 +932,11 @@ export class RaftDriver<R> {
     this.tickQueued = false;
     for (const q of queued) q.refuse?.(queuedErr);
   }
+}
+
+/** A leader's append that carries no entries: it only moves the follower's commit index (or probes). */
+function isCommitNotice(m: Message): boolean {
+  return m.type === 'MsgApp' && (m.entries === undefined || m.entries.length === 0);
 }
 
 /** A failure inside the loop, tagged with the step that failed. */

@@ -16,7 +16,7 @@ export { DEFAULT_SERVING, QUORUM_LOSS, SERVE_MODES, ServingTracker } from './ser
 export type { QuorumLoss, ServeMode, ServingInputs, ServingOptions, ServingStatus } from './serving.js';
 export type { DriverFailure, DriverFailureKind, DriverLogger, DriverStats, DriverStatus, DriverStorage, ProposalStatsView, RaftDriverOptions, ReplicatedStateMachine } from './driver.js';
 export { PROPOSAL_BUCKETS } from './driver.js';
-export { SuspendAwareClock, systemClockSources } from './clock.js';
+export { SuspendAwareClock, readOncePerTurn, systemClockSources } from './clock.js';
 export type { ClockSources } from './clock.js';
 export { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 export type { RaftPoolStoreOptions } from './raft-pool-store.js';

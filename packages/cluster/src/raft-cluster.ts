@@ -22,7 +22,7 @@
 // This package knows nothing of the node's configuration or logger: the composition
 // root (packages/node) maps its settings onto RaftClusterOptions.
 import { createHash, randomBytes } from 'node:crypto';
-import type { NodeId, Role } from '@weldr/raft';
+import { parseLeaderGoneContext, type NodeId, type Role } from '@weldr/raft';
 import {
   adminUrlOf,
   DataDir,
@@ -53,6 +53,7 @@ import { fetchMembers, JoinRefused, joinCluster } from './join.js';
 import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type TransportStats } from './transport.js';
+import { LeaderDeathWatch } from './leader-death.js';
 import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 import { MemberWatch } from './member-watch.js';
 import { electionTicks } from './timers.js';
@@ -124,6 +125,8 @@ export class RaftCluster implements ClusterView {
   /** Fault injection (failover drills): cuts the Raft traffic while isolated. */
   private readonly gate: IsolationGate;
   private readonly servingTracker: ServingTracker;
+  /** The fast failover path's evidence (--raft-fast-failover). */
+  private readonly deathWatch: LeaderDeathWatch;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -140,6 +143,25 @@ export class RaftCluster implements ClusterView {
     // than a healthy member takes to catch up on a loopback or LAN link.
     this.watch = new MemberWatch({ silentMs: this.silentMs, stallMs: 10 * config.electionTimeoutMs });
     this.gate = new IsolationGate(log.child({ component: 'faults' }));
+    this.deathWatch = new LeaderDeathWatch({
+      self: config.id,
+      view: () => ({ term: this.driver.node.term, leader: this.driver.node.leader, role: this.driver.node.role }),
+      raftAddress: (id) => this.transport?.peerAddresses().get(id),
+      connected: (id) => this.transport?.connectedTo(id) === true,
+      adminAddress: (id) => {
+        const admin = this.replica.current.cluster.members.get(id)?.adminAddress;
+        if (admin === undefined) return undefined;
+        try {
+          return parseHostPort(admin.replace(/^https?:\/\//, ''));
+        } catch {
+          return undefined;
+        }
+      },
+      // An isolated node (fault injection) learns nothing about its peers.
+      enabled: () => config.fastFailover !== false && !this.gate.isolated && !this.shuttingDown,
+      leaderGone: (term, leader) => this.driver.leaderGone(term, leader),
+      log: log.child({ component: 'raft' }),
+    });
     this.servingTracker = new ServingTracker(config.serving ?? DEFAULT_SERVING, {
       self: config.id,
       isActive: () => this.isActive(),
@@ -262,6 +284,10 @@ export class RaftCluster implements ClusterView {
         // An isolated node (fault injection) hears nothing: not even that a peer is alive.
         if (!this.gate.admit(m)) return;
         this.membership?.heard(m.from);
+        if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
+          const gone = parseLeaderGoneContext(m.context);
+          if (gone !== undefined) this.deathWatch.candidateSaysGone(gone.term, gone.leader);
+        }
         this.driver.receive(m);
       },
       onUnreachable: (id) => this.driver.unreachable(id),
@@ -271,6 +297,7 @@ export class RaftCluster implements ClusterView {
         if (!this.gate.isolated) this.membership?.onControl(from, frame, hello);
       },
       onRefused: (peer, refusal) => guard.onRefused(peer, refusal),
+      onPeerClosed: (peer) => this.deathWatch.connectionClosed(peer),
     });
     await transport.start().catch((err: NodeJS.ErrnoException) => {
       throw new StoreOpenError(`cannot listen for Raft peers on ${formatHostPort(config.raft)}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err });
@@ -313,6 +340,11 @@ export class RaftCluster implements ClusterView {
   }
 
   activate(): void {}
+
+  /** Times this node waived its promise on evidence that the leader's process was gone (weldr_raft_fast_failovers_total). */
+  get fastFailovers(): number {
+    return this.deathWatch.fastFailovers;
+  }
 
   /** The port the peer transport listens on (the real one for port 0); undefined before start. */
   get raftPort(): number | undefined {

@@ -93,6 +93,12 @@ export interface TcpTransportOptions {
   readonly onControl?: (from: NodeId, frame: ControlFrame, hello: PeerHello) => void;
   /** A peer this node connected to refused it (the peer's refusal frame). */
   readonly onRefused?: (peer: NodeId, refusal: IdentityRefusal) => void;
+  /**
+   * An established, authenticated connection with `peer` ended (FIN, RST or an error;
+   * either direction): the first sign that its process may be gone (leader-death.ts).
+   * Not called for a connection replaced by a newer one, nor while closing.
+   */
+  readonly onPeerClosed?: (peer: NodeId) => void;
 }
 
 /** How this node sees one peer, for /cluster. */
@@ -271,6 +277,11 @@ export class TcpTransport implements Transport {
       lastContactMs: heard === undefined ? null : Math.max(0, Math.round(performance.now() - heard)),
       ...(reachable || peer?.lastError === undefined ? {} : { lastError: peer.lastError }),
     };
+  }
+
+  /** Whether an authenticated connection with `id` is up, in either direction. */
+  connectedTo(id: NodeId): boolean {
+    return this.peers.get(id)?.connected === true || this.inboundById.has(id);
   }
 
   stats(): TransportStats {
@@ -476,6 +487,7 @@ export class TcpTransport implements Transport {
         peer.socket = null;
         peer.connected = false;
         this.scheduleReconnect(peer);
+        if (authenticated && !this.closed) this.opts.onPeerClosed?.(peer.id);
       }
     });
   }
@@ -678,7 +690,9 @@ export class TcpTransport implements Transport {
     this.inboundById.set(from, socket);
     if (older !== undefined && older !== socket) older.destroy();
     socket.once('close', () => {
-      if (this.inboundById.get(from) === socket) this.inboundById.delete(from);
+      if (this.inboundById.get(from) !== socket) return;
+      this.inboundById.delete(from);
+      if (!this.closed) this.opts.onPeerClosed?.(from);
     });
     return true;
   }

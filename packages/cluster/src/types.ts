@@ -39,6 +39,12 @@ export interface RaftClusterOptions {
   readonly electionTimeoutMs: number;
   /** Who serves client traffic, and what happens without a quorum (serving.ts). Default active-passive, stop. */
   readonly serving?: ServingOptions;
+  /**
+   * Fast failover: on evidence that the leader's process is gone (its connections
+   * closed and its Raft port refuses connections: leader-death.ts), followers waive
+   * their promise to it and elect a new leader at once. Default true.
+   */
+  readonly fastFailover?: boolean | undefined;
   /** Allow step-down and isolation through the admin API (failover drills). Default false. */
   readonly faultInjection?: boolean;
   /** Admin URL of a member: an empty data directory asks that cluster to add this node. */

@@ -2,7 +2,7 @@
 // clock counts suspended time (CLOCK_BOOTTIME on Linux, the wall clock elsewhere) on top
 // of the monotonic clock, so a resumed leader catches up every missed tick at once.
 import test from 'ava';
-import { SuspendAwareClock, systemClockSources } from '../src/clock.js';
+import { readOncePerTurn, SuspendAwareClock, systemClockSources } from '../src/clock.js';
 import { RecordingCluster, TICK_MS } from './harness/recording-cluster.js';
 
 /** Two fake clocks: `mono` stops while suspended, `ref` does not. */
@@ -68,6 +68,31 @@ test('the system sources read a clock that does not run behind performance.now()
   const a = clock.now();
   const b = clock.now();
   t.true(b >= a);
+});
+
+test('readOncePerTurn: one reading per synchronous stretch; the next stretch reads again (a suspension in between is counted there)', async (t) => {
+  let reads = 0;
+  let reference = 1000;
+  const read = readOncePerTurn(() => {
+    reads++;
+    return reference;
+  });
+  t.is(read(), 1000);
+  reference = 61_000; // the host slept for a minute after the first reading
+  t.is(read(), 1000, 'same stretch: the first answer');
+  t.is(reads, 1);
+  await Promise.resolve();
+  t.is(read(), 61_000, 'the next stretch sees the suspension');
+  t.is(reads, 2);
+  // A SuspendAwareClock on it counts the suspension from the next stretch on.
+  let mono = 0;
+  reference = 0;
+  const clock = new SuspendAwareClock({ monotonic: () => mono, reference: readOncePerTurn(() => reference), resolutionMs: 10 });
+  await Promise.resolve();
+  mono = 5;
+  reference = 60_005;
+  await new Promise((r) => setImmediate(r));
+  t.true(clock.now() >= 60_000 - 10);
 });
 
 test('a leader whose host was suspended is not active when it resumes, before it hears from anyone', async (t) => {

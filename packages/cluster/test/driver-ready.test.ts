@@ -185,3 +185,35 @@ test('a proposal whose index another leader filled is rejected as lost, never ac
   t.is(lost.state(), 'rejected', `resolved with ${String(lost.value()?.result)}`);
   t.true(lost.error() instanceof ProposalLostError);
 });
+
+test('a write answered on the leader is answered before the commit notices leave (they wake the followers); the notices still go, in order', async (t) => {
+  const c = await RecordingCluster.create();
+  const leader = await c.elect('n1');
+  const notices = (index: number): Message[] =>
+    c.events.flatMap((e) => (e.kind === 'send' && e.node === 'n1' ? e.messages.filter((m) => m.type === 'MsgApp' && (m.entries?.length ?? 0) === 0 && m.commit >= index) : []));
+  for (let i = 0; i < 3; i++) {
+    let sentWhenAnswered = -1;
+    const p = leader.driver.propose(encode(`w${i}`)).then((r) => {
+      sentWhenAnswered = notices(r.index).length;
+      return r;
+    });
+    await c.deliver();
+    const { index } = await p;
+    t.is(sentWhenAnswered, 0, `write ${index}: answered before any notice of its commit was sent`);
+    t.is(notices(index).length, 2, `write ${index}: one notice per follower, sent once the answer was out`);
+    // The followers learn the commit and apply it.
+    for (const id of ['n2', 'n3']) t.true(c.node(id).app.appliedIndex >= index, `${id} applied ${index}`);
+  }
+  // Per peer, the core's order: a commit notice never overtakes an append sent after it.
+  for (const id of ['n2', 'n3']) {
+    let lastIndex = 0;
+    for (const e of c.events) {
+      if (e.kind !== 'send' || e.node !== 'n1') continue;
+      for (const m of e.messages) {
+        if (m.to !== id || m.type !== 'MsgApp') continue;
+        t.true(m.index >= lastIndex, `to ${id}: append at ${m.index} after one at ${lastIndex}`);
+        lastIndex = m.index;
+      }
+    }
+  }
+});

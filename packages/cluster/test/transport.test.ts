@@ -546,3 +546,37 @@ test('an outbound connection reads only small refusal frames: anything else from
   await until('the connection was cut and made again', () => connections >= 3);
   t.deepEqual(refusals, []);
 });
+
+test('onPeerClosed: an authenticated connection that ends is reported, inbound and outbound, never by the side that closes', async (t) => {
+  const closed: Record<string, string[]> = { a: [], b: [], c: [] };
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), log: silent, onMessage: (m) => got.push(m), onPeerClosed: (id) => closed['b']!.push(id) });
+  await b.start();
+  const dialer = async (id: string): Promise<TcpTransport> => {
+    const x = new TcpTransport({
+      id,
+      listen: { host: '127.0.0.1', port: 0 },
+      peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]),
+      log: silent,
+      onMessage: () => undefined,
+      onPeerClosed: (p) => closed[id]!.push(p),
+      reconnectMinMs: 10_000,
+    });
+    await x.start();
+    t.teardown(() => x.close());
+    await until(`${id} connected`, () => {
+      x.send([msg(id, 'b')]);
+      return got.some((m) => m.from === id);
+    });
+    return x;
+  };
+  const a = await dialer('a');
+  t.deepEqual(closed, { a: [], b: [], c: [] });
+  await a.close();
+  await until('b hears its inbound connection from a end', () => closed['b']!.length > 0);
+  const c = await dialer('c');
+  await b.close();
+  await until('c hears its outbound connection end', () => closed['c']!.length > 0);
+  t.deepEqual(closed, { a: [], b: ['a'], c: ['b'] }, 'the closing side reports nothing');
+  await c.close();
+});

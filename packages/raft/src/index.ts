@@ -32,6 +32,7 @@ export type { RaftConfig, ReadOnlyOption } from './core/config.js';
 export { DEFAULT_MAX_CLOCK_DRIFT } from './core/config.js';
 export { leaseMs, leaseTicks, MAX_LEASE_MS, promiseTicks } from './core/lease.js';
 export { RawNode, type ProgressStatus, type Status } from './core/raw-node.js';
+export { parseLeaderGoneContext } from './core/raft.js';
 export { mayPrecedePersistence } from './core/send-order.js';
 export { InvalidMessage, validateMessage } from './core/validate.js';
 export {

@@ -236,3 +236,64 @@ test('acknowledged appends survive kill -9 of the writing process, snapshots and
   t.is(Buffer.from(snap.data).toString(), `state-${snap.metadata.index}`);
   for (const e of s.entries(first, acked + 1, Infinity)) t.is(Buffer.from(e.data).toString(), `cmd-${e.index}`);
 });
+
+// ---- lazy writes: pool keys and commit-only hard states ride with the next synced write
+
+/** A memory-level database whose batch() calls are counted. */
+async function countedStorage(): Promise<{ s: LevelRaftStorage; db: PoolDb; batches: () => number }> {
+  const db = new MemoryLevel<string, string>() as unknown as PoolDb;
+  const s = await LevelRaftStorage.open(db, { confState: CONF });
+  let n = 0;
+  const batch = db.batch.bind(db) as (...a: unknown[]) => Promise<void>;
+  (db as unknown as { batch: (...a: unknown[]) => Promise<void> }).batch = (...a: unknown[]) => {
+    n++;
+    return batch(...a);
+  };
+  return { s, db, batches: () => n };
+}
+
+const poolGet = (db: PoolDb, key: string): Promise<string | undefined> => db.get(key, { keyEncoding: 'utf8', valueEncoding: 'utf8' } as never) as Promise<string | undefined>;
+
+test('lazy writes: pool keys and a commit-only hard state go down with the next synced save, in one batch and in order', async (t) => {
+  const { s, db, batches } = await countedStorage();
+  await s.save({ entries: [ent(1, 1)], hardState: { term: 1, vote: 'n1', commit: 0 } });
+  const before = batches();
+  const commit = s.save({ entries: [], hardState: { term: 1, vote: 'n1', commit: 1 } }, { sync: false });
+  const pool = s.write([{ type: 'put', key: 'pool/applied', value: '1' }]);
+  await new Promise((r) => setImmediate(r));
+  t.is(batches(), before, 'nothing written yet: they wait');
+  t.is(await poolGet(db, 'pool/applied'), undefined);
+  await s.save({ entries: [ent(2, 1)], hardState: { term: 1, vote: 'n1', commit: 1 } });
+  await Promise.all([commit, pool]);
+  t.is(batches(), before + 1, 'one batch for the three writes');
+  t.is(await poolGet(db, 'pool/applied'), '1');
+  t.is(s.initialState().hardState.commit, 1);
+  t.is(s.lastIndex(), 2);
+});
+
+test('lazy writes: alone, they reach the disk by themselves (LAZY_FLUSH_MS), and flush() writes them at once', async (t) => {
+  const { s, db } = await countedStorage();
+  const alone = s.write([{ type: 'put', key: 'pool/applied', value: '7' }]);
+  await alone; // resolves only once written, with no other write to ride along with
+  t.is(await poolGet(db, 'pool/applied'), '7');
+  void s.write([{ type: 'put', key: 'pool/applied', value: '8' }]);
+  await s.flush();
+  t.is(await poolGet(db, 'pool/applied'), '8');
+});
+
+test('lazy writes: after kill -9, every acknowledged entry is there and the pool on disk is never ahead of the commit index nor torn', async (t) => {
+  const dir = await tempDir(t);
+  const acked = await runUntilKilled('raft-lazy-writer.ts', dir, 120);
+  const db = new Level<string, string>(dir);
+  t.teardown(() => db.close());
+  const s = await LevelRaftStorage.open(db as unknown as PoolDb);
+  t.true(s.lastIndex() >= acked, `last index ${s.lastIndex()} >= acknowledged ${acked}`);
+  const commit = s.initialState().hardState.commit;
+  t.true(commit >= acked - 1, `commit ${commit}: at most the last commit-only hard state lost`);
+  const applied = Number((await db.get('pool/applied')) ?? '0');
+  t.true(applied <= commit, `pool applied ${applied} <= commit ${commit}`);
+  t.true(applied > 0, 'lazy writes did reach the disk');
+  const keys = await db.keys({ gte: 'pool/x-', lt: 'pool/x.' }).all();
+  // The writer's first entry follows the bootstrap entry (index 1).
+  t.deepEqual(keys, Array.from({ length: applied - 1 }, (_, i) => `pool/x-${String(i + 2).padStart(8, '0')}`), 'the pool keys are exactly those up to its applied index');
+});

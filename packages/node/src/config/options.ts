@@ -67,6 +67,8 @@ export interface NodeConfig {
   readonly raftHeartbeat: number;
   /** Raft election timeout (randomized to [T, 2T)), ms. */
   readonly raftElectionTimeout: number;
+  /** Elect a new leader at once on evidence that the leader's process is gone (connections closed, Raft port refusing). */
+  readonly raftFastFailover: boolean;
   /** Shell command run when this node becomes active. */
   readonly onActive: string | undefined;
   /** Shell command run at start and whenever this node stops being active. */
@@ -191,6 +193,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'raftMaxPendingPerSource', flag: 'raft-max-pending-per-source', env: 'WELDR_RAFT_MAX_PENDING_PER_SOURCE', valueName: 'N', help: 'Raft connections waiting to authenticate, at most, from one address (IPv6: one /64)', defaultText: '8', defaultValue: constant(8), parse: parseInteger(1, 100_000) },
   { key: 'raftHeartbeat', flag: 'raft-heartbeat', env: 'WELDR_RAFT_HEARTBEAT', valueName: 'DURATION', help: 'Raft heartbeat interval', defaultText: '50ms', defaultValue: constant(50), parse: duration(false) },
   { key: 'raftElectionTimeout', flag: 'raft-election-timeout', env: 'WELDR_RAFT_ELECTION_TIMEOUT', valueName: 'DURATION', help: 'Raft election timeout, randomized to [T, 2T); at least 3.5 heartbeats (the active lease must last 2)', defaultText: '500ms', defaultValue: constant(500), parse: duration(false) },
+  { key: 'raftFastFailover', flag: 'raft-fast-failover', env: 'WELDR_RAFT_FAST_FAILOVER', valueName: 'on|off', help: "elect a new leader at once when the leader's process is gone (its peer connections closed and its Raft port refuses connections); off where a partition can refuse connections while the leader lives (TCP resets, REJECT rules, relays)", defaultText: 'on', defaultValue: constant(true), parse: parseOnOff },
   { key: 'onActive', flag: 'on-active', env: 'WELDR_ON_ACTIVE', valueName: 'COMMAND', help: 'shell command run when this node becomes active (e.g. add the VIP, send gratuitous ARP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
   { key: 'onPassive', flag: 'on-passive', env: 'WELDR_ON_PASSIVE', valueName: 'COMMAND', help: 'shell command run at start and whenever this node stops being active (e.g. remove the VIP)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseCommand },
   { key: 'data', flag: 'data', env: 'WELDR_DATA', valueName: 'DIR', help: 'data directory (LevelDB)', defaultText: './data/<id>', defaultValue: (p) => `./data/${p.id ?? 'n1'}`, parse: parsePath },

@@ -32,7 +32,7 @@ export interface AdminListenerDeps {
   readonly config: NodeConfig;
   readonly store: PoolStore;
   /** The node's data-plane figures (summed over its workers, if any). */
-  readonly proxy: { stats(): ProxyStats | Promise<ProxyStats> };
+  readonly proxy: { stats(): ProxyStats | Promise<ProxyStats>; synced?(): Promise<void> };
   readonly cluster: ClusterView;
   readonly metrics: Registry;
   readonly log: Logger;
@@ -74,6 +74,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     pool: deps.store,
     stats: deps.proxy,
     cluster: deps.cluster,
+    nodeId: config.id,
     metrics: deps.metrics,
     log,
     ...(config.adminToken === undefined ? {} : { auth: { token: config.adminToken, reads: config.adminAuthReads, openPaths: [...PROBES] } }),
@@ -82,6 +83,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     ...(deps.faults === undefined ? {} : { faults: deps.faults }),
     ...(deps.members === undefined ? {} : { members: deps.members }),
     ...(deps.forward === undefined ? {} : { relayOrigin: relayOriginVerifier(config.clusterToken) }),
+    ...(deps.proxy.synced === undefined ? {} : { dataPlaneSynced: () => deps.proxy.synced!() }),
   });
   let handler: (req: IncomingMessage, res: ServerResponse) => void = app.callback();
   if (deps.forward !== undefined) {

@@ -19,6 +19,8 @@ export interface DataPlane {
   /** Start serving; resolves with the bound ports. */
   listen(): Promise<{ proxy: number; tls: number | null }>;
   update(snapshot: PoolSnapshot): void;
+  /** Resolves once whatever serves the proxy listener routes with the last update() (workers confirm it). */
+  synced(): Promise<void>;
   /** The node's figures: its own, or its workers' summed. */
   stats(): ProxyStats | Promise<ProxyStats>;
   /** New certificates for the TLS listener (validated here first: throws and keeps the old). */
@@ -51,6 +53,8 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
         return { proxy: bound.port, tls };
       },
       update: (snapshot) => proxy.update(snapshot),
+      // The node process's own proxy swapped it in within update().
+      synced: () => Promise.resolve(),
       stats: () => proxy.stats(),
       setTls: (tls) => proxy.setTls(tls),
       reopenAccessLog: () => access?.reopen(),
@@ -105,6 +109,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       proxy.update(snapshot);
       p.update(snapshot);
     },
+    synced: () => p.synced(),
     async stats() {
       return proxy.statsFrom(await gather(proxy.counters()));
     },

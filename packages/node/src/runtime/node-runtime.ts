@@ -261,6 +261,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
         stats: () => raftNow.driver.stats(),
         info: () => raftNow.info(),
         state: () => ({ role: raftNow.driver.node.role === 'preCandidate' ? 'pre-candidate' : raftNow.driver.node.role, hasLease: raftNow.driver.node.role === 'leader' && raftNow.driver.node.hasLease() }),
+        fastFailovers: () => raftNow.fastFailovers,
       });
     }
     let relay: RelayDispatcher | undefined;
@@ -453,6 +454,7 @@ async function clusterOptions(config: NodeConfig, tls: NodeTls, onFatal: (failur
     maxPendingPerSource: config.raftMaxPendingPerSource,
     heartbeatMs: config.raftHeartbeat,
     electionTimeoutMs: config.raftElectionTimeout,
+    fastFailover: config.raftFastFailover,
     serving: { mode: config.serve, staleLimitMs: config.serveStaleLimit, quorumLoss: config.quorumLoss },
     faultInjection: config.faultInjection,
     join: config.join,

@@ -10,6 +10,8 @@ export interface RaftMetricsSource {
   readonly info: () => ClusterStatus;
   /** The core's role and whether it holds the leader lease now. */
   readonly state: () => { readonly role: string; readonly hasLease: boolean };
+  /** Times this node waived its promise to a leader whose process was gone (--raft-fast-failover). */
+  readonly fastFailovers?: () => number;
 }
 
 const ROLES = ['leader', 'follower', 'candidate', 'pre-candidate'] as const;
@@ -57,6 +59,15 @@ export function registerRaftMetrics(registry: Registry, source: RaftMetricsSourc
       collect() {
         const role = source.state().role;
         for (const r of ROLES) this.set({ role: r }, r === role ? 1 : 0);
+      },
+    }),
+    new Counter({
+      name: 'weldr_raft_fast_failovers_total',
+      help: "Times this node waived its promise to the leader on evidence that the leader's process was gone (its connections closed, its Raft port refused connections twice) and campaigned at once (--raft-fast-failover)",
+      registers: [],
+      collect() {
+        this.reset();
+        this.inc(source.fastFailovers?.() ?? 0);
       },
     }),
     new Gauge({

@@ -34,6 +34,8 @@ export type ToWorker =
   | PoolDelta
   | { readonly type: 'health'; readonly id: string; readonly health: Health }
   | { readonly type: 'counters'; readonly seq: number }
+  /** Answer `synced` once everything sent before this is applied (the channel is ordered). */
+  | { readonly type: 'sync'; readonly seq: number }
   | { readonly type: 'tls'; readonly certificates: TlsCertificate[] }
   | { readonly type: 'reopen' }
   | { readonly type: 'shutdown'; readonly deadlineMs: number };
@@ -44,7 +46,8 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly listener: 'proxy' | 'proxy-tls'; readonly port: number }
   | { readonly type: 'ready' }
   | { readonly type: 'listen-error'; readonly listener: 'proxy' | 'proxy-tls'; readonly code: string | undefined; readonly message: string }
-  | { readonly type: 'counters'; readonly seq: number; readonly data: DataPlaneCounters };
+  | { readonly type: 'counters'; readonly seq: number; readonly data: DataPlaneCounters }
+  | { readonly type: 'synced'; readonly seq: number };
 
 export function isFromWorker(m: unknown): m is FromWorker {
   return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';

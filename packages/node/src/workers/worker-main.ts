@@ -75,6 +75,11 @@ function handle(m: ToWorker): void {
     case 'health':
       proxy?.applyHealth(m.id, m.health);
       return;
+    case 'sync':
+      // Pool messages are applied synchronously as they arrive: everything before this
+      // one is in the proxy's routing now.
+      send({ type: 'synced', seq: m.seq });
+      return;
     case 'counters':
       if (proxy !== null) send({ type: 'counters', seq: m.seq, data: proxy.counters() });
       return;

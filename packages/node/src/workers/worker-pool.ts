@@ -18,6 +18,8 @@ import { poolMessage, wireSnapshot } from './pool-mirror.js';
 const COUNTERS_TIMEOUT_MS = 2_000;
 /** Figures are also fetched this often, so a worker that dies loses at most this much of its counts. */
 const COUNTERS_REFRESH_MS = 5_000;
+/** How long an admin write waits for a worker to confirm a pool change (synced()). */
+const SYNC_TIMEOUT_MS = 2_000;
 /** Restart delay after a crash, doubled for each crash in a row of the same slot, at most MAX. */
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5_000;
@@ -65,6 +67,8 @@ export class WorkerPool {
   #restarts = 0;
   #seq = 0;
   readonly #waiting = new Map<number, { slot: Slot; resolve: (d: DataPlaneCounters | null) => void }>();
+  /** Workers' answers to `sync` still awaited (synced()). */
+  readonly #syncing = new Map<number, { slot: Slot; resolve: () => void }>();
   #stopping = false;
   /** The listeners' bound ports, once known. */
   #ports: { proxy: number | null; tls: number | null } = { proxy: null, tls: null };
@@ -161,6 +165,13 @@ export class WorkerPool {
         }
         return;
       }
+      case 'synced': {
+        const waiting = this.#syncing.get(m.seq);
+        if (waiting === undefined) return;
+        this.#syncing.delete(m.seq);
+        waiting.resolve();
+        return;
+      }
       case 'counters': {
         const waiting = this.#waiting.get(m.seq);
         if (waiting === undefined) return;
@@ -188,6 +199,13 @@ export class WorkerPool {
       if (w.slot === slot) {
         this.#waiting.delete(seq);
         w.resolve(null);
+      }
+    }
+    // A worker that is gone routes nothing stale; its replacement starts from the current pool.
+    for (const [seq, w] of this.#syncing) {
+      if (w.slot === slot) {
+        this.#syncing.delete(seq);
+        w.resolve();
       }
     }
     if (this.#stopping) return;
@@ -246,6 +264,43 @@ export class WorkerPool {
     const message = poolMessage(this.#sentSnapshot, snapshot);
     this.#sentSnapshot = snapshot;
     this.#send(message);
+  }
+
+  /**
+   * Resolves once every worker routes with the pool as the node process last gave it
+   * (update()): the pending snapshot goes out now, then a `sync` that each worker answers
+   * after everything sent before it. An admin write is answered after this, so a client
+   * that removed or drained a server never sees a later request of its own reach it
+   * through a worker that had not heard yet. A worker that is starting gets the current
+   * pool in its init; one that exits is not waited for; one that does not answer within
+   * `timeoutMs` (stopped, overloaded) is logged and not waited for longer.
+   */
+  synced(timeoutMs = SYNC_TIMEOUT_MS): Promise<void> {
+    this.#flushSnapshot();
+    const waits: Promise<void>[] = [];
+    for (const slot of this.#slots) {
+      const w = slot.worker;
+      if (w === null || !slot.listening || !w.isConnected()) continue;
+      const seq = ++this.#seq;
+      waits.push(
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#syncing.delete(seq);
+            this.#log.warn({ event: 'worker_sync_timeout', worker: slot.n, pid: w.process.pid, timeoutMs }, `proxy worker ${slot.n} did not confirm the pool change within ${timeoutMs} ms`);
+            resolve();
+          }, timeoutMs);
+          this.#syncing.set(seq, {
+            slot,
+            resolve: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          });
+          w.send({ type: 'sync', seq } satisfies ToWorker);
+        }),
+      );
+    }
+    return Promise.all(waits).then(() => undefined);
   }
 
   health(id: string, health: Health): void {

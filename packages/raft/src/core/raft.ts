@@ -32,6 +32,21 @@ import { MAX_TERM_JUMP } from './validate.js';
 const EMPTY = new Uint8Array(0);
 /** context of a vote forced by MsgTimeoutNow (thesis §3.10): voters skip the in-lease check. */
 export const TRANSFER_CONTEXT = 'transfer';
+/**
+ * Context of a vote request from a candidate that waived its promise to a leader whose
+ * process is gone (leaderGone): `leader-gone <term> <leader>`. A voter skips its own
+ * promise to that leader only if it saw the same evidence itself.
+ */
+export const LEADER_GONE_CONTEXT_PREFIX = 'leader-gone ';
+/** The leader and term a `leader-gone` vote request names; undefined for any other context. */
+export function parseLeaderGoneContext(context: string | undefined): { term: number; leader: NodeId } | undefined {
+  if (context === undefined || !context.startsWith(LEADER_GONE_CONTEXT_PREFIX)) return undefined;
+  const rest = context.slice(LEADER_GONE_CONTEXT_PREFIX.length);
+  const space = rest.indexOf(' ');
+  const term = Number(rest.slice(0, space));
+  const leader = rest.slice(space + 1);
+  return space > 0 && Number.isSafeInteger(term) && leader.length > 0 ? { term, leader } : undefined;
+}
 /** `tick` of a response that echoes no leader round (e.g. the answer to a stale-term message). */
 const NO_TICK = 0;
 
@@ -91,6 +106,21 @@ export class Raft {
   promiseUntil: number;
   /** The promise (ms) we made to the leader of the latest round we accepted; persisted in HardState.lease. */
   private promisedLease = 0;
+  /**
+   * The part of promiseUntil no evidence can waive: our own lease while leader, the
+   * restart window, and what we promised every leader before `promisedTo`.
+   */
+  private basePromiseUntil: number;
+  /** The leader, and its term, whose rounds the rest of promiseUntil was promised to. */
+  private promisedTo: { readonly term: number; readonly leader: NodeId } | null = null;
+  /**
+   * The driver saw evidence that promisedTo's process is gone (leaderGone): that promise
+   * no longer binds our own campaign, nor our vote for a candidate that saw the same.
+   * Cleared by the next round we accept, from whichever leader.
+   */
+  private waived = false;
+  /** Until this tick a waiver draws short, staggered election timeouts (fastElectionTimeout). */
+  private fastUntil = 0;
 
   private readonly votes = new Map<NodeId, boolean>();
   leadTransferee: NodeId | null = null;
@@ -155,6 +185,8 @@ export class Raft {
     // granting a vote. (A fresh server pays the same wait; it would not
     // campaign sooner anyway.)
     this.promiseUntil = promiseTicks(this.promisedLease, this.cfg.electionTick, this.cfg.tickMs);
+    // Whom it was made to is not persisted: no evidence can waive the restart window.
+    this.basePromiseUntil = this.promiseUntil;
     this.becomeFollower(this.term, null);
   }
 
@@ -182,13 +214,88 @@ export class Raft {
    * accepted less than its stated lease (and at least our election timeout)
    * ago, our own lease while leader, or the window after a restart.
    */
-  private inLease(): boolean {
-    return this.cfg.checkQuorum && this.tickCount < this.promiseUntil;
+  private inLease(gone = false): boolean {
+    return this.cfg.checkQuorum && this.tickCount < this.promiseEnd(gone);
   }
 
-  /** Refuse votes and campaigns for `ticks` more ticks at least (a promise never shortens). */
+  /**
+   * The tick our promises run to; with `gone`, leaving out the promise waived on
+   * evidence that its leader's process is gone (leaderGone), if it was.
+   */
+  private promiseEnd(gone: boolean): number {
+    return gone && this.waived ? this.basePromiseUntil : this.promiseUntil;
+  }
+
+  /**
+   * Refuse votes and campaigns for `ticks` more ticks at least (a promise never
+   * shortens): our own lease, or the restart window. No evidence waives these.
+   */
   private keepPromise(ticks: number): void {
     this.promiseUntil = Math.max(this.promiseUntil, this.tickCount + ticks);
+    this.basePromiseUntil = Math.max(this.basePromiseUntil, this.tickCount + ticks);
+  }
+
+  /** `leader-gone <term> <leader>` for the promise we waived; undefined without a waiver. */
+  private goneContext(): string | undefined {
+    const p = this.promisedTo;
+    return this.waived && p !== null ? `${LEADER_GONE_CONTEXT_PREFIX}${p.term} ${p.leader}` : undefined;
+  }
+
+  /**
+   * The context of our vote requests: the waiver's while the waived promise would still
+   * bind us without it (the campaign rests on our evidence, and only voters that saw
+   * the same may grant it); none once that promise has run out by itself (an ordinary
+   * campaign, which any voter out of its promise may grant).
+   */
+  private campaignContext(): string | undefined {
+    return this.inLease(false) ? this.goneContext() : undefined;
+  }
+
+  /**
+   * Whether our promises forbid granting `m` (a vote or pre-vote request that is not
+   * forced). A request made on a waiver is granted only by a voter that waived the same
+   * promise on its own evidence — even one whose promise has run out, so that an
+   * election against a promise always rests on a quorum that each saw the death, never
+   * on one member's word; any other request meets every promise we made.
+   */
+  private promiseForbids(m: Message): boolean {
+    if (m.context !== undefined && m.context.startsWith(LEADER_GONE_CONTEXT_PREFIX)) {
+      return m.context !== this.goneContext() || this.inLease(true);
+    }
+    return this.inLease(false);
+  }
+
+  /**
+   * The driver has evidence that the process of `leader`, leader of `term`, is gone
+   * (its connections closed and its Raft port refuses connections: packages/raft
+   * README, "Fast failover"). Waive the promise made to that leader in that term only
+   * — not the restart window, not our own lease, not a promise to anyone else or in
+   * another term — and campaign soon, staggered by rank so that the survivors do not
+   * split the vote. Returns whether the promise was waived (false: the evidence is
+   * stale, about someone else, or already acted on).
+   */
+  leaderGone(term: number, leader: NodeId): boolean {
+    const p = this.promisedTo;
+    if (!this.cfg.checkQuorum || this.waived || p === null || p.term !== term || p.leader !== leader) return false;
+    if (this.term !== term || this.role === 'leader' || this.role === 'candidate' || leader === this.id) return false;
+    this.waived = true;
+    this.fastUntil = this.tickCount + 2 * this.cfg.electionTick;
+    if (!this.promotable()) return true;
+    this.electionElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    // The first in rank campaigns at once; the others wait their staggered timeout.
+    if (this.rankAmongSurvivors() === 0 && !this.inLease(true)) this.hup();
+    return true;
+  }
+
+  /** Our place among the voters other than the leader we waived our promise to (ids in order). */
+  private rankAmongSurvivors(): number {
+    const gone = this.promisedTo?.leader;
+    const rank = [...this.tracker.voters]
+      .filter((id) => id !== gone)
+      .sort()
+      .indexOf(this.id);
+    return Math.max(0, rank);
   }
 
   // ---------------------------------------------------------------- time
@@ -202,12 +309,13 @@ export class Raft {
   private tickElection(): void {
     this.electionElapsed++;
     if (!this.promotable() || this.electionElapsed < this.randomizedElectionTimeout) return;
-    if (this.inLease()) {
+    // Our own evidence that the leader is gone frees our own campaign (leaderGone).
+    if (this.inLease(true)) {
       // A promise outlasts our own timeout (a leader stated a longer lease, or
       // the restart window covers one): keep it, then wait a fresh random part
       // of E so that servers that heard the same round do not all campaign at
       // the same moment (§5.2).
-      const wait = this.promiseUntil - this.tickCount + Math.floor(this.random() * this.cfg.electionTick);
+      const wait = this.promiseEnd(true) - this.tickCount + Math.floor(this.random() * this.cfg.electionTick);
       this.electionElapsed = this.randomizedElectionTimeout - wait;
       return;
     }
@@ -273,9 +381,26 @@ export class Raft {
   // ---------------------------------------------------------------- roles
 
   private resetRandomizedElectionTimeout(): void {
+    if (this.waived && this.tickCount < this.fastUntil) {
+      this.randomizedElectionTimeout = this.fastElectionTimeout();
+      return;
+    }
     // §5.2: randomized in [E, 2E) so that split votes are rare.
     const e = this.cfg.electionTick;
     this.randomizedElectionTimeout = e + Math.min(e - 1, Math.floor(this.random() * e));
+  }
+
+  /**
+   * After a waiver (leaderGone) the election timeout only spaces retries: the promise,
+   * not the timeout, is what keeps the lease. The survivors saw the death within a few
+   * ms of each other, so a random draw from a short range would split votes often;
+   * instead the r-th in rank waits 3r + 2 … 3r + 3 ticks (the first campaigns at once
+   * and retries after 2–3 ticks), so that a pre-vote and a vote round trip, each with a
+   * synced write, fit between two ranks even on a loaded host. For 2E ticks; then the
+   * usual [E, 2E).
+   */
+  private fastElectionTimeout(): number {
+    return 2 + 3 * this.rankAmongSurvivors() + Math.floor(this.random() * 2);
   }
 
   private reset(term: number): void {
@@ -317,6 +442,8 @@ export class Raft {
   }
 
   private becomeLeader(): void {
+    this.waived = false;
+    this.promisedTo = null;
     this.reset(this.term);
     this.lead = this.id;
     this.role = 'leader';
@@ -373,13 +500,14 @@ export class Raft {
     }
     const lastIndex = this.log.lastIndex();
     const lastTerm = this.log.lastTerm();
+    const context = kind === 'transfer' ? TRANSFER_CONTEXT : this.campaignContext();
     for (const id of this.tracker.voters) {
       if (id === this.id) continue;
       this.send(voteType, id, {
         term,
         index: lastIndex,
         logTerm: lastTerm,
-        context: kind === 'transfer' ? TRANSFER_CONTEXT : undefined,
+        context,
       });
     }
   }
@@ -517,7 +645,7 @@ export class Raft {
       if (m.type === 'MsgVote' || m.type === 'MsgPreVote') {
         // §4.2.3 / §9.6: while we hear from a leader, a vote request (from a
         // removed or partitioned server) must neither disrupt us nor be granted.
-        if (m.context !== TRANSFER_CONTEXT && this.inLease()) return true;
+        if (m.context !== TRANSFER_CONTEXT && this.promiseForbids(m)) return true;
       }
       if (m.type === 'MsgPreVote') {
         // A pre-vote never changes our term.
@@ -574,7 +702,9 @@ export class Raft {
     // The in-lease check applies to every grant, not only higher-term ones: a
     // stray higher-term response may have moved us to a new term with no leader
     // moments after we acknowledged the old one.
-    const grant = canVote && (forced || !this.inLease()) && this.log.isUpToDate(m.index, m.logTerm);
+    // A candidate that saw the leader's process gone is granted only if we saw the same
+    // ourselves (leaderGone, promiseForbids).
+    const grant = canVote && (forced || !this.promiseForbids(m)) && this.log.isUpToDate(m.index, m.logTerm);
     const respType: MessageType = isPre ? 'MsgPreVoteResp' : 'MsgVoteResp';
     if (grant) {
       this.send(respType, m.from, { term: isPre ? m.term : this.term });
@@ -626,7 +756,19 @@ export class Raft {
     if (this.lead !== null && this.lead !== m.from) return false; // two leaders in one term: not from a correct peer
     this.lead = m.from;
     this.electionElapsed = 0;
-    this.keepPromise(promiseTicks(m.lease, this.cfg.electionTick, this.cfg.tickMs));
+    const p = this.promisedTo;
+    if (p === null || p.term !== m.term || p.leader !== m.from) {
+      // A new leader: what we promised the one before (unless we waived it on evidence
+      // of its death) is no longer this leader's to lose.
+      if (!this.waived) this.basePromiseUntil = this.promiseUntil;
+      this.promisedTo = { term: m.term, leader: m.from };
+    }
+    // A round we accept proves its leader alive (or is the next leader's): no waiver from here on.
+    if (this.waived) {
+      this.waived = false;
+      this.resetRandomizedElectionTimeout();
+    }
+    this.promiseUntil = Math.max(this.promiseUntil, this.tickCount + promiseTicks(m.lease, this.cfg.electionTick, this.cfg.tickMs));
     this.promisedLease = m.lease;
     return true;
   }

@@ -116,6 +116,17 @@ export class RawNode {
     return this.raft.campaignNow();
   }
 
+  /**
+   * The driver has evidence that the process of `leaderId`, leader of `term`, is gone
+   * (README, "Fast failover"): this follower waives the promise it made to that leader
+   * in that term — nothing else — and campaigns soon (pre-vote still on). Returns
+   * whether the promise was waived; false for evidence about another leader or term,
+   * a promise made before a restart, or evidence already acted on.
+   */
+  leaderGone(term: number, leaderId: NodeId): boolean {
+    return this.raft.leaderGone(term, leaderId);
+  }
+
   /** Tell the leader its transport failed to reach `id` (a closed connection, a send error). */
   reportUnreachable(id: NodeId): void {
     this.raft.reportUnreachable(id);

@@ -24,7 +24,7 @@ let failures = 0;
 let done = 0;
 let maxSettle = 0;
 let lastReport = t0;
-const totals = { messages: 0, acked: 0, reads: 0, crashes: 0, retimed: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, terms: 0 };
+const totals = { messages: 0, acked: 0, reads: 0, crashes: 0, leaderGone: 0, retimed: 0, confChanges: 0, transfers: 0, snapshotsSent: 0, terms: 0 };
 for (let seed = start; seed < start + seeds; seed++) {
   const r = runSimulation({ seed, steps, trace: forceTrace });
   for (const k of Object.keys(totals) as (keyof typeof totals)[]) totals[k] += r.stats[k];
@@ -53,7 +53,7 @@ console.log(
 );
 console.log(
   `covered: ${totals.messages} messages, ${totals.acked} acknowledged writes, ${totals.reads} linearizable reads, ` +
-    `${totals.crashes} crashes (${totals.retimed} restarted with other timers), ${totals.confChanges} membership changes, ${totals.transfers} transfers, ` +
+    `${totals.crashes} crashes (${totals.retimed} restarted with other timers; ${totals.leaderGone} waivers on a dead leader), ${totals.confChanges} membership changes, ${totals.transfers} transfers, ` +
     `${totals.snapshotsSent} snapshot chunks, ${totals.terms} terms (sum of final terms); ` +
     `slowest recovery after healing: ${maxSettle} election timeouts (bound 60)`,
 );

@@ -25,6 +25,8 @@ export interface SimStats {
   acked: number;
   reads: number;
   crashes: number;
+  /** Followers that waived their promise to a crashed leader (leaderGone). */
+  leaderGone: number;
   confChanges: number;
   transfers: number;
   snapshotsSent: number;
@@ -109,6 +111,7 @@ class Simulation {
     acked: 0,
     reads: 0,
     crashes: 0,
+    leaderGone: 0,
     confChanges: 0,
     transfers: 0,
     snapshotsSent: 0,
@@ -357,9 +360,28 @@ class Simulation {
     const n = leaders.length > 0 && this.rng.chance(0.5) ? this.rng.pick(leaders) : this.rng.pick(up);
     // Half the crashes also lose what the driver saved without fsync (mustSync false).
     const lose = this.rng.chance(0.5);
+    const led = n.raw!.role === 'leader' ? n.raw!.term : null;
     this.cluster.crash(n.id, lose);
     this.stats.crashes++;
     this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
+    if (led !== null) this.leaderGone(n.id, led);
+  }
+
+  /**
+   * The fast failover path (README, "Fast failover"): the followers of a leader whose
+   * process died see its connections close and its port refuse, and tell their core —
+   * most of them, each on its own. A dead process holds no lease anyone acts on (the
+   * checker only counts running servers), so the lease must still never overlap.
+   */
+  private leaderGone(id: string, term: number): void {
+    for (const n of this.upNodes()) {
+      if (n.id === id || !this.rng.chance(0.7)) continue;
+      this.cluster.settle(n.id);
+      if (n.raw!.leaderGone(term, id)) {
+        this.stats.leaderGone++;
+        this.log(`LEADER GONE ${id} (term ${term}) seen by ${n.id}`);
+      }
+    }
   }
 
   /**
@@ -372,9 +394,12 @@ class Simulation {
     if (up.length === 0) return;
     const n = this.rng.pick(up);
     const lose = this.rng.chance(0.5);
+    const led = n.raw!.role === 'leader' ? n.raw!.term : null;
     this.cluster.crash(n.id, lose);
     this.stats.crashes++;
     this.log(`CRASH ${n.id}${lose ? ' (unsynced writes lost)' : ''}`);
+    // Probes may land in the gap before the new process listens.
+    if (led !== null) this.leaderGone(n.id, led);
     this.restartNode(n);
   }
 

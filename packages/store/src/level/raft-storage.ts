@@ -18,6 +18,15 @@
 // before a write issued earlier — LevelDB's write-ahead log keeps the order, so after a
 // crash the pool is never ahead of the log it was applied from. Writes that queue up
 // behind one in progress are merged into one batch (group commit).
+//
+// Lazy writes: the pool's keys and a commit-only hard state (save with sync: false) need
+// not reach the disk at once — a crash may lose them anyway, and the node then replays
+// the committed entries from its log (the pool records the index it was applied up to).
+// They wait in the queue for the next write that must go (the next Ready's entries, a
+// snapshot, a flush) and go down in its batch, or after lazyFlushMs at the latest. One
+// admin write thus costs each node one trip to LevelDB (its entry, synced, carrying the
+// previous write's pool keys and commit index) instead of two. Order is kept: a lazy
+// write is never on disk before one issued earlier, nor after one issued later.
 import {
   EMPTY_CONF_STATE,
   EMPTY_HARD_STATE,
@@ -88,6 +97,9 @@ const del = (key: string): Op => ({ type: 'del', key, keyEncoding: 'utf8' });
 const SYNC = { sync: true } as const;
 const NO_SYNC = { sync: false } as const;
 
+/** How long a lazy write (pool keys, a commit-only hard state) may wait for a batch to join. */
+export const LAZY_FLUSH_MS = 20;
+
 export interface LevelRaftStorageOptions {
   /** Voters of a brand-new cluster (bootstrapEntries); ignored when the database already has Raft state. */
   readonly bootstrap?: readonly string[];
@@ -104,8 +116,14 @@ export interface LevelRaftStorageOptions {
 /** One write waiting in the queue: its ops are planned when it runs (a save reads what earlier writes left in memory). */
 interface QueuedWrite {
   readonly plan: () => { ops: Op[]; then: () => void; sync?: boolean };
-  /** A save(): at most one per merged batch (its plan reads memory that only its own then() updates). */
+  /**
+   * A save() of entries or a snapshot: at most one per merged batch (its plan reads the
+   * log in memory, which only its predecessor's then() updates). A hard-state-only save
+   * reads nothing of it and may share a batch with one.
+   */
   readonly save: boolean;
+  /** May wait for the next batch that must go (see the file comment). */
+  readonly lazy: boolean;
   resolve(): void;
   reject(err: Error): void;
 }
@@ -116,6 +134,10 @@ export class LevelRaftStorage implements PersistentStorage {
   /** The first failed write: every later write fails with it too (the log on disk may be behind). */
   private failed: Error | null = null;
   private readonly failureListeners: ((err: Error) => void)[] = [];
+  /** Writes in `pending` that are not lazy: while there is none, lazy writes wait. */
+  private urgent = 0;
+  private lazyTimer: NodeJS.Timeout | null = null;
+  private lazyDue = false;
 
   private constructor(
     private readonly db: PoolDb,
@@ -194,7 +216,9 @@ export class LevelRaftStorage implements PersistentStorage {
    * false (only for a commit-only change: Ready.mustSync); memory follows once written.
    */
   save(u: StorageUpdate, options: { readonly sync?: boolean } = {}): Promise<void> {
-    return this.enqueue(true, () => {
+    const logChange = u.snapshot !== undefined || u.entries.length > 0;
+    // A commit-only hard state (unsynced) is lazy: a lost commit index is learnt again from the leader.
+    return this.enqueue(logChange, () => {
       const ops: Op[] = [];
       // Against what will be in memory when this write runs (writes run in order).
       let last = this.mem.lastIndex();
@@ -214,7 +238,7 @@ export class LevelRaftStorage implements PersistentStorage {
       }
       if (u.hardState !== undefined) ops.push(put(RAFT_KEYS.hardState, JSON.stringify(u.hardState)));
       return { ops, then: () => this.mem.save(u), sync: options.sync ?? true };
-    });
+    }, !logChange && options.sync === false);
   }
 
   /**
@@ -222,11 +246,15 @@ export class LevelRaftStorage implements PersistentStorage {
    * writes: a crash may lose it, never reorder it before a write issued earlier.
    */
   write(ops: readonly PoolBatchOp[]): Promise<void> {
-    return this.enqueue(false, () => ({
-      ops: ops.map((op): Op => (op.type === 'put' ? put(op.key, op.value) : del(op.key))),
-      then: () => undefined,
-      sync: false,
-    }));
+    return this.enqueue(
+      false,
+      () => ({
+        ops: ops.map((op): Op => (op.type === 'put' ? put(op.key, op.value) : del(op.key))),
+        then: () => undefined,
+        sync: false,
+      }),
+      true,
+    );
   }
 
   /**
@@ -262,11 +290,30 @@ export class LevelRaftStorage implements PersistentStorage {
     return this.enqueue(false, () => ({ ops: [], then: () => undefined }));
   }
 
-  private enqueue(save: boolean, plan: QueuedWrite['plan']): Promise<void> {
+  private enqueue(save: boolean, plan: QueuedWrite['plan'], lazy = false): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ plan, save, resolve, reject });
-      if (!this.writing) void this.writeQueued();
+      this.pending.push({ plan, save, lazy, resolve, reject });
+      if (!lazy) this.urgent++;
+      this.kick();
     });
+  }
+
+  /** Start writing what is queued — unless it is all lazy and not yet due: then make sure it will be. */
+  private kick(): void {
+    if (this.writing || this.pending.length === 0) return;
+    if (this.urgent === 0 && !this.lazyDue && this.failed === null) {
+      if (this.lazyTimer === null) {
+        this.lazyTimer = setTimeout(() => {
+          this.lazyTimer = null;
+          this.lazyDue = true;
+          this.kick();
+        }, LAZY_FLUSH_MS);
+      }
+      return;
+    }
+    if (this.lazyTimer !== null) clearTimeout(this.lazyTimer);
+    this.lazyTimer = null;
+    void this.writeQueued();
   }
 
   /**
@@ -277,12 +324,15 @@ export class LevelRaftStorage implements PersistentStorage {
    */
   private async writeQueued(): Promise<void> {
     this.writing = true;
-    while (this.pending.length > 0) {
+    // Lazy writes ride along with the next urgent one (or go once due); alone, they wait.
+    while (this.pending.length > 0 && (this.urgent > 0 || this.lazyDue || this.failed !== null)) {
+      this.lazyDue = false;
       const batch: QueuedWrite[] = [];
       let saves = 0;
       while (this.pending.length > 0 && !(this.pending[0]!.save && saves > 0)) {
         const w = this.pending.shift()!;
         if (w.save) saves++;
+        if (!w.lazy) this.urgent--;
         batch.push(w);
       }
       if (this.failed !== null) {
@@ -306,6 +356,8 @@ export class LevelRaftStorage implements PersistentStorage {
       }
     }
     this.writing = false;
+    // Lazy writes left behind wait for the next urgent write, or their timer.
+    this.kick();
   }
 
   private deleteRange(from: number, to: number): Op[] {
