@@ -23,6 +23,9 @@ if (!Number.isInteger(port) || origins.length === 0 || !origins.every(Number.isI
   process.stderr.write('usage: node bench/floor.js PORT ORIGIN_PORT[,ORIGIN_PORT…]\n');
   process.exit(2);
 }
+// The same glibc heap setting weldr makes at start (packages/proxy/src/malloc.ts): without
+// it, body buffers freed in bulk by the GC are returned to the kernel and faulted in again.
+void Buffer.alloc(30 * 1024 * 1024);
 const pools = origins.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 512, pipelining: 1 }));
 let next = 0;
 

@@ -26,7 +26,7 @@ import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { startPinned, stop, treeCpuSeconds, treeRssKiB, treeSockets, freePort, waitFor, httpStatus } from './lib/procs.js';
+import { startPinned, stop, treeCpuSeconds, treeRssKiB, treeSockets, childrenCpuSeconds, freePort, waitFor, httpStatus } from './lib/procs.js';
 import { originNginx, proxyNginx, proxyHaproxy } from './lib/configs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -232,7 +232,9 @@ async function main() {
               const sockets0 = proc ? treeSockets(pid) : null;
               const cpu0 = treeCpuSeconds(pid);
               const ocpu0 = treeCpuSeconds(origin.pid);
+              const wrk0 = childrenCpuSeconds();
               const r = runWrk(port, scenario, duration, mode);
+              const wrkCpu = childrenCpuSeconds() - wrk0;
               const cpu = treeCpuSeconds(pid) - cpu0;
               const ocpu = treeCpuSeconds(origin.pid) - ocpu0;
               // Connections the target opened during the measurement and still holds
@@ -246,6 +248,10 @@ async function main() {
                 cpuUtil: cpu / (r.durationUs / 1e6),
                 originCpuUsPerReq: (ocpu * 1e6) / Math.max(1, r.requests),
                 socketsOpened: opened,
+                // What the load generator and the origin took of the machine meanwhile
+                // (multi mode: the cores a proxy could not have).
+                wrkUtil: wrkCpu / (r.durationUs / 1e6),
+                originUtil: ocpu / (r.durationUs / 1e6),
                 mibPerSec: r.bytes / (r.durationUs / 1e6) / (1024 * 1024),
                 load: loadavg()[0],
               };
@@ -308,6 +314,8 @@ function summarise(results, memory) {
           cpu: median(rs.map((r) => r.cpuUsPerReq)),
           util: median(rs.map((r) => r.cpuUtil)),
           opened: median(rs.map((r) => r.socketsOpened ?? 0)),
+          wrkUtil: median(rs.map((r) => r.wrkUtil ?? 0)),
+          originUtil: median(rs.map((r) => r.originUtil ?? 0)),
           errors: rs.reduce((n, r) => n + r.connectErrors + r.readErrors + r.writeErrors + r.timeouts + r.non2xx, 0),
         };
       }
@@ -326,6 +334,12 @@ function summarise(results, memory) {
       if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-1000'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added (connections opened during the measurement: ${agg['weldr-1000'].opened} vs ${agg.weldr.opened})`);
       if (agg.weldr && agg.floor) ratios.push(`weldr above the node:http + undici floor: ${(agg.weldr.cpu - agg.floor.cpu).toFixed(1)} µs CPU/req (${((100 * (agg.weldr.cpu - agg.floor.cpu)) / agg.weldr.cpu).toFixed(0)}% of weldr's), ${((100 * agg.weldr.rps) / agg.floor.rps).toFixed(0)}% of the floor's req/s`);
       if (agg.weldr && agg['weldr-single']) ratios.push(`workers vs one process: ${(agg.weldr.rps / agg['weldr-single'].rps).toFixed(2)}×`);
+      if (mode === 'multi' && agg.weldr && agg['weldr-single']) {
+        // The CPU a proxy could have had: all cores minus what wrk and the origin used in
+        // the same measurement. Workers cannot scale past it, whatever they do.
+        const left = CORES - agg.weldr.wrkUtil - agg.weldr.originUtil;
+        ratios.push(`weldr with workers used ${(agg.weldr.util * 100).toFixed(0)}% CPU of the ${(left * 100).toFixed(0)}% that wrk (${(agg.weldr.wrkUtil * 100).toFixed(0)}%) and the origin (${(agg.weldr.originUtil * 100).toFixed(0)}%) left of ${CORES} cores; one process used ${(agg['weldr-single'].util * 100).toFixed(0)}%`);
+      }
       if (agg.nginx && agg['nginx-single']) ratios.push(`nginx worker_processes auto vs 1 (the same machine's yardstick for the workers' figure): ${(agg.nginx.rps / agg['nginx-single'].rps).toFixed(2)}×`);
       if (ratios.length) lines.push('', ratios.join('; ') + '.');
     }

@@ -43,6 +43,16 @@ export function cpuSeconds(pid) {
   return (utime + stime) / CLK_TCK;
 }
 
+/**
+ * CPU seconds used so far by this process's children that have been waited for (wrk, run
+ * with execFileSync): cutime + cstime of /proc/self/stat.
+ */
+export function childrenCpuSeconds() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[13]) + Number(fields[14])) / CLK_TCK;
+}
+
 /** The pids of `pid` and all its descendants (from /proc/<pid>/task/<tid>/children). */
 export function processTree(pid) {
   const out = [pid];

@@ -6,6 +6,7 @@ import type { PoolSnapshot } from '@weldr/store';
 import { ConnectionTracker } from './connections.js';
 import { handleExpect, handleRequest, refuseBrokenRequest, type ProxyContext } from './forward.js';
 import { AccessLog } from './access-log.js';
+import { raiseMallocThresholds } from './malloc.js';
 import { registerMetrics } from './metrics.js';
 import { Listener } from './server.js';
 import { buildStats, Counters, snapshotCounters } from './stats.js';
@@ -20,6 +21,8 @@ const DEFAULT_CLOSE_DEADLINE_MS = 10_000;
 
 /** Compose the phases into a proxy. Nothing listens until `listen()` / `listenTls()`. */
 export function createProxy(options: ProxyOptions): Proxy {
+  // Keeps the heap that body buffers are freed into (see malloc.ts): 2–3× less CPU per MiB.
+  raiseMallocThresholds();
   const timeouts: ProxyTimeouts = { ...DEFAULT_TIMEOUTS, ...options.timeouts };
   const limits: ProxyLimits = { ...DEFAULT_LIMITS, ...options.limits };
   const log = options.log.child?.({ component: 'proxy' }) ?? options.log;

@@ -81,13 +81,6 @@ export class Listener {
         joinDuplicateHeaders: false,
         insecureHTTPParser: false,
         noDelay: true,
-        // Client sockets buffer up to this much before write() reports backpressure. With
-        // node's default (16 KiB) every 64 KiB body chunk read from an origin (libuv's read
-        // size) "failed": the write completed at once, yet returned false, so the origin
-        // was paused and resumed (and a drain listener and a stall timer set) on every
-        // chunk — read, write, wait a tick, read again. Above one chunk, backpressure
-        // means what it says: the client has not taken the previous chunk yet.
-        highWaterMark: CLIENT_HIGH_WATER_MARK,
       };
     if (this.#contexts === null) this.server = http.createServer(httpOptions, options.onRequest);
     else {
@@ -131,13 +124,21 @@ export class Listener {
     // Connection limits apply to the TCP connection, before any TLS handshake.
     this.server.on('connection', (socket: Socket) => {
       if (!this.#tracker.admit(socket) || this.#contexts !== null) return;
+      // Client sockets buffer up to CLIENT_HIGH_WATER_MARK before write() reports
+      // backpressure. With node's default (16 KiB) every 64 KiB body chunk read from an
+      // origin (libuv's read size) "failed": the write completed at once, yet returned
+      // false, so the origin was paused and resumed (a drain listener and a stall timer
+      // set) on every chunk. Above one chunk, backpressure means what it says: the client
+      // has not taken the previous chunk yet. Only the writing side: request bodies keep
+      // node's 16 KiB read buffer (server option `highWaterMark` would raise both).
+      setWritableHighWaterMark(socket, CLIENT_HIGH_WATER_MARK);
       this.#tracker.track(socket);
       relaxVersionCheck(this.server, socket);
     });
     if (this.#contexts !== null) {
       // HTTP runs on the TLS socket, which exists once the handshake is done.
       this.server.on('secureConnection', (socket: TLSSocket) => {
-        // tls.Server does not pass highWaterMark on to the TLS sockets it creates; set
+        // The same for TLS (see 'connection' above), on the socket HTTP writes to; set
         // before the first request is parsed (node sizes each response from it).
         setWritableHighWaterMark(socket, CLIENT_HIGH_WATER_MARK);
         this.#tracker.track(socket);

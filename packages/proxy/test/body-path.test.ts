@@ -25,9 +25,10 @@ interface WriteRecord {
 }
 
 /** Records every write() of the proxy's responses (listeners added after the proxy's own). */
-function watchWrites(server: http.Server): WriteRecord[] {
-  const writes: WriteRecord[] = [];
-  server.on('request', (_req, res: ServerResponse) => {
+function watchWrites(server: http.Server): WriteRecord[] & { uploadBuffers: number[] } {
+  const writes = Object.assign([] as WriteRecord[], { uploadBuffers: [] as number[] });
+  server.on('request', (req: http.IncomingMessage, res: ServerResponse) => {
+    writes.uploadBuffers.push(req.readableHighWaterMark);
     const write = res.write;
     res.write = function (this: ServerResponse, chunk: Buffer, ...rest: unknown[]) {
       const queuedBefore = this.socket?.writableLength ?? 0;
@@ -60,8 +61,12 @@ async function fastOrigin() {
   });
 }
 
-function check(t: import('ava').ExecutionContext, writes: WriteRecord[], received: number): void {
+function check(t: import('ava').ExecutionContext, writes: WriteRecord[] & { uploadBuffers: number[] }, received: number): void {
   t.is(received, BODY);
+  // Only the writing side is raised: a request body still pauses its client at node's
+  // default read buffer, not at the response's 128 KiB.
+  t.true(writes.uploadBuffers.length > 0);
+  t.true(writes.uploadBuffers.every((hwm) => hwm <= 64 * 1024), `request read buffers ${writes.uploadBuffers.join(',')}`);
   t.true(writes.length > 0);
   t.deepEqual(writes.filter((w) => w.length === 0), [], 'no empty writes');
   // A chunk of at most 64 KiB written onto a socket with nothing queued completes
