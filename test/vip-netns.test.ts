@@ -57,7 +57,7 @@ async function getIn(ns: string, url: string): Promise<{ status: number; body: s
 /** The VIP and role events of the members' processes (also those killed), for failure messages. */
 function vipLog(members: readonly Member[]): string {
   return members
-    .flatMap((m) => [...m.pastLines, ...(m.proc?.lines ?? [])].filter((l) => String(l.event).startsWith('vip_') || l.event === 'raft_role' || l.event === 'started').map((l) => `${String(l.time)} ${m.id} ${String(l.event)} ${String(l.msg)} ${String(l.error ?? l.reason ?? '')}`))
+    .flatMap((m) => [...m.pastLines, ...(m.proc?.lines ?? [])].filter((l) => String(l.event).startsWith('vip_') || l.event === 'raft_role' || l.event === 'raft_fast_failover' || l.event === 'started').map((l) => `${String(l.time)} ${m.id} ${String(l.event)} ${String(l.msg)} ${String(l.error ?? l.reason ?? '')}`))
     .sort()
     .join('\n');
 }
@@ -246,6 +246,10 @@ if (skipReason !== null) {
     };
 
     const kill = await drill('kill', 10);
+    // Whether the survivors took the fast failover path (--raft-fast-failover, on by
+    // default): a figure, logged; the path's own drills are test/fast-failover.test.ts.
+    const fast = members.flatMap((m) => [...m.pastLines, ...(m.proc?.lines ?? [])].filter((l) => l.event === 'raft_fast_failover'));
+    t.log(`kill ×10: ${fast.length} raft_fast_failover lines (followers that saw the killed leader gone and campaigned at once)`);
     await drill('pause', 3);
     await drill('isolate', 3);
 
