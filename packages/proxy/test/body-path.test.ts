@@ -89,16 +89,7 @@ test('a large body: each origin chunk written once, no empty writes, no backpres
   t.teardown(() => agent.destroy());
   // Twice on one connection: the second response goes through a reused socket.
   for (let i = 0; i < 2; i++) {
-    const received = await new Promise<number>((resolve, reject) => {
-      http
-        .get({ host: '127.0.0.1', port: p.port, path: '/', agent }, (res) => {
-          let n = 0;
-          res.on('data', (c: Buffer) => (n += c.length));
-          res.on('end', () => resolve(n));
-          res.on('error', reject);
-        })
-        .on('error', reject);
-    });
+    const received = await bodyLength((done) => http.get({ host: '127.0.0.1', port: p.port, path: '/', agent }, done));
     check(t, writes, received);
   }
 });
@@ -116,16 +107,19 @@ if (hasOpenssl()) {
       await origin.close();
     });
     const writes = watchWrites(p.proxy.tlsServer!);
-    const received = await new Promise<number>((resolve, reject) => {
-      https
-        .get({ host: '127.0.0.1', port: tlsPort, path: '/', ca: ca.ca, servername: 'localhost' }, (res) => {
-          let n = 0;
-          res.on('data', (c: Buffer) => (n += c.length));
-          res.on('end', () => resolve(n));
-          res.on('error', reject);
-        })
-        .on('error', reject);
-    });
+    const received = await bodyLength((done) => https.get({ host: '127.0.0.1', port: tlsPort, path: '/', ca: ca.ca, servername: 'localhost' }, done));
     check(t, writes, received);
+  });
+}
+
+/** The number of body bytes of the response to the request `get` makes. */
+function bodyLength(get: (onResponse: (res: http.IncomingMessage) => void) => http.ClientRequest): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    get((res) => {
+      let n = 0;
+      res.on('data', (c: Buffer) => (n += c.length));
+      res.on('end', () => resolve(n));
+      res.on('error', reject);
+    }).on('error', reject);
   });
 }
