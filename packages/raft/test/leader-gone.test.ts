@@ -166,17 +166,7 @@ test('false evidence at one follower while the leader lives: nobody else is elec
 test('false evidence at the one follower a half-partitioned leader rests on elects nobody', (t) => {
   // n1's lease rests on n3 alone (n1-n2 cut); n3 wrongly sees n1 gone. n2's own
   // campaign (its promise ran out, no evidence) must not get n3's vote.
-  const c = steady();
-  const term = c.node('n1').node.term;
-  c.c.network.cutLink('n1', 'n2');
-  c.c.network.cutLink('n2', 'n1');
-  const n3 = c.node('n3').node;
-  const until = c.now + 40 * TICK;
-  while (c.now < until) {
-    // Re-waived after every event (each round n3 accepts clears it): the worst case for n1's lease.
-    if (n3.leaderGone(n3.term, 'n1')) c.c.flush('n3');
-    c.step();
-  }
+  const { c, term } = falseEvidence('n2', 'n3');
   t.deepEqual(c.overlaps, []);
   t.deepEqual(c.leaders(), ['n1']);
   t.is(c.node('n1').node.term, term);
@@ -212,16 +202,7 @@ test('false evidence at the one follower a half-partitioned leader rests on cann
   // n1's lease rests on n2 alone (n1-n3 cut, n3's promise runs out); n2 wrongly sees n1
   // gone and campaigns at once (rank 0). n3 has no evidence: it must not grant the
   // waived campaign, even though its own promise has run out.
-  const c = steady();
-  const term = c.node('n1').node.term;
-  c.c.network.cutLink('n1', 'n3');
-  c.c.network.cutLink('n3', 'n1');
-  const n2 = c.node('n2').node;
-  const until = c.now + 40 * TICK;
-  while (c.now < until) {
-    if (n2.leaderGone(n2.term, 'n1')) c.c.flush('n2');
-    c.step();
-  }
+  const { c, term } = falseEvidence('n3', 'n2');
   t.deepEqual(c.overlaps, []);
   t.true(c.node('n1').node.hasLease() || c.leaders().every((id) => id === 'n1'), `leaders: ${c.leaders().join()}`);
   t.is(c.node('n2').node.role === 'leader', false, 'n2 was not elected on its own evidence');
@@ -233,3 +214,22 @@ test('parseLeaderGoneContext reads what the core sends, and nothing else', (t) =
   t.deepEqual(parseLeaderGoneContext('leader-gone 3 a b'), { term: 3, leader: 'a b' });
   for (const c of [undefined, 'transfer', 'leader-gone', 'leader-gone x n1', 'leader-gone 12', 'leader-gone 12 ', 'leader-gone  n1']) t.is(parseLeaderGoneContext(c), undefined, String(c));
 });
+
+/**
+ * n1 leads; its link with `cut` is cut both ways, so its lease rests on `liar` alone,
+ * which wrongly sees n1 gone for 40 ticks — re-waived after every event (each round it
+ * accepts clears the waiver): the worst case for n1's lease.
+ */
+function falseEvidence(cut: string, liar: string): { c: ReturnType<typeof steady>; term: number } {
+  const c = steady();
+  const term = c.node('n1').node.term;
+  c.c.network.cutLink('n1', cut);
+  c.c.network.cutLink(cut, 'n1');
+  const node = c.node(liar).node;
+  const until = c.now + 40 * TICK;
+  while (c.now < until) {
+    if (node.leaderGone(node.term, 'n1')) c.c.flush(liar);
+    c.step();
+  }
+  return { c, term };
+}
