@@ -89,9 +89,14 @@ test.serial('refusals: a removal that would lose the live quorum (409 QUORUM_AT_
   // A follower relays to the address in the leader's member record: a just-elected leader
   // (the restarted member, say) may not have published it yet, and with its appends held
   // it could not; wait for it first.
-  await eventually(`${l.id}'s member record to carry its admin address`, async () => {
-    const list = await c.read<{ members: { id: string; adminAddress?: string }[] }>(l.id, '/cluster/members');
-    return list.members.find((m) => m.id === l.id)?.adminAddress;
+  // On every member, not only the leader: once the appends are held below, a follower
+  // that had not applied the record yet could not get it (nor relay) until they flow again.
+  await eventually(`${l.id}'s member record to carry its admin address on every member`, async () => {
+    for (const m of c.running()) {
+      const list = await c.read<{ members: { id: string; adminAddress?: string }[] }>(m.id, '/cluster/members?stale=true');
+      if (list.members.find((x) => x.id === l.id)?.adminAddress === undefined) return undefined;
+    }
+    return true;
   }, 30_000);
   c.holdAppends(l.id, true);
   const add = (id: string) => ({ id, raftAddress: `127.0.0.1:${id === 'n8' ? 1 : 2}`, adminAddress: '127.0.0.1:3', autoPromote: false });
