@@ -66,9 +66,8 @@ export class WorkerPool {
   #retired: DataPlaneCounters[] = [];
   #restarts = 0;
   #seq = 0;
-  readonly #waiting = new Map<number, { slot: Slot; resolve: (d: DataPlaneCounters | null) => void }>();
-  /** Workers' answers to `sync` still awaited (synced()). */
-  readonly #syncing = new Map<number, { slot: Slot; resolve: () => void }>();
+  /** Questions sent to a worker (counters, sync) whose answer is awaited, by seq: resolved with the answer, or null when the worker is gone. */
+  readonly #pending = new Map<number, { slot: Slot; resolve: (answer: FromWorker | null) => void }>();
   #stopping = false;
   /** The listeners' bound ports, once known. */
   #ports: { proxy: number | null; tls: number | null } = { proxy: null, tls: null };
@@ -165,19 +164,12 @@ export class WorkerPool {
         }
         return;
       }
-      case 'synced': {
-        const waiting = this.#syncing.get(m.seq);
-        if (waiting === undefined) return;
-        this.#syncing.delete(m.seq);
-        waiting.resolve();
-        return;
-      }
+      case 'synced':
       case 'counters': {
-        const waiting = this.#waiting.get(m.seq);
+        const waiting = this.#pending.get(m.seq);
         if (waiting === undefined) return;
-        this.#waiting.delete(m.seq);
-        waiting.slot.last = m.data;
-        waiting.resolve(m.data);
+        this.#pending.delete(m.seq);
+        waiting.resolve(m);
         return;
       }
     }
@@ -195,17 +187,12 @@ export class WorkerPool {
       this.#retired = [retire(mergeCounters([...this.#retired, slot.last]), current)];
     }
     slot.last = null;
-    for (const [seq, w] of this.#waiting) {
+    // A gone worker answers nothing: its counts are retired above, it routes nothing stale
+    // (its replacement starts from the current pool).
+    for (const [seq, w] of this.#pending) {
       if (w.slot === slot) {
-        this.#waiting.delete(seq);
+        this.#pending.delete(seq);
         w.resolve(null);
-      }
-    }
-    // A worker that is gone routes nothing stale; its replacement starts from the current pool.
-    for (const [seq, w] of this.#syncing) {
-      if (w.slot === slot) {
-        this.#syncing.delete(seq);
-        w.resolve();
       }
     }
     if (this.#stopping) return;
@@ -277,29 +264,15 @@ export class WorkerPool {
    */
   synced(timeoutMs = SYNC_TIMEOUT_MS): Promise<void> {
     this.#flushSnapshot();
-    const waits: Promise<void>[] = [];
-    for (const slot of this.#slots) {
-      const w = slot.worker;
-      if (w === null || !slot.listening || !w.isConnected()) continue;
-      const seq = ++this.#seq;
-      waits.push(
-        new Promise<void>((resolve) => {
-          const timer = setTimeout(() => {
-            this.#syncing.delete(seq);
-            this.#log.warn({ event: 'worker_sync_timeout', worker: slot.n, pid: w.process.pid, timeoutMs }, `proxy worker ${slot.n} did not confirm the pool change within ${timeoutMs} ms`);
-            resolve();
-          }, timeoutMs);
-          this.#syncing.set(seq, {
-            slot,
-            resolve: () => {
-              clearTimeout(timer);
-              resolve();
-            },
-          });
-          w.send({ type: 'sync', seq } satisfies ToWorker);
+    const waits = this.#slots
+      .filter((slot) => slot.worker !== null && slot.listening && slot.worker.isConnected())
+      .map((slot) =>
+        this.#request(slot, (seq) => ({ type: 'sync', seq }), timeoutMs).then((answer) => {
+          if (answer === 'timeout') {
+            this.#log.warn({ event: 'worker_sync_timeout', worker: slot.n, pid: slot.worker?.process.pid, timeoutMs }, `proxy worker ${slot.n} did not confirm the pool change within ${timeoutMs} ms`);
+          }
         }),
       );
-    }
     return Promise.all(waits).then(() => undefined);
   }
 
@@ -322,23 +295,35 @@ export class WorkerPool {
     return mergeCounters([...this.#retired, ...live]);
   }
 
-  #ask(slot: Slot): Promise<DataPlaneCounters | null> {
+  async #ask(slot: Slot): Promise<DataPlaneCounters | null> {
     const w = slot.worker;
-    if (w === null || !slot.ready || !w.isConnected()) return Promise.resolve(null);
+    if (w === null || !slot.ready || !w.isConnected()) return null;
+    const answer = await this.#request(slot, (seq) => ({ type: 'counters', seq }), COUNTERS_TIMEOUT_MS);
+    if (answer === 'timeout') return slot.last;
+    if (answer === null || answer.type !== 'counters') return null;
+    slot.last = answer.data;
+    return answer.data;
+  }
+
+  /**
+   * Sends the question `make(seq)` to the slot's worker and resolves with its answer (the
+   * message carrying the same seq), null if the worker exits first, or 'timeout'.
+   */
+  #request(slot: Slot, make: (seq: number) => ToWorker, timeoutMs: number): Promise<FromWorker | null | 'timeout'> {
     const seq = ++this.#seq;
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
-        this.#waiting.delete(seq);
-        resolve(slot.last);
-      }, COUNTERS_TIMEOUT_MS);
-      this.#waiting.set(seq, {
+        this.#pending.delete(seq);
+        resolve('timeout');
+      }, timeoutMs);
+      this.#pending.set(seq, {
         slot,
-        resolve: (d) => {
+        resolve: (answer) => {
           clearTimeout(timer);
-          resolve(d);
+          resolve(answer);
         },
       });
-      w.send({ type: 'counters', seq } satisfies ToWorker);
+      slot.worker?.send(make(seq));
     });
   }
 
