@@ -59,7 +59,8 @@ export function parseHostPort(raw: unknown, allowEphemeral = true): HostPort {
   return { host, port };
 }
 
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+/** What a node id may be (flags, peer lists, relay headers). */
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export function parseNodeId(raw: unknown): string {
   const value = asString(raw, 'a node id');

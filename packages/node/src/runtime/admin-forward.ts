@@ -11,6 +11,7 @@
 // client's Authorization header.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request, type Dispatcher } from 'undici';
+import { NODE_ID } from '../config/values.js';
 import { RELAY_PROOF_HEADER, signRelay, verifyRelay } from './relay-proof.js';
 
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -298,8 +299,6 @@ function relayHeaders(req: IncomingMessage, opts: AdminForwarderOptions): Record
   }
   return headers;
 }
-
-const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
 /**
  * The leader's side (AdminDeps.relayOrigin): the node and client a relayed write names,
