@@ -79,12 +79,13 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   onHeaders(statusCode: number, raw: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx interim responses are not relayed (a 100 never comes: Expect is not
     // forwarded; 101 arrives through onUpgrade on the tunnel path).
-    if (statusCode < 200) return true;
-    if (this.ended) return false;
+    if (statusCode < 200) return dropRaw(raw, true);
+    if (this.ended) return dropRaw(raw, false);
     // RFC 9110 §15: status codes beyond 599 are invalid (llhttp accepts any 3 digits).
     if (statusCode > 599) throw Object.assign(new Error(`invalid status ${statusCode}`), { code: 'WELDR_BAD_RESPONSE' });
     const bodyless = statusCode === 204 || statusCode === 304;
     let headers = responseHeaders(raw, this.via);
+    raw.length = 0; // see dropRaw
     // RFC 9110 §8.6: no Content-Length in a 204 (a 304's describes the selected representation).
     if (statusCode === 204) headers = withoutField(headers, 'content-length');
     try {
@@ -309,6 +310,24 @@ function onStall(ex: Exchange): void {
   // The client connection, not just this response: a response still queued behind
   // another (pipelining) has no socket of its own to destroy yet.
   socket.destroy();
+}
+
+/**
+ * Empty undici's raw header array once its fields are copied out, and return `result`.
+ * The array is the parser's own (`headers`, replaced by a new one after each head) and
+ * holds views of the socket's read chunk. Between two responses on one origin
+ * connection the parser keeps the next, empty array; a connection that waits longer
+ * than a young-generation GC cycle — every connection of a large pool under round
+ * robin: 1,000 origins at 10k req/s reuse each one every ~100 ms, a scavenge comes every
+ * ~100 ms — has that array promoted to the old generation, and the ~10 Buffers the next
+ * response pushes into it are then kept alive by it (a dead old object still counts as
+ * a root for the scavenger) until they are promoted too. Measured with 1,000 origins:
+ * 1.3 KB promoted per request and 7.5 µs of GC per request; emptied here, 0.1 KB and
+ * 2.7 µs, as with 2 origins (docs/benchmarks.md, "1,000 origins").
+ */
+function dropRaw(raw: Buffer[], result: boolean): boolean {
+  raw.length = 0;
+  return result;
 }
 
 function pairs(raw: readonly (string | Buffer)[]): [string, string][] {
