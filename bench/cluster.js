@@ -17,6 +17,8 @@
 //   npm run bench:cluster -- [--quick] [--seconds 3] [--transfers 20] [--kills 20]
 //                            [--pool 10000] [--health-interval 10000] [--idle 5]
 //                            [--workers auto|N] (weldr's proxy worker processes)
+//                            [--also-workers 0|N|''] (small-pool writes again with a
+//                              second weldr cluster so started; '' for none)
 //                            [--targets weldr,etcd]
 //                            [--json out.json] [--write]
 //
@@ -44,6 +46,7 @@ const { values: opt } = parseArgs({
     idle: { type: 'string' },
     'health-interval': { type: 'string', default: '10000' },
     workers: { type: 'string', default: 'auto' },
+    'also-workers': { type: 'string', default: '0' },
     targets: { type: 'string', default: 'weldr,etcd' },
     json: { type: 'string' },
     write: { type: 'boolean', default: false },
@@ -52,7 +55,7 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 25).join('\n') + '\n');
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 27).join('\n') + '\n');
   process.exit(0);
 }
 const SECONDS = Number(opt.seconds ?? (opt.quick ? 1 : 3));
@@ -61,6 +64,8 @@ const KILLS = Number(opt.kills ?? (opt.quick ? 3 : 20));
 const POOL = Number(opt.pool ?? (opt.quick ? 2000 : 10_000));
 const IDLE = Number(opt.idle ?? (opt.quick ? 3 : 5));
 const HEALTH_INTERVAL = Number(opt['health-interval']);
+const ALSO_WORKERS = opt['also-workers'].trim();
+if (ALSO_WORKERS !== '' && ALSO_WORKERS !== 'auto' && !/^\d+$/.test(ALSO_WORKERS)) fail('--also-workers must be auto, a number, or empty');
 const TARGETS = opt.targets.split(',').map((s) => s.trim()).filter(Boolean);
 for (const [k, v] of Object.entries({ seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, 'health-interval': HEALTH_INTERVAL })) {
   if (!Number.isInteger(v) || v < 0) fail(`--${k} must be a non-negative integer`);
@@ -438,7 +443,7 @@ async function failovers(target, origins) {
 async function main() {
   if (TARGETS.includes('etcd')) ensureEtcd();
   const dir = mkdtempSync(join(tmpdir(), 'weldr-bench-cluster-'));
-  const results = { date: new Date().toISOString(), cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, node: process.version, loadBefore: loadavg().map((x) => x.toFixed(1)).join(' '), settings: { seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, healthIntervalMs: HEALTH_INTERVAL, workers: opt.workers } };
+  const results = { date: new Date().toISOString(), cpus: `${cpus().length} × ${cpus()[0]?.model ?? '?'}`, node: process.version, loadBefore: loadavg().map((x) => x.toFixed(1)).join(' '), settings: { seconds: SECONDS, transfers: TRANSFERS, kills: KILLS, pool: POOL, idle: IDLE, healthIntervalMs: HEALTH_INTERVAL, workers: opt.workers, alsoWorkers: ALSO_WORKERS } };
   const originPort = await reservePort();
   const originProcs = [];
   try {
@@ -481,6 +486,19 @@ async function main() {
         log('weldr: idle CPU with the whole pool healthy');
         r.idleCpuPct = await idleCpu(w, IDLE);
         r.large = await writeScenarios(w, `${POOL} servers`);
+      } finally {
+        await w.stop();
+      }
+    }
+    if (TARGETS.includes('weldr') && ALSO_WORKERS !== '' && ALSO_WORKERS !== opt.workers) {
+      // The same small-pool writes with the other worker setting: on a host where the
+      // three members share two cores, every member's proxy workers compete with the
+      // control plane for them (in production each member has its own host).
+      log(`starting 3 weldr members with --workers ${ALSO_WORKERS}`);
+      const w = await startWeldr({ root, dir, workers: ALSO_WORKERS });
+      try {
+        await addOrigins(w, 0, 3, originPort);
+        results.weldrAlso = { workers: ALSO_WORKERS, small: await writeScenarios(w, `small pool, --workers ${ALSO_WORKERS}`) };
       } finally {
         await w.stop();
       }
@@ -540,6 +558,11 @@ function render(r) {
   for (const [key, label] of [['leader1', '1 client, via the leader'], ['follower1', '1 client, via a follower'], ['spread32', '32 clients, spread'], ['leader32', '32 clients, on the leader']]) {
     row(`${r.settings.pool} servers: ${label}`, w?.large?.[key], e?.large?.[key]);
   }
+  if (r.weldrAlso) {
+    for (const [key, label] of [['leader1', '1 client, via the leader'], ['follower1', '1 client, via a follower'], ['spread32', '32 clients, spread'], ['leader32', '32 clients, on the leader']]) {
+      row(`weldr --workers ${r.weldrAlso.workers}: ${label}`, r.weldrAlso.small?.[key], e?.small?.[key]);
+    }
+  }
   lines.push('');
   if (w?.large?.leader1 && w?.small?.leader1) lines.push(`weldr 1-client p50 with ${r.settings.pool} servers / small pool: ${ratio(w.large.leader1.p50, w.small.leader1.p50)}`);
   lines.push(`idle CPU per member (% of one core), ${r.settings.pool} servers: weldr ${w?.idleCpuPct?.join(', ') ?? '–'} (every member health-checks every origin, every ${r.settings.healthIntervalMs} ms${w?.healthy === undefined ? '' : `; ${w.healthy} healthy`}); etcd ${e?.idleCpuPct?.join(', ') ?? '–'}`);
@@ -568,6 +591,7 @@ function render(r) {
   for (const [name, t] of [['weldr', w], ['etcd', e]]) {
     for (const [scope, x] of Object.entries({ ...(t?.small ?? {}) })) if (x.failed) failures.push(`${name} ${scope}: ${JSON.stringify(x.failures)}`);
     for (const [scope, x] of Object.entries({ ...(t?.large ?? {}) })) if (x.failed) failures.push(`${name} pool ${scope}: ${JSON.stringify(x.failures)}`);
+    if (name === 'weldr') for (const [scope, x] of Object.entries({ ...(r.weldrAlso?.small ?? {}) })) if (x.failed) failures.push(`weldr --workers ${r.weldrAlso.workers} ${scope}: ${JSON.stringify(x.failures)}`);
     if (t?.transfers?.transferErrors?.length) failures.push(`${name} transfers that did not complete: ${JSON.stringify(t.transfers.transferErrors)}`);
     if (t?.transfers?.writes.failed) failures.push(`${name} transfers: ${JSON.stringify(t.transfers.writes.errors)}`);
     if (t?.transfers?.proxy?.failed) failures.push(`${name} transfers, proxied: ${JSON.stringify(t.transfers.proxy.errors)}`);

@@ -16,6 +16,8 @@ import { hasOpenssl, makeCa } from './helpers/certs.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { events, makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { eventually, within } from './helpers/wait.js';
+import { startOrigin } from './helpers/origins.js';
+import { TestCluster, type Member } from './helpers/test-cluster.js';
 
 const WORKERS = ['--workers', '2'];
 
@@ -342,4 +344,53 @@ test.serial('pool changes reach every worker (sent as what changed) before the w
   t.is((await adminCall(node, 'PATCH', '/settings', { balancer: 'least-connections' })).status, 200);
   t.deepEqual(new Set((await answers(12)).map((s) => s.slice(0, 3))), new Set(['200']), 'settings changes reach the workers without breaking routing');
   t.truthy(b);
+});
+
+test.serial('a cluster with workers: the leader\'s workers route a pool write before it is answered, followers\' workers get it in their next batch, and a new leader\'s workers route its writes at once', async (t) => {
+  const [a, b] = await Promise.all([startOrigin(t, 'a'), startOrigin(t, 'b')]);
+  const c = await TestCluster.create(t, {
+    args: () => [...WORKERS, '--raft-election-timeout', '1s'],
+    env: () => ({ WELDR_CLUSTER_TOKEN: 'e2e-workers-cluster-0123456789' }),
+  });
+  /** Which origin answers `n` requests through member m's proxy, each on a new connection (spread over its workers). */
+  const answers = async (m: Member, n: number): Promise<string[]> => {
+    const out: string[] = [];
+    for (let i = 0; i < n; i++) {
+      const agent = new Agent({ pipelining: 0 });
+      try {
+        const res = await request(`http://127.0.0.1:${m.proxyPort}/`, { dispatcher: agent });
+        const body = await res.body.text();
+        out.push(res.statusCode !== 200 ? String(res.statusCode) : body.includes('from a') ? 'a' : 'b');
+      } finally {
+        await agent.close();
+      }
+    }
+    return out;
+  };
+  const only = (m: Member, who: string) =>
+    eventually(`${m.id}'s workers route to ${who} only`, async () => ((await answers(m, 8)).every((s) => s === who) ? true : undefined), 20_000, 100);
+
+  let leader = await c.leader();
+  for (const o of [a, b]) t.is((await c.call(leader, 'POST', '/servers', { ip: '127.0.0.1', port: o.port })).status, 201);
+  for (const m of c.members) {
+    await eventually(`${m.id}'s workers route to both`, async () => {
+      const seen = new Set(await answers(m, 12));
+      return seen.has('a') && seen.has('b') ? true : undefined;
+    }, 20_000, 100);
+  }
+  // Through the leader: answered only once its workers confirmed it.
+  t.is((await c.call(leader, 'DELETE', `/servers/127.0.0.1/${a.port}`)).status, 204);
+  t.deepEqual(await answers(leader, 12), Array<string>(12).fill('b'), 'the leader\'s workers route to b only from the next request on');
+  // The followers' workers hear of it in their next batch (LAZY_POOL_FLUSH_MS).
+  for (const m of c.members.filter((x) => x !== leader)) await only(m, 'b');
+
+  // The leadership moves: the new leader's workers are the ones a write waits for now.
+  const next = c.members.find((x) => x !== leader)!;
+  t.is((await c.call(leader, 'POST', '/cluster/transfer-leadership', { to: next.id })).status, 200);
+  leader = await c.leader(15_000);
+  t.is(leader.id, next.id);
+  t.is((await c.call(leader, 'POST', '/servers', { ip: '127.0.0.1', port: a.port })).status, 201);
+  t.is((await c.call(leader, 'DELETE', `/servers/127.0.0.1/${b.port}`)).status, 204);
+  t.deepEqual(await answers(leader, 12), Array<string>(12).fill('a'), 'the new leader\'s workers route to a only from the next request on');
+  for (const m of c.members.filter((x) => x !== leader)) await only(m, 'a');
 });

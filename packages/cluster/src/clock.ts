@@ -9,8 +9,9 @@
 // Counting the suspended time makes the driver catch up every missed tick on resume, so
 // the core sees its lease long expired and steps down before anything acts on it.
 //
-// Linux exposes CLOCK_BOOTTIME (monotonic, includes suspend) as /proc/uptime; elsewhere
-// the wall clock (Date.now) is the reference. Both are read only to measure how much
+// Linux exposes CLOCK_BOOTTIME (monotonic, includes suspend) as /proc/uptime, read only
+// when the wall clock hints that it moved (gatedReference); elsewhere the wall clock
+// (Date.now) is the reference. Both are read only to measure how much
 // further they moved than the monotonic clock: the difference is suspended time, added
 // to an offset that only grows. The returned time is therefore monotonic, as fine as
 // performance.now(), and never behind real time. A wall clock stepped forward (NTP) on
@@ -64,13 +65,60 @@ export class SuspendAwareClock {
 
 let uptime: (() => number | undefined) | null | undefined;
 
-/** CLOCK_BOOTTIME through /proc/uptime on Linux; the wall clock elsewhere. */
+/** CLOCK_BOOTTIME through /proc/uptime on Linux (read when the wall clock says it may have moved: gatedReference); the wall clock elsewhere. */
 export function systemClockSources(): ClockSources {
   // One descriptor for the process, opened on first use.
   if (uptime === undefined) uptime = procUptimeReader() ?? null;
   const boot = uptime ?? undefined;
-  if (boot !== undefined) return { monotonic: () => performance.now(), reference: readOncePerTurn(boot), resolutionMs: 10 };
-  return { monotonic: () => performance.now(), reference: () => Date.now(), resolutionMs: 2 };
+  const monotonic = (): number => performance.now();
+  if (boot !== undefined) return { monotonic, reference: readOncePerTurn(gatedReference({ read: boot, monotonic, wall: () => Date.now() })), resolutionMs: 10 };
+  return { monotonic, reference: () => Date.now(), resolutionMs: 2 };
+}
+
+/** How far the wall clock may drift from the monotonic one between two readings before the reference is read, ms. */
+export const WALL_DRIFT_TOLERANCE_MS = 3;
+/** The reference is read at least this often (monotonic ms), whatever the wall clock says. */
+export const REFERENCE_MAX_AGE_MS = 100;
+
+/**
+ * A reference clock (CLOCK_BOOTTIME) read only when it may have moved apart from the
+ * monotonic clock; otherwise extrapolated from its last reading at the monotonic rate.
+ *
+ * Reading /proc/uptime is a system call and a text parse; the driver asks for the time
+ * many times per admin write. The wall clock (Date.now: CLOCK_REALTIME, no system call)
+ * tells when a reading is needed: the kernel adds the time a host spent suspended to
+ * CLOCK_REALTIME exactly as to CLOCK_BOOTTIME, so a suspension shows as the wall clock
+ * moving further than the monotonic clock. Whenever the two drift apart by more than
+ * WALL_DRIFT_TOLERANCE_MS since the last reading — a suspension, or a wall clock stepped
+ * either way (NTP, an operator), which then reads BOOTTIME and finds nothing — and at
+ * least every REFERENCE_MAX_AGE_MS anyway, the reference is read for real. Between
+ * readings the extrapolation adds no suspended time, so it is never ahead of the real
+ * reference.
+ *
+ * What it could miss: a suspension whose wall-clock jump is cancelled, within the
+ * tolerance, by a step of the wall clock back by the same amount at the same moment.
+ * Even that is caught by the next reading due by age, within REFERENCE_MAX_AGE_MS of
+ * monotonic time — before a lease (several heartbeats) could be acted on for long.
+ */
+export function gatedReference(sources: { read: () => number | undefined; monotonic: () => number; wall: () => number }): () => number | undefined {
+  let last: { ref: number; mono: number; wall: number } | null = null;
+  return () => {
+    const wall = sources.wall();
+    const mono = sources.monotonic();
+    if (last !== null) {
+      const elapsed = mono - last.mono;
+      const drift = wall - last.wall - elapsed;
+      if (elapsed < REFERENCE_MAX_AGE_MS && drift <= WALL_DRIFT_TOLERANCE_MS && drift >= -WALL_DRIFT_TOLERANCE_MS) {
+        // Measured from the last reading, not the previous call: small drifts cannot add up unseen.
+        return last.ref + elapsed;
+      }
+    }
+    const ref = sources.read();
+    // The clocks it is extrapolated with are read after it: a stall between the readings
+    // then puts the extrapolation behind the reference, never ahead of it.
+    last = ref === undefined ? null : { ref, mono: sources.monotonic(), wall: sources.wall() };
+    return ref;
+  };
 }
 
 /**

@@ -2,7 +2,7 @@
 // clock counts suspended time (CLOCK_BOOTTIME on Linux, the wall clock elsewhere) on top
 // of the monotonic clock, so a resumed leader catches up every missed tick at once.
 import test from 'ava';
-import { readOncePerTurn, SuspendAwareClock, systemClockSources } from '../src/clock.js';
+import { gatedReference, readOncePerTurn, REFERENCE_MAX_AGE_MS, SuspendAwareClock, systemClockSources, WALL_DRIFT_TOLERANCE_MS } from '../src/clock.js';
 import { RecordingCluster, TICK_MS } from './harness/recording-cluster.js';
 
 /** Two fake clocks: `mono` stops while suspended, `ref` does not. */
@@ -150,4 +150,87 @@ test('a stall between reading the two clocks never pushes the clock ahead of rea
     t.true(reading <= real, `clock ${reading} ahead of real time ${real} after a ${ms} ms stall (read began at ${before})`);
   }
   t.is(clock.suspendedMs, 0);
+});
+
+test('gatedReference: read only when the wall clock drifts from the monotonic one, or when the last reading is old; extrapolated otherwise', (t) => {
+  let mono = 1_000;
+  let wall = 1_700_000_000_000;
+  let boot = 50_000;
+  let reads = 0;
+  const ref = gatedReference({ read: () => (reads++, boot), monotonic: () => mono, wall: () => wall });
+  const advance = (ms: number): void => {
+    mono += ms;
+    wall += ms;
+    boot += ms;
+  };
+  t.is(ref(), 50_000);
+  t.is(reads, 1);
+  // Ordinary time: extrapolated, no reading, never ahead of the reference.
+  for (let i = 0; i < 9; i++) {
+    advance(10);
+    t.is(ref(), boot);
+  }
+  t.is(reads, 1, 'no reading while the clocks agree');
+  advance(10); // REFERENCE_MAX_AGE_MS since the last reading: read anyway
+  t.is(ref(), boot);
+  t.is(reads, 2);
+
+  // A suspension of a minute: wall and boot time jump, the monotonic clock does not.
+  wall += 60_000;
+  boot += 60_000;
+  t.is(ref(), boot, 'the suspension is read at once');
+  t.is(reads, 3);
+
+  // The wall clock stepped forward (NTP), no suspension: read, and the reference says nothing happened.
+  advance(1);
+  wall += 5_000;
+  t.is(ref(), boot);
+  t.is(reads, 4);
+  // Stepped back: read too.
+  advance(1);
+  wall -= 5_000;
+  t.is(ref(), boot);
+  t.is(reads, 5);
+  // Drift within the tolerance: extrapolated.
+  advance(1);
+  wall += WALL_DRIFT_TOLERANCE_MS;
+  t.is(ref(), boot);
+  t.is(reads, 5);
+
+  // The contrived case: a suspension hidden by a wall step back of the same size — caught by age.
+  boot += 30_000;
+  const hiddenAt = mono;
+  while (ref() !== boot) advance(1);
+  t.true(mono - hiddenAt <= REFERENCE_MAX_AGE_MS, 'caught within REFERENCE_MAX_AGE_MS of monotonic time');
+});
+
+test('gatedReference: a stall right after a reading puts the extrapolation behind the reference, never ahead', (t) => {
+  let mono = 0;
+  let boot = 10_000;
+  let wall = 0;
+  const ref = gatedReference({
+    read: () => {
+      const r = boot;
+      // preempted for 200 ms right after reading the reference
+      mono += 200;
+      wall += 200;
+      boot += 200;
+      return r;
+    },
+    monotonic: () => mono,
+    wall: () => wall,
+  });
+  ref();
+  mono += 10;
+  wall += 10;
+  boot += 10;
+  t.true(ref()! <= boot);
+  const clock = new SuspendAwareClock({ monotonic: () => mono, reference: ref, resolutionMs: 10 });
+  for (let i = 0; i < 50; i++) {
+    mono += 3;
+    wall += 3;
+    boot += 3;
+    clock.now();
+  }
+  t.is(clock.suspendedMs, 0, 'no time counted as suspended');
 });

@@ -44,6 +44,36 @@ test('frames: Buffers (what LevelDB returns) travel as bytes too, not as their t
   t.is(Buffer.from(got!.entries![0]!.data).toString(), 'hello');
 });
 
+test('frames: the wire form of bytes is {"$b64"} (what earlier versions send and read); the value sent is not changed', (t) => {
+  const data = new Uint8Array([104, 105]);
+  const m = msg('a', 'b', { type: 'MsgApp', entries: [{ index: 1, term: 3, type: 'normal', data }], context: { deep: [{ raw: Buffer.from('x') }, 'plain'] } } as never);
+  const frame = encodeFrame(m);
+  const json = JSON.parse(frame.subarray(4).toString('utf8'));
+  t.deepEqual(json.entries[0].data, { $b64: 'aGk=' });
+  t.deepEqual(json.context, { deep: [{ raw: { $b64: 'eA==' } }, 'plain'] });
+  // What an earlier version wrote (a replacer doing the same swap) decodes the same.
+  const legacy = JSON.stringify({ ...json, entries: [{ ...json.entries[0], data: { $b64: 'aGk=' } }] });
+  const body = Buffer.from(legacy);
+  const framed = Buffer.concat([Buffer.from([0, 0, 0, 0]), body]);
+  framed.writeUInt32BE(body.length, 0);
+  const [got] = new FrameDecoder().push(framed) as Message[];
+  t.deepEqual([...got!.entries![0]!.data], [104, 105]);
+  t.is(m.entries![0]!.data, data, 'the message sent still holds its own bytes');
+  t.false('$b64' in (m.entries![0] as object));
+});
+
+test('frames: an object with "$b64" and other keys stays an object; a "__proto__" key from a peer stays plain data', (t) => {
+  const body = Buffer.from('{"a":{"$b64":"aGk=","other":1},"__proto__":{"$b64":"aGk="},"b":{"__proto__":{"polluted":true}}}');
+  const framed = Buffer.concat([Buffer.alloc(4), body]);
+  framed.writeUInt32BE(body.length, 0);
+  const [got] = new FrameDecoder().push(framed) as Record<string, unknown>[];
+  t.deepEqual(got!.a, { $b64: 'aGk=', other: 1 });
+  t.is(Object.getPrototypeOf(got), Object.prototype);
+  t.true(Object.getOwnPropertyDescriptor(got, '__proto__')!.value instanceof Uint8Array);
+  t.is(Object.getPrototypeOf(got!.b), Object.prototype);
+  t.is(({} as Record<string, unknown>).polluted, undefined);
+});
+
 test('frames: an oversized length or a body that is not JSON is an error', (t) => {
   const big = Buffer.alloc(4);
   big.writeUInt32BE(MAX_FRAME_BYTES + 1);

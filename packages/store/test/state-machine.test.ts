@@ -213,7 +213,11 @@ test('eviction works across chunk boundaries and survives serialisation', (t) =>
   }
   for (const probe of [run([{ requestId: 'q400', command: add(1) }], state, limits), run([{ requestId: 'q400', command: add(1) }], restored, limits)]) {
     t.true(probe.results[0]?.duplicate, 'q400 is the oldest kept');
+  }  // The newest chunk (still filling, searched without an index) and a full one (indexed) both answer.
+  for (const i of [699, 650, 511, 450]) {
+    t.true(run([{ requestId: `q${i}`, command: add((i % 50) + 1) }], state, limits).results[0]?.duplicate, `q${i} is remembered`);
   }
+
 });
 
 test('invalid log entries become INVALID outcomes on every replica instead of throwing', (t) => {

@@ -21,6 +21,12 @@ export interface DataPlane {
   update(snapshot: PoolSnapshot): void;
   /** Resolves once whatever serves the proxy listener routes with the last update() (workers confirm it). */
   synced(): Promise<void>;
+  /**
+   * Whether pool changes reach the workers in the same turn (the leader, a single node:
+   * the node that answers pool writes and is active) or gathered every
+   * LAZY_POOL_FLUSH_MS (a follower). Becoming eager sends what is pending at once.
+   */
+  setEager(eager: boolean): void;
   /** The node's figures: its own, or its workers' summed. */
   stats(): ProxyStats | Promise<ProxyStats>;
   /** New certificates for the TLS listener (validated here first: throws and keeps the old). */
@@ -55,6 +61,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       update: (snapshot) => proxy.update(snapshot),
       // The node process's own proxy swapped it in within update().
       synced: () => Promise.resolve(),
+      setEager: () => undefined,
       stats: () => proxy.stats(),
       setTls: (tls) => proxy.setTls(tls),
       reopenAccessLog: () => access?.reopen(),
@@ -77,7 +84,9 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     onHealthChange: (id, health) => pool?.health(id, health),
   });
   const n = config.workers;
+  let eager = true;
   const p = new WorkerPool({
+    eager: () => eager,
     count: n,
     log,
     stdout: stdoutWriter(log),
@@ -110,6 +119,10 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       p.update(snapshot);
     },
     synced: () => p.synced(),
+    setEager(value) {
+      eager = value;
+      if (value) p.flush();
+    },
     async stats() {
       return proxy.statsFrom(await gather(proxy.counters()));
     },

@@ -194,7 +194,11 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     });
     if (raft !== null) {
       const r = raft;
+      // Followers tell their workers of pool changes in batches (data-plane.ts): only the
+      // leader answers pool writes, and only the leader can become active.
+      dataPlane.setEager(r.driver.node.role === 'leader');
       r.driver.onRoleChange((role, leader) => {
+        dataPlane.setEager(role === 'leader');
         const term = r.driver.node.term;
         const message =
           role === 'leader'

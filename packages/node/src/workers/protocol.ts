@@ -28,10 +28,11 @@ export interface WorkerInit {
   readonly health: { id: string; health: Health; lastCheck?: CheckResult }[];
 }
 
+/** `sync`: answer `synced` with this number once the change is applied (WorkerPool.synced). */
 export type ToWorker =
   | WorkerInit
-  | { readonly type: 'snapshot'; readonly snapshot: WireSnapshot }
-  | PoolDelta
+  | { readonly type: 'snapshot'; readonly snapshot: WireSnapshot; readonly sync?: number }
+  | (PoolDelta & { readonly sync?: number })
   | { readonly type: 'health'; readonly id: string; readonly health: Health }
   | { readonly type: 'counters'; readonly seq: number }
   /** Answer `synced` once everything sent before this is applied (the channel is ordered). */

@@ -68,9 +68,11 @@ function handle(m: ToWorker): void {
       return;
     case 'snapshot':
       if (pool !== null) proxy?.update(pool.reset(m.snapshot));
+      if (m.sync !== undefined) send({ type: 'synced', seq: m.sync });
       return;
     case 'pool-delta':
       if (pool !== null) proxy?.update(pool.apply(m));
+      if (m.sync !== undefined) send({ type: 'synced', seq: m.sync });
       return;
     case 'health':
       proxy?.applyHealth(m.id, m.health);

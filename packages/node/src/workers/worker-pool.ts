@@ -20,6 +20,13 @@ const COUNTERS_TIMEOUT_MS = 2_000;
 const COUNTERS_REFRESH_MS = 5_000;
 /** How long an admin write waits for a worker to confirm a pool change (synced()). */
 const SYNC_TIMEOUT_MS = 2_000;
+/**
+ * How long a node that is not eager (a follower: it answers no pool write, and is passive
+ * in the default serving mode) lets pool changes gather before it tells its workers: one
+ * message per worker every this many ms instead of one per applied write wakes N
+ * processes far less often. A node that becomes the leader sends what is pending at once.
+ */
+export const LAZY_POOL_FLUSH_MS = 50;
 /** Restart delay after a crash, doubled for each crash in a row of the same slot, at most MAX. */
 const RESTART_BASE_MS = 100;
 const RESTART_MAX_MS = 5_000;
@@ -36,6 +43,11 @@ export interface WorkerPoolOptions {
   readonly log: Logger;
   /** Complete stdout lines of workers (their log and access-log lines), relayed by the node's own writer. */
   readonly stdout: (lines: string) => void;
+  /**
+   * Whether pool changes go to the workers in the same event-loop turn (true: the
+   * leader, the single node) or gathered for LAZY_POOL_FLUSH_MS (false). Default: always.
+   */
+  readonly eager?: () => boolean;
 }
 
 interface Slot {
@@ -230,49 +242,78 @@ export class WorkerPool {
   /**
    * Every applied command's snapshot: workers swap it in atomically, as the node's own
    * proxy does. Snapshots applied in one event-loop turn (a burst of writes) go out as
-   * the last of them only: each is the whole pool, and a worker only needs the newest.
-   * Any other message sends a pending snapshot first, so the order workers see is kept.
+   * one message (what changed since the last one sent: pool-mirror.ts); on a node that is
+   * not eager (options.eager), those of LAZY_POOL_FLUSH_MS. Any other message sends a
+   * pending snapshot first, so the order workers see is kept.
    */
   update(snapshot: PoolSnapshot): void {
-    const first = this.#pendingSnapshot === null;
     this.#pendingSnapshot = snapshot;
-    if (first) setImmediate(() => this.#flushSnapshot());
+    if (this.#options.eager?.() ?? true) {
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        setImmediate(() => {
+          this.#flushQueued = false;
+          this.#flushSnapshot();
+        });
+      }
+    } else if (this.#flushTimer === null) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = null;
+        this.#flushSnapshot();
+      }, LAZY_POOL_FLUSH_MS);
+    }
+  }
+
+  /** Sends a pending pool change now (the node has just become eager: the leader). */
+  flush(): void {
+    this.#flushSnapshot();
   }
 
   #pendingSnapshot: PoolSnapshot | null = null;
+  #flushQueued = false;
+  #flushTimer: NodeJS.Timeout | null = null;
 
   /** The last snapshot sent to the workers: the next one goes as what changed since (pool-mirror.ts). */
   #sentSnapshot: PoolSnapshot | null = null;
 
-  #flushSnapshot(): void {
+  /** The message for the pending snapshot (which counts as sent from now), or null if none is pending. */
+  #takeSnapshot(): ToWorker | null {
     const snapshot = this.#pendingSnapshot;
-    if (snapshot === null) return;
+    if (snapshot === null) return null;
     this.#pendingSnapshot = null;
+    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
     const message = poolMessage(this.#sentSnapshot, snapshot);
     this.#sentSnapshot = snapshot;
-    this.#send(message);
+    return message;
+  }
+
+  #flushSnapshot(): void {
+    const message = this.#takeSnapshot();
+    if (message !== null) this.#send(message);
   }
 
   /**
    * Resolves once every worker routes with the pool as the node process last gave it
-   * (update()): the pending snapshot goes out now, then a `sync` that each worker answers
-   * after everything sent before it. An admin write is answered after this, so a client
-   * that removed or drained a server never sees a later request of its own reach it
-   * through a worker that had not heard yet. A worker that is starting gets the current
-   * pool in its init; one that exits is not waited for; one that does not answer within
-   * `timeoutMs` (stopped, overloaded) is logged and not waited for longer.
+   * (update()): the pending change goes out now, carrying a `sync` number that each
+   * worker answers once it has applied it (or a bare `sync` when nothing is pending: the
+   * channel is ordered). An admin write is answered after this, so a client that removed
+   * or drained a server never sees a later request of its own reach it through a worker
+   * that had not heard yet. A worker that is starting gets the current pool in its init;
+   * one that exits is not waited for; one that does not answer within `timeoutMs`
+   * (stopped, overloaded) is logged and not waited for longer.
    */
   synced(timeoutMs = SYNC_TIMEOUT_MS): Promise<void> {
-    this.#flushSnapshot();
-    const waits = this.#slots
-      .filter((slot) => slot.worker !== null && slot.listening && slot.worker.isConnected())
-      .map((slot) =>
-        this.#request(slot, (seq) => ({ type: 'sync', seq }), timeoutMs).then((answer) => {
-          if (answer === 'timeout') {
-            this.#log.warn({ event: 'worker_sync_timeout', worker: slot.n, pid: slot.worker?.process.pid, timeoutMs }, `proxy worker ${slot.n} did not confirm the pool change within ${timeoutMs} ms`);
-          }
-        }),
-      );
+    const change = this.#takeSnapshot();
+    const live = this.#slots.filter((slot) => slot.worker !== null && slot.listening && slot.worker.isConnected());
+    // A worker still starting (not listening yet) gets the change in its init.
+    const waits = live.map((slot) =>
+      this.#request(slot, (seq) => (change === null ? { type: 'sync', seq } : ({ ...change, sync: seq } as ToWorker)), timeoutMs).then((answer) => {
+        if (answer === 'timeout') {
+          this.#log.warn({ event: 'worker_sync_timeout', worker: slot.n, pid: slot.worker?.process.pid, timeoutMs }, `proxy worker ${slot.n} did not confirm the pool change within ${timeoutMs} ms`);
+        }
+      }),
+    );
     return Promise.all(waits).then(() => undefined);
   }
 
@@ -338,6 +379,8 @@ export class WorkerPool {
   async close(deadlineMs: number): Promise<void> {
     this.#stopping = true;
     if (this.#refresh !== null) clearInterval(this.#refresh);
+    if (this.#flushTimer !== null) clearTimeout(this.#flushTimer);
+    this.#flushTimer = null;
     const exits: Promise<void>[] = [];
     for (const slot of this.#slots) {
       if (slot.restartTimer !== null) clearTimeout(slot.restartTimer);

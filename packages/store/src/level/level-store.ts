@@ -5,6 +5,7 @@ import type { ApplyResult, CommandEnvelope, PoolCommand, ProposeOptions } from '
 import { LocalPoolStore, type LocalStoreOptions } from '../stores/local-store.js';
 import { awaitWithDeadline } from '../stores/proposal.js';
 import { fullStateOps, loadState, stateWriteOps, UTF8, type PoolDb } from './layout.js';
+import { writeBatch } from './fast-batch.js';
 import { DataDir, type DataDirLogger } from './open-data-dir.js';
 
 export type LevelPoolStoreOptions = (
@@ -161,7 +162,7 @@ export class LevelPoolStore extends LocalPoolStore {
       }
     }
     try {
-      if (done.length > 0) await this.db.batch(stateWriteOps(prev, state), DURABLE);
+      if (done.length > 0) await writeBatch(this.db, stateWriteOps(prev, state), true);
     } catch (err) {
       // The batch may be torn in LevelDB's log, or even complete on disk (LevelDB's
       // buffered file may flush it later): its outcome is unknown. A write after it

@@ -39,6 +39,7 @@ import {
   type Snapshot,
   type StorageUpdate,
 } from '@weldr/raft';
+import { writeBatch } from './fast-batch.js';
 import { padIndex, type PoolBatchOp, type PoolDb } from './layout.js';
 
 export const RAFT_KEYS = Object.freeze({
@@ -95,7 +96,6 @@ const del = (key: string): Op => ({ type: 'del', key, keyEncoding: 'utf8' });
 // `sync` is ClassicLevel's option (memory-level ignores it): without it an acknowledged
 // append could sit in the page cache and vanish with a power cut.
 const SYNC = { sync: true } as const;
-const NO_SYNC = { sync: false } as const;
 
 /** How long a lazy write (pool keys, a commit-only hard state) may wait for a batch to join. */
 export const LAZY_FLUSH_MS = 20;
@@ -343,7 +343,7 @@ export class LevelRaftStorage implements PersistentStorage {
       const ops = planned.length === 1 ? planned[0]!.ops : planned.flatMap((p) => p.ops);
       const sync = planned.some((p) => p.sync ?? true);
       try {
-        if (ops.length > 0) await this.db.batch(ops as never, (sync ? SYNC : NO_SYNC) as never);
+        if (ops.length > 0) await writeBatch(this.db, ops, sync);
       } catch (err) {
         this.failed = err as Error;
         for (const listener of this.failureListeners.splice(0)) listener(this.failed);

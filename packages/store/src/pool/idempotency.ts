@@ -28,9 +28,14 @@ export const DEFAULT_REQUEST_LIMITS: RequestTableLimits = Object.freeze({ maxEnt
 
 const CHUNK_SIZE = 256;
 
+/**
+ * A full chunk has its index by id, built once when it fills; the newest, still filling,
+ * has none (null) and is searched from its end: copying a Map on every write cost more
+ * than scanning at most CHUNK_SIZE entries on a lookup.
+ */
 interface Chunk {
   readonly entries: readonly RememberedRequest[];
-  readonly byId: ReadonlyMap<string, RememberedRequest>;
+  readonly byId: ReadonlyMap<string, RememberedRequest> | null;
 }
 
 export interface RequestTable {
@@ -51,11 +56,18 @@ export function outcomeWeight(outcome: CommandOutcome): number {
 export function lookupRequest(table: RequestTable, requestId: string): RememberedRequest | undefined {
   // Newest chunk first: an id evicted and later reused lives in a newer chunk.
   for (let c = table.chunks.length - 1; c >= 0; c--) {
-    const found = table.chunks[c]?.byId.get(requestId);
+    const found = findIn(table.chunks[c]!, requestId);
     if (found === undefined) continue;
     if (c === 0 && found.index < (firstLive(table)?.index ?? Infinity)) return undefined;
     return found;
   }
+  return undefined;
+}
+
+function findIn(chunk: Chunk, requestId: string): RememberedRequest | undefined {
+  if (chunk.byId !== null) return chunk.byId.get(requestId);
+  // Newest first, as the chunks are searched: an id reused within one chunk finds its latest use.
+  for (let i = chunk.entries.length - 1; i >= 0; i--) if (chunk.entries[i]!.requestId === requestId) return chunk.entries[i];
   return undefined;
 }
 
@@ -99,45 +111,34 @@ export function oldestRequestIndex(table: RequestTable): number | undefined {
 
 /** Appends an entry (its index must exceed every remembered index), then evicts. */
 export function rememberRequest(table: RequestTable, entry: RememberedRequest, limits: RequestTableLimits): RequestTable {
-  const appended = append(table, entry);
-  return evict(appended, limits);
+  return append(table, entry, limits);
 }
 
 /** Rebuilds a table from entries in index order, without evicting (they were already bounded). */
 export function requestTableFrom(entries: Iterable<RememberedRequest>): RequestTable {
   let table = EMPTY_REQUEST_TABLE;
-  for (const entry of entries) table = append(table, entry);
+  for (const entry of entries) table = append(table, entry, null);
   return table;
 }
 
-function append(table: RequestTable, entry: RememberedRequest): RequestTable {
+/** One copy of the chunk list per write: the entry goes in, then the oldest go out while over `limits` (none when null). */
+function append(table: RequestTable, entry: RememberedRequest, limits: RequestTableLimits | null): RequestTable {
   const last = table.chunks[table.chunks.length - 1];
   if (last !== undefined && entry.index <= (last.entries[last.entries.length - 1]?.index ?? 0)) {
     throw new RangeError(`request index ${entry.index} is not after the last remembered index`);
   }
   const chunks = table.chunks.slice();
   if (last === undefined || last.entries.length >= CHUNK_SIZE) {
-    chunks.push(freezeChunk([entry], new Map([[entry.requestId, entry]])));
+    chunks.push(chunkOf([entry]));
   } else {
-    const byId = new Map(last.byId);
-    byId.set(entry.requestId, entry);
-    chunks[chunks.length - 1] = freezeChunk([...last.entries, entry], byId);
+    chunks[chunks.length - 1] = chunkOf([...last.entries, entry]);
   }
-  return Object.freeze({
-    chunks: Object.freeze(chunks),
-    start: table.start,
-    size: table.size + 1,
-    weight: table.weight + outcomeWeight(entry.outcome),
-  });
-}
-
-function evict(table: RequestTable, limits: RequestTableLimits): RequestTable {
-  if (table.size <= limits.maxEntries && table.weight <= limits.maxWeight) return table;
-  let { start, size, weight } = table;
-  const chunks = table.chunks.slice();
+  let start = table.start;
+  let size = table.size + 1;
+  let weight = table.weight + outcomeWeight(entry.outcome);
   // Always keep the newest entry, even if it alone is heavier than maxWeight: its
   // client is the one most likely to retry.
-  while (size > 1 && (size > limits.maxEntries || weight > limits.maxWeight)) {
+  while (limits !== null && size > 1 && (size > limits.maxEntries || weight > limits.maxWeight)) {
     const oldest = chunks[0]?.entries[start];
     if (oldest === undefined) break;
     size -= 1;
@@ -151,6 +152,8 @@ function evict(table: RequestTable, limits: RequestTableLimits): RequestTable {
   return Object.freeze({ chunks: Object.freeze(chunks), start, size, weight });
 }
 
-function freezeChunk(entries: RememberedRequest[], byId: Map<string, RememberedRequest>): Chunk {
+function chunkOf(entries: RememberedRequest[]): Chunk {
+  // A full chunk never changes again: index it once.
+  const byId = entries.length >= CHUNK_SIZE ? new Map(entries.map((e) => [e.requestId, e])) : null;
   return Object.freeze({ entries: Object.freeze(entries), byId });
 }
