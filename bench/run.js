@@ -8,6 +8,9 @@
 //   floor        pinned mode only: bench/floor.js, the least node:http + undici can do
 //                per proxied request (weldr's request path minus everything of its own)
 //   nginx        wrk -> nginx -> origin            (pinned: one worker; multi: worker_processes auto)
+//   nginx-1000   nginx with the same 1,000 origins in its upstream (random pick, kept-alive
+//                connections): what spreading requests over 1,000 origin connections costs
+//                a proxy without a garbage collector — the yardstick for weldr-1000
 //   nginx-single multi mode only: nginx with one worker, unpinned (nginx's own scaling: the
 //                yardstick for weldr's workers on the same shared cores)
 //   haproxy      wrk -> haproxy -> origin          (pinned: nbthread 1; multi: nbthread = cores)
@@ -18,7 +21,7 @@
 // direct and to nginx. Not a test: nothing here passes or fails on a number.
 //
 //   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--modes pinned,multi]
-//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-single,haproxy]
+//                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-1000,nginx-single,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
@@ -36,7 +39,7 @@ const { values: opt } = parseArgs({
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
-    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-single,haproxy' },
+    targets: { type: 'string', default: 'direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-1000,nginx-single,haproxy' },
     modes: { type: 'string', default: 'pinned,multi' },
     scenarios: { type: 'string', default: 'small,large,latency' },
     write: { type: 'boolean', default: false },
@@ -46,13 +49,14 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').slice(1, 20).join('\n') + '\n');
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n');
+  process.stdout.write(lines.slice(1, lines.findIndex((l, i) => i > 0 && !l.startsWith('//'))).join('\n') + '\n');
   process.exit(0);
 }
 const duration = positiveInt('duration', opt.duration);
 const warmup = Number(opt.warmup);
 const rounds = positiveInt('rounds', opt.rounds);
-const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'floor', 'nginx', 'nginx-single', 'haproxy'];
+const ALL_TARGETS = ['direct', 'weldr', 'weldr-log', 'weldr-1000', 'weldr-single', 'floor', 'nginx', 'nginx-1000', 'nginx-single', 'haproxy'];
 const targets = list('targets', opt.targets, ALL_TARGETS);
 const modes = list('modes', opt.modes, ['pinned', 'multi']);
 const CORES = cpus().length;
@@ -69,7 +73,7 @@ const LARGE_POOL_WARMUP = 6;
 /** Scenarios of each mode: one connection (added latency) is a pinned measurement. */
 const scenariosOf = (mode) => scenarioNames.filter((s) => mode === 'pinned' || s !== 'latency');
 /** The 1,000-origin pool is measured on the small body only (routing cost), as is the access log. */
-const scenarioApplies = (target, s) => !((target === 'weldr-1000' || target === 'weldr-log') && s !== 'small');
+const scenarioApplies = (target, s) => !((target === 'weldr-1000' || target === 'nginx-1000' || target === 'weldr-log') && s !== 'small');
 const scenarioNames = list('scenarios', opt.scenarios, ['small', 'large', 'latency']);
 
 // proxyCpu: where the proxy under test runs. Throughput scenarios give it a core of its
@@ -140,9 +144,10 @@ async function startTarget(name, dir, originPorts, mode) {
   const port = await freePort();
   const cpu = mode === 'multi' ? ALL_CPUS : '0';
   let proc;
-  if (name === 'nginx' || name === 'nginx-single') {
+  if (name === 'nginx' || name === 'nginx-single' || name === 'nginx-1000') {
     const conf = join(dir, `proxy-${name}-${mode}.conf`);
-    writeFileSync(conf, proxyNginx({ dir, port, originPort, workers: mode === 'multi' && name === 'nginx' ? 'auto' : 1 }));
+    const upstream = name === 'nginx-1000' ? originPorts : [originPort];
+    writeFileSync(conf, proxyNginx({ dir, port, originPort, originPorts: upstream, workers: mode === 'multi' && name !== 'nginx-single' ? 'auto' : 1 }));
     proc = startPinned('nginx', cpu, bin('nginx'), ['-p', dir, '-c', conf]);
   } else if (name === 'haproxy') {
     const conf = join(dir, `haproxy-${mode}.cfg`);
@@ -226,7 +231,7 @@ async function main() {
               const scenario = SCENARIOS[s];
               const cpuList = mode === 'multi' ? ALL_CPUS : scenario.proxyCpu;
               if (proc) for (const pid of processTreeOf(proc.pid)) execFileSync('taskset', ['-a', '-p', '-c', cpuList, String(pid)], { stdio: 'ignore' });
-              const warm = target === 'weldr-1000' ? Math.max(warmup, LARGE_POOL_WARMUP) : warmup;
+              const warm = target === 'weldr-1000' || target === 'nginx-1000' ? Math.max(warmup, LARGE_POOL_WARMUP) : warmup;
               if (warm > 0) runWrk(port, scenario, warm, mode);
               const pid = proc ? proc.pid : origin.pid;
               const sockets0 = proc ? treeSockets(pid) : null;
@@ -332,6 +337,7 @@ function summarise(results, memory) {
       const ratios = [];
       if (agg.weldr && agg['weldr-log']) ratios.push(`access log on/off: ${((100 * agg['weldr-log'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-log'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added`);
       if (agg.weldr && agg['weldr-1000']) ratios.push(`1,000 origins vs 2: ${((100 * agg['weldr-1000'].rps) / agg.weldr.rps).toFixed(1)}% of the req/s, ${(agg['weldr-1000'].cpu - agg.weldr.cpu).toFixed(1)} µs CPU/req added (connections opened during the measurement: ${agg['weldr-1000'].opened} vs ${agg.weldr.opened})`);
+      if (agg.nginx && agg['nginx-1000']) ratios.push(`nginx, 1,000 origins vs 1: ${((100 * agg['nginx-1000'].rps) / agg.nginx.rps).toFixed(1)}% of the req/s, ${(agg['nginx-1000'].cpu - agg.nginx.cpu).toFixed(1)} µs CPU/req added (connections opened during the measurement: ${agg['nginx-1000'].opened} vs ${agg.nginx.opened})`);
       if (agg.weldr && agg.floor) ratios.push(`weldr above the node:http + undici floor: ${(agg.weldr.cpu - agg.floor.cpu).toFixed(1)} µs CPU/req (${((100 * (agg.weldr.cpu - agg.floor.cpu)) / agg.weldr.cpu).toFixed(0)}% of weldr's), ${((100 * agg.weldr.rps) / agg.floor.rps).toFixed(0)}% of the floor's req/s`);
       if (agg.weldr && agg['weldr-single']) ratios.push(`workers vs one process: ${(agg.weldr.rps / agg['weldr-single'].rps).toFixed(2)}×`);
       if (mode === 'multi' && agg.weldr && agg['weldr-single']) {

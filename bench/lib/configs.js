@@ -27,8 +27,15 @@ ${extra}
 `;
 }
 
-/** workers: 1 (one process, as pinned) or 'auto' (one worker per core, with a master). */
-export function proxyNginx({ dir, port, originPort, workers = 1 }) {
+/**
+ * workers: 1 (one process, as pinned) or 'auto' (one worker per core, with a master).
+ * originPorts: the upstream's servers (default: originPort alone). With many (nginx-1000)
+ * the upstream picks at random — nginx's round-robin walks every server on each pick
+ * (smooth weighted round-robin), which would measure that loop rather than the spread —
+ * and keeps an idle connection per server.
+ */
+export function proxyNginx({ dir, port, originPort, originPorts = [originPort], workers = 1 }) {
+  const many = originPorts.length > 1;
   return `
 worker_processes ${workers};
 master_process ${workers === 1 ? 'off' : 'on'};
@@ -43,8 +50,8 @@ http {
   client_body_temp_path ${dir}/tmp-body;
   proxy_temp_path ${dir}/tmp-proxy;
   upstream origin {
-    server 127.0.0.1:${originPort};
-    keepalive 128;
+${many ? '    random;\n' : ''}${originPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
+    keepalive ${many ? originPorts.length + 128 : 128};
     keepalive_requests 10000000;
   }
   server {
