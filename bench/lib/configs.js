@@ -32,7 +32,9 @@ ${extra}
  * originPorts: the upstream's servers (default: originPort alone). With many (nginx-1000)
  * the upstream picks at random — nginx's round-robin walks every server on each pick
  * (smooth weighted round-robin), which would measure that loop rather than the spread —
- * and keeps an idle connection per server.
+ * and keeps up to two idle connections per server (the cache is shared and evicts the
+ * least recently used: sized to the server count, two requests meeting on one server
+ * made it close and reopen connections all through the measurement).
  */
 export function proxyNginx({ dir, port, originPort, originPorts = [originPort], workers = 1 }) {
   const many = originPorts.length > 1;
@@ -51,7 +53,7 @@ http {
   proxy_temp_path ${dir}/tmp-proxy;
   upstream origin {
 ${many ? '    random;\n' : ''}${originPorts.map((p) => `    server 127.0.0.1:${p};`).join('\n')}
-    keepalive ${many ? originPorts.length + 128 : 128};
+    keepalive ${many ? 2 * originPorts.length + 128 : 128};
     keepalive_requests 10000000;
   }
   server {
