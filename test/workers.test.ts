@@ -5,7 +5,7 @@
 // TLS listener is served by every worker, SIGHUP reaches them (certificates, access-log
 // file), and the connection limits hold for the node as a whole.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, readlinkSync, renameSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
@@ -194,6 +194,29 @@ test.serial('workers of a node that is killed stop at once: nothing serves outsi
     () => true,
   );
   t.true(refused, 'the proxy port no longer answers');
+});
+
+test.serial('workers hold none of the node\'s database files (inherited through the fork, LevelDB opens them without close-on-exec)', async (t) => {
+  const dataDir = join(makeTempDir(t), 'n1');
+  const node = await startNode(t, { dataDir, args: WORKERS });
+  // A write or two: the write-ahead log and MANIFEST are open in the node process.
+  for (const port of [1, 2]) t.is((await adminCall(node, 'POST', '/servers', { ip: '127.0.0.1', port })).status, 201);
+  const inData = (pid: number): string[] => {
+    const out: string[] = [];
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target.startsWith(dataDir)) out.push(target);
+      } catch {
+        // closed meanwhile
+      }
+    }
+    return out;
+  };
+  t.true(inData(node.proc.pid).length > 0, 'the node process has its database open (the check can see it)');
+  const pids = [...workerPids(node).values()];
+  t.is(pids.length, 2);
+  for (const pid of pids) t.deepEqual(inData(pid), [], `worker ${pid} holds no file of the data directory`);
 });
 
 /** The serial number of the certificate presented on a new TLS connection. */

@@ -1,16 +1,78 @@
 // Fixed ports for listeners other processes must know before they start (Raft peers).
+import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * Ports handed out by this process are claimed for its whole life with a file named
+ * after the port: ava runs test files in parallel processes, and a port one file
+ * reserved and whose node is down for a restart is free to a bind check in another file
+ * — which took it, and the restart then failed with EADDRINUSE. A claim whose process
+ * is gone (a crashed run) is taken over.
+ */
+const CLAIMS = join(tmpdir(), 'weldr-test-ports');
+const claimed: string[] = [];
+process.once('exit', () => {
+  for (const f of claimed) {
+    try {
+      unlinkSync(f);
+    } catch {
+      // already gone
+    }
+  }
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function claim(port: number): boolean {
+  mkdirSync(CLAIMS, { recursive: true });
+  const file = join(CLAIMS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      claimed.push(file);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      let owner = Number.NaN;
+      try {
+        owner = Number(readFileSync(file, 'utf8'));
+      } catch {
+        // vanished meanwhile: try again
+      }
+      if (Number.isInteger(owner) && owner > 0 && alive(owner)) return false;
+      try {
+        unlinkSync(file); // its process is gone
+      } catch {
+        // someone else took it over first
+      }
+    }
+  }
+  return false;
+}
 
 /**
  * A free port below the kernel's ephemeral range (32768+ on Linux), so the outbound
  * connections of the processes under test — which get ephemeral ports — cannot take it
- * between this check and the bind. Consecutive calls give different ports.
+ * between this check and the bind. Consecutive calls give different ports, and no other
+ * test process gets it while this one runs.
  */
 let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
 export async function reservedPort(): Promise<number> {
   for (;;) {
     const port = nextPort;
     nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
+    if (!claim(port)) continue;
     const free = await new Promise<boolean>((resolve) => {
       const s = net.createServer();
       s.once('error', () => resolve(false));
