@@ -181,12 +181,11 @@ export class MemberCluster {
   }
 
   /** Which running members answer /ready 200 now (one quick round). */
+  /** The members answering /ready 200, asked all at once (one after another, a role that moves between two questions would look like two active nodes). */
   async activeNow(): Promise<string[]> {
-    const out: string[] = [];
-    for (const m of this.running()) {
-      if (await isReady(`http://127.0.0.1:${m.adminPort}`, 300)) out.push(m.id);
-    }
-    return out;
+    const running = this.running();
+    const ready = await Promise.all(running.map((m) => isReady(`http://127.0.0.1:${m.adminPort}`, 300)));
+    return running.filter((_, i) => ready[i]).map((m) => m.id);
   }
 
   async active(timeoutMs = 30_000): Promise<Member> {
