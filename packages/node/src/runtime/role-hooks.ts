@@ -14,6 +14,7 @@
 // ARP from the new active node is what moves traffic. /ready is the exact signal.
 import { spawn } from 'node:child_process';
 import type { Logger } from './logger.js';
+import { childStdio } from './child-fds.js';
 
 export interface RoleSource {
   isActive(): boolean;
@@ -86,14 +87,14 @@ export class RoleHooks {
     return new Promise((resolve) => {
       const child = spawn('/bin/sh', ['-c', command], {
         env: { ...process.env, WELDR_NODE_ID: nodeId, WELDR_ROLE: role, WELDR_REASON: reason },
-        stdio: ['ignore', 'pipe', 'pipe'],
+        stdio: childStdio(['ignore', 'pipe', 'pipe']),
       });
       let output = '';
       const keep = (chunk: Buffer): void => {
         if (output.length < 4096) output += chunk.toString('utf8');
       };
-      child.stdout.on('data', keep);
-      child.stderr.on('data', keep);
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
       const timer = setTimeout(() => {
         log.warn({ event: 'hook_timeout', hook, ms: this.opts.timeoutMs ?? 10_000 }, `${hook} hook still running: killed`);
         child.kill('SIGKILL');

@@ -17,6 +17,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { formatVip, type VipAddress } from '../config/vip-values.js';
 import type { Logger } from './logger.js';
 import { ipDelArgs, notPresent } from './vip-tools.js';
+import { childStdio } from './child-fds.js';
 
 export interface VipRole {
   /**
@@ -166,13 +167,13 @@ export class VipManager {
   private spawnGuard(): void {
     // Not detached: the guard is in this process group, so a terminal's Ctrl-C reaches it
     // too; it ignores signals and ends when this process closes its stdin (or dies).
-    const child = spawn(process.execPath, [...guardCommand(), JSON.stringify({ vip: this.opts.vip, iface: this.opts.iface })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...guardCommand(), JSON.stringify({ vip: this.opts.vip, iface: this.opts.iface })], { stdio: childStdio(['pipe', 'pipe', 'pipe']) });
     this.guard = child;
     this.sent = null;
-    child.stdin.on('error', () => undefined);
-    createInterface({ input: child.stdout }).on('line', (line) => this.onGuardLine(line));
+    child.stdin!.on('error', () => undefined);
+    createInterface({ input: child.stdout! }).on('line', (line) => this.onGuardLine(line));
     let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (c: string) => {
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => {
       if (stderr.length < 4000) stderr += c;
     });
     child.on('close', (code, signal) => {
@@ -247,9 +248,9 @@ export class VipManager {
   /** Remove the address from this process (the guard is gone). */
   private removeDirectly(reason: string): Promise<void> {
     return new Promise((resolve) => {
-      const child = spawn('ip', ipDelArgs(this.opts.vip, this.opts.iface), { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn('ip', ipDelArgs(this.opts.vip, this.opts.iface), { stdio: childStdio(['ignore', 'ignore', 'pipe']) });
       let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
       child.on('error', (err) => {
         this.failed('remove', err.message);
         resolve();
