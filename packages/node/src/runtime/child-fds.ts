@@ -8,9 +8,10 @@
 // Node cannot set close-on-exec on a descriptor it did not open, but a child's
 // descriptor N can be replaced at spawn: each such descriptor gets /dev/null in the child
 // (libuv dup2()s the stdio entry at position N onto N), which closes the inherited file
-// there. (Proxy workers close theirs themselves: workers/inherited-files.ts.)
+// there. Proxy workers, forked by node:cluster, close theirs themselves, first thing
+// (closeInheritedFiles).
 import type { StdioNull, StdioPipe } from 'node:child_process';
-import { openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 const O_CLOEXEC = 0o2000000;
 
@@ -60,4 +61,23 @@ export function childStdio(std: readonly [Std, Std, Std]): (Std | number)[] {
   const set = new Set(leaked);
   for (let fd = 3; fd <= last; fd++) out.push(set.has(fd) ? devNull : 'ignore');
   return out;
+}
+
+/**
+ * In a child (a proxy worker): closes every inheritable file it got from its parent.
+ * Whatever this process opened itself has close-on-exec, so what is left without it was
+ * inherited. Closing them cannot release the parent's lock on LevelDB's LOCK: a POSIX
+ * record lock belongs to the process that took it. Returns how many were closed.
+ */
+export function closeInheritedFiles(): number {
+  let closed = 0;
+  for (const fd of inheritableFiles()) {
+    try {
+      closeSync(fd);
+      closed++;
+    } catch {
+      // not ours to close after all
+    }
+  }
+  return closed;
 }

@@ -6,7 +6,7 @@ import cluster from 'node:cluster';
 import { createProxy, type Proxy } from '@weldr/proxy';
 import { createLogger, flushLogger, flushLoggerSync, stdoutWriter, type Logger } from '../runtime/logger.js';
 import { openAccessLog, type AccessLogDestination } from '../runtime/access-log-sink.js';
-import { closeInheritedFiles } from './inherited-files.js';
+import { closeInheritedFiles } from '../runtime/child-fds.js';
 import { PoolMirror } from './pool-mirror.js';
 import { isToWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
@@ -121,7 +121,8 @@ if (!cluster.isWorker) {
   process.stderr.write('weldr: worker-main is started by the node process (--workers), not directly\n');
   process.exit(2);
 }
-// The node's database files, inherited through the fork (inherited-files.ts).
+// The node's database files, inherited through the fork: LevelDB opens them without
+// close-on-exec (runtime/child-fds.ts).
 closeInheritedFiles();
 process.on('message', (m: unknown) => {
   if (isToWorker(m)) handle(m);
