@@ -12,7 +12,7 @@ import { startCluster } from './helpers/cluster.js';
 import { makeTempDir } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { runWeldr, spawnWeldr, type RunningProcess } from './helpers/process.js';
-import { eventually, within } from './helpers/wait.js';
+import { eventually, TIME_SCALE, within } from './helpers/wait.js';
 
 interface DevCluster {
   readonly proc: RunningProcess;
@@ -56,7 +56,15 @@ async function devCluster(t: ExecutionContext): Promise<DevCluster> {
     'dev-cluster', '--data', dir,
     '--proxy-ports', ports.proxy.join(','), '--admin-ports', ports.admin.join(','), '--raft-ports', ports.raft.join(','),
     '--origin-ports', '0,0',
-  ], { WELDR_CLUSTER_TOKEN: undefined, WELDR_ADMIN_TOKEN: undefined });
+  ], {
+    WELDR_CLUSTER_TOKEN: undefined,
+    WELDR_ADMIN_TOKEN: undefined,
+    // The members inherit these: the defaults (50 ms, 500 ms) scaled like every other bound
+    // of the e2e suite, so that a busy CI host (two test files at once, each member with its
+    // proxy workers) stalling a process for a few hundred ms does not read as a failover.
+    WELDR_RAFT_HEARTBEAT: `${Math.round(50 * TIME_SCALE)}ms`,
+    WELDR_RAFT_ELECTION_TIMEOUT: `${Math.round(500 * TIME_SCALE)}ms`,
+  });
   t.teardown(() => {
     if (existsSync(join(dir, 'dev-cluster.pids'))) for (const { pid } of pidsOf(dir)) if (alive(pid)) process.kill(pid, 'SIGKILL');
   });
@@ -97,7 +105,23 @@ async function drill(t: ExecutionContext, kind: string, args: readonly string[],
   }
   t.log(`weldr ${argv.slice(0, 3).join(' ')} ${args.join(' ')} → exit ${run.code}`);
   for (const line of run.stderr.trim().split('\n')) t.log(`  ${line}`);
+  if (run.code !== 0) logMemberRoles(t, c.dir);
   return { code: run.code, report, stderr: run.stderr, stdout: run.stdout };
+}
+
+/** After a failed drill: every member's role changes and admin errors from its log, to tell a slow host from a bug. */
+function logMemberRoles(t: ExecutionContext, dir: string): void {
+  for (const name of ['n1', 'n2', 'n3']) {
+    let text: string;
+    try {
+      text = readFileSync(join(dir, `${name}.log`), 'utf8');
+    } catch {
+      continue;
+    }
+    const lines = text.split('\n').filter((l) => /"event":"(raft_role|role_changed|leadership_[a-z_]+|raft_fast_failover)"|transfer-leadership|"level":[45]0/.test(l));
+    t.log(`${name}.log (role changes, transfers, warnings; last 40):`);
+    for (const l of lines.slice(-40)) t.log(`  ${l.slice(0, 400)}`);
+  }
 }
 
 /** Exactly one member answers /ready 200 and every member answers. */
