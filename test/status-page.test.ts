@@ -88,7 +88,7 @@ test('follows an origin going down and a failover within seconds', async (t) => 
   const members = await startCluster(t);
   const origin = await startOrigin(t, 'o1');
   const asNode = (m: (typeof members)[number]): WeldrNode => ({ proc: m.proc, proxyPort: m.proxyPort, proxyTlsPort: undefined, adminPort: m.adminPort, proxyUrl: m.proxyUrl, adminUrl: m.adminUrl, dataDir: m.dataDir });
-  const clusterOf = async (m: (typeof members)[number]) => (await adminCall<{ leaderId: string | null }>(asNode(m), 'GET', '/cluster')).body;
+  const clusterOf = async (m: (typeof members)[number]) => (await adminCall<{ leaderId: string | null; term: number }>(asNode(m), 'GET', '/cluster')).body;
   const firstLeader = await eventually('a leader', async () => (await clusterOf(members[0]!)).leaderId ?? undefined);
   const watched = members.find((m) => m.id !== firstLeader)!;
   // Writes through the follower the page watches: relayed to the leader.
@@ -103,7 +103,6 @@ test('follows an origin going down and a failover within seconds', async (t) => 
     await adminCall(asNode(watched), 'POST', '/cluster/transfer-leadership', {});
     leaderId = await waitForText(page, '#summary [data-field="leader"]', new RegExp(`^(?!${watched.id}$)n\\d$`));
   }
-  const leader = members.find((m) => m.id === leaderId)!;
   await waitForText(page, '#node-role', /^passive$/);
   await waitForText(page, `#pool tr[data-origin="127.0.0.1:${origin.port}"] .health`, /^healthy$/);
 
@@ -112,13 +111,19 @@ test('follows an origin going down and a failover within seconds', async (t) => 
   await waitForText(page, `#pool tr[data-origin="127.0.0.1:${origin.port}"] .health`, /^unhealthy$/, 5_000);
 
   // The active node dies: the page names the new leader and shows the old one as gone.
-  const termBefore = Number(await page.locator('#summary [data-field="term"]').textContent());
-  leader.proc.signal('SIGKILL');
-  const newLeader = await waitForText(page, '#summary [data-field="leader"]', new RegExp(`^(?!${leaderId}$)n\\d$`), 10_000);
-  t.not(newLeader, leaderId);
-  t.true(Number(await page.locator('#summary [data-field="term"]').textContent()) > termBefore);
-  await waitForText(page, `#cluster tr[data-member="${leaderId}"] .reachable`, /^no$/, 5_000);
-  t.notRegex((await page.locator(`#cluster tr[data-member="${leaderId}"] .raft-role`).textContent()) ?? '', /leader|follower/, 'a killed member is not shown in a role');
+  // The leader and its term are taken together from the watched node just before the
+  // kill (on a loaded host the leadership may have moved since the page first showed it).
+  const before = await eventually('the leader and its term', async () => {
+    const c = await clusterOf(watched);
+    return c.leaderId !== null && c.leaderId !== watched.id ? { leaderId: c.leaderId, term: c.term } : undefined;
+  });
+  const victim = members.find((m) => m.id === before.leaderId)!;
+  victim.proc.signal('SIGKILL');
+  const newLeader = await waitForText(page, '#summary [data-field="leader"]', new RegExp(`^(?!${victim.id}$)n\\d$`), 10_000);
+  t.not(newLeader, victim.id);
+  t.true(Number(await page.locator('#summary [data-field="term"]').textContent()) > before.term);
+  await waitForText(page, `#cluster tr[data-member="${victim.id}"] .reachable`, /^no$/, 5_000);
+  t.notRegex((await page.locator(`#cluster tr[data-member="${victim.id}"] .raft-role`).textContent()) ?? '', /leader|follower/, 'a killed member is not shown in a role');
   const term = Number(await page.locator('#summary [data-field="term"]').textContent());
   await waitForText(page, '#events li:first-child', new RegExp(`(following ${newLeader}|this node leads) \\(term ${term}\\)`), 5_000);
   t.deepEqual(errors, []);
