@@ -196,8 +196,16 @@ export interface RaftDriverOptions<R> {
   readonly tickMs?: number;
   /** Election timeout in ticks, randomized to [E, 2E). Default 10 (500 ms … 1 s). */
   readonly electionTick?: number;
-  /** Take a snapshot every this many applied entries. Default 1000. */
+  /**
+   * Take a snapshot every this many applied entries at most. Default 1000. A snapshot
+   * costs in proportion to the state's size (10,000 servers: tens of ms, synchronous), so
+   * it also waits until the entries applied since the last one add up to at least
+   * `snapshotLogRatio` × that snapshot's size: the cost per write stays bounded as the
+   * pool grows, and the log kept between snapshots stays near the state's own size.
+   */
   readonly snapshotEvery?: number;
+  /** See snapshotEvery. Default 1; 0 snapshots every snapshotEvery entries whatever the state's size. */
+  readonly snapshotLogRatio?: number;
   /** Entries kept behind a snapshot for slow followers. Default 200. */
   readonly snapshotKeep?: number;
   /**
@@ -353,6 +361,8 @@ export class RaftDriver<R> {
   private readonly readPrefix = randomBytes(6).toString('hex');
   private readSeq = 0;
   private applied: number;
+  /** Bytes of entry data applied since the last snapshot (taken or installed): see snapshotEvery. */
+  private appliedBytesSinceSnapshot = 0;
   private stopped = false;
   private failed: DriverFailure | null = null;
   private lastRole: Role;
@@ -744,6 +754,7 @@ export class RaftDriver<R> {
       const snap = rd.snapshot;
       await step('apply', () => app.restore(snap));
       this.applied = rd.snapshot.metadata.index;
+      this.appliedBytesSinceSnapshot = 0;
       this.counts.snapshotsInstalled++;
       log.info({ index: this.applied, term: rd.snapshot.metadata.term }, 'raft snapshot installed');
       // Waiters at or below the snapshot cannot learn their result: it is in the snapshot.
@@ -767,6 +778,7 @@ export class RaftDriver<R> {
         else w.reject(new ProposalLostError(`another leader's entry took index ${e.index}; the write was not applied`));
       }
       this.applied = rd.committedEntries[rd.committedEntries.length - 1]!.index;
+      for (const e of rd.committedEntries) this.appliedBytesSinceSnapshot += e.data.byteLength;
     }
     // 4. What promises durable state waits for the disk.
     if (rd.mustSync && saved !== undefined && rd.snapshot === undefined) await step('storage', () => saved);
@@ -877,11 +889,16 @@ export class RaftDriver<R> {
     const { storage, app } = this.opts;
     const every = this.opts.snapshotEvery ?? 1000;
     const keep = this.opts.snapshotKeep ?? 200;
-    const snapIndex = storage.snapshot().metadata.index;
-    if (this.applied - snapIndex < every || app.appliedIndex !== this.applied) return;
+    const last = storage.snapshot();
+    const since = this.applied - last.metadata.index;
+    if (since < every || app.appliedIndex !== this.applied) return;
+    // A large state waits for a log as large as its last snapshot (bounded: 100 × every).
+    const ratio = this.opts.snapshotLogRatio ?? 1;
+    if (this.appliedBytesSinceSnapshot < ratio * last.data.byteLength && since < 100 * every) return;
     const conf = this.node.confStateAt(this.applied);
     if (conf === undefined) return;
     storage.createSnapshot(this.applied, conf, app.snapshotData());
+    this.appliedBytesSinceSnapshot = 0;
     this.counts.snapshotsTaken++;
     const upTo = this.applied - keep;
     if (upTo >= storage.firstIndex()) storage.compact(upTo);

@@ -130,6 +130,8 @@ export class RecordingApp implements ReplicatedStateMachine<string> {
   readonly applied: Entry[] = [];
   readonly gate = new Gate();
   failNext: Error | null = null;
+  /** Bytes added to every snapshot: a state that is large next to its entries. */
+  snapshotPad = 0;
 
   constructor(
     private readonly id: NodeId,
@@ -151,7 +153,7 @@ export class RecordingApp implements ReplicatedStateMachine<string> {
   }
 
   snapshotData(): Uint8Array {
-    return new TextEncoder().encode(String(this.appliedIndex));
+    return new TextEncoder().encode(String(this.appliedIndex).padEnd(this.snapshotPad + 1, ' '));
   }
 }
 
