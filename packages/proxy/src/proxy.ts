@@ -101,8 +101,8 @@ export function createProxy(options: ProxyOptions): Proxy {
   const tlsListener = options.tls !== undefined ? makeListener({ ...ctx, proto: 'https' }, new TlsContexts(options.tls)) : null;
   const listeners = tlsListener === null ? [listener] : [listener, tlsListener];
   const server = listener.server;
-  const localCounters = () => snapshotCounters(counters, upstream, now());
-  const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, options.counterSource ?? localCounters, upstream, now) : null;
+  const localCounters = (options?: { readonly omitIdle?: boolean }) => snapshotCounters(counters, upstream, now(), options?.omitIdle === true);
+  const unregister = options.metrics !== undefined ? registerMetrics(options.metrics, options.counterSource ?? (() => localCounters()), upstream, now) : null;
 
   async function shutdown(deadlineMs: number): Promise<void> {
     for (const l of listeners) {

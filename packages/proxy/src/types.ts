@@ -217,8 +217,11 @@ export interface Proxy {
   update(snapshot: PoolSnapshot): void;
   /** This process's stats. */
   stats(): ProxyStats;
-  /** This process's request figures as plain data (what a worker reports to its node). */
-  counters(): DataPlaneCounters;
+  /**
+   * This process's request figures as plain data (what a worker reports to its node).
+   * `omitIdle`: without the origins that have no figure (see snapshotCounters).
+   */
+  counters(options?: { readonly omitIdle?: boolean }): DataPlaneCounters;
   /** Stats from figures gathered elsewhere (a node's workers, summed), with this proxy's servers and health. */
   statsFrom(data: DataPlaneCounters): ProxyStats;
   /** A health verdict from the process that runs the checks (healthChecks: 'external'). */

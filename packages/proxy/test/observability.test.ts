@@ -111,3 +111,26 @@ test('figures of several processes are summed: counters, histograms, per origin;
   t.true(stats.servers[0]!.ejected, 'ejected in one worker: shown as ejected');
   t.is(stats.servers[0]!.success, 2);
 });
+
+test('a report without idle origins (a worker\'s) lists only origins with figures; summed with one that lists every origin, nothing is lost', async (t) => {
+  const a = await startOrigin((_req, res) => res.end('x'));
+  const idle = await startOrigin((_req, res) => res.end('x'));
+  const { proxy, port } = await startProxy(snapshot([record(a.port), record(idle.port, { draining: true })]));
+  t.teardown(async () => {
+    await proxy.close({ deadlineMs: 100 });
+    await a.close();
+    await idle.close();
+  });
+  t.deepEqual(proxy.counters({ omitIdle: true }).origins, [], 'nothing served yet: no origin has a figure');
+  for (let i = 0; i < 3; i++) {
+    const r = await request(`http://127.0.0.1:${port}/`);
+    await r.body.text();
+  }
+  const worker = proxy.counters({ omitIdle: true });
+  t.deepEqual(worker.origins.map((o) => o.id), [`127.0.0.1:${a.port}`], 'the draining origin got nothing and is left out');
+  t.is(worker.origins[0]!.success, 3);
+  const full = proxy.counters();
+  t.is(full.origins.length, 2);
+  const sum = mergeCounters([full, worker]);
+  t.deepEqual(sum.origins.map((o) => [o.id, o.success]).sort(), [[`127.0.0.1:${a.port}`, 6], [`127.0.0.1:${idle.port}`, 0]].sort());
+});
