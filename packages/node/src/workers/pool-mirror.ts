@@ -5,7 +5,7 @@
 // snapshots tell them at the cost of the change), and each worker keeps a mirror of the
 // pool that it updates and hands to its proxy as a snapshot of its own — one that says,
 // again, only what changed, so the proxy's own update costs the change too.
-import type { PoolSettings, PoolSnapshot, ServerChangeView, ServerRecord } from '@weldr/store';
+import { compareServers, ServerTable, type PoolSettings, type PoolSnapshot, type ServerChangeView, type ServerRecord } from '@weldr/store';
 
 /** The part of a snapshot that crosses the IPC channel (never the audit log: workers do not read it). */
 export interface WireSnapshot {
@@ -41,11 +41,14 @@ export function poolMessage(sent: PoolSnapshot | null, next: PoolSnapshot): Pool
 
 /**
  * A worker's copy of the pool. Deltas apply idempotently (a worker started from a newer
- * snapshot than the one a delta starts from ends in the same state), and the order of
- * servers stays creation order: a changed server keeps its place, a new one comes last.
+ * snapshot than the one a delta starts from ends in the same state), and the servers
+ * keep the store's canonical order (a changed server keeps its place, a new one comes
+ * last). The copy is the store's persistent ServerTable: a delta costs the change, not
+ * the pool (a whole list per write was 10,000 records copied by every worker), and the
+ * list is built only if the proxy reads it (it asks changesSince instead).
  */
 export class PoolMirror {
-  #servers = new Map<string, ServerRecord>();
+  #table: ServerTable = ServerTable.EMPTY;
   #current!: PoolSnapshot;
 
   constructor(initial: WireSnapshot) {
@@ -57,33 +60,40 @@ export class PoolMirror {
   }
 
   reset(s: WireSnapshot): PoolSnapshot {
-    this.#servers = new Map(s.servers.map((r) => [r.id, r]));
-    this.#current = { index: s.index, servers: s.servers, settings: s.settings, serverCount: s.servers.length };
+    this.#table = ServerTable.from([...s.servers].sort(compareServers));
+    this.#current = view(s.index, this.#table, s.settings, undefined);
     return this.#current;
   }
 
   apply(delta: PoolDelta): PoolSnapshot {
     const prev = this.#current;
+    let table = this.#table;
     const views: ServerChangeView[] = [];
     for (const c of delta.changes) {
-      const before = this.#servers.get(c.id);
+      const before = table.get(c.id);
       if (c.after === undefined) {
         if (before === undefined) continue;
-        this.#servers.delete(c.id);
+        table = table.without(c.id);
         views.push({ id: c.id, before, after: undefined });
       } else {
-        this.#servers.set(c.id, c.after);
+        table = table.with(c.after);
         views.push({ id: c.id, before, after: c.after });
       }
     }
-    const next: PoolSnapshot = {
-      index: delta.index,
-      servers: [...this.#servers.values()],
-      settings: delta.settings ?? prev.settings,
-      serverCount: this.#servers.size,
-      changesSince: (earlier) => (earlier === prev ? views : undefined),
-    };
-    this.#current = next;
-    return next;
+    this.#table = table;
+    this.#current = view(delta.index, table, delta.settings ?? prev.settings, (earlier) => (earlier === prev ? views : undefined));
+    return this.#current;
   }
+}
+
+function view(index: number, table: ServerTable, settings: PoolSettings, changesSince: PoolSnapshot['changesSince']): PoolSnapshot {
+  return {
+    index,
+    get servers(): readonly ServerRecord[] {
+      return table.list();
+    },
+    settings,
+    serverCount: table.size,
+    ...(changesSince === undefined ? {} : { changesSince }),
+  };
 }
