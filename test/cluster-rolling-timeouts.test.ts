@@ -8,7 +8,7 @@
 import { join } from 'node:path';
 import test from 'ava';
 import { request } from 'undici';
-import { isReady, watchReadyPerNode } from './helpers/active-watch.js';
+import { isReady, readyTerm, watchReadyPerNode } from './helpers/active-watch.js';
 import { makeTempDir } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
@@ -94,7 +94,7 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
       return a.length === 1 && a[0] !== except ? a[0] : undefined;
     }, 20_000, 10);
 
-  const watch = watchReadyPerNode(members.map((m) => ({ id: m.id, ready: () => ready(m) })), 5);
+  const watch = watchReadyPerNode(members.map((m) => ({ id: m.id, ready: () => readyTerm(`http://127.0.0.1:${m.adminPort}`, 1000) })), 5);
   t.teardown(async () => {
     await watch.stop(); // a failed step must not leave the samplers running
   });

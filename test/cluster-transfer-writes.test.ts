@@ -8,7 +8,7 @@ import test from 'ava';
 import { request } from 'undici';
 import { startOrigin } from './helpers/origins.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
-import { isReady, watchReadyPerNode } from './helpers/active-watch.js';
+import { readyTerm, watchReadyPerNode } from './helpers/active-watch.js';
 import { eventually, sleep } from './helpers/wait.js';
 
 const TRANSFERS = 10;
@@ -33,7 +33,7 @@ test('writes and proxied requests during leadership transfers: none fails, every
   // request-to-answer intervals intersect would be two active nodes at once. (Asking the
   // members one after another could see the old leader's 200 and then, a transfer later,
   // the new one's, and call that an overlap.)
-  const watch = watchReadyPerNode(c.members.map((m) => ({ id: m.id, ready: () => isReady(c.adminUrl(m), 300) })), 5);
+  const watch = watchReadyPerNode(c.members.map((m) => ({ id: m.id, ready: () => readyTerm(c.adminUrl(m), 300) })), 5);
 
   // 4 writers, each on one member (so the old leader, the new one and the third all take
   // writes): each write changes the origin's weight, under an Idempotency-Key of its own.

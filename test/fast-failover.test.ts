@@ -12,7 +12,7 @@ import { makeTempDir } from './helpers/node.js';
 import { spawnWeldr, type RunningProcess, type Teardown } from './helpers/process.js';
 import { eventually, sleep } from './helpers/wait.js';
 import { reservedPort } from './helpers/ports.js';
-import { isReady, watchReadyPerNode, type ReadyWatch } from './helpers/active-watch.js';
+import { isReady, readyTerm, watchReadyPerNode, type ReadyWatch } from './helpers/active-watch.js';
 import { Relay } from './helpers/relay.js';
 import { startOrigin } from './helpers/origins.js';
 
@@ -77,7 +77,7 @@ async function oneActive(d: Drill, not?: Member): Promise<Member> {
 
 /** /ready of every member, each every 5 ms, for the whole drill. */
 function watchAll(d: Drill): ReadyWatch {
-  return watchReadyPerNode(d.members.map((m) => ({ id: m.id, ready: () => (m.proc?.running === true ? isReady(adminUrl(m), 300) : Promise.resolve(false)) })), 5);
+  return watchReadyPerNode(d.members.map((m) => ({ id: m.id, ready: () => (m.proc?.running === true ? readyTerm(adminUrl(m), 300) : Promise.resolve(false)) })), 5);
 }
 
 /** weldr_raft_fast_failovers_total of a running member. */
