@@ -1,5 +1,5 @@
 // The e2e suite's judge of "two active nodes at once" from /ready samples
-// (helpers/active-watch.ts), on hand-made samples: a planned transfer whose answers
+// (helpers/active-watch.ts, which runs `weldr drill`'s OverlapDetector), on hand-made samples: a planned transfer whose answers
 // overlapped in transit is not an overlap; one term with two active nodes, or an old
 // term's 200 asked for after a newer term's 200 arrived, is.
 import test from 'ava';
@@ -15,14 +15,17 @@ test('a transfer: the old leader answered 200 (term 4) early, the new one (term 
 test('two nodes active in one term: an overlap, whatever the timing', (t) => {
   const { overlaps } = readyOverlaps([s('n1', 0, 2, 7), s('n2', 500, 502, 7)], 50);
   t.is(overlaps.length, 1);
-  t.deepEqual(overlaps[0]!.map((x) => x.id), ['n1', 'n2']);
+  t.deepEqual(overlaps[0]!.members, ['n1', 'n2']);
+  t.is(overlaps[0]!.rule, 'same-term');
 });
 
 test('an older term still active after a newer term was seen active elsewhere: an overlap', (t) => {
   // n2's term-6 answer arrived at 12; n1's term-5 request left at 20 and found it active.
   const { overlaps } = readyOverlaps([s('n2', 10, 12, 6), s('n1', 20, 22, 5)], 50);
   t.is(overlaps.length, 1);
-  t.deepEqual(overlaps[0]!.map((x) => [x.id, x.term]), [['n2', 6], ['n1', 5]]);
+  t.deepEqual(overlaps[0]!.members, ['n1', 'n2']);
+  t.deepEqual(overlaps[0]!.terms, [5, 6]);
+  t.is(overlaps[0]!.rule, 'older-term-after-newer');
 });
 
 test('answers without a term: intersecting intervals of fast answers are an overlap; slow ones are left out', (t) => {

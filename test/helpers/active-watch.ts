@@ -1,5 +1,6 @@
 // The failover drills' invariant: never two nodes answering /ready 200 at once.
 import { request, type Dispatcher } from 'undici';
+import { OverlapDetector, readyBodyTerm, type Overlap } from '@weldr/node';
 import { sleep } from './wait.js';
 
 /**
@@ -25,12 +26,7 @@ export async function readyTerm(adminUrl: string, timeoutMs: number): Promise<nu
     const r = await request(`${adminUrl}/ready`, { headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
     const text = await r.body.text();
     if (r.statusCode !== 200) return false;
-    try {
-      const term = (JSON.parse(text) as { term?: unknown }).term;
-      return typeof term === 'number' && Number.isSafeInteger(term) ? term : true;
-    } catch {
-      return true;
-    }
+    return readyBodyTerm(text) ?? true;
   } catch {
     return false;
   }
@@ -77,57 +73,31 @@ export interface ReadySample {
 
 export interface ReadyWatch {
   /**
-   * Stop sampling. `overlaps`: pairs of 200 answers that show two active nodes at once.
-   * A sample only says the node was active at some instant between its request leaving
-   * and its answer arriving, so two intersecting intervals prove nothing when the role
-   * moves faster than a sample takes (a planned transfer: ~30 ms). The term of each 200
-   * answer decides, as in `weldr drill` (packages/node/src/drill/overlaps.ts):
-   * - two nodes active in one term: impossible in Raft, always an overlap;
-   * - a node active in an older term whose request left after another node's 200 in a
-   *   newer term had arrived: the old lease outlived the next election, an overlap.
-   * Answers without a term fall back to intersecting intervals, and of those, answers
-   * slower than `maxLatencyMs` are left out (counted in `slow`).
+   * Stop sampling. `overlaps`: the answers that show two active nodes at once, judged as
+   * `weldr drill` judges them (OverlapDetector, packages/node/src/drill/overlaps.ts): by
+   * the term each 200 names, since a sample only says the node was active at some
+   * instant between its request leaving and its answer arriving and a planned transfer
+   * moves the role faster than that. Answers without a term fall back to intersecting
+   * intervals, and of those, answers slower than `maxLatencyMs` are left out (counted in
+   * `slow`).
    */
-  stop(): Promise<{ samples: ReadySample[]; overlaps: [ReadySample, ReadySample][]; slow: number }>;
+  stop(): Promise<{ samples: ReadySample[]; overlaps: Overlap[]; slow: number }>;
   /** The overlaps among the samples so far (sampling goes on). */
   overlapsSoFar(): number;
 }
 
-/** The pairs of `samples` that show two active nodes at once (see ReadyWatch.stop). */
-export function readyOverlaps(samples: readonly ReadySample[], maxLatencyMs: number): { overlaps: [ReadySample, ReadySample][]; slow: number } {
-  const overlaps: [ReadySample, ReadySample][] = [];
-  const withTerm = samples.filter((s) => s.active && s.term !== undefined);
-  // One term, two nodes.
-  const firstByTerm = new Map<number, ReadySample>();
-  for (const s of withTerm) {
-    const first = firstByTerm.get(s.term!);
-    if (first === undefined) firstByTerm.set(s.term!, s);
-    else if (first.id !== s.id && !overlaps.some(([a, b]) => a.term === s.term && (a.id === s.id || b.id === s.id))) overlaps.push([first, s]);
+/** The answers among `samples` that show two active nodes at once (see ReadyWatch.stop). */
+export function readyOverlaps(samples: readonly ReadySample[], maxLatencyMs: number): { overlaps: Overlap[]; slow: number } {
+  const detector = new OverlapDetector();
+  const overlaps: Overlap[] = [];
+  let slow = 0;
+  for (const s of [...samples].sort((a, b) => a.received - b.received)) {
+    const tooSlow = s.received - s.sent > maxLatencyMs;
+    if (tooSlow) slow++;
+    if (tooSlow && s.term === undefined) continue;
+    overlaps.push(...detector.add({ member: s.id, sentAt: s.sent, at: s.received, active: s.active, ...(s.term === undefined ? {} : { term: s.term }) }));
   }
-  // An older term's 200 asked for after a newer term's 200 had arrived (from another node).
-  const earliest = new Map<number, ReadySample>();
-  for (const s of withTerm) {
-    const e = earliest.get(s.term!);
-    if (e === undefined || s.received < e.received) earliest.set(s.term!, s);
-  }
-  for (const s of withTerm) {
-    for (const [term, n] of earliest) {
-      if (term > s.term! && n.id !== s.id && n.received < s.sent) {
-        overlaps.push([n, s]);
-        break;
-      }
-    }
-  }
-  // Answers without a term: intersecting intervals, fast answers only.
-  const fast = samples.filter((s) => s.received - s.sent <= maxLatencyMs);
-  const on = fast.filter((s) => s.active && s.term === undefined).sort((a, b) => a.sent - b.sent);
-  const open: ReadySample[] = [];
-  for (const s of on) {
-    for (let i = open.length - 1; i >= 0; i--) if (open[i]!.received < s.sent) open.splice(i, 1);
-    for (const o of open) if (o.id !== s.id) overlaps.push([o, s]);
-    open.push(s);
-  }
-  return { overlaps, slow: samples.length - fast.length };
+  return { overlaps, slow };
 }
 
 /**

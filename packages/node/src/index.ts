@@ -9,3 +9,6 @@ export { OPTIONS, type NodeConfig } from './config/options.js';
 export { ConfigError, EXIT_USAGE } from './config/config-error.js';
 export { checkClusterConfig } from './config/cluster-rules.js';
 export { parseTestServerArgs } from './cli/test-server-command.js';
+export { OverlapDetector } from './drill/overlaps.js';
+export { readyBodyTerm } from './drill/observers.js';
+export type { Overlap, ReadySample as DrillReadySample } from './drill/report.js';

@@ -113,7 +113,7 @@ export class ReadySampler extends Loop {
       const res = await request(`${m.adminUrl}/ready`, { dispatcher: this.access.dispatcher, signal: AbortSignal.timeout(this.timeoutMs) });
       if (res.statusCode === 200) {
         active = true;
-        term = readyTerm(await res.body.text());
+        term = readyBodyTerm(await res.body.text());
       } else {
         await res.body.dump();
         active = res.statusCode === 503 ? false : null;
@@ -133,7 +133,7 @@ export class ReadySampler extends Loop {
 }
 
 /** The term of a /ready 200 body ({"status":"ready","term":N}); undefined if absent. */
-function readyTerm(body: string): number | undefined {
+export function readyBodyTerm(body: string): number | undefined {
   try {
     const term = (JSON.parse(body) as { term?: unknown }).term;
     return typeof term === 'number' && Number.isSafeInteger(term) && term >= 0 ? term : undefined;
