@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Counter, Gauge } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { DEFAULT_SETTINGS } from '@weldr/store';
 import { startAdmin } from './harness.js';
 
@@ -122,4 +122,33 @@ test('GET /metrics: every sample line is valid exposition format, NaN spelled "N
     if (line === '' || line.startsWith('# ')) continue;
     t.regex(line, sample);
   }
+});
+
+/** A registry that gives its text in pieces, as @weldr/proxy's MetricsRegistry does. */
+function chunkedRegistry(chunks: () => Promise<AsyncIterable<string>>): Registry {
+  return Object.assign(new Registry(), { textChunks: chunks });
+}
+
+test('GET /metrics from a registry that gives its text in pieces: streamed whole, NaN spelled "NaN" in every piece', async (t) => {
+  const pieces = ['# HELP a x\n# TYPE a gauge\na 1', '\na 2', '\n\n# HELP b y\n# TYPE b gauge\nb Nan', '\n'];
+  const h = await startAdmin(t, {
+    metrics: chunkedRegistry(async () =>
+      (async function* () {
+        for (const p of pieces) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yield p;
+        }
+      })(),
+    ),
+  });
+  const r = await h.call('GET', '/metrics');
+  t.is(r.status, 200);
+  t.regex(String(r.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+  t.is(r.text, pieces.join('').replace(/ Nan$/m, ' NaN'));
+});
+
+test('GET /metrics: a registry whose figures cannot be collected answers 500 before sending anything', async (t) => {
+  const h = await startAdmin(t, { metrics: chunkedRegistry(() => Promise.reject(new Error('worker figures timed out'))) });
+  const r = await h.call('GET', '/metrics');
+  t.is(r.status, 500);
 });

@@ -14,3 +14,4 @@ export { mergeCounters, zeroCounters, DURATION_BUCKETS } from './stats.js';
 export type { DataPlaneCounters, OriginCounters, CounterValues, HistogramData } from './stats.js';
 export type { AccessLogSink } from './access-log.js';
 export type { CounterSource } from './metrics.js';
+export { MetricsRegistry } from './metrics.js';

@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, type MetricType, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, type MetricType } from 'prom-client';
 import type { OriginFailure } from './errors.js';
-import { DURATION_BUCKETS, type CounterValues, type DataPlaneCounters, type HistogramData } from './stats.js';
+import { DURATION_BUCKETS, type CounterValues, type DataPlaneCounters, type HistogramData, type OriginCounters } from './stats.js';
+import type { Origin } from './origin-pool.js';
 import type { Upstream } from './upstream.js';
 
 const CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
@@ -105,11 +106,20 @@ function coalesce(source: CounterSource): () => Promise<DataPlaneCounters> {
 /** Register the proxy's metrics; returns a function that unregisters them. */
 export function registerMetrics(registry: Registry, source: CounterSource, upstream: Upstream, now: () => number): () => void {
   const read = coalesce(source);
-  /** Figures of the origins in the current snapshot only: a removed origin's series disappear. */
-  const origins = async () => {
+  // One view of the origins per scrape, shared by the per-origin families (read() hands
+  // every family of one scrape the same figures object).
+  const views = new WeakMap<DataPlaneCounters, OriginScrape>();
+  const scrape = async (): Promise<OriginScrape> => {
     const d = await read();
-    const current = new Set(upstream.origins.map((o) => o.id));
-    return d.origins.filter((o) => current.has(o.id));
+    let view = views.get(d);
+    if (view === undefined) {
+      const origins = upstream.origins;
+      const current = new Set(origins.map((o) => o.id));
+      // Figures of the origins in the current snapshot only: a removed origin's series disappear.
+      view = { origins, figures: d.origins.filter((o) => current.has(o.id)), byId: new Map(d.origins.map((o) => [o.id, o])), now: now() };
+      views.set(d, view);
+    }
+    return view;
   };
   const metrics = [
     new Counter({
@@ -142,18 +152,6 @@ export function registerMetrics(registry: Registry, source: CounterSource, upstr
         this.set((await read()).counters.active);
       },
     }),
-    new Gauge({
-      name: 'weldr_proxy_origin_health',
-      help: 'Health of each origin: 1 for its current state label, 0 otherwise',
-      labelNames: ['server', 'state'],
-      registers: [],
-      collect() {
-        this.reset();
-        for (const o of upstream.origins) {
-          for (const h of HEALTH) this.set({ server: o.id, state: h }, o.health.health === h ? 1 : 0);
-        }
-      },
-    }),
     new Counter({
       name: 'weldr_health_checks_total',
       help: 'Active health checks finished, by result (pass: the expected status in time; fail: anything else)',
@@ -163,18 +161,6 @@ export function registerMetrics(registry: Registry, source: CounterSource, upstr
         this.reset();
         this.inc({ result: 'pass' }, upstream.checksPassed);
         this.inc({ result: 'fail' }, upstream.checksFailed);
-      },
-    }),
-    new Gauge({
-      name: 'weldr_proxy_origin_ejected',
-      help: 'Whether each origin is currently ejected by passive health checking',
-      labelNames: ['server'],
-      registers: [],
-      async collect() {
-        const t = now();
-        const ejected = new Map((await read()).origins.map((o) => [o.id, o.ejectedUntil > t]));
-        this.reset();
-        for (const o of upstream.origins) this.set({ server: o.id }, ejected.get(o.id) === true || o.passive.isEjected(t) ? 1 : 0);
       },
     }),
     new Gauge({
@@ -235,69 +221,255 @@ export function registerMetrics(registry: Registry, source: CounterSource, upstr
         this.inc(counters.accessLogDropped);
       },
     }),
-    new Counter({
-      name: 'weldr_proxy_origin_requests_total',
-      help: 'Responses from each origin, by status class (attempts that got no response are in weldr_proxy_origin_attempt_failures_total)',
-      labelNames: ['server', 'code_class'],
-      registers: [],
-      async collect() {
-        const list = await origins();
-        this.reset();
-        for (const o of list) for (let i = 1; i <= 5; i++) this.inc({ server: o.id, code_class: CLASSES[i - 1]! }, o.byClass[i]!);
-      },
-    }),
-    new Counter({
-      name: 'weldr_proxy_origin_attempt_failures_total',
-      help: 'Attempts on each origin that got no usable response, by reason',
-      labelNames: ['server', 'reason'],
-      registers: [],
-      async collect() {
-        const list = await origins();
-        this.reset();
-        for (const o of list) for (const r of FAILURES) this.inc({ server: o.id, reason: r }, o.failures[r]);
-      },
-    }),
-    new Gauge({
-      name: 'weldr_proxy_origin_active_requests',
-      help: 'Requests (and tunnels) in flight to each origin',
-      labelNames: ['server'],
-      registers: [],
-      async collect() {
-        const list = await origins();
-        this.reset();
-        for (const o of list) this.set({ server: o.id }, o.active);
-      },
-    }),
-    new ScrapedHistogram('weldr_proxy_origin_request_duration_seconds', 'Time from dispatching a request to an origin to the end of its response (or the failure), per origin', ['server'], async () =>
-      (await origins()).map((o) => ({ labels: { server: o.id }, h: o.duration })),
-    ),
-    new Gauge({
-      name: 'weldr_proxy_origin_connections',
-      help: 'Open connections to each origin (at most originMaxConnections)',
-      labelNames: ['server'],
-      registers: [],
-      async collect() {
-        const list = await origins();
-        this.reset();
-        for (const o of list) this.set({ server: o.id }, o.connected);
-      },
-    }),
-    new Gauge({
-      name: 'weldr_proxy_origin_queued',
-      help: 'Requests waiting for a connection to each origin (originMaxConnections reached)',
-      labelNames: ['server'],
-      registers: [],
-      async collect() {
-        const list = await origins();
-        this.reset();
-        for (const o of list) this.set({ server: o.id }, o.queued);
-      },
-    }),
+    ...originFamilies(scrape),
   ];
   for (const m of metrics) registry.registerMetric(m);
   return () => {
     for (const name of NAMES) registry.removeSingleMetric(name);
   };
+}
+
+/** What one scrape knows about the origins. */
+interface OriginScrape {
+  /** The origins of the current snapshot (their health and passive state are read live). */
+  readonly origins: readonly Origin[];
+  /** Request figures (summed over workers) of those origins, in the figures' order. */
+  readonly figures: readonly OriginCounters[];
+  readonly byId: ReadonlyMap<string, OriginCounters>;
+  readonly now: number;
+}
+
+/** One sample of a family: the series' name, its labels (in order) and its value. */
+type Emit = (metricName: string, labels: readonly (readonly [string, string])[], value: number) => void;
+
+/** Origins rendered between two yields to the event loop (a scrape of 10,000 origins is ~330,000 lines). */
+const ORIGINS_PER_SLICE = 250;
+
+/**
+ * A per-origin metric family. With 10,000 origins the families are ~330,000 series, and
+ * prom-client's way — a labelled set()/inc() per series at collect time, then its
+ * formatter per series — took 4–5 s of the node's one thread per scrape (the admin
+ * API, Raft's heartbeats and the health checks all waited). This family writes its
+ * Prometheus text itself (renderText, used by MetricsRegistry), in slices of
+ * ORIGINS_PER_SLICE origins with a yield between them; get() gives prom-client's object
+ * form of the same samples (getMetricsAsJSON, and a plain Registry's formatter — the
+ * test compares the two texts).
+ */
+class OriginFamily extends Gauge<string> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #type: 'counter' | 'gauge' | 'histogram';
+  readonly #scrape: () => Promise<OriginScrape>;
+  /** Samples of the origins[from, to) of the list this family walks. */
+  readonly #samples: (view: OriginScrape, from: number, to: number, emit: Emit) => void;
+  readonly #count: (view: OriginScrape) => number;
+
+  constructor(
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge' | 'histogram',
+    scrape: () => Promise<OriginScrape>,
+    walk: 'origins' | 'figures',
+    sample: (view: OriginScrape, i: number, emit: Emit) => void,
+  ) {
+    super({ name, help, registers: [] });
+    this.#name = name;
+    this.#help = help;
+    this.#type = type;
+    this.#scrape = scrape;
+    this.#count = walk === 'origins' ? (v) => v.origins.length : (v) => v.figures.length;
+    this.#samples = (view, from, to, emit) => {
+      for (let i = from; i < to; i++) sample(view, i, emit);
+    };
+  }
+
+  override async get(): ReturnType<Gauge<string>['get']> {
+    const view = await this.#scrape();
+    const values: { labels: Record<string, string>; value: number; metricName: string }[] = [];
+    this.#samples(view, 0, this.#count(view), (metricName, labels, value) => {
+      values.push({ labels: Object.fromEntries(labels), value, metricName });
+    });
+    return { name: this.#name, help: this.#help, type: this.#type as unknown as MetricType, values, aggregator: 'sum', collect: discard };
+  }
+
+  /** The registry prefers this (untyped) method when present; keep both in step. */
+  async getForPromString(): ReturnType<Gauge<string>['get']> {
+    return this.get();
+  }
+
+  /**
+   * Collects the scrape's figures; resolves with the family's Prometheus text as
+   * prom-client's Registry formats it, in slices: the HELP and TYPE lines, then the
+   * samples of ORIGINS_PER_SLICE origins per slice (the text is the slices joined by
+   * newlines). `defaults` are the registry's default labels, written after a sample's
+   * own labels as prom-client writes them (no family here has a label of that name).
+   */
+  async open(defaults: Readonly<Record<string, string>>): Promise<() => Generator<string>> {
+    const view = await this.#scrape();
+    return () => this.#slices(view, defaults);
+  }
+
+  *#slices(view: OriginScrape, defaults: Readonly<Record<string, string>>): Generator<string> {
+    let tail = '';
+    for (const [k, v] of Object.entries(defaults)) tail += `,${k}="${escapeLabelValue(String(v))}"`;
+    yield `# HELP ${escapeString(this.#name)} ${escapeString(this.#help)}\n# TYPE ${escapeString(this.#name)} ${this.#type}`;
+    let out: string[] = [];
+    const emit: Emit = (metricName, labels, value) => {
+      let line = `${metricName}{`;
+      for (let i = 0; i < labels.length; i++) {
+        const [k, v] = labels[i]!;
+        line += `${i === 0 ? '' : ','}${k}="${escapeLabelValue(v)}"`;
+      }
+      out.push(`${line}${tail}} ${valueText(value)}`);
+    };
+    const n = this.#count(view);
+    for (let from = 0; from < n; from += ORIGINS_PER_SLICE) {
+      this.#samples(view, from, Math.min(n, from + ORIGINS_PER_SLICE), emit);
+      if (out.length > 0) yield out.join('\n');
+      out = [];
+    }
+  }
+
+  /** The whole family's text (Registry#metrics, through MetricsRegistry). */
+  async renderText(defaults: Readonly<Record<string, string>>): Promise<string> {
+    const slices = await this.open(defaults);
+    return [...slices()].join('\n');
+  }
+}
+
+/** The per-origin families (docs/operations.md, Metrics). */
+function originFamilies(scrape: () => Promise<OriginScrape>): OriginFamily[] {
+  const server = (id: string) => ['server', id] as const;
+  return [
+    new OriginFamily('weldr_proxy_origin_health', 'Health of each origin: 1 for its current state label, 0 otherwise', 'gauge', scrape, 'origins', (v, i, emit) => {
+      const o = v.origins[i]!;
+      for (const h of HEALTH) emit('weldr_proxy_origin_health', [server(o.id), ['state', h]], o.health.health === h ? 1 : 0);
+    }),
+    new OriginFamily('weldr_proxy_origin_ejected', 'Whether each origin is currently ejected by passive health checking', 'gauge', scrape, 'origins', (v, i, emit) => {
+      const o = v.origins[i]!;
+      const f = v.byId.get(o.id);
+      emit('weldr_proxy_origin_ejected', [server(o.id)], (f !== undefined && f.ejectedUntil > v.now) || o.passive.isEjected(v.now) ? 1 : 0);
+    }),
+    new OriginFamily(
+      'weldr_proxy_origin_requests_total',
+      'Responses from each origin, by status class (attempts that got no response are in weldr_proxy_origin_attempt_failures_total)',
+      'counter',
+      scrape,
+      'figures',
+      (v, i, emit) => {
+        const o = v.figures[i]!;
+        for (let c = 1; c <= 5; c++) emit('weldr_proxy_origin_requests_total', [server(o.id), ['code_class', CLASSES[c - 1]!]], o.byClass[c]!);
+      },
+    ),
+    new OriginFamily('weldr_proxy_origin_attempt_failures_total', 'Attempts on each origin that got no usable response, by reason', 'counter', scrape, 'figures', (v, i, emit) => {
+      const o = v.figures[i]!;
+      for (const r of FAILURES) emit('weldr_proxy_origin_attempt_failures_total', [server(o.id), ['reason', r]], o.failures[r]);
+    }),
+    new OriginFamily('weldr_proxy_origin_active_requests', 'Requests (and tunnels) in flight to each origin', 'gauge', scrape, 'figures', (v, i, emit) => {
+      const o = v.figures[i]!;
+      emit('weldr_proxy_origin_active_requests', [server(o.id)], o.active);
+    }),
+    new OriginFamily(
+      'weldr_proxy_origin_request_duration_seconds',
+      'Time from dispatching a request to an origin to the end of its response (or the failure), per origin',
+      'histogram',
+      scrape,
+      'figures',
+      (v, i, emit) => {
+        const o = v.figures[i]!;
+        const h = o.duration;
+        const name = 'weldr_proxy_origin_request_duration_seconds';
+        let acc = 0;
+        for (let b = 0; b < DURATION_BUCKETS.length; b++) {
+          acc += h.buckets[b]!;
+          emit(`${name}_bucket`, [server(o.id), ['le', String(DURATION_BUCKETS[b]!)]], acc);
+        }
+        emit(`${name}_bucket`, [server(o.id), ['le', '+Inf']], h.count);
+        emit(`${name}_sum`, [server(o.id)], h.sum);
+        emit(`${name}_count`, [server(o.id)], h.count);
+      },
+    ),
+    new OriginFamily('weldr_proxy_origin_connections', 'Open connections to each origin (at most originMaxConnections)', 'gauge', scrape, 'figures', (v, i, emit) => {
+      const o = v.figures[i]!;
+      emit('weldr_proxy_origin_connections', [server(o.id)], o.connected);
+    }),
+    new OriginFamily('weldr_proxy_origin_queued', 'Requests waiting for a connection to each origin (originMaxConnections reached)', 'gauge', scrape, 'figures', (v, i, emit) => {
+      const o = v.figures[i]!;
+      emit('weldr_proxy_origin_queued', [server(o.id)], o.queued);
+    }),
+  ];
+}
+
+/**
+ * The registry /metrics is served from: prom-client's, except that the per-origin
+ * families write their own text (OriginFamily) instead of going through prom-client's
+ * formatter, which costs seconds with 10,000 origins, and that the text can be had in
+ * pieces (textChunks) so that a scrape of a large pool neither holds the thread for
+ * its whole length nor builds one string of tens of MB. Everything else — default
+ * labels, the other metrics, the JSON form — is prom-client's.
+ */
+export class MetricsRegistry extends Registry {
+  #defaults: Readonly<Record<string, string>> = {};
+
+  override setDefaultLabels(labels: object): void {
+    this.#defaults = { ...(labels as Record<string, string>) };
+    super.setDefaultLabels(labels);
+  }
+
+  /** prom-client's formatter of one family (Registry#metrics calls it; not in its typings). */
+  async getMetricsAsString(metric: unknown): Promise<string> {
+    if (metric instanceof OriginFamily && this.contentType === Registry.PROMETHEUS_CONTENT_TYPE) return metric.renderText(this.#defaults);
+    return (Registry.prototype as unknown as { getMetricsAsString(this: Registry, m: unknown): Promise<string> }).getMetricsAsString.call(this, metric);
+  }
+
+  /**
+   * The text of metrics(), in pieces. Every family is collected first and at once, as
+   * metrics() does (one read of the workers' figures per scrape; a failure rejects here,
+   * before anything is sent); then the per-origin families are written a slice at a
+   * time, with a turn of the event loop between two slices.
+   */
+  async textChunks(): Promise<AsyncIterable<string>> {
+    if (this.contentType !== Registry.PROMETHEUS_CONTENT_TYPE) {
+      const text = await this.metrics();
+      return (async function* () {
+        yield text;
+      })();
+    }
+    const parts: Promise<string | (() => Generator<string>)>[] = this.getMetricsAsArray().map((m) => (m instanceof OriginFamily ? m.open(this.#defaults) : this.getMetricsAsString(m)));
+    const ready = await Promise.all(parts);
+    return (async function* () {
+      for (let i = 0; i < ready.length; i++) {
+        const part = ready[i]!;
+        const separator = i === 0 ? '' : '\n\n';
+        if (typeof part === 'string') {
+          yield separator + part;
+          continue;
+        }
+        let first = true;
+        for (const slice of part()) {
+          yield (first ? separator : '\n') + slice;
+          first = false;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
+      yield '\n';
+    })();
+  }
+}
+
+// prom-client's escaping and number format (lib/registry.js, lib/util.js), for renderText.
+function escapeString(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeLabelValue(s: string): string {
+  return escapeString(s).replace(/"/g, '\\"');
+}
+
+function valueText(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
 }
 
 function discard(): void {}

@@ -169,6 +169,8 @@ function isIdle(o: Upstream['origins'][number], now: number): boolean {
  * an origin is ejected when any worker has it ejected (until the latest end), and the
  * node fails open when any worker does.
  */
+const FAILURE_KEYS: readonly OriginFailure[] = ['refused', 'reset', 'timeout', 'bad_response'];
+
 export function mergeCounters(parts: readonly DataPlaneCounters[]): DataPlaneCounters {
   const total = zeroCounters();
   const origins = new Map<string, OriginCounters>();
@@ -196,14 +198,27 @@ export function mergeCounters(parts: readonly DataPlaneCounters[]): DataPlaneCou
     for (const o of p.origins) {
       let into = origins.get(o.id);
       if (into === undefined) {
-        into = { id: o.id, success: 0, failed: 0, active: 0, byClass: [0, 0, 0, 0, 0, 0], failures: { refused: 0, reset: 0, timeout: 0, bad_response: 0 }, duration: newHistogram(), ejectedUntil: 0, connected: 0, queued: 0 };
+        // The first process to list an origin: a copy of its figures (the others add to it).
+        into = {
+          id: o.id,
+          success: o.success,
+          failed: o.failed,
+          active: o.active,
+          byClass: o.byClass.slice(),
+          failures: { refused: o.failures.refused ?? 0, reset: o.failures.reset ?? 0, timeout: o.failures.timeout ?? 0, bad_response: o.failures.bad_response ?? 0 },
+          duration: { buckets: o.duration.buckets.slice(), sum: o.duration.sum, count: o.duration.count },
+          ejectedUntil: o.ejectedUntil,
+          connected: o.connected,
+          queued: o.queued,
+        };
         origins.set(o.id, into);
+        continue;
       }
       into.success += o.success;
       into.failed += o.failed;
       into.active += o.active;
       for (let i = 0; i < into.byClass.length; i++) into.byClass[i]! += o.byClass[i] ?? 0;
-      for (const k of Object.keys(into.failures) as OriginFailure[]) into.failures[k] += o.failures[k] ?? 0;
+      for (const k of FAILURE_KEYS) into.failures[k] += o.failures[k] ?? 0;
       addHistogram(into.duration, o.duration);
       into.ejectedUntil = Math.max(into.ejectedUntil, o.ejectedUntil);
       into.connected += o.connected;

@@ -3,7 +3,7 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { mergeCounters, type AccessLogSink, type DataPlaneCounters } from '../src/index.js';
+import { MetricsRegistry, mergeCounters, type AccessLogSink, type DataPlaneCounters } from '../src/index.js';
 import { AccessLog } from '../src/access-log.js';
 import { record, setup, snapshot, startOrigin, startProxy } from './helpers.js';
 
@@ -90,6 +90,45 @@ test('per-origin figures: responses by class, failures by reason, in flight, lat
   const after = await registry.metrics();
   t.notRegex(after, /server="127\.0\.0\.1:1"/, 'a removed origin has no series left');
   t.regex(after, new RegExp(`server="${id}"`));
+});
+
+test('MetricsRegistry: the per-origin families it writes itself read exactly as prom-client formats them, whole or in pieces', async (t) => {
+  const a = await startOrigin((req, res) => {
+    res.statusCode = req.url === '/missing' ? 404 : 200;
+    res.end('x');
+  });
+  // More origins than one slice (250), so the pieces split families; the others refuse.
+  const idle = Array.from({ length: 600 }, (_, i) => record(20_000 + i, {}, '127.0.0.2'));
+  const registry = new MetricsRegistry();
+  registry.setDefaultLabels({ nodeId: 'n1' });
+  const { proxy, port } = await startProxy(snapshot([record(a.port), record(1), ...idle]), { metrics: registry, maxRetries: 1 });
+  t.teardown(async () => {
+    await proxy.close({ deadlineMs: 100 });
+    await a.close();
+  });
+  for (const path of ['/', '/missing', '/', '/']) {
+    const r = await request(`http://127.0.0.1:${port}${path}`);
+    await r.body.text();
+  }
+  // The reference: the same metric objects in a plain prom-client registry (its formatter, fed by get()).
+  const plain = new Registry();
+  plain.setDefaultLabels({ nodeId: 'n1' });
+  for (const m of registry.getMetricsAsArray()) plain.registerMetric(m as never);
+  const reference = await plain.metrics();
+  const whole = await registry.metrics();
+  let pieces = 0;
+  let joined = '';
+  for await (const chunk of await registry.textChunks()) {
+    pieces++;
+    joined += chunk;
+  }
+  t.is(whole, reference);
+  t.is(joined, reference);
+  t.true(pieces > registry.getMetricsAsArray().length + 10, `the per-origin families came in slices (${pieces} pieces)`);
+  const id = `127.0.0.1:${a.port}`;
+  t.regex(whole, new RegExp(`weldr_proxy_origin_requests_total\\{server="${id}",code_class="2xx",nodeId="n1"\\} [1-9]`));
+  t.regex(whole, new RegExp(`weldr_proxy_origin_request_duration_seconds_bucket\\{server="${id}",le="\\+Inf",nodeId="n1"\\} [1-9]`));
+  t.regex(whole, /weldr_proxy_origin_health\{server="127\.0\.0\.2:20599",state="unknown",nodeId="n1"\} 1/);
 });
 
 test('figures of several processes are summed: counters, histograms, per origin; ejection and fail-open from any', async (t) => {

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type Router from '@koa/router';
 import type { Middleware } from 'koa';
 import { readJsonBody } from '../body.js';
@@ -63,8 +64,28 @@ export function nodeRoutes(router: Router<AdminState>, deps: ResolvedDeps, auth:
   });
 
   router.get('/metrics', async (ctx) => {
+    const registry = deps.metrics as typeof deps.metrics & Partial<ChunkedMetrics>;
+    if (typeof registry.textChunks === 'function') {
+      // Collected before the answer starts (a failure is still a 500), then streamed:
+      // with 10,000 origins the text is ~30 MB.
+      const chunks = await registry.textChunks();
+      ctx.type = deps.metrics.contentType;
+      ctx.body = Readable.from(spellNaN(chunks), { objectMode: false });
+      return;
+    }
     const text = await deps.metrics.metrics();
     ctx.type = deps.metrics.contentType;
     ctx.body = text.replace(PROM_CLIENT_NAN, ' NaN');
   });
+}
+
+/** A registry that gives its text in pieces (MetricsRegistry of @weldr/proxy). */
+interface ChunkedMetrics {
+  textChunks(): Promise<AsyncIterable<string>>;
+}
+
+/** Each piece ends at the end of a line, so the line-anchored replacement holds across them. */
+async function* spellNaN(chunks: AsyncIterable<string>): AsyncGenerator<string> {
+  // includes() first: a regular expression over megabytes of per-origin lines costs far more.
+  for await (const chunk of chunks) yield chunk.includes(' Nan') ? chunk.replace(PROM_CLIENT_NAN, ' NaN') : chunk;
 }

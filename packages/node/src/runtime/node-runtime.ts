@@ -1,7 +1,8 @@
 // The composition root: config → store → proxy → admin → listeners, and the reverse on
 // shutdown. Nothing here handles requests; it wires the packages together and owns
 // process-level concerns (ports, lifecycle, logs).
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics } from 'prom-client';
+import { MetricsRegistry } from '@weldr/proxy';
 import { ConfigError } from '../config/config-error.js';
 import { readTlsFiles } from './tls-files.js';
 import { readFileSync } from 'node:fs';
@@ -132,7 +133,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     log.info({ event: 'store_opened', store: clustered ? 'raft' : config.store, ...(config.store === 'level' ? { data: config.data } : {}), index: store.snapshot().index, servers: store.snapshot().servers.length }, 'pool store opened');
     if (!clustered) await applyBalancer(store, config, log);
 
-    const metrics = new Registry();
+    const metrics = new MetricsRegistry();
     metrics.setDefaultLabels({ nodeId: config.id });
     collectDefaultMetrics({ register: metrics });
 
