@@ -74,7 +74,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
 
   // Workers: the node process's proxy runs the health checks and tells the workers.
   let pool: WorkerPool | null = null;
-  const gather = async (own: DataPlaneCounters): Promise<DataPlaneCounters> => (pool === null ? own : mergeCounters([own, await pool.collect()]));
+  const gather = async (own: DataPlaneCounters): Promise<DataPlaneCounters> => (pool === null ? own : mergeCounters([own, ...(await pool.collectParts())]));
   // The node's own access log is not used (it serves nothing): each worker opens its own.
   access?.close();
   const proxy = createTlsProxy(options.tls, {

@@ -1,9 +1,10 @@
 // Messages between the node process and its proxy workers (node:cluster's IPC channel,
 // JSON). The node process alone runs Raft, the admin API, health checks and the roles;
 // workers serve the proxy listeners with what they are told here.
-import type { CheckResult, DataPlaneCounters, Health, ProxyLimits, ProxyTimeouts, TlsCertificate } from '@weldr/proxy';
+import type { CheckResult, Health, ProxyLimits, ProxyTimeouts, TlsCertificate } from '@weldr/proxy';
 import type { PoolSnapshot } from '@weldr/store';
 import type { LogLevel } from '../config/options.js';
+import type { CountersReport } from './counter-reports.js';
 import type { PoolDelta, WireSnapshot } from './pool-mirror.js';
 
 /** Everything a worker needs to build its proxy (sent once, right after fork). */
@@ -34,7 +35,8 @@ export type ToWorker =
   | { readonly type: 'snapshot'; readonly snapshot: WireSnapshot; readonly sync?: number }
   | (PoolDelta & { readonly sync?: number })
   | { readonly type: 'health'; readonly id: string; readonly health: Health }
-  | { readonly type: 'counters'; readonly seq: number }
+  /** `base`: the report the node holds from this worker (counter-reports.ts); absent: none. */
+  | { readonly type: 'counters'; readonly seq: number; readonly base?: number }
   /** Answer `synced` once everything sent before this is applied (the channel is ordered). */
   | { readonly type: 'sync'; readonly seq: number }
   | { readonly type: 'tls'; readonly certificates: TlsCertificate[] }
@@ -47,7 +49,7 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly listener: 'proxy' | 'proxy-tls'; readonly port: number }
   | { readonly type: 'ready' }
   | { readonly type: 'listen-error'; readonly listener: 'proxy' | 'proxy-tls'; readonly code: string | undefined; readonly message: string }
-  | { readonly type: 'counters'; readonly seq: number; readonly data: DataPlaneCounters }
+  | { readonly type: 'counters'; readonly seq: number; readonly data: CountersReport }
   | { readonly type: 'synced'; readonly seq: number };
 
 export function isFromWorker(m: unknown): m is FromWorker {

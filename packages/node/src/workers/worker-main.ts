@@ -7,6 +7,7 @@ import { createProxy, type Proxy } from '@weldr/proxy';
 import { createLogger, flushLogger, flushLoggerSync, stdoutWriter, type Logger } from '../runtime/logger.js';
 import { openAccessLog, type AccessLogDestination } from '../runtime/access-log-sink.js';
 import { closeInheritedFiles } from '../runtime/child-fds.js';
+import { ReportWriter } from './counter-reports.js';
 import { PoolMirror } from './pool-mirror.js';
 import { isToWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
@@ -19,6 +20,7 @@ let pool: PoolMirror | null = null;
 let log: Logger | null = null;
 let access: AccessLogDestination | null = null;
 let stopping = false;
+const reports = new ReportWriter();
 
 async function init(m: WorkerInit): Promise<void> {
   const l = createLogger(m.nodeId, m.logLevel, { worker: m.slot });
@@ -85,7 +87,8 @@ function handle(m: ToWorker): void {
       return;
     case 'counters':
       // Origins with no figure are left out: the node's own figures list every origin.
-      if (proxy !== null) send({ type: 'counters', seq: m.seq, data: proxy.counters({ omitIdle: true }) });
+      // Only what changed since the report the node holds (counter-reports.ts).
+      if (proxy !== null) send({ type: 'counters', seq: m.seq, data: reports.report(proxy.counters({ omitIdle: true }), m.base) });
       return;
     case 'tls':
       try {

@@ -12,6 +12,7 @@ import { mergeCounters, type CheckResult, type DataPlaneCounters, type Health, t
 import type { PoolSnapshot } from '@weldr/store';
 import type { Logger } from '../runtime/logger.js';
 import { isFromWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
+import { ReportReader } from './counter-reports.js';
 import { poolMessage, wireSnapshot } from './pool-mirror.js';
 
 /** A worker that does not answer a figures request within this is counted with its last answer. */
@@ -60,6 +61,8 @@ interface Slot {
   crashes: number;
   startedAt: number;
   last: DataPlaneCounters | null;
+  /** The worker's figures as its reports built them (a new one per worker process). */
+  reports: ReportReader;
   restartTimer: NodeJS.Timeout | null;
 }
 
@@ -96,14 +99,15 @@ export class WorkerPool {
     cluster.schedulingPolicy = cluster.SCHED_NONE;
     cluster.setupPrimary({ exec: workerEntry(), silent: true });
     for (let n = 1; n <= this.#options.count; n++) {
-      const slot: Slot = { n, worker: null, listening: false, ready: false, crashes: 0, startedAt: 0, last: null, restartTimer: null };
+      const slot: Slot = { n, worker: null, listening: false, ready: false, crashes: 0, startedAt: 0, last: null, reports: new ReportReader(), restartTimer: null };
       this.#slots.push(slot);
     }
     const ready = new Promise<void>((resolve, reject) => {
       this.#firstReady = { resolve, reject };
     });
     for (const slot of this.#slots) this.#fork(slot);
-    this.#refresh = setInterval(() => void this.collect(), COUNTERS_REFRESH_MS);
+    // Only to keep each slot.last fresh (what a worker that dies leaves): nothing to sum.
+    this.#refresh = setInterval(() => void this.collectParts(), COUNTERS_REFRESH_MS);
     this.#refresh.unref();
     return ready.then(() => ({ proxy: this.#ports.proxy!, tls: this.#ports.tls }));
   }
@@ -113,6 +117,7 @@ export class WorkerPool {
     slot.ready = false;
     slot.listening = false;
     slot.startedAt = Date.now();
+    slot.reports = new ReportReader();
     const worker = cluster.fork({ WELDR_WORKER_SLOT: String(slot.n), UV_TCP_SINGLE_ACCEPT: '1' });
     slot.worker = worker;
     this.#bySlotWorker.set(worker, slot);
@@ -331,19 +336,28 @@ export class WorkerPool {
 
   /** Figures of every worker (fetched now) plus those of workers that are gone, summed. */
   async collect(): Promise<DataPlaneCounters> {
+    return mergeCounters(await this.collectParts());
+  }
+
+  /** The same, not yet summed: to sum with other figures in one pass (the node's own). */
+  async collectParts(): Promise<DataPlaneCounters[]> {
     const parts = await Promise.all(this.#slots.map((slot) => this.#ask(slot)));
     const live = parts.filter((p): p is DataPlaneCounters => p !== null);
-    return mergeCounters([...this.#retired, ...live]);
+    return [...this.#retired, ...live];
   }
 
   async #ask(slot: Slot): Promise<DataPlaneCounters | null> {
     const w = slot.worker;
     if (w === null || !slot.ready || !w.isConnected()) return null;
-    const answer = await this.#request(slot, (seq) => ({ type: 'counters', seq }), COUNTERS_TIMEOUT_MS);
+    const reports = slot.reports;
+    const answer = await this.#request(slot, (seq) => ({ type: 'counters', seq, ...(reports.base === 0 ? {} : { base: reports.base }) }), COUNTERS_TIMEOUT_MS);
     if (answer === 'timeout') return slot.last;
     if (answer === null || answer.type !== 'counters') return null;
-    slot.last = answer.data;
-    return answer.data;
+    // A report that adds to one this reader does not hold (an answer given up on): the
+    // last figures now, everything at the next question.
+    const figures = reports.apply(answer.data) ?? slot.last;
+    slot.last = figures;
+    return figures;
   }
 
   /**
