@@ -1,11 +1,12 @@
 // The access log, per-origin figures, and the figures of several processes summed
 // (what a node with workers reports): issue 13 item 1, issue 14 items 4 and 5.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { MetricsRegistry, mergeCounters, type AccessLogSink, type DataPlaneCounters } from '../src/index.js';
+import { MetricsRegistry, mergeCounters, type AccessLogSink, type DataPlaneCounters, type Proxy } from '../src/index.js';
 import { AccessLog } from '../src/access-log.js';
-import { record, setup, snapshot, startOrigin, startProxy } from './helpers.js';
+import { record, setup, snapshot, startOrigin, startProxy, type Origin } from './helpers.js';
+import type { ServerRecord } from '@weldr/store';
 
 function memorySink(): AccessLogSink & { lines: Record<string, unknown>[]; writes: number } {
   const sink = {
@@ -63,13 +64,16 @@ test('access log: a destination that is behind drops whole batches and counts th
   t.is(counters.accessLogDropped, 2);
 });
 
-test('per-origin figures: responses by class, failures by reason, in flight, latency; removed origins drop out of /metrics', async (t) => {
+/**
+ * A proxy reporting into `registry`, routing to one live origin (404 for /missing, 200
+ * otherwise) and then to `others`, after four requests (one 404) have gone through it.
+ */
+async function proxyWithTraffic(t: ExecutionContext, registry: Registry, others: ServerRecord[]): Promise<{ a: Origin; proxy: Proxy }> {
   const a = await startOrigin((req, res) => {
     res.statusCode = req.url === '/missing' ? 404 : 200;
     res.end('x');
   });
-  const registry = new Registry();
-  const { proxy, port } = await startProxy(snapshot([record(a.port), record(1)]), { metrics: registry, maxRetries: 1 });
+  const { proxy, port } = await startProxy(snapshot([record(a.port), ...others]), { metrics: registry, maxRetries: 1 });
   t.teardown(async () => {
     await proxy.close({ deadlineMs: 100 });
     await a.close();
@@ -78,6 +82,12 @@ test('per-origin figures: responses by class, failures by reason, in flight, lat
     const r = await request(`http://127.0.0.1:${port}${path}`);
     await r.body.text();
   }
+  return { a, proxy };
+}
+
+test('per-origin figures: responses by class, failures by reason, in flight, latency; removed origins drop out of /metrics', async (t) => {
+  const registry = new Registry();
+  const { a, proxy } = await proxyWithTraffic(t, registry, [record(1)]);
   const text = await registry.metrics();
   const id = `127.0.0.1:${a.port}`;
   t.regex(text, new RegExp(`weldr_proxy_origin_requests_total\\{server="${id}",code_class="2xx"\\} 3`));
@@ -93,23 +103,11 @@ test('per-origin figures: responses by class, failures by reason, in flight, lat
 });
 
 test('MetricsRegistry: the per-origin families it writes itself read exactly as prom-client formats them, whole or in pieces', async (t) => {
-  const a = await startOrigin((req, res) => {
-    res.statusCode = req.url === '/missing' ? 404 : 200;
-    res.end('x');
-  });
-  // More origins than one slice (250), so the pieces split families; the others refuse.
-  const idle = Array.from({ length: 600 }, (_, i) => record(20_000 + i, {}, '127.0.0.2'));
   const registry = new MetricsRegistry();
   registry.setDefaultLabels({ nodeId: 'n1' });
-  const { proxy, port } = await startProxy(snapshot([record(a.port), record(1), ...idle]), { metrics: registry, maxRetries: 1 });
-  t.teardown(async () => {
-    await proxy.close({ deadlineMs: 100 });
-    await a.close();
-  });
-  for (const path of ['/', '/missing', '/', '/']) {
-    const r = await request(`http://127.0.0.1:${port}${path}`);
-    await r.body.text();
-  }
+  // More origins than one slice (250), so the pieces split families; the others refuse.
+  const idle = Array.from({ length: 600 }, (_, i) => record(20_000 + i, {}, '127.0.0.2'));
+  const { a } = await proxyWithTraffic(t, registry, [record(1), ...idle]);
   // The reference: the same metric objects in a plain prom-client registry (its formatter, fed by get()).
   const plain = new Registry();
   plain.setDefaultLabels({ nodeId: 'n1' });
