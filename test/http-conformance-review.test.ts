@@ -3,8 +3,8 @@
 import { connect } from 'node:net';
 import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import test from 'ava';
+import { hasOpenssl, makeCa } from '@weldr/proxy/testing';
 import { adminCall } from './helpers/admin.js';
-import { hasOpenssl, makeCa } from './helpers/certs.js';
 import { Cleanup } from './helpers/cleanup.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
 import { startNode, type WeldrNode } from './helpers/node.js';

@@ -3,7 +3,7 @@
 // the cleartext listener and, the same attempts, inside TLS on --listen-tls.
 import type { ConnectionOptions } from 'node:tls';
 import test from 'ava';
-import { hasOpenssl, makeCa } from './helpers/certs.js';
+import { hasOpenssl, makeCa } from '@weldr/proxy/testing';
 import { Cleanup } from './helpers/cleanup.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
 import type { WeldrNode } from './helpers/node.js';

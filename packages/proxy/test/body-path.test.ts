@@ -9,7 +9,7 @@ import http, { type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import { hasOpenssl, makeCa } from './certs.js';
+import { hasOpenssl, makeCa } from '../src/testing/index.js';
 import { record, snapshot, startOrigin, startProxy, type Running } from './helpers.js';
 
 const CHUNK = 64 * 1024;

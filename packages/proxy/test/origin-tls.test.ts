@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
 import { request } from 'undici';
-import { hasOpenssl, makeCa, type TestCa } from './certs.js';
+import { hasOpenssl, makeCa, type TestCa } from '../src/testing/index.js';
 import type { OriginTlsOptions } from '../src/index.js';
 import { record, snapshot, startProxy } from './helpers.js';
 

@@ -6,7 +6,7 @@ import tls, { type ConnectionOptions, type TLSSocket } from 'node:tls';
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { Agent, request } from 'undici';
-import { hasOpenssl, makeCa, type TestCa, type TestCert } from './certs.js';
+import { hasOpenssl, makeCa, type TestCa, type TestCert } from '../src/testing/index.js';
 import { record, snapshot, startOrigin, startProxy, until, type Origin, type Running } from './helpers.js';
 
 if (!hasOpenssl()) {

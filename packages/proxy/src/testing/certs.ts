@@ -1,6 +1,6 @@
 // Test certificates made with the openssl CLI into a temporary directory: a CA and
-// leaf certificates it signs (EC P-256 by default, RSA on request). Not shared with
-// anything outside the tests.
+// leaf certificates it signs (EC P-256 by default, RSA on request). For tests only: the
+// proxy's own and, as `@weldr/proxy/testing`, the e2e tests in test/.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
