@@ -24,15 +24,17 @@
 //                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-1000,nginx-single,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startPinned, stop, treeCpuSeconds, treeRssKiB, treeSockets, childrenCpuSeconds, freePort, waitFor, httpStatus } from './lib/procs.js';
-import { originNginx, proxyNginx, proxyHaproxy } from './lib/configs.js';
+import { originNginx, proxyNginx, proxyHaproxy, writeOriginFiles } from './lib/configs.js';
+import { bin, median, scriptHelpers } from './lib/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { fail, log, positiveInt, list, ensureTools, writeDoc } = scriptHelpers('bench');
 
 const { values: opt } = parseArgs({
   options: {
@@ -85,41 +87,6 @@ const SCENARIOS = {
   large: { path: '/large', connections: 10, proxyCpu: '0', label: '1 MiB body, 10 connections' },
   latency: { path: '/', connections: 1, proxyCpu: '1', label: 'small body, 1 connection (all on one core)' },
 };
-
-function positiveInt(name, v) {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-function list(name, v, allowed) {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!allowed.includes(i)) fail(`--${name}: unknown ${JSON.stringify(i)} (allowed: ${allowed.join(', ')})`);
-  return items;
-}
-function fail(msg) {
-  process.stderr.write(`bench: ${msg}\n`);
-  process.exit(2);
-}
-function log(msg) {
-  process.stderr.write(`[bench] ${msg}\n`);
-}
-
-// ---- tools ------------------------------------------------------------------------
-function have(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-function ensureTools() {
-  const need = { wrk: 'wrk', nginx: 'nginx-light', haproxy: 'haproxy', taskset: 'util-linux' };
-  const missing = Object.entries(need).filter(([cmd]) => !have(cmd) && !existsSync(`/usr/sbin/${cmd}`));
-  if (missing.length === 0) return;
-  const pkgs = missing.map(([, p]) => p);
-  log(`installing ${pkgs.join(' ')} from Debian packages`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const r1 = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  const r2 = r1.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env }) : r1;
-  if (r2.status !== 0) fail(`could not install ${pkgs.join(' ')}; install them and re-run`);
-}
-const bin = (cmd) => (have(cmd) ? cmd : `/usr/sbin/${cmd}`);
 
 // ---- wrk ----------------------------------------------------------------------------
 function runWrk(port, scenario, seconds, mode) {
@@ -187,17 +154,13 @@ async function startTarget(name, dir, originPorts, mode) {
 
 // ---- main ---------------------------------------------------------------------------
 async function main() {
-  ensureTools();
+  ensureTools({ wrk: 'wrk', nginx: 'nginx-light', haproxy: 'haproxy', taskset: 'util-linux' });
   if (cpus().length < 2) log('warning: fewer than 2 CPUs; pinning cannot separate the proxy from wrk and the origin');
   if (targets.includes('weldr') && !existsSync(join(root, 'packages/node/dist/src/main.js'))) {
     fail('weldr is not built: run `npm run build` (npm run bench does it for you)');
   }
   const dir = mkdtempSync(join(tmpdir(), 'weldr-bench-'));
-  for (const d of ['tmp-body', 'tmp-proxy', 'tmp-origin-body']) mkdirSync(join(dir, d));
-  // 1 MiB of deterministic bytes.
-  const large = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff;
-  writeFileSync(join(dir, 'large.bin'), large);
+  writeOriginFiles(dir);
 
   // One origin nginx on 1,000 ports: weldr-1000's pool; everyone else uses the first (two).
   const originPorts = [];
@@ -278,17 +241,11 @@ async function main() {
   const table = summarise(results, memory);
   process.stdout.write(table + '\n');
   if (opt.json) writeFileSync(opt.json, JSON.stringify({ date: new Date().toISOString(), duration, rounds, results, memory }, null, 2));
-  if (opt.write) writeDoc(table);
+  if (opt.write) writeDoc(join(root, 'docs/benchmarks.md'), '<!-- bench:begin -->', '<!-- bench:end -->', table, { create: true });
 }
 
 function processTreeOf(pid) {
   return treeRssKiB(pid).map((p) => p.pid);
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function summarise(results, memory) {
@@ -360,18 +317,6 @@ function summarise(results, memory) {
 function tool(cmd, args) {
   const r = spawnSync(bin(cmd), args, { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`.split('\n')[0].trim();
-}
-
-const BEGIN = '<!-- bench:begin -->';
-const END = '<!-- bench:end -->';
-function writeDoc(table) {
-  const file = join(root, 'docs/benchmarks.md');
-  const text = existsSync(file) ? readFileSync(file, 'utf8') : `# Benchmarks\n\n${BEGIN}\n${END}\n`;
-  const i = text.indexOf(BEGIN);
-  const j = text.indexOf(END);
-  if (i < 0 || j < i) fail(`${file} has no ${BEGIN} … ${END} section to replace`);
-  writeFileSync(file, `${text.slice(0, i + BEGIN.length)}\n${table}\n${text.slice(j)}`);
-  log(`wrote ${file}`);
 }
 
 main().catch((err) => {

@@ -15,15 +15,17 @@
 //   npm run bench:tls -- [--duration 10] [--warmup 3] [--rounds 1] [--targets weldr,weldr-tls,nginx,nginx-tls]
 //                        [--scenarios small,handshake,large,latency] [--write] [--json out.json]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, cpus } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { startPinned, stop, cpuSeconds, freePort, waitFor, httpStatus } from './lib/procs.js';
-import { originNginx, proxyNginx } from './lib/configs.js';
+import { originNginx, proxyNginx, writeOriginFiles } from './lib/configs.js';
+import { bin, median, scriptHelpers } from './lib/cli.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const { fail, log, positiveInt, list, ensureTools, writeDoc } = scriptHelpers('bench:tls');
 const ALL_TARGETS = ['weldr', 'weldr-tls', 'nginx', 'nginx-tls'];
 
 const { values: opt } = parseArgs({
@@ -57,40 +59,6 @@ const SCENARIOS = {
   large: { path: '/large', connections: 10, proxyCpu: '0', label: '1 MiB body, 10 connections' },
   latency: { path: '/', connections: 1, proxyCpu: '1', label: 'small body, 1 connection (all on one core)' },
 };
-
-function positiveInt(name, v) {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fail(`--${name} must be a positive integer, got ${JSON.stringify(v)}`);
-  return n;
-}
-function list(name, v, allowed) {
-  const items = v.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const i of items) if (!allowed.includes(i)) fail(`--${name}: unknown ${JSON.stringify(i)} (allowed: ${allowed.join(', ')})`);
-  return items;
-}
-function fail(msg) {
-  process.stderr.write(`bench:tls: ${msg}\n`);
-  process.exit(2);
-}
-function log(msg) {
-  process.stderr.write(`[bench:tls] ${msg}\n`);
-}
-function have(cmd) {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
-}
-const bin = (cmd) => (have(cmd) ? cmd : `/usr/sbin/${cmd}`);
-
-function ensureTools() {
-  const need = { wrk: 'wrk', nginx: 'nginx-light', taskset: 'util-linux', openssl: 'openssl' };
-  const missing = Object.entries(need).filter(([cmd]) => !have(cmd) && !existsSync(`/usr/sbin/${cmd}`));
-  if (missing.length === 0) return;
-  const pkgs = missing.map(([, p]) => p);
-  log(`installing ${pkgs.join(' ')} from Debian packages`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const r1 = spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  const r2 = r1.status === 0 ? spawnSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env }) : r1;
-  if (r2.status !== 0) fail(`could not install ${pkgs.join(' ')}; install them and re-run`);
-}
 
 /** One EC P-256 certificate (self-signed, CN and SAN bench.test) shared by both proxies. */
 function makeCertificate(dir) {
@@ -173,20 +141,11 @@ async function startTarget(name, dir, originPort, tls) {
   return { port, proc, url: `${secure ? 'https' : 'http'}://127.0.0.1:${port}`, cipher: secure ? negotiated(port) : 'cleartext' };
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 async function main() {
-  ensureTools();
+  ensureTools({ wrk: 'wrk', nginx: 'nginx-light', taskset: 'util-linux', openssl: 'openssl' });
   if (!existsSync(join(root, 'packages/node/dist/src/main.js'))) fail('weldr is not built: run `npm run build` (npm run bench:tls does it for you)');
   const dir = mkdtempSync(join(tmpdir(), 'weldr-bench-tls-'));
-  for (const d of ['tmp-body', 'tmp-proxy', 'tmp-origin-body']) mkdirSync(join(dir, d));
-  const large = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff;
-  writeFileSync(join(dir, 'large.bin'), large);
+  writeOriginFiles(dir);
   const tls = makeCertificate(dir);
 
   const originPort = await freePort();
@@ -228,7 +187,7 @@ async function main() {
   const table = summarise(results, ciphers);
   process.stdout.write(table + '\n');
   if (opt.json) writeFileSync(opt.json, JSON.stringify({ date: new Date().toISOString(), duration, rounds, ciphers, results }, null, 2));
-  if (opt.write) writeDoc(table);
+  if (opt.write) writeDoc(join(root, 'docs/benchmarks.md'), '<!-- bench-tls:begin -->', '<!-- bench-tls:end -->', table);
 }
 
 function summarise(results, ciphers) {
@@ -269,18 +228,6 @@ function summarise(results, ciphers) {
 function tool(cmd, args) {
   const r = spawnSync(bin(cmd), args, { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`.trim();
-}
-
-const BEGIN = '<!-- bench-tls:begin -->';
-const END = '<!-- bench-tls:end -->';
-function writeDoc(table) {
-  const file = join(root, 'docs/benchmarks.md');
-  const text = readFileSync(file, 'utf8');
-  const i = text.indexOf(BEGIN);
-  const j = text.indexOf(END);
-  if (i < 0 || j < i) fail(`${file} has no ${BEGIN} … ${END} section to replace`);
-  writeFileSync(file, `${text.slice(0, i + BEGIN.length)}\n${table}\n${text.slice(j)}`);
-  log(`wrote ${file}`);
 }
 
 main().catch((err) => {

@@ -1,6 +1,17 @@
 // Configurations for the reference proxies and the origin. Each proxy does the same
 // header work weldr does (X-Forwarded-For/-Proto/-Host), keeps origin connections
 // alive, runs one worker/thread and writes no access log, so the comparison is fair.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Makes in `dir` what the configurations below name: nginx's temp directories and the origin's 1 MiB body. */
+export function writeOriginFiles(dir) {
+  for (const d of ['tmp-body', 'tmp-proxy', 'tmp-origin-body']) mkdirSync(join(dir, d));
+  // 1 MiB of deterministic bytes.
+  const large = Buffer.alloc(1024 * 1024);
+  for (let i = 0; i < large.length; i++) large[i] = (i * 31 + 7) & 0xff;
+  writeFileSync(join(dir, 'large.bin'), large);
+}
 
 /** The origin: nginx serving a small body and a 1 MiB file; it is never the bottleneck. */
 export function originNginx({ dir, port, extraPorts = [] }) {
