@@ -4,11 +4,11 @@
 // (weldr always fsyncs; etcd's WAL does unless --unsafe-no-fsync, which is not set).
 // Each target knows how to write, find its leader, hand leadership over, kill -9 a
 // member and start it again. Every process started here is stopped by stopAll().
-import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { spawnProcess } from './procs.js';
 
 /** A free TCP port below the kernel's ephemeral range (32768+), so no outbound connection takes it. */
 let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
@@ -27,26 +27,9 @@ export async function reservePort() {
 
 const started = new Set();
 
-/** Spawn a process we own: its output kept (tail), its exit awaited by stop(). */
+/** Spawn a process we own (procs.js's spawnProcess), remembered until it exits so that stopAll() stops it. */
 export function startProcess(name, cmd, args, env = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  let output = '';
-  const keep = (chunk) => {
-    output += chunk.toString();
-    if (output.length > 64 * 1024) output = output.slice(-32 * 1024);
-  };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const proc = {
-    name,
-    child,
-    pid: child.pid,
-    output: () => output,
-    exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
-    get running() {
-      return child.exitCode === null && child.signalCode === null;
-    },
-  };
+  const proc = spawnProcess(name, cmd, args, { env });
   started.add(proc);
   proc.exited.then(() => started.delete(proc));
   return proc;

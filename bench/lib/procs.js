@@ -6,9 +6,12 @@ import net from 'node:net';
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
-/** Spawn `cmd args` pinned to `cpus` (a taskset list such as "0" or "1"). */
-export function startPinned(name, cpus, cmd, args, opts = {}) {
-  const child = spawn('taskset', ['-c', cpus, cmd, ...args], {
+/**
+ * Spawn `cmd args` with `opts.env` over this process's environment: the tail of its
+ * output (stdout and stderr) is kept for error messages, its exit is awaited by stop().
+ */
+export function spawnProcess(name, cmd, args, opts = {}) {
+  const child = spawn(cmd, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...(opts.env ?? {}) },
     cwd: opts.cwd,
@@ -20,17 +23,24 @@ export function startPinned(name, cpus, cmd, args, opts = {}) {
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
-  const proc = {
+  return {
     name,
     child,
-    // taskset execs the command, so the child's PID is the target's PID.
     get pid() {
       return child.pid;
     },
     output: () => output,
     exited: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    get running() {
+      return child.exitCode === null && child.signalCode === null;
+    },
   };
-  return proc;
+}
+
+/** Spawn `cmd args` pinned to `cpus` (a taskset list such as "0" or "1"). */
+export function startPinned(name, cpus, cmd, args, opts = {}) {
+  // taskset execs the command, so the child's PID is the target's PID.
+  return spawnProcess(name, 'taskset', ['-c', cpus, cmd, ...args], opts);
 }
 
 /** CPU seconds (user + system, all threads) consumed so far by `pid`. */
