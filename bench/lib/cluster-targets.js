@@ -82,6 +82,26 @@ function pools(url, connections = 64) {
   return new Pool(url, { connections, pipelining: 1, keepAliveTimeout: 30_000 });
 }
 
+// What the two targets do alike with their members, each member's `proc` a startProcess().
+
+/** kill -9 of a member: resolves once it has exited. */
+function killMember(m) {
+  m.proc.child.kill('SIGKILL');
+  return m.proc.exited;
+}
+
+/** The PIDs of the members running now. */
+function runningPids(members) {
+  return members.filter((m) => m.proc?.running).map((m) => m.proc.pid);
+}
+
+/** A catch handler that rethrows with the members' output: why they did not come up. */
+function withOutputOf(members) {
+  return (e) => {
+    throw new Error(`${e.message}\n${members.map((m) => m.proc.output()).join('\n')}`);
+  };
+}
+
 // ---- weldr --------------------------------------------------------------------------
 
 export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electionMs = 500, logLevel = 'warn', nodeArgs = [], workers = 'auto' }) {
@@ -143,10 +163,7 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
       const r = await call(leader.pool, 'POST', '/cluster/transfer-leadership', { to: to.id }, 10_000);
       if (r.status !== 200) throw new Error(`transfer: ${r.status} ${r.text}`);
     },
-    kill(m) {
-      m.proc.child.kill('SIGKILL');
-      return m.proc.exited;
-    },
+    kill: killMember,
     async restart(m) {
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await call(m.pool, 'GET', '/health', undefined, 500)).status === 200, 20_000, 20);
@@ -164,12 +181,10 @@ export async function startWeldr({ root, dir, size = 3, heartbeatMs = 50, electi
       await waitFor('weldr members up', async () => {
         for (const m of members) if ((await call(m.pool, 'GET', '/health', undefined, 500)).status !== 200) return false;
         return true;
-      }).catch((e) => {
-        throw new Error(`${e.message}\n${members.map((m) => m.proc.output()).join('\n')}`);
-      });
+      }).catch(withOutputOf(members));
       await waitFor('a weldr leader', () => t.leader());
     },
-    pids: () => members.filter((m) => m.proc?.running).map((m) => m.proc.pid),
+    pids: () => runningPids(members),
     async stop() {
       await Promise.all(members.map((m) => m.proc && stopProcess(m.proc)));
       await Promise.all(members.flatMap((m) => [m.pool.close(), m.proxyPool.close()]));
@@ -240,10 +255,7 @@ export async function startEtcd({ dir, size = 3, heartbeatMs = 50, electionMs = 
       const r = await call(leader.pool, 'POST', '/v3/maintenance/transfer-leadership', { targetID: to.memberId }, 10_000);
       if (r.status !== 200) throw new Error(`transfer: ${r.status} ${r.text}`);
     },
-    kill(m) {
-      m.proc.child.kill('SIGKILL');
-      return m.proc.exited;
-    },
+    kill: killMember,
     async restart(m) {
       spawnMember(m);
       await waitFor(`${m.id} up`, async () => (await status(m)).header !== undefined, 20_000, 20);
@@ -264,12 +276,10 @@ export async function startEtcd({ dir, size = 3, heartbeatMs = 50, electionMs = 
           m.memberId = s.header.member_id;
         }
         return true;
-      }).catch((e) => {
-        throw new Error(`${e.message}\n${members.map((m) => m.proc.output()).join('\n')}`);
-      });
+      }).catch(withOutputOf(members));
       await waitFor('an etcd leader', () => t.leader());
     },
-    pids: () => members.filter((m) => m.proc?.running).map((m) => m.proc.pid),
+    pids: () => runningPids(members),
     async stop() {
       await Promise.all(members.map((m) => m.proc && stopProcess(m.proc)));
       await Promise.all(members.map((m) => m.pool.close()));
