@@ -1,6 +1,7 @@
 // Spawns real processes for e2e tests and guarantees they are gone afterwards: every
 // process is registered with the test's teardown and killed by PID, never by name.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { jsonObjectLines } from '@weldr/node/testing';
 import { REPO_ROOT, WELDR_COMMAND } from './repo-root.js';
 import { within } from './wait.js';
 
@@ -43,21 +44,11 @@ export class RunningProcess {
     });
     if (this.child.pid === undefined) throw new Error(`could not spawn ${name}`);
     this.pid = this.child.pid;
-    let partial = '';
+    // Lines that are not JSON objects are kept in stdout only.
+    const readLines = jsonObjectLines((line) => this.lines.push(line));
     this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       this.stdout += chunk;
-      partial += chunk;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        try {
-          const parsed: unknown = JSON.parse(line);
-          if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) this.lines.push(parsed as JsonLine);
-        } catch {
-          // not a JSON line: kept in stdout only
-        }
-      }
+      readLines(chunk);
       this.notify();
     });
     this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {

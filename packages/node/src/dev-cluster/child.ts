@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { STOP_WITH_PARENT_ENV } from '../cli/signals.js';
+import { jsonObjectLines } from './json-lines.js';
 
 export type LogLine = Readonly<Record<string, unknown>>;
 
@@ -48,21 +49,11 @@ export class Child {
     });
     if (this.proc.pid === undefined) throw new Error(`could not start ${name}`);
     this.pid = this.proc.pid;
-    let partial = '';
+    // Lines that are not JSON objects are in the log file only.
+    const readLines = jsonObjectLines((line) => this.lines.push(line));
     this.proc.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
       this.log.write(chunk);
-      partial += chunk;
-      let nl: number;
-      while ((nl = partial.indexOf('\n')) >= 0) {
-        const line = partial.slice(0, nl);
-        partial = partial.slice(nl + 1);
-        try {
-          const parsed: unknown = JSON.parse(line);
-          if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) this.lines.push(parsed as LogLine);
-        } catch {
-          // not a JSON line: in the log file only
-        }
-      }
+      readLines(chunk);
       this.notify();
     });
     this.proc.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
