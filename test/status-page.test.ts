@@ -83,6 +83,30 @@ test('renders the cluster, the pool with each origin\'s health, and the node\'s 
   t.deepEqual(errors, []);
 });
 
+test('a large pool (more than 500 origins): the table is fetched every 10 s, /metrics is not scraped, and the page says so', async (t) => {
+  const node = await startNode(t, { store: 'memory' });
+  // Nothing is checked or proxied to: the origins are only records.
+  await patchSettings(node, { healthCheck: { enabled: false } });
+  const commands = Array.from({ length: 501 }, (_, i) => ({ type: 'AddServer', ip: '127.0.3.1', port: 10_000 + i }));
+  const added = await adminCall(node, 'POST', '/servers/batch', { commands });
+  t.is(added.status, 200, JSON.stringify(added.body));
+
+  const browser = await openBrowser(t);
+  const asked: string[] = [];
+  browser.on('request', (r) => asked.push(new URL(r.url()).pathname));
+  const { page, errors } = await openPage(t, browser, `${node.adminUrl}/`);
+  await waitForText(page, '#pool-note', /^501 origins · a large pool: this table is refreshed every 10 s \(last .* ago\)/);
+  t.is(await page.locator('#pool tbody tr').count(), 501);
+  const from = asked.length;
+  await new Promise((resolve) => setTimeout(resolve, 5_000));
+  const since = asked.slice(from);
+  const count = (path: string) => since.filter((p) => p === path).length;
+  t.true(count('/stats') >= 2, `the page kept polling (${count('/stats')} × /stats in 5 s)`);
+  t.true(count('/stats/detail') <= 1, `the table was fetched ${count('/stats/detail')} times in 5 s`);
+  t.is(asked.filter((p) => p === '/metrics').length, 0, 'no /metrics scrape for a large pool');
+  t.deepEqual(errors, []);
+});
+
 test('follows an origin going down and a failover within seconds', async (t) => {
   t.timeout(scaled(90_000));
   const members = await startCluster(t);

@@ -10,6 +10,12 @@ const TOKEN_KEY = 'weldr.adminToken';
 const FAST_MS = 1000;
 // History, events, audit and settings change slowly: every fifth poll.
 const SLOW_EVERY = 5;
+// A pool larger than this is a large answer for the node to build and the page to draw
+// (10,000 busy origins: /stats/detail ~2.3 MB, /metrics ~31 MB): the per-origin table is
+// fetched every LARGE_EVERY polls, and the per-origin latency (a whole /metrics scrape)
+// not at all — Prometheus is the tool for that.
+const LARGE_POOL = 500;
+const LARGE_EVERY = 10;
 const FETCH_TIMEOUT_MS = 3000;
 
 const state = {
@@ -17,6 +23,9 @@ const state = {
   stats: null,
   prevStats: null,
   detail: null,
+  /** When the per-origin table was last fetched, and how many polls asked whether to (large pools). */
+  detailAt: 0,
+  detailPolls: 0,
   history: null,
   node: null,
   events: [],
@@ -146,15 +155,21 @@ async function api(path) {
   throw new ApiError('error', message, res.status);
 }
 
+function isLargePool() {
+  return state.detail !== null && state.detail.length > LARGE_POOL;
+}
+
 async function poll() {
   const slow = state.polls % SLOW_EVERY === 0;
   state.polls++;
   try {
-    const [cluster, stats, detail] = await Promise.all([api('/cluster'), api('/stats'), api('/stats/detail')]);
+    const wantDetail = !isLargePool() || state.detailPolls++ % LARGE_EVERY === 0;
+    const [cluster, stats, detail] = await Promise.all([api('/cluster'), api('/stats'), wantDetail ? api('/stats/detail') : Promise.resolve(state.detail)]);
     state.prevStats = state.stats === null ? null : { at: state.stats.at, value: state.stats.value };
     state.stats = { at: Date.now(), value: stats };
     state.cluster = cluster;
     state.detail = detail;
+    if (wantDetail) state.detailAt = Date.now();
     state.lastOkAt = Date.now();
     state.problem = null;
     if (slow) await pollSlow();
@@ -174,7 +189,8 @@ async function pollSlow() {
   state.events = [...state.events, ...events.events].slice(-100);
   state.eventsNext = events.next;
   try {
-    updateLatency(await apiText('/metrics'));
+    if (isLargePool()) state.latency = new Map();
+    else updateLatency(await apiText('/metrics'));
   } catch {
     // Latency is a nicety: a node without the histogram, or a failed scrape, shows "—".
   }
@@ -307,7 +323,8 @@ function renderCluster() {
 function renderPool() {
   const servers = state.detail;
   const now = Date.now();
-  $('pool-note').textContent = `${servers.length} origin${servers.length === 1 ? '' : 's'}${state.stats?.value?.failOpen ? ' · every origin unhealthy: failing open' : ''}`;
+  const large = servers.length > LARGE_POOL ? ` · a large pool: this table is refreshed every ${LARGE_EVERY} s (last ${ago(now - state.detailAt)}) and per-origin latency is not scraped` : '';
+  $('pool-note').textContent = `${servers.length} origin${servers.length === 1 ? '' : 's'}${state.stats?.value?.failOpen ? ' · every origin unhealthy: failing open' : ''}${large}`;
   if (servers.length === 0) {
     $('pool').tBodies[0].replaceChildren(el('tr', {}, el('td', { colspan: 11, class: 'muted' }, 'No origins in the pool. Add one: weldr servers add IP:PORT')));
     return;
