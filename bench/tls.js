@@ -120,7 +120,10 @@ async function startTarget(name, dir, originPort, tls) {
     proc = startPinned(name, '0', process.execPath, [
       join(root, 'packages/node/bin/weldr.js'), 'start',
       '--id', 'bench', '--listen', `127.0.0.1:${plain}`, '--admin', `127.0.0.1:${admin}`,
-      '--store', 'memory', '--log-level', 'warn',
+      // One process on the pinned CPU, as bench/run.js's pinned mode: with the default
+      // `--workers auto` the node process would hand the listener to workers and the CPU
+      // measured here (the node process's) would be none of the proxy's.
+      '--store', 'memory', '--log-level', 'warn', '--workers', '0',
       ...(name === 'weldr-tls' ? ['--listen-tls', `127.0.0.1:${port}`, '--tls-cert', tls.cert, '--tls-key', tls.key] : []),
     ]);
     await waitFor('weldr admin', async () => (await fetch(`http://127.0.0.1:${admin}/health`)).ok).catch((e) => {
