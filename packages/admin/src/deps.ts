@@ -40,6 +40,18 @@ export interface ServerStatsView {
   readonly recentChecks?: readonly boolean[];
 }
 
+/**
+ * The node's request totals without the per-server list: what GET /stats and the status
+ * page's history need, at a cost that does not grow with the pool. `originActive`: the
+ * requests in flight to origins (the sum of the servers' `active`).
+ */
+export interface ProxyTotalsView {
+  readonly client: CounterPair;
+  readonly server: CounterPair;
+  readonly failOpen: boolean;
+  readonly originActive: number;
+}
+
 /** The proxy's stats(), as the admin API reads it. */
 export interface ProxyStatsView {
   readonly client: CounterPair;
@@ -174,7 +186,7 @@ export interface AdminLogger {
 export interface AdminDeps {
   readonly pool: PoolStore;
   /** The node's data-plane figures; a promise when they are gathered from worker processes. */
-  readonly stats: { stats(): ProxyStatsView | Promise<ProxyStatsView> };
+  readonly stats: { stats(): ProxyStatsView | Promise<ProxyStatsView>; totals?(): ProxyTotalsView | Promise<ProxyTotalsView> };
   readonly cluster: {
     info(): ClusterInfo;
     isActive(): boolean;

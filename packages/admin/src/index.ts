@@ -22,6 +22,7 @@ export type {
   NodeView,
   LastCheckView,
   ProxyStatsView,
+  ProxyTotalsView,
   ServerHealth,
   ServerStatsView,
   RequestOrigin,

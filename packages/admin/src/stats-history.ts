@@ -3,7 +3,7 @@
 // history; this is for an operator without one). Cumulative counters are kept, not
 // rates: the page divides differences by the time between samples, so a late timer
 // never distorts a rate.
-import type { ProxyStatsView } from './deps.js';
+import type { ProxyStatsView, ProxyTotalsView } from './deps.js';
 
 export interface StatsSample {
   /** Epoch milliseconds. */
@@ -36,8 +36,11 @@ export class StatsHistory {
   private timer: NodeJS.Timeout | null = null;
 
   constructor(
-    /** The node's figures; a promise when they are gathered from worker processes. */
-    private readonly source: () => ProxyStatsView | Promise<ProxyStatsView>,
+    /**
+     * The node's figures (its totals, or its stats with every server); a promise when they
+     * are gathered from worker processes.
+     */
+    private readonly source: () => ProxyTotalsView | ProxyStatsView | Promise<ProxyTotalsView | ProxyStatsView>,
     options: StatsHistoryOptions = {},
   ) {
     this.intervalMs = options.intervalMs ?? 5_000;
@@ -50,14 +53,15 @@ export class StatsHistory {
   /** Take a sample now (the timer's job; tests call it directly). A failed read is skipped. */
   async sample(): Promise<void> {
     const at = this.now();
-    let s: ProxyStatsView;
+    let s: ProxyTotalsView | ProxyStatsView;
     try {
       s = await this.source();
     } catch {
       return; // a worker being restarted: the next sample will do
     }
     let active = 0;
-    for (const server of s.servers) active += server.active;
+    if ('originActive' in s) active = s.originActive;
+    else for (const server of s.servers) active += server.active;
     this.samples.push({ at, client: { success: s.client.success, failed: s.client.failed }, server: { success: s.server.success, failed: s.server.failed }, active });
     if (this.samples.length > this.keep) this.samples.splice(0, this.samples.length - this.keep);
   }

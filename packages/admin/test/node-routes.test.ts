@@ -52,6 +52,25 @@ test('GET /stats has the seed shape plus failOpen', async (t) => {
   t.deepEqual(r.json, { client: { success: 10, failed: 2 }, server: { success: 9, failed: 3 }, failOpen: false });
 });
 
+test('GET /stats takes the totals alone when the node gives them (no per-server list built); /stats/detail still the full stats', async (t) => {
+  let statsCalls = 0;
+  const totals = { client: { success: 40, failed: 1 }, server: { success: 39, failed: 2 }, failOpen: true, originActive: 3 };
+  const h = await startAdmin(t, {
+    stats: {
+      stats: () => {
+        statsCalls++;
+        return { client: { success: 0, failed: 0 }, server: { success: 0, failed: 0 }, failOpen: false, servers: [] };
+      },
+      totals: () => Promise.resolve(totals),
+    },
+  });
+  const r = await h.call('GET', '/stats');
+  t.deepEqual(r.json, { client: { success: 40, failed: 1 }, server: { success: 39, failed: 2 }, failOpen: true });
+  t.is(statsCalls, 0);
+  t.deepEqual((await h.call('GET', '/stats/detail')).json, []);
+  t.is(statsCalls, 1);
+});
+
 test('GET /stats/detail is an array of per-server stats with the documented fields only', async (t) => {
   const h = await startAdmin(t);
   t.deepEqual((await h.call('GET', '/stats/detail')).json, []);

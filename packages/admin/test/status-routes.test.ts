@@ -49,6 +49,12 @@ test('GET /stats/history: cumulative samples, oldest first, bounded', async (t) 
   t.throws(() => new StatsHistory(() => stats, { keep: 1 }), { instanceOf: TypeError });
 });
 
+test('StatsHistory from totals: the requests in flight to origins come from originActive', async (t) => {
+  const history = new StatsHistory(() => ({ client: { success: 5, failed: 1 }, server: { success: 4, failed: 2 }, failOpen: false, originActive: 7 }), { now: () => 42 });
+  await history.sample();
+  t.deepEqual(history.view().samples, [{ at: 42, client: { success: 5, failed: 1 }, server: { success: 4, failed: 2 }, active: 7 }]);
+});
+
 test('GET /events?since: only what is new, bounded; a bad since is 400', async (t) => {
   const events = new NodeEvents(2, () => 42);
   events.add('role', 'follower, leader n1 (term 2)', { role: 'follower', leader: 'n1', term: 2 });

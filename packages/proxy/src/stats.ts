@@ -228,6 +228,38 @@ export function mergeCounters(parts: readonly DataPlaneCounters[]): DataPlaneCou
   return { counters: total, origins: [...origins.values()], failOpen };
 }
 
+/** Request totals of one node, without the per-server list (what GET /stats shows). */
+export interface DataPlaneTotals {
+  readonly client: { readonly success: number; readonly failed: number };
+  readonly server: { readonly success: number; readonly failed: number };
+  readonly failOpen: boolean;
+  /** Requests in flight to origins, summed over every origin listed (draining ones too). */
+  readonly originActive: number;
+}
+
+/**
+ * The totals of several processes' figures, summed without matching origins up: a cost
+ * in the number of origins listed, with no allocation per origin (mergeCounters builds
+ * a merged record for each).
+ */
+export function sumTotals(parts: readonly DataPlaneCounters[]): DataPlaneTotals {
+  let clientSuccess = 0;
+  let clientFailed = 0;
+  let serverSuccess = 0;
+  let serverFailed = 0;
+  let failOpen = false;
+  let originActive = 0;
+  for (const p of parts) {
+    clientSuccess += p.counters.clientSuccess;
+    clientFailed += p.counters.clientFailed;
+    serverSuccess += p.counters.serverSuccess;
+    serverFailed += p.counters.serverFailed;
+    failOpen ||= p.failOpen;
+    for (const o of p.origins) originActive += o.active;
+  }
+  return { client: { success: clientSuccess, failed: clientFailed }, server: { success: serverSuccess, failed: serverFailed }, failOpen, originActive };
+}
+
 /**
  * ProxyStats from figures (this process's, or a node's workers' summed) and the
  * upstream that knows the servers of the current snapshot and their health. Only the

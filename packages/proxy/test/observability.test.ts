@@ -3,7 +3,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
-import { MetricsRegistry, mergeCounters, type AccessLogSink, type DataPlaneCounters, type Proxy } from '../src/index.js';
+import { MetricsRegistry, mergeCounters, sumTotals, zeroCounters, type AccessLogSink, type DataPlaneCounters, type Proxy } from '../src/index.js';
 import { AccessLog } from '../src/access-log.js';
 import { record, setup, snapshot, startOrigin, startProxy, type Origin } from './helpers.js';
 import type { ServerRecord } from '@weldr/store';
@@ -170,4 +170,19 @@ test('a report without idle origins (a worker\'s) lists only origins with figure
   t.is(full.origins.length, 2);
   const sum = mergeCounters([full, worker]);
   t.deepEqual(sum.origins.map((o) => [o.id, o.success]).sort(), [[`127.0.0.1:${a.port}`, 6], [`127.0.0.1:${idle.port}`, 0]].sort());
+});
+
+test('sumTotals: client and server pairs and in-flight requests summed over the processes, failOpen from any, origins not matched up', (t) => {
+  const part = (success: number, active: number, failOpen: boolean): DataPlaneCounters => ({
+    counters: { ...zeroCounters(), clientSuccess: success, clientFailed: 1, serverSuccess: success - 1, serverFailed: 2 },
+    origins: [
+      { id: 'a', success, failed: 0, active, byClass: [0, 0, success, 0, 0, 0], failures: { refused: 0, reset: 0, timeout: 0, bad_response: 0 }, duration: { buckets: new Array<number>(16).fill(0), sum: 0, count: 0 }, ejectedUntil: 0, connected: 0, queued: 0 },
+    ],
+    failOpen,
+  });
+  const parts = [part(10, 1, false), part(5, 2, true)];
+  t.deepEqual(sumTotals(parts), { client: { success: 15, failed: 2 }, server: { success: 13, failed: 4 }, failOpen: true, originActive: 3 });
+  const merged = mergeCounters(parts);
+  t.is(merged.counters.clientSuccess, 15, 'the same sums as mergeCounters');
+  t.is(sumTotals([]).originActive, 0);
 });

@@ -9,7 +9,9 @@ import type { ServerStatsView } from '../deps.js';
  */
 export function statsRoutes(router: Router<AdminState>, deps: ResolvedDeps): void {
   router.get('/stats', async (ctx) => {
-    const { client, server, failOpen } = await deps.stats.stats();
+    // The totals alone when the node can give them: building every server's line only to
+    // drop it costs a pool of 10,000 busy origins ~0.1 s on the node's thread.
+    const { client, server, failOpen } = deps.stats.totals !== undefined ? await deps.stats.totals() : await deps.stats.stats();
     ctx.body = {
       client: { success: client.success, failed: client.failed },
       server: { success: server.success, failed: server.failed },

@@ -10,7 +10,7 @@ import { networkInterfaces } from 'node:os';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Dispatcher } from 'undici';
 import { answerClientError, createAdminApp, type AdminDeps, type FaultInjector, type MembershipAdmin } from '@weldr/admin';
-import type { ProxyStats } from '@weldr/proxy';
+import type { DataPlaneTotals, ProxyStats } from '@weldr/proxy';
 import { parseIp, type PoolStore } from '@weldr/store';
 import { RefusalLog, sourceOf, type ClusterView, type TlsMaterial } from '@weldr/cluster';
 import type { NodeConfig } from '../config/options.js';
@@ -32,7 +32,7 @@ export interface AdminListenerDeps {
   readonly config: NodeConfig;
   readonly store: PoolStore;
   /** The node's data-plane figures (summed over its workers, if any). */
-  readonly proxy: { stats(): ProxyStats | Promise<ProxyStats>; synced?(): Promise<void> };
+  readonly proxy: { stats(): ProxyStats | Promise<ProxyStats>; totals?(): DataPlaneTotals | Promise<DataPlaneTotals>; synced?(): Promise<void> };
   readonly cluster: ClusterView;
   readonly metrics: Registry;
   readonly log: Logger;

@@ -4,7 +4,7 @@
 // current snapshot; with workers it never listens, and the figures for /stats and
 // /metrics are the workers' summed.
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { createProxy, mergeCounters, type DataPlaneCounters, type Proxy, type ProxyOptions, type ProxyStats, type ProxyTlsOptions } from '@weldr/proxy';
+import { createProxy, mergeCounters, sumTotals, type DataPlaneCounters, type DataPlaneTotals, type Proxy, type ProxyOptions, type ProxyStats, type ProxyTlsOptions } from '@weldr/proxy';
 import type { PoolSnapshot } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
 import { ConfigError } from '../config/config-error.js';
@@ -29,6 +29,8 @@ export interface DataPlane {
   setEager(eager: boolean): void;
   /** The node's figures: its own, or its workers' summed. */
   stats(): ProxyStats | Promise<ProxyStats>;
+  /** The same totals without the per-server list (GET /stats, the status page's history). */
+  totals(): DataPlaneTotals | Promise<DataPlaneTotals>;
   /** New certificates for the TLS listener (validated here first: throws and keeps the old). */
   setTls(tls: ProxyTlsOptions): void;
   /** SIGHUP: reopen the access-log file. */
@@ -63,6 +65,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       synced: () => Promise.resolve(),
       setEager: () => undefined,
       stats: () => proxy.stats(),
+      totals: () => sumTotals([proxy.counters({ omitIdle: true })]),
       setTls: (tls) => proxy.setTls(tls),
       reopenAccessLog: () => access?.reopen(),
       async close(deadlineMs) {
@@ -125,6 +128,9 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
     },
     async stats() {
       return proxy.statsFrom(await gather(proxy.counters()));
+    },
+    async totals() {
+      return sumTotals([proxy.counters({ omitIdle: true }), ...(await p.collectParts())]);
     },
     setTls(tls) {
       proxy.setTls(tls);

@@ -180,7 +180,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     // Filled in as the listeners bind (ports may be ephemeral).
     const listeners: { name: string; address: HostPort }[] = [];
     // What the status page shows besides /cluster and /stats.
-    const history = new StatsHistory(() => dataPlane.stats());
+    const history = new StatsHistory(() => dataPlane.totals());
     history.start();
     cleanups.push(() => history.stop());
     const events = new NodeEvents();
