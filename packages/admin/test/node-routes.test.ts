@@ -71,6 +71,31 @@ test('GET /stats takes the totals alone when the node gives them (no per-server 
   t.is(statsCalls, 1);
 });
 
+test('GET /stats/detail of a large pool: the same JSON and content type, written in slices', async (t) => {
+  const servers = Array.from({ length: 1_234 }, (_, i) => ({
+    id: `127.0.4.1:${1000 + i}`,
+    ip: '127.0.4.1',
+    port: 1000 + i,
+    weight: 1 + (i % 3),
+    success: i,
+    failed: i % 7,
+    health: i % 2 === 0 ? ('healthy' as const) : ('unknown' as const),
+    ejected: false,
+    draining: i % 5 === 0,
+    active: i % 4,
+    ...(i % 3 === 0 ? { lastCheck: { at: 1_700_000_000_000 + i, ok: true, status: 200 }, recentChecks: [true, false, true] } : {}),
+  }));
+  const h = await startAdmin(t, { stats: { stats: () => ({ client: { success: 0, failed: 0 }, server: { success: 0, failed: 0 }, failOpen: false, servers }) } });
+  const big = await h.call('GET', '/stats/detail');
+  t.is(big.status, 200);
+  t.is(big.headers['content-type'], 'application/json; charset=utf-8');
+  t.deepEqual(big.json, servers);
+  t.is(big.headers['transfer-encoding'], 'chunked', 'streamed, not built as one string');
+  // The small pool's answer (one piece) has the same type.
+  const small = await startAdmin(t);
+  t.is((await small.call('GET', '/stats/detail')).headers['content-type'], 'application/json; charset=utf-8');
+});
+
 test('GET /stats/detail is an array of per-server stats with the documented fields only', async (t) => {
   const h = await startAdmin(t);
   t.deepEqual((await h.call('GET', '/stats/detail')).json, []);
