@@ -334,12 +334,11 @@ export class WorkerPool {
     this.#broadcast({ type: 'reopen' });
   }
 
-  /** Figures of every worker (fetched now) plus those of workers that are gone, summed. */
-  async collect(): Promise<DataPlaneCounters> {
-    return mergeCounters(await this.collectParts());
-  }
-
-  /** The same, not yet summed: to sum with other figures in one pass (the node's own). */
+  /**
+   * Figures of every worker (fetched now) plus those of workers that are gone, not yet
+   * summed: the caller sums them with the node's own in one pass (mergeCounters, or
+   * sumTotals for the totals alone).
+   */
   async collectParts(): Promise<DataPlaneCounters[]> {
     const parts = await Promise.all(this.#slots.map((slot) => this.#ask(slot)));
     const live = parts.filter((p): p is DataPlaneCounters => p !== null);
