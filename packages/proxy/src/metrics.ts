@@ -239,8 +239,11 @@ interface OriginScrape {
   readonly now: number;
 }
 
-/** One sample of a family: the series' name, its labels (in order) and its value. */
-type Emit = (metricName: string, labels: readonly (readonly [string, string])[], value: number) => void;
+/**
+ * One sample of a family: what follows the family's name in the series' name ('' or a
+ * histogram's `_bucket`, `_sum`, `_count`), its labels (in order) and its value.
+ */
+type Emit = (suffix: string, labels: readonly (readonly [string, string])[], value: number) => void;
 
 /** Origins rendered between two yields to the event loop (a scrape of 10,000 origins is ~330,000 lines). */
 const ORIGINS_PER_SLICE = 250;
@@ -286,8 +289,8 @@ class OriginFamily extends Gauge<string> {
   override async get(): ReturnType<Gauge<string>['get']> {
     const view = await this.#scrape();
     const values: { labels: Record<string, string>; value: number; metricName: string }[] = [];
-    this.#samples(view, 0, this.#count(view), (metricName, labels, value) => {
-      values.push({ labels: Object.fromEntries(labels), value, metricName });
+    this.#samples(view, 0, this.#count(view), (suffix, labels, value) => {
+      values.push({ labels: Object.fromEntries(labels), value, metricName: this.#name + suffix });
     });
     return { name: this.#name, help: this.#help, type: this.#type as unknown as MetricType, values, aggregator: 'sum', collect: discard };
   }
@@ -314,8 +317,9 @@ class OriginFamily extends Gauge<string> {
     for (const [k, v] of Object.entries(defaults)) tail += `,${k}="${escapeLabelValue(String(v))}"`;
     yield `# HELP ${escapeString(this.#name)} ${escapeString(this.#help)}\n# TYPE ${escapeString(this.#name)} ${this.#type}`;
     let out: string[] = [];
-    const emit: Emit = (metricName, labels, value) => {
-      let line = `${metricName}{`;
+    const name = this.#name;
+    const emit: Emit = (suffix, labels, value) => {
+      let line = `${name}${suffix}{`;
       for (let i = 0; i < labels.length; i++) {
         const [k, v] = labels[i]!;
         line += `${i === 0 ? '' : ','}${k}="${escapeLabelValue(v)}"`;
@@ -343,12 +347,12 @@ function originFamilies(scrape: () => Promise<OriginScrape>): OriginFamily[] {
   return [
     new OriginFamily('weldr_proxy_origin_health', 'Health of each origin: 1 for its current state label, 0 otherwise', 'gauge', scrape, 'origins', (v, i, emit) => {
       const o = v.origins[i]!;
-      for (const h of HEALTH) emit('weldr_proxy_origin_health', [server(o.id), ['state', h]], o.health.health === h ? 1 : 0);
+      for (const h of HEALTH) emit('', [server(o.id), ['state', h]], o.health.health === h ? 1 : 0);
     }),
     new OriginFamily('weldr_proxy_origin_ejected', 'Whether each origin is currently ejected by passive health checking', 'gauge', scrape, 'origins', (v, i, emit) => {
       const o = v.origins[i]!;
       const f = v.byId.get(o.id);
-      emit('weldr_proxy_origin_ejected', [server(o.id)], (f !== undefined && f.ejectedUntil > v.now) || o.passive.isEjected(v.now) ? 1 : 0);
+      emit('', [server(o.id)], (f !== undefined && f.ejectedUntil > v.now) || o.passive.isEjected(v.now) ? 1 : 0);
     }),
     new OriginFamily(
       'weldr_proxy_origin_requests_total',
@@ -358,16 +362,16 @@ function originFamilies(scrape: () => Promise<OriginScrape>): OriginFamily[] {
       'figures',
       (v, i, emit) => {
         const o = v.figures[i]!;
-        for (let c = 1; c <= 5; c++) emit('weldr_proxy_origin_requests_total', [server(o.id), ['code_class', CLASSES[c - 1]!]], o.byClass[c]!);
+        for (let c = 1; c <= 5; c++) emit('', [server(o.id), ['code_class', CLASSES[c - 1]!]], o.byClass[c]!);
       },
     ),
     new OriginFamily('weldr_proxy_origin_attempt_failures_total', 'Attempts on each origin that got no usable response, by reason', 'counter', scrape, 'figures', (v, i, emit) => {
       const o = v.figures[i]!;
-      for (const r of FAILURES) emit('weldr_proxy_origin_attempt_failures_total', [server(o.id), ['reason', r]], o.failures[r]);
+      for (const r of FAILURES) emit('', [server(o.id), ['reason', r]], o.failures[r]);
     }),
     new OriginFamily('weldr_proxy_origin_active_requests', 'Requests (and tunnels) in flight to each origin', 'gauge', scrape, 'figures', (v, i, emit) => {
       const o = v.figures[i]!;
-      emit('weldr_proxy_origin_active_requests', [server(o.id)], o.active);
+      emit('', [server(o.id)], o.active);
     }),
     new OriginFamily(
       'weldr_proxy_origin_request_duration_seconds',
@@ -378,24 +382,23 @@ function originFamilies(scrape: () => Promise<OriginScrape>): OriginFamily[] {
       (v, i, emit) => {
         const o = v.figures[i]!;
         const h = o.duration;
-        const name = 'weldr_proxy_origin_request_duration_seconds';
         let acc = 0;
         for (let b = 0; b < DURATION_BUCKETS.length; b++) {
           acc += h.buckets[b]!;
-          emit(`${name}_bucket`, [server(o.id), ['le', String(DURATION_BUCKETS[b]!)]], acc);
+          emit('_bucket', [server(o.id), ['le', String(DURATION_BUCKETS[b]!)]], acc);
         }
-        emit(`${name}_bucket`, [server(o.id), ['le', '+Inf']], h.count);
-        emit(`${name}_sum`, [server(o.id)], h.sum);
-        emit(`${name}_count`, [server(o.id)], h.count);
+        emit('_bucket', [server(o.id), ['le', '+Inf']], h.count);
+        emit('_sum', [server(o.id)], h.sum);
+        emit('_count', [server(o.id)], h.count);
       },
     ),
     new OriginFamily('weldr_proxy_origin_connections', 'Open connections to each origin (at most originMaxConnections)', 'gauge', scrape, 'figures', (v, i, emit) => {
       const o = v.figures[i]!;
-      emit('weldr_proxy_origin_connections', [server(o.id)], o.connected);
+      emit('', [server(o.id)], o.connected);
     }),
     new OriginFamily('weldr_proxy_origin_queued', 'Requests waiting for a connection to each origin (originMaxConnections reached)', 'gauge', scrape, 'figures', (v, i, emit) => {
       const o = v.figures[i]!;
-      emit('weldr_proxy_origin_queued', [server(o.id)], o.queued);
+      emit('', [server(o.id)], o.queued);
     }),
   ];
 }
