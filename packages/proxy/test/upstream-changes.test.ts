@@ -31,7 +31,6 @@ test('candidates after each change equal the definition (seeded random changes, 
     };
     const up = new Upstream(snapshotOf(state), { timeouts: DEFAULT_TIMEOUTS, maxHeaderSize: 16_384, originMaxConnections: 4, originTls: null, log: quiet as never, now: () => 0, random, healthChecks: 'external' });
     const health = new Map<string, Health>();
-    let previous = up.candidates;
     for (let step = 0; step < 300; step++) {
       const servers = state.servers.list();
       const pick = servers[Math.floor(random() * servers.length)];
@@ -54,9 +53,38 @@ test('candidates after each change equal the definition (seeded random changes, 
       const expected = (eligible.length === 0 ? live : eligible).map((s) => s.id);
       t.deepEqual(up.candidates.map((o) => o.id), expected, `seed ${seed}, step ${step}`);
       t.is(up.failOpen, eligible.length === 0 && live.length > 0);
-      t.not(up.candidates, previous, 'a new candidates array after every update (balancers reset on it)');
-      previous = up.candidates;
     }
     await up.close(false);
   }
+});
+
+test('weighted round-robin follows weights changed in place and servers added in place (the balancer is reset)', async (t) => {
+  let state: PoolState = initialState();
+  let index = 0;
+  const apply = (command: PoolCommand): void => {
+    state = applyCommand(state, ++index, prepareEnvelope(command)).state;
+  };
+  apply({ type: 'UpdateSettings', balancer: 'weighted-round-robin' });
+  apply({ type: 'AddServer', ip: '10.0.0.1', port: 80 });
+  apply({ type: 'AddServer', ip: '10.0.0.2', port: 80 });
+  const up = new Upstream(snapshotOf(state), { timeouts: DEFAULT_TIMEOUTS, maxHeaderSize: 16_384, originMaxConnections: 4, originTls: null, log: quiet as never, now: () => 0, random: rng(7), healthChecks: 'external' });
+  const counts = (picks: number): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (let i = 0; i < picks; i++) {
+      const o = up.select(null)!;
+      out[o.id] = (out[o.id] ?? 0) + 1;
+    }
+    return out;
+  };
+  t.deepEqual(counts(10), { '10.0.0.1:80': 5, '10.0.0.2:80': 5 });
+  const before = up.candidates;
+  apply({ type: 'UpdateServer', ip: '10.0.0.1', port: 80, weight: 3 });
+  up.update(snapshotOf(state));
+  t.is(up.candidates, before, 'a weight changed in place keeps the candidates array');
+  t.deepEqual(counts(8), { '10.0.0.1:80': 6, '10.0.0.2:80': 2 });
+  apply({ type: 'AddServer', ip: '10.0.0.3', port: 80, weight: 4 });
+  up.update(snapshotOf(state));
+  t.is(up.candidates, before, 'an added server is appended in place');
+  t.deepEqual(counts(16), { '10.0.0.1:80': 6, '10.0.0.2:80': 2, '10.0.0.3:80': 8 });
+  await up.close(false);
 });

@@ -13,6 +13,10 @@ export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
   #uniform = false;
   #next = 0;
 
+  reset(): void {
+    this.#candidates = null;
+  }
+
   pick(candidates: readonly T[]): T | null {
     const n = candidates.length;
     if (n === 0) return null;
