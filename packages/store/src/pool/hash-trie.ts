@@ -41,7 +41,8 @@ class Branch<V> {
 
 type Slot<V> = Leaf<V> | Bucket<V> | Branch<V>;
 
-const EMPTY_SLOTS: readonly undefined[] = Object.freeze(new Array<undefined>(WIDTH).fill(undefined));
+/** Not frozen: a frozen array's elements are in dictionary mode, and every copy of it is slow. */
+const EMPTY_SLOTS: readonly undefined[] = new Array<undefined>(WIDTH).fill(undefined);
 
 /** One key whose value differs between two tries (undefined: absent on that side). */
 export interface TrieChange<V> {

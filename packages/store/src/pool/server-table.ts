@@ -10,6 +10,9 @@
 //          most LEAF records under one root array. New servers always sort last (their
 //          createdIndex is the newest), so most writes touch the last leaf; a write
 //          copies one leaf and the root's n/LEAF pointers (157 for 10,000 servers).
+//          Neither the root nor the leaves are frozen (they never leave this module):
+//          a frozen array's elements are in dictionary mode, and copying the root of a
+//          20,000-server table then cost ~25 µs per write instead of ~1.
 import { HashTrie } from './hash-trie.js';
 import type { ServerRecord } from './types.js';
 
@@ -33,7 +36,7 @@ export function compareServers(a: ServerRecord, b: ServerRecord): number {
 }
 
 export class ServerTable implements ReadonlyMap<string, ServerRecord> {
-  static readonly EMPTY = new ServerTable(HashTrie.empty<ServerRecord>(), Object.freeze([]));
+  static readonly EMPTY = new ServerTable(HashTrie.empty<ServerRecord>(), []);
 
   #list: readonly ServerRecord[] | undefined;
 
@@ -53,13 +56,13 @@ export class ServerTable implements ReadonlyMap<string, ServerRecord> {
       byId = byId.set(r.id, r);
       leaf.push(r);
       if (leaf.length === LEAF) {
-        order.push(Object.freeze(leaf));
+        order.push(leaf);
         leaf = [];
       }
       prev = r;
     }
-    if (leaf.length > 0) order.push(Object.freeze(leaf));
-    return order.length === 0 ? ServerTable.EMPTY : new ServerTable(byId, Object.freeze(order));
+    if (leaf.length > 0) order.push(leaf);
+    return order.length === 0 ? ServerTable.EMPTY : new ServerTable(byId, order);
   }
 
   get size(): number {
@@ -177,7 +180,7 @@ function leafFor(order: readonly Leaf[], record: ServerRecord): number {
 }
 
 function insertOrdered(order: readonly Leaf[], record: ServerRecord): readonly Leaf[] {
-  if (order.length === 0) return Object.freeze([Object.freeze([record])]);
+  if (order.length === 0) return [[record]];
   const l = leafFor(order, record);
   const leaf = order[l]!.slice();
   let k = leaf.length;
@@ -191,6 +194,6 @@ function insertOrdered(order: readonly Leaf[], record: ServerRecord): readonly L
 
 function replaceLeaves(order: readonly Leaf[], at: number, count: number, leaves: ServerRecord[][]): readonly Leaf[] {
   const next = order.slice();
-  next.splice(at, count, ...leaves.map((leaf) => Object.freeze(leaf)));
-  return Object.freeze(next);
+  next.splice(at, count, ...leaves);
+  return next;
 }
