@@ -39,6 +39,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     originMaxConnections: limits.originMaxConnections,
     originTls: options.originTls ?? null,
     healthChecks: options.healthChecks ?? true,
+    poolLog: options.poolLog ?? 'info',
     ...(options.onHealthChange === undefined ? {} : { onHealthChange: options.onHealthChange }),
   });
   // Names this process: in Via (loop detection) and in access-log request ids.

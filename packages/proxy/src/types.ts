@@ -111,6 +111,13 @@ export interface ProxyOptions {
    * through `applyHealth()` (a worker process fed by its node process).
    */
   healthChecks?: boolean | 'external';
+  /**
+   * Level of the lines that follow the pool (origin added, removed, draining, a pool
+   * update's summary, fail-open begun and ended); default 'info'. A worker process logs
+   * them at 'debug': its node process logs the same changes once at 'info', rather than
+   * once per process.
+   */
+  poolLog?: 'info' | 'debug';
   /** Called when an active-health verdict changes (the node process tells its workers). */
   onHealthChange?: (serverId: string, health: Health, lastCheck: CheckResult | undefined) => void;
   /** Access log: one JSON line per finished request, in batches to this sink; absent: off. */

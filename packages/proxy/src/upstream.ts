@@ -23,6 +23,8 @@ export interface UpstreamDeps extends OriginPoolOptions {
    * by the node process that runs the checks).
    */
   readonly healthChecks: boolean | 'external';
+  /** Level of the pool's lines (added, removed, draining, summaries, fail-open); default 'info'. */
+  readonly poolLog?: 'info' | 'debug';
   /** Called when a server's active-health verdict changes here (the node process tells its workers). */
   readonly onHealthChange?: (serverId: string, health: Health, lastCheck: CheckResult | undefined) => void;
 }
@@ -141,7 +143,7 @@ export class Upstream {
       if (this.#byId.has(record.id)) this.#change(record, snapshot);
       else this.#add(record, snapshot, added.length);
     }
-    if (changes.length > QUIET) this.#deps.log.info({ changes: changes.length, added: added.length, servers: this.#byId.size }, `pool updated: ${changes.length} servers changed, ${this.#byId.size} in the pool`);
+    if (changes.length > QUIET) this.#poolLine({ changes: changes.length, added: added.length, servers: this.#byId.size }, `pool updated: ${changes.length} servers changed, ${this.#byId.size} in the pool`);
   }
 
   /** Every server of the snapshot: the first one, a settings change, or a snapshot from elsewhere. */
@@ -175,7 +177,7 @@ export class Upstream {
     this.#byId.set(record.id, origin);
     this.#origins = null;
     this.#verdicts[origin.health.health]++;
-    if (batch <= QUIET) this.#deps.log.info({ server: record.id, weight: record.weight, draining: record.draining }, 'origin added');
+    if (batch <= QUIET) this.#poolLine({ server: record.id, weight: record.weight, draining: record.draining }, 'origin added');
     this.#configureChecker(origin, effectiveHealthCheck(snapshot.settings, record));
   }
 
@@ -183,7 +185,7 @@ export class Upstream {
     const origin = this.#byId.get(record.id)!;
     if (origin.record !== record) {
       if (origin.record.draining !== record.draining) {
-        this.#deps.log.info({ server: record.id, draining: record.draining }, record.draining ? 'origin draining' : 'origin undrained');
+        this.#poolLine({ server: record.id, draining: record.draining }, record.draining ? 'origin draining' : 'origin undrained');
       }
       origin.record = record;
       origin.weight = Math.max(1, record.weight);
@@ -197,8 +199,14 @@ export class Upstream {
     this.#byId.delete(id);
     this.#origins = null;
     this.#verdicts[origin.health.health]--;
-    if (batch <= QUIET) this.#deps.log.info({ server: id, active: origin.active }, 'origin removed, draining');
+    if (batch <= QUIET) this.#poolLine({ server: id, active: origin.active }, 'origin removed, draining');
     void origin.drain().then(() => this.#deps.log.debug({ server: id }, 'origin drained'));
+  }
+
+  /** A line about the pool's membership, at the level the owner chose (a worker: debug). */
+  #poolLine(obj: object, msg: string): void {
+    if (this.#deps.poolLog === 'debug') this.#deps.log.debug(obj, msg);
+    else this.#deps.log.info(obj, msg);
   }
 
   #moveLast(id: string): void {
@@ -237,8 +245,9 @@ export class Upstream {
     const failOpen = eligible.length === 0 && live.length > 0;
     if (failOpen !== this.failOpen) {
       // Logged once per transition, not per request.
-      if (failOpen) this.#deps.log.warn({ servers: live.length }, 'all origins unhealthy: failing open to every non-draining origin');
-      else this.#deps.log.info({ healthy: eligible.length }, 'fail-open ended: healthy origins available');
+      const debug = this.#deps.poolLog === 'debug';
+      if (failOpen) this.#deps.log[debug ? 'debug' : 'warn']({ servers: live.length }, 'all origins unhealthy: failing open to every non-draining origin');
+      else this.#deps.log[debug ? 'debug' : 'info']({ healthy: eligible.length }, 'fail-open ended: healthy origins available');
     }
     this.failOpen = failOpen;
     this.#ownCandidates = failOpen ? live : eligible;

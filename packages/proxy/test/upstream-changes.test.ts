@@ -88,3 +88,28 @@ test('weighted round-robin follows weights changed in place and servers added in
   t.deepEqual(counts(16), { '10.0.0.1:80': 6, '10.0.0.2:80': 2, '10.0.0.3:80': 8 });
   await up.close(false);
 });
+
+test("poolLog 'debug' (a worker) logs the pool's changes at debug; the default at info", async (t) => {
+  for (const poolLog of [undefined, 'debug'] as const) {
+    const lines: [string, string][] = [];
+    const rec = (level: string) => (_o: object, msg?: string) => void lines.push([level, msg ?? '']);
+    const log = { debug: rec('debug'), info: rec('info'), warn: rec('warn'), error: rec('error') };
+    let state: PoolState = initialState();
+    let index = 0;
+    const apply = (command: PoolCommand): void => {
+      state = applyCommand(state, ++index, prepareEnvelope(command)).state;
+    };
+    const up = new Upstream(snapshotOf(state), { timeouts: DEFAULT_TIMEOUTS, maxHeaderSize: 16_384, originMaxConnections: 4, originTls: null, log, now: () => 0, random: rng(3), healthChecks: 'external', ...(poolLog === undefined ? {} : { poolLog }) });
+    apply({ type: 'AddServer', ip: '10.0.0.1', port: 80 });
+    up.update(snapshotOf(state));
+    apply({ type: 'UpdateServer', ip: '10.0.0.1', port: 80, draining: true });
+    up.update(snapshotOf(state));
+    apply({ type: 'RemoveServer', ip: '10.0.0.1', port: 80 });
+    up.update(snapshotOf(state));
+    const want = poolLog ?? 'info';
+    for (const msg of ['origin added', 'origin draining', 'origin removed, draining']) {
+      t.deepEqual(lines.filter(([, m]) => m === msg).map(([level]) => level), [want], `${msg} (${want})`);
+    }
+    await up.close(false);
+  }
+});

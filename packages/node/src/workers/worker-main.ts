@@ -37,6 +37,8 @@ async function init(m: WorkerInit): Promise<void> {
     maxRetries: m.maxRetries,
     // The node process runs the checks and sends the verdicts.
     healthChecks: 'external',
+    // The node process logs the pool's changes once; a worker's lines would repeat them.
+    poolLog: 'debug',
     ...(m.originTls === null ? {} : { originTls: m.originTls }),
     ...(m.tls === null ? {} : { tls: m.tls }),
     ...(access === null ? {} : { accessLog: access.sink }),
