@@ -41,7 +41,7 @@ class Branch<V> {
 
 type Slot<V> = Leaf<V> | Bucket<V> | Branch<V>;
 
-/** Not frozen: a frozen array's elements are in dictionary mode, and every copy of it is slow. */
+/** Not frozen: V8 copies a frozen array (slice, spread) by its slow generic path, ~50× slower. */
 const EMPTY_SLOTS: readonly undefined[] = new Array<undefined>(WIDTH).fill(undefined);
 
 /** One key whose value differs between two tries (undefined: absent on that side). */

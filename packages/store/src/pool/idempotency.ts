@@ -149,9 +149,9 @@ function append(table: RequestTable, entry: RememberedRequest, limits: RequestTa
       start = 0;
     }
   }
-  // The arrays are not frozen (readonly types keep our code off them): Object.freeze moves
-  // an array's elements to dictionary mode, and copying one is then ~50× slower — the copy
-  // made on every write (measured: a frozen 600-element slice 18 µs, unfrozen 0.3 µs).
+  // The arrays are not frozen (readonly types keep our code off them): V8 copies a frozen
+  // array (slice, spread) by a slow generic path, ~50× slower — and a copy is made on
+  // every write (measured: a frozen 600-element slice 18 µs, unfrozen 0.3 µs).
   return Object.freeze({ chunks, start, size, weight });
 }
 

@@ -11,8 +11,8 @@
 //          createdIndex is the newest), so most writes touch the last leaf; a write
 //          copies one leaf and the root's n/LEAF pointers (157 for 10,000 servers).
 //          Neither the root nor the leaves are frozen (they never leave this module):
-//          a frozen array's elements are in dictionary mode, and copying the root of a
-//          20,000-server table then cost ~25 µs per write instead of ~1.
+//          V8 copies a frozen array (slice, spread) by a slow generic path, and with()
+//          on a 20,000-server table took 25 µs instead of 13.
 import { HashTrie } from './hash-trie.js';
 import type { ServerRecord } from './types.js';
 
