@@ -37,6 +37,24 @@ test('a round: lost, failover, served through the new node, first write sent aft
   t.deepEqual(r.leaders, ['n2']);
 });
 
+test('the first new active node loses the role before it serves: a request through the next one counts from when it was seen active', (t) => {
+  const base = killRound();
+  const o: Observations = {
+    ...base,
+    samples: [sample('n1', 990, true), sample('n2', 1600, true), sample('n2', 1800, false), sample('n3', 1700, false), sample('n3', 2000, true)],
+    requests: [
+      req(900, 905, true, 'n1'),
+      req(1850, 1900, true, 'n3'), // n3's proxy before it was active: not the failover
+      req(2040, 2050, true, 'n3'),
+    ],
+  };
+  const r = roundReport('kill', o.rounds[0]!, o, 500);
+  t.like(r, { newActive: 'n2', failoverMs: 600, servedMs: 1050 });
+  // The killed target serving again later (restarted, same term) is not the failover.
+  const stale: Observations = { ...o, requests: [req(900, 905, true, 'n1'), req(2040, 2050, true, 'n1')] };
+  t.is(roundReport('kill', stale.rounds[0]!, stale, 500).servedMs, null);
+});
+
 test('step-down re-electing the same node counts once it was seen without the role', (t) => {
   const o: Observations = { ...killRound(), samples: [sample('n1', 1005, true), sample('n1', 1100, false), sample('n1', 1700, true)] };
   const r = roundReport('step-down', o.rounds[0]!, o, 500);

@@ -95,7 +95,11 @@ export interface RoundReport {
   readonly lostMs: number | null;
   /** Fault → a new active node seen (GET /ready 200). */
   readonly failoverMs: number | null;
-  /** Fault → the first proxied request served through the new active node. */
+  /**
+   * Fault → the first proxied request served through the new active node — or through a
+   * later one, when the leadership moved on again in the same round (a loaded machine):
+   * a request counts once its node had been seen active after the fault.
+   */
   readonly servedMs: number | null;
   /** Fault → the first acknowledged write among those sent after the fault. */
   readonly writeMs: number | null;
@@ -200,11 +204,22 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
       break;
     }
   }
-  let servedAt: number | null = null;
+  // Every member seen active after the fault, from when (the target only in a newer
+  // term, as above): the first new active node may lose the role again before it serves
+  // (an election under load), and the one after it is then the node the VIP answers from.
+  const activeSince = new Map<string, number>();
   if (activeAt !== null) {
-    for (const q of o.requests) {
-      if (q.ok && q.via === newActive && q.at >= activeAt && q.at < r.endAt && (servedAt === null || q.at < servedAt)) servedAt = q.at;
+    for (const s of o.samples) {
+      if (s.at < activeAt || s.at >= r.endAt || s.active !== true || activeSince.has(s.member)) continue;
+      const newer = s.member !== r.target || (targetTerm !== undefined && s.term !== undefined ? s.term > targetTerm : answered503);
+      if (newer) activeSince.set(s.member, s.at);
     }
+  }
+  let servedAt: number | null = null;
+  for (const q of o.requests) {
+    if (!q.ok || q.via === null || q.at >= r.endAt) continue;
+    const since = activeSince.get(q.via);
+    if (since !== undefined && q.at >= since && (servedAt === null || q.at < servedAt)) servedAt = q.at;
   }
   let writeAt: number | null = null;
   for (const w of o.writes) {

@@ -165,7 +165,7 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
           break;
         }
         if (now() > deadline) {
-          error = r.newActive === null ? `no new active node within ${opts.roundTimeoutMs} ms` : r.servedMs === null ? `no request served through ${r.newActive} within ${opts.roundTimeoutMs} ms` : `no write acknowledged within ${opts.roundTimeoutMs} ms`;
+          error = r.newActive === null ? `no new active node within ${opts.roundTimeoutMs} ms` : r.servedMs === null ? `no request served through ${r.newActive} (or a node active after it) within ${opts.roundTimeoutMs} ms` : `no write acknowledged within ${opts.roundTimeoutMs} ms`;
           break;
         }
         await sleep(20);
