@@ -187,6 +187,11 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
   // The term the target was active in before the fault (from its 200 answers).
   let targetTerm: number | undefined;
   for (const s of o.samples) if (s.member === r.target && s.active === true && s.at < r.faultAt && s.term !== undefined) targetTerm = Math.max(targetTerm ?? 0, s.term);
+  // The new active node: another member, or the same one in a newer term (a 503 on a
+  // loaded machine followed by a 200 in the same term is the same active period). Without
+  // terms (older nodes): the same one once it answered 503.
+  const newlyActive = (s: ReadySample): boolean =>
+    s.active === true && (s.member !== r.target || (targetTerm !== undefined && s.term !== undefined ? s.term > targetTerm : answered503));
   for (const s of o.samples) {
     if (s.at < r.faultAt || s.at >= r.endAt) continue;
     if (s.member === r.target) {
@@ -194,25 +199,19 @@ export function roundReport(kind: DrillKind, r: RoundRecord, o: Observations, sl
       else if (s.active !== true && lostAt === null) lostAt = s.at;
       if (s.active === false) answered503 = true;
     }
-    // The new active node: another member, or the same one in a newer term (a 503 on a
-    // loaded machine followed by a 200 in the same term is the same active period). Without
-    // terms (older nodes): the same one once it answered 503.
-    const again = s.member === r.target && (targetTerm !== undefined && s.term !== undefined ? s.term > targetTerm : answered503);
-    if (s.active === true && (s.member !== r.target || again)) {
+    if (newlyActive(s)) {
       newActive = s.member;
       activeAt = s.at;
       break;
     }
   }
-  // Every member seen active after the fault, from when (the target only in a newer
-  // term, as above): the first new active node may lose the role again before it serves
-  // (an election under load), and the one after it is then the node the VIP answers from.
+  // Every member seen active after the fault, from when (the same rule): the first new
+  // active node may lose the role again before it serves (an election under load), and
+  // the one after it is then the node the VIP answers from.
   const activeSince = new Map<string, number>();
   if (activeAt !== null) {
     for (const s of o.samples) {
-      if (s.at < activeAt || s.at >= r.endAt || s.active !== true || activeSince.has(s.member)) continue;
-      const newer = s.member !== r.target || (targetTerm !== undefined && s.term !== undefined ? s.term > targetTerm : answered503);
-      if (newer) activeSince.set(s.member, s.at);
+      if (s.at >= activeAt && s.at < r.endAt && !activeSince.has(s.member) && newlyActive(s)) activeSince.set(s.member, s.at);
     }
   }
   let servedAt: number | null = null;
