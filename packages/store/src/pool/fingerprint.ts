@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { MemberChangeCommand, PoolCommand } from './types.js';
 
 /**
@@ -8,5 +8,6 @@ import type { MemberChangeCommand, PoolCommand } from './types.js';
  * JSON.stringify is canonical here. 128 bits make accidental collisions irrelevant.
  */
 export function fingerprintOf(command: PoolCommand | MemberChangeCommand): string {
-  return createHash('sha256').update(JSON.stringify(command)).digest('base64url').slice(0, 22);
+  // One-shot: the same digest as createHash().update().digest(), without the Hash object.
+  return hash('sha256', JSON.stringify(command), 'base64url').slice(0, 22);
 }

@@ -211,13 +211,37 @@ function diffSlots<V>(a: Slot<V> | undefined, b: Slot<V> | undefined, out: TrieC
     for (let i = 0; i < WIDTH; i++) diffSlots(a.slots[i], b.slots[i], out);
     return;
   }
-  // Different shapes (a leaf where the other has a branch): compare the few keys below.
+  // What a write leaves: one leaf added, removed or replaced — compared directly (this
+  // runs for every applied write, on every node, for the disk write and the proxy).
+  if ((a === undefined || a instanceof Leaf) && (b === undefined || b instanceof Leaf)) {
+    if (a === undefined) {
+      out.push({ key: b!.key, before: undefined, after: b!.value });
+      return;
+    }
+    if (b === undefined) {
+      out.push({ key: a.key, before: a.value, after: undefined });
+      return;
+    }
+    if (a.key === b.key) {
+      if (a.value !== b.value) out.push({ key: a.key, before: a.value, after: b.value });
+      return;
+    }
+  }
+  // Different shapes (a leaf where the other has a branch or a bucket): compare the few keys below.
   const before = new Map<string, V>();
-  for (const l of leavesOf(a)) before.set(l.key, l.value);
-  for (const l of leavesOf(b)) {
+  for (const l of collectLeaves(a, [])) before.set(l.key, l.value);
+  for (const l of collectLeaves(b, [])) {
     const old = before.get(l.key);
     if (old !== l.value) out.push({ key: l.key, before: old, after: l.value });
     before.delete(l.key);
   }
   for (const [key, value] of before) out.push({ key, before: value, after: undefined });
+}
+
+function collectLeaves<V>(s: Slot<V> | undefined, out: Leaf<V>[]): Leaf<V>[] {
+  if (s === undefined) return out;
+  if (s instanceof Leaf) out.push(s);
+  else if (s instanceof Bucket) out.push(...s.leaves);
+  else for (const x of s.slots) collectLeaves(x, out);
+  return out;
 }

@@ -5,9 +5,9 @@
 // `maxEntries` of them and at most `maxWeight` weight (a Batch outcome weighs one per
 // sub-result, so a run of 1000-command batches cannot pin gigabytes).
 //
-// Stored as immutable chunks so remembering one id copies at most CHUNK_SIZE entries
-// instead of the whole table; the chunking itself is invisible (no effect on what is
-// kept), so a table rebuilt from disk behaves exactly like the original.
+// Stored as chunks of at most CHUNK_SIZE entries, so remembering one id copies the short
+// list of chunks instead of the whole table; the chunking itself is invisible (no effect
+// on what is kept), so a table rebuilt from disk behaves exactly like the original.
 import type { CommandOutcome } from './types.js';
 
 export interface RememberedRequest {
@@ -29,13 +29,24 @@ export const DEFAULT_REQUEST_LIMITS: RequestTableLimits = Object.freeze({ maxEnt
 const CHUNK_SIZE = 256;
 
 /**
- * A full chunk has its index by id, built once when it fills; the newest, still filling,
- * has none (null) and is searched from its end: copying a Map on every write cost more
- * than scanning at most CHUNK_SIZE entries on a lookup.
+ * One version of a chunk: the first `length` entries of `all`. The versions of a filling
+ * chunk share `all` and `at`, which are only ever appended to, never changed — a version
+ * made earlier still sees exactly its own entries — so remembering an id costs O(1)
+ * instead of a copy of the chunk (and a lookup one Map get instead of a scan). Appending
+ * to a version that is not the newest of its chunk (a table forked from an older state)
+ * copies its entries into a chunk of its own.
  */
 interface Chunk {
-  readonly entries: readonly RememberedRequest[];
-  readonly byId: ReadonlyMap<string, RememberedRequest> | null;
+  readonly all: readonly RememberedRequest[];
+  readonly length: number;
+  /** Position in `all` of each id's latest use, in any version of the chunk. */
+  readonly at: ReadonlyMap<string, number>;
+}
+
+/** The same, as the one version allowed to append may use them. */
+interface Growing {
+  readonly all: RememberedRequest[];
+  readonly at: Map<string, number>;
 }
 
 export interface RequestTable {
@@ -65,31 +76,35 @@ export function lookupRequest(table: RequestTable, requestId: string): Remembere
 }
 
 function findIn(chunk: Chunk, requestId: string): RememberedRequest | undefined {
-  if (chunk.byId !== null) return chunk.byId.get(requestId);
-  // Newest first, as the chunks are searched: an id reused within one chunk finds its latest use.
-  for (let i = chunk.entries.length - 1; i >= 0; i--) if (chunk.entries[i]!.requestId === requestId) return chunk.entries[i];
+  const at = chunk.at.get(requestId);
+  if (at === undefined) return undefined;
+  if (at < chunk.length) return chunk.all[at];
+  // Its latest use is past this version's end (a newer version reused the id): this
+  // version's own latest use, if any, is found newest first, as the chunks are searched.
+  for (let i = chunk.length - 1; i >= 0; i--) if (chunk.all[i]!.requestId === requestId) return chunk.all[i];
   return undefined;
 }
 
 function firstLive(table: RequestTable): RememberedRequest | undefined {
-  return table.chunks[0]?.entries[table.start];
+  const first = table.chunks[0];
+  return first === undefined || table.start >= first.length ? undefined : first.all[table.start];
 }
 
 /** Oldest remembered entries first. */
 export function* requestEntries(table: RequestTable): Generator<RememberedRequest> {
   for (let c = 0; c < table.chunks.length; c++) {
-    const entries = table.chunks[c]?.entries ?? [];
-    for (let i = c === 0 ? table.start : 0; i < entries.length; i++) yield entries[i] as RememberedRequest;
+    const chunk = table.chunks[c]!;
+    for (let i = c === 0 ? table.start : 0; i < chunk.length; i++) yield chunk.all[i]!;
   }
 }
 
 /** Newest first, while index > `after`: the entries an apply step (or several) added. */
 export function* requestsAfter(table: RequestTable, after: number): Generator<RememberedRequest> {
   for (let c = table.chunks.length - 1; c >= 0; c--) {
-    const entries = table.chunks[c]?.entries ?? [];
+    const chunk = table.chunks[c]!;
     const stop = c === 0 ? table.start : 0;
-    for (let i = entries.length - 1; i >= stop; i--) {
-      const entry = entries[i] as RememberedRequest;
+    for (let i = chunk.length - 1; i >= stop; i--) {
+      const entry = chunk.all[i]!;
       if (entry.index <= after) return;
       yield entry;
     }
@@ -124,14 +139,14 @@ export function requestTableFrom(entries: Iterable<RememberedRequest>): RequestT
 /** One copy of the chunk list per write: the entry goes in, then the oldest go out while over `limits` (none when null). */
 function append(table: RequestTable, entry: RememberedRequest, limits: RequestTableLimits | null): RequestTable {
   const last = table.chunks[table.chunks.length - 1];
-  if (last !== undefined && entry.index <= (last.entries[last.entries.length - 1]?.index ?? 0)) {
+  if (last !== undefined && last.length > 0 && entry.index <= last.all[last.length - 1]!.index) {
     throw new RangeError(`request index ${entry.index} is not after the last remembered index`);
   }
   const chunks = table.chunks.slice();
-  if (last === undefined || last.entries.length >= CHUNK_SIZE) {
-    chunks.push(chunkOf([entry]));
+  if (last === undefined || last.length >= CHUNK_SIZE) {
+    chunks.push(chunkWith(null, entry));
   } else {
-    chunks[chunks.length - 1] = chunkOf([...last.entries, entry]);
+    chunks[chunks.length - 1] = chunkWith(last, entry);
   }
   let start = table.start;
   let size = table.size + 1;
@@ -139,12 +154,13 @@ function append(table: RequestTable, entry: RememberedRequest, limits: RequestTa
   // Always keep the newest entry, even if it alone is heavier than maxWeight: its
   // client is the one most likely to retry.
   while (limits !== null && size > 1 && (size > limits.maxEntries || weight > limits.maxWeight)) {
-    const oldest = chunks[0]?.entries[start];
+    const first = chunks[0];
+    const oldest = first === undefined || start >= first.length ? undefined : first.all[start];
     if (oldest === undefined) break;
     size -= 1;
     weight -= outcomeWeight(oldest.outcome);
     start += 1;
-    if (start >= (chunks[0]?.entries.length ?? 0)) {
+    if (start >= (chunks[0]?.length ?? 0)) {
       chunks.shift();
       start = 0;
     }
@@ -155,8 +171,23 @@ function append(table: RequestTable, entry: RememberedRequest, limits: RequestTa
   return Object.freeze({ chunks, start, size, weight });
 }
 
-function chunkOf(entries: RememberedRequest[]): Chunk {
-  // A full chunk never changes again: index it once.
-  const byId = entries.length >= CHUNK_SIZE ? new Map(entries.map((e) => [e.requestId, e])) : null;
-  return Object.freeze({ entries, byId });
+/** `chunk` (null: a new, empty one) with `entry` after its entries. */
+function chunkWith(chunk: Chunk | null, entry: RememberedRequest): Chunk {
+  let grow: Growing;
+  if (chunk === null) {
+    grow = { all: [], at: new Map() };
+  } else if (chunk.length === chunk.all.length) {
+    // The newest version: the arrays are ours to append to (the types say readonly to
+    // everyone else).
+    grow = chunk as unknown as Growing;
+  } else {
+    // An older version: a newer one has appended past it already. Its own entries only.
+    const all = chunk.all.slice(0, chunk.length);
+    const at = new Map<string, number>();
+    for (let i = 0; i < all.length; i++) at.set(all[i]!.requestId, i);
+    grow = { all, at };
+  }
+  grow.at.set(entry.requestId, grow.all.length);
+  grow.all.push(entry);
+  return Object.freeze({ all: grow.all, length: grow.all.length, at: grow.at });
 }
