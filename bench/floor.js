@@ -16,6 +16,7 @@
 // and a Via on the response: what those fields cost node and undici on their own.
 import http from 'node:http';
 import { Pool } from 'undici';
+import { setFlagsFromString } from 'node:v8';
 
 const [port, origins] = [Number(process.argv[2]), (process.argv[3] ?? '').split(',').map(Number)];
 const forwarded = process.argv[4] === '--forwarded';
@@ -26,6 +27,9 @@ if (!Number.isInteger(port) || origins.length === 0 || !origins.every(Number.isI
 // The same glibc heap setting weldr makes at start (packages/proxy/src/malloc.ts): without
 // it, body buffers freed in bulk by the GC are returned to the kernel and faulted in again.
 void Buffer.alloc(30 * 1024 * 1024);
+// And the same V8 setting: dead body buffers freed right after each scavenge rather than
+// by a background thread that a busy core runs late (malloc.ts, GC_FLAG).
+setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 const pools = origins.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 512, pipelining: 1 }));
 let next = 0;
 

@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+
 /**
  * Response bodies reach the proxy as 64 KiB buffers that node allocates with malloc, one
  * per socket read, and frees when the garbage collector reclaims them — in bulk, tens of
@@ -21,11 +23,30 @@
  */
 export const MALLOC_WARM_BYTES = 30 * 1024 * 1024;
 
+/**
+ * The same body buffers seen from V8: each is an ArrayBuffer whose memory V8 counts as
+ * external, and frees when a scavenge finds it dead — by default on a background thread
+ * (concurrent ArrayBuffer sweeping). On a busy core that thread runs late, the memory it
+ * has not freed yet still counts, and at several hundred MiB/s of bodies the count
+ * crosses V8's external-memory limit again and again: each crossing starts a full
+ * mark-compact of the whole heap. Measured on 1 MiB responses through one pinned process
+ * (2026-12-07, three alternating pairs): 37–83 mark-compacts in 5 s and 646–708 req/s by
+ * default; 1 with the sweeping done on the main thread, right after the scavenge, and
+ * 882–908 req/s (1.11–1.14 ms of CPU per MiB instead of 1.42–1.55).
+ *
+ * The flag is read each time V8 schedules a sweep, so setting it at start takes effect.
+ * An operator's own `--concurrent-array-buffer-sweeping` (NODE_OPTIONS, or node's
+ * command line) is respected: it is left alone when given.
+ */
+export const GC_FLAG = '--no-concurrent-array-buffer-sweeping';
+
 let raised = false;
 
 export function raiseMallocThresholds(): void {
   if (raised) return;
   raised = true;
+  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.includes('concurrent-array-buffer-sweeping'));
+  if (!given) setFlagsFromString(GC_FLAG);
   // Dropped at once: the next garbage collection frees it (munmap), which is the point.
   void Buffer.alloc(MALLOC_WARM_BYTES);
 }

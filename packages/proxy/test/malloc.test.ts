@@ -65,3 +65,21 @@ function get(port: number, agent: http.Agent): Promise<number> {
   t.true(perMiB < 16, `${perMiB.toFixed(1)} page faults per MiB`);
   child.send('close');
 });
+
+// The same buffers as V8 sees them (src/malloc.ts, GC_FLAG): freed by the scavenge that
+// finds them dead, not later by a background thread — whose lag, on a busy core, kept
+// them counted and set off a full mark-compact every few dozen ms under 1 MiB bodies.
+// A count of memory, not a time: right after the minor collection returns.
+async function deadBuffersAfterScavenge(mode: 'proxy' | 'bare'): Promise<{ before: number; after: number }> {
+  const child = fork(fileURLToPath(new URL('./fixtures/gc-process.ts', import.meta.url)), [mode], { execArgv: [...process.execArgv, '--expose-gc'], stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { before: number; after: number }));
+    child.once('error', reject);
+  });
+}
+
+test('dead body buffers are freed by the scavenge that finds them, once a proxy exists', async (t) => {
+  const withProxy = await deadBuffersAfterScavenge('proxy');
+  t.true(withProxy.before >= 20, `the buffers were counted before the collection (${withProxy.before.toFixed(1)} MiB)`);
+  t.true(withProxy.after < 5, `${withProxy.after.toFixed(1)} MiB still counted after the scavenge`);
+});
