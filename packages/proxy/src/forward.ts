@@ -55,6 +55,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   expectContinue = false;
   /** socket.bytesWritten when the stall timer was armed (see onStall). */
   stallBytes = 0;
+  /** Corked for this turn's streamed chunks (pendingUncork). */
+  corked = false;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
     super(ctx, req.socket, req.method!);
@@ -131,7 +133,15 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
       this.res.write(this.held);
       this.held = null;
     }
+    // Streamed chunks of one event-loop turn leave together: the socket is corked at the
+    // turn's first and uncorked in its check phase (see uncorkResponses).
+    if (!this.corked) {
+      this.corked = true;
+      this.res.cork();
+      if (pendingUncork.push(this) === 1) setImmediate(uncorkResponses);
+    }
     if (this.res.write(chunk)) return true;
+    if (this.corked && this.res.writableLength <= CORK_LIMIT) return true;
     // The client reads slower than the origin sends: pause the origin socket (undici
     // stops its body timer while paused) until the client drains, but never for longer
     // than stallMs, or a client that stops reading would pin the origin connection.
@@ -294,6 +304,30 @@ function flushResponses(): void {
     }
   }
   pendingFlush.length = 0;
+}
+
+/**
+ * Streamed body chunks are gathered per event-loop turn, like whole responses above: the
+ * origin socket is read up to 64 KiB at a time, several reads per turn when the origin
+ * is fast, and each chunk written at once was a write(2) of its own that woke the client
+ * (an inter-processor interrupt on a VM). Corked, the turn's chunks leave as one writev
+ * in its check phase. Measured on 1 MiB responses through one pinned process, three
+ * alternating pairs: 805 / 812 / 920 → 947 / 952 / 1,021 req/s, 1.09–1.25 → 0.98–1.06 ms
+ * of CPU per MiB. Backpressure still holds: past CORK_LIMIT buffered for the client the
+ * origin is paused until the client drains, as before (the socket's own high-water mark,
+ * 128 KiB, would pause it at every second chunk of a corked turn).
+ */
+const CORK_LIMIT = 256 * 1024;
+const pendingUncork: Exchange[] = [];
+
+function uncorkResponses(): void {
+  for (let i = 0; i < pendingUncork.length; i++) {
+    const ex = pendingUncork[i]!;
+    ex.corked = false;
+    // end() uncorks by itself; a response ended (or cut) since has nothing left corked here.
+    if (!ex.res.writableEnded && !ex.res.destroyed) ex.res.uncork();
+  }
+  pendingUncork.length = 0;
 }
 
 function onStall(ex: Exchange): void {
