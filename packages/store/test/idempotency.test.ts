@@ -16,16 +16,7 @@ import {
   type RequestTableLimits,
 } from '../src/pool/idempotency.js';
 import type { CommandOutcome } from '../src/index.js';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from './helpers/seeded.js';
 
 const OK: CommandOutcome = Object.freeze({ ok: true, status: 'added' }) as unknown as CommandOutcome;
 const batchOf = (n: number): CommandOutcome => Object.freeze({ ok: true, status: 'batch', results: Array.from({ length: n }, () => OK) }) as unknown as CommandOutcome;

@@ -4,16 +4,7 @@
 import test from 'ava';
 import { compareServers, ServerTable, type ServerRecord } from '../src/index.js';
 import { HashTrie, hashKey } from '../src/pool/hash-trie.js';
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from './helpers/seeded.js';
 
 function record(id: string, createdIndex: number, updatedIndex = createdIndex, weight = 1): ServerRecord {
   return Object.freeze({ id, ip: '10.0.0.1', port: 1, weight, healthCheck: {}, draining: false, createdIndex, updatedIndex });
