@@ -37,6 +37,9 @@ interface Fault {
   error?: string;
 }
 
+/** How long a drill waits for members' records to show their proxy addresses (see runDrill). */
+const PROXY_RECORD_WAIT_MS = 5000;
+
 export async function runDrill(ctx: CtlContext): Promise<number> {
   const opts = parseDrillOptions(ctx.values);
   const random = seededRandom(opts.seed);
@@ -46,7 +49,14 @@ export async function runDrill(ctx: CtlContext): Promise<number> {
     if (!opts.quiet) ctx.io.err(`${line}\n`);
   };
 
-  const members = await discoverMembers(ctx.client);
+  let members = await discoverMembers(ctx.client);
+  // A cluster that has just started records its members' proxy addresses a moment after
+  // its first election (each member tells the leader its own, which proposes the record):
+  // a drill started right after `npm start` waits for them rather than refusing at once.
+  for (let waited = 0; opts.target.kind === 'members' && members.some((m) => m.proxyUrl === undefined) && waited < PROXY_RECORD_WAIT_MS; waited += 250) {
+    await sleep(250);
+    members = await discoverMembers(ctx.client);
+  }
   const access: AdminAccess = { token: ctx.common.token, dispatcher: adminAgent(ctx.common.cacert) };
   const ids = members.map((m) => m.id);
   const extraAgents: AdminAccess['dispatcher'][] = [];
