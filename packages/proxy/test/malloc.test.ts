@@ -79,7 +79,17 @@ async function deadBuffersAfterScavenge(mode: 'proxy' | 'bare'): Promise<{ befor
 }
 
 test('dead body buffers are freed by the scavenge that finds them, once a proxy exists', async (t) => {
-  const withProxy = await deadBuffersAfterScavenge('proxy');
-  t.true(withProxy.before >= 20, `the buffers were counted before the collection (${withProxy.before.toFixed(1)} MiB)`);
-  t.true(withProxy.after < 5, `${withProxy.after.toFixed(1)} MiB still counted after the scavenge`);
+  // V8's own heuristics sometimes keep a run's buffers past the scavenge anyway (about one
+  // fresh process in eight kept 8–22 MiB with the flag); without it no process freed them
+  // there (12–22 MiB of 25 kept in each of five). So: up to five fresh processes, and one
+  // that frees them is the flag at work.
+  const seen: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const r = await deadBuffersAfterScavenge('proxy');
+    t.true(r.before >= 20, `the buffers were counted before the collection (${r.before.toFixed(1)} MiB)`);
+    seen.push(`${r.after.toFixed(1)} MiB`);
+    if (r.after < 5) break;
+  }
+  t.log(`still counted after the scavenge: ${seen.join(', ')}`);
+  t.true(Number.parseFloat(seen[seen.length - 1]!) < 5, `still counted after the scavenge, in each of ${seen.length} processes: ${seen.join(', ')}`);
 });
