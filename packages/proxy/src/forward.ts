@@ -141,7 +141,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
       if (pendingUncork.push(this) === 1) setImmediate(uncorkResponses);
     }
     if (this.res.write(chunk)) return true;
-    if (this.corked && this.res.writableLength <= CORK_LIMIT) return true;
+    // Corked (just above): the turn's chunks may gather up to CORK_LIMIT before the origin waits.
+    if (this.res.writableLength <= CORK_LIMIT) return true;
     // The client reads slower than the origin sends: pause the origin socket (undici
     // stops its body timer while paused) until the client drains, but never for longer
     // than stallMs, or a client that stops reading would pin the origin connection.

@@ -70,8 +70,8 @@ function get(port: number, agent: http.Agent): Promise<number> {
 // finds them dead, not later by a background thread — whose lag, on a busy core, kept
 // them counted and set off a full mark-compact every few dozen ms under 1 MiB bodies.
 // A count of memory, not a time: right after the minor collection returns.
-async function deadBuffersAfterScavenge(mode: 'proxy' | 'bare'): Promise<{ before: number; after: number }> {
-  const child = fork(fileURLToPath(new URL('./fixtures/gc-process.ts', import.meta.url)), [mode], { execArgv: [...process.execArgv, '--expose-gc'], stdio: 'inherit' });
+async function deadBuffersAfterScavenge(): Promise<{ before: number; after: number }> {
+  const child = fork(fileURLToPath(new URL('./fixtures/gc-process.ts', import.meta.url)), [], { execArgv: [...process.execArgv, '--expose-gc'], stdio: 'inherit' });
   return new Promise((resolve, reject) => {
     child.once('message', (m) => resolve(m as { before: number; after: number }));
     child.once('error', reject);
@@ -85,7 +85,7 @@ test('dead body buffers are freed by the scavenge that finds them, once a proxy 
   // that frees them is the flag at work.
   const seen: string[] = [];
   for (let i = 0; i < 5; i++) {
-    const r = await deadBuffersAfterScavenge('proxy');
+    const r = await deadBuffersAfterScavenge();
     t.true(r.before >= 20, `the buffers were counted before the collection (${r.before.toFixed(1)} MiB)`);
     seen.push(`${r.after.toFixed(1)} MiB`);
     if (r.after < 5) break;

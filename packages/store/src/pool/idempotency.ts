@@ -91,8 +91,12 @@ function findIn(chunk: Chunk, requestId: string): RememberedRequest | undefined 
 }
 
 function firstLive(table: RequestTable): RememberedRequest | undefined {
-  const first = table.chunks[0];
-  return first === undefined || table.start >= first.length ? undefined : first.all[table.start];
+  return entryAt(table.chunks[0], table.start);
+}
+
+/** The entry at position `i` of this version of a chunk (none past its length: a newer version's). */
+function entryAt(chunk: Chunk | undefined, i: number): RememberedRequest | undefined {
+  return chunk === undefined || i >= chunk.length ? undefined : chunk.all[i];
 }
 
 /** Oldest remembered entries first. */
@@ -159,8 +163,7 @@ function append(table: RequestTable, entry: RememberedRequest, limits: RequestTa
   // Always keep the newest entry, even if it alone is heavier than maxWeight: its
   // client is the one most likely to retry.
   while (limits !== null && size > 1 && (size > limits.maxEntries || weight > limits.maxWeight)) {
-    const first = chunks[0];
-    const oldest = first === undefined || start >= first.length ? undefined : first.all[start];
+    const oldest = entryAt(chunks[0], start);
     if (oldest === undefined) break;
     size -= 1;
     weight -= outcomeWeight(oldest.outcome);
