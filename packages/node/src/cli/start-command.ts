@@ -10,6 +10,7 @@ import { DataDirRefusedError, StoreOpenError } from '../runtime/store-factory.js
 import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
 import { weldrVersion } from './version.js';
+import { tierUpSooner } from '../runtime/v8-tiering.js';
 
 /** Exit code for a failure at run time (a port in use, an unreadable data directory). */
 const EXIT_FAILURE = 1;
@@ -26,6 +27,8 @@ const EXIT_DATA_REFUSED = 4;
 const SHUTDOWN_GRACE_MS = 5000;
 
 export async function startCommand(argv: readonly string[]): Promise<number> {
+  // Before the node's code first runs hot (runtime/v8-tiering.ts).
+  tierUpSooner();
   const loaded = loadConfig({ argv, env: process.env });
   if (loaded.help) {
     process.stdout.write(startHelp());

@@ -9,6 +9,7 @@ import { openAccessLog, type AccessLogDestination } from '../runtime/access-log-
 import { closeInheritedFiles } from '../runtime/child-fds.js';
 import { ReportWriter } from './counter-reports.js';
 import { PoolMirror } from './pool-mirror.js';
+import { tierUpSooner } from '../runtime/v8-tiering.js';
 import { isToWorker, type FromWorker, type ToWorker, type WorkerInit } from './protocol.js';
 
 function send(message: FromWorker): void {
@@ -130,6 +131,8 @@ if (!cluster.isWorker) {
 // The node's database files, inherited through the fork: LevelDB opens them without
 // close-on-exec (runtime/child-fds.ts).
 closeInheritedFiles();
+// Before the proxy's code first runs hot (runtime/v8-tiering.ts).
+tierUpSooner();
 process.on('message', (m: unknown) => {
   if (isToWorker(m)) handle(m);
 });
