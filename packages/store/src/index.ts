@@ -85,8 +85,8 @@ export {
 export type { ApplyOptions, Applied } from './pool/state-machine.js';
 export { DEFAULT_REQUEST_LIMITS, lookupRequest } from './pool/idempotency.js';
 export { fingerprintOf } from './pool/fingerprint.js';
-export { AUDIT_RETENTION, EMPTY_AUDIT, appendAudit, auditAfter, auditMetaOf } from './pool/audit.js';
-export type { AuditEntry, AuditLog, AuditMeta } from './pool/audit.js';
+export { AUDIT_RETENTION, AuditLog, EMPTY_AUDIT, appendAudit, auditAfter, auditMetaOf } from './pool/audit.js';
+export type { AuditEntry, AuditMeta } from './pool/audit.js';
 export type { RememberedRequest, RequestTable, RequestTableLimits } from './pool/idempotency.js';
 export { STATE_FORMAT_VERSION, serializeState, deserializeState, toSerialized, stateFromParts } from './pool/serialize.js';
 export type { SerializedClusterState, SerializedPoolState, PoolStateParts } from './pool/serialize.js';

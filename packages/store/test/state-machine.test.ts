@@ -346,14 +346,14 @@ test('deserializeState rejects corruption and unknown versions', (t) => {
   const { audit: _audit, ...withoutAudit } = snapshotOf(state);
   t.like(snapshotOf(deserializeState(v1)), withoutAudit);
   t.is(deserializeState(v1).cluster.members.size, 0);
-  t.deepEqual(deserializeState(v1).audit, [], 'before format 3 there is no audit log');
+  t.deepEqual([...deserializeState(v1).audit], [], 'before format 3 there is no audit log');
   t.throws(() => deserializeState(corrupt((d) => (d.version = 1))), { message: /state\.cluster/ }, 'version 1 has no cluster part');
   // Version 2 (before the audit log) is read with an empty one; it has no `audit`.
   const v2 = corrupt((d) => {
     d.version = 2;
     delete d.audit;
   });
-  t.deepEqual(deserializeState(v2).audit, []);
+  t.deepEqual([...deserializeState(v2).audit], []);
   t.throws(() => deserializeState(corrupt((d) => (d.version = 2))), { message: /state\.audit/ }, 'version 2 has no audit part');
   t.throws(() => deserializeState(corrupt((d) => delete d.audit)), { message: /state\.audit/ });
   t.throws(() => deserializeState(corrupt((d) => ((d.audit as Record<string, unknown>[])[0]!.index = 99))), { message: /audit\[0\]\.index/ });

@@ -2,7 +2,7 @@
 // what it saw happen and its recent request counters (node-local), and the audit log of
 // admin changes (replicated).
 import type Router from '@koa/router';
-import { AUDIT_RETENTION, auditAfter } from '@weldr/store';
+import { AUDIT_RETENTION, EMPTY_AUDIT, auditAfter } from '@weldr/store';
 import { AdminError } from '../errors.js';
 import type { AdminState, ResolvedDeps } from '../context.js';
 import { readPool } from '../pool-access.js';
@@ -27,12 +27,12 @@ export function statusRoutes(router: Router<AdminState>, deps: ResolvedDeps): vo
     const since = sinceParam(ctx.query['since']);
     const limit = limitParam(ctx.query['limit']);
     const snapshot = await readPool(ctx, deps);
-    const log = snapshot.audit ?? [];
+    const log = snapshot.audit ?? EMPTY_AUDIT;
     const entries = auditAfter(log, since, limit);
     ctx.body = {
       index: snapshot.index,
       retention: AUDIT_RETENTION,
-      oldest: log[0]?.index ?? null,
+      oldest: log.at(0)?.index ?? null,
       entries,
       next: entries.length === 0 ? since : entries[entries.length - 1]!.index,
     };

@@ -111,9 +111,9 @@ export function stateWriteOps(prev: PoolState, next: PoolState): PoolBatchOp[] {
   }
   if (next.audit !== prev.audit) {
     // Entries are appended at the end and fall off the front: both ends of a sorted list.
-    const oldest = next.audit[0]?.index ?? Infinity;
-    for (let i = 0; i < prev.audit.length && prev.audit[i]!.index < oldest; i++) ops.push({ type: 'del', key: auditKey(prev.audit[i]!.index) });
-    for (let i = next.audit.length - 1; i >= 0 && next.audit[i]!.index > prev.appliedIndex; i--) ops.push(put(auditKey(next.audit[i]!.index), next.audit[i]));
+    const oldest = next.audit.at(0)?.index ?? Infinity;
+    for (let i = 0; i < prev.audit.length && prev.audit.at(i)!.index < oldest; i++) ops.push({ type: 'del', key: auditKey(prev.audit.at(i)!.index) });
+    for (let i = next.audit.length - 1; i >= 0 && next.audit.at(i)!.index > prev.appliedIndex; i--) ops.push(put(auditKey(next.audit.at(i)!.index), next.audit.at(i)));
     // Likewise: a format 2 state gains audit keys, which a format-2 build would not read.
     ops.push(put(POOL_KEYS.format, String(STATE_FORMAT_VERSION)));
   }

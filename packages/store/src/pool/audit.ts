@@ -49,14 +49,97 @@ export interface AuditEntry {
 }
 
 /**
- * Oldest first. The entries are frozen, the array is not: V8 copies a frozen array by a
- * slow generic path, and copying a frozen 1000-entry log cost ~40 µs
- * per applied write against ~5 µs unfrozen (measured). `readonly` keeps our code off it;
- * every change makes a new array, so a published log never changes.
+ * The log, oldest first: a persistent list, like the server and request tables. Every
+ * applied change makes a new log and a published one never changes, but appending does
+ * not copy the log: versions share one append-only array and each sees its own range of
+ * it. Copying the whole array on every write (1,000 entries once the log is full) cost
+ * ~6 µs and ~20 KiB of garbage per applied write on every member (measured 2026-12-07:
+ * 14-17 µs per apply with a full log against 9-10 µs with a 10-entry one, and 27 KiB
+ * allocated per apply, 20 KiB of it the log's copies).
+ *
+ * A version appends in place only when it ends where the shared array ends (it is the
+ * newest one made from that array); appending to an older version copies its range
+ * first, so no version ever sees another's entries. Once the dropped entries at the
+ * front outnumber the kept ones, the range moves to a new array (one copy per
+ * `retention` appends). The entries are frozen; the array is not (V8 copies a frozen
+ * array by a slow generic path: ~40 µs for 1,000 entries against ~5 µs unfrozen), and
+ * no one outside this class can reach it.
  */
-export type AuditLog = readonly AuditEntry[];
+export class AuditLog implements Iterable<AuditEntry> {
+  static readonly EMPTY: AuditLog = new AuditLog([], 0, 0);
 
-export const EMPTY_AUDIT: AuditLog = Object.freeze([]);
+  /** A log of `entries` (copied), oldest first. */
+  static of(entries: readonly AuditEntry[]): AuditLog {
+    return entries.length === 0 ? AuditLog.EMPTY : new AuditLog([...entries], 0, entries.length);
+  }
+
+  readonly #items: AuditEntry[];
+  readonly #start: number;
+  readonly length: number;
+
+  private constructor(items: AuditEntry[], start: number, length: number) {
+    this.#items = items;
+    this.#start = start;
+    this.length = length;
+    Object.freeze(this);
+  }
+
+  /** The entry at position `i` (0 = oldest; negative counts from the newest, as Array.at), or undefined. */
+  at(i: number): AuditEntry | undefined {
+    const k = i < 0 ? this.length + i : i;
+    return k >= 0 && k < this.length ? this.#items[this.#start + k] : undefined;
+  }
+
+  /** Entries from position `from` up to (not including) `to`, as a new array. */
+  slice(from = 0, to = this.length): AuditEntry[] {
+    const a = Math.max(0, Math.min(from, this.length));
+    const b = Math.max(a, Math.min(to, this.length));
+    return this.#items.slice(this.#start + a, this.#start + b);
+  }
+
+  toArray(): AuditEntry[] {
+    return this.slice();
+  }
+
+  /** As JSON: the entries, oldest first. */
+  toJSON(): AuditEntry[] {
+    return this.slice();
+  }
+
+  map<T>(f: (entry: AuditEntry, i: number) => T): T[] {
+    const out = new Array<T>(this.length);
+    for (let i = 0; i < this.length; i++) out[i] = f(this.#items[this.#start + i]!, i);
+    return out;
+  }
+
+  *[Symbol.iterator](): Iterator<AuditEntry> {
+    for (let i = 0; i < this.length; i++) yield this.#items[this.#start + i]!;
+  }
+
+  /** This log with `entry` appended and the oldest dropped beyond `retention`. */
+  append(entry: AuditEntry, retention: number): AuditLog {
+    let items = this.#items;
+    let start = this.#start;
+    let end = start + this.length;
+    if (end !== items.length) {
+      // A newer version was made from this one: never write into its range.
+      items = items.slice(start, end);
+      start = 0;
+      end = items.length;
+    }
+    items.push(entry);
+    end += 1;
+    if (end - start > retention) start = end - Math.max(retention, 0);
+    if (start > 0 && start >= end - start) {
+      items = items.slice(start, end);
+      end -= start;
+      start = 0;
+    }
+    return end === start ? AuditLog.EMPTY : new AuditLog(items, start, end - start);
+  }
+}
+
+export const EMPTY_AUDIT: AuditLog = AuditLog.EMPTY;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const MAX_CLIENT = 128;
@@ -104,9 +187,7 @@ function summarized(command: { readonly type: string }): Readonly<Record<string,
 
 /** The log with `entry` appended, the oldest dropped beyond `retention`. */
 export function appendAudit(log: AuditLog, entry: AuditEntry, retention = AUDIT_RETENTION): AuditLog {
-  const keep = log.length >= retention ? log.slice(log.length - retention + 1) : log.slice();
-  keep.push(deepFreeze(entry));
-  return keep;
+  return log.append(deepFreeze(entry), retention);
 }
 
 /** Entries with an index above `since`, oldest first, at most `limit`. */
@@ -116,7 +197,7 @@ export function auditAfter(log: AuditLog, since: number, limit: number): AuditEn
   let hi = log.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (log[mid]!.index <= since) lo = mid + 1;
+    if (log.at(mid)!.index <= since) lo = mid + 1;
     else hi = mid;
   }
   return log.slice(lo, lo + limit);
@@ -155,5 +236,5 @@ export function auditFrom(entries: readonly AuditEntry[]): AuditLog {
   for (let i = 1; i < entries.length; i++) {
     if (entries[i]!.index <= entries[i - 1]!.index) fail(`audit[${i}].index`, 'must be increasing');
   }
-  return [...entries];
+  return AuditLog.of(entries);
 }
