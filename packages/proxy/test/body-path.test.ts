@@ -6,9 +6,11 @@
 // a stall timer each time) and undici's resume handed over an empty chunk that became
 // an empty write(2). What is checked here is what the proxy writes, not how fast.
 import http, { type ServerResponse } from 'node:http';
+import net from 'node:net';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
+import { CORK_LIMIT_FAST, corkLimit, HOLDING_FAST, holdingExchanges } from '../src/forward.js';
 import { hasOpenssl, makeCa } from '../src/testing/index.js';
 import { record, snapshot, startOrigin, startProxy, type Running } from './helpers.js';
 
@@ -135,6 +137,59 @@ test("a large body: the chunks read from the origin in one event-loop turn reach
   // 84 writes); with it, under half as many (14–43 writes for 66–87 chunks).
   t.true(socketWrites * 4 <= chunks * 3, `${chunks} chunks in ${socketWrites} socket writes (${gathered} of them several chunks)`);
   t.log(`${chunks} chunks in ${socketWrites} socket writes (${gathered} of them several chunks)`);
+});
+
+test('a response holds up to 1 MiB for its client while few origins wait for theirs, 256 KiB past HOLDING_FAST of them', (t) => {
+  t.is(corkLimit(0), CORK_LIMIT_FAST);
+  t.is(CORK_LIMIT_FAST, 1024 * 1024);
+  t.is(corkLimit(HOLDING_FAST - 1), CORK_LIMIT_FAST);
+  t.is(corkLimit(HOLDING_FAST), 256 * 1024);
+  t.is(corkLimit(10_000), 256 * 1024);
+});
+
+test.serial('a client that stops reading: its origin waits (counted), and is released when the exchange ends', async (t) => {
+  // An origin with far more than the proxy may hold: it writes as its socket takes them.
+  const total = 64 * 1024 * 1024;
+  const chunk = Buffer.alloc(CHUNK, 0x63);
+  let sent = 0;
+  let originClosed = false;
+  const origin = await startOrigin((_req, res) => {
+    res.writeHead(200, { 'content-length': String(total) });
+    res.on('close', () => (originClosed = true));
+    const pump = (): void => {
+      while (sent < total && !res.destroyed) {
+        sent += CHUNK;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+    };
+    pump();
+  });
+  const p: Running = await startProxy(snapshot([record(origin.port)]), { timeouts: { originIdleMs: 60_000 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const before = holdingExchanges();
+  const s = net.connect(p.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
+  s.on('error', () => undefined);
+  s.pause(); // never read
+  const deadline = Date.now() + 10_000;
+  while (holdingExchanges() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.is(holdingExchanges(), before + 1, 'the exchange holds its origin');
+  // Paused: what the origin got rid of stops growing far below the body (kernel buffers
+  // on both sides, plus what the proxy holds), instead of the whole 64 MiB.
+  await new Promise((r) => setTimeout(r, 300));
+  const settled = sent;
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(sent, settled, 'the origin is paused');
+  t.true(sent < total / 2, `the origin wrote ${sent} bytes`);
+  s.destroy();
+  while ((holdingExchanges() !== before || !originClosed) && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 20));
+  t.is(holdingExchanges(), before, 'released when the client left');
+  t.true(originClosed);
 });
 
 if (hasOpenssl()) {
