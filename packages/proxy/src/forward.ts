@@ -338,8 +338,9 @@ const CORK_LIMIT = 256 * 1024;
 /**
  * How much a response may hold for its client before its origin is paused. Each pause
  * costs a drain listener, a timer, a resume and at least one more event-loop turn:
- * with 256 KiB a 1 MiB body from a fast origin paused three or four times even for a
- * client that took everything at once (wrk, loopback). Measured on 1 MiB responses
+ * with 256 KiB a 1 MiB body from a fast origin paused three times on average (18,154
+ * pauses for 6,057 bodies, counted) even for a client that took everything at once
+ * (wrk, loopback). Measured on 1 MiB responses
  * through one pinned process, three alternating rounds: 959–1,107 req/s at 256 KiB,
  * 1,060–1,326 at 1 MiB, 1,148–1,371 at 2 MiB. The larger allowance is memory held per
  * client connection for as long as that client is slow, so it is given only while few
