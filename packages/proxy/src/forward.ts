@@ -57,8 +57,6 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   stallBytes = 0;
   /** Corked for this turn's streamed chunks (pendingUncork). */
   corked = false;
-  /** The origin is paused until the client drains (counted in `holding`, see corkLimit). */
-  holding = false;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
     super(ctx, req.socket, req.method!);
@@ -143,15 +141,18 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
       if (pendingUncork.push(this) === 1) setImmediate(uncorkResponses);
     }
     if (this.res.write(chunk)) return true;
-    // Corked (just above): the turn's chunks may gather up to corkLimit() before the origin waits.
-    if (this.res.writableLength <= corkLimit(holding)) return true;
+    // Corked (just above): the turn's chunks may gather up to CORK_LIMIT before the
+    // origin waits, up to CORK_LIMIT_FAST on a connection holding one of the process's
+    // HOLDING_FAST slots (takeFastSlot).
+    const buffered = this.res.writableLength;
+    if (buffered <= CORK_LIMIT) return true;
+    // writableNeedDrain: the socket itself holds the bytes (not a pipelined response
+    // waiting for it) and will say when it has sent them, which gives the slot back.
+    const socket = this.socket as Socket;
+    if (buffered <= CORK_LIMIT_FAST && socket.writableNeedDrain && takeFastSlot(socket)) return true;
     // The client reads slower than the origin sends: pause the origin socket (undici
     // stops its body timer while paused) until the client drains, but never for longer
     // than stallMs, or a client that stops reading would pin the origin connection.
-    if (!this.holding) {
-      this.holding = true;
-      holding += 1;
-    }
     if (this.stallTimer === null) {
       this.res.once('drain', onResponseDrain);
       this.stallBytes = (this.socket as Socket).bytesWritten;
@@ -203,7 +204,6 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   drained(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
-    this.release();
     this.resumeOrigin?.();
   }
 
@@ -253,17 +253,9 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     this.refuseBody('CLIENT_TIMEOUT');
   }
 
-  /** No longer counted among the exchanges whose origin waits for their client. */
-  private release(): void {
-    if (!this.holding) return;
-    this.holding = false;
-    holding -= 1;
-  }
-
   protected override cleanup(now: number): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
-    this.release();
     if (this.conn.last === this) this.conn.last = null;
     // Starts the next request pipelined behind this one, if any.
     connectionDone(this.conn, this.socket as Socket, now, this);
@@ -336,30 +328,51 @@ function flushResponses(): void {
 const CORK_LIMIT = 256 * 1024;
 
 /**
- * How much a response may hold for its client before its origin is paused. Each pause
- * costs a drain listener, a timer, a resume and at least one more event-loop turn:
- * with 256 KiB a 1 MiB body from a fast origin paused three times on average (18,154
- * pauses for 6,057 bodies, counted) even for a client that took everything at once
- * (wrk, loopback). Measured on 1 MiB responses
- * through one pinned process, three alternating rounds: 959–1,107 req/s at 256 KiB,
- * 1,060–1,326 at 1 MiB, 1,148–1,371 at 2 MiB. The larger allowance is memory held per
- * client connection for as long as that client is slow, so it is given only while few
- * exchanges hold it: past HOLDING_FAST origins paused for their clients, a response
- * pauses its origin at CORK_LIMIT again. Whatever the number of slow clients, a
- * process buffers at most HOLDING_FAST × CORK_LIMIT_FAST (64 MiB) more than it did
+ * A response may hold more for its client on a connection that has one of the process's
+ * HOLDING_FAST slots: up to CORK_LIMIT_FAST before its origin is paused. Each pause costs
+ * a drain listener, a timer, a resume and at least one more event-loop turn: with
+ * CORK_LIMIT alone, a 1 MiB body from a fast origin paused its origin three times on
+ * average (18,154 pauses for 6,057 bodies, counted) even for a client that took
+ * everything at once (wrk, loopback). Measured on 1 MiB responses through one pinned
+ * process, three alternating rounds: 959–1,107 req/s at 256 KiB, 1,060–1,326 at 1 MiB,
+ * 1,148–1,371 at 2 MiB.
+ *
+ * The memory is the client connection's for as long as its client is slow, so it is
+ * bounded per process, not per connection: a connection takes a slot when its buffer
+ * first passes CORK_LIMIT and keeps it until the socket has sent everything ('drain') or
+ * closes — also past the end of the response whose bytes are still queued. Without a
+ * free slot a response pauses its origin at CORK_LIMIT, as before. However many clients
+ * are slow, a process holds at most HOLDING_FAST × CORK_LIMIT_FAST (64 MiB) more than
  * with CORK_LIMIT alone.
  */
-export function corkLimit(holdingNow: number): number {
-  return holdingNow < HOLDING_FAST ? CORK_LIMIT_FAST : CORK_LIMIT;
-}
 export const CORK_LIMIT_FAST = 1024 * 1024;
 export const HOLDING_FAST = 64;
-/** Exchanges whose origin is paused until their client drains (Exchange.holding). */
-let holding = 0;
+const SLOT = Symbol('weldr.fastSlot');
+let slotsTaken = 0;
 
-/** How many exchanges of this process have their origin paused for their client (tests, metrics). */
-export function holdingExchanges(): number {
-  return holding;
+/** A socket as far as a slot needs it (a net.Socket; tests pass an EventEmitter). */
+type SlotSocket = Pick<Socket, 'once' | 'off'> & { [SLOT]?: () => void };
+
+/** True when `socket` holds a slot (taking a free one if it had none). */
+export function takeFastSlot(socket: SlotSocket): boolean {
+  if (socket[SLOT] !== undefined) return true;
+  if (slotsTaken >= HOLDING_FAST) return false;
+  slotsTaken += 1;
+  const release = (): void => {
+    socket.off('drain', release);
+    socket.off('close', release);
+    delete socket[SLOT];
+    slotsTaken -= 1;
+  };
+  socket[SLOT] = release;
+  socket.once('drain', release);
+  socket.once('close', release);
+  return true;
+}
+
+/** Slots held now (tests, metrics). */
+export function fastSlotsTaken(): number {
+  return slotsTaken;
 }
 
 const pendingUncork: Exchange[] = [];

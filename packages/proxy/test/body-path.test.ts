@@ -10,7 +10,8 @@ import net from 'node:net';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import test from 'ava';
-import { CORK_LIMIT_FAST, corkLimit, HOLDING_FAST, holdingExchanges } from '../src/forward.js';
+import { EventEmitter } from 'node:events';
+import { CORK_LIMIT_FAST, fastSlotsTaken, HOLDING_FAST, takeFastSlot } from '../src/forward.js';
 import { hasOpenssl, makeCa } from '../src/testing/index.js';
 import { record, snapshot, startOrigin, startProxy, type Running } from './helpers.js';
 
@@ -139,15 +140,27 @@ test("a large body: the chunks read from the origin in one event-loop turn reach
   t.log(`${chunks} chunks in ${socketWrites} socket writes (${gathered} of them several chunks)`);
 });
 
-test('a response holds up to 1 MiB for its client while few origins wait for theirs, 256 KiB past HOLDING_FAST of them', (t) => {
-  t.is(corkLimit(0), CORK_LIMIT_FAST);
+test.serial('the fast slots: at most HOLDING_FAST connections, one each, given back when the socket drains or closes', (t) => {
   t.is(CORK_LIMIT_FAST, 1024 * 1024);
-  t.is(corkLimit(HOLDING_FAST - 1), CORK_LIMIT_FAST);
-  t.is(corkLimit(HOLDING_FAST), 256 * 1024);
-  t.is(corkLimit(10_000), 256 * 1024);
+  const before = fastSlotsTaken();
+  const sockets = Array.from({ length: HOLDING_FAST - before }, () => new EventEmitter());
+  for (const s of sockets) t.true(takeFastSlot(s as never));
+  t.is(fastSlotsTaken(), HOLDING_FAST);
+  t.true(takeFastSlot(sockets[0] as never), 'a connection keeps its slot');
+  t.is(fastSlotsTaken(), HOLDING_FAST, 'not counted twice');
+  const late = new EventEmitter();
+  t.false(takeFastSlot(late as never), 'none left: this one pauses its origin at 256 KiB');
+  sockets[0]!.emit('drain');
+  t.is(fastSlotsTaken(), HOLDING_FAST - 1, 'given back when everything was sent');
+  t.true(takeFastSlot(late as never));
+  sockets[1]!.emit('close');
+  late.emit('close');
+  for (const s of sockets.slice(2)) s.emit('drain');
+  t.is(fastSlotsTaken(), before);
+  t.true(sockets.every((s) => s.listenerCount('drain') === 0 && s.listenerCount('close') === 0), 'no listener left behind');
 });
 
-test.serial('a client that stops reading: its origin waits (counted), and is released when the exchange ends', async (t) => {
+test.serial('a client that stops reading: its connection takes a slot, its origin waits, and the slot is given back when the connection closes', async (t) => {
   // An origin with far more than the proxy may hold: it writes as its socket takes them.
   const total = 64 * 1024 * 1024;
   const chunk = Buffer.alloc(CHUNK, 0x63);
@@ -172,13 +185,13 @@ test.serial('a client that stops reading: its origin waits (counted), and is rel
     await p.proxy.close({ deadlineMs: 100 });
     await origin.close();
   });
-  const before = holdingExchanges();
+  const before = fastSlotsTaken();
   const s = net.connect(p.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: a\r\n\r\n'));
   s.on('error', () => undefined);
   s.pause(); // never read
   const deadline = Date.now() + 10_000;
-  while (holdingExchanges() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.is(holdingExchanges(), before + 1, 'the exchange holds its origin');
+  while (fastSlotsTaken() === before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  t.is(fastSlotsTaken(), before + 1, 'the connection holds a slot');
   // Paused: what the origin got rid of stops growing far below the body (kernel buffers
   // on both sides, plus what the proxy holds), instead of the whole 64 MiB.
   await new Promise((r) => setTimeout(r, 300));
@@ -187,8 +200,8 @@ test.serial('a client that stops reading: its origin waits (counted), and is rel
   t.is(sent, settled, 'the origin is paused');
   t.true(sent < total / 2, `the origin wrote ${sent} bytes`);
   s.destroy();
-  while ((holdingExchanges() !== before || !originClosed) && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 20));
-  t.is(holdingExchanges(), before, 'released when the client left');
+  while ((fastSlotsTaken() !== before || !originClosed) && Date.now() < deadline + 5_000) await new Promise((r) => setTimeout(r, 20));
+  t.is(fastSlotsTaken(), before, 'given back when the client left');
   t.true(originClosed);
 });
 
