@@ -5,21 +5,12 @@
 // seeded random run of adds, weight changes, drains, removals and health verdicts.
 import test from 'ava';
 import { applyCommand, initialState, prepareEnvelope, snapshotOf, type PoolCommand, type PoolState } from '@weldr/store';
+import { seededRandom as rng } from '@weldr/store/testing';
 import type { Health } from '../src/index.js';
 import { DEFAULT_TIMEOUTS } from '../src/types.js';
 import { Upstream } from '../src/upstream.js';
 
 const quiet = { debug() {}, info() {}, warn() {}, error() {}, child() { return quiet; } };
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 test('candidates after each change equal the definition (seeded random changes, external health verdicts)', async (t) => {
   for (const seed of [1, 2, 3, 4, 5]) {

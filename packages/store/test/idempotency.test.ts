@@ -16,7 +16,7 @@ import {
   type RequestTableLimits,
 } from '../src/pool/idempotency.js';
 import type { CommandOutcome } from '../src/index.js';
-import { rng } from './helpers/seeded.js';
+import { seededRandom as rng } from '../src/testing/index.js';
 
 const OK: CommandOutcome = Object.freeze({ ok: true, status: 'added' }) as unknown as CommandOutcome;
 const batchOf = (n: number): CommandOutcome => Object.freeze({ ok: true, status: 'batch', results: Array.from({ length: n }, () => OK) }) as unknown as CommandOutcome;

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { compareServers, ServerTable, type ServerRecord } from '../src/index.js';
 import { HashTrie, hashKey } from '../src/pool/hash-trie.js';
-import { rng } from './helpers/seeded.js';
+import { seededRandom as rng } from '../src/testing/index.js';
 
 function record(id: string, createdIndex: number, updatedIndex = createdIndex, weight = 1): ServerRecord {
   return Object.freeze({ id, ip: '10.0.0.1', port: 1, weight, healthCheck: {}, draining: false, createdIndex, updatedIndex });

@@ -20,3 +20,17 @@ export function buildSnapshot(commands: readonly PoolCommand[]): PoolSnapshot {
   }
   return snapshotOf(state);
 }
+
+/**
+ * A seeded xorshift32 in [0, 1): the same sequence for the same seed, so a failing
+ * randomized test can be replayed (and an Upstream's `random` made deterministic).
+ */
+export function seededRandom(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}
