@@ -22,7 +22,7 @@ const servers = async (node: WeldrNode): Promise<ServerView[]> => (await adminCa
 test('every acknowledged write (add, update, remove, settings) is there after kill -9 and a restart', async (t) => {
   const dataDir = makeTempDir(t);
   const first = await startNode(t, { dataDir, store: 'level' });
-  // 60 adds on 20 connections at once, then updates and removes of some of them.
+  // 60 adds at once (on the helper's 32 connections), then updates and removes of some of them.
   const adds = await Promise.all(Array.from({ length: 60 }, (_, i) => adminCall(first, 'POST', '/servers', { ip: `127.0.7.${1 + (i % 3)}`, port: 1000 + i, weight: 1 + (i % 5) })));
   t.true(adds.every((r) => r.status === 201));
   const updates = await Promise.all(Array.from({ length: 10 }, (_, i) => adminCall(first, 'PATCH', `/servers/127.0.7.${1 + (i % 3)}/${1000 + i}`, { weight: 900 + i, draining: true })));

@@ -1,5 +1,5 @@
 // Thin client for the admin API as the e2e tests use it.
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import type { Origin } from './origins.js';
 import type { WeldrNode } from './node.js';
 
@@ -9,8 +9,20 @@ export interface AdminResponse<T = unknown> {
   readonly headers: Record<string, string | string[] | undefined>;
 }
 
+/**
+ * At most this many connections to one node's admin API: a burst of calls queues on them.
+ * undici's default agent opens a connection per concurrent call without a bound, and a
+ * node refuses more than 64 open admin connections from one address
+ * (--admin-max-connections-per-source): a burst of 60 calls plus the connections kept
+ * alive from the calls before it could pass that on a loaded machine, and the calls over
+ * it were answered 503 TOO_MANY_CONNECTIONS (a test:workers CI run, 2026-12-07).
+ */
+const ADMIN_CONNECTIONS = 32;
+const dispatcher = new Agent({ connections: ADMIN_CONNECTIONS });
+
 export async function adminCall<T = unknown>(node: WeldrNode, method: string, path: string, body?: unknown, rawBody?: string): Promise<AdminResponse<T>> {
   const res = await request(`${node.adminUrl}${path}`, {
+    dispatcher,
     method: method as 'GET',
     headers: body === undefined && rawBody === undefined ? {} : { 'content-type': 'application/json' },
     ...(rawBody !== undefined ? { body: rawBody } : body === undefined ? {} : { body: JSON.stringify(body) }),
