@@ -347,30 +347,31 @@ const CORK_LIMIT = 256 * 1024;
  */
 export const CORK_LIMIT_FAST = 1024 * 1024;
 export const HOLDING_FAST = 64;
-const SLOT = Symbol('weldr.fastSlot');
-let slotsTaken = 0;
-
 /** A socket as far as a slot needs it (a net.Socket; tests pass an EventEmitter). */
-type SlotSocket = Pick<Socket, 'once' | 'off'> & { [SLOT]?: () => void };
+type SlotSocket = Pick<Socket, 'once' | 'off'>;
+
+/** The sockets holding a slot: kept apart from them, so a socket's shape never changes. */
+const slotHolders = new WeakSet<SlotSocket>();
+let slotsTaken = 0;
 
 /** True when `socket` holds a slot (taking a free one if it had none). */
 export function takeFastSlot(socket: SlotSocket): boolean {
-  if (socket[SLOT] !== undefined) return true;
+  if (slotHolders.has(socket)) return true;
   if (slotsTaken >= HOLDING_FAST) return false;
   slotsTaken += 1;
+  slotHolders.add(socket);
   const release = (): void => {
     socket.off('drain', release);
     socket.off('close', release);
-    delete socket[SLOT];
+    slotHolders.delete(socket);
     slotsTaken -= 1;
   };
-  socket[SLOT] = release;
   socket.once('drain', release);
   socket.once('close', release);
   return true;
 }
 
-/** Slots held now (tests, metrics). */
+/** Slots held now (tests). */
 export function fastSlotsTaken(): number {
   return slotsTaken;
 }

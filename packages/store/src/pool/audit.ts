@@ -97,10 +97,6 @@ export class AuditLog implements Iterable<AuditEntry> {
     return this.#items.slice(this.#start + a, this.#start + b);
   }
 
-  toArray(): AuditEntry[] {
-    return this.slice();
-  }
-
   /** As JSON: the entries, oldest first. */
   toJSON(): AuditEntry[] {
     return this.slice();
