@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { StoreError, type AddMemberCommand } from '@weldr/store';
@@ -28,12 +28,17 @@ async function freePort(): Promise<number> {
   }
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
+// A bound is how long to wait before calling something broken: longer on a small machine
+// under load (CI: 2 cores, other test files running), as the e2e suite's (test/helpers/wait.ts).
+const TIME_SCALE = Number(process.env.WELDR_TEST_TIME_SCALE) > 0 ? Number(process.env.WELDR_TEST_TIME_SCALE) : cpus().length <= 2 ? 2 : 1;
+
+/** Polls `fn` until it gives a value; on timeout the error says `what`, and what `seen()` describes then. */
+async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000, seen?: () => string): Promise<T> {
+  const end = Date.now() + ms * TIME_SCALE;
   for (;;) {
     const v = fn();
     if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+    if (Date.now() > end) throw new Error(`timed out: ${what}${seen === undefined ? '' : `; ${seen()}`}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -182,7 +187,20 @@ test('a node joins as a learner, is promoted once caught up, and every member fo
   const url = await h.serveGateway();
   await h.define('n4');
   await h.start('n4', { join: url });
-  await until('n4 promoted', () => h.running().every((c) => c.info().members.some((m) => m.id === 'n4' && m.role === 'voter')));
+  await until(
+    'n4 promoted',
+    () => h.running().every((c) => c.info().members.some((m) => m.id === 'n4' && m.role === 'voter')),
+    30_000,
+    // What each member saw when it timed out: a failure says which step stalled.
+    () =>
+      h
+        .running()
+        .map((c) => {
+          const i = c.info();
+          return `${i.nodeId} (${c.driver.node.role}, term ${c.driver.node.term}, commit ${c.driver.node.commitIndex}): ${JSON.stringify(i.members.map((m) => [m.id, m.role]))} progress ${JSON.stringify(c.driver.node.status().progress?.['n4'] ?? null)}`;
+        })
+        .join(' | '),
+  );
   t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
   const n4 = h.members.get('n4')!.cluster!;
   t.is(n4.store.snapshot().servers.length, 30, 'the new member received the pool');
