@@ -16,7 +16,7 @@ import { addOrigin, adminCall, removeOrigin } from './helpers/admin.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
 import { events, makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { eventually, sleep, within } from './helpers/wait.js';
-import { startOrigin } from './helpers/origins.js';
+import { requestCounts, startOrigin, startOrigins } from './helpers/origins.js';
 import { TestCluster, type Member } from './helpers/test-cluster.js';
 
 const WORKERS = ['--workers', '2'];
@@ -50,6 +50,23 @@ async function metric(node: WeldrNode, line: RegExp): Promise<number> {
   const m = line.exec(text);
   return m === null ? NaN : Number(m[1]);
 }
+
+test.serial('the first two requests on new connections reach both origins, whichever workers take them (each worker starts its rotation one origin further on)', async (t) => {
+  const origins = await startOrigins(t, ['a', 'b']);
+  const node = await startNode(t, { store: 'memory', args: WORKERS });
+  for (const o of origins) await addOrigin(node, o);
+  // No request before these two: the workers' rotations are where they start.
+  for (const path of ['/echo', '/chunked']) {
+    const agent = new Agent({ pipelining: 0 });
+    const res = await request(`${node.proxyUrl}${path}`, { dispatcher: agent });
+    t.is(res.statusCode, 200);
+    await res.body.text();
+    await agent.close();
+  }
+  const got = await Promise.all(origins.map(async (o) => Object.keys((await requestCounts(o)).paths).filter((p) => p !== '/').sort()));
+  t.is(got.flat().length, 2, `each request reached one origin: ${JSON.stringify(got)}`);
+  t.true(got.every((paths) => paths.length === 1), `one each: ${JSON.stringify(got)}`);
+});
 
 test.serial('two workers share the connections; /stats, /stats/detail, /metrics and the access log cover both', async (t) => {
   const { node } = await nodeWithOrigins(t, ['a', 'b'], { store: 'memory', args: [...WORKERS, '--access-log', 'stdout'] });

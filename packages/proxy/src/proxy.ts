@@ -40,6 +40,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     originTls: options.originTls ?? null,
     healthChecks: options.healthChecks ?? true,
     poolLog: options.poolLog ?? 'info',
+    ...(options.balancerPhase === undefined ? {} : { balancerPhase: options.balancerPhase }),
     ...(options.onHealthChange === undefined ? {} : { onHealthChange: options.onHealthChange }),
   });
   // Names this process: in Via (loop detection) and in access-log request ids.

@@ -129,6 +129,13 @@ export interface ProxyOptions {
   counterSource?: CounterSource;
   /** Injected randomness for power-of-two-choices and check jitter. */
   random?: () => number;
+  /**
+   * Where the balancer's rotation starts (round-robin, weighted, least-connections'
+   * tie-break): processes that balance the same pool side by side each take their own
+   * (a node's proxy worker n takes n - 1), so their first requests reach different
+   * origins. Default 0.
+   */
+  balancerPhase?: number;
   /** Injected wall clock (epoch ms) for health state and ejections. */
   now?: () => number;
   metrics?: Registry;

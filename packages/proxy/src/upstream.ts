@@ -17,6 +17,8 @@ export interface UpstreamDeps extends OriginPoolOptions {
   readonly log: Logger;
   readonly now: () => number;
   readonly random: () => number;
+  /** Where this process's balancer rotations start (createBalancer): a worker's number - 1; default 0. */
+  readonly balancerPhase?: number;
   /**
    * true: run active checks here; false: none (every server stays `unknown`);
    * 'external': none here, verdicts come through applyHealth() (a worker process, fed
@@ -71,7 +73,7 @@ export class Upstream {
     this.#deps = deps;
     this.snapshot = snapshot;
     this.#balancerKind = snapshot.settings.balancer;
-    this.#balancer = createBalancer<Origin>(this.#balancerKind, deps.random);
+    this.#balancer = createBalancer<Origin>(this.#balancerKind, deps.random, deps.balancerPhase);
     this.#healthLog = new HealthLog(deps.log, () => ({ ...this.#verdicts }), { now: deps.now });
     this.#walk(snapshot);
     this.refresh();
@@ -90,7 +92,7 @@ export class Upstream {
     this.snapshot = snapshot;
     if (snapshot.settings.balancer !== this.#balancerKind) {
       this.#balancerKind = snapshot.settings.balancer;
-      this.#balancer = createBalancer<Origin>(this.#balancerKind, this.#deps.random);
+      this.#balancer = createBalancer<Origin>(this.#balancerKind, this.#deps.random, this.#deps.balancerPhase);
     }
     const changes = snapshot.settings === prev.settings ? snapshot.changesSince?.(prev) : undefined;
     if (changes !== undefined) {

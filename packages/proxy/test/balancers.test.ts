@@ -136,3 +136,28 @@ test('power-of-two spreads load across idle peers', (t) => {
   const c = count(Array.from({ length: 3000 }, () => p.pick(ps)));
   for (const n of ['a', 'b', 'c']) t.true(c[n]! > 800 && c[n]! < 1200, `${n}: ${c[n]}`);
 });
+
+test('a phase staggers rotations that run side by side: the first picks of N balancers (a node\'s workers) reach N different peers, and each still spreads evenly', (t) => {
+  for (const kind of ['round-robin', 'weighted-round-robin', 'least-connections'] as const) {
+    for (const weights of [[1, 1], [1, 1, 1], [3, 3, 3, 3], [2, 1, 1]]) {
+      const ps = peers(...weights);
+      const n = Math.min(weights.length, 3);
+      const balancers = Array.from({ length: n }, (_, phase) => createBalancer<P>(kind, Math.random, phase));
+      const first = balancers.map((b) => b.pick(ps)!.name);
+      if (weights.every((w) => w === weights[0])) t.is(new Set(first).size, n, `${kind} ${weights}: first picks ${first}`);
+      else t.true(new Set(first).size > 1, `${kind} ${weights}: first picks ${first}`);
+      // Over whole cycles each balancer still gives every peer its share.
+      const total = weights.reduce((a, w) => a + w, 0);
+      for (const b of balancers) {
+        const got = count(Array.from({ length: total * 10 }, () => b.pick(ps)));
+        const want = Object.fromEntries(ps.map((p) => [p.name, kind === 'weighted-round-robin' ? p.weight * 10 : total * 10 / ps.length]));
+        if (kind === 'weighted-round-robin' || weights.every((w) => w === weights[0])) t.deepEqual(got, want, `${kind} ${weights}`);
+      }
+    }
+  }
+  // A phase beyond the candidates wraps; phase 0 is the rotation as before.
+  t.is(new RoundRobin<P>(5).pick(peers(1, 1, 1))!.name, 'c');
+  t.is(new LeastConnections<P>(4).pick(peers(1, 1, 1))!.name, 'b');
+  t.is(new WeightedRoundRobin<P>(7).pick(peers(1, 1, 1))!.name, 'b');
+  t.deepEqual(Array.from({ length: 3 }, ((rr) => () => rr.pick(peers(1, 1, 1))!.name)(new RoundRobin<P>(0))), ['a', 'b', 'c']);
+});

@@ -36,6 +36,9 @@ async function init(m: WorkerInit): Promise<void> {
     limits: m.limits,
     maxHeaderSize: m.maxHeaderSize,
     maxRetries: m.maxRetries,
+    // Each worker starts its rotations one origin further on: the first requests through
+    // N workers reach N origins, not all the first.
+    balancerPhase: m.slot - 1,
     // The node process runs the checks and sends the verdicts.
     healthChecks: 'external',
     // The node process logs the pool's changes once; a worker's lines would repeat them.

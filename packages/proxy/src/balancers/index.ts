@@ -8,14 +8,21 @@ import { WeightedRoundRobin } from './weighted-round-robin.js';
 export type { Balancer, Peer, RandomFn } from './balancer.js';
 export { LeastConnections, PowerOfTwo, RoundRobin, WeightedRoundRobin };
 
-export function createBalancer<T extends Peer>(kind: BalancerKind, random: RandomFn): Balancer<T> {
+/**
+ * `phase` staggers the rotations of processes that balance the same pool side by side
+ * (the proxy workers of a node: worker n has phase n-1): each starts its rotation that
+ * many picks in, so the first requests through N workers reach N different origins
+ * instead of all reaching the first one (two requests on new connections used to land
+ * on the same origin whenever the two connections went to different workers).
+ */
+export function createBalancer<T extends Peer>(kind: BalancerKind, random: RandomFn, phase = 0): Balancer<T> {
   switch (kind) {
     case 'round-robin':
-      return new RoundRobin<T>();
+      return new RoundRobin<T>(phase);
     case 'weighted-round-robin':
-      return new WeightedRoundRobin<T>();
+      return new WeightedRoundRobin<T>(phase);
     case 'least-connections':
-      return new LeastConnections<T>();
+      return new LeastConnections<T>(phase);
     case 'power-of-two':
       return new PowerOfTwo<T>(random);
   }

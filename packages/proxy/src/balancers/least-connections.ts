@@ -6,12 +6,17 @@ import type { Balancer, Peer } from './balancer.js';
  * choosing the first candidate.
  */
 export class LeastConnections<T extends Peer = Peer> implements Balancer<T> {
-  #start = 0;
+  #start: number;
+
+  /** `phase`: where the rotation of the scan start begins (see createBalancer). */
+  constructor(phase = 0) {
+    this.#start = phase;
+  }
 
   pick(candidates: readonly T[]): T | null {
     const n = candidates.length;
     if (n === 0) return null;
-    if (this.#start >= n) this.#start = 0;
+    if (this.#start >= n) this.#start %= n;
     const start = this.#start++;
     let best = candidates[start]!;
     let bestLoad = best.active / best.weight;

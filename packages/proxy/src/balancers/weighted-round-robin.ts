@@ -7,11 +7,17 @@ import type { Balancer, Peer } from './balancer.js';
  * picks are interleaved (5:1:1 gives a a b a c a a, not a a a a a b c).
  */
 export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
+  readonly #phase: number;
   #candidates: readonly T[] | null = null;
   #scores: number[] = [];
   /** Every candidate has the same weight: the schedule is plain rotation (see pick). */
   #uniform = false;
   #next = 0;
+
+  /** `phase`: how many picks into its schedule a new schedule starts (see createBalancer). */
+  constructor(phase = 0) {
+    this.#phase = phase;
+  }
 
   reset(): void {
     this.#candidates = null;
@@ -26,7 +32,9 @@ export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
       this.#candidates = candidates;
       this.#scores = new Array<number>(n).fill(0);
       this.#uniform = candidates.every((c) => c.weight === candidates[0]!.weight);
-      this.#next = 0;
+      this.#next = this.#phase % n;
+      // Weighted: start `phase` picks into the schedule (a phase is small: a worker's number).
+      if (!this.#uniform) for (let k = 0; k < this.#phase; k++) this.#smooth(candidates);
     }
     if (this.#uniform) {
       // With equal weights the smooth schedule below picks 0, 1, …, n-1 and its scores
@@ -37,6 +45,12 @@ export class WeightedRoundRobin<T extends Peer = Peer> implements Balancer<T> {
       this.#next = this.#next + 1 === n ? 0 : this.#next + 1;
       return c;
     }
+    return this.#smooth(candidates);
+  }
+
+  /** One step of the smooth schedule. */
+  #smooth(candidates: readonly T[]): T {
+    const n = candidates.length;
     const scores = this.#scores;
     let total = 0;
     let best = 0;
