@@ -2,6 +2,7 @@
 import test from 'ava';
 import { request } from 'undici';
 import { requestCounts, startOrigin } from './helpers/origins.js';
+import { runWeldr } from './helpers/process.js';
 import { eventually, within } from './helpers/wait.js';
 
 test('prints its ephemeral port, serves, and exits 0 on SIGTERM', async (t) => {
@@ -24,4 +25,12 @@ test('SIGINT lets an in-flight request finish before exiting 0', async (t) => {
   t.is(res.statusCode, 200);
   t.regex(await res.body.text(), /delayed 300 ms/);
   t.is((await origin.proc.exited).code, 0);
+});
+
+test('a port already in use: one line that says so, exit 1, no stack (weldr dev-cluster shows that line when an origin cannot start)', async (t) => {
+  const first = await startOrigin(t, 'ts-c');
+  const second = await runWeldr(t, ['test-server', '--port', String(first.port), '--host', '127.0.0.1']);
+  t.is(second.code, 1);
+  t.is(second.stderr.trim(), `weldr test-server: cannot listen for HTTP on 127.0.0.1:${first.port}: address already in use`);
+  t.notRegex(second.stderr, /^\s+at /m);
 });

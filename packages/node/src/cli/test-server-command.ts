@@ -4,6 +4,7 @@ import { ConfigError } from '../config/config-error.js';
 import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseHostPort, parseNodeId, ValueError } from '../config/values.js';
 import { startTestServer } from '../test-server/server.js';
+import { listenError } from '../runtime/listen.js';
 import { TEST_SERVER_HELP } from './help.js';
 import { untilShutdownSignal } from './signals.js';
 
@@ -55,7 +56,16 @@ export async function testServerCommand(argv: readonly string[]): Promise<number
     return 0;
   }
   const { host, port, id } = args;
-  const server = await startTestServer({ host, port, ...(id === undefined ? {} : { id }) });
+  let server;
+  try {
+    server = await startTestServer({ host, port, ...(id === undefined ? {} : { id }) });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
+    // One line, as `weldr start` says it (runtime/listen.ts), not a stack.
+    process.stderr.write(`weldr test-server: ${listenError(err as NodeJS.ErrnoException, 'HTTP', { host, port }).message}\n`);
+    return 1;
+  }
   const line = (event: string, extra: Record<string, unknown> = {}) =>
     process.stdout.write(JSON.stringify({ event, service: 'test-server', id: server.id, host: server.host, port: server.port, ...extra }) + '\n');
   line('listening', { pid: process.pid });

@@ -78,8 +78,7 @@ export class Child {
   failure(): string {
     const fatal = [...this.lines].reverse().find((l) => l['level'] === 60 || l['event'] === 'start_failed');
     if (fatal !== undefined && typeof fatal['msg'] === 'string') return fatal['msg'];
-    const tail = this.stderrTail.trim().split('\n').pop();
-    return tail === undefined || tail === '' ? `exited ${this.exit?.signal ?? this.exit?.code ?? ''}` : tail;
+    return lastMessageLine(this.stderrTail) ?? `exited ${this.exit?.signal ?? this.exit?.code ?? ''}`;
   }
 
   /** The first log line (seen or to come) that matches; rejects if the child exits first or time runs out. */
@@ -115,4 +114,13 @@ export class Child {
   private notify(): void {
     for (const waiter of [...this.waiters]) waiter();
   }
+}
+
+/** The last line of `stderr` that says something: not blank, not a stack frame of an error printed above it. */
+export function lastMessageLine(stderr: string): string | undefined {
+  return stderr
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !/^\s+at /.test(l))
+    .pop()
+    ?.trim();
 }
