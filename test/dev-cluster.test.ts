@@ -2,6 +2,7 @@
 // origins come up, `weldr cluster status` shows three members with one active, the
 // origins are routed to, SIGINT stops every child it started, and a second run reuses
 // the data directory.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
@@ -9,6 +10,7 @@ import { request } from 'undici';
 import { makeTempDir } from './helpers/node.js';
 import { reservedPort } from './helpers/ports.js';
 import { runWeldr, spawnWeldr, type RunningProcess } from './helpers/process.js';
+import { REPO_ROOT, WELDR_COMMAND } from './helpers/repo-root.js';
 import { eventually, within } from './helpers/wait.js';
 
 interface Ports {
@@ -126,4 +128,49 @@ test('dev-cluster: SIGKILL of dev-cluster itself (which it cannot catch) still s
   t.deepEqual(up.pids.filter(alive), []);
   // (Their last log lines are lost: dev-cluster, which copied their output into the log
   // files, is gone. What the test can see is that nobody is left running.)
+});
+
+test('npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports', async (t) => {
+  const dir = join(makeTempDir(t, 'weldr-dev-npm-'), 'data');
+  const ports = await reservePorts();
+  const pidFile = join(dir, '..', 'dev-cluster.pid');
+  // A stand-in for npm: it runs dev-cluster as `npm start` does (npm_lifecycle_event set,
+  // stdio inherited), writes its PID down, and stays until it is killed.
+  const args = [
+    ...WELDR_COMMAND, 'dev-cluster', '--data', dir,
+    '--proxy-ports', ports.proxy.join(','), '--admin-ports', ports.admin.join(','),
+    '--raft-ports', ports.raft.join(','), '--origin-ports', ports.origin.join(','),
+  ];
+  const script = `
+    const { spawn } = require('node:child_process');
+    const { writeFileSync } = require('node:fs');
+    const c = spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } });
+    writeFileSync(${JSON.stringify(pidFile)}, String(c.pid));
+    setInterval(() => {}, 1000);`;
+  const env = { ...process.env };
+  delete env['WELDR_CLUSTER_TOKEN'];
+  delete env['WELDR_ADMIN_TOKEN'];
+  const npm = spawn(process.execPath, ['-e', script], { cwd: REPO_ROOT, stdio: 'ignore', env });
+  let pids: number[] = [];
+  t.teardown(() => {
+    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  const devCluster = await eventually('dev-cluster to start', () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined), 30_000, 100);
+  pids.push(devCluster);
+  await eventually('the members and origins', async () => {
+    if (!existsSync(join(dir, 'dev-cluster.pids'))) return undefined;
+    const children = childPids(dir);
+    if (children.length < 5) return undefined;
+    pids = [devCluster, ...children.map((c) => c.pid)];
+    const r = await request(`http://127.0.0.1:${ports.admin[0]}/health`).catch(() => null);
+    if (r === null) return undefined;
+    await r.body.text();
+    return r.statusCode === 200 ? true : undefined;
+  }, 90_000, 100);
+  t.true(pids.every(alive));
+  npm.kill('SIGKILL');
+  await eventually('dev-cluster and every child to stop', () => (pids.some(alive) ? undefined : true), 30_000, 100);
+  t.deepEqual(pids.filter(alive), []);
+  t.false(existsSync(join(dir, 'dev-cluster.pids')), 'it stopped as on a signal: the PID file is removed');
 });

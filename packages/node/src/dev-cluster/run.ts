@@ -19,6 +19,8 @@ const STOP_TIMEOUT_MS = 15_000;
 const HURRY_AFTER_MS = 1_000;
 /** Members drain for at most this long on Ctrl-C (the default 10 s is for production). */
 const MEMBER_SHUTDOWN_TIMEOUT = '2s';
+/** How often, under `npm start`, it checks that npm is still its parent (watchNpmParent). */
+const PARENT_CHECK_MS = 500;
 /** A member that dies (a kill drill, a crash) is started again after this long, as systemd's Restart=on-failure would. */
 const RESTART_DELAY_MS = 500;
 /** …but not more often than this many times a minute (a member that cannot start at all). */
@@ -65,6 +67,11 @@ export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Pr
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const unwatch = watchNpmParent(() => {
+    if (stopping) return;
+    io.out('npm has exited: stopping the dev cluster\n');
+    onSignal('SIGTERM');
+  });
   const recordPids = (): void => writeFileSync(pidFile, JSON.stringify(children.map((c) => ({ name: c.name, pid: c.pid }))) + '\n');
 
   let code = 0;
@@ -113,8 +120,27 @@ export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Pr
   rmSync(pidFile, { force: true });
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
+  unwatch();
   io.out('stopped\n');
   return code;
+}
+
+/**
+ * Under `npm start` npm is the parent, and npm killed by its PID (a script's `kill`,
+ * `timeout`, a CI harness) exits without passing the signal on: the cluster would run
+ * on, orphaned, holding its ports, and the next `npm start` would fail on them. So when
+ * run by npm (npm_lifecycle_event is set), `onGone` is called once the parent changes.
+ * `weldr dev-cluster` run directly keeps its own lifetime (nohup, a supervisor). Ctrl-C
+ * reaches the whole process group, so it stops as before.
+ */
+function watchNpmParent(onGone: () => void): () => void {
+  if (process.env['npm_lifecycle_event'] === undefined) return () => undefined;
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid !== parent) onGone();
+  }, PARENT_CHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Starts the origins and members, registers the origins; resolves with the origins' ports. */
