@@ -160,4 +160,11 @@ test('a phase staggers rotations that run side by side: the first picks of N bal
   t.is(new LeastConnections<P>(4).pick(peers(1, 1, 1))!.name, 'b');
   t.is(new WeightedRoundRobin<P>(7).pick(peers(1, 1, 1))!.name, 'b');
   t.deepEqual(Array.from({ length: 3 }, ((rr) => () => rr.pick(peers(1, 1, 1))!.name)(new RoundRobin<P>(0))), ['a', 'b', 'c']);
+  // After the first pick, a list that shrank below the position starts again at the first
+  // candidate, as before phases (not at position % length).
+  for (const b of [new RoundRobin<P>(1), new LeastConnections<P>(1)]) {
+    const five = peers(1, 1, 1, 1, 1);
+    t.deepEqual(Array.from({ length: 3 }, () => b.pick(five)!.name), ['b', 'c', 'd']);
+    t.is(b.pick(five.slice(0, 3))!.name, 'a');
+  }
 });

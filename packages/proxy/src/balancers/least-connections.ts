@@ -7,6 +7,8 @@ import type { Balancer, Peer } from './balancer.js';
  */
 export class LeastConnections<T extends Peer = Peer> implements Balancer<T> {
   #start: number;
+  /** The phase still applies (no pick yet): past the end it wraps by it, later back to the first. */
+  #first = true;
 
   /** `phase`: where the rotation of the scan start begins (see createBalancer). */
   constructor(phase = 0) {
@@ -16,7 +18,8 @@ export class LeastConnections<T extends Peer = Peer> implements Balancer<T> {
   pick(candidates: readonly T[]): T | null {
     const n = candidates.length;
     if (n === 0) return null;
-    if (this.#start >= n) this.#start %= n;
+    if (this.#start >= n) this.#start = this.#first ? this.#start % n : 0;
+    this.#first = false;
     const start = this.#start++;
     let best = candidates[start]!;
     let bestLoad = best.active / best.weight;
