@@ -9,9 +9,11 @@ import { join } from 'node:path';
  * after the port: ava runs test files in parallel processes, and a port one file
  * reserved and whose node is down for a restart is free to a bind check in another file
  * — which took it, and the restart then failed with EADDRINUSE. A claim whose process
- * is gone (a crashed run) is taken over.
+ * is gone (a crashed run) is taken over. The directory is per user: one left in /tmp by
+ * another user's run (root's CI, say) is not writable, and every claim failed, so
+ * reservedPort() never returned and every cluster test timed out.
  */
-const CLAIMS = join(tmpdir(), 'weldr-test-ports');
+const CLAIMS = join(tmpdir(), `weldr-test-ports-${process.getuid?.() ?? 'user'}`);
 const claimed: string[] = [];
 process.once('exit', () => {
   for (const f of claimed) {
@@ -43,7 +45,8 @@ function claim(port: number): boolean {
       claimed.push(file);
       return true;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return false;
+      // Not a port someone else holds: a directory we cannot write to. Say so, do not spin.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot claim test ports in ${CLAIMS}: ${(err as Error).message}`);
       let owner = Number.NaN;
       try {
         owner = Number(readFileSync(file, 'utf8'));
@@ -69,7 +72,8 @@ function claim(port: number): boolean {
  */
 let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
 export async function reservedPort(): Promise<number> {
-  for (;;) {
+  // Bounded: one pass over the range, then an error instead of a hang.
+  for (let tries = 0; tries <= 12_000; tries++) {
     const port = nextPort;
     nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
     if (!claim(port)) continue;
@@ -80,4 +84,5 @@ export async function reservedPort(): Promise<number> {
     });
     if (free) return port;
   }
+  throw new Error('no free port in 20000-32000 for a test listener');
 }

@@ -16,7 +16,7 @@ const silent: ClusterLogger = { debug() {}, info() {}, warn() {}, error() {}, ch
 
 let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
 async function freePort(): Promise<number> {
-  for (;;) {
+  for (let tries = 0; tries <= 12_000; tries++) {
     const port = nextPort;
     nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
     const free = await new Promise<boolean>((resolve) => {
@@ -26,6 +26,7 @@ async function freePort(): Promise<number> {
     });
     if (free) return port;
   }
+  throw new Error('no free port in 20000-32000 for a test listener');
 }
 
 // A bound is how long to wait before calling something broken: longer on a small machine
