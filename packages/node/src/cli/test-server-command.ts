@@ -4,7 +4,7 @@ import { ConfigError } from '../config/config-error.js';
 import { rewordParseArgsError } from '../config/parse-args-error.js';
 import { parseHostPort, parseNodeId, ValueError } from '../config/values.js';
 import { startTestServer } from '../test-server/server.js';
-import { listenError } from '../runtime/listen.js';
+import { ListenError } from '../runtime/listen.js';
 import { TEST_SERVER_HELP } from './help.js';
 import { untilShutdownSignal } from './signals.js';
 
@@ -60,10 +60,9 @@ export async function testServerCommand(argv: readonly string[]): Promise<number
   try {
     server = await startTestServer({ host, port, ...(id === undefined ? {} : { id }) });
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') throw err;
-    // One line, as `weldr start` says it (runtime/listen.ts), not a stack.
-    process.stderr.write(`weldr test-server: ${listenError(err as NodeJS.ErrnoException, 'HTTP', { host, port }).message}\n`);
+    if (!(err instanceof ListenError)) throw err;
+    // One line, as `weldr start` says it, not a stack.
+    process.stderr.write(`weldr test-server: ${err.message}\n`);
     return 1;
   }
   const line = (event: string, extra: Record<string, unknown> = {}) =>

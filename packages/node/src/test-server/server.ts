@@ -1,9 +1,9 @@
 // `weldr test-server`: the origin used by the e2e tests, the demo and the benchmarks.
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { route, splitTarget, type RouteState } from './routes.js';
 import { acceptWebSocket } from './websocket-echo.js';
+import { listen } from '../runtime/listen.js';
 
 export interface TestServerOptions {
   readonly host: string;
@@ -47,14 +47,8 @@ export async function startTestServer(options: TestServerOptions): Promise<TestS
     else socket.destroy(err);
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const port = (server.address() as AddressInfo).port;
+  // A bind failure is a ListenError that names the address (as for `weldr start`).
+  const { port } = await listen(server, { host: options.host, port: options.port }, 'HTTP');
   if (state.id === '') state.id = `test-server-${port}`;
 
   const close = (graceMs = 5000): Promise<void> =>
