@@ -1,18 +1,10 @@
-import { cpus } from 'node:os';
+import { TEST_TIME_SCALE } from '@weldr/store/testing';
 
 /** Resolves after ms milliseconds. */
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * Every upper bound in the e2e suite is multiplied by this: a bound is how long to wait
- * before calling something broken, and a small machine under load (CI: 2 cores, other
- * test files running) needs longer than a laptop. WELDR_TEST_TIME_SCALE overrides it.
- */
-export const TIME_SCALE = ((): number => {
-  const fromEnv = Number(process.env.WELDR_TEST_TIME_SCALE);
-  if (Number.isFinite(fromEnv) && fromEnv > 0) return fromEnv;
-  return cpus().length <= 2 ? 2 : 1;
-})();
+/** Every upper bound in the e2e suite is multiplied by this (`@weldr/store/testing`). */
+export const TIME_SCALE = TEST_TIME_SCALE;
 
 /** A bound scaled for this machine (see TIME_SCALE). */
 export const scaled = (ms: number): number => Math.round(ms * TIME_SCALE);

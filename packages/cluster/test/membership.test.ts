@@ -5,10 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { StoreError, type AddMemberCommand } from '@weldr/store';
+import { TEST_TIME_SCALE } from '@weldr/store/testing';
 import { encodeFrame, FrameDecoder, RaftCluster, type ClusterEnd } from '../src/index.js';
 import type { ClusterLogger } from '../src/types.js';
 
@@ -29,13 +30,9 @@ async function freePort(): Promise<number> {
   throw new Error('no free port in 20000-32000 for a test listener');
 }
 
-// A bound is how long to wait before calling something broken: longer on a small machine
-// under load (CI: 2 cores, other test files running), as the e2e suite's (test/helpers/wait.ts).
-const TIME_SCALE = Number(process.env.WELDR_TEST_TIME_SCALE) > 0 ? Number(process.env.WELDR_TEST_TIME_SCALE) : cpus().length <= 2 ? 2 : 1;
-
 /** Polls `fn` until it gives a value; on timeout the error says `what`, and what `seen()` describes then. */
 async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000, seen?: () => string): Promise<T> {
-  const end = Date.now() + ms * TIME_SCALE;
+  const end = Date.now() + ms * TEST_TIME_SCALE;
   for (;;) {
     const v = fn();
     if (v !== undefined && v !== false) return v;

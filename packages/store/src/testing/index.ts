@@ -1,4 +1,5 @@
 // In-memory doubles for tests in other packages (`@weldr/store/testing`).
+import { cpus } from 'node:os';
 import { applyCommand } from '../pool/state-machine.js';
 import { initialState, snapshotOf } from '../pool/state.js';
 import type { PoolCommand, PoolSnapshot } from '../pool/types.js';
@@ -34,3 +35,15 @@ export function seededRandom(seed: number): () => number {
     return (x >>> 0) / 2 ** 32;
   };
 }
+
+/**
+ * What every upper bound in a test that waits on real processes, sockets or disks is
+ * multiplied by: a bound is how long to wait before calling something broken, and a
+ * small machine under load (CI: 2 cores, other test files running) needs longer than a
+ * laptop. WELDR_TEST_TIME_SCALE overrides it.
+ */
+export const TEST_TIME_SCALE = ((): number => {
+  const fromEnv = Number(process.env['WELDR_TEST_TIME_SCALE']);
+  if (Number.isFinite(fromEnv) && fromEnv > 0) return fromEnv;
+  return cpus().length <= 2 ? 2 : 1;
+})();
