@@ -9,7 +9,9 @@
 //
 //   - a peer is admitted only if its id is in this node's configuration (the Raft
 //     configuration it holds, or the replicated member records; before it has either:
-//     the seed list) — a removed member, or an id never added, is refused;
+//     the seed list, or the members the join answer listed, or — since that list may
+//     predate a change — any peer that says it is of the cluster joined) — a removed
+//     member, or an id never added, is refused;
 //   - its cluster id, when both sides know theirs, must be this cluster's;
 //   - its incarnation must be the one this node knows for that id: from the member's
 //     replicated record, or else the one this node saw first (recorded durably, synced,
@@ -39,6 +41,14 @@ export interface IdentityGuardOptions {
   readonly config: () => ConfState;
   /** Members named before this node holds any configuration: the seed list, or the join answer. */
   readonly seeds: () => ReadonlySet<NodeId>;
+  /**
+   * The cluster id the join answer gave, until this node holds a configuration: a peer
+   * that says it is of that cluster is admitted even if the answer did not list it (a
+   * member added, or a leader elected, between the listing and the join).
+   */
+  readonly joinedCluster?: () => string | null;
+  /** This node's Raft address as it advertises it, when it knows one (sent in its hellos). */
+  readonly ownRaftAddress?: () => string | undefined;
   /** This node lost its state: stop, never vote. */
   readonly onLostState: (message: string) => void;
   /** A peer that applied this node's removal refused it. */
@@ -74,8 +84,10 @@ export class IdentityGuard {
     const clusterId = this.opts.state().cluster.clusterId;
     const expect = this.known(to);
     const me = this.opts.identity();
+    const raft = this.opts.ownRaftAddress?.();
     return {
       ...(clusterId === null ? {} : { cluster: clusterId }),
+      ...(raft === undefined ? {} : { raft }),
       incarnation: me.incarnation,
       ...(expect === undefined ? {} : { expect }),
       ...(me.bootstrap === undefined ? {} : { bootstrap: me.bootstrap }),
@@ -97,6 +109,14 @@ export class IdentityGuard {
     return conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().has(id);
   }
 
+  /** Before it holds any configuration, a joining node admits whoever says it is of the cluster it joined. */
+  private joiningFrom(hello: PeerHello): boolean {
+    const joined = this.opts.joinedCluster?.() ?? null;
+    if (joined === null || hello.cluster !== joined) return false;
+    const conf = this.opts.config();
+    return conf.voters.length + conf.learners.length === 0 && this.opts.state().cluster.members.size === 0;
+  }
+
   /** The transport's admit hook. */
   admit(hello: PeerHello): IdentityRefusal | undefined | Promise<IdentityRefusal | undefined> {
     if (this.stopped) return { code: 'stopping', message: 'this node is stopping' };
@@ -109,7 +129,7 @@ export class IdentityGuard {
       // without claiming anything a peer could act on.
       return { code: 'not-ready', message: 'this node does not know the cluster configuration yet' };
     }
-    if (!this.isMember(id)) {
+    if (!this.isMember(id) && !this.joiningFrom(hello)) {
       return { ...base, code: 'not-member', message: `${id} is not a member of this cluster (removed, or not added yet): start a new node with an empty data directory and --join <admin URL of a member>, not with --peers` };
     }
     const ours = state.cluster.clusterId;

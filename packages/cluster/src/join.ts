@@ -81,7 +81,8 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
       if ((res.status === 200 || res.status === 201) && body !== null && body.id === request.id) {
         const { clusterId, ...member } = body;
         opts.log.info({ event: 'joined', clusterId, index: member.addedIndex }, `added to cluster ${clusterId ?? '(id not yet recorded)'} as a learner at index ${member.addedIndex}`);
-        const members = current.members.some((m) => m.id === request.id) ? current.members : [...current.members, member as MemberRecord];
+        const before = current.members.some((m) => m.id === request.id) ? current.members : [...current.members, member as MemberRecord];
+        const members = await listingAfterJoin(base, request.id, before, Math.min(deadline, Date.now() + LISTING_WAIT_MS), opts);
         return { clusterId, member: member as MemberRecord, members };
       }
       const code = body?.error?.code ?? String(res.status);
@@ -100,6 +101,35 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(2000, delay * 2);
   }
+}
+
+/** How long a joined node waits for every member's record to name its Raft address. */
+const LISTING_WAIT_MS = 5000;
+
+/**
+ * The members as the cluster lists them once this node is one of them, when every other
+ * member's record names its Raft address. The listing taken before the add may lack a
+ * member added since, and a cluster that has just started fills its seeds' addresses in
+ * one entry at a time: the new node needs them all, or it cannot answer the leader until
+ * it has heard the records from the leader itself, which it cannot without answering.
+ * Past `until`, the most complete listing seen (and a warning).
+ */
+async function listingAfterJoin(base: string, self: string, before: readonly MemberRecord[], until: number, opts: JoinOptions): Promise<readonly MemberRecord[]> {
+  const missing = (list: readonly MemberRecord[]): string[] => list.filter((m) => m.id !== self && m.raftAddress === undefined).map((m) => m.id);
+  let best = before;
+  for (;;) {
+    try {
+      const now = await fetchMembers(base, opts, 3000);
+      if (now.members.some((m) => m.id === self)) best = now.members;
+    } catch {
+      // A busy or electing cluster: ask again until `until`.
+    }
+    if (missing(best).length === 0) return best;
+    if (Date.now() > until) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  opts.log.warn({ event: 'join_listing_incomplete', members: missing(best) }, `the cluster's records do not name the Raft address of ${missing(best).join(', ')} yet: this node answers them at the address their hellos give`);
+  return best;
 }
 
 function auth(token: string | undefined): Record<string, string> {

@@ -31,6 +31,7 @@ import {
   memberConfChange,
   validateAdminAddress,
   validateHostPort,
+  validateMemberChange,
   type AddMemberCommand,
   type ApplyResult,
   type CommandOutcome,
@@ -276,7 +277,9 @@ export class MembershipManager {
     if (node.role !== 'leader') throw notLeader(node.leader);
     await this.untilLeaderReady(timeoutMs);
     const requestId = options.requestId ?? `member-${randomBytes(9).toString('base64url')}`;
-    const fingerprint = fingerprintOf(command);
+    // As the entry will carry it (validated, in its fields' order): the order of the
+    // caller's keys must not make the same request look like another one.
+    const fingerprint = fingerprintOf(validateMemberChange(command));
     const what = `${command.type} ${command.id}`;
     let state = this.opts.replica.current;
     if (options.requestId !== undefined) {

@@ -52,7 +52,7 @@ import { IdentityGuard } from './identity.js';
 import { fetchMembers, JoinRefused, joinCluster } from './join.js';
 import { MembershipManager, type MemberList, type MemberWriteOptions, type MemberWriteResult, type OwnAttributes } from './membership.js';
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
-import { TcpTransport, type TransportStats } from './transport.js';
+import { TcpTransport, type PeerHello, type TransportStats } from './transport.js';
 import { LeaderDeathWatch } from './leader-death.js';
 import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 import { MemberWatch } from './member-watch.js';
@@ -117,6 +117,14 @@ export class RaftCluster implements ClusterView {
   private own: OwnAttributes = {};
   /** Members named before this node has a configuration of its own: --peers, or the join answer. */
   private seeds: Map<NodeId, string>;
+  /**
+   * What the join answer named: every member it listed (with a Raft address or not yet)
+   * and the cluster id. Before this node holds a configuration it admits these peers:
+   * the leader must reach it to send the configuration at all.
+   */
+  private joined: { readonly ids: ReadonlySet<NodeId>; readonly clusterId: string | null } | null = null;
+  /** Raft addresses admitted peers gave in their hellos, for peers no record or seed names (heardAddress); never put in a record. */
+  private readonly heard = new Map<NodeId, string>();
   private lastState: PoolState;
   private endWith: ((end: ClusterEnd) => void) | null = null;
   private fetch: typeof fetch | undefined;
@@ -266,7 +274,9 @@ export class RaftCluster implements ClusterView {
       log,
       state: () => this.replica.current,
       config: () => this.driver.node.config,
-      seeds: () => new Set(this.seeds.keys()),
+      seeds: () => new Set([...this.seeds.keys(), ...(this.joined?.ids ?? [])]),
+      joinedCluster: () => this.joined?.clusterId ?? null,
+      ownRaftAddress: () => this.own.raftAddress,
       onLostState: (message) => this.end({ reason: 'state_lost', exitCode: 1, message }),
       onRemoved: (message) => void this.removed(message),
     });
@@ -292,7 +302,11 @@ export class RaftCluster implements ClusterView {
       },
       onUnreachable: (id) => this.driver.unreachable(id),
       identity: (to) => guard.helloFor(to),
-      admit: (hello) => guard.admit(hello),
+      admit: (hello) => {
+        const verdict = guard.admit(hello);
+        if (verdict === undefined) this.heardAddress(hello);
+        return verdict instanceof Promise ? verdict.then((v) => (v === undefined && this.heardAddress(hello), v)) : verdict;
+      },
       onControl: (from, frame, hello) => {
         if (!this.gate.isolated) this.membership?.onControl(from, frame, hello);
       },
@@ -665,14 +679,36 @@ export class RaftCluster implements ClusterView {
     const state = this.replica.current;
     const conf = this.driver.node.config;
     const ids = new Set([...state.cluster.members.keys(), ...conf.voters, ...conf.learners]);
-    if (ids.size === 0) for (const id of this.seeds.keys()) ids.add(id);
+    if (ids.size === 0) for (const id of [...this.seeds.keys(), ...this.heard.keys()]) ids.add(id);
     const out = new Map<NodeId, HostPort>();
     for (const id of ids) {
       if (id === this.config.id) continue;
-      const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id);
+      const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id) ?? this.heard.get(id);
       if (address !== undefined) out.set(id, parseHostPort(address));
     }
     return out;
+  }
+
+  /**
+   * An admitted peer this node has no address for (it has not received the peer's record
+   * yet: a joining node, or one that lags behind a join) is answered at the address the
+   * peer gave in its hello, until a record names one. Without it a new node that was
+   * given an incomplete member list could never answer the leader, and so never receive
+   * the records. The connection back checks the peer as any other (token, certificate).
+   */
+  private heardAddress(hello: PeerHello): void {
+    if (hello.raft === undefined || this.transport === null || hello.from === this.config.id) return;
+    if (this.transport.peerAddresses().has(hello.from) || this.replica.current.cluster.members.get(hello.from)?.raftAddress !== undefined) return;
+    let address: string;
+    try {
+      address = validateHostPort(hello.raft, 'raft');
+    } catch {
+      return;
+    }
+    if (this.heard.get(hello.from) === address) return;
+    this.log.info({ event: 'peer_address_heard', peer: hello.from, address }, `no record names ${hello.from}'s Raft address yet: answering it at ${address}, as its hello says`);
+    this.heard.set(hello.from, address);
+    this.syncPeers();
   }
 
   /** The transport's peer set follows the applied configuration. */
@@ -761,7 +797,10 @@ export class RaftCluster implements ClusterView {
     } catch (err) {
       throw new StoreOpenError(`cannot join the cluster at ${url}: ${(err as Error).message}`, { cause: err });
     }
+    // Right after a cluster starts its records may still lack addresses (the leader fills
+    // them in one entry at a time): those members are admitted all the same.
     this.seeds = new Map(answer.members.filter((m) => m.id !== config.id && m.raftAddress !== undefined).map((m) => [m.id, m.raftAddress!]));
+    this.joined = { ids: new Set(answer.members.map((m) => m.id).filter((id) => id !== config.id)), clusterId: answer.clusterId };
     this.identity = { ...this.identity, since: answer.member.addedIndex };
     await writeIdentity(this.dataDir.db, this.identity);
     this.syncPeers();
@@ -854,6 +893,13 @@ async function prepare(
     );
   }
   if (identity?.since === null) return { mode: 'join', identity }; // a join cut short: ask again, same incarnation
+  if (identity !== undefined && identity.bootstrap === undefined && config.join !== undefined) {
+    // Added, then stopped before it received anything: no Raft state was ever written, so
+    // it promised nothing (no vote, no acknowledged entry). It asks again under the same
+    // incarnation, and the cluster answers with the record it already holds.
+    log.info({ event: 'join_again', incarnation: identity.incarnation, since: identity.since }, 'this node was added to the cluster but stopped before it received anything: asking again');
+    return { mode: 'join', identity: { ...identity, since: null } };
+  }
   if (config.restore !== undefined) {
     const { state } = parseSnapshotDocument(config.restore.text);
     identity = fresh(0);

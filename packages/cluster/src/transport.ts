@@ -121,6 +121,11 @@ export interface HelloIdentity {
   readonly expect?: { readonly incarnation: string; readonly index: number };
   /** A seed's digest of the seed list its bootstrap log was made from. */
   readonly bootstrap?: string;
+  /**
+   * The sender's Raft address as it advertises it: a node that has no record of the
+   * sender yet (a joining one) needs it to answer. A claim, checked by connecting.
+   */
+  readonly raft?: string;
 }
 
 /** An authenticated hello as the receiver sees it. */
@@ -745,6 +750,8 @@ export class TcpTransport implements Transport {
 }
 
 const IDENTITY_TEXT = /^[A-Za-z0-9_-]{1,64}$/;
+/** A host:port as member records hold it (checked again, fully, before it is used). */
+const ADDRESS_TEXT = /^[A-Za-z0-9.:%[\]_-]{3,262}$/;
 
 /** The identity fields of a hello, each kept only when well-formed. */
 function identityFields(h: HelloIdentity | undefined): HelloIdentity {
@@ -760,6 +767,7 @@ function identityFields(h: HelloIdentity | undefined): HelloIdentity {
     ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
     ...(expect === undefined ? {} : { expect }),
     ...(ok(h.bootstrap) ? { bootstrap: h.bootstrap } : {}),
+    ...(typeof h.raft === 'string' && ADDRESS_TEXT.test(h.raft) ? { raft: h.raft } : {}),
   };
 }
 

@@ -14,6 +14,7 @@ interface World {
   state: PoolState;
   conf: ConfState;
   seeds: Set<string>;
+  joined: string | null;
   identity: NodeIdentity;
   lost: string[];
   removed: string[];
@@ -32,6 +33,7 @@ async function world(overrides: Partial<Pick<World, 'identity'>> = {}): Promise<
     state,
     conf: { voters: ['n1', 'n2', 'n3'], learners: [] },
     seeds: new Set<string>(),
+    joined: null,
     identity: overrides.identity ?? { memberId: 'n1', incarnation: 'inc-n1', createdAt: '2026-01-01T00:00:00.000Z', since: 0 },
     lost: [],
     removed: [],
@@ -45,6 +47,7 @@ async function world(overrides: Partial<Pick<World, 'identity'>> = {}): Promise<
     state: () => w.state,
     config: () => w.conf,
     seeds: () => w.seeds,
+    joinedCluster: () => w.joined,
     onLostState: (m) => w.lost.push(m),
     onRemoved: (m) => w.removed.push(m),
   });
@@ -122,6 +125,20 @@ test('a node that knows no configuration yet refuses without claiming anything; 
   w.seeds = new Set(['n2']);
   t.is(await w.guard.admit(hello('n2', { incarnation: 'i' })), undefined);
   t.like(await w.guard.admit(hello('n3', { incarnation: 'i' })), { code: 'not-member' });
+});
+
+test('a joined node without a configuration yet also admits a peer its join answer did not list, if it says it is of the cluster joined', async (t) => {
+  const w = await world();
+  w.state = initialState();
+  w.conf = { voters: [], learners: [] };
+  w.seeds = new Set(['n2']);
+  w.joined = 'c1';
+  t.is(await w.guard.admit(hello('n3', { cluster: 'c1', incarnation: 'i3' })), undefined, 'a member added after the listing');
+  t.like(await w.guard.admit(hello('n5', { cluster: 'other', incarnation: 'i5' })), { code: 'not-member' });
+  t.like(await w.guard.admit(hello('n5', { incarnation: 'i5' })), { code: 'not-member' }, 'no cluster id: no claim');
+  // Once it holds a configuration, the configuration alone decides.
+  w.conf = { voters: ['n1', 'n2'], learners: [] };
+  t.like(await w.guard.admit(hello('n6', { cluster: 'c1', incarnation: 'i6' })), { code: 'not-member' });
 });
 
 test('first-seen incarnations are forgotten when the member is removed or its record gets another one', async (t) => {

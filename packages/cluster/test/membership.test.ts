@@ -8,12 +8,15 @@ import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { StoreError, type AddMemberCommand } from '@weldr/store';
+import { Level } from 'level';
+import { StoreError, writeIdentity, type AddMemberCommand, type PoolDb } from '@weldr/store';
 import { TEST_TIME_SCALE } from '@weldr/store/testing';
-import { encodeFrame, FrameDecoder, RaftCluster, type ClusterEnd } from '../src/index.js';
+import { encodeFrame, FrameDecoder, RaftCluster, type ClusterEnd, type MemberList } from '../src/index.js';
 import type { ClusterLogger } from '../src/types.js';
 
-const silent: ClusterLogger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
+const LOGS: string[] = [];
+function mk(b: object): ClusterLogger { const f = (lvl: string) => (o: object, m?: string) => { LOGS.push(`${Date.now() % 100000} ${lvl} ${JSON.stringify({ ...b, ...o })} ${m ?? ''}`); }; return { debug() {}, info: f('info'), warn: f('warn'), error: f('error'), child: (c: object) => mk({ ...b, ...c }) }; }
+const silent: ClusterLogger = mk({});
 
 let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
 async function freePort(): Promise<number> {
@@ -85,7 +88,7 @@ class Harness {
         electionTimeoutMs: opts.electionTimeoutMs ?? 500,
         ...(opts.join === undefined ? {} : { join: opts.join, joinDeadlineMs: 20_000 }),
       },
-      silent,
+      mk({ n: id }),
     );
     m.cluster = c;
     void c.ended.then((end) => (m.ended = end));
@@ -111,7 +114,7 @@ class Harness {
   }
 
   /** A stand-in for the admin API's membership routes, always served by the current leader. */
-  async serveGateway(): Promise<string> {
+  async serveGateway(listed: (list: MemberList, leader: RaftCluster) => MemberList = (list) => list): Promise<string> {
     const server = createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
@@ -120,7 +123,7 @@ class Harness {
           const leader = await this.leader();
           try {
             if (req.method === 'GET') {
-              const list = await leader.listMembers();
+              const list = listed(await leader.listMembers(), leader);
               res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(list));
               return;
             }
@@ -227,6 +230,59 @@ test('a node joins as a learner, is promoted once caught up, and every member fo
   t.like(await l.promoteMember('n5', { force: true }), { change: 'promoted', member: { role: 'voter' } });
   await l.removeMember('n5');
   t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
+});
+
+// The member list a joining node gets can be incomplete: right after a cluster starts,
+// the leader fills the seeds' addresses into their records one entry at a time, and a
+// member added (or a leader elected) after the listing is not in it. The new node must
+// still take the leader's connection and answer it, or it never receives the
+// configuration (and nothing says why).
+for (const [what, listed] of [
+  [
+    'before the add, no record names a Raft address yet (it asks again once added)',
+    (list: MemberList) => (list.members.some((m) => m.id === 'n4') ? list : { ...list, members: list.members.map(({ raftAddress: _, ...m }) => m) }),
+  ],
+  [
+    'the leader is never listed (its cluster id admits it, its hello gives its address)',
+    (list: MemberList, leader: RaftCluster) => ({ ...list, members: list.members.filter((m) => m.id !== leader.info().nodeId) }),
+  ],
+] as const) {
+  test(`a node joins although the member list it was given is incomplete: ${what}`, async (t) => {
+    const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
+    const leader = await h.leader();
+    await until('a cluster id', () => h.running().every((c) => c.info().clusterId !== null) || undefined);
+    await leader.store.propose({ type: 'AddServer', ip: '10.0.0.1', port: 1 });
+    const url = await h.serveGateway(listed);
+    await h.define('n4');
+    await h.start('n4', { join: url });
+    await until('n4 promoted', () => h.running().every((c) => c.info().members.some((m) => m.id === 'n4' && m.role === 'voter')));
+    t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
+    t.is(h.members.get('n4')!.cluster!.store.snapshot().servers.length, 1);
+  });
+}
+
+test('a node added, then stopped before it received anything, asks again under the same incarnation when started again', async (t) => {
+  const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
+  const url = await h.serveGateway();
+  const m = await h.define('n4');
+  // What a node killed right after the join answer leaves: its identity, added at an
+  // index, and no Raft state at all.
+  const incarnation = 'a1b2c3d4e5f60718';
+  const res = await fetch(`${url}/cluster/members`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': `join-n4-${incarnation}` },
+    body: JSON.stringify({ id: 'n4', raftAddress: `127.0.0.1:${m.raftPort}`, adminAddress: `127.0.0.1:${40_000 + m.raftPort - 20_000}`, proxyAddress: `127.0.0.1:${50_000 + m.raftPort - 20_000}`, incarnation }),
+  });
+  t.is(res.status, 201);
+  const added = (await res.json()) as { addedIndex: number };
+  const db = new Level<string, string>(m.dir) as unknown as PoolDb;
+  await db.open();
+  await writeIdentity(db, { memberId: 'n4', incarnation, createdAt: new Date().toISOString(), since: added.addedIndex });
+  await db.close();
+  const n4 = await h.start('n4', { join: url });
+  await until('n4 promoted', () => h.running().every((c) => c.info().members.some((r) => r.id === 'n4' && r.role === 'voter')));
+  t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
+  t.is((await n4.listMembers()).members.find((r) => r.id === 'n4')?.incarnation, incarnation, 'the same incarnation');
 });
 
 test('a change that would leave no quorum of live voters is refused and says why; removing the dead voter instead is fine', async (t) => {
