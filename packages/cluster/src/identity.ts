@@ -27,7 +27,7 @@
 // peer that applied the removal (and not from one that merely lags behind).
 import type { ConfState, NodeId } from '@weldr/raft';
 import { writePeerIncarnation, deletePeerIncarnation, readPeerIncarnations, type NodeIdentity, type PeerIncarnation, type PoolDb, type PoolState } from '@weldr/store';
-import type { HelloIdentity, IdentityRefusal, PeerHello } from './transport.js';
+import { NOT_READY, type HelloIdentity, type IdentityRefusal, type PeerHello } from './transport.js';
 import type { ClusterLogger } from './types.js';
 
 export interface IdentityGuardOptions {
@@ -127,7 +127,7 @@ export class IdentityGuard {
     if (conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().size === 0) {
       // Knows no configuration at all yet (a joining node before its answer): say so
       // without claiming anything a peer could act on.
-      return { code: 'not-ready', message: 'this node does not know the cluster configuration yet' };
+      return { code: NOT_READY, message: 'this node does not know the cluster configuration yet' };
     }
     if (!this.isMember(id) && !this.joiningFrom(hello)) {
       return { ...base, code: 'not-member', message: `${id} is not a member of this cluster (removed, or not added yet): start a new node with an empty data directory and --join <admin URL of a member>, not with --peers` };

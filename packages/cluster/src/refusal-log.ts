@@ -45,6 +45,11 @@ export class RefusalLog {
     else if (!this.windowSources.has(source)) this.moreSources = true;
   }
 
+  /** Counts a refusal without logging it (an expected one: the caller logs it at a lower level, or not at all). */
+  count(reason: string): void {
+    this.totals.set(reason, (this.totals.get(reason) ?? 0) + 1);
+  }
+
   /** Refusals so far by reason, since the start (for metrics). */
   counts(): ReadonlyMap<string, number> {
     return this.totals;

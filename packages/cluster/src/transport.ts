@@ -145,6 +145,9 @@ export interface IdentityRefusal {
   readonly expect?: { readonly incarnation: string; readonly index: number };
 }
 
+/** The refusal of a joining node that does not know the cluster's configuration yet (identity.ts). */
+export const NOT_READY = 'not-ready';
+
 /** An application frame between admitted peers: {"ctl": name, ...fields}. */
 export type ControlFrame = { readonly ctl: string } & Readonly<Record<string, unknown>>;
 
@@ -401,6 +404,8 @@ export class TcpTransport implements Transport {
     const clientNonce = newNonce();
     let serverNonce: string | null = null;
     let failure: string | null = null;
+    /** The peer said it is joining and not ready yet (NOT_READY): not a refusal to warn about. */
+    let joining = false;
     const fail = (why: string): void => {
       failure ??= why;
       s.destroy();
@@ -423,7 +428,12 @@ export class TcpTransport implements Transport {
         // welcome (a member removed later); after the welcome nothing else comes back.
         const refusal = parseRefusal(f);
         if (refusal !== undefined) {
-          this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, `raft peer ${peer.id} refused this node: ${refusal.message}`);
+          // A node that is joining refuses everyone until the cluster's answer reaches it
+          // (not-ready): expected for a moment on every member, not worth a warning. A
+          // join that stalls shows up elsewhere (the leader's member_condition).
+          joining = refusal.code === NOT_READY;
+          if (joining) this.opts.log.debug({ peer: peer.id, code: refusal.code }, `raft peer ${peer.id} is joining and not ready yet`);
+          else this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, `raft peer ${peer.id} refused this node: ${refusal.message}`);
           this.opts.onRefused?.(peer.id, refusal);
           return fail(`refused (${refusal.code}): ${refusal.message}`);
         }
@@ -467,7 +477,7 @@ export class TcpTransport implements Transport {
       const authenticated = peer.connected && peer.socket === s;
       if (peer.socket === s) peer.lastError = failure ?? 'connection closed';
       if (!peer.reportedDown) {
-        if ((serverNonce !== null || tlsUp) && !authenticated) {
+        if ((serverNonce !== null || tlsUp) && !authenticated && !joining) {
           // The peer took the connection, then dropped it during the handshake: it
           // refused this node's hello (or, with TLS 1.3, where the server checks the
           // client certificate after the client considers the handshake done, its
@@ -476,7 +486,7 @@ export class TcpTransport implements Transport {
             { peer: peer.id, why: failure ?? 'closed by the peer' },
             `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
           );
-        } else if (failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
+        } else if (!joining && failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
           this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
         } else {
           // The same level as "reachable again": an operator reading at info sees both
@@ -718,7 +728,11 @@ export class TcpTransport implements Transport {
     pending.release();
     if (!pending.refused) {
       pending.refused = true;
-      this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
+      // Counted like any refusal, logged at debug: see NOT_READY.
+      if (refusal.code === NOT_READY) {
+        this.refusals.count(refusal.code);
+        this.opts.log.debug({ event: 'raft_connection_refused', reason: refusal.code, peer: from, remote: pending.remote }, `${from} connected before this node knows the cluster's configuration (joining): refused for now`);
+      } else this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
     }
     endWithRefusal(socket, refusal);
   }

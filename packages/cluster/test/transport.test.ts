@@ -648,3 +648,37 @@ test('a peer that connects to this node is dialled back at once, not at the end 
   });
   t.true(a.peerStatus('b').reachable);
 });
+
+test('a peer that is joining (not ready) is no warning on either side; it is counted, and admitted once ready', async (t) => {
+  const lines: { side: string; level: string; msg: string }[] = [];
+  const logOf = (side: string) => {
+    const record = (level: string) => (_o: object, msg: string) => void lines.push({ side, level, msg });
+    return { debug: record('debug'), info: record('info'), warn: record('warn') };
+  };
+  let ready = false;
+  const got: Message[] = [];
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    token: 'secret-secret-secret',
+    log: logOf('b'),
+    onMessage: (m) => got.push(m),
+    admit: () => (ready ? undefined : { code: 'not-ready', message: 'this node does not know the cluster configuration yet' }),
+  });
+  await b.start();
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token: 'secret-secret-secret', log: logOf('a'), onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('a few refusals', () => (b.stats().refused.get('not-ready') ?? 0) >= 3);
+  ready = true;
+  await until('delivery once b is ready', () => {
+    a.send([msg('a', 'b')]);
+    return got.length > 0;
+  });
+  t.deepEqual(lines.filter((l) => l.level === 'warn'), [], 'no warning on either side');
+  t.true(lines.some((l) => l.side === 'a' && l.level === 'info' && /not reachable yet/.test(l.msg)), 'the refused side says so once, at info');
+});
