@@ -682,3 +682,34 @@ test('a peer that is joining (not ready) is no warning on either side; it is cou
   t.deepEqual(lines.filter((l) => l.level === 'warn'), [], 'no warning on either side');
   t.true(lines.some((l) => l.side === 'a' && l.level === 'info' && /not reachable yet/.test(l.msg)), 'the refused side says so once, at info');
 });
+
+test('a node that stops, or forgets a peer, closes its connections without a word; the peers it leaves log an outage at info, not a refusal', async (t) => {
+  const lines: { side: string; level: string; msg: string }[] = [];
+  const logOf = (side: string) => {
+    const record = (level: string) => (_o: object, msg: string) => void lines.push({ side, level, msg });
+    return { debug: record('debug'), info: record('info'), warn: record('warn') };
+  };
+  const token = 'secret-secret-secret';
+  const got = { a: [] as Message[], b: [] as Message[] };
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: logOf('b'), onMessage: (m) => got.b.push(m), reconnectMinMs: 10, reconnectMaxMs: 20 });
+  await b.start();
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token, log: logOf('a'), onMessage: (m) => got.a.push(m), reconnectMinMs: 10, reconnectMaxMs: 20 });
+  await a.start();
+  b.setPeer('a', { host: '127.0.0.1', port: a.port });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await until('both ways', () => {
+    a.send([msg('a', 'b')]);
+    b.send([msg('b', 'a')]);
+    return got.a.length > 0 && got.b.length > 0;
+  });
+  b.setPeer('a', undefined); // forgotten (a removed member)
+  await new Promise((r) => setTimeout(r, 50));
+  await b.close(); // stopping
+  await until('a sees the outage', () => lines.some((l) => l.side === 'a' && /unreachable/.test(l.msg)));
+  await new Promise((r) => setTimeout(r, 100));
+  t.deepEqual(lines.filter((l) => l.level === 'warn'), [], 'no warning on either side');
+  t.deepEqual(lines.filter((l) => l.side === 'b' && l.level !== 'debug'), [], 'the side that closed says nothing');
+});
