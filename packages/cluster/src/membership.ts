@@ -473,11 +473,16 @@ export class MembershipManager {
     }
   }
 
-  /** A follower tells the leader its own addresses while its record does not show them. */
+  /**
+   * A follower tells the leader its own addresses while its record does not show them.
+   * Not knowing the leader, it tells every member it can reach: a member restarted on
+   * another Raft address hears from no leader (the leader sends to the recorded address)
+   * until its record changes, so it must not wait to know the leader first.
+   */
   private publishToLeader(): void {
     const { driver, self, replica } = this.opts;
     const leader = driver.node.leader;
-    if (leader === null || leader === self) return;
+    if (leader === self) return;
     const record = replica.current.cluster.members.get(self);
     if (record === undefined) return;
     const own = this.opts.own();
@@ -487,7 +492,11 @@ export class MembershipManager {
       (own.proxyAddress !== undefined && own.proxyAddress !== record.proxyAddress) ||
       record.incarnation === undefined;
     if (!stale || this.now() - this.lastPublishAt < 1000) return;
-    if (this.opts.sendControl(leader, { ctl: 'publish', ...own })) this.lastPublishAt = this.now();
+    const frame = { ctl: 'publish', ...own };
+    const to = leader !== null ? [leader] : [...replica.current.cluster.members.keys()].filter((id) => id !== self);
+    let sent = false;
+    for (const id of to) sent = this.opts.sendControl(id, frame) || sent;
+    if (sent) this.lastPublishAt = this.now();
   }
 }
 

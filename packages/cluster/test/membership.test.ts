@@ -47,7 +47,7 @@ async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_0
 interface Member {
   readonly id: string;
   readonly dir: string;
-  readonly raftPort: number;
+  raftPort: number;
   cluster: RaftCluster | null;
   ended: ClusterEnd | null;
 }
@@ -283,6 +283,30 @@ test('a node added, then stopped before it received anything, asks again under t
   await until('n4 promoted', () => h.running().every((c) => c.info().members.some((r) => r.id === 'n4' && r.role === 'voter')));
   t.deepEqual(await h.converged(), ['n1', 'n2', 'n3', 'n4']);
   t.is((await n4.listMembers()).members.find((r) => r.id === 'n4')?.incarnation, incarnation, 'the same incarnation');
+});
+
+test('a member restarted on another Raft address is reached there: it tells the members its address although it knows no leader yet', async (t) => {
+  const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
+  const leader = await h.leader();
+  const moved = h.running().find((c) => c !== leader)!.info().nodeId;
+  const records = async (): Promise<MemberList[]> => Promise.all(h.running().map((c) => c.listMembers({ stale: true })));
+  for (let i = 0; !(await records()).every((l) => l.members.every((r) => r.raftAddress !== undefined)); i++) {
+    if (i > 1500) throw new Error('the seeds\' records never named their addresses');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  await h.stop(moved);
+  const m = h.members.get(moved)!;
+  m.raftPort = await freePort();
+  const again = await h.start(moved);
+  // The leader still sends to the old address: the moved member hears from no leader
+  // until the record names the new one, which only its own word can bring about.
+  const result = await (await h.leader()).store.propose({ type: 'AddServer', ip: '10.0.0.7', port: 7 });
+  t.true(result.outcome.ok);
+  await until(`${moved} to apply a write made after it moved`, () => again.store.snapshot().servers.some((s) => s.ip === '10.0.0.7') || undefined);
+  for (let i = 0; !(await records()).every((l) => l.members.find((r) => r.id === moved)?.raftAddress === `127.0.0.1:${m.raftPort}`); i++) {
+    if (i > 1500) throw new Error('the records never named the new address');
+    await new Promise((r) => setTimeout(r, 20));
+  }
 });
 
 test('a change that would leave no quorum of live voters is refused and says why; removing the dead voter instead is fine', async (t) => {
