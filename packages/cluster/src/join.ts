@@ -56,7 +56,8 @@ export async function fetchMembers(base: string, opts: Pick<JoinOptions, 'token'
 
 export async function joinCluster(url: string, request: JoinRequest, opts: JoinOptions): Promise<JoinAnswer> {
   const base = url.replace(/\/+$/, '');
-  const deadline = Date.now() + (opts.deadlineMs ?? 60_000);
+  const started = Date.now();
+  const deadline = started + (opts.deadlineMs ?? 60_000);
   let delay = 200;
   let lastError = '';
   for (;;) {
@@ -97,11 +98,17 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
       if (err instanceof JoinRefused) throw err;
       lastError = (err as Error).message;
     }
-    opts.log.warn({ event: 'join_retry', url: base, err: lastError }, `joining through ${base}: ${lastError}; retrying`);
+    // A cluster that is starting or electing answers "no leader" for a moment: routine
+    // for the first seconds, worth a warning only once it lasts.
+    const routine = Date.now() - started < ROUTINE_RETRY_MS;
+    (routine ? opts.log.info : opts.log.warn).call(opts.log, { event: 'join_retry', url: base, err: lastError }, `joining through ${base}: ${lastError}; retrying`);
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(2000, delay * 2);
   }
 }
+
+/** Join retries in the first seconds are logged at info (a cluster starting or electing), later ones at warn. */
+const ROUTINE_RETRY_MS = 10_000;
 
 /** How long a joined node waits for every member's record to name its Raft address. */
 const LISTING_WAIT_MS = 5000;
