@@ -162,3 +162,35 @@ test.serial('a member killed and wiped comes back under its old flags: refused w
   await everyMemberHolds(t, c, '127.2.0.1', acked);
   t.deepEqual(await watch.stop(), []);
 });
+
+test.serial('a member moved to other ports (Raft, admin, proxy) is reached there: writes through it and through the others, and every record names its new addresses', async (t) => {
+  t.timeout(120_000, 'a membership drill on a loaded machine');
+  const c = await MemberCluster.seed(t, 3);
+  const leader = await c.active();
+  const id = c.running().find((m) => m !== leader)!.id;
+  // The seeds' records are complete (the leader fills them in one entry at a time).
+  await eventually('complete records', async () => {
+    const r = await c.call<{ members: { raftAddress?: string }[] }>(leader.id, 'GET', '/cluster/members');
+    return r.status === 200 && r.json.members.every((m) => m.raftAddress !== undefined) ? true : undefined;
+  }, 30_000);
+  const moved = await c.move(id);
+  // Before 2026-12-07 the moved member heard from no leader and every write through it was 503.
+  const through = async (via: string, port: number): Promise<void> => {
+    await eventually(`a write through ${via}`, async () => {
+      const r = await c.call(via, 'POST', '/servers', { ip: '127.3.0.1', port }, { 'idempotency-key': `moved-${port}` });
+      return r.status === 201 || r.status === 200 ? true : undefined;
+    }, 30_000);
+  };
+  await through(id, 1);
+  const other = c.running().find((m) => m.id !== id && m.id !== leader.id)!.id;
+  await through(other, 2);
+  for (const m of c.running()) t.deepEqual((await c.ports(m.id)).filter((p) => p < 3), [1, 2], `${m.id} holds both writes`);
+  await eventually('every member records the new addresses', async () => {
+    for (const m of c.running()) {
+      const r = await c.call<{ members: { id: string; raftAddress?: string; adminAddress?: string; proxyAddress?: string }[] }>(m.id, 'GET', '/cluster/members?stale=true');
+      const rec = r.json.members?.find((x) => x.id === id);
+      if (rec?.raftAddress !== `127.0.0.1:${moved.raftPort}` || rec.adminAddress !== `127.0.0.1:${moved.adminPort}` || rec.proxyAddress !== `127.0.0.1:${moved.proxyPort}`) return undefined;
+    }
+    return true;
+  }, 30_000);
+});

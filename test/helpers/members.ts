@@ -141,6 +141,21 @@ export class MemberCluster {
     await proc.waitForLine('started', (l) => l.event === 'started', 30_000);
   }
 
+  /**
+   * Stops `id` (SIGTERM) and starts it again on its data directory with new Raft, admin
+   * and proxy ports, and no other flag: a member moved to another address.
+   */
+  async move(id: string): Promise<Member> {
+    const old = this.member(id);
+    old.proc?.signal('SIGTERM');
+    await old.proc?.exited;
+    const m: Member = { ...old, raftPort: await reservedPort(), adminPort: await reservedPort(), proxyPort: await reservedPort(), proc: null };
+    this.members.set(id, m);
+    const proc = this.spawn(m, []);
+    await proc.waitForLine('started', (l) => l.event === 'started', 30_000);
+    return m;
+  }
+
   async kill(id: string): Promise<void> {
     const m = this.member(id);
     m.proc?.signal('SIGKILL');
