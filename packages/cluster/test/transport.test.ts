@@ -649,12 +649,23 @@ test('a peer that connects to this node is dialled back at once, not at the end 
   t.true(a.peerStatus('b').reachable);
 });
 
-test('a peer that is joining (not ready) is no warning on either side; it is counted, and admitted once ready', async (t) => {
-  const lines: { side: string; level: string; msg: string }[] = [];
-  const logOf = (side: string) => {
+interface LoggedLine {
+  readonly side: string;
+  readonly level: string;
+  readonly msg: string;
+}
+
+/** A logger per side of a connection, all recording into `lines`. */
+function sidedLog(lines: LoggedLine[]) {
+  return (side: string) => {
     const record = (level: string) => (_o: object, msg: string) => void lines.push({ side, level, msg });
     return { debug: record('debug'), info: record('info'), warn: record('warn') };
   };
+}
+
+test('a peer that is joining (not ready) is no warning on either side; it is counted, and admitted once ready', async (t) => {
+  const lines: LoggedLine[] = [];
+  const logOf = sidedLog(lines);
   let ready = false;
   const got: Message[] = [];
   const b = new TcpTransport({
@@ -684,11 +695,8 @@ test('a peer that is joining (not ready) is no warning on either side; it is cou
 });
 
 test('a node that stops, or forgets a peer, closes its connections without a word; the peers it leaves log an outage at info, not a refusal', async (t) => {
-  const lines: { side: string; level: string; msg: string }[] = [];
-  const logOf = (side: string) => {
-    const record = (level: string) => (_o: object, msg: string) => void lines.push({ side, level, msg });
-    return { debug: record('debug'), info: record('info'), warn: record('warn') };
-  };
+  const lines: LoggedLine[] = [];
+  const logOf = sidedLog(lines);
   const token = 'secret-secret-secret';
   const got = { a: [] as Message[], b: [] as Message[] };
   const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: logOf('b'), onMessage: (m) => got.b.push(m), reconnectMinMs: 10, reconnectMaxMs: 20 });
