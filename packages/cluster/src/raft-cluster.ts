@@ -16,7 +16,8 @@
 //   - restore: empty, --restore FILE → the file's state is the first snapshot of a new
 //     one-member cluster (backup.ts);
 //   - member: a Raft log is there → the replicated records say who the members are;
-//     --peers and --join only seed, so they are ignored.
+//     --join is ignored, and --peers is only a second address to try for a member its
+//     record's address does not reach (a cluster moved as a whole: peerAddresses).
 // Each of the first three writes the node's identity (a random incarnation) first.
 //
 // This package knows nothing of the node's configuration or logger: the composition
@@ -285,6 +286,7 @@ export class RaftCluster implements ClusterView {
       id: config.id,
       listen: { host: config.raft.host, port: config.raft.port },
       peers: this.desiredPeers(),
+      alternates: new Map([...this.peerAddresses()].map(([id, p]) => [id, p.alternates])),
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
       ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
@@ -676,15 +678,28 @@ export class RaftCluster implements ClusterView {
 
   /** Raft addresses of every member this node should connect to: records first, then seeds. */
   private desiredPeers(): Map<NodeId, HostPort> {
+    const out = new Map<NodeId, HostPort>();
+    for (const [id, { address }] of this.peerAddresses()) out.set(id, address);
+    return out;
+  }
+
+  /**
+   * Each member's Raft address (its record's, else its seed's, else what its hello said)
+   * and, when this start's --peers names another one for it, that one to try as well: a
+   * cluster whose members all moved can find itself again from the --peers it is given.
+   */
+  private peerAddresses(): Map<NodeId, { address: HostPort; alternates: HostPort[] }> {
     const state = this.replica.current;
     const conf = this.driver.node.config;
     const ids = new Set([...state.cluster.members.keys(), ...conf.voters, ...conf.learners]);
     if (ids.size === 0) for (const id of [...this.seeds.keys(), ...this.heard.keys()]) ids.add(id);
-    const out = new Map<NodeId, HostPort>();
+    const out = new Map<NodeId, { address: HostPort; alternates: HostPort[] }>();
     for (const id of ids) {
       if (id === this.config.id) continue;
       const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id) ?? this.heard.get(id);
-      if (address !== undefined) out.set(id, parseHostPort(address));
+      if (address === undefined) continue;
+      const seed = this.seeds.get(id);
+      out.set(id, { address: parseHostPort(address), alternates: seed !== undefined && seed !== address ? [parseHostPort(seed)] : [] });
     }
     return out;
   }
@@ -715,9 +730,9 @@ export class RaftCluster implements ClusterView {
   private syncPeers(): void {
     const transport = this.transport;
     if (transport === null) return;
-    const want = this.desiredPeers();
+    const want = this.peerAddresses();
     for (const id of transport.peerAddresses().keys()) if (!want.has(id)) transport.setPeer(id, undefined);
-    for (const [id, address] of want) transport.setPeer(id, address);
+    for (const [id, { address, alternates }] of want) transport.setPeer(id, address, alternates);
   }
 
   private membersChanged(state: PoolState): void {

@@ -41,6 +41,8 @@ export interface PeerAddress {
   readonly port: number;
 }
 
+const sameAddress = (a: PeerAddress, b: PeerAddress): boolean => a.host === b.host && a.port === b.port;
+
 export interface TransportLogger {
   debug(obj: object, msg: string): void;
   info(obj: object, msg: string): void;
@@ -59,6 +61,8 @@ export interface TcpTransportOptions {
   readonly listen: PeerAddress;
   /** Every other member's --raft address. */
   readonly peers: ReadonlyMap<NodeId, PeerAddress>;
+  /** Addresses to try in turn when a peer's cannot be reached there (see setPeer). */
+  readonly alternates?: ReadonlyMap<NodeId, readonly PeerAddress[]>;
   /** Shared secret every node must prove in its handshake; undefined: none. */
   readonly token?: string | undefined;
   /** Peer TLS; undefined: plain TCP. */
@@ -178,13 +182,31 @@ class Peer {
   reportedDown = false;
   /** Why the connection failed or closed last (shown while it is down). */
   lastError: string | undefined;
+  /** Index in [address, ...alternates] of the address the next connection tries. */
+  private at = 0;
 
   constructor(
     readonly id: NodeId,
     readonly address: PeerAddress,
     minMs: number,
+    /** Other addresses to try when the first cannot be reached (see setPeer). */
+    readonly alternates: readonly PeerAddress[] = [],
   ) {
     this.backoffMs = minMs;
+  }
+
+  /** Where the next connection goes. */
+  get dialled(): PeerAddress {
+    return this.at === 0 ? this.address : this.alternates[this.at - 1]!;
+  }
+
+  /** The address tried last did not lead to the peer: the next connection tries the next one. */
+  rotate(): void {
+    if (this.alternates.length > 0) this.at = (this.at + 1) % (this.alternates.length + 1);
+  }
+
+  same(address: PeerAddress, alternates: readonly PeerAddress[]): boolean {
+    return sameAddress(this.address, address) && alternates.length === this.alternates.length && alternates.every((a, i) => sameAddress(a, this.alternates[i]!));
   }
 }
 
@@ -238,7 +260,9 @@ export class TcpTransport implements Transport {
     this.helloMs = opts.helloTimeoutMs ?? 3000;
     this.pending = new PendingConnections(opts.maxPendingConnections ?? 64, opts.maxPendingPerSource ?? 8);
     this.refusals = new RefusalLog({ log: opts.log, what: 'raft connection', event: 'raft_connection_refused', intervalMs: opts.refusalLogIntervalMs ?? 10_000 });
-    for (const [id, address] of opts.peers) if (id !== opts.id) this.peers.set(id, new Peer(id, address, this.minMs));
+    for (const [id, address] of opts.peers) {
+      if (id !== opts.id) this.peers.set(id, new Peer(id, address, this.minMs, (opts.alternates?.get(id) ?? []).filter((a) => !sameAddress(a, address))));
+    }
     this.server = net.createServer((socket) => this.accept(socket));
     if (opts.tls !== undefined) {
       const source = opts.tls;
@@ -346,17 +370,24 @@ export class TcpTransport implements Transport {
     endWithRefusal(socket, refusal);
   }
 
-  /** Learn (or forget, with undefined) a member's address at run time. */
-  setPeer(id: NodeId, address: PeerAddress | undefined): void {
+  /**
+   * Learn (or forget, with undefined) a member's address at run time. `alternates` are
+   * tried in turn while `address` does not lead to the peer (nothing listens, or the
+   * handshake fails): a member's record may name an address it has left, while this
+   * start's --peers names the one it has now. Only a welcomed handshake — the peer
+   * proved the cluster token, or its certificate, under the id it was dialled as — makes
+   * an address the one used.
+   */
+  setPeer(id: NodeId, address: PeerAddress | undefined, alternates: readonly PeerAddress[] = []): void {
     if (id === this.opts.id) return;
     const old = this.peers.get(id);
     if (old !== undefined) {
-      if (address !== undefined && old.address.host === address.host && old.address.port === address.port) return;
+      if (address !== undefined && old.same(address, alternates)) return;
       this.dropPeer(old);
       this.peers.delete(id);
     }
     if (address === undefined) return;
-    const peer = new Peer(id, address, this.minMs);
+    const peer = new Peer(id, address, this.minMs, alternates.filter((a) => !sameAddress(a, address)));
     this.peers.set(id, peer);
     if (!this.closed) this.connect(peer);
   }
@@ -381,7 +412,7 @@ export class TcpTransport implements Transport {
 
   private connect(peer: Peer): void {
     if (this.closed || this.peers.get(peer.id) !== peer) return;
-    const { host, port } = peer.address;
+    const { host, port } = peer.dialled;
     const s: net.Socket =
       this.clientContext === null
         ? net.connect({ host, port })
@@ -495,7 +526,7 @@ export class TcpTransport implements Transport {
           // The same level as "reachable again": an operator reading at info sees both
           // ends of every outage, and one line each, however long it lasts.
           this.opts.log.info(
-            { event: 'raft_peer_unreachable', peer: peer.id, address: `${peer.address.host}:${peer.address.port}`, why: failure ?? 'closed', wasConnected: authenticated },
+            { event: 'raft_peer_unreachable', peer: peer.id, address: `${peer.dialled.host}:${peer.dialled.port}`, why: failure ?? 'closed', wasConnected: authenticated },
             authenticated ? `raft peer ${peer.id} unreachable (${failure ?? 'connection closed'})` : `raft peer ${peer.id} not reachable yet (${failure ?? 'connection closed'})`,
           );
         }
@@ -504,6 +535,7 @@ export class TcpTransport implements Transport {
       if (peer.socket === s) {
         peer.socket = null;
         peer.connected = false;
+        if (!authenticated) peer.rotate();
         this.scheduleReconnect(peer);
         if (authenticated && !this.closed) this.opts.onPeerClosed?.(peer.id);
       }

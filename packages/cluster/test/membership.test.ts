@@ -309,6 +309,30 @@ test('a member restarted on another Raft address is reached there: it tells the 
   }
 });
 
+test('every member restarted on new Raft ports finds the others through the --peers it is given; the records follow', async (t) => {
+  const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
+  const leader = await h.leader();
+  const records = async (): Promise<MemberList[]> => Promise.all(h.running().map((c) => c.listMembers({ stale: true })));
+  for (let i = 0; !(await records()).every((l) => l.members.every((r) => r.raftAddress !== undefined)); i++) {
+    if (i > 1500) throw new Error('the seeds\' records never named their addresses');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  for (let p = 1; p <= 5; p++) t.true((await leader.store.propose({ type: 'AddServer', ip: '10.0.0.8', port: p })).outcome.ok);
+  const ids = ['n1', 'n2', 'n3'];
+  for (const id of ids) await h.stop(id);
+  // Every record now names an address nobody listens on; only --peers names the new ones.
+  for (const id of ids) h.members.get(id)!.raftPort = await freePort();
+  const peers = ids.map((id) => ({ id, address: { host: '127.0.0.1', port: h.members.get(id)!.raftPort } }));
+  await Promise.all(ids.map((id) => h.start(id, { peers })));
+  const moved = await h.leader();
+  t.true((await moved.store.propose({ type: 'AddServer', ip: '10.0.0.8', port: 9 })).outcome.ok);
+  t.is(moved.store.snapshot().servers.filter((s) => s.ip === '10.0.0.8').length, 6, 'nothing acknowledged before the move is lost');
+  for (let i = 0; !(await records()).every((l) => l.members.every((r) => r.raftAddress === `127.0.0.1:${h.members.get(r.id)!.raftPort}`)); i++) {
+    if (i > 1500) throw new Error('the records never named the new addresses');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+});
+
 test('a change that would leave no quorum of live voters is refused and says why; removing the dead voter instead is fine', async (t) => {
   const h = await Harness.seeds(t, ['n1', 'n2', 'n3']);
   let leader = await h.leader();

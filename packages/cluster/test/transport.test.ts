@@ -1,5 +1,5 @@
 // The Raft peer transport and its framing, against hostile and broken peers.
-import net from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
 import type { Message } from '@weldr/raft';
 import { encodeFrame, FrameDecoder, FrameError, MAX_FRAME_BYTES } from '../src/codec.js';
@@ -720,4 +720,45 @@ test('a node that stops, or forgets a peer, closes its connections without a wor
   await new Promise((r) => setTimeout(r, 100));
   t.deepEqual(lines.filter((l) => l.level === 'warn'), [], 'no warning on either side');
   t.deepEqual(lines.filter((l) => l.side === 'b' && l.level !== 'debug'), [], 'the side that closed says nothing');
+});
+
+test('a peer not found at its address is tried at its alternates, and reached only where it proves who it is', async (t) => {
+  const token = 'secret-secret-secret';
+  const got: Message[] = [];
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: silent, onMessage: (m) => got.push(m) });
+  await b.start();
+  // Another member (c) listens where a stale record would send a; nothing listens at `dead`.
+  const c = new TcpTransport({ id: 'c', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: silent, onMessage: (m) => got.push(m) });
+  await c.start();
+  const dead = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+  const a = new TcpTransport({
+    id: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map([['b', { host: '127.0.0.1', port: dead }]]),
+    alternates: new Map([['b', [{ host: '127.0.0.1', port: c.port }, { host: '127.0.0.1', port: b.port }]]]),
+    token,
+    log: silent,
+    onMessage: () => undefined,
+    reconnectMinMs: 10,
+    reconnectMaxMs: 20,
+  });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    await c.close();
+  });
+  await until('delivery to b through its second alternate', () => {
+    a.send([msg('a', 'b')]);
+    return got.length > 0;
+  });
+  t.true(got.every((m) => m.to === 'b'), 'nothing went to c');
+  // setPeer with the same addresses changes nothing; another list replaces the peer.
+  a.setPeer('b', { host: '127.0.0.1', port: dead }, [{ host: '127.0.0.1', port: c.port }, { host: '127.0.0.1', port: b.port }]);
+  t.true(a.peerStatus('b').reachable);
 });
