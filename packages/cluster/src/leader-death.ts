@@ -77,7 +77,7 @@ export interface LeaderDeathOptions {
   readonly self: NodeId;
   /** The current term, role and leader as this node's Raft core sees them. */
   readonly view: () => { readonly term: number; readonly leader: NodeId | null; readonly role: string };
-  /** The member's Raft address as this node dials it. */
+  /** Where the member last proved who it is (an outbound connection it welcomed); undefined: no probe, no evidence. */
   readonly raftAddress: (id: NodeId) => HostPort | undefined;
   /** Whether this node has an established connection with the member, either way. */
   readonly connected: (id: NodeId) => boolean;

@@ -155,7 +155,9 @@ export class RaftCluster implements ClusterView {
     this.deathWatch = new LeaderDeathWatch({
       self: config.id,
       view: () => ({ term: this.driver.node.term, leader: this.driver.node.leader, role: this.driver.node.role }),
-      raftAddress: (id) => this.transport?.peerAddresses().get(id),
+      // Only where the leader proved who it is: a recorded or --peers address it may have
+      // left refuses connections without saying anything about its process.
+      raftAddress: (id) => this.transport?.provenAddress(id),
       connected: (id) => this.transport?.connectedTo(id) === true,
       adminAddress: (id) => {
         const admin = this.replica.current.cluster.members.get(id)?.adminAddress;

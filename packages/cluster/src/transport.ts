@@ -184,6 +184,8 @@ class Peer {
   lastError: string | undefined;
   /** Index in [address, ...alternates] of the address the next connection tries. */
   private at = 0;
+  /** The address of the last connection the peer welcomed (it proved who it is there). */
+  proven: PeerAddress | null = null;
 
   constructor(
     readonly id: NodeId,
@@ -354,6 +356,16 @@ export class TcpTransport implements Transport {
     return true;
   }
 
+  /**
+   * Where `id` last proved who it is: the address of the last outbound connection it
+   * welcomed; undefined before one. Evidence about the peer's process (the fast
+   * failover's probe) may be gathered there only: an address from a record or from
+   * --peers may be one the peer has left, where a refused connection proves nothing.
+   */
+  provenAddress(id: NodeId): PeerAddress | undefined {
+    return this.peers.get(id)?.proven ?? undefined;
+  }
+
   /** The members this transport connects to, with their addresses. */
   peerAddresses(): ReadonlyMap<NodeId, PeerAddress> {
     return new Map([...this.peers].map(([id, p]) => [id, p.address]));
@@ -493,6 +505,7 @@ export class TcpTransport implements Transport {
         if (this.opts.token !== undefined && !proofMatches(this.opts.token, 'server', input, w.proof)) return fail('the peer could not prove the cluster token');
         clearTimeout(deadline);
         peer.connected = true;
+        peer.proven = { host, port };
         peer.lastError = undefined;
         peer.backoffMs = this.minMs;
         if (peer.reportedDown) this.opts.log.info({ event: 'raft_peer_reachable', peer: peer.id }, `raft peer ${peer.id} reachable again`);

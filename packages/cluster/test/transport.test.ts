@@ -753,11 +753,13 @@ test('a peer not found at its address is tried at its alternates, and reached on
     await b.close();
     await c.close();
   });
+  t.is(a.provenAddress('b'), undefined, 'nowhere proven yet: no evidence may be gathered about b');
   await until('delivery to b through its second alternate', () => {
     a.send([msg('a', 'b')]);
     return got.length > 0;
   });
   t.true(got.every((m) => m.to === 'b'), 'nothing went to c');
+  t.deepEqual(a.provenAddress('b'), { host: '127.0.0.1', port: b.port }, 'where b proved who it is, not its first address');
   // setPeer with the same addresses changes nothing; another list replaces the peer.
   a.setPeer('b', { host: '127.0.0.1', port: dead }, [{ host: '127.0.0.1', port: c.port }, { host: '127.0.0.1', port: b.port }]);
   t.true(a.peerStatus('b').reachable);
