@@ -780,7 +780,9 @@ export class TcpTransport implements Transport {
       if (refusal.code === NOT_READY) {
         this.refusals.count(refusal.code);
         this.opts.log.debug({ event: 'raft_connection_refused', reason: refusal.code, peer: from, remote: pending.remote }, `${from} connected before this node knows the cluster's configuration (joining): refused for now`);
-      } else this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
+      } else {
+        this.refusals.note(refusal.code, pending.source, { remote: pending.remote, peer: from, why: refusal.message });
+      }
     }
     endWithRefusal(socket, refusal);
   }
