@@ -520,7 +520,7 @@ export class TcpTransport implements Transport {
       clearTimeout(deadline);
       // This node closed it (stopping, or the peer removed or moved: dropPeer): nothing
       // to report, and no reconnect (the peer's replacement, if any, has its own).
-      if (this.closed || peer.socket !== s && this.peers.get(peer.id) !== peer) return;
+      if (this.closed || (peer.socket !== s && this.peers.get(peer.id) !== peer)) return;
       const authenticated = peer.connected && peer.socket === s;
       if (peer.socket === s) peer.lastError = failure ?? 'connection closed';
       if (!peer.reportedDown) {
