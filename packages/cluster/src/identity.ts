@@ -104,17 +104,20 @@ export class IdentityGuard {
   isMember(id: NodeId): boolean {
     const conf = this.opts.config();
     if (conf.voters.includes(id) || conf.learners.includes(id)) return true;
-    const state = this.opts.state();
-    if (state.cluster.members.has(id)) return true;
-    return conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().has(id);
+    if (this.opts.state().cluster.members.has(id)) return true;
+    return this.holdsNoConfiguration() && this.opts.seeds().has(id);
+  }
+
+  /** Neither a Raft configuration nor member records yet: only seeds (or the join answer) say who is a member. */
+  private holdsNoConfiguration(): boolean {
+    const conf = this.opts.config();
+    return conf.voters.length + conf.learners.length === 0 && this.opts.state().cluster.members.size === 0;
   }
 
   /** Before it holds any configuration, a joining node admits whoever says it is of the cluster it joined. */
   private joiningFrom(hello: PeerHello): boolean {
     const joined = this.opts.joinedCluster?.() ?? null;
-    if (joined === null || hello.cluster !== joined) return false;
-    const conf = this.opts.config();
-    return conf.voters.length + conf.learners.length === 0 && this.opts.state().cluster.members.size === 0;
+    return joined !== null && hello.cluster === joined && this.holdsNoConfiguration();
   }
 
   /** The transport's admit hook. */
@@ -123,8 +126,7 @@ export class IdentityGuard {
     const state = this.opts.state();
     const base = { index: state.appliedIndex, ...(state.cluster.clusterId === null ? {} : { cluster: state.cluster.clusterId }) };
     const id = hello.from;
-    const conf = this.opts.config();
-    if (conf.voters.length + conf.learners.length === 0 && state.cluster.members.size === 0 && this.opts.seeds().size === 0) {
+    if (this.holdsNoConfiguration() && this.opts.seeds().size === 0) {
       // Knows no configuration at all yet (a joining node before its answer): say so
       // without claiming anything a peer could act on.
       return { code: NOT_READY, message: 'this node does not know the cluster configuration yet' };

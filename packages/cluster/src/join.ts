@@ -100,8 +100,10 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
     }
     // A cluster that is starting or electing answers "no leader" for a moment: routine
     // for the first seconds, worth a warning only once it lasts.
-    const routine = Date.now() - started < ROUTINE_RETRY_MS;
-    (routine ? opts.log.info : opts.log.warn).call(opts.log, { event: 'join_retry', url: base, err: lastError }, `joining through ${base}: ${lastError}; retrying`);
+    const entry = { event: 'join_retry', url: base, err: lastError };
+    const message = `joining through ${base}: ${lastError}; retrying`;
+    if (Date.now() - started < ROUTINE_RETRY_MS) opts.log.info(entry, message);
+    else opts.log.warn(entry, message);
     await new Promise((r) => setTimeout(r, delay));
     delay = Math.min(2000, delay * 2);
   }

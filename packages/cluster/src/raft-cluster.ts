@@ -284,11 +284,12 @@ export class RaftCluster implements ClusterView {
       onRemoved: (message) => void this.removed(message),
     });
     this.guard = guard;
+    const initial = [...this.peerAddresses()];
     const transport = new TcpTransport({
       id: config.id,
       listen: { host: config.raft.host, port: config.raft.port },
-      peers: this.desiredPeers(),
-      alternates: new Map([...this.peerAddresses()].map(([id, p]) => [id, p.alternates])),
+      peers: new Map(initial.map(([id, p]) => [id, p.address])),
+      alternates: new Map(initial.map(([id, p]) => [id, p.alternates])),
       ...(config.clusterToken === undefined ? {} : { token: config.clusterToken }),
       ...(config.peerTls === undefined ? {} : { tls: config.peerTls }),
       ...(config.maxPendingConnections === undefined ? {} : { maxPendingConnections: config.maxPendingConnections }),
@@ -678,17 +679,11 @@ export class RaftCluster implements ClusterView {
 
   // ---- internals ------------------------------------------------------------------------
 
-  /** Raft addresses of every member this node should connect to: records first, then seeds. */
-  private desiredPeers(): Map<NodeId, HostPort> {
-    const out = new Map<NodeId, HostPort>();
-    for (const [id, { address }] of this.peerAddresses()) out.set(id, address);
-    return out;
-  }
-
   /**
-   * Each member's Raft address (its record's, else its seed's, else what its hello said)
-   * and, when this start's --peers names another one for it, that one to try as well: a
-   * cluster whose members all moved can find itself again from the --peers it is given.
+   * The members this node should connect to: each one's Raft address (its record's,
+   * else its seed's, else what its hello said) and, when this start's --peers names
+   * another one for it, that one to try as well: a cluster whose members all moved can
+   * find itself again from the --peers it is given.
    */
   private peerAddresses(): Map<NodeId, { address: HostPort; alternates: HostPort[] }> {
     const state = this.replica.current;

@@ -33,7 +33,7 @@ export class RefusalLog {
 
   /** A connection from `source` was refused for `reason` (a short code); `detail` goes into the first line only. */
   note(reason: string, source: string, detail: Record<string, unknown> = {}): void {
-    this.totals.set(reason, (this.totals.get(reason) ?? 0) + 1);
+    this.count(reason);
     if (this.timer === null) {
       this.opts.log.warn({ event: this.opts.event, reason, source, ...detail }, `${this.opts.what} refused: ${typeof detail.why === 'string' ? detail.why : reason}`);
       this.openWindow();
