@@ -7,6 +7,7 @@ import { addOrigin, adminCall } from './helpers/admin.js';
 import { makeTempDir, startNode, type WeldrNode } from './helpers/node.js';
 import { startOrigin } from './helpers/origins.js';
 import { nodeWithOrigins, receivedBy } from './helpers/fixtures.js';
+import { reservedPort } from './helpers/ports.js';
 import { runWeldr, spawnWeldr } from './helpers/process.js';
 import { fetchVia, waitForRouting } from './helpers/routing.js';
 import { within } from './helpers/wait.js';
@@ -75,6 +76,24 @@ test('a second signal exits at once', async (t) => {
   t.is(exit.code, 143);
   t.truthy(node.proc.lines.find((l) => l.event === 'exit_now'), 'the last line is not lost');
   await pending;
+});
+
+// A join keeps retrying while the cluster cannot answer (60 s by default): one SIGTERM
+// must end it, as it ends a running node, not wait for the join's deadline.
+test('SIGTERM while a join keeps retrying: the node stops at once and exits 0', async (t) => {
+  const nobody = await reservedPort();
+  const node = spawnWeldr(
+    t,
+    'weldr joining',
+    ['start', '--id', 'life-join', '--join', `http://127.0.0.1:${nobody}`, '--raft', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--listen', '127.0.0.1:0', '--workers', '0', '--data', makeTempDir(t)],
+    { WELDR_CLUSTER_TOKEN: 'life-join-token-0123456789abcdefghij' },
+  );
+  await node.waitForLine('a join retry', (l) => l.event === 'join_retry');
+  node.signal('SIGTERM');
+  const exit = await within('the joining node to exit on one SIGTERM', node.exited, 5000);
+  t.deepEqual(exit, { code: 0, signal: null });
+  t.truthy(node.lines.find((l) => l.event === 'stopped'));
+  t.falsy(node.lines.find((l) => l.event === 'exit_now'), 'stopped by the first signal, not by a timer or a second one');
 });
 
 test('--store level: the pool, the settings and remembered idempotency keys survive a restart', async (t) => {

@@ -6,6 +6,7 @@
 // The request carries the node's incarnation and an Idempotency-Key derived from it,
 // both written to the data directory before the first attempt: a node that crashes
 // mid-join and retries asks again for the same thing and gets the same answer.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { MemberRecord } from '@weldr/store';
 
 /** The cluster refused the join, or is not one this data directory may join: do not retry. */
@@ -37,6 +38,8 @@ export interface JoinOptions {
   readonly log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void };
   /** Injected for tests. */
   readonly fetch?: typeof fetch;
+  /** Give up at once when aborted (the node is stopping): rejects with the signal's reason. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 interface MemberListBody {
@@ -45,8 +48,8 @@ interface MemberListBody {
 }
 
 /** The cluster id and members the admin API at `base` answers with (linearizable). */
-export async function fetchMembers(base: string, opts: Pick<JoinOptions, 'token' | 'fetch'>, timeoutMs = 5000): Promise<MemberListBody> {
-  const res = await (opts.fetch ?? fetch)(`${base}/cluster/members`, { signal: AbortSignal.timeout(timeoutMs), headers: auth(opts.token) });
+export async function fetchMembers(base: string, opts: Pick<JoinOptions, 'token' | 'fetch' | 'signal'>, timeoutMs = 5000): Promise<MemberListBody> {
+  const res = await (opts.fetch ?? fetch)(`${base}/cluster/members`, { signal: within(timeoutMs, opts.signal), headers: auth(opts.token) });
   const body = (await res.json().catch(() => null)) as (MemberListBody & { error?: { code: string; message: string } }) | null;
   if (res.status !== 200 || body === null || !Array.isArray(body.members)) {
     throw new Error(`GET ${base}/cluster/members answered ${res.status}${body?.error === undefined ? '' : ` ${body.error.code}: ${body.error.message}`}`);
@@ -61,6 +64,7 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
   let delay = 200;
   let lastError = '';
   for (;;) {
+    opts.signal?.throwIfAborted();
     if (Date.now() > deadline) throw new Error(`could not join the cluster through ${base} in time: ${lastError}`);
     try {
       const current = await fetchMembers(base, opts);
@@ -74,7 +78,7 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
       }
       const res = await (opts.fetch ?? fetch)(`${base}/cluster/members`, {
         method: 'POST',
-        signal: AbortSignal.timeout(15_000),
+        signal: within(15_000, opts.signal),
         headers: { 'content-type': 'application/json', 'idempotency-key': `join-${request.id}-${request.incarnation}`, ...auth(opts.token) },
         body: JSON.stringify(request),
       });
@@ -96,6 +100,7 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
       }
     } catch (err) {
       if (err instanceof JoinRefused) throw err;
+      opts.signal?.throwIfAborted();
       lastError = (err as Error).message;
     }
     // A cluster that is starting or electing answers "no leader" for a moment: routine
@@ -104,7 +109,7 @@ export async function joinCluster(url: string, request: JoinRequest, opts: JoinO
     const message = `joining through ${base}: ${lastError}; retrying`;
     if (Date.now() - started < ROUTINE_RETRY_MS) opts.log.info(entry, message);
     else opts.log.warn(entry, message);
-    await new Promise((r) => setTimeout(r, delay));
+    await sleep(delay, undefined, opts.signal === undefined ? {} : { signal: opts.signal });
     delay = Math.min(2000, delay * 2);
   }
 }
@@ -132,10 +137,11 @@ async function listingAfterJoin(base: string, self: string, before: readonly Mem
       if (now.members.some((m) => m.id === self)) best = now.members;
     } catch {
       // A busy or electing cluster: ask again until `until`.
+      opts.signal?.throwIfAborted();
     }
     if (missing(best).length === 0) return best;
     if (Date.now() > until) break;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100, undefined, opts.signal === undefined ? {} : { signal: opts.signal });
   }
   opts.log.warn({ event: 'join_listing_incomplete', members: missing(best) }, `the cluster's records do not name the Raft address of ${missing(best).join(', ')} yet: this node answers them at the address their hellos give`);
   return best;
@@ -143,4 +149,10 @@ async function listingAfterJoin(base: string, self: string, before: readonly Mem
 
 function auth(token: string | undefined): Record<string, string> {
   return token === undefined ? {} : { authorization: `Bearer ${token}` };
+}
+
+/** A request's signal: its own timeout, and the node's stop when there is one. */
+function within(timeoutMs: number, stop: AbortSignal | undefined): AbortSignal {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  return stop === undefined ? timeout : AbortSignal.any([timeout, stop]);
 }

@@ -804,6 +804,7 @@ export class RaftCluster implements ClusterView {
           log: this.log,
           ...(config.joinDeadlineMs === undefined ? {} : { deadlineMs: config.joinDeadlineMs }),
           ...(this.fetch === undefined ? {} : { fetch: this.fetch }),
+          signal: config.signal,
         },
       );
     } catch (err) {

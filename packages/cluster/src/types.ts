@@ -51,6 +51,8 @@ export interface RaftClusterOptions {
   readonly join?: string | undefined;
   /** How long a join may keep retrying (elections, a change in flight). Default 60 s. */
   readonly joinDeadlineMs?: number | undefined;
+  /** Aborted when the operator stops the node while it is still starting: a join in progress gives up at once. */
+  readonly signal?: AbortSignal | undefined;
   /** The admin token, for the join request (a write). */
   readonly adminToken?: string | undefined;
   /** A backup document (GET /cluster/snapshot): an empty data directory seeds a new cluster from it. */

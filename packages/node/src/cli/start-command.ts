@@ -83,10 +83,32 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
   const tls = openNodeTls(config, log);
   reload = () => tls.reload('SIGHUP');
 
+  // A stop asked for while the node is still starting (a join that keeps retrying, say)
+  // ends the start: what it opened is closed, and the process exits 0. If the start
+  // cannot be interrupted, the shutdown timeout ends the process all the same.
+  const starting = new AbortController();
+  let started = false;
+  let stuck: NodeJS.Timeout | undefined;
+  void signal.then((received) => {
+    if (started) return;
+    log.info({ event: 'stopping', signal: received }, `${received} while starting: stopping`);
+    starting.abort(new Error(`stopped by ${received}`));
+    stuck = setTimeout(() => {
+      log.warn({ event: 'exit_now', signal: received }, `still starting ${config.shutdownTimeout} ms after ${received}: exiting`);
+      flushLoggerSync(log);
+      process.exit(EXIT_FAILURE);
+    }, config.shutdownTimeout).unref();
+  });
   let node;
   try {
-    node = await startNode(config, log, { onFatal, tls });
+    node = await startNode(config, log, { onFatal, tls, signal: starting.signal });
   } catch (err) {
+    if (starting.signal.aborted) {
+      clearTimeout(stuck);
+      log.info({ event: 'stopped' }, 'weldr stopped before it had started');
+      await flushLogger(log);
+      return 0;
+    }
     if (err instanceof ListenError || err instanceof StoreOpenError) {
       const refused = err instanceof DataDirRefusedError;
       log.fatal({ event: 'start_failed', ...(refused ? { reason: err.reason } : {}), err: { message: err.message } }, err.message);
@@ -97,6 +119,9 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
     throw err;
   }
 
+  // Started after all (the stop came too late to interrupt anything): the stop below is the usual one.
+  started = true;
+  clearTimeout(stuck);
   const running = node;
   reload = () => {
     tls.reload('SIGHUP');

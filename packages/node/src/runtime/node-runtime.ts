@@ -73,6 +73,8 @@ export interface StartNodeOptions {
   readonly onFatal?: (failure: NodeFailure) => void;
   /** Peer and admin TLS material, checked and reloadable; default none. */
   readonly tls?: NodeTls;
+  /** Aborted when the operator stops the node before it has started: a join in progress gives up. */
+  readonly signal?: AbortSignal;
 }
 
 export async function startNode(config: NodeConfig, log: Logger, options: StartNodeOptions = {}): Promise<RunningNode> {
@@ -121,7 +123,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
       );
     }
     if (clustered) {
-      raft = await RaftCluster.open(await clusterOptions(config, tls, fatal), log);
+      raft = await RaftCluster.open({ ...(await clusterOptions(config, tls, fatal)), signal: options.signal }, log);
       const r = raft;
       cleanups.push(() => r.stop());
       store = raft.store;
