@@ -55,6 +55,7 @@ import { MembershipManager, type MemberList, type MemberWriteOptions, type Membe
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type PeerHello, type TransportStats } from './transport.js';
 import { LeaderDeathWatch } from './leader-death.js';
+import { BootstrapGate } from './bootstrap-gate.js';
 import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 import { MemberWatch } from './member-watch.js';
 import { electionTicks } from './timers.js';
@@ -136,6 +137,8 @@ export class RaftCluster implements ClusterView {
   private readonly servingTracker: ServingTracker;
   /** The fast failover path's evidence (--raft-fast-failover). */
   private readonly deathWatch: LeaderDeathWatch;
+  /** A new cluster's first election waits until every seed was reached (bootstrap-gate.ts). */
+  readonly bootstrapGate: BootstrapGate;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -179,6 +182,15 @@ export class RaftCluster implements ClusterView {
       term: () => this.driver.node.term,
       leader: () => this.driver.node.leader,
       readBarrier: () => this.driver.readBarrier(),
+      now: () => performance.now(),
+    });
+    this.bootstrapGate = new BootstrapGate({
+      self: config.id,
+      // A seed (its directory made from --peers) that has seen no election yet: still the
+      // bootstrap's term 1, and no leader ever recorded a cluster id.
+      firstElection: () => this.identity.bootstrap !== undefined && this.driver.node.term <= 1 && this.replica.current.cluster.clusterId === null,
+      voters: () => this.driver.node.config.voters,
+      log: log.child({ component: 'raft' }),
       now: () => performance.now(),
     });
     this.seeds = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, formatHostPort(p.address)]));
@@ -242,6 +254,7 @@ export class RaftCluster implements ClusterView {
         log: raftLog,
         tickMs: config.heartbeatMs,
         electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
+        mayCampaign: () => cluster?.bootstrapGate.mayCampaign() ?? false,
         onFatal: (failure) => cluster?.fatal(failure),
         ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
         ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),
@@ -308,15 +321,20 @@ export class RaftCluster implements ClusterView {
       onUnreachable: (id) => this.driver.unreachable(id),
       identity: (to) => guard.helloFor(to),
       admit: (hello) => {
+        const admitted = (): void => {
+          this.heardAddress(hello);
+          this.bootstrapGate.reachedPeer(hello.from);
+        };
         const verdict = guard.admit(hello);
-        if (verdict === undefined) this.heardAddress(hello);
-        return verdict instanceof Promise ? verdict.then((v) => (v === undefined && this.heardAddress(hello), v)) : verdict;
+        if (verdict === undefined) admitted();
+        return verdict instanceof Promise ? verdict.then((v) => (v === undefined && admitted(), v)) : verdict;
       },
       onControl: (from, frame, hello) => {
         if (!this.gate.isolated) this.membership?.onControl(from, frame, hello);
       },
       onRefused: (peer, refusal) => guard.onRefused(peer, refusal),
       onPeerClosed: (peer) => this.deathWatch.connectionClosed(peer),
+      onPeerWelcomed: (peer) => this.bootstrapGate.reachedPeer(peer),
     });
     await transport.start().catch((err: NodeJS.ErrnoException) => {
       throw new StoreOpenError(`cannot listen for Raft peers on ${formatHostPort(config.raft)}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err });

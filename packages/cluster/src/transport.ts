@@ -103,6 +103,8 @@ export interface TcpTransportOptions {
    * Not called for a connection replaced by a newer one, nor while closing.
    */
   readonly onPeerClosed?: (peer: NodeId) => void;
+  /** A peer this node connected to welcomed it: the peer admitted this node's hello (identity checks included). */
+  readonly onPeerWelcomed?: (peer: NodeId) => void;
 }
 
 /** How this node sees one peer, for /cluster. */
@@ -510,6 +512,7 @@ export class TcpTransport implements Transport {
         peer.backoffMs = this.minMs;
         if (peer.reportedDown) this.opts.log.info({ event: 'raft_peer_reachable', peer: peer.id }, `raft peer ${peer.id} reachable again`);
         peer.reportedDown = false;
+        this.opts.onPeerWelcomed?.(peer.id);
         return;
       }
     });
