@@ -127,6 +127,12 @@ export class RaftCluster implements ClusterView {
   private joined: { readonly ids: ReadonlySet<NodeId>; readonly clusterId: string | null } | null = null;
   /** Raft addresses admitted peers gave in their hellos, for peers no record or seed names (heardAddress); never put in a record. */
   private readonly heard = new Map<NodeId, string>();
+  /**
+   * The Raft address each admitted peer's last hello gave, tried after the one this node
+   * dials it at (peerAddresses): a --peers that names the wrong member at an address
+   * heals once that member connects in. Never put in a record.
+   */
+  private readonly claimed = new Map<NodeId, string>();
   private lastState: PoolState;
   private endWith: ((end: ClusterEnd) => void) | null = null;
   private fetch: typeof fetch | undefined;
@@ -713,8 +719,8 @@ export class RaftCluster implements ClusterView {
       if (id === this.config.id) continue;
       const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id) ?? this.heard.get(id);
       if (address === undefined) continue;
-      const seed = this.seeds.get(id);
-      out.set(id, { address: parseHostPort(address), alternates: seed !== undefined && seed !== address ? [parseHostPort(seed)] : [] });
+      const alternates = [...new Set([this.seeds.get(id), this.claimed.get(id)])].filter((a): a is string => a !== undefined && a !== address);
+      out.set(id, { address: parseHostPort(address), alternates: alternates.map(parseHostPort) });
     }
     return out;
   }
@@ -728,13 +734,17 @@ export class RaftCluster implements ClusterView {
    */
   private heardAddress(hello: PeerHello): void {
     if (hello.raft === undefined || this.transport === null || hello.from === this.config.id) return;
-    if (this.transport.peerAddresses().has(hello.from) || this.replica.current.cluster.members.get(hello.from)?.raftAddress !== undefined) return;
     let address: string;
     try {
       address = validateHostPort(hello.raft, 'raft');
     } catch {
       return;
     }
+    if (this.claimed.get(hello.from) !== address) {
+      this.claimed.set(hello.from, address);
+      if (this.transport.peerAddresses().has(hello.from)) this.syncPeers();
+    }
+    if (this.transport.peerAddresses().has(hello.from) || this.replica.current.cluster.members.get(hello.from)?.raftAddress !== undefined) return;
     if (this.heard.get(hello.from) === address) return;
     this.log.info({ event: 'peer_address_heard', peer: hello.from, address }, `no record names ${hello.from}'s Raft address yet: answering it at ${address}, as its hello says`);
     this.heard.set(hello.from, address);

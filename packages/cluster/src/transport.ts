@@ -532,9 +532,10 @@ export class TcpTransport implements Transport {
           // refused this node's hello (or, with TLS 1.3, where the server checks the
           // client certificate after the client considers the handshake done, its
           // certificate), or this node refused its welcome.
+          const at = `${peer.dialled.host}:${peer.dialled.port}`;
           this.opts.log.warn(
-            { peer: peer.id, why: failure ?? 'closed by the peer' },
-            `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
+            { peer: peer.id, address: at, why: failure ?? 'closed by the peer' },
+            `raft peer ${peer.id} at ${at} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, certificates from the same --peer-ca naming their ids, and that ${at} is ${peer.id}'s address (--peers); the peer's log says why`,
           );
         } else if (!joining && failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
           this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
