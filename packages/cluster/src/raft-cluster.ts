@@ -228,7 +228,12 @@ export class RaftCluster implements ClusterView {
     const db = dataDir.db;
     let cluster: RaftCluster | undefined;
     try {
-      const { mode, identity, restore } = await prepare(db, config, log);
+      const prepared = await prepare(db, config, log);
+      const { mode, restore } = prepared;
+      // A new start of this directory (synced before any peer hears from it): a copy put
+      // back after it ran on shows a start its peers have seen already (identity.ts).
+      const identity: NodeIdentity = { ...prepared.identity, start: { n: (prepared.identity.start?.n ?? 0) + 1, id: randomBytes(8).toString('hex') } };
+      await writeIdentity(db, identity);
       const storage = await LevelRaftStorage.open(db, mode === 'bootstrap' ? { bootstrap: [config.id, ...config.peers.map((p) => p.id)] } : {});
       if (restore !== undefined) {
         await storage.save({ snapshot: restore.snapshot, entries: [], hardState: { term: 1, vote: null, commit: restore.snapshot.metadata.index } });
@@ -300,6 +305,7 @@ export class RaftCluster implements ClusterView {
       joinedCluster: () => this.joined?.clusterId ?? null,
       ownRaftAddress: () => this.own.raftAddress,
       onLostState: (message) => this.end({ reason: 'state_lost', exitCode: 1, message }),
+      onRolledBack: (message) => void this.rolledBack(message),
       onRemoved: (message) => void this.removed(message),
     });
     this.guard = guard;
@@ -792,6 +798,13 @@ export class RaftCluster implements ClusterView {
     setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), REMOVED_LINGER_MS).unref();
   }
 
+  /** A peer showed that this data directory is an older copy of itself: mark it (it never serves again) and stop. */
+  private async rolledBack(message: string): Promise<void> {
+    this.identity = { ...this.identity, rolledBack: message };
+    await writeIdentity(this.dataDir.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as an older copy'));
+    this.end({ reason: 'state_lost', exitCode: 1, message });
+  }
+
   private end(end: ClusterEnd): void {
     if (this.endWith === null) return;
     const resolve = this.endWith;
@@ -908,6 +921,9 @@ async function prepare(
   const hasLog = (await db.get(RAFT_KEYS.hardState, UTF8 as never)) !== undefined;
   if (identity !== undefined && identity.memberId !== config.id) {
     throw new StoreOpenError(`data directory ${config.data} belongs to member ${identity.memberId}, not ${config.id}: use --id ${identity.memberId}, or another data directory`);
+  }
+  if (identity?.rolledBack !== undefined) {
+    throw new StoreOpenError(`data directory ${config.data} cannot serve again: ${identity.rolledBack}`);
   }
   if (identity?.removedAt !== undefined) {
     throw new StoreOpenError(

@@ -123,8 +123,13 @@ export interface HelloIdentity {
   readonly cluster?: string;
   /** The sender's incarnation (a random id fixed when its data directory was created). */
   readonly incarnation?: string;
-  /** The incarnation the sender knows the receiver by, and its applied index when it learned it. */
-  readonly expect?: { readonly incarnation: string; readonly index: number };
+  /**
+   * The incarnation the sender knows the receiver by, and its applied index when it
+   * learned it; with `start`, the latest start of the receiver's it has seen under it.
+   */
+  readonly expect?: ExpectedIdentity;
+  /** The sender's current start (a counter and a random id; NodeIdentity.start). */
+  readonly start?: { readonly n: number; readonly id: string };
   /** A seed's digest of the seed list its bootstrap log was made from. */
   readonly bootstrap?: string;
   /**
@@ -148,7 +153,14 @@ export interface IdentityRefusal {
   readonly index?: number;
   /** The refuser's cluster id, when it has one. */
   readonly cluster?: string;
-  readonly expect?: { readonly incarnation: string; readonly index: number };
+  readonly expect?: ExpectedIdentity;
+}
+
+/** What a peer knows of this node: its incarnation (and where it learned it), and the latest start it saw. */
+export interface ExpectedIdentity {
+  readonly incarnation: string;
+  readonly index: number;
+  readonly start?: { readonly n: number; readonly id: string };
 }
 
 /** The refusal of a joining node that does not know the cluster's configuration yet (identity.ts). */
@@ -825,15 +837,22 @@ const ADDRESS_TEXT = /^[A-Za-z0-9.:%[\]_-]{3,262}$/;
 function identityFields(h: HelloIdentity | undefined): HelloIdentity {
   if (h === undefined) return {};
   const ok = (v: unknown): v is string => typeof v === 'string' && IDENTITY_TEXT.test(v);
-  const e = h.expect as { incarnation?: unknown; index?: unknown } | undefined;
+  const startOf = (x: unknown): { n: number; id: string } | undefined => {
+    const v = x as { n?: unknown; id?: unknown } | null | undefined;
+    return v !== undefined && v !== null && typeof v === 'object' && Number.isSafeInteger(v.n) && (v.n as number) >= 0 && ok(v.id) ? { n: v.n as number, id: v.id } : undefined;
+  };
+  const e = h.expect as { incarnation?: unknown; index?: unknown; start?: unknown } | undefined;
+  const expectStart = e === undefined || e === null ? undefined : startOf(e.start);
   const expect =
     e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0
-      ? { incarnation: e.incarnation, index: e.index as number }
+      ? { incarnation: e.incarnation, index: e.index as number, ...(expectStart === undefined ? {} : { start: expectStart }) }
       : undefined;
+  const start = startOf(h.start);
   return {
     ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
     ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
     ...(expect === undefined ? {} : { expect }),
+    ...(start === undefined ? {} : { start }),
     ...(ok(h.bootstrap) ? { bootstrap: h.bootstrap } : {}),
     ...(typeof h.raft === 'string' && ADDRESS_TEXT.test(h.raft) ? { raft: h.raft } : {}),
   };
