@@ -33,7 +33,8 @@ test.serial('a member started from an older copy of its data directory is refuse
   cpSync(n3!.dataDir, backup, { recursive: true });
   t.teardown(() => rmSync(backup, { recursive: true, force: true }));
   await c.restart('n3');
-  await eventually('n3 caught up', async () => ((await c.ports('n3', true)).length === 3 ? true : undefined), 30_000);
+  // n2 saw this later start (the copy is told by a peer that did).
+  await n2!.proc!.waitForLine('n2 recorded n3\'s second start', (l) => l.event === 'peer_start_recorded' && l.peer === 'n3' && l.start === 2, 30_000);
   // n2 stops; four writes are acknowledged by n1 and n3 alone.
   await n2!.proc!.stop('SIGTERM');
   for (const port of [4, 5, 6, 7]) await write(port);

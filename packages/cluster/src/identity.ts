@@ -259,6 +259,7 @@ export class IdentityGuard {
     }
     const record: PeerStart = { incarnation, n: start.n, id: start.id };
     this.starts.set(id, record);
+    this.opts.log.debug({ event: 'peer_start_recorded', peer: id, start: start.n, startId: start.id }, `recorded start ${start.n} of ${id}`);
     const write = writePeerStart(this.opts.db, id, record);
     this.recordingStart.set(id, write);
     return write.then(
