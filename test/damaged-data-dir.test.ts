@@ -49,7 +49,8 @@ test('cluster member: a flipped log refuses the start with exit 4 (it would vote
   const data = join(makeTempDir(t), 'n1');
   const peers = `n1=127.0.0.1:${await reservedPort()},n2=127.0.0.1:${await reservedPort()},n3=127.0.0.1:${await reservedPort()}`;
   const args = ['--id', 'n1', '--peers', peers, '--data', data, '--insecure-peers'];
-  // A member alone (no quorum) still writes its bootstrap log and campaigns.
+  // A member alone (no quorum) still writes its bootstrap log and identity (it holds its
+  // first election until every seed is reached).
   const first = spawnWeldr(t, 'weldr n1', ['start', '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', ...args], { WELDR_CONFIG: undefined });
   await first.waitForLine('started', (l) => l.event === 'started');
   t.is((await first.stop('SIGTERM')).code, 0);

@@ -1,7 +1,7 @@
 // Peer mTLS and admin HTTPS on a real three-node cluster (issue 9): certificates from
 // `weldr certs init`; writes, relays over HTTPS with client certificates, failover; and
 // members with the wrong certificate — another member's, an expired one, none — refused.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { randomBytes } from 'node:crypto';
@@ -91,8 +91,13 @@ test.serial('a member with another member\'s certificate, an expired one, or non
     adminTls: { ca: caPem, cert: readFileSync(join(dir, 'admin-client.pem'), 'utf8'), key: readFileSync(join(dir, 'admin-client-key.pem'), 'utf8') },
   });
   const [n1, n2, n3] = c.members as [Member, Member, Member];
-  await Promise.all([c.start(n1), c.start(n2)]);
+  // A new cluster elects its first leader once every seed was reached (bootstrap-gate.ts):
+  // n3 takes part once, then stops and loses its directory, and comes back as below.
+  await Promise.all([c.start(n1), c.start(n2), c.start(n3)]);
   await c.leader();
+  n3.proc!.signal('SIGTERM');
+  await n3.proc!.exited;
+  rmSync(n3.dataDir, { recursive: true, force: true });
 
   // Started with n2's certificate, or an expired one: n3 does not start, and says why.
   const asN2 = c.spawn(n3, ['--peer-cert', join(dir, 'n2', 'peer.pem'), '--peer-key', join(dir, 'n2', 'peer-key.pem')]);

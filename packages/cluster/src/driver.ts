@@ -196,6 +196,8 @@ export interface RaftDriverOptions<R> {
   readonly tickMs?: number;
   /** Election timeout in ticks, randomized to [E, 2E). Default 10 (500 ms … 1 s). */
   readonly electionTick?: number;
+  /** False holds this node's own campaigns back (RaftConfig.mayCampaign): a new cluster's seed that has not reached every seed. */
+  readonly mayCampaign?: () => boolean;
   /**
    * Take a snapshot every this many applied entries at most. Default 1000. A snapshot
    * costs in proportion to the state's size (10,000 servers: tens of ms, synchronous), so
@@ -395,6 +397,7 @@ export class RaftDriver<R> {
       applied: this.applied,
       checkQuorum: true,
       preVote: true,
+      ...(opts.mayCampaign === undefined ? {} : { mayCampaign: opts.mayCampaign }),
     });
     this.lastRole = this.node.role;
     this.lastLeader = this.node.leader;

@@ -20,14 +20,34 @@
 //   - a hello also says what the sender knows of *this* node's incarnation. If that is
 //     another one, recorded at an index at or after the one this node became a member
 //     at, this node has lost its state: it stops at once (onLostState), before it can
-//     vote, with a message that says how to rejoin.
+//     vote, with a message that says how to rejoin;
+//   - its start (a counter raised at every start of its data directory, and a random id)
+//     must not be older than the latest this node has seen under the same incarnation,
+//     nor the same count under another id (recorded durably, synced, before its messages
+//     count): a copy of a member's data directory put back after the member ran on from
+//     it — a restored backup, a reverted VM or volume snapshot — has lost the entries it
+//     acknowledged and the votes it cast since, yet keeps its incarnation. Refused
+//     ('rolled-back'), or told by a peer's hello, it stops and marks the directory so
+//     that it never serves again (onRolledBack).
 //
 // Refusals are sent to the refused peer ({"refused": code}) with this node's applied
 // index and cluster id, so a removed member that is still running learns of it from a
 // peer that applied the removal (and not from one that merely lags behind).
 import type { ConfState, NodeId } from '@weldr/raft';
-import { writePeerIncarnation, deletePeerIncarnation, readPeerIncarnations, type NodeIdentity, type PeerIncarnation, type PoolDb, type PoolState } from '@weldr/store';
-import { NOT_READY, type HelloIdentity, type IdentityRefusal, type PeerHello } from './transport.js';
+import {
+  writePeerIncarnation,
+  deletePeerIncarnation,
+  readPeerIncarnations,
+  readPeerStarts,
+  writePeerStart,
+  type NodeIdentity,
+  type NodeStart,
+  type PeerIncarnation,
+  type PeerStart,
+  type PoolDb,
+  type PoolState,
+} from '@weldr/store';
+import { NOT_READY, type ExpectedIdentity, type HelloIdentity, type IdentityRefusal, type PeerHello } from './transport.js';
 import type { ClusterLogger } from './types.js';
 
 export interface IdentityGuardOptions {
@@ -51,6 +71,8 @@ export interface IdentityGuardOptions {
   readonly ownRaftAddress?: () => string | undefined;
   /** This node lost its state: stop, never vote. */
   readonly onLostState: (message: string) => void;
+  /** This node's data directory is an older copy of itself (a peer saw a later start): mark it, stop, never vote. */
+  readonly onRolledBack: (message: string) => void;
   /** A peer that applied this node's removal refused it. */
   readonly onRemoved: (message: string) => void;
 }
@@ -61,37 +83,55 @@ export interface KnownIncarnation {
   readonly index: number;
 }
 
+/** The refusal of a peer whose data directory is an older copy of itself. */
+export const ROLLED_BACK = 'rolled-back';
+
 export class IdentityGuard {
   /** Incarnations seen in hellos (trust on first use), for members whose record has none. */
   private readonly seen: Map<NodeId, PeerIncarnation>;
   /** Durable writes of `seen` entries in flight: a second hello waits for the first's. */
   private readonly recording = new Map<NodeId, Promise<void>>();
+  /** The latest start each peer showed (with the incarnation it had), recorded before its messages count. */
+  private readonly starts: Map<NodeId, PeerStart>;
+  /** Durable writes of `starts` entries in flight. */
+  private readonly recordingStart = new Map<NodeId, Promise<void>>();
   private stopped = false;
 
   private constructor(
     private readonly opts: IdentityGuardOptions,
     seen: Map<NodeId, PeerIncarnation>,
+    starts: Map<NodeId, PeerStart>,
   ) {
     this.seen = seen;
+    this.starts = starts;
   }
 
   static async open(opts: IdentityGuardOptions): Promise<IdentityGuard> {
-    return new IdentityGuard(opts, await readPeerIncarnations(opts.db));
+    return new IdentityGuard(opts, await readPeerIncarnations(opts.db), await readPeerStarts(opts.db));
   }
 
   /** What this node puts in its hello to `to`. */
   helloFor(to: NodeId): HelloIdentity {
     const clusterId = this.opts.state().cluster.clusterId;
-    const expect = this.known(to);
+    const expect = this.expected(to);
     const me = this.opts.identity();
     const raft = this.opts.ownRaftAddress?.();
     return {
       ...(clusterId === null ? {} : { cluster: clusterId }),
       ...(raft === undefined ? {} : { raft }),
       incarnation: me.incarnation,
+      ...(me.start === undefined ? {} : { start: me.start }),
       ...(expect === undefined ? {} : { expect }),
       ...(me.bootstrap === undefined ? {} : { bootstrap: me.bootstrap }),
     };
+  }
+
+  /** What this node knows of `id`: its incarnation and, under it, the latest start it saw. */
+  private expected(id: NodeId): ExpectedIdentity | undefined {
+    const known = this.known(id);
+    if (known === undefined) return undefined;
+    const start = this.starts.get(id);
+    return start !== undefined && start.incarnation === known.incarnation ? { ...known, start: { n: start.n, id: start.id } } : known;
   }
 
   /** The incarnation this node knows for `id`: its record's, else the one first seen. */
@@ -160,7 +200,12 @@ export class IdentityGuard {
       return { ...base, code: 'incarnation', message: `${id} sent no incarnation, but this cluster knows it as incarnation ${known.incarnation}`, expect: known };
     }
     if (known !== undefined) {
-      if (known.incarnation === hello.incarnation) return this.recording.get(id)?.then(() => undefined);
+      if (known.incarnation === hello.incarnation) {
+        const start = this.checkStart(id, hello.incarnation, hello.start, base);
+        if (start !== undefined && !(start instanceof Promise)) return start;
+        const pending = [this.recording.get(id), start].filter((p): p is Promise<void> => p !== undefined);
+        return pending.length === 0 ? undefined : Promise.all(pending).then(() => undefined);
+      }
       return {
         ...base,
         code: 'incarnation',
@@ -176,7 +221,9 @@ export class IdentityGuard {
     const write = writePeerIncarnation(this.opts.db, id, record);
     this.recording.set(id, write);
     this.opts.log.info({ event: 'peer_incarnation_recorded', peer: id, incarnation: hello.incarnation }, `recorded incarnation ${hello.incarnation} of ${id}`);
-    return write.then(
+    const start = this.checkStart(id, hello.incarnation, hello.start, base);
+    if (start !== undefined && !(start instanceof Promise)) return start;
+    return Promise.all([write, start]).then(
       () => {
         if (this.recording.get(id) === write) this.recording.delete(id);
         return undefined;
@@ -189,10 +236,48 @@ export class IdentityGuard {
     );
   }
 
+  /**
+   * A peer's start under `incarnation`: refused if older than the latest seen (or the
+   * same count under another id), else recorded (synced) before its messages count.
+   */
+  private checkStart(id: NodeId, incarnation: string, start: NodeStart | undefined, base: { index: number; cluster?: string }): IdentityRefusal | Promise<void> | undefined {
+    if (start === undefined) return undefined; // a peer that predates starts
+    const latest = this.starts.get(id);
+    if (latest !== undefined && latest.incarnation === incarnation) {
+      if (latest.n === start.n && latest.id === start.id) return this.recordingStart.get(id);
+      if (start.n <= latest.n) {
+        const known = this.known(id);
+        return {
+          ...base,
+          code: ROLLED_BACK,
+          message:
+            `${id} started from an older copy of its data directory: this node saw its start ${latest.n} (${latest.id}), it shows start ${start.n} (${start.id}). ` +
+            `It has lost entries it acknowledged and votes it cast. Remove the member (DELETE /cluster/members/${id}) and start it on an empty data directory with --join`,
+          expect: { incarnation, index: known?.index ?? base.index, start: { n: latest.n, id: latest.id } },
+        };
+      }
+    }
+    const record: PeerStart = { incarnation, n: start.n, id: start.id };
+    this.starts.set(id, record);
+    this.opts.log.debug({ event: 'peer_start_recorded', peer: id, start: start.n, startId: start.id }, `recorded start ${start.n} of ${id}`);
+    const write = writePeerStart(this.opts.db, id, record);
+    this.recordingStart.set(id, write);
+    return write.then(
+      () => {
+        if (this.recordingStart.get(id) === write) this.recordingStart.delete(id);
+      },
+      (err: unknown) => {
+        if (this.starts.get(id) === record) this.starts.delete(id);
+        this.recordingStart.delete(id);
+        throw err;
+      },
+    );
+  }
+
   /** The transport's onRefused hook: what a peer said about this node. */
   onRefused(peer: NodeId, refusal: IdentityRefusal): void {
     const ours = this.opts.state().cluster.clusterId;
-    if (refusal.code === 'incarnation' && refusal.expect !== undefined) {
+    if ((refusal.code === 'incarnation' || refusal.code === ROLLED_BACK) && refusal.expect !== undefined) {
       this.checkExpectation(peer, refusal.expect);
       return;
     }
@@ -225,9 +310,22 @@ export class IdentityGuard {
     }
   }
 
-  private checkExpectation(from: NodeId, expect: KnownIncarnation): void {
+  private checkExpectation(from: NodeId, expect: ExpectedIdentity): void {
     const me = this.opts.identity();
-    if (expect.incarnation === me.incarnation || this.stopped) return;
+    if (this.stopped) return;
+    if (expect.incarnation === me.incarnation) {
+      const seen = expect.start;
+      const mine = me.start;
+      if (seen === undefined || mine === undefined || seen.n < mine.n || (seen.n === mine.n && seen.id === mine.id)) return;
+      this.stopped = true;
+      this.opts.onRolledBack(
+        `member ${from} saw start ${seen.n} (${seen.id}) of this node (${this.opts.self}), but this data directory is at start ${mine.n} (${mine.id}): ` +
+          'it is an older copy of the directory (a restored backup, a reverted snapshot), which has lost entries this node acknowledged and votes it cast, ' +
+          'and it must not vote or acknowledge as if it had kept them. It is marked and will not start again. To rejoin: remove the member ' +
+          `(weldr member remove ${this.opts.self}, or DELETE /cluster/members/${this.opts.self} on any member), then start this node on an empty data directory with --join <admin URL of a member>`,
+      );
+      return;
+    }
     // The peer's knowledge predates this node's membership (it lags behind a removal
     // and re-add of this id): not evidence of anything.
     if (me.since === null || expect.index < me.since) return;

@@ -55,6 +55,7 @@ import { MembershipManager, type MemberList, type MemberWriteOptions, type Membe
 import { PoolReplica, RaftPoolStore } from './raft-pool-store.js';
 import { TcpTransport, type PeerHello, type TransportStats } from './transport.js';
 import { LeaderDeathWatch } from './leader-death.js';
+import { BootstrapGate } from './bootstrap-gate.js';
 import type { ClusterFailure, ClusterLogger, ClusterMemberStatus, ClusterStatus, HostPort, LeadershipTransfer, RaftClusterOptions } from './types.js';
 import { MemberWatch } from './member-watch.js';
 import { electionTicks } from './timers.js';
@@ -126,6 +127,12 @@ export class RaftCluster implements ClusterView {
   private joined: { readonly ids: ReadonlySet<NodeId>; readonly clusterId: string | null } | null = null;
   /** Raft addresses admitted peers gave in their hellos, for peers no record or seed names (heardAddress); never put in a record. */
   private readonly heard = new Map<NodeId, string>();
+  /**
+   * The Raft address each admitted peer's last hello gave, tried after the one this node
+   * dials it at (peerAddresses): a --peers that names the wrong member at an address
+   * heals once that member connects in. Never put in a record.
+   */
+  private readonly claimed = new Map<NodeId, string>();
   private lastState: PoolState;
   private endWith: ((end: ClusterEnd) => void) | null = null;
   private fetch: typeof fetch | undefined;
@@ -136,6 +143,8 @@ export class RaftCluster implements ClusterView {
   private readonly servingTracker: ServingTracker;
   /** The fast failover path's evidence (--raft-fast-failover). */
   private readonly deathWatch: LeaderDeathWatch;
+  /** A new cluster's first election waits until every seed was reached (bootstrap-gate.ts). */
+  readonly bootstrapGate: BootstrapGate;
 
   private constructor(
     private readonly config: RaftClusterOptions,
@@ -181,6 +190,15 @@ export class RaftCluster implements ClusterView {
       readBarrier: () => this.driver.readBarrier(),
       now: () => performance.now(),
     });
+    this.bootstrapGate = new BootstrapGate({
+      self: config.id,
+      // A seed (its directory made from --peers) that has seen no election yet: still the
+      // bootstrap's term 1, and no leader ever recorded a cluster id.
+      firstElection: () => this.identity.bootstrap !== undefined && this.driver.node.term <= 1 && this.replica.current.cluster.clusterId === null,
+      voters: () => this.driver.node.config.voters,
+      log: log.child({ component: 'raft' }),
+      now: () => performance.now(),
+    });
     this.seeds = new Map(config.peers.filter((p) => p.id !== config.id).map((p) => [p.id, formatHostPort(p.address)]));
     this.lastState = replica.current;
     this.ended = new Promise((resolve) => (this.endWith = resolve));
@@ -210,7 +228,12 @@ export class RaftCluster implements ClusterView {
     const db = dataDir.db;
     let cluster: RaftCluster | undefined;
     try {
-      const { mode, identity, restore } = await prepare(db, config, log);
+      const prepared = await prepare(db, config, log);
+      const { mode, restore } = prepared;
+      // A new start of this directory (synced before any peer hears from it): a copy put
+      // back after it ran on shows a start its peers have seen already (identity.ts).
+      const identity: NodeIdentity = { ...prepared.identity, start: { n: (prepared.identity.start?.n ?? 0) + 1, id: randomBytes(8).toString('hex') } };
+      await writeIdentity(db, identity);
       const storage = await LevelRaftStorage.open(db, mode === 'bootstrap' ? { bootstrap: [config.id, ...config.peers.map((p) => p.id)] } : {});
       if (restore !== undefined) {
         await storage.save({ snapshot: restore.snapshot, entries: [], hardState: { term: 1, vote: null, commit: restore.snapshot.metadata.index } });
@@ -242,6 +265,7 @@ export class RaftCluster implements ClusterView {
         log: raftLog,
         tickMs: config.heartbeatMs,
         electionTick: electionTicks(config.electionTimeoutMs, config.heartbeatMs),
+        mayCampaign: () => cluster?.bootstrapGate.mayCampaign() ?? false,
         onFatal: (failure) => cluster?.fatal(failure),
         ...(config.maxQueuedRequests === undefined ? {} : { maxQueuedRequests: config.maxQueuedRequests }),
         ...(config.maxPendingReads === undefined ? {} : { maxPendingReads: config.maxPendingReads }),
@@ -281,6 +305,7 @@ export class RaftCluster implements ClusterView {
       joinedCluster: () => this.joined?.clusterId ?? null,
       ownRaftAddress: () => this.own.raftAddress,
       onLostState: (message) => this.end({ reason: 'state_lost', exitCode: 1, message }),
+      onRolledBack: (message) => void this.rolledBack(message),
       onRemoved: (message) => void this.removed(message),
     });
     this.guard = guard;
@@ -308,15 +333,20 @@ export class RaftCluster implements ClusterView {
       onUnreachable: (id) => this.driver.unreachable(id),
       identity: (to) => guard.helloFor(to),
       admit: (hello) => {
+        const admitted = (): void => {
+          this.heardAddress(hello);
+          this.bootstrapGate.reachedPeer(hello.from);
+        };
         const verdict = guard.admit(hello);
-        if (verdict === undefined) this.heardAddress(hello);
-        return verdict instanceof Promise ? verdict.then((v) => (v === undefined && this.heardAddress(hello), v)) : verdict;
+        if (verdict === undefined) admitted();
+        return verdict instanceof Promise ? verdict.then((v) => (v === undefined && admitted(), v)) : verdict;
       },
       onControl: (from, frame, hello) => {
         if (!this.gate.isolated) this.membership?.onControl(from, frame, hello);
       },
       onRefused: (peer, refusal) => guard.onRefused(peer, refusal),
       onPeerClosed: (peer) => this.deathWatch.connectionClosed(peer),
+      onPeerWelcomed: (peer) => this.bootstrapGate.reachedPeer(peer),
     });
     await transport.start().catch((err: NodeJS.ErrnoException) => {
       throw new StoreOpenError(`cannot listen for Raft peers on ${formatHostPort(config.raft)}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`, { cause: err });
@@ -695,8 +725,8 @@ export class RaftCluster implements ClusterView {
       if (id === this.config.id) continue;
       const address = state.cluster.members.get(id)?.raftAddress ?? this.seeds.get(id) ?? this.heard.get(id);
       if (address === undefined) continue;
-      const seed = this.seeds.get(id);
-      out.set(id, { address: parseHostPort(address), alternates: seed !== undefined && seed !== address ? [parseHostPort(seed)] : [] });
+      const alternates = [...new Set([this.seeds.get(id), this.claimed.get(id)])].filter((a): a is string => a !== undefined && a !== address);
+      out.set(id, { address: parseHostPort(address), alternates: alternates.map(parseHostPort) });
     }
     return out;
   }
@@ -710,13 +740,17 @@ export class RaftCluster implements ClusterView {
    */
   private heardAddress(hello: PeerHello): void {
     if (hello.raft === undefined || this.transport === null || hello.from === this.config.id) return;
-    if (this.transport.peerAddresses().has(hello.from) || this.replica.current.cluster.members.get(hello.from)?.raftAddress !== undefined) return;
     let address: string;
     try {
       address = validateHostPort(hello.raft, 'raft');
     } catch {
       return;
     }
+    if (this.claimed.get(hello.from) !== address) {
+      this.claimed.set(hello.from, address);
+      if (this.transport.peerAddresses().has(hello.from)) this.syncPeers();
+    }
+    if (this.transport.peerAddresses().has(hello.from) || this.replica.current.cluster.members.get(hello.from)?.raftAddress !== undefined) return;
     if (this.heard.get(hello.from) === address) return;
     this.log.info({ event: 'peer_address_heard', peer: hello.from, address }, `no record names ${hello.from}'s Raft address yet: answering it at ${address}, as its hello says`);
     this.heard.set(hello.from, address);
@@ -762,6 +796,13 @@ export class RaftCluster implements ClusterView {
     // own admin API, on the leader) to leave before shutdown closes the listener. A
     // removed member is in no configuration any more: lingering costs nothing.
     setTimeout(() => this.end({ reason: 'member_removed', exitCode: 0, message: `${message}; this data directory cannot serve again: to bring the host back, empty it and start with --join <admin URL of a member>` }), REMOVED_LINGER_MS).unref();
+  }
+
+  /** A peer showed that this data directory is an older copy of itself: mark it (it never serves again) and stop. */
+  private async rolledBack(message: string): Promise<void> {
+    this.identity = { ...this.identity, rolledBack: message };
+    await writeIdentity(this.dataDir.db, this.identity).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not mark the data directory as an older copy'));
+    this.end({ reason: 'state_lost', exitCode: 1, message });
   }
 
   private end(end: ClusterEnd): void {
@@ -881,6 +922,9 @@ async function prepare(
   const hasLog = (await db.get(RAFT_KEYS.hardState, UTF8 as never)) !== undefined;
   if (identity !== undefined && identity.memberId !== config.id) {
     throw new StoreOpenError(`data directory ${config.data} belongs to member ${identity.memberId}, not ${config.id}: use --id ${identity.memberId}, or another data directory`);
+  }
+  if (identity?.rolledBack !== undefined) {
+    throw new StoreOpenError(`data directory ${config.data} cannot serve again: ${identity.rolledBack}`);
   }
   if (identity?.removedAt !== undefined) {
     throw new StoreOpenError(

@@ -103,6 +103,8 @@ export interface TcpTransportOptions {
    * Not called for a connection replaced by a newer one, nor while closing.
    */
   readonly onPeerClosed?: (peer: NodeId) => void;
+  /** A peer this node connected to welcomed it: the peer admitted this node's hello (identity checks included). */
+  readonly onPeerWelcomed?: (peer: NodeId) => void;
 }
 
 /** How this node sees one peer, for /cluster. */
@@ -121,8 +123,13 @@ export interface HelloIdentity {
   readonly cluster?: string;
   /** The sender's incarnation (a random id fixed when its data directory was created). */
   readonly incarnation?: string;
-  /** The incarnation the sender knows the receiver by, and its applied index when it learned it. */
-  readonly expect?: { readonly incarnation: string; readonly index: number };
+  /**
+   * The incarnation the sender knows the receiver by, and its applied index when it
+   * learned it; with `start`, the latest start of the receiver's it has seen under it.
+   */
+  readonly expect?: ExpectedIdentity;
+  /** The sender's current start (a counter and a random id; NodeIdentity.start). */
+  readonly start?: { readonly n: number; readonly id: string };
   /** A seed's digest of the seed list its bootstrap log was made from. */
   readonly bootstrap?: string;
   /**
@@ -146,7 +153,14 @@ export interface IdentityRefusal {
   readonly index?: number;
   /** The refuser's cluster id, when it has one. */
   readonly cluster?: string;
-  readonly expect?: { readonly incarnation: string; readonly index: number };
+  readonly expect?: ExpectedIdentity;
+}
+
+/** What a peer knows of this node: its incarnation (and where it learned it), and the latest start it saw. */
+export interface ExpectedIdentity {
+  readonly incarnation: string;
+  readonly index: number;
+  readonly start?: { readonly n: number; readonly id: string };
 }
 
 /** The refusal of a joining node that does not know the cluster's configuration yet (identity.ts). */
@@ -510,6 +524,7 @@ export class TcpTransport implements Transport {
         peer.backoffMs = this.minMs;
         if (peer.reportedDown) this.opts.log.info({ event: 'raft_peer_reachable', peer: peer.id }, `raft peer ${peer.id} reachable again`);
         peer.reportedDown = false;
+        this.opts.onPeerWelcomed?.(peer.id);
         return;
       }
     });
@@ -529,9 +544,10 @@ export class TcpTransport implements Transport {
           // refused this node's hello (or, with TLS 1.3, where the server checks the
           // client certificate after the client considers the handshake done, its
           // certificate), or this node refused its welcome.
+          const at = `${peer.dialled.host}:${peer.dialled.port}`;
           this.opts.log.warn(
-            { peer: peer.id, why: failure ?? 'closed by the peer' },
-            `raft peer ${peer.id} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, and certificates from the same --peer-ca naming their ids; the peer's log says why`,
+            { peer: peer.id, address: at, why: failure ?? 'closed by the peer' },
+            `raft peer ${peer.id} at ${at} refused the handshake (${failure ?? 'closed by the peer'}): check that both use the same --cluster-token, certificates from the same --peer-ca naming their ids, and that ${at} is ${peer.id}'s address (--peers); the peer's log says why`,
           );
         } else if (!joining && failure !== null && this.clientContext !== null && !/^E[A-Z]+$/.test(failure)) {
           this.opts.log.warn({ peer: peer.id, why: failure }, `raft peer ${peer.id}: TLS handshake failed: ${failure}`);
@@ -821,15 +837,22 @@ const ADDRESS_TEXT = /^[A-Za-z0-9.:%[\]_-]{3,262}$/;
 function identityFields(h: HelloIdentity | undefined): HelloIdentity {
   if (h === undefined) return {};
   const ok = (v: unknown): v is string => typeof v === 'string' && IDENTITY_TEXT.test(v);
-  const e = h.expect as { incarnation?: unknown; index?: unknown } | undefined;
+  const startOf = (x: unknown): { n: number; id: string } | undefined => {
+    const v = x as { n?: unknown; id?: unknown } | null | undefined;
+    return v !== undefined && v !== null && typeof v === 'object' && Number.isSafeInteger(v.n) && (v.n as number) >= 0 && ok(v.id) ? { n: v.n as number, id: v.id } : undefined;
+  };
+  const e = h.expect as { incarnation?: unknown; index?: unknown; start?: unknown } | undefined;
+  const expectStart = e === undefined || e === null ? undefined : startOf(e.start);
   const expect =
     e !== undefined && e !== null && typeof e === 'object' && ok(e.incarnation) && Number.isSafeInteger(e.index) && (e.index as number) >= 0
-      ? { incarnation: e.incarnation, index: e.index as number }
+      ? { incarnation: e.incarnation, index: e.index as number, ...(expectStart === undefined ? {} : { start: expectStart }) }
       : undefined;
+  const start = startOf(h.start);
   return {
     ...(ok(h.cluster) ? { cluster: h.cluster } : {}),
     ...(ok(h.incarnation) ? { incarnation: h.incarnation } : {}),
     ...(expect === undefined ? {} : { expect }),
+    ...(start === undefined ? {} : { start }),
     ...(ok(h.bootstrap) ? { bootstrap: h.bootstrap } : {}),
     ...(typeof h.raft === 'string' && ADDRESS_TEXT.test(h.raft) ? { raft: h.raft } : {}),
   };

@@ -4,7 +4,7 @@
 import test from 'ava';
 import { MemoryLevel } from 'memory-level';
 import type { ConfState } from '@weldr/raft';
-import { applyCommand, applyConfChangeEntry, initialState, memberConfChange, readPeerIncarnations, type NodeIdentity, type PoolDb, type PoolState } from '@weldr/store';
+import { applyCommand, applyConfChangeEntry, initialState, memberConfChange, readPeerIncarnations, readPeerStarts, type NodeIdentity, type PoolDb, type PoolState } from '@weldr/store';
 import { IdentityGuard } from '../src/identity.js';
 import type { ClusterLogger } from '../src/types.js';
 
@@ -18,6 +18,7 @@ interface World {
   identity: NodeIdentity;
   lost: string[];
   removed: string[];
+  rolledBack: string[];
   db: PoolDb;
   guard: IdentityGuard;
 }
@@ -37,6 +38,7 @@ async function world(overrides: Partial<Pick<World, 'identity'>> = {}): Promise<
     identity: overrides.identity ?? { memberId: 'n1', incarnation: 'inc-n1', createdAt: '2026-01-01T00:00:00.000Z', since: 0 },
     lost: [],
     removed: [],
+    rolledBack: [],
     db,
   } as unknown as World;
   w.guard = await IdentityGuard.open({
@@ -50,6 +52,7 @@ async function world(overrides: Partial<Pick<World, 'identity'>> = {}): Promise<
     joinedCluster: () => w.joined,
     onLostState: (m) => w.lost.push(m),
     onRemoved: (m) => w.removed.push(m),
+    onRolledBack: (m) => w.rolledBack.push(m),
   });
   return w;
 }
@@ -165,4 +168,45 @@ test('seeds whose bootstrap logs differ never talk: a stray seed is refused, and
   stray.guard.onRefused('n2', { code: 'bootstrap', message: 'not a seed', cluster: 'c1' });
   t.is(stray.lost.length, 1);
   t.regex(stray.lost[0]!, /--join/);
+});
+
+test('a peer that shows an older start than the latest seen under its incarnation (a copy of its directory put back) is refused; a later start is recorded, synced, first', async (t) => {
+  const w = await world();
+  const n2 = (n: number, id: string) => hello('n2', { cluster: 'c1', incarnation: 'inc-n2', start: { n, id } });
+  t.is(await w.guard.admit(n2(3, 'a')), undefined);
+  t.deepEqual((await readPeerStarts(w.db)).get('n2'), { incarnation: 'inc-n2', n: 3, id: 'a' }, 'recorded durably before the admission');
+  t.is(await w.guard.admit(n2(3, 'a')), undefined, 'the same start reconnecting');
+  // The directory copied while at start 2 (or 3), put back, started again: start 3 under another id.
+  t.like(await w.guard.admit(n2(3, 'b')), { code: 'rolled-back', expect: { incarnation: 'inc-n2', start: { n: 3, id: 'a' } } });
+  t.like(await w.guard.admit(n2(2, 'c')), { code: 'rolled-back' });
+  t.is(await w.guard.admit(n2(4, 'd')), undefined, 'a later start (a restart) is admitted');
+  t.deepEqual((await readPeerStarts(w.db)).get('n2'), { incarnation: 'inc-n2', n: 4, id: 'd' });
+  // What this node says to n2 in its own hello.
+  t.like(w.guard.helloFor('n2').expect, { incarnation: 'inc-n2', start: { n: 4, id: 'd' } });
+  // A peer that predates starts, and the start of a peer seen for the first time: admitted.
+  t.is(await w.guard.admit(hello('n2', { cluster: 'c1', incarnation: 'inc-n2' })), undefined);
+  t.is(await w.guard.admit(hello('n3', { cluster: 'c1', incarnation: 'inc-n3', start: { n: 1, id: 'e' } })), undefined);
+  t.deepEqual(w.rolledBack, []);
+});
+
+test('this node learns it is an older copy of itself from a peer\'s hello or refusal (a later start, or the same count under another id), never from an older start or another incarnation', async (t) => {
+  const me: NodeIdentity = { memberId: 'n1', incarnation: 'inc-n1', createdAt: '2026-01-01T00:00:00.000Z', since: 0, start: { n: 5, id: 'mine' } };
+  const fine = await world({ identity: me });
+  for (const start of [{ n: 4, id: 'x' }, { n: 5, id: 'mine' }]) {
+    t.is(await fine.guard.admit(hello('n2', { cluster: 'c1', incarnation: 'inc-n2', expect: { incarnation: 'inc-n1', index: 3, start } })), undefined);
+  }
+  fine.guard.onRefused('n2', { code: 'rolled-back', message: 'x', expect: { incarnation: 'other', index: 3, start: { n: 9, id: 'z' } } });
+  t.deepEqual(fine.rolledBack, []);
+  t.deepEqual(fine.lost.length, 1, 'another incarnation is lost state, as before');
+
+  const copy = await world({ identity: me });
+  await copy.guard.admit(hello('n2', { cluster: 'c1', incarnation: 'inc-n2', expect: { incarnation: 'inc-n1', index: 3, start: { n: 5, id: 'other' } } }));
+  t.is(copy.rolledBack.length, 1);
+  t.regex(copy.rolledBack[0]!, /older copy of the directory/);
+  t.regex(copy.rolledBack[0]!, /--join/);
+
+  const refused = await world({ identity: me });
+  refused.guard.onRefused('n3', { code: 'rolled-back', message: 'x', index: 7, cluster: 'c1', expect: { incarnation: 'inc-n1', index: 3, start: { n: 6, id: 'later' } } });
+  t.is(refused.rolledBack.length, 1);
+  t.deepEqual(refused.lost, []);
 });

@@ -192,7 +192,9 @@ export type RefusalReason =
   | 'notMember'
   | 'invalidTarget'
   | 'inLease'
-  | 'uncommittedLimit';
+  | 'uncommittedLimit'
+  /** The application holds this server's campaigns back (RaftConfig.mayCampaign). */
+  | 'campaignHeld';
 
 export type Refusal = { readonly ok: false; readonly reason: RefusalReason; readonly leader: NodeId | null };
 

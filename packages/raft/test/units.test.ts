@@ -283,3 +283,37 @@ test('RawNode.reportUnreachable moves a pipelining follower back to probing', (t
   nodes[0]!.reportUnreachable('n2');
   t.is(nodes[0]!.status().progress?.['n2']?.state, 'probe');
 });
+
+test('RaftConfig.mayCampaign: while it says no, a voter neither pre-votes nor campaigns (timeouts, campaign()), yet still grants votes', (t) => {
+  const storage = new MemoryStorage({ bootstrap: ['n1', 'n2', 'n3'] });
+  let allowed = false;
+  const n = new RawNode({ id: 'n1', storage, random: () => 0, mayCampaign: () => allowed });
+  const sent: string[] = [];
+  const pump = (): void => {
+    while (n.hasReady()) {
+      const rd = n.ready();
+      storage.save(rd);
+      for (const m of rd.messages) sent.push(m.type);
+      n.advance(rd);
+    }
+  };
+  pump();
+  for (let i = 0; i < 100; i++) {
+    n.tick();
+    pump();
+  }
+  t.deepEqual(sent, [], 'ten election timeouts: nothing sent');
+  t.is(n.role, 'follower');
+  t.deepEqual(n.campaign(), { ok: false, reason: 'campaignHeld', leader: null });
+  // A vote request from a peer (its own restart window over) is still answered.
+  n.step({ type: 'MsgVote', from: 'n2', to: 'n1', term: 2, logTerm: 1, index: n.lastIndex, commit: 0, reject: false, rejectHint: 0, tick: 0, lease: 0 });
+  pump();
+  t.deepEqual(sent, ['MsgVoteResp']);
+  allowed = true;
+  sent.length = 0;
+  for (let i = 0; i < 100 && !sent.includes('MsgPreVote'); i++) {
+    n.tick();
+    pump();
+  }
+  t.true(sent.includes('MsgPreVote'), 'allowed again: it campaigns');
+});

@@ -112,5 +112,5 @@ export { DataDir } from './level/open-data-dir.js';
 export type { DataDirLogger, DataDirOptions, StoreProgress } from './level/open-data-dir.js';
 export { MARKER_FILE, MARKER_FORMAT, newMarker, readMarker, updateMarker, verifyMarker, writeMarker } from './level/marker.js';
 export type { DataDirMarker, MarkerProgress } from './level/marker.js';
-export { IDENTITY_KEYS, readIdentity, writeIdentity, readPeerIncarnations, writePeerIncarnation, deletePeerIncarnation } from './level/identity.js';
-export type { NodeIdentity, PeerIncarnation } from './level/identity.js';
+export { IDENTITY_KEYS, readIdentity, writeIdentity, readPeerIncarnations, writePeerIncarnation, deletePeerIncarnation, readPeerStarts, writePeerStart } from './level/identity.js';
+export type { NodeIdentity, NodeStart, PeerIncarnation, PeerStart } from './level/identity.js';

@@ -58,6 +58,15 @@ export interface RaftConfig {
   readonly snapshotChunkSize?: number;
   /** Unacknowledged snapshot chunks per follower. Default 4. */
   readonly snapshotChunksInFlight?: number;
+  /**
+   * Consulted before this server starts an election (pre-vote or vote) on its own:
+   * false holds the campaign back (the timeout runs again). An application's
+   * precondition the core cannot see — in weldr, a seed of a new cluster that has not
+   * yet reached every other seed (a majority of wiped seeds must not bootstrap a
+   * second cluster while the member that kept the data is away). Votes are still
+   * granted, and a leader's transfer still campaigns. Default: always allowed.
+   */
+  readonly mayCampaign?: () => boolean;
 }
 
 /** ρ when none is given: a bound on every server's tick-rate error (±10%). */

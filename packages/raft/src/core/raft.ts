@@ -79,6 +79,7 @@ export class Raft {
   readonly tracker: ProgressTracker;
   readonly membership: ConfigHistory;
   private readonly random: () => number;
+  private readonly mayCampaign: (() => boolean) | undefined;
   /** L: ticks of this server's clock its lease lasts after an acknowledged round (lease.ts). */
   private readonly leaseDuration: number;
   /** The promise (ms of the follower's clock) this server asks for in every round it sends as leader. */
@@ -141,6 +142,7 @@ export class Raft {
     this.cfg = resolveConfig(config);
     this.id = this.cfg.id;
     this.random = config.random;
+    this.mayCampaign = config.mayCampaign;
     this.leaseDuration = leaseTicks(this.cfg.electionTick, this.cfg.maxClockDrift);
     this.statedLease = leaseMs(this.leaseDuration, this.cfg.tickMs, this.cfg.maxClockDrift);
     const storage: Storage = config.storage;
@@ -472,6 +474,7 @@ export class Raft {
 
   private hup(): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    if (this.mayCampaign !== undefined && !this.mayCampaign()) return;
     this.campaign(this.cfg.preVote ? 'preElection' : 'election');
   }
 
@@ -481,6 +484,7 @@ export class Raft {
     if (!this.promotable()) return this.refuse('notMember');
     // A server inside a lease would break the lease with its own vote.
     if (this.inLease()) return this.refuse('inLease');
+    if (this.mayCampaign !== undefined && !this.mayCampaign()) return this.refuse('campaignHeld');
     this.hup();
     return { ok: true };
   }

@@ -9,6 +9,10 @@
 //                                 in its hello, recorded (synced) before any of its
 //                                 messages is accepted — trust on first use, until the
 //                                 replicated member record carries one
+//   node/start/<id>               {"incarnation","n","id"}: the latest start a peer showed
+//                                 in its hello (NodeIdentity.start), recorded (synced)
+//                                 before its messages are accepted: a copy of its data
+//                                 directory put back after it ran on shows an older start
 //
 // Written with sync: true: a vote or an acknowledgement counted from a peer must never
 // be counted again from a peer that lost its state (Raft §5.2 relies on each server
@@ -35,6 +39,25 @@ export interface NodeIdentity {
    * Seeds with different digests have different logs at the same indexes.
    */
   readonly bootstrap?: string;
+  /**
+   * This directory's latest start: a counter raised, and a random id drawn, each time the
+   * node opens it (written, synced, before the node speaks to any peer). A copy of the
+   * directory put back after the node ran on from it starts with a counter a peer has
+   * seen already under another id: an older state, which must not vote or acknowledge.
+   */
+  readonly start?: NodeStart;
+  /** Set when a peer showed that this directory is an older copy: it may not serve again (the message says why). */
+  readonly rolledBack?: string;
+}
+
+export interface NodeStart {
+  readonly n: number;
+  readonly id: string;
+}
+
+/** The latest start a peer showed, under the incarnation it had then. */
+export interface PeerStart extends NodeStart {
+  readonly incarnation: string;
 }
 
 export interface PeerIncarnation {
@@ -43,7 +66,12 @@ export interface PeerIncarnation {
   readonly index: number;
 }
 
-export const IDENTITY_KEYS = Object.freeze({ identity: 'node/identity', peerPrefix: 'node/peer/' });
+export const IDENTITY_KEYS = Object.freeze({ identity: 'node/identity', peerPrefix: 'node/peer/', startPrefix: 'node/start/' });
+
+function isStart(x: unknown): x is NodeStart {
+  const o = x as Partial<NodeStart> | null;
+  return o !== null && typeof o === 'object' && Number.isSafeInteger(o.n) && (o.n as number) >= 0 && typeof o.id === 'string';
+}
 
 const SYNC = { ...UTF8, sync: true } as never;
 
@@ -66,7 +94,9 @@ export async function readIdentity(db: PoolDb): Promise<NodeIdentity | undefined
     typeof o.createdAt !== 'string' ||
     !(o.since === null || index(o.since)) ||
     !(o.removedAt === undefined || index(o.removedAt)) ||
-    !(o.bootstrap === undefined || typeof o.bootstrap === 'string')
+    !(o.bootstrap === undefined || typeof o.bootstrap === 'string') ||
+    !(o.start === undefined || isStart(o.start)) ||
+    !(o.rolledBack === undefined || typeof o.rolledBack === 'string')
   ) {
     throw new Error(`corrupt node identity: ${IDENTITY_KEYS.identity} is ${raw.slice(0, 200)}`);
   }
@@ -77,6 +107,8 @@ export async function readIdentity(db: PoolDb): Promise<NodeIdentity | undefined
     since: o.since ?? null,
     ...(o.removedAt === undefined ? {} : { removedAt: o.removedAt }),
     ...(o.bootstrap === undefined ? {} : { bootstrap: o.bootstrap }),
+    ...(o.start === undefined ? {} : { start: Object.freeze({ n: o.start.n, id: o.start.id }) }),
+    ...(o.rolledBack === undefined ? {} : { rolledBack: o.rolledBack }),
   });
 }
 
@@ -101,4 +133,20 @@ export async function writePeerIncarnation(db: PoolDb, id: string, record: PeerI
 
 export async function deletePeerIncarnation(db: PoolDb, id: string): Promise<void> {
   await db.del(`${IDENTITY_KEYS.peerPrefix}${id}`, SYNC);
+}
+
+export async function readPeerStarts(db: PoolDb): Promise<Map<string, PeerStart>> {
+  const out = new Map<string, PeerStart>();
+  const prefix = IDENTITY_KEYS.startPrefix;
+  for (const [key, raw] of await db.iterator({ gte: prefix, lt: `${prefix.slice(0, -1)}0`, ...UTF8 }).all()) {
+    const v = JSON.parse(raw) as Partial<PeerStart>;
+    const incarnation = v.incarnation;
+    if (typeof incarnation !== 'string' || !isStart(v)) throw new Error(`corrupt peer start record ${key}: ${raw.slice(0, 200)}`);
+    out.set(key.slice(prefix.length), { incarnation, n: v.n, id: v.id });
+  }
+  return out;
+}
+
+export async function writePeerStart(db: PoolDb, peer: string, record: PeerStart): Promise<void> {
+  await db.put(`${IDENTITY_KEYS.startPrefix}${peer}`, JSON.stringify(record), SYNC);
 }
