@@ -187,6 +187,9 @@ interface Hello extends HelloIdentity {
   readonly proof: string;
 }
 
+/** How long the same refusal by a peer is logged at debug after its warning (transport.logRefusal). */
+const REFUSAL_WARN_MS = 60_000;
+
 class Peer {
   socket: net.Socket | null = null;
   connected = false;
@@ -194,6 +197,8 @@ class Peer {
   timer: NodeJS.Timeout | null = null;
   /** Logged once per outage, not per retry. */
   reportedDown = false;
+  /** The refusal last logged at warn (its code, and when): the same one again is logged at debug for a while. */
+  refusalWarned: { code: string; at: number } | null = null;
   /** Why the connection failed or closed last (shown while it is down). */
   lastError: string | undefined;
   /** Index in [address, ...alternates] of the address the next connection tries. */
@@ -490,7 +495,7 @@ export class TcpTransport implements Transport {
           // join that stalls shows up elsewhere (the leader's member_condition).
           joining = refusal.code === NOT_READY;
           if (joining) this.opts.log.debug({ peer: peer.id, code: refusal.code }, `raft peer ${peer.id} is joining and not ready yet`);
-          else this.opts.log.warn({ peer: peer.id, code: refusal.code, why: refusal.message }, `raft peer ${peer.id} refused this node: ${refusal.message}`);
+          else this.logRefusal(peer, refusal);
           this.opts.onRefused?.(peer.id, refusal);
           return fail(`refused (${refusal.code}): ${refusal.message}`);
         }
@@ -519,6 +524,7 @@ export class TcpTransport implements Transport {
         if (this.opts.token !== undefined && !proofMatches(this.opts.token, 'server', input, w.proof)) return fail('the peer could not prove the cluster token');
         clearTimeout(deadline);
         peer.connected = true;
+        peer.refusalWarned = null;
         peer.proven = { host, port };
         peer.lastError = undefined;
         peer.backoffMs = this.minMs;
@@ -569,6 +575,24 @@ export class TcpTransport implements Transport {
         if (authenticated && !this.closed) this.opts.onPeerClosed?.(peer.id);
       }
     });
+  }
+
+  /**
+   * A peer refused this node for who it is. The first refusal (or one for another
+   * reason) is a warning; the same one on every retry after it, about once a second,
+   * would flood the log: at debug until REFUSAL_WARN_MS has passed, then warned again.
+   */
+  private logRefusal(peer: Peer, refusal: { code: string; message: string }): void {
+    const now = Date.now();
+    const last = peer.refusalWarned;
+    const entry = { peer: peer.id, code: refusal.code, why: refusal.message };
+    const message = `raft peer ${peer.id} refused this node: ${refusal.message}`;
+    if (last !== null && last.code === refusal.code && now - last.at < REFUSAL_WARN_MS) {
+      this.opts.log.debug(entry, message);
+      return;
+    }
+    peer.refusalWarned = { code: refusal.code, at: now };
+    this.opts.log.warn(entry, message);
   }
 
   private scheduleReconnect(peer: Peer): void {

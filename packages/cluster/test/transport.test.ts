@@ -694,6 +694,36 @@ test('a peer that is joining (not ready) is no warning on either side; it is cou
   t.true(lines.some((l) => l.side === 'a' && l.level === 'info' && /not reachable yet/.test(l.msg)), 'the refused side says so once, at info');
 });
 
+test('a peer that refuses this node on every retry is one warning on the dialling side, not one per retry; a refusal for another reason is warned again', async (t) => {
+  const lines: LoggedLine[] = [];
+  const logOf = sidedLog(lines);
+  let refusal = { code: 'cluster', message: 'b belongs to cluster c2, a to cluster c1' };
+  const b = new TcpTransport({
+    id: 'b',
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: new Map(),
+    token: 'secret-secret-secret',
+    log: logOf('b'),
+    onMessage: () => undefined,
+    admit: () => refusal,
+  });
+  await b.start();
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token: 'secret-secret-secret', log: logOf('a'), onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
+  await a.start();
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  // Lines of a's about the current refusal, at `level`.
+  const refusedLines = (level: string): number => lines.filter((l) => l.side === 'a' && l.level === level && l.msg.includes(`refused this node: ${refusal.message}`)).length;
+  await until('five refusals', () => (b.stats().refused.get('cluster') ?? 0) >= 5);
+  t.is(refusedLines('warn'), 1, 'the first refusal is a warning');
+  t.true(refusedLines('debug') >= 3, 'the retries after it are at debug');
+  refusal = { code: 'incarnation', message: 'a is known by another incarnation' };
+  await until('refused for the new reason', () => (b.stats().refused.get('incarnation') ?? 0) >= 3);
+  t.is(refusedLines('warn'), 1, 'another reason: warned once again');
+});
+
 test('a node that stops, or forgets a peer, closes its connections without a word; the peers it leaves log an outage at info, not a refusal', async (t) => {
   const lines: LoggedLine[] = [];
   const logOf = sidedLog(lines);
