@@ -154,6 +154,10 @@ export class Listener {
     // does not offer.
     this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // node removes its own 'error' listener from a socket it hands over for an upgrade.
+      // Without one, an error on the socket (the client resets it while a refusal is
+      // written to it) is an uncaught exception: the whole process would exit.
+      socket.on('error', destroyOnError);
       // A tunnel has its own idle timeout.
       this.#tracker.remove(socket as Socket);
       options.onUpgrade(req, socket, head);
@@ -246,6 +250,10 @@ export class Listener {
 }
 
 function discard(): void {}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
 
 /** What relaxVersionCheck needs of node's internal HTTPParser (node 20/22). */
 interface NodeParser {

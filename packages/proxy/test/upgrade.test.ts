@@ -119,3 +119,43 @@ test('close() ends open tunnels after the deadline', async (t) => {
   await until(() => p.proxy.stats().client.success === 1);
   t.is(p.proxy.stats().active, 0);
 });
+
+// node takes its 'error' listener off a socket it hands over for an upgrade: an upgrade
+// request the proxy refuses, from a client that resets the connection at once, made the
+// refusal's write fail with ECONNRESET on a socket nobody listened to — an uncaught
+// exception that ended the process (found by probing: one such request killed a node).
+test('a client that resets right after an upgrade request the proxy refuses does not crash the process', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const uncaught: Error[] = [];
+  const onUncaught = (err: Error): void => void uncaught.push(err);
+  process.on('uncaughtException', onUncaught);
+  t.teardown(() => void process.off('uncaughtException', onUncaught));
+  // TRACE is refused (405); so are a bad Host, an Upgrade request with chunked content, …
+  for (const request of [
+    'TRACE /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    'GET /ws HTTP/1.1\r\nHost: a b\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+    'POST /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 100000\r\n\r\n',
+  ]) {
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(p.port, '127.0.0.1', () => {
+          s.write(request + 'x'.repeat(1000));
+          s.resetAndDestroy();
+        });
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+    }
+  }
+  // Whatever the proxy still had to do with those sockets is done by the time it has
+  // answered a request on a new connection.
+  await new Promise((r) => setTimeout(r, 100));
+  const r = await rawRequest(p.port, 'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+  t.is(statusOf(r.text), 200);
+  t.deepEqual(uncaught.map((e) => e.message), []);
+});
