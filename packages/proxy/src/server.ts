@@ -160,7 +160,19 @@ export class Listener {
       socket.on('error', destroyOnError);
       // A tunnel has its own idle timeout.
       this.#tracker.remove(socket as Socket);
-      options.onUpgrade(req, socket, head);
+      // RFC 9112 §9.3.2: responses go out in the order of the requests. node hands an
+      // Upgrade request over as soon as it is parsed, while requests pipelined before it
+      // may still be in flight: its 101 and the tunnel would overtake their responses,
+      // which would then be written into the tunnel. It waits for them instead.
+      const conn = connectionOf(socket);
+      if (conn.busy === 0 && (socket as ServerSocket)._httpMessage == null) {
+        options.onUpgrade(req, socket, head);
+        return;
+      }
+      socket.pause();
+      const upgrade = (): void => options.onUpgrade(req, socket, head);
+      if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, upgrade);
+      else this.#afterResponses(socket as ServerSocket, upgrade);
     });
   }
 
@@ -204,17 +216,18 @@ export class Listener {
     // Requests pipelined before the malformed one are answered first, in order; only
     // then does the error go out (RFC 9112 §9.3.2), and the connection is closed.
     const conn = connectionOf(socket);
-    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, answer);
-    else this.#afterResponses(socket as ServerSocket, answer);
+    const refuse = (): void => this.linger(socket, answer);
+    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, refuse);
+    else this.#afterResponses(socket as ServerSocket, refuse);
   }
 
-  /** Answer with `answer` once every response already started on `socket` is written. */
-  #afterResponses(socket: ServerSocket, answer: ProxyErrorCode): void {
+  /** Call `then` once every response already started on `socket` is written (never if it closes first). */
+  #afterResponses(socket: ServerSocket, then: () => void): void {
     if (socket.destroyed) return;
     const current = socket._httpMessage;
     // node assigns the next queued response on 'finish', before 'close' is emitted.
-    if (current != null) current.once('close', () => this.#afterResponses(socket, answer));
-    else this.linger(socket, answer);
+    if (current != null) current.once('close', () => this.#afterResponses(socket, then));
+    else then();
   }
 
   #serverError(err: NodeJS.ErrnoException): void {

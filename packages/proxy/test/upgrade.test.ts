@@ -7,6 +7,9 @@ import { rawRequest, record, snapshot, startOrigin, startProxy, statusOf, until 
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
+/** Upgrade requests the echo origins received (request-targets), in order. */
+const upgrades: string[] = [];
+
 /** Unmasked server frame / masked client frame for a short text payload. */
 function frame(text: string, mask: boolean): Buffer {
   const payload = Buffer.from(text);
@@ -23,9 +26,10 @@ function unmask(data: Buffer): string {
   return Buffer.from(data.subarray(6, 6 + len).map((b, i) => b ^ key[i % 4]!)).toString();
 }
 
-async function echoOrigin() {
-  const origin = await startOrigin();
+async function echoOrigin(handler?: Parameters<typeof startOrigin>[0]) {
+  const origin = await startOrigin(handler);
   origin.server.on('upgrade', (req: http.IncomingMessage, socket: net.Socket) => {
+    upgrades.push(req.url ?? '');
     if (req.headers['upgrade']?.toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 7\r\n\r\nno ws!\n');
       return;
@@ -158,4 +162,67 @@ test('a client that resets right after an upgrade request the proxy refuses does
   const r = await rawRequest(p.port, 'GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
   t.is(statusOf(r.text), 200);
   t.deepEqual(uncaught.map((e) => e.message), []);
+});
+
+/** A raw client: what it has received so far, and a wait for more. */
+function rawClient(port: number) {
+  const s = net.connect(port, '127.0.0.1');
+  s.on('error', () => undefined);
+  let got = Buffer.alloc(0);
+  let closed = false;
+  const waiters = new Set<() => void>();
+  const wake = (): void => {
+    for (const w of waiters) w();
+  };
+  s.on('data', (d: Buffer) => {
+    got = Buffer.concat([got, d]);
+    wake();
+  });
+  s.on('close', () => {
+    closed = true;
+    wake();
+  });
+  return {
+    socket: s,
+    text: () => got.toString('latin1'),
+    closed: () => closed,
+    /** Resolves once `pred` holds for the bytes received, or the connection closed. */
+    until: (pred: (text: string) => boolean) =>
+      new Promise<void>((resolve) => {
+        const check = (): void => {
+          if (pred(got.toString('latin1')) || closed) {
+            waiters.delete(check);
+            resolve();
+          }
+        };
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+const WS_HEAD = 'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n';
+
+// RFC 9112 §9.3.2. node hands an Upgrade request over as soon as it has parsed it; the
+// 101 overtook the response to a slower request pipelined before it, whose response
+// then went into the tunnel (found by probing: GET /slow + GET /ws in one packet).
+test('an upgrade pipelined behind a slower request is answered after it, in order; the tunnel then works', async (t) => {
+  const origin = await echoOrigin((req, res) => setTimeout(() => res.end(`answer to ${req.url}`), 300));
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const c = rawClient(p.port);
+  c.socket.write(`GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /ws-ordered HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
+  await c.until((text) => /\r\n\r\n[^]*HTTP\/1\.1 101 [^]*\r\n\r\n/.test(text));
+  const text = c.text();
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  const first = text.indexOf('answer to /slow');
+  const switched = text.indexOf('HTTP/1.1 101 ');
+  t.true(first > 0 && switched > first, text);
+  c.socket.write(frame('after', true));
+  await c.until((t2) => t2.includes('echo:after'));
+  t.true(c.text().includes('echo:after'));
+  c.socket.destroy();
 });
