@@ -500,6 +500,14 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   refuse(ctx, req, res, 'PIPELINE_LIMIT', ex.startedAt);
 }
 
+/**
+ * A request on `socket` was refused for its framing (or for being pipelined too deep):
+ * nothing read on it after that may be forwarded (an Upgrade request included).
+ */
+export function refusedConnection(socket: Duplex): boolean {
+  return (socket as TaggedSocket)[kRejected] === true;
+}
+
 /** Answer a request the proxy will not forward, and refuse the rest of its connection. */
 function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, code: ProxyErrorCode, startedAt = performance.now()): void {
   const counters = ctx.counters;

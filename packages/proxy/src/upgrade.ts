@@ -5,6 +5,7 @@ import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
 import type { ProxyContext } from './context.js';
 import { ERRORS, rawErrorResponse, type ProxyErrorCode } from './errors.js';
+import { refusedConnection } from './forward.js';
 import { rawValues, requestHeaders, responseHeaders, serializeHead } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
@@ -147,6 +148,13 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
   // Node detaches the socket from the HTTP parser for an upgrade; hold client bytes
   // until the tunnel exists so none are lost.
   socket.pause();
+  if (refusedConnection(socket) || !socket.writable) {
+    // Pipelined behind a request refused for its framing (whose refusal closes the
+    // connection): it may be the smuggled half. Neither forwarded nor answered, as
+    // handleRequest does for any other request there.
+    endThenDestroy(socket);
+    return;
+  }
   ctx.counters.active++;
   const target: RequestTarget = { host: '', path: '', hasBody: false, maxForwards: null, via: ctx.via };
   const verdict = filterRequest(req, target);

@@ -226,3 +226,43 @@ test('an upgrade pipelined behind a slower request is answered after it, in orde
   t.true(c.text().includes('echo:after'));
   c.socket.destroy();
 });
+
+// A request refused for its framing marks its connection: whatever is parsed after it
+// may be the smuggled half and is never forwarded (handleRequest). An Upgrade request
+// there went to the origin all the same — at once when the pool had an idle connection
+// to it (found by probing: two Host fields, then an upgrade, in one packet).
+test('an upgrade pipelined behind a refused request (or one that closes the connection) never reaches the origin', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const cases: [string, string, number][] = [
+    ['two Host fields', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
+    ['TRACE', 'TRACE / HTTP/1.1\r\nHost: a\r\n\r\n', 405],
+    ['an unknown expectation', 'GET / HTTP/1.1\r\nHost: a\r\nExpect: x-other\r\n\r\n', 417],
+    ['Connection: close', 'GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', 200],
+  ];
+  for (const [name, first, status] of cases) {
+    for (const split of [false, true]) {
+      // An idle connection to the origin: a forwarded request would go out at once.
+      t.is(statusOf((await rawRequest(p.port, 'GET /warm HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).text), 200);
+      const target = `/ws-${upgrades.length}`;
+      const upgrade = `GET ${target} HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`;
+      const c = rawClient(p.port);
+      if (split) {
+        // The upgrade sent once the first answer has been read.
+        c.socket.write(first);
+        await c.until((text) => text.includes('\r\n\r\n'));
+        c.socket.write(upgrade);
+      } else c.socket.write(first + upgrade);
+      await c.until(() => false);
+      t.is(statusOf(c.text()), status, `${name}: ${c.text()}`);
+      t.notRegex(c.text(), /HTTP\/1\.1 101 /, name);
+      // A request on a new connection has been answered: the upgrade, had it been forwarded, would have arrived.
+      t.is(statusOf((await rawRequest(p.port, 'GET /check HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')).text), 200);
+      t.false(upgrades.includes(target), `${name}${split ? ' (upgrade in a later packet)' : ''}: the upgrade reached the origin`);
+    }
+  }
+});
