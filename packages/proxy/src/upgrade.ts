@@ -23,7 +23,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   readonly head: Buffer;
   readonly target: RequestTarget;
   readonly headers: string[];
-  readonly protocol: string;
+  /** The protocols asked for, or null: forwarded as an ordinary request (HTTP/1.0). */
+  readonly protocol: string | null;
 
   /** The request's content, read whole before forwarding (see handleUpgrade), or null. */
   readonly body: Buffer | null;
@@ -34,7 +35,10 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     this.head = head;
     this.body = body;
     this.target = target;
-    this.protocol = rawValues(req.rawHeaders, 'upgrade').join(', ');
+    // RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0 request (llhttp flags
+    // it as an upgrade all the same): the request is forwarded without it, and the
+    // answer relayed and the connection closed as for a declined upgrade.
+    this.protocol = req.httpVersionMinor === 0 && req.httpVersionMajor === 1 ? null : rawValues(req.rawHeaders, 'upgrade').join(', ');
     this.headers = requestHeaders(req.rawHeaders, {
       host: target.host,
       clientIp: req.socket.remoteAddress ?? '',

@@ -266,3 +266,23 @@ test('an upgrade pipelined behind a refused request (or one that closes the conn
     }
   }
 });
+
+// RFC 9110 §7.8: "A server MUST ignore an Upgrade header field that is received in an
+// HTTP/1.0 request." llhttp flags such a request as an upgrade all the same, and it was
+// forwarded as one: the client got a 101 and a tunnel (found by probing HTTP/1.0 + Upgrade).
+test('Upgrade in an HTTP/1.0 request is ignored: forwarded as an ordinary request, its answer relayed', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const r = await rawRequest(p.port, `GET /ws10 HTTP/1.0\r\nHost: a\r\n${WS_HEAD}\r\n`);
+  t.is(statusOf(r.text), 200, r.text);
+  t.true(r.text.endsWith('origin:GET /ws10'), r.text);
+  t.true(r.closed);
+  t.false(upgrades.includes('/ws10'));
+  const seen = origin.seen.find((s) => s.url === '/ws10');
+  t.truthy(seen);
+  t.is(seen!.headers.upgrade, undefined);
+});
