@@ -184,7 +184,7 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
     refuseUpgrade(ctx, socket, 'CONTENT_TOO_LARGE');
     return;
   }
-  readContent(socket, head, n, ctx.tunnelIdleMs, (content) => {
+  readContent(socket, head, n, ctx.upgradeBodyIdleMs, ctx.upgradeBodyMs, (content) => {
     if (content === null) refuseUpgrade(ctx, socket, 'CLIENT_TIMEOUT');
     else new Tunnel(ctx, req, socket, content.rest, target, content.body).dispatch();
   });
@@ -201,14 +201,24 @@ function refuseUpgrade(ctx: ProxyContext, socket: Duplex, code: ProxyErrorCode):
 
 /**
  * Read `length` bytes of content from `head` and then `socket`; `done(null)` if the
- * client closes or sends nothing for `idleMs`. Bytes beyond the content (the start of
- * the upgraded protocol) are returned as `rest`. The socket is left paused.
+ * client closes, sends nothing for `idleMs` or has not sent it all within `totalMs`.
+ * Bytes beyond the content (the start of the upgraded protocol) are returned as `rest`.
+ * The socket is left paused.
  */
-function readContent(socket: Duplex, head: Buffer, length: number, idleMs: number, done: (content: { body: Buffer; rest: Buffer } | null) => void): void {
+function readContent(
+  socket: Duplex,
+  head: Buffer,
+  length: number,
+  idleMs: number,
+  totalMs: number,
+  done: (content: { body: Buffer; rest: Buffer } | null) => void,
+): void {
   let buf = head;
   let timer: NodeJS.Timeout | null = null;
+  let deadline: NodeJS.Timeout | null = null;
   const finish = (ok: boolean): void => {
     if (timer !== null) clearTimeout(timer);
+    if (deadline !== null) clearTimeout(deadline);
     socket.off('data', onData);
     socket.off('end', onGone);
     socket.off('close', onGone);
@@ -227,6 +237,7 @@ function readContent(socket: Duplex, head: Buffer, length: number, idleMs: numbe
     return;
   }
   timer = setTimeout(onGone, idleMs);
+  deadline = setTimeout(onGone, totalMs);
   socket.on('data', onData);
   socket.once('end', onGone);
   socket.once('close', onGone);

@@ -186,11 +186,16 @@ function rawClient(port: number) {
     socket: s,
     text: () => got.toString('latin1'),
     closed: () => closed,
-    /** Resolves once `pred` holds for the bytes received, or the connection closed. */
-    until: (pred: (text: string) => boolean) =>
+    /** Resolves once `pred` holds for the bytes received, the connection closed, or `ms` passed. */
+    until: (pred: (text: string) => boolean, ms = 10_000) =>
       new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          resolve();
+        }, ms);
         const check = (): void => {
           if (pred(got.toString('latin1')) || closed) {
+            clearTimeout(timer);
             waiters.delete(check);
             resolve();
           }
@@ -285,4 +290,39 @@ test('Upgrade in an HTTP/1.0 request is ignored: forwarded as an ordinary reques
   const seen = origin.seen.find((s) => s.url === '/ws10');
   t.truthy(seen);
   t.is(seen!.headers.upgrade, undefined);
+});
+
+// The content of an Upgrade request is read by the proxy itself (node's request timers
+// no longer see the socket): it waited up to 60 s (the tunnel's idle time) for each
+// byte, with no bound on the whole, whatever --client-body-timeout and
+// --client-request-timeout said (found by probing: a byte every 800 ms held the
+// request for as long as the client went on).
+test('the content of an Upgrade request is bounded by the client body and request timeouts: 408', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]), { timeouts: { clientBodyIdleMs: 300, clientRequestMs: 1_000 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const head = `POST /ws-body HTTP/1.1\r\nHost: a\r\n${WS_HEAD}Content-Length: 100\r\n\r\n`;
+  // Nothing after the head: the gap between body bytes.
+  const stopped = rawClient(p.port);
+  stopped.socket.write(head + 'abc');
+  await stopped.until(() => false, 5_000);
+  t.is(statusOf(stopped.text()), 408, stopped.text());
+  // A byte every 100 ms: no gap is long enough, the whole takes too long.
+  const trickle = rawClient(p.port);
+  trickle.socket.write(head);
+  const started = performance.now();
+  for (let i = 0; i < 50 && !trickle.closed(); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (!trickle.closed()) trickle.socket.write('x');
+  }
+  await trickle.until(() => false, 5_000);
+  t.is(statusOf(trickle.text()), 408, trickle.text());
+  t.true(performance.now() - started < 4_000, 'refused before the client had sent it all');
+  t.false(upgrades.includes('/ws-body'));
+  stopped.socket.destroy();
+  trickle.socket.destroy();
+  await until(() => p.proxy.stats().active === 0);
 });
