@@ -100,6 +100,16 @@ test('Max-Forwards on OPTIONS: 0 is answered here, others decremented, garbage r
   t.is(three.verdict, null);
   t.is(three.out.maxForwards, '2');
   t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', 'x']).verdict, 'BAD_REQUEST');
+  // RFC 9110 §7.6.2: the lesser of the value decremented and the proxy's maximum. A value
+  // beyond 2^53 was forwarded as "1e+23" (found by probing), which is no Max-Forwards.
+  const huge = verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '99999999999999999999999']);
+  t.is(huge.verdict, null);
+  t.regex(huge.out.maxForwards!, /^[0-9]+$/);
+  t.is(huge.out.maxForwards, String(2 ** 31 - 2));
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '0000000000000000000000']).verdict, LOCAL_OPTIONS);
+  // Max-Forwards is a single number: two fields were resolved by taking the last one.
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '3', 'Max-Forwards', '0']).verdict, 'BAD_REQUEST');
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '3, 3']).verdict, 'BAD_REQUEST');
   const get = verdict('GET', '/', ['Host', 'a', 'Max-Forwards', '0']);
   t.is(get.verdict, null);
   t.is(get.out.maxForwards, null);
