@@ -70,7 +70,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     this.responded = true;
     this.answered(statusCode);
     const headers = responseHeaders((raw ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)), this.ctx.via, true);
-    client.write(serializeHead(statusCode, 'Switching Protocols', headers));
+    // latin1: field values are the origin's bytes, one char each (as node writes them).
+    client.write(serializeHead(statusCode, 'Switching Protocols', headers), 'latin1');
     if (this.head.length !== 0) originSocket.write(this.head);
     // Either side closing or failing ends the tunnel: the other side gets a FIN after
     // its pending bytes and is then destroyed. A FIN from one side is passed on as a
@@ -113,7 +114,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     // RFC 9110 §6.6.1: node adds Date to the responses it writes, not to this raw one.
     if (rawValues(headers, 'date').length === 0) headers.push('date', new Date().toUTCString());
     headers.push('connection', 'close');
-    this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers));
+    this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers), 'latin1');
     this.socket.on('drain', resume);
     return true;
   }

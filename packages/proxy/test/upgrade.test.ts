@@ -326,3 +326,36 @@ test('the content of an Upgrade request is bounded by the client body and reques
   trickle.socket.destroy();
   await until(() => p.proxy.stats().active === 0);
 });
+
+// Field values are bytes (obs-text allowed, RFC 9110 §5.5); the proxy holds them as
+// latin1 strings, one char per byte. The heads the tunnel path writes itself (a 101, a
+// declined upgrade's answer) were encoded as UTF-8: 'caf\xe9' reached the client as
+// 'caf\xc3\xa9' (found by probing obs-text in origin responses on each path).
+test('an upgrade answer passes obs-text field values through byte for byte, as the request path does', async (t) => {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', (d: Buffer) => {
+      const upgrade = d.toString('latin1').startsWith('GET /101 ');
+      const head = upgrade
+        ? 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Obs: caf\xe9\r\n\r\n'
+        : 'HTTP/1.1 400 Bad Request\r\nX-Obs: caf\xe9\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno';
+      socket.write(Buffer.from(head, 'latin1'));
+      if (!upgrade) socket.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const p = await startProxy(snapshot([record(port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  for (const path of ['/101', '/400']) {
+    const c = rawClient(p.port);
+    c.socket.write(`GET ${path} HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
+    await c.until((text) => text.includes('\r\n\r\n'), 5_000);
+    t.regex(c.text(), /^HTTP\/1\.1 (101|400) /);
+    t.is(/\r\nX-Obs: ([^\r]*)\r\n/i.exec(c.text())?.[1], 'caf\xe9', path);
+    c.socket.destroy();
+  }
+});
