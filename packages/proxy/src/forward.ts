@@ -539,7 +539,8 @@ export function handleExpect(ctx: ProxyContext, req: IncomingMessage, res: Serve
   handleRequest(ctx, req, res, true);
 }
 
-function onlyContinue(raw: readonly string[]): boolean {
+/** Every member of every Expect field is 100-continue (true without any Expect field). */
+export function onlyContinue(raw: readonly string[]): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== 6 || !sameName(name, 'expect')) continue;

@@ -5,7 +5,7 @@ import type { Dispatcher } from 'undici';
 import { OriginAttempt } from './attempt.js';
 import type { ProxyContext } from './context.js';
 import { ERRORS, rawErrorResponse, type ProxyErrorCode } from './errors.js';
-import { refusedConnection } from './forward.js';
+import { onlyContinue, refusedConnection } from './forward.js';
 import { rawValues, requestHeaders, responseHeaders, serializeHead } from './headers.js';
 import type { Origin } from './origin-pool.js';
 import { filterRequest, LOCAL_OPTIONS, type RequestTarget } from './request-filter.js';
@@ -167,6 +167,14 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
     refuseUpgrade(ctx, socket, verdict === LOCAL_OPTIONS ? 'BAD_REQUEST' : verdict);
     return;
   }
+  // node leaves an Upgrade request's Expect to this listener (its checkContinue and
+  // checkExpectation are for other requests): the rules of handleExpect, for HTTP/1.1
+  // and above (RFC 9110 §10.1.1: ignored in HTTP/1.0).
+  const expects = req.httpVersionMinor !== 0 && rawValues(req.rawHeaders, 'expect').length !== 0;
+  if (expects && !onlyContinue(req.rawHeaders)) {
+    refuseUpgrade(ctx, socket, 'EXPECTATION_FAILED');
+    return;
+  }
   if (!target.hasBody) {
     new Tunnel(ctx, req, socket, head, target).dispatch();
     return;
@@ -185,6 +193,8 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
     refuseUpgrade(ctx, socket, 'CONTENT_TOO_LARGE');
     return;
   }
+  // The client waits for 100 (Continue) before it sends the content it announced.
+  if (expects && head.length < n) socket.write('HTTP/1.1 100 Continue\r\n\r\n');
   readContent(socket, head, n, ctx.upgradeBodyIdleMs, ctx.upgradeBodyMs, (content) => {
     if (content === null) refuseUpgrade(ctx, socket, 'CLIENT_TIMEOUT');
     else new Tunnel(ctx, req, socket, content.rest, target, content.body).dispatch();

@@ -359,3 +359,33 @@ test('an upgrade answer passes obs-text field values through byte for byte, as t
     c.socket.destroy();
   }
 });
+
+// node handles Expect (checkContinue, checkExpectation) for every request but an
+// Upgrade one, which it hands over as it is: a client announcing content with
+// `Expect: 100-continue` (curl --http2 -d with a large body) waited for a 100 that never
+// came, and the proxy for the content, until the body timeout: 408 (found by probing
+// Expect on upgrade requests). RFC 9110 §10.1.1: 100 or a final status; 417 for an
+// expectation the proxy cannot meet, as on the request path.
+test('Expect on an Upgrade request: 100 (Continue) before content the client holds back; 417 for other expectations', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]), { timeouts: { clientBodyIdleMs: 5_000 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const head = (expect: string): string => `POST /h2c-expect HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nExpect: ${expect}\r\nContent-Length: 5\r\n\r\n`;
+  const c = rawClient(p.port);
+  c.socket.write(head('100-continue'));
+  await c.until((text) => text.includes('\r\n\r\n'), 3_000);
+  t.regex(c.text(), /^HTTP\/1\.1 100 Continue\r\n\r\n$/);
+  c.socket.write('hello');
+  // Forwarded with its content once it came; the origin declines h2c (400), relayed.
+  await c.until(() => false, 5_000);
+  t.regex(c.text(), /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 400 /);
+  t.true(c.text().endsWith('no ws!\n'), c.text());
+  t.true(upgrades.includes('/h2c-expect'));
+  const other = rawClient(p.port);
+  other.socket.write(head('x-other'));
+  await other.until(() => false, 3_000);
+  t.is(statusOf(other.text()), 417, other.text());
+});
