@@ -152,7 +152,12 @@ export class Listener {
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
+    // Answered in its place among pipelined requests, like a malformed one (see
+    // #clientError): node hands it over as soon as it is parsed.
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', destroyOnError);
+      this.#whenAnswered(socket, () => this.linger(socket, 'NOT_IMPLEMENTED'));
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       // node removes its own 'error' listener from a socket it hands over for an upgrade.
       // Without one, an error on the socket (the client resets it while a refusal is
@@ -164,15 +169,12 @@ export class Listener {
       // Upgrade request over as soon as it is parsed, while requests pipelined before it
       // may still be in flight: its 101 and the tunnel would overtake their responses,
       // which would then be written into the tunnel. It waits for them instead.
-      const conn = connectionOf(socket);
-      if (conn.busy === 0 && (socket as ServerSocket)._httpMessage == null) {
+      if (connectionOf(socket).busy === 0 && (socket as ServerSocket)._httpMessage == null) {
         options.onUpgrade(req, socket, head);
         return;
       }
       socket.pause();
-      const upgrade = (): void => options.onUpgrade(req, socket, head);
-      if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, upgrade);
-      else this.#afterResponses(socket as ServerSocket, upgrade);
+      this.#whenAnswered(socket, () => options.onUpgrade(req, socket, head));
     });
   }
 
@@ -215,10 +217,18 @@ export class Listener {
     if (this.#onBrokenRequest(socket, answer)) return;
     // Requests pipelined before the malformed one are answered first, in order; only
     // then does the error go out (RFC 9112 §9.3.2), and the connection is closed.
+    this.#whenAnswered(socket, () => this.linger(socket, answer));
+  }
+
+  /**
+   * Call `then` once the exchanges of `socket`'s connection have ended and their
+   * responses are written (never if it closes first): what comes next on the
+   * connection is answered in its place among pipelined requests.
+   */
+  #whenAnswered(socket: Duplex, then: () => void): void {
     const conn = connectionOf(socket);
-    const refuse = (): void => this.linger(socket, answer);
-    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, refuse);
-    else this.#afterResponses(socket as ServerSocket, refuse);
+    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, then);
+    else this.#afterResponses(socket as ServerSocket, then);
   }
 
   /** Call `then` once every response already started on `socket` is written (never if it closes first). */
