@@ -21,8 +21,10 @@ export const LOCAL_OPTIONS = 'LOCAL_OPTIONS';
 export type Verdict = null | ProxyErrorCode | typeof LOCAL_OPTIONS;
 
 // RFC 3986 §3.2: authority = host [ ":" port ], host = IP-literal / IPv4 / reg-name.
-// Userinfo is not allowed in a Host header (RFC 9110 §7.2).
-const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+// Userinfo is not allowed in a Host header (RFC 9110 §7.2). The host is not empty: an
+// http(s) URI with an empty host is invalid and MUST be rejected (RFC 9110 §4.2.1), so
+// ":80" is no authority; an empty Host field (no authority at all) is checked apart.
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)/i;
 const DIGITS = /^[0-9]+$/;
 /** The largest Max-Forwards value this proxy supports (RFC 9110 §7.6.2). */
@@ -91,7 +93,7 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
   // RFC 9112 §3.2: exactly one Host in HTTP/1.1; node keeps only the first, so count raw.
   if (hosts > 1) return 'BAD_REQUEST';
   if (hosts === 0 && req.httpVersionMinor !== 0) return 'BAD_REQUEST';
-  if (host !== null && !AUTHORITY.test(host)) return 'BAD_REQUEST';
+  if (host !== null && host !== '' && !AUTHORITY.test(host)) return 'BAD_REQUEST';
 
   if (te !== null) {
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.

@@ -70,6 +70,12 @@ test('Host: exactly one in HTTP/1.1, well-formed, no userinfo; optional in HTTP/
   t.is(verdict('GET', '/', ['Host', 'user@a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '/', ['Host', 'a b']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '/', [], '1.0').verdict, null);
+  // RFC 9110 §4.2.1: an http URI with an empty host is invalid. ":80" was taken for an
+  // authority and forwarded as Host (found by probing).
+  t.is(verdict('GET', '/', ['Host', ':80']).verdict, 'BAD_REQUEST');
+  t.is(verdict('GET', '/', ['Host', ':']).verdict, 'BAD_REQUEST');
+  // An empty Host field names no authority: allowed (RFC 9112 §3.2), forwarded as it is.
+  t.is(verdict('GET', '/', ['Host', '']).verdict, null);
   const ok = verdict('GET', '/x?y', ['Host', '[::1]:8080']);
   t.is(ok.verdict, null);
   t.is(ok.out.host, '[::1]:8080');
@@ -82,6 +88,7 @@ test('request targets: absolute-form replaces Host, asterisk-form only for OPTIO
   t.is(abs.out.host, 'example.test:81');
   t.is(abs.out.path, '/?q');
   t.is(verdict('GET', 'http:///nohost', ['Host', 'a']).verdict, 'BAD_REQUEST');
+  t.is(verdict('GET', 'http://:80/nohost', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', 'ftp://a/', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '*', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('OPTIONS', '*', ['Host', 'a']).verdict, LOCAL_OPTIONS);
