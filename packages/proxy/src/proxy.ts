@@ -77,6 +77,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       maxConnections: limits.maxConnections,
       maxPerSource: limits.maxConnectionsPerSource,
       idleMs: timeouts.clientIdleMs,
+      writeStallMs: timeouts.originIdleMs,
       bodyIdleMs: timeouts.clientBodyIdleMs,
       bodyMinRate: limits.clientBodyMinRate,
       bodyRateGraceMs: limits.clientBodyRateGraceMs,
