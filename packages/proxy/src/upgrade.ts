@@ -115,18 +115,42 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     if (rawValues(headers, 'date').length === 0) headers.push('date', new Date().toUTCString());
     headers.push('connection', 'close');
     this.socket.write(serializeHead(statusCode, STATUS_CODES[statusCode] ?? '', headers), 'latin1');
-    this.socket.on('drain', resume);
+    this.socket.on('drain', () => {
+      this.clearStall();
+      resume();
+    });
     return true;
   }
 
   onData(chunk: Buffer): boolean {
-    return this.socket.write(chunk);
+    if (this.socket.write(chunk)) return true;
+    // The client reads slower than the origin sends: the origin waits (undici stops its
+    // body timer while paused), but no longer than stallMs, as on the request path.
+    this.armStall();
+    return false;
   }
 
   onComplete(): void {
     this.attemptEnded();
     this.socket.end();
+    // Whatever is still unsent must be taken within stallMs too ('finish' once it is).
+    if (!this.socket.writableFinished) {
+      this.armStall();
+      this.socket.once('finish', () => this.clearStall());
+    }
     this.finish(true);
+  }
+
+  /** Close a client that takes no byte of the relayed answer for stallMs. */
+  stallTimer: NodeJS.Timeout | null = null;
+
+  armStall(): void {
+    this.stallTimer ??= setTimeout(destroySocket, this.ctx.stallMs, this.socket);
+  }
+
+  clearStall(): void {
+    if (this.stallTimer !== null) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
   }
 
   fail(code: ProxyErrorCode): void {
@@ -138,6 +162,10 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   protected cutResponse(): void {
     this.socket.destroy();
   }
+}
+
+function destroySocket(socket: Duplex): void {
+  socket.destroy();
 }
 
 function endThenDestroy(socket: Duplex): void {

@@ -389,3 +389,33 @@ test('Expect on an Upgrade request: 100 (Continue) before content the client hol
   await other.until(() => false, 3_000);
   t.is(statusOf(other.text()), 417, other.text());
 });
+
+// The answer of an origin that declines an upgrade is relayed by the proxy itself: a
+// client that stopped reading it paused the origin for ever (no stall limit on that
+// path), holding the client connection, the origin connection and an in-flight request
+// (found by probing clients that stop reading, on each response path).
+test('a client that stops reading a declined upgrade\'s answer is closed after the stall limit', async (t) => {
+  const big = Buffer.alloc(16 * 1024 * 1024, 0x61);
+  const server = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', () => {
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${big.length}\r\n\r\n`);
+      socket.end(big);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const p = await startProxy(snapshot([record((server.address() as net.AddressInfo).port)]), { timeouts: { originIdleMs: 300 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    server.closeAllConnections?.();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  const c = rawClient(p.port);
+  c.socket.once('data', () => c.socket.pause());
+  c.socket.write(`GET /big HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
+  t.teardown(() => c.socket.destroy());
+  await until(() => p.proxy.stats().active === 1, 5_000);
+  await until(() => p.proxy.stats().active === 0 && p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
+  t.is(p.proxy.stats().active, 0, 'the relay still waits for the client');
+  t.is(p.proxy.stats().connections, 0, 'the client connection is still open');
+});
