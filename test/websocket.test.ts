@@ -55,3 +55,26 @@ test('a client resetting right after a refused upgrade request does not bring th
   t.is((await fetchVia(node, '/')).status, 200);
   t.true(node.proc.running, `the node exited: ${node.proc.stdout.slice(-1500)}`);
 });
+
+// Splicing a tunnel took the connection tracker's 'close' listener off the client socket:
+// a connection that had carried a WebSocket never gave its slot back. With a limit of 6
+// connections per source, WebSockets opened and closed one after the other were refused
+// at accept once 6 had been opened, and so was every request after them from that
+// address (a load balancer in front is one address: 2,500 WebSockets by default, then an
+// outage).
+test('closed WebSockets give their connections back: the per-source limit is not used up', async (t) => {
+  const { node } = await nodeWithOrigins(t, ['ws-slots'], { store: 'memory', args: ['--max-connections-per-source', '6'] });
+  for (let i = 0; i < 10; i++) {
+    const ws = new WebSocket(`ws://127.0.0.1:${node.proxyPort}/ws`);
+    const echoed = new Promise<string>((resolve, reject) => {
+      ws.onerror = () => reject(new Error(`websocket ${i} failed`));
+      ws.onopen = () => ws.send(`hello ${i}`);
+      ws.onmessage = (event) => resolve(String(event.data));
+    });
+    t.is(await within(`websocket ${i} to echo`, echoed, 10_000), `hello ${i}`);
+    const closed = new Promise<void>((resolve) => (ws.onclose = () => resolve()));
+    ws.close(1000, 'done');
+    await within(`websocket ${i} to close`, closed, 10_000);
+  }
+  t.is((await fetchVia(node, '/')).status, 200);
+});

@@ -28,6 +28,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
 
   /** The request's content, read whole before forwarding (see handleUpgrade), or null. */
   readonly body: Buffer | null;
+  /** The client's 'close' / 'error' listener until the tunnel is spliced. */
+  readonly gone = (): void => this.clientGone();
 
   constructor(ctx: ProxyContext, req: IncomingMessage, socket: Duplex, head: Buffer, target: RequestTarget, body: Buffer | null = null) {
     super(ctx, socket, req.method!);
@@ -46,8 +48,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
       proto: ctx.proto,
       maxForwards: null,
     });
-    socket.on('error', () => this.clientGone());
-    socket.on('close', () => this.clientGone());
+    socket.on('error', this.gone);
+    socket.on('close', this.gone);
   }
 
   protected clientAddress(): string {
@@ -91,8 +93,10 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
         this.finish(true);
       }
     };
-    client.removeAllListeners('close');
-    client.removeAllListeners('error');
+    // Only this tunnel's own listeners: the connection tracker's 'close' listeners give
+    // the connection's slot back (maxConnections, maxConnectionsPerSource).
+    client.off('close', this.gone);
+    client.off('error', this.gone);
     for (const side of [client, originSocket]) {
       side.on('error', () => side.destroy());
       side.once('close', closed);

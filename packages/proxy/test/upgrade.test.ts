@@ -407,7 +407,6 @@ test('a client that stops reading a declined upgrade\'s answer is closed after t
   const p = await startProxy(snapshot([record((server.address() as net.AddressInfo).port)]), { timeouts: { originIdleMs: 300 } });
   t.teardown(async () => {
     await p.proxy.close({ deadlineMs: 100 });
-    server.closeAllConnections?.();
     await new Promise<void>((r) => server.close(() => r()));
   });
   const c = rawClient(p.port);
@@ -418,4 +417,29 @@ test('a client that stops reading a declined upgrade\'s answer is closed after t
   await until(() => p.proxy.stats().active === 0 && p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
   t.is(p.proxy.stats().active, 0, 'the relay still waits for the client');
   t.is(p.proxy.stats().connections, 0, 'the client connection is still open');
+});
+
+// Splicing the tunnel removed every 'close' listener of the client socket, the
+// connection tracker's too: a connection that had been a WebSocket was never given back
+// to the connection limits. After maxConnectionsPerSource tunnels from one address
+// (2,500 by default; a load balancer in front is one address) that address was refused
+// for good, and after maxConnections (10,000) every client was (found by probing: with a
+// per-source limit of 3 the 4th WebSocket, long after the first three closed, was refused).
+test('a closed tunnel gives its connection back to the connection limits', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]), { limits: { maxConnectionsPerSource: 2 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  for (let i = 0; i < 5; i++) {
+    const c = rawClient(p.port);
+    c.socket.write(`GET /ws-${i} HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
+    await c.until((text) => text.includes('\r\n\r\n'), 5_000);
+    t.regex(c.text(), /^HTTP\/1\.1 101 /, `tunnel ${i}`);
+    c.socket.end();
+    await until(() => p.proxy.stats().active === 0, 5_000);
+    await until(() => p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
+    t.is(p.proxy.stats().connections, 0, `tunnel ${i} still holds its connection slot`);
+  }
 });
