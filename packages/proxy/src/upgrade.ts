@@ -82,8 +82,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     const shutdown = (): void => {
       if (shut) return;
       shut = true;
-      endThenDestroy(client);
-      endThenDestroy(originSocket);
+      endThenDestroy(client, this.ctx.stallMs);
+      endThenDestroy(originSocket, this.ctx.stallMs);
     };
     let open = 2;
     const closed = (): void => {
@@ -172,9 +172,14 @@ function destroySocket(socket: Duplex): void {
   socket.destroy();
 }
 
-function endThenDestroy(socket: Duplex): void {
+/**
+ * End `socket` and destroy it once its pending bytes are sent, or after `graceMs` if its
+ * peer has not taken them by then: a peer that reads nothing would keep it open for ever.
+ */
+function endThenDestroy(socket: Duplex, graceMs: number): void {
   if (socket.destroyed) return;
   socket.end(() => socket.destroy());
+  setTimeout(destroySocket, graceMs, socket).unref();
 }
 
 /** Largest content an Upgrade request may carry: it is read whole before forwarding. */
@@ -189,7 +194,7 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
     // Pipelined behind a request refused for its framing (whose refusal closes the
     // connection): it may be the smuggled half. Neither forwarded nor answered, as
     // handleRequest does for any other request there.
-    endThenDestroy(socket);
+    endThenDestroy(socket, ctx.stallMs);
     return;
   }
   ctx.counters.active++;

@@ -443,3 +443,39 @@ test('a closed tunnel gives its connection back to the connection limits', async
     t.is(p.proxy.stats().connections, 0, `tunnel ${i} still holds its connection slot`);
   }
 });
+
+// A tunnel ends when either side closes or when it idles for tunnelIdleMs (60 s at
+// least): each side is ended after its pending bytes and destroyed once they are sent.
+// A client that reads nothing never takes them, so the tunnel stayed open for ever
+// (found by probing a WebSocket client that stops reading while its origin sends: still
+// open 80 s after the 60 s idle timeout). Now destroyed after the stall limit.
+test('a tunnel whose client stops reading is closed after the stall limit once it times out', async (t) => {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.once('data', () => {
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+      // More than the kernel and the proxy take for a client that reads nothing.
+      socket.write(Buffer.alloc(16 * 1024 * 1024, 0x62));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const p = await startProxy(snapshot([record((server.address() as net.AddressInfo).port)]), { timeouts: { originIdleMs: 300 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  // The proxy's side of the client connection, to stand in for its idle timer (60 s).
+  let proxySide: net.Socket | null = null;
+  p.proxy.server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => (proxySide = socket));
+  const c = rawClient(p.port);
+  c.socket.once('data', () => c.socket.pause());
+  c.socket.write(`GET /ws HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
+  t.teardown(() => c.socket.destroy());
+  await until(() => p.proxy.stats().active === 1 && proxySide !== null, 5_000);
+  // The client's buffers fill; then the idle timeout fires.
+  await new Promise((r) => setTimeout(r, 200));
+  proxySide!.emit('timeout');
+  await until(() => p.proxy.stats().active === 0 && p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
+  t.is(p.proxy.stats().active, 0, 'the tunnel is still open');
+  t.is(p.proxy.stats().connections, 0, 'the client connection is still open');
+});
