@@ -149,8 +149,15 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   stallTimer: NodeJS.Timeout | null = null;
 
   armStall(): void {
-    this.stallTimer ??= setTimeout(destroySocket, this.ctx.stallMs, this.socket);
+    if (this.stallTimer !== null) return;
+    this.stallTimer = setTimeout(destroySocket, this.ctx.stallMs, this.socket);
+    if (!this.stallWatched) {
+      this.stallWatched = true;
+      this.socket.once('close', () => this.clearStall());
+    }
   }
+
+  stallWatched = false;
 
   clearStall(): void {
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
@@ -178,8 +185,11 @@ function destroySocket(socket: Duplex): void {
  */
 function endThenDestroy(socket: Duplex, graceMs: number): void {
   if (socket.destroyed) return;
+  const timer = setTimeout(destroySocket, graceMs, socket);
+  timer.unref();
+  // Not kept (nor the socket with it) once the socket has closed.
+  socket.once('close', () => clearTimeout(timer));
   socket.end(() => socket.destroy());
-  setTimeout(destroySocket, graceMs, socket).unref();
 }
 
 /** Largest content an Upgrade request may carry: it is read whole before forwarding. */
