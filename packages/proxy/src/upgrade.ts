@@ -137,11 +137,8 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   onComplete(): void {
     this.attemptEnded();
     this.socket.end();
-    // Whatever is still unsent must be taken within stallMs too ('finish' once it is).
-    if (!this.socket.writableFinished) {
-      this.armStall();
-      this.socket.once('finish', () => this.clearStall());
-    }
+    // Whatever is still unsent must be taken within stallMs too.
+    closeWhenAnswered(this.socket, this.ctx.stallMs);
     this.finish(true);
   }
 
@@ -167,6 +164,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
   fail(code: ProxyErrorCode): void {
     this.countError(code);
     this.socket.end(rawErrorResponse(code));
+    closeWhenAnswered(this.socket, LINGER_MS);
     this.finish(false);
   }
 
@@ -177,6 +175,30 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
 
 function destroySocket(socket: Duplex): void {
   socket.destroy();
+}
+
+function discard(): void {}
+
+/** How long a socket ended with an error answer keeps reading before it is closed (as server.ts's linger). */
+const LINGER_MS = 2_000;
+
+/**
+ * After the proxy's last byte on a socket of the upgrade path (ended, not destroyed:
+ * node's HTTP server keeps sockets half-open): close it when the client closes its side,
+ * or `graceMs` after the answer at the latest. A client that neither read nor closed
+ * kept it, and its place in the connection limits, for ever. Meanwhile what the client
+ * still sends is read and discarded: closing with unread input makes the kernel answer
+ * RST, which can destroy the answer before the client has read it.
+ */
+function closeWhenAnswered(socket: Duplex, graceMs: number): void {
+  const timer = setTimeout(destroySocket, graceMs, socket);
+  timer.unref();
+  socket.once('close', () => clearTimeout(timer));
+  // A client that half-closed may still be reading the answer (RFC 9112 §9.6): closed
+  // once all of it is sent.
+  socket.once('end', () => (socket.writableFinished ? socket.destroy() : socket.once('finish', () => socket.destroy())));
+  socket.on('data', discard);
+  socket.resume();
 }
 
 /**
@@ -249,8 +271,10 @@ export function handleUpgrade(ctx: ProxyContext, req: IncomingMessage, socket: D
 }
 
 function refuseUpgrade(ctx: ProxyContext, socket: Duplex, code: ProxyErrorCode): void {
-  if (socket.writable) socket.end(rawErrorResponse(code));
-  else socket.destroy();
+  if (socket.writable) {
+    socket.end(rawErrorResponse(code));
+    closeWhenAnswered(socket, LINGER_MS);
+  } else socket.destroy();
   ctx.counters.byClass[(ERRORS[code].status / 100) | 0]!++;
   ctx.counters.clientFailed++;
   ctx.counters.active--;

@@ -479,3 +479,52 @@ test('a tunnel whose client stops reading is closed after the stall limit once i
   t.is(p.proxy.stats().active, 0, 'the tunnel is still open');
   t.is(p.proxy.stats().connections, 0, 'the client connection is still open');
 });
+
+// node's HTTP server keeps sockets half-open: the upgrade path ended its side after an
+// answer (a refusal, a declined upgrade's relayed response, an HTTP/1.0 request with
+// Upgrade) and waited for the client to close. A client that neither read nor closed
+// kept the connection, and its place in the connection limits, for ever (found by
+// probing clients that never read: still open long after every timeout).
+test('after an answer on the upgrade path, a client that neither reads nor closes is closed', async (t) => {
+  const origin = await echoOrigin();
+  const p = await startProxy(snapshot([record(origin.port)]), { timeouts: { originIdleMs: 300 } });
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  for (const [name, request] of [
+    ['a refused upgrade (TRACE)', `TRACE /ws HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`],
+    ['a declined upgrade (the origin answers 400)', `GET /h2c HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n`],
+    ['an HTTP/1.0 request with Upgrade', `GET /ws10-idle HTTP/1.0\r\nHost: a\r\n${WS_HEAD}\r\n`],
+  ] as const) {
+    const s = net.connect(p.port, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.pause();
+    s.write(request);
+    t.teardown(() => s.destroy());
+    await until(() => p.proxy.stats().connections === 1, 5_000);
+    await until(() => p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
+    t.is(p.proxy.stats().connections, 0, `${name}: the connection is still open`);
+    s.destroy();
+  }
+});
+
+test('a client that half-closes after an upgrade request still gets the whole relayed answer', async (t) => {
+  // More than the kernel buffers take at once: some of it is still unsent when the origin is done.
+  const big = 'x'.repeat(16 * 1024 * 1024);
+  const origin = await echoOrigin((_req, res) => res.end(big));
+  const p = await startProxy(snapshot([record(origin.port)]));
+  t.teardown(async () => {
+    await p.proxy.close({ deadlineMs: 100 });
+    await origin.close();
+  });
+  const text = await new Promise<string>((resolve) => {
+    const s = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true }, () => s.end(`GET /half HTTP/1.0\r\nHost: a\r\n${WS_HEAD}\r\n`));
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  t.true(text.endsWith(big), `${text.length} bytes received`);
+});
