@@ -80,3 +80,19 @@ for (const transport of [{ name: 'cleartext' }, { name: 'TLS' }]) for (const [na
     if (headerLevel) t.is(after.paths['/front'] ?? 0, before.paths['/front'] ?? 0, 'the ambiguous request never reached the origin');
   });
 }
+
+// node hands an Upgrade request over on its own path: one pipelined behind a request
+// refused for its framing (here two Host fields) reached the origin all the same while
+// the client got the refusal, as soon as the pool had an idle connection to the origin
+// (which the fixture's routing checks leave). It may be the smuggled half: never forwarded.
+test.serial('an Upgrade request pipelined behind a refused one never reaches the origin', async (t) => {
+  const before = await requestCounts(origin);
+  const upgrade = 'GET /smuggled-ws HTTP/1.1\r\nHost: e2e\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+  const { text } = await rawExchange(node.proxyPort, `GET /front HTTP/1.1\r\nHost: e2e\r\nHost: other\r\n\r\n${upgrade}`);
+  t.regex(text, /^HTTP\/1\.1 400 /);
+  t.notRegex(text, /HTTP\/1\.1 101 /);
+  // A request on a new connection has been answered: the upgrade, had it been forwarded, would have arrived.
+  await rawExchange(node.proxyPort, 'GET /after HTTP/1.1\r\nHost: e2e\r\nConnection: close\r\n\r\n');
+  const after = await requestCounts(origin);
+  t.is(after.paths['/smuggled-ws'] ?? 0, before.paths['/smuggled-ws'] ?? 0, 'the smuggled upgrade reached the origin');
+});

@@ -15,7 +15,9 @@ import type { Counters } from './stats.js';
  * Semantics follow node's: a connection is closed once it has had no request in flight,
  * no byte read and no byte waiting to be written for `idleMs` after its last response
  * (a client that has begun its next request is governed by `clientHeadersMs` instead,
- * as with node). The sweep runs every `idleMs / 4` (at most every second) and sees
+ * as with node). A client that leaves the end of its last response unread, taking none
+ * of it for `writeStallMs`, is closed too: it is not reading (the stall limit a response
+ * still being forwarded has). The sweep runs every `idleMs / 4` (at most every second) and sees
  * activity at that granularity, so a connection is closed between `idleMs` and
  * `idleMs` + one period after its last activity — never earlier. Before its first
  * response a connection is left to node's header timeout, as with node.
@@ -27,6 +29,8 @@ export interface ClientConnection {
   idleSince: number;
   /** socket.bytesRead when idleSince was taken. */
   bytesAtIdle: number;
+  /** socket.writableLength when the sweep last saw the client take response bytes (see sweep). */
+  unsent: number;
   /**
    * The latest exchange started on this connection, while it runs (its request body,
    * if any, is the one llhttp is parsing); null otherwise.
@@ -93,6 +97,7 @@ function newConnection(tracker: ConnectionTracker | null): ClientConnection {
     busy: 0,
     idleSince: -1,
     bytesAtIdle: -1,
+    unsent: 0,
     last: null,
     onIdle: null,
     bodyBytes: -1,
@@ -209,6 +214,11 @@ export interface ConnectionLimits {
   readonly maxConnections: number;
   /** Keep-alive idle limit (clientIdleMs), 0: off. */
   readonly idleMs: number;
+  /**
+   * Longest a client may leave the end of its last response unread (originIdleMs, the
+   * stall allowed while a response is still forwarded); 0: off.
+   */
+  readonly writeStallMs: number;
   /** Longest gap in a request body upload (clientBodyIdleMs), 0: off. */
   readonly bodyIdleMs: number;
   /** Minimum average request-body rate in bytes/s once bodyRateGraceMs was waited; 0: off. */
@@ -315,7 +325,7 @@ export class ConnectionTracker {
   }
 
   sweep(now: number): void {
-    const { idleMs, bodyIdleMs, bodyMinRate } = this.#limits;
+    const { idleMs, bodyIdleMs, bodyMinRate, writeStallMs } = this.#limits;
     for (const socket of this.#sockets) {
       const c = socket[kConnection]!;
       if (c.busy !== 0) {
@@ -330,9 +340,16 @@ export class ConnectionTracker {
         c.idleSince = -1;
         continue;
       }
-      if (socket.writableLength !== 0) {
-        // The end of the last response is still being written: not idle yet.
-        c.idleSince = now;
+      const unsent = socket.writableLength;
+      if (unsent !== 0) {
+        // The end of the last response is still being written: not idle yet. A client
+        // that takes none of it for writeStallMs does not read: it would hold the
+        // connection and its buffered bytes forever (a response that ended into the
+        // socket's buffer has no stall timer of its own any more).
+        if (unsent !== c.unsent) {
+          c.unsent = unsent;
+          c.idleSince = now;
+        } else if (writeStallMs > 0 && now - c.idleSince >= writeStallMs) socket.destroy();
         continue;
       }
       if (now - c.idleSince >= idleMs) socket.destroy();

@@ -18,6 +18,12 @@ export interface ProxyContext {
   readonly stallMs: number;
   /** Idle time after which an upgraded tunnel is closed (ms). */
   readonly tunnelIdleMs: number;
+  /**
+   * The content of an Upgrade request, read by the proxy itself (node's request timers
+   * do not see it): longest gap between its bytes and longest time for all of it (ms).
+   */
+  readonly upgradeBodyIdleMs: number;
+  readonly upgradeBodyMs: number;
   readonly log: Logger;
   /** One JSON line per finished request, when an access log is configured. */
   readonly accessLog: AccessLog | null;

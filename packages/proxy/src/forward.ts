@@ -500,6 +500,14 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   refuse(ctx, req, res, 'PIPELINE_LIMIT', ex.startedAt);
 }
 
+/**
+ * A request on `socket` was refused for its framing (or for being pipelined too deep):
+ * nothing read on it after that may be forwarded (an Upgrade request included).
+ */
+export function refusedConnection(socket: Duplex): boolean {
+  return (socket as TaggedSocket)[kRejected] === true;
+}
+
 /** Answer a request the proxy will not forward, and refuse the rest of its connection. */
 function refuse(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse, code: ProxyErrorCode, startedAt = performance.now()): void {
   const counters = ctx.counters;
@@ -531,7 +539,8 @@ export function handleExpect(ctx: ProxyContext, req: IncomingMessage, res: Serve
   handleRequest(ctx, req, res, true);
 }
 
-function onlyContinue(raw: readonly string[]): boolean {
+/** Every member of every Expect field is 100-continue (true without any Expect field). */
+export function onlyContinue(raw: readonly string[]): boolean {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== 6 || !sameName(name, 'expect')) continue;

@@ -61,6 +61,10 @@ export function createProxy(options: ProxyOptions): Proxy {
     stallMs: timeouts.originIdleMs,
     // WebSockets idle far longer than response bodies; nginx's default is 60 s.
     tunnelIdleMs: Math.max(60_000, timeouts.originIdleMs),
+    // The client's request limits (--client-body-timeout, --client-request-timeout)
+    // also bound the content of an Upgrade request.
+    upgradeBodyIdleMs: timeouts.clientBodyIdleMs > 0 ? Math.min(timeouts.clientBodyIdleMs, timeouts.clientRequestMs) : timeouts.clientRequestMs,
+    upgradeBodyMs: timeouts.clientRequestMs,
     log,
     accessLog,
     onExchangeEnd: () => {
@@ -73,6 +77,7 @@ export function createProxy(options: ProxyOptions): Proxy {
       maxConnections: limits.maxConnections,
       maxPerSource: limits.maxConnectionsPerSource,
       idleMs: timeouts.clientIdleMs,
+      writeStallMs: timeouts.originIdleMs,
       bodyIdleMs: timeouts.clientBodyIdleMs,
       bodyMinRate: limits.clientBodyMinRate,
       bodyRateGraceMs: limits.clientBodyRateGraceMs,

@@ -21,10 +21,14 @@ export const LOCAL_OPTIONS = 'LOCAL_OPTIONS';
 export type Verdict = null | ProxyErrorCode | typeof LOCAL_OPTIONS;
 
 // RFC 3986 §3.2: authority = host [ ":" port ], host = IP-literal / IPv4 / reg-name.
-// Userinfo is not allowed in a Host header (RFC 9110 §7.2).
-const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+// Userinfo is not allowed in a Host header (RFC 9110 §7.2). The host is not empty: an
+// http(s) URI with an empty host is invalid and MUST be rejected (RFC 9110 §4.2.1), so
+// ":80" is no authority; an empty Host field (no authority at all) is checked apart.
+const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::[0-9]*)?$/;
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([^#]*)/i;
 const DIGITS = /^[0-9]+$/;
+/** The largest Max-Forwards value this proxy supports (RFC 9110 §7.6.2). */
+const MAX_FORWARDS = 2 ** 31 - 1;
 
 /**
  * Header fields node keeps per request (server.maxHeadersCount, set by the Listener).
@@ -65,7 +69,8 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
         }
         break;
       case 12:
-        if (sameName(name, 'max-forwards')) maxForwards = raw[i + 1]!;
+        // Joined like a list: two fields are as invalid as one with two values.
+        if (sameName(name, 'max-forwards')) maxForwards = maxForwards === null ? raw[i + 1]! : `${maxForwards},${raw[i + 1]!}`;
         break;
       case 14:
         if (sameName(name, 'content-length')) {
@@ -88,7 +93,7 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
   // RFC 9112 §3.2: exactly one Host in HTTP/1.1; node keeps only the first, so count raw.
   if (hosts > 1) return 'BAD_REQUEST';
   if (hosts === 0 && req.httpVersionMinor !== 0) return 'BAD_REQUEST';
-  if (host !== null && !AUTHORITY.test(host)) return 'BAD_REQUEST';
+  if (host !== null && host !== '' && !AUTHORITY.test(host)) return 'BAD_REQUEST';
 
   if (te !== null) {
     // RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 means the framing cannot be trusted.
@@ -140,8 +145,11 @@ export function filterRequest(req: IncomingMessage, out: RequestTarget): Verdict
   out.maxForwards = null;
   if (maxForwards !== null && method === 'OPTIONS') {
     // RFC 9110 §7.6.2: an intermediary answers OPTIONS itself at Max-Forwards 0.
-    if (!DIGITS.test(maxForwards.trim())) return 'BAD_REQUEST';
-    const n = Number(maxForwards.trim());
+    const value = maxForwards.trim();
+    if (!DIGITS.test(value)) return 'BAD_REQUEST';
+    // The lesser of the value decremented and the largest this proxy supports: a value
+    // beyond 2^53 would otherwise be forwarded as "1e+23", which is no Max-Forwards.
+    const n = Math.min(Number(value), MAX_FORWARDS);
     if (n === 0) return LOCAL_OPTIONS;
     out.maxForwards = String(n - 1);
   }

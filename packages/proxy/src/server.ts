@@ -152,11 +152,29 @@ export class Listener {
     this.server.on('clientError', (err: Error, socket: Duplex) => this.#clientError(err, socket));
     // RFC 9110 §9.3.6: CONNECT asks for a tunnel to any host, which a reverse proxy
     // does not offer.
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => this.linger(socket, 'NOT_IMPLEMENTED'));
+    // Answered in its place among pipelined requests, like a malformed one (see
+    // #clientError): node hands it over as soon as it is parsed.
+    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', destroyOnError);
+      this.#whenAnswered(socket, () => this.linger(socket, 'NOT_IMPLEMENTED'));
+    });
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      // node removes its own 'error' listener from a socket it hands over for an upgrade.
+      // Without one, an error on the socket (the client resets it while a refusal is
+      // written to it) is an uncaught exception: the whole process would exit.
+      socket.on('error', destroyOnError);
       // A tunnel has its own idle timeout.
       this.#tracker.remove(socket as Socket);
-      options.onUpgrade(req, socket, head);
+      // RFC 9112 §9.3.2: responses go out in the order of the requests. node hands an
+      // Upgrade request over as soon as it is parsed, while requests pipelined before it
+      // may still be in flight: its 101 and the tunnel would overtake their responses,
+      // which would then be written into the tunnel. It waits for them instead.
+      if (connectionOf(socket).busy === 0 && (socket as ServerSocket)._httpMessage == null) {
+        options.onUpgrade(req, socket, head);
+        return;
+      }
+      socket.pause();
+      this.#whenAnswered(socket, () => options.onUpgrade(req, socket, head));
     });
   }
 
@@ -199,18 +217,27 @@ export class Listener {
     if (this.#onBrokenRequest(socket, answer)) return;
     // Requests pipelined before the malformed one are answered first, in order; only
     // then does the error go out (RFC 9112 §9.3.2), and the connection is closed.
-    const conn = connectionOf(socket);
-    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, answer);
-    else this.#afterResponses(socket as ServerSocket, answer);
+    this.#whenAnswered(socket, () => this.linger(socket, answer));
   }
 
-  /** Answer with `answer` once every response already started on `socket` is written. */
-  #afterResponses(socket: ServerSocket, answer: ProxyErrorCode): void {
+  /**
+   * Call `then` once the exchanges of `socket`'s connection have ended and their
+   * responses are written (never if it closes first): what comes next on the
+   * connection is answered in its place among pipelined requests.
+   */
+  #whenAnswered(socket: Duplex, then: () => void): void {
+    const conn = connectionOf(socket);
+    if (conn.busy > 0) conn.onIdle = () => this.#afterResponses(socket as ServerSocket, then);
+    else this.#afterResponses(socket as ServerSocket, then);
+  }
+
+  /** Call `then` once every response already started on `socket` is written (never if it closes first). */
+  #afterResponses(socket: ServerSocket, then: () => void): void {
     if (socket.destroyed) return;
     const current = socket._httpMessage;
     // node assigns the next queued response on 'finish', before 'close' is emitted.
-    if (current != null) current.once('close', () => this.#afterResponses(socket, answer));
-    else this.linger(socket, answer);
+    if (current != null) current.once('close', () => this.#afterResponses(socket, then));
+    else then();
   }
 
   #serverError(err: NodeJS.ErrnoException): void {
@@ -246,6 +273,10 @@ export class Listener {
 }
 
 function discard(): void {}
+
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
 
 /** What relaxVersionCheck needs of node's internal HTTPParser (node 20/22). */
 interface NodeParser {

@@ -74,6 +74,20 @@ test('pipelining: a request refused by the filter does not cut the answer to the
   t.deepEqual(origin.seen.map((s) => s.url), ['/first']);
 });
 
+// node hands a CONNECT over as soon as it is parsed; its 501 was written at once and the
+// connection closed: the answer to the request pipelined before it was never sent, even
+// a fast one (found by probing GET + CONNECT in one packet). RFC 9112 §9.3.2.
+test('pipelining: a CONNECT after a valid request is answered 501 after it, in order, then the connection closes', async (t) => {
+  const { origin, p } = await setup(t, (req, res) => setTimeout(() => res.end(`origin:${req.method} ${req.url}`), req.url === '/slow' ? 200 : 0));
+  for (const first of ['/fast', '/slow']) {
+    const r = await rawRequest(p.port, `GET ${first} HTTP/1.1\r\nHost: a\r\n\r\nCONNECT b:443 HTTP/1.1\r\nHost: b:443\r\n\r\n`);
+    t.deepEqual(statuses(r.text), [200, 501], r.text);
+    t.true(r.text.includes(`origin:GET ${first}`), r.text);
+    t.true(r.closed);
+  }
+  t.deepEqual(origin.seen.map((s) => s.url), ['/fast', '/slow']);
+});
+
 test('a chunked body malformed within the first packet: 400, the origin receives nothing and is not blamed', async (t) => {
   const { origin, p } = await setup(t);
   // Heads as they arrive (origin.seen records complete requests only).

@@ -231,3 +231,53 @@ test('keep-alive: a client still sending its next request is not cut by the idle
   t.is(text.match(/HTTP\/1\.1 200 /g)?.length, 2, text);
   socket.destroy();
 });
+
+/**
+ * Bytes a TCP connection on loopback takes from a sender while its receiver reads
+ * nothing (the kernel's send and receive buffers), measured on a pair of our own.
+ */
+async function unreadCapacity(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const reader = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  // As the client below: one read, then no more.
+  reader.once('data', () => reader.pause());
+  const writer = await accepted;
+  // In pieces: writableLength counts a write as pending until all of it is taken.
+  const piece = Buffer.alloc(64 * 1024);
+  const total = 32 * 1024 * 1024;
+  for (let n = 0; n < total; n += piece.length) writer.write(piece);
+  let taken = -1;
+  for (let i = 0; i < 50 && taken !== total - writer.writableLength; i++) {
+    taken = total - writer.writableLength;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  writer.destroy();
+  reader.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return taken;
+}
+
+// A response that ended into the socket's buffer has no stall timer of its own any
+// more, and the idle sweep took its unsent bytes for "still being written": a client
+// that never read them held the connection, and up to 1 MiB of buffered response, for
+// ever (found by probing clients that stop reading: a 4 MiB response on loopback).
+test('a client that stops reading after the response ended into the socket buffer is closed after the stall limit', async (t) => {
+  // Larger than what the kernel takes from the proxy for a client that reads nothing,
+  // by less than what a response may leave buffered without pausing its origin (1 MiB):
+  // the exchange ends with that much still unsent.
+  const size = (await unreadCapacity()) + 512 * 1024;
+  const body = Buffer.alloc(size, 0x61);
+  const { p } = await setup(t, (_req, res) => res.end(body), { timeouts: { originIdleMs: 500, clientIdleMs: 200 } });
+  const socket = net.connect(p.port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.once('data', () => socket.pause());
+  socket.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+  t.teardown(() => socket.destroy());
+  await until(() => p.proxy.stats().active === 0 && p.proxy.stats().client.success === 1, 10_000);
+  // The response was handed over whole and the client reads nothing: closed once the
+  // stall limit (originIdleMs) has passed, not kept for ever.
+  await until(() => p.proxy.stats().connections === 0, 5_000).catch(() => undefined);
+  t.is(p.proxy.stats().connections, 0, `a client reading nothing still holds its connection (${size} bytes asked)`);
+});

@@ -70,6 +70,12 @@ test('Host: exactly one in HTTP/1.1, well-formed, no userinfo; optional in HTTP/
   t.is(verdict('GET', '/', ['Host', 'user@a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '/', ['Host', 'a b']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '/', [], '1.0').verdict, null);
+  // RFC 9110 §4.2.1: an http URI with an empty host is invalid. ":80" was taken for an
+  // authority and forwarded as Host (found by probing).
+  t.is(verdict('GET', '/', ['Host', ':80']).verdict, 'BAD_REQUEST');
+  t.is(verdict('GET', '/', ['Host', ':']).verdict, 'BAD_REQUEST');
+  // An empty Host field names no authority: allowed (RFC 9112 §3.2), forwarded as it is.
+  t.is(verdict('GET', '/', ['Host', '']).verdict, null);
   const ok = verdict('GET', '/x?y', ['Host', '[::1]:8080']);
   t.is(ok.verdict, null);
   t.is(ok.out.host, '[::1]:8080');
@@ -82,6 +88,7 @@ test('request targets: absolute-form replaces Host, asterisk-form only for OPTIO
   t.is(abs.out.host, 'example.test:81');
   t.is(abs.out.path, '/?q');
   t.is(verdict('GET', 'http:///nohost', ['Host', 'a']).verdict, 'BAD_REQUEST');
+  t.is(verdict('GET', 'http://:80/nohost', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', 'ftp://a/', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('GET', '*', ['Host', 'a']).verdict, 'BAD_REQUEST');
   t.is(verdict('OPTIONS', '*', ['Host', 'a']).verdict, LOCAL_OPTIONS);
@@ -100,6 +107,16 @@ test('Max-Forwards on OPTIONS: 0 is answered here, others decremented, garbage r
   t.is(three.verdict, null);
   t.is(three.out.maxForwards, '2');
   t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', 'x']).verdict, 'BAD_REQUEST');
+  // RFC 9110 §7.6.2: the lesser of the value decremented and the proxy's maximum. A value
+  // beyond 2^53 was forwarded as "1e+23" (found by probing), which is no Max-Forwards.
+  const huge = verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '99999999999999999999999']);
+  t.is(huge.verdict, null);
+  t.regex(huge.out.maxForwards!, /^[0-9]+$/);
+  t.is(huge.out.maxForwards, String(2 ** 31 - 2));
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '0000000000000000000000']).verdict, LOCAL_OPTIONS);
+  // Max-Forwards is a single number: two fields were resolved by taking the last one.
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '3', 'Max-Forwards', '0']).verdict, 'BAD_REQUEST');
+  t.is(verdict('OPTIONS', '/', ['Host', 'a', 'Max-Forwards', '3, 3']).verdict, 'BAD_REQUEST');
   const get = verdict('GET', '/', ['Host', 'a', 'Max-Forwards', '0']);
   t.is(get.verdict, null);
   t.is(get.out.maxForwards, null);
