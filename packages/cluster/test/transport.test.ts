@@ -663,27 +663,31 @@ function sidedLog(lines: LoggedLine[]) {
   };
 }
 
-test('a peer that is joining (not ready) is no warning on either side; it is counted, and admitted once ready', async (t) => {
-  const lines: LoggedLine[] = [];
+/** b, which admits (or refuses) whom `admit` says, and a, which dials it every 10–20 ms; both log into `lines`. */
+async function admittingPair(
+  t: { teardown(fn: () => Promise<void>): void },
+  lines: LoggedLine[],
+  admit: () => { code: string; message: string } | undefined,
+  onMessage: (m: Message) => void = () => undefined,
+): Promise<{ a: TcpTransport; b: TcpTransport }> {
   const logOf = sidedLog(lines);
-  let ready = false;
-  const got: Message[] = [];
-  const b = new TcpTransport({
-    id: 'b',
-    listen: { host: '127.0.0.1', port: 0 },
-    peers: new Map(),
-    token: 'secret-secret-secret',
-    log: logOf('b'),
-    onMessage: (m) => got.push(m),
-    admit: () => (ready ? undefined : { code: 'not-ready', message: 'this node does not know the cluster configuration yet' }),
-  });
+  const token = 'secret-secret-secret';
+  const b = new TcpTransport({ id: 'b', listen: { host: '127.0.0.1', port: 0 }, peers: new Map(), token, log: logOf('b'), onMessage, admit });
   await b.start();
-  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token: 'secret-secret-secret', log: logOf('a'), onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
+  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token, log: logOf('a'), onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
   await a.start();
   t.teardown(async () => {
     await a.close();
     await b.close();
   });
+  return { a, b };
+}
+
+test('a peer that is joining (not ready) is no warning on either side; it is counted, and admitted once ready', async (t) => {
+  const lines: LoggedLine[] = [];
+  let ready = false;
+  const got: Message[] = [];
+  const { a, b } = await admittingPair(t, lines, () => (ready ? undefined : { code: 'not-ready', message: 'this node does not know the cluster configuration yet' }), (m) => got.push(m));
   await until('a few refusals', () => (b.stats().refused.get('not-ready') ?? 0) >= 3);
   ready = true;
   await until('delivery once b is ready', () => {
@@ -696,24 +700,8 @@ test('a peer that is joining (not ready) is no warning on either side; it is cou
 
 test('a peer that refuses this node on every retry is one warning on the dialling side, not one per retry; a refusal for another reason is warned again', async (t) => {
   const lines: LoggedLine[] = [];
-  const logOf = sidedLog(lines);
   let refusal = { code: 'cluster', message: 'b belongs to cluster c2, a to cluster c1' };
-  const b = new TcpTransport({
-    id: 'b',
-    listen: { host: '127.0.0.1', port: 0 },
-    peers: new Map(),
-    token: 'secret-secret-secret',
-    log: logOf('b'),
-    onMessage: () => undefined,
-    admit: () => refusal,
-  });
-  await b.start();
-  const a = new TcpTransport({ id: 'a', listen: { host: '127.0.0.1', port: 0 }, peers: new Map([['b', { host: '127.0.0.1', port: b.port }]]), token: 'secret-secret-secret', log: logOf('a'), onMessage: () => undefined, reconnectMinMs: 10, reconnectMaxMs: 20 });
-  await a.start();
-  t.teardown(async () => {
-    await a.close();
-    await b.close();
-  });
+  const { b } = await admittingPair(t, lines, () => refusal);
   // Lines of a's about the current refusal, at `level`.
   const refusedLines = (level: string): number => lines.filter((l) => l.side === 'a' && l.level === level && l.msg.includes(`refused this node: ${refusal.message}`)).length;
   await until('five refusals', () => (b.stats().refused.get('cluster') ?? 0) >= 5);
