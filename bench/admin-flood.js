@@ -35,6 +35,8 @@ const { values: opt } = parseArgs({
     'log-dir': { type: 'string' },
     'cpu-prof': { type: 'string' },
     'pause-before-flood': { type: 'string', default: '0' },
+    writers: { type: 'string', default: '0' },
+    seconds: { type: 'string', default: '3' },
   },
   strict: true,
 });
@@ -142,6 +144,7 @@ async function main() {
   if (!leader) throw new Error('no active node within 30 s');
   process.stderr.write(`pids ${members.map((m) => m.proc.pid).join(',')} leader ${leader.id} ${leader.proc.pid}\n`);
   await sleep(Math.min(60_000, Number(opt['pause-before-flood']) * 1000));
+  if (Number(opt.writers) > 0) return steady(leader);
   const results = [];
   for (let round = 1; round <= ROUNDS; round++) {
     await sleep(1000);
@@ -211,6 +214,32 @@ async function main() {
     }
   }
   return results;
+}
+
+/** --writers N: N clients on kept-alive connections, one write after another, for --seconds: writes/s (normal use, not a flood). */
+async function steady(leader) {
+  const writers = Math.min(256, Number(opt.writers));
+  const until = Date.now() + Math.min(60, Number(opt.seconds)) * 1000;
+  const pool = new Agent({ connections: writers, localAddress: '127.0.0.2' });
+  let ok = 0;
+  let other = 0;
+  const latencies = [];
+  await Promise.all(Array.from({ length: writers }, async (_, w) => {
+    for (let i = 0; Date.now() < until; i++) {
+      const seq = w * 1_000_000 + i;
+      const t0 = performance.now();
+      const r = await request(`http://127.0.0.1:${leader.admin}/servers`, { method: 'POST', dispatcher: pool, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: `10.${seq >> 16 & 255}.${seq >> 8 & 255}.${seq & 255}`, port: 1000 + (seq % 60_000), healthCheck: { enabled: false } }) });
+      await r.body.text();
+      latencies.push(performance.now() - t0);
+      if (r.statusCode === 201) ok++;
+      else other++;
+    }
+  }));
+  await pool.close();
+  latencies.sort((a, b) => a - b);
+  const r = { writers, seconds: Number(opt.seconds), writesPerSecond: Math.round(ok / Number(opt.seconds)), other, p50Ms: +latencies[Math.floor(latencies.length / 2)].toFixed(1), p99Ms: +latencies[Math.floor(latencies.length * 0.99)].toFixed(1) };
+  process.stdout.write(JSON.stringify(r) + '\n');
+  return [r];
 }
 
 let exitCode = 0;
