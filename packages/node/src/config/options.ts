@@ -42,6 +42,8 @@ export interface NodeConfig {
   /** Open admin connections, at most, in total and from one source address. */
   readonly adminMaxConnections: number;
   readonly adminMaxConnectionsPerSource: number;
+  readonly adminMaxWrites: number;
+  readonly adminMaxQueuedWrites: number;
   readonly raft: HostPort;
   /** Where peers reach this node's Raft listener, when that is not --raft (NAT, a relay, a wildcard). */
   readonly raftAdvertise: HostPort | undefined;
@@ -178,6 +180,8 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'adminClientCa', flag: 'admin-client-ca', env: 'WELDR_ADMIN_CLIENT_CA', valueName: 'FILE', help: 'admin clients must present a certificate from a CA in this PEM bundle (needs --admin-cert; /health and /ready stay open)', defaultText: '(none)', defaultValue: constant(undefined), parse: parseFile },
   { key: 'adminMaxConnections', flag: 'admin-max-connections', env: 'WELDR_ADMIN_MAX_CONNECTIONS', valueName: 'N', help: 'open admin connections, at most; more are answered 503 and closed', defaultText: '256', defaultValue: constant(256), parse: parseInteger(1, 1_000_000) },
   { key: 'adminMaxConnectionsPerSource', flag: 'admin-max-connections-per-source', env: 'WELDR_ADMIN_MAX_CONNECTIONS_PER_SOURCE', valueName: 'N', help: 'open admin connections, at most, from one client address (IPv6: one /64)', defaultText: '64', defaultValue: constant(64), parse: parseInteger(1, 1_000_000) },
+  { key: 'adminMaxWrites', flag: 'admin-max-writes', env: 'WELDR_ADMIN_MAX_WRITES', valueName: 'N', help: 'admin writes handled at once on this node; more wait in a queue', defaultText: '16', defaultValue: constant(16), parse: parseInteger(1, 1_000_000) },
+  { key: 'adminMaxQueuedWrites', flag: 'admin-max-queued-writes', env: 'WELDR_ADMIN_MAX_QUEUED_WRITES', valueName: 'N', help: 'admin writes waiting for a place, at most; more are answered 429 at once', defaultText: '256', defaultValue: constant(256), parse: parseInteger(0, 1_000_000) },
   { key: 'raft', flag: 'raft', env: 'WELDR_RAFT', valueName: 'HOST:PORT', help: 'Raft peer transport listener (cluster mode)', defaultText: '127.0.0.1:8688', defaultValue: constant({ host: '127.0.0.1', port: 8688 }), parse: (raw) => parseHostPort(raw) },
   { key: 'raftAdvertise', flag: 'raft-advertise', env: 'WELDR_RAFT_ADVERTISE', valueName: 'HOST:PORT', help: 'the Raft address other members reach this node at, as recorded in its member record (NAT, port forwarding, a relay)', defaultText: "(its own --peers entry, else --raft; a wildcard --raft: the host name)", defaultValue: constant(undefined), parse: (raw) => parseHostPort(raw, false) },
   { key: 'peers', flag: 'peers', env: 'WELDR_PEERS', valueName: 'ID=HOST:PORT,…', help: 'seeds a NEW cluster: the seed members\' Raft addresses, the same on every seed (this node\'s own entry is allowed); any other member turns on cluster mode; once the data directory holds a Raft log, only a second address to try for a member its record\'s address does not reach (a moved cluster)', defaultText: '(none: single node)', defaultValue: constant([]), parse: parsePeers },

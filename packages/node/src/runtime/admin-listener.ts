@@ -1,6 +1,7 @@
 // The admin API listener: @weldr/admin's Koa app on its own node:http server, or
 // node:https with --admin-cert. In front of the app, in this order: connection limits
-// (total and per source), the client-certificate gate (--admin-client-ca), the relay of
+// (total and per source), the admission of writes (--admin-max-writes, a bounded queue),
+// the client-certificate gate (--admin-client-ca), the relay of
 // writes to the leader (cluster mode), then the app with its token checks.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -19,6 +20,7 @@ import { isLoopbackHost } from '../config/loopback.js';
 import { closeServer, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { forwardingListener, relayOriginVerifier, type ForwardTarget } from './admin-forward.js';
+import { writeGate } from './admin-write-gate.js';
 
 export { isLoopbackHost };
 
@@ -101,6 +103,8 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     });
   }
   if (config.adminClientCa !== undefined) handler = clientCertificateGate(handler);
+  const gate = writeGate(handler, { maxWrites: config.adminMaxWrites, maxQueued: config.adminMaxQueuedWrites, metrics: deps.metrics, log });
+  handler = gate.handler;
   const options = {
     // Admin requests are small and quick: a client that dribbles its head or body is
     // cut long before node's defaults (60 s head, 300 s request, checked every 30 s).
@@ -132,6 +136,7 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     address,
     close: () => {
       offReload?.();
+      gate.close();
       const closed = closeServer(server);
       server.closeAllConnections();
       return closed;
