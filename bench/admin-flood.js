@@ -97,7 +97,7 @@ function metric(text, name) {
 /** One raw connection: POST /servers, read the status line, or note the error. */
 function oneWrite(port, source, seq) {
   return new Promise((resolve) => {
-    const body = JSON.stringify({ ip: `10.${(seq >> 16) & 255}.${(seq >> 8) & 255}.${seq & 255}`, port: 1000 + (seq % 60_000), healthCheck: { enabled: false } });
+    const body = JSON.stringify({ ip: `127.${100 + ((seq >> 16) & 15)}.${(seq >> 8) & 255}.${seq & 255}`, port: 1000 + (seq % 60_000), healthCheck: { enabled: false } });
     const s = net.connect({ host: '127.0.0.1', port, localAddress: source });
     let data = '';
     let done = false;
@@ -228,7 +228,7 @@ async function steady(leader) {
     for (let i = 0; Date.now() < until; i++) {
       const seq = w * 1_000_000 + i;
       const t0 = performance.now();
-      const r = await request(`http://127.0.0.1:${leader.admin}/servers`, { method: 'POST', dispatcher: pool, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: `10.${seq >> 16 & 255}.${seq >> 8 & 255}.${seq & 255}`, port: 1000 + (seq % 60_000), healthCheck: { enabled: false } }) });
+      const r = await request(`http://127.0.0.1:${leader.admin}/servers`, { method: 'POST', dispatcher: pool, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ ip: `127.${100 + ((seq >> 16) & 15)}.${(seq >> 8) & 255}.${seq & 255}`, port: 1000 + (seq % 60_000), healthCheck: { enabled: false } }) });
       await r.body.text();
       latencies.push(performance.now() - t0);
       if (r.statusCode === 201) ok++;

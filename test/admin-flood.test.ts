@@ -26,10 +26,10 @@ interface Answer {
   readonly error: string | null;
 }
 
-/** One connection: a POST /servers for 10.77.x.y:port, the answer's status line and error code. */
+/** One connection: a POST /servers for 127.77.x.y:port (loopback: nothing is ever sent there, health checks are off), the answer's status line and error code. */
 function oneWrite(port: number, seq: number): Promise<Answer> {
   return new Promise((resolve) => {
-    const body = JSON.stringify({ ip: `10.77.${seq >> 8}.${seq & 255}`, port: 2000 + seq, healthCheck: { enabled: false } });
+    const body = JSON.stringify({ ip: `127.77.${seq >> 8}.${seq & 255}`, port: 2000 + seq, healthCheck: { enabled: false } });
     const s = net.connect({ host: '127.0.0.1', port, localAddress: SOURCES[seq % SOURCES.length]! });
     let data = '';
     let done = false;
@@ -132,7 +132,7 @@ test('2,400 admin connections at once, each a new server, at the leader: no lead
   t.true(acknowledged.length > 0, 'some writes went through');
 
   // No acknowledged write lost: each is on every member.
-  const want = acknowledged.map((a) => `10.77.${a.seq >> 8}.${a.seq & 255}:${2000 + a.seq}`);
+  const want = acknowledged.map((a) => `127.77.${a.seq >> 8}.${a.seq & 255}:${2000 + a.seq}`);
   for (const m of c.members) {
     const missing = await eventually(`${m.id} holds every acknowledged write`, async () => {
       const has = new Set(await c.servers(m));
