@@ -3,7 +3,7 @@
 // origins are routed to, SIGINT stops every child it started, and a second run reuses
 // the data directory.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { request } from 'undici';
@@ -128,6 +128,36 @@ test('dev-cluster: SIGKILL of dev-cluster itself (which it cannot catch) still s
   t.deepEqual(up.pids.filter(alive), []);
   // (Their last log lines are lost: dev-cluster, which copied their output into the log
   // files, is gone. What the test can see is that nobody is left running.)
+});
+
+// rm -rf data/n2, then npm start: the other members know n2 by its old incarnation and
+// refuse the new, empty directory (state_lost, exit 1). Restarting it cannot help; it was
+// restarted ten times, each refused, and the terminal said only "n2 exited (code 1)".
+test('dev-cluster: a member whose data directory was emptied is not restarted in a loop; the terminal says why and what to do', async (t) => {
+  const dir = join(makeTempDir(t, 'weldr-dev-wiped-'), 'data');
+  const ports = await reservePorts();
+  const first = await bringUp(t, dir, ports);
+  await stop(t, first.proc, first.pids, 'SIGINT');
+  rmSync(join(dir, 'n2'), { recursive: true, force: true });
+  const proc = spawnWeldr(t, 'dev-cluster again', [
+    'dev-cluster', '--data', dir,
+    '--proxy-ports', ports.proxy.join(','), '--admin-ports', ports.admin.join(','),
+    '--raft-ports', ports.raft.join(','), '--origin-ports', ports.origin.join(','),
+  ], { WELDR_CLUSTER_TOKEN: undefined, WELDR_ADMIN_TOKEN: undefined });
+  t.teardown(() => {
+    if (!existsSync(join(dir, 'dev-cluster.pids'))) return;
+    for (const { pid } of childPids(dir)) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  // Refused after the banner (not restarted), or during the start (dev-cluster gives up).
+  await eventually('n2 refused, and said so', () => (/n2 is not restarted|n2 exited before/.test(proc.stdout) || !proc.running ? true : undefined), 90_000, 100);
+  t.regex(proc.stdout, /state was lost or replaced/, 'the refusal itself is shown');
+  await new Promise((r) => setTimeout(r, 2000));
+  t.true((proc.stdout.match(/n2 exited/g) ?? []).length <= 1, proc.stdout);
+  t.notRegex(proc.stdout, /restarting it/);
+  if (proc.running) {
+    proc.signal('SIGINT');
+    await within('dev-cluster to stop', proc.exited, 30_000);
+  }
 });
 
 test('npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports', async (t) => {

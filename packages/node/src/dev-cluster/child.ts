@@ -74,9 +74,14 @@ export class Child {
     return this.exit === undefined;
   }
 
+  /** Whether this run of the child logged `event` (e.g. state_lost). */
+  logged(event: string): boolean {
+    return this.lines.some((l) => l['event'] === event);
+  }
+
   /** Why it failed, in one line: its fatal log message or the end of its stderr. */
   failure(): string {
-    const fatal = [...this.lines].reverse().find((l) => l['level'] === 60 || l['event'] === 'start_failed');
+    const fatal = [...this.lines].reverse().find((l) => l['level'] === 60 || l['event'] === 'start_failed' || l['event'] === 'state_lost');
     if (fatal !== undefined && typeof fatal['msg'] === 'string') return fatal['msg'];
     return lastMessageLine(this.stderrTail) ?? `exited ${this.exit?.signal ?? this.exit?.code ?? ''}`;
   }

@@ -88,10 +88,20 @@ export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Pr
           // A member killed by a signal or crashed (exit 1) is restarted, as a supervisor
           // would (systemd Restart=on-failure): `weldr drill --kind kill` relies on it.
           const crashed = exit.signal !== null || exit.code === 1;
+          // Its peers told it that its data directory is not the one they know (emptied or
+          // replaced while they kept theirs): restarting cannot help, so say what can.
+          const lost = c.logged('state_lost');
           const now = Date.now();
           while (restarts.length > 0 && restarts[0]! < now - 60_000) restarts.shift();
-          if (!memberNames.has(c.name) || !crashed || restarts.length >= MAX_RESTARTS_PER_MINUTE) {
+          if (!memberNames.has(c.name) || !crashed || lost || restarts.length >= MAX_RESTARTS_PER_MINUTE) {
             io.out(`${c.name} exited (${exit.signal ?? `code ${exit.code}`}); its log: ${c.logFile}\n`);
+            if (exit.signal === null && exit.code !== 0) io.out(`  ${c.failure()}\n`);
+            if (lost) {
+              io.out(
+                `  ${c.name} is not restarted: its data directory is not the one the other members know. To start the dev cluster afresh, ` +
+                  `stop it (Ctrl-C) and remove ${layout.dataRoot}; to keep the pool, rejoin ${c.name} (docs/operations.md, "Rejoin after data loss")\n`,
+              );
+            }
             return;
           }
           restarts.push(now);
