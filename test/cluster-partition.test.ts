@@ -94,7 +94,7 @@ test.serial('an active node cut off from the others loses its role before anothe
     }, 15_000, 20);
 
   const first = await oneActive();
-  t.is(await post(first, { ip: '10.0.0.1', port: 1 }, 'k1'), 201);
+  t.is(await post(first, { ip: '127.10.0.1', port: 1 }, 'k1'), 201);
 
   // Watch /ready on all nodes for the whole drill.
   const watch = watchForTwoActive(activeNow);
@@ -104,9 +104,9 @@ test.serial('an active node cut off from the others loses its role before anothe
   const second = await oneActive(first.id);
   t.log(`new active node ${Date.now() - cutAt} ms after the partition`);
   t.false(await ready(first), 'the isolated old leader no longer reports ready');
-  t.is(await post(second, { ip: '10.0.0.1', port: 2 }, 'k2'), 201, 'the majority takes writes');
+  t.is(await post(second, { ip: '127.10.0.1', port: 2 }, 'k2'), 201, 'the majority takes writes');
   // The minority cannot acknowledge a write.
-  const minority = await post(first, { ip: '10.0.0.1', port: 3 }, 'k3');
+  const minority = await post(first, { ip: '127.10.0.1', port: 3 }, 'k3');
   t.true(minority === 503 || minority === 504, `a write to the isolated node is not acknowledged (got ${minority})`);
 
   isolate(first.id, false);

@@ -116,7 +116,7 @@ test.serial('rolling change of the election timeout (1 s → 500 ms and back) wi
     }
     // A write through the leader: rounds are flowing and acknowledged right before the cut.
     writes++;
-    t.is((await admin(target, 'POST', '/servers', { ip: '10.1.0.1', port: writes })).status, 201, `${step}: write ${writes}`);
+    t.is((await admin(target, 'POST', '/servers', { ip: '127.10.1.1', port: writes })).status, 201, `${step}: write ${writes}`);
     const followers = members.filter((m) => m !== target);
     if (followers.every((f) => f.timeoutMs < target.timeoutMs)) vulnerable++;
     isolate(target.id, true);

@@ -176,7 +176,7 @@ test.serial('kill -9 of the active node: another takes over, no acknowledged wri
   for (let port = 1001; port <= 1020; port++) {
     // A loaded machine can start an election mid-write (503): retried with one key, as a client would.
     const r = await eventually(`the write of port ${port}`, async () => {
-      const answer = await admin(c.members[port % 3]!, 'POST', '/servers', { ip: '10.0.0.1', port }, { 'idempotency-key': `kill-${port}` });
+      const answer = await admin(c.members[port % 3]!, 'POST', '/servers', { ip: '127.10.0.1', port }, { 'idempotency-key': `kill-${port}` });
       return answer.status === 503 ? undefined : answer;
     });
     if (r.status === 201) acked.push(port);
@@ -192,7 +192,7 @@ test.serial('kill -9 of the active node: another takes over, no acknowledged wri
   t.true(failoverMs < 5000, `failover took ${failoverMs} ms`);
   t.not(second.id, first.id);
   for (const m of c.members.filter((x) => x !== first)) t.deepEqual(await ports(m), acked, `${m.id} kept every acknowledged write`);
-  const more = await admin(second, 'POST', '/servers', { ip: '10.0.0.2', port: 1 });
+  const more = await admin(second, 'POST', '/servers', { ip: '127.10.0.2', port: 1 });
   t.is(more.status, 201);
   // The killed node restarts from its data directory and catches up.
   await c.start(first);
@@ -204,13 +204,13 @@ test.serial('kill -9 of the active node: another takes over, no acknowledged wri
 test.serial('a paused active node (SIGSTOP) is replaced, and when it resumes it does not claim to be active', async (t) => {
   const c = await Cluster.create(t);
   const first = await c.active();
-  await admin(first, 'POST', '/servers', { ip: '10.0.0.1', port: 1 });
+  await admin(first, 'POST', '/servers', { ip: '127.10.0.1', port: 1 });
   const watch = watchForTwoActive(() => c.activeNow());
   first.proc!.signal('SIGSTOP');
   t.teardown(() => first.proc!.signal('SIGCONT'));
   const second = await c.active();
   t.not(second.id, first.id);
-  await admin(second, 'POST', '/servers', { ip: '10.0.0.1', port: 2 });
+  await admin(second, 'POST', '/servers', { ip: '127.10.0.1', port: 2 });
   first.proc!.signal('SIGCONT');
   // Its very first answer after resuming must already be "not ready".
   const r = await request(`http://127.0.0.1:${first.adminPort}/ready`);
@@ -225,7 +225,7 @@ test.serial('a paused active node (SIGSTOP) is replaced, and when it resumes it 
 test.serial('SIGTERM of the active node hands leadership over; a full restart keeps every write', async (t) => {
   const c = await Cluster.create(t);
   const first = await c.active();
-  for (let port = 1; port <= 5; port++) t.is((await admin(first, 'POST', '/servers', { ip: '10.0.0.3', port })).status, 201);
+  for (let port = 1; port <= 5; port++) t.is((await admin(first, 'POST', '/servers', { ip: '127.10.0.3', port })).status, 201);
   const stoppedAt = Date.now();
   await first.proc!.stop('SIGTERM');
   // It hands off if it still led when SIGTERM arrived (on a loaded machine an election may
@@ -274,7 +274,7 @@ test.serial('concurrent writes through every node while the active node is kille
         const r = await request(`http://127.0.0.1:${m.adminPort}/servers`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': `w-${port}` },
-          body: JSON.stringify({ ip: '10.9.0.1', port }),
+          body: JSON.stringify({ ip: '127.10.9.1', port }),
           headersTimeout: 20_000,
         });
         await r.body.dump();
@@ -331,7 +331,7 @@ test.serial('kill -9 of every member during writes: after a restart every acknow
         const r = await request(`http://127.0.0.1:${leader.adminPort}/servers`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': `k-${port}` },
-          body: JSON.stringify({ ip: '10.8.0.1', port }),
+          body: JSON.stringify({ ip: '127.10.8.1', port }),
           headersTimeout: 20_000,
         });
         await r.body.dump();

@@ -163,7 +163,7 @@ test.serial('POST /servers/batch through a follower: all or nothing, one log ent
       return answer.status === 503 ? undefined : answer;
     });
   };
-  const bad = await post([{ type: 'AddServer', ip: '10.9.9.1', port: 80 }, { type: 'UpdateSettings', balancer: 'power-of-two' }, { type: 'RemoveServer', ip: '10.9.9.9', port: 80 }]);
+  const bad = await post([{ type: 'AddServer', ip: '127.10.99.1', port: 80 }, { type: 'UpdateSettings', balancer: 'power-of-two' }, { type: 'RemoveServer', ip: '127.10.99.9', port: 80 }]);
   t.is(bad.status, 404);
   t.like(bad.body, { error: { code: 'NOT_FOUND', field: 'commands[2]' } });
   for (const m of members) {
@@ -171,14 +171,14 @@ test.serial('POST /servers/batch through a follower: all or nothing, one log ent
     t.deepEqual(now.servers, before.servers, `${m.id}: servers unchanged`);
     t.deepEqual(now.settings, before.settings, `${m.id}: settings unchanged`);
   }
-  const good = await post([{ type: 'AddServer', ip: '10.9.9.1', port: 80 }, { type: 'AddServer', ip: '10.9.9.2', port: 80 }, { type: 'RemoveServer', ip: '10.9.9.1', port: 80 }]);
+  const good = await post([{ type: 'AddServer', ip: '127.10.99.1', port: 80 }, { type: 'AddServer', ip: '127.10.99.2', port: 80 }, { type: 'RemoveServer', ip: '127.10.99.1', port: 80 }]);
   t.is(good.status, 200, JSON.stringify(good.body));
   const after = await pool(follower);
-  t.deepEqual(after.servers.filter((s) => s.id.startsWith('10.9.9.')).map((s) => s.id), ['10.9.9.2:80']);
+  t.deepEqual(after.servers.filter((s) => s.id.startsWith('127.10.99.')).map((s) => s.id), ['127.10.99.2:80']);
   // All three commands at one index: the record the batch created carries it.
-  const created = after.servers.find((s) => s.id === '10.9.9.2:80') as unknown as { createdIndex: number };
+  const created = after.servers.find((s) => s.id === '127.10.99.2:80') as unknown as { createdIndex: number };
   t.is(created.createdIndex, good.index);
-  t.is((await weldr(t, ['servers', 'remove', '10.9.9.2:80'])).code, 0);
+  t.is((await weldr(t, ['servers', 'remove', '127.10.99.2:80'])).code, 0);
 });
 
 test.serial('settings get / set, stats of a member', async (t) => {
@@ -280,14 +280,14 @@ test.serial('export from the cluster → import into a fresh node reproduces the
 
   // A file with one bad entry changes nothing on the cluster.
   const bad = join(dir, 'bad.txt');
-  writeFileSync(bad, '10.9.8.1:80\n10.9.8.2:80 weight=7\n10.9.8.3:80 weight=5000\n');
+  writeFileSync(bad, '127.10.98.1:80\n127.10.98.2:80 weight=7\n127.10.98.3:80 weight=5000\n');
   const refused = await weldr(t, ['servers', 'import', bad]);
   t.is(refused.code, 2, 'weight out of range is caught in the file, before sending');
   const before = await pool(members[0]!);
-  writeFileSync(bad, JSON.stringify({ format: 'weldr-pool/v1', servers: [{ ip: '10.9.8.1', port: 80 }, { ip: '10.9.8.2', port: 80, healthCheck: { intervalMs: 5 } }] }));
+  writeFileSync(bad, JSON.stringify({ format: 'weldr-pool/v1', servers: [{ ip: '127.10.98.1', port: 80 }, { ip: '127.10.98.2', port: 80, healthCheck: { intervalMs: 5 } }] }));
   const refusedByCluster = await weldr(t, ['servers', 'import', bad]);
   t.is(refusedByCluster.code, 4, refusedByCluster.stderr);
-  t.regex(refusedByCluster.stderr, /10\.9\.8\.2:80: .*intervalMs/);
+  t.regex(refusedByCluster.stderr, /127\.10\.98\.2:80: .*intervalMs/);
   t.deepEqual((await pool(members[0]!)).servers, before.servers);
 });
 

@@ -106,7 +106,7 @@ async function post(m: Member, port: number, ip: string): Promise<number> {
 }
 
 /** A write through `m` succeeds (retried while an election runs). */
-async function write(m: Member, port: number, ip = '10.0.0.1'): Promise<void> {
+async function write(m: Member, port: number, ip = '127.10.0.1'): Promise<void> {
   await eventually(`write ${port} through ${m.id}`, async () => ([200, 201].includes(await post(m, port, ip)) ? true : undefined), 20_000, 50);
 }
 

@@ -51,7 +51,7 @@ export function startWorkload<M extends WorkloadMember>(o: WorkloadOptions<M>): 
           const r = await request(`${o.adminUrl(m)}/servers`, {
             method: 'POST',
             headers: { 'content-type': 'application/json', 'idempotency-key': `${o.keyPrefix}${port}` },
-            body: JSON.stringify({ ip: '10.7.0.1', port }),
+            body: JSON.stringify({ ip: '127.7.0.1', port }),
             ...opts,
           });
           await r.body.dump();
