@@ -1,0 +1,206 @@
+import { clientClosed, clientDestroyed } from './errors.js';
+import { OriginConnection, STATE, type ConnectionOwner } from './connection.js';
+import { isIdempotent } from '../upstream.js';
+import { requestResolution } from './ticker.js';
+import type { OriginClientOptions, OriginDispatcher, OriginHandler, OriginRequest } from './types.js';
+
+/**
+ * A per-origin keep-alive pool of HTTP/1.1 connections on node's native llhttp, with
+ * undici's Pool contract as weldr uses it (`dispatch(request, handler)`, `close`,
+ * `destroy`, `stats`): at most `connections` connections, one request each at a time,
+ * further requests queued first in, first out.
+ *
+ * Reusing an idle connection: undici waits one `setImmediate` before writing on a
+ * kept-alive socket, so that a close the origin sent meanwhile is seen first
+ * (GHSA-35p6-xmwp-9g52). That costs a closure and an event-loop turn per request.
+ * Here a request that can safely be retried — no body, idempotent method, the ones
+ * attempt.ts retries after a reset — is written at once: an origin that closed the
+ * connection in the same instant answers with a reset, and the request goes to a fresh
+ * connection or another origin (test/origin-keepalive.test.ts). A request that could
+ * not be retried (a body, or a method that is not idempotent) still waits that one
+ * turn, as with undici, so it is not lost to a close that was already on its way.
+ * A connection whose close *has* been seen ('end') is never handed out (`usable`).
+ */
+export class OriginClient implements OriginDispatcher, ConnectionOwner {
+  readonly options: OriginClientOptions;
+  tlsSession: Buffer | null = null;
+  readonly #conns = new Set<OriginConnection>();
+  /** Idle connections, most recently used last (reused first: the others may time out). */
+  readonly #idle: OriginConnection[] = [];
+  #queue: (OriginRequest | OriginHandler)[] = [];
+  #queueHead = 0;
+  #connecting = 0;
+  #closed = false;
+  #destroyed = false;
+  #closeWaiters: (() => void)[] = [];
+
+  constructor(options: OriginClientOptions) {
+    this.options = options;
+    requestResolution(Math.min(options.connectTimeoutMs, options.headersTimeoutMs, options.bodyTimeoutMs, options.keepAliveTimeoutMs));
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get stats(): { connected: number; queued: number } {
+    return { connected: this.#conns.size - this.#connecting, queued: this.#queued() };
+  }
+
+  #queued(): number {
+    return (this.#queue.length - this.#queueHead) >> 1;
+  }
+
+  dispatch(request: OriginRequest, handler: OriginHandler): boolean {
+    if (this.#closed) {
+      // As undici's closed pool: the handler hears of it, not the caller.
+      const err = this.#destroyed ? clientDestroyed() : clientClosed();
+      queueMicrotask(() => handler.onError(err));
+      return false;
+    }
+    const idle = this.#takeIdle();
+    if (idle !== null) {
+      if (request.body === null && isIdempotent(request.method)) idle.send(request, handler);
+      else this.#sendNextTurn(idle, request, handler);
+      return true;
+    }
+    this.#queue.push(request, handler);
+    this.#grow();
+    return true;
+  }
+
+  #takeIdle(): OriginConnection | null {
+    const idle = this.#idle;
+    while (idle.length !== 0) {
+      const conn = idle.pop()!;
+      if (conn.usable()) return conn;
+      conn.close();
+    }
+    return null;
+  }
+
+  /** See the class comment: a request that cannot be retried waits one turn on a reused socket. */
+  #sendNextTurn(conn: OriginConnection, request: OriginRequest, handler: OriginHandler): void {
+    conn.state = STATE.BUSY;
+    conn.disarm();
+    setImmediate(() => {
+      if (conn.state === STATE.BUSY && conn.handler === null && !conn.socket.destroyed && conn.socket.readable && conn.socket.writable) {
+        conn.send(request, handler);
+        return;
+      }
+      // The origin closed it meanwhile: the request waits for another connection, first in line.
+      if (conn.state !== STATE.CLOSED) conn.close();
+      this.#queue.splice(this.#queueHead, 0, request, handler);
+      this.#next();
+    });
+  }
+
+  /** Open connections while requests wait for more than are being opened, up to the limit. */
+  #grow(): void {
+    while (this.#connecting < this.#queued() && this.#conns.size < this.options.connections) {
+      this.#connecting++;
+      this.#conns.add(new OriginConnection(this));
+    }
+  }
+
+  #shift(): [OriginRequest, OriginHandler] | null {
+    if (this.#queueHead === this.#queue.length) return null;
+    const req = this.#queue[this.#queueHead] as OriginRequest;
+    const handler = this.#queue[this.#queueHead + 1] as OriginHandler;
+    this.#queue[this.#queueHead] = undefined as never;
+    this.#queue[this.#queueHead + 1] = undefined as never;
+    this.#queueHead += 2;
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    } else if (this.#queueHead > 1024) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+    return [req, handler];
+  }
+
+  /** A free connection, or a new one: give it the first waiting request, or keep it idle. */
+  #serve(conn: OriginConnection): void {
+    const next = this.#shift();
+    if (next !== null) {
+      // Just connected, or just finished a response on it: known open, written at once.
+      conn.send(next[0], next[1]);
+      return;
+    }
+    if (this.#closed) {
+      conn.close();
+      return;
+    }
+    conn.idle();
+    this.#idle.push(conn);
+  }
+
+  /** Serve the first waiting request with an idle connection, or open one. */
+  #next(): void {
+    if (this.#queued() === 0) return;
+    const idle = this.#takeIdle();
+    if (idle !== null) this.#serve(idle);
+    else this.#grow();
+  }
+
+  connected(conn: OriginConnection): void {
+    this.#connecting--;
+    this.#serve(conn);
+  }
+
+  released(conn: OriginConnection): void {
+    this.#serve(conn);
+  }
+
+  connectFailed(conn: OriginConnection, err: Error): void {
+    this.#connecting--;
+    this.#conns.delete(conn);
+    // The first waiting request fails with it (undici fails the requests of a client
+    // whose connect failed); the others get connections of their own.
+    const first = this.#shift();
+    if (first !== null) first[1].onError(err);
+    this.#grow();
+    this.#settle();
+  }
+
+  gone(conn: OriginConnection, wasConnecting: boolean): void {
+    if (!this.#conns.delete(conn)) return;
+    if (wasConnecting) this.#connecting--;
+    const i = this.#idle.indexOf(conn);
+    if (i !== -1) this.#idle.splice(i, 1);
+    this.#grow();
+    this.#settle();
+  }
+
+  #settle(): void {
+    if (!this.#closed || this.#conns.size !== 0 || this.#queued() !== 0) return;
+    const waiters = this.#closeWaiters;
+    this.#closeWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Stop taking requests; those in flight and queued finish, then every connection closes. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const conn of this.#idle.splice(0)) conn.close();
+    const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
+    this.#settle();
+    return done;
+  }
+
+  /** Fail every queued and in-flight request and close every connection now. */
+  destroy(): Promise<void> {
+    this.#closed = true;
+    this.#destroyed = true;
+    const err = clientDestroyed();
+    for (let next = this.#shift(); next !== null; next = this.#shift()) next[1].onError(err);
+    for (const conn of [...this.#conns]) {
+      if (conn.handler !== null) conn.fail(err);
+      else conn.close();
+    }
+    const done = new Promise<void>((resolve) => this.#closeWaiters.push(resolve));
+    this.#settle();
+    return done;
+  }
+}
