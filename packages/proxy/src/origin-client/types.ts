@@ -28,7 +28,7 @@ export interface OriginHandler {
   onData(chunk: Buffer): boolean;
   onComplete(trailers: string[] | null): void;
   onError(err: Error): void;
-  /** 101 to a request that asked to upgrade: the socket is the handler's from now on. */
+  /** 101 to a request that asked to upgrade: the socket is the handler's from now on, paused, with any bytes read after the head unshifted. */
   onUpgrade?(status: number, raw: string[], socket: Duplex): void;
 }
 
