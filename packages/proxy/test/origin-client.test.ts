@@ -9,7 +9,7 @@ import { classifyOriginError } from '../src/errors.js';
 import { OriginClient } from '../src/origin-client/client.js';
 import type { OriginClientOptions, OriginHandler, OriginRequest } from '../src/origin-client/types.js';
 import { hasOpenssl, makeCa } from '../src/testing/index.js';
-import { until, type Teardown } from './helpers.js';
+import { rawRequest, record, snapshot, startProxy, statusOf, until, type Teardown } from './helpers.js';
 
 interface Script {
   port: number;
@@ -144,7 +144,7 @@ test('chunked response with trailers: body de-chunked, trailers to onComplete, c
   t.is(o.connections.length, 1);
 });
 
-test('HEAD, 204 and 304 end with their head even with a Content-Length; the connection is reused', async (t) => {
+test('HEAD, 204 and 304 end with their head even with a Content-Length; 204/304 reuse the connection, HEAD closes it (as undici: a body sent after it would desync the next response)', async (t) => {
   const o = await rawOrigin(t, (h, s) => {
     if (h.startsWith('HEAD')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n');
     else if (h.includes('/204')) s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
@@ -156,7 +156,9 @@ test('HEAD, 204 and 304 end with their head even with a Content-Length; the conn
   t.is(head.body, '');
   t.is((await run(c, { path: '/204' })).status, 204);
   t.is((await run(c, { path: '/304' })).status, 304);
-  t.is(o.connections.length, 1);
+  t.regex(o.received[0]!, /^HEAD \/ HTTP\/1\.1\r\nhost: origin\.test\r\nconnection: close\r\n\r\n$/);
+  t.is(o.connections.length, 2);
+  t.regex(o.received[1]!, /^GET \/204 [^]*GET \/304 /);
 });
 
 test('a close-delimited body ends with the connection, which is not reused', async (t) => {
@@ -186,6 +188,20 @@ test('an unsolicited 100 Continue is skipped and the final response forwarded (u
   t.is(r.status, 200);
   t.deepEqual(r.interim, [], '100 is not passed on');
   t.is(r.body, 'final');
+});
+
+test('through the proxy: an unsolicited 100 Continue, then 200, is relayed as the 200 (native); undici still refuses it (502)', async (t) => {
+  const o = await rawOrigin(t, (_h, s) => s.write('HTTP/1.1 100 Continue\r\n\r\n' + ok('final')));
+  for (const originClient of ['native', 'undici'] as const) {
+    const p = await startProxy(snapshot([record(o.port)]), { originClient });
+    t.teardown(() => p.proxy.close({ deadlineMs: 100 }));
+    const r = await rawRequest(p.port, 'GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n');
+    if (originClient === 'native') {
+      t.is(statusOf(r.text), 200);
+      t.true(r.text.endsWith('\r\n\r\nfinal'), r.text);
+      t.notRegex(r.text, /100 Continue/);
+    } else t.is(statusOf(r.text), 502);
+  }
 });
 
 test('103 Early Hints, then 200: the 103 reaches onHeaders as interim, the 200 is the response; a 100 in a later read too', async (t) => {
@@ -351,6 +367,14 @@ test('backpressure: a handler that returns false stops reading until resume; the
   resumeLater!();
   const r = await done;
   t.is(r.body.length, size);
+});
+
+test('a handler that paused on the last chunk of a response: the connection is read again for the next request', async (t) => {
+  const o = await rawOrigin(t, (_h, s, n) => s.write(ok(`r${n}`)));
+  const c = client(t, o.port);
+  t.is((await run(c, {}, { onData: () => false })).body, 'r0');
+  t.is((await run(c)).body, 'r1');
+  t.is(o.connections.length, 1);
 });
 
 test('timeouts: connect (TLS handshake never answered), response head, body idle — all classified as timeout', async (t) => {

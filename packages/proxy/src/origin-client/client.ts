@@ -90,6 +90,10 @@ export class OriginClient implements OriginDispatcher, ConnectionOwner {
       }
       // The origin closed it meanwhile: the request waits for another connection, first in line.
       if (conn.state !== STATE.CLOSED) conn.close();
+      if (this.#destroyed) {
+        handler.onError(clientDestroyed());
+        return;
+      }
       this.#queue.splice(this.#queueHead, 0, request, handler);
       this.#next();
     });

@@ -97,6 +97,8 @@ export class OriginConnection implements Timed {
   /** The origin's Keep-Alive timeout hint (ms), or null. */
   keepAliveHint: number | null = null;
   paused = false;
+  /** The current request's `resume` for its handler (see `resumeFor`). */
+  resume: () => void = noop;
   /** Set for a socket that was kept alive before (its request may meet a close in flight). */
   reused = false;
   /** Inside parser.execute/finish (see teardown). */
@@ -126,7 +128,6 @@ export class OriginConnection implements Timed {
     parser[kOnBody] = this.onBody.bind(this);
     parser[kOnMessageComplete] = this.onMessageComplete.bind(this);
     this.parser = parser;
-    this.resume = this.resume.bind(this);
     this.onBodyData = this.onBodyData.bind(this);
     this.onBodyEnd = this.onBodyEnd.bind(this);
     this.onBodyError = this.onBodyError.bind(this);
@@ -291,11 +292,19 @@ export class OriginConnection implements Timed {
     this.keepAlive = true;
     this.paused = false;
     this.disarm();
+    // Per request, so that a call left over from an earlier request (a late 'drain' of
+    // its client) neither aborts nor resumes the one on the connection now.
+    this.resume = () => this.resumeFor(seq);
     handler.onConnect((err?: Error) => this.abort(seq, err));
     // The handler aborted at once (its client left while the request waited).
     if (this.handler !== handler || this.seq !== seq) return;
     const socket = this.socket;
-    let head = requestHead(req.method, req.path, req.headers, req.upgrade ?? null);
+    // undici's rule, kept: a HEAD response ends the connection. An origin that wrongly
+    // sends a body after a HEAD response would otherwise have it read as the start of
+    // the next response on the connection (response desync).
+    const head0 = req.method === 'HEAD';
+    if (head0) this.keepAlive = false;
+    let head = requestHead(req.method, req.path, req.headers, req.upgrade ?? null, head0);
     const body = req.body;
     this.arm(T_HEADERS, this.owner.options.headersTimeoutMs);
     if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
@@ -318,6 +327,8 @@ export class OriginConnection implements Timed {
     // Transfer-Encoding was a hop-by-hop field, re-derived here).
     const length = headContentLength;
     this.chunked = length === null;
+    // undici's rule: content on a method that does not anticipate it; not reused.
+    if (!expectsPayload(req.method)) this.keepAlive = false;
     socket.write(length === null ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}content-length: ${length}\r\n\r\n`, 'latin1');
     this.body = body;
     body.on('data', this.onBodyData);
@@ -394,9 +405,8 @@ export class OriginConnection implements Timed {
     this.socket.pause();
   }
 
-  /** The handler's `resume` (bound once per connection): a stale call finds nothing paused. */
-  resume(): void {
-    if (!this.paused || this.state !== BUSY) return;
+  resumeFor(seq: number): void {
+    if (seq !== this.seq || !this.paused || this.state !== BUSY) return;
     this.paused = false;
     if (this.handler !== null && this.headersDone) this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     this.socket.resume();
@@ -598,6 +608,11 @@ export class OriginConnection implements Timed {
       this.close();
       return;
     }
+    if (this.paused) {
+      // Paused by the last chunk of the response: the next one must be read.
+      this.paused = false;
+      this.socket.resume();
+    }
     this.reused = true;
     this.owner.released(this);
   }
@@ -628,3 +643,5 @@ export class OriginConnection implements Timed {
 }
 
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
+
+function noop(): void {}

@@ -37,7 +37,7 @@ export let headContentLength: string | null = null;
  * `METHOD path HTTP/1.1`, host, connection and the other fields, each line ending in
  * CRLF; without the framing field and the blank line (the caller adds them).
  */
-export function requestHead(method: string, path: string, headers: readonly string[], upgrade: string | null): string {
+export function requestHead(method: string, path: string, headers: readonly string[], upgrade: string | null, close = false): string {
   let host = '';
   let fields = '';
   headContentLength = null;
@@ -54,7 +54,7 @@ export function requestHead(method: string, path: string, headers: readonly stri
     }
     fields += `${name}: ${value}\r\n`;
   }
-  const connection = upgrade != null ? `connection: upgrade\r\nupgrade: ${upgrade}\r\n` : 'connection: keep-alive\r\n';
+  const connection = upgrade != null ? `connection: upgrade\r\nupgrade: ${upgrade}\r\n` : close ? 'connection: close\r\n' : 'connection: keep-alive\r\n';
   return `${method} ${path} HTTP/1.1\r\n${host}${connection}${fields}`;
 }
 
