@@ -158,7 +158,7 @@ export class OriginConnection implements Timed {
     this.deadline = 0;
   }
 
-  expired(now: number): void {
+  expired(): void {
     const kind = this.timer;
     this.disarm();
     switch (kind) {
@@ -182,7 +182,6 @@ export class OriginConnection implements Timed {
         this.close();
         return;
     }
-    void now;
   }
 
   // ---- lifecycle ------------------------------------------------------------------
@@ -241,6 +240,10 @@ export class OriginConnection implements Timed {
         this.executing = true;
         this.parser.finish();
         this.executing = false;
+        if (this.closeParser) {
+          this.closeParser = false;
+          this.parser.close();
+        }
         if (this.failure !== null) {
           this.fail(this.failure);
           return;

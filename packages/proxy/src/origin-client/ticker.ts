@@ -7,7 +7,7 @@
 
 export interface Timed {
   deadline: number;
-  expired(now: number): void;
+  expired(): void;
 }
 
 const timed = new Set<Timed>();
@@ -16,7 +16,7 @@ let interval: NodeJS.Timeout | null = null;
 
 function tick(): void {
   const now = performance.now();
-  for (const t of timed) if (t.deadline !== 0 && t.deadline <= now) t.expired(now);
+  for (const t of timed) if (t.deadline !== 0 && t.deadline <= now) t.expired();
 }
 
 /** The tick follows the shortest timeout any client uses (a quarter of it, 10..250 ms). */
