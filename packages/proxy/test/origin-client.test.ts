@@ -330,6 +330,39 @@ test('keep-alive idle timeout closes the connection; an origin that closed an id
   t.is(o.connections.length, 3);
 });
 
+test('a request for an idle connection whose close is seen in the same turn waits for the check phase: requeued, sent on a fresh connection, onConnect once', async (t) => {
+  const o = await rawOrigin(t, (_h, s) => s.write(ok()));
+  // The client's sockets, to close one the way a FIN read in this turn's poll phase would.
+  const sockets: Socket[] = [];
+  const connect = net.connect;
+  (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
+    const socket = connect(...args);
+    sockets.push(socket);
+    return socket;
+  };
+  t.teardown(() => ((net as { connect: unknown }).connect = connect));
+  const c = client(t, o.port);
+  t.is((await run(c)).status, 200);
+  t.is(sockets.length, 1);
+  let connects = 0;
+  const second = new Promise<Outcome>((resolve) => {
+    const out: Outcome = { status: 0, interim: [], headers: [], body: '', trailers: null, error: null, connected: false };
+    c.dispatch({ path: '/', method: 'POST', headers: ['host', 'h'], body: null }, {
+      onConnect: () => connects++,
+      onHeaders: (status) => ((out.status = status), true),
+      onData: () => true,
+      onComplete: () => resolve(out),
+      onError: (err) => ((out.error = err), resolve(out)),
+    });
+  });
+  sockets[0]!.destroy();
+  const r = await second;
+  t.is(r.error, null);
+  t.is(r.status, 200);
+  t.is(connects, 1, 'onConnect only on the connection that carried it');
+  t.is(o.connections.length, 2);
+});
+
 test('a request written on a connection the origin closed at that moment fails as a reset (connected), which attempt.ts retries', async (t) => {
   // The origin closes each connection right after reading the second request on it, without answering.
   const o = await rawOrigin(t, (_h, s, n) => (n === 0 ? s.write(ok()) : s.destroy()));

@@ -35,6 +35,8 @@ export interface ConnectionOwner {
   connected(conn: OriginConnection): void;
   /** The connection finished a request and may be reused. */
   released(conn: OriginConnection): void;
+  /** A request given to `queueSend` whose connection closed before the check phase. */
+  requeue(request: OriginRequest, handler: OriginHandler): void;
   /** The connection failed before it was established. */
   connectFailed(conn: OriginConnection, err: Error): void;
   /** The connection is gone (closed, failed, or handed to an upgrade). */
@@ -99,8 +101,9 @@ export class OriginConnection implements Timed {
   paused = false;
   /** The current request's `resume` for its handler (see `resumeFor`). */
   resume: () => void = noop;
-  /** Set for a socket that was kept alive before (its request may meet a close in flight). */
-  reused = false;
+  /** The request waiting for this turn's check phase to be sent here (queueSend). */
+  laterRequest: OriginRequest | null = null;
+  laterHandler: OriginHandler | null = null;
   /** The request head waiting for this turn's check phase (queueHead), or null. */
   pendingHead: string | null = null;
   /** Inside parser.execute/finish (see teardown). */
@@ -357,7 +360,32 @@ export class OriginConnection implements Timed {
    */
   queueHead(head: string): void {
     this.pendingHead = head;
-    if (pendingHeads.push(this) === 1) setImmediate(writeHeads);
+    pendingHeads.push(this);
+    scheduleFlush();
+  }
+
+  /** An idle connection is reserved for `request`, sent in the check phase (client.ts). */
+  queueSend(request: OriginRequest, handler: OriginHandler): void {
+    this.state = BUSY;
+    this.disarm();
+    this.laterRequest = request;
+    this.laterHandler = handler;
+    pendingSends.push(this);
+    scheduleFlush();
+  }
+
+  sendLater(): void {
+    const request = this.laterRequest!;
+    const handler = this.laterHandler!;
+    this.laterRequest = null;
+    this.laterHandler = null;
+    if (this.state === BUSY && this.handler === null && !this.socket.destroyed && this.socket.readable && this.socket.writable) {
+      this.send(request, handler);
+      return;
+    }
+    // The origin closed it meanwhile (what the wait is for).
+    if (this.state !== CLOSED) this.close();
+    this.owner.requeue(request, handler);
   }
 
   /** Write the queued head now (before body bytes that came first, or from writeHeads). */
@@ -643,7 +671,6 @@ export class OriginConnection implements Timed {
       this.paused = false;
       this.socket.resume();
     }
-    this.reused = true;
     this.owner.released(this);
   }
 
@@ -674,11 +701,35 @@ export class OriginConnection implements Timed {
 
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
 
+const pendingSends: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
+let flushScheduled = false;
+let flushing = false;
 
-function writeHeads(): void {
+function scheduleFlush(): void {
+  if (flushScheduled || flushing) return;
+  flushScheduled = true;
+  setImmediate(flushOrigins);
+}
+
+/** The check phase: requests for idle connections are sent, then every head of the turn written. */
+function flushOrigins(): void {
+  flushScheduled = false;
+  flushing = true;
+  // Entries added while looping (a requeued request taking another idle connection) are handled here too.
+  for (let i = 0; i < pendingSends.length; i++) {
+    const conn = pendingSends[i]!;
+    try {
+      conn.sendLater();
+    } catch (err) {
+      // A handler that threw: its request fails, the others go on.
+      conn.fail(err as Error);
+    }
+  }
+  pendingSends.length = 0;
   for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.writeHead();
   pendingHeads.length = 0;
+  flushing = false;
 }
 
 function noop(): void {}
