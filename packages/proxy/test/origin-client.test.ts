@@ -330,14 +330,15 @@ test('keep-alive idle timeout closes the connection; an origin that closed an id
   t.is(o.connections.length, 3);
 });
 
-test('a request for an idle connection whose close is seen in the same turn waits for the check phase: requeued, sent on a fresh connection, onConnect once', async (t) => {
+test.serial('a request for an idle connection whose close is seen in the same turn waits for the check phase: requeued, sent on a fresh connection, onConnect once', async (t) => {
   const o = await rawOrigin(t, (_h, s) => s.write(ok()));
   // The client's sockets, to close one the way a FIN read in this turn's poll phase would.
   const sockets: Socket[] = [];
   const connect = net.connect;
   (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
     const socket = connect(...args);
-    sockets.push(socket);
+    // This test's origin only (net.connect is the whole process's).
+    if ((args[0] as unknown as { port?: number }).port === o.port) sockets.push(socket);
     return socket;
   };
   t.teardown(() => ((net as { connect: unknown }).connect = connect));
