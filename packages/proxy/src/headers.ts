@@ -167,8 +167,8 @@ export function latin1(buf: Buffer | string): string {
 }
 
 /**
- * Response headers for the client from the origin client's raw pairs (undici's Buffers, or the native client's latin1 strings): hop-by-hop fields
- * removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
+ * Response headers for the client from the origin client's raw pairs (undici's Buffers,
+ * or the native client's latin1 strings): hop-by-hop fields removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
  * field is kept and `Connection: upgrade` restored, as the handshake needs both.
  */
 export function responseHeaders(raw: readonly (Buffer | string)[], via: string, keepUpgrade = false): string[] {

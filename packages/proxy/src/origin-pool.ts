@@ -71,9 +71,10 @@ export class Origin implements Peer {
 
   /**
    * The keep-alive connection pool, made when the origin is first used. An undici Pool
-   * (the native client costs far less, but the rule stays) costs ~16 KiB and a constructor's worth of garbage: made for every server a pool
+   * costs ~16 KiB and a constructor's worth of garbage: made for every server a pool
    * change adds, on every node, it was most of an admin write's cost on a follower
-   * (docs/benchmarks.md › Where the time of one write goes).
+   * (docs/benchmarks.md › Where the time of one write goes). The native OriginClient
+   * is a few small objects, but the rule stays: 10,000 origins on every node and worker.
    */
   get pool(): OriginDispatcher {
     if (this.#pool === null) {
