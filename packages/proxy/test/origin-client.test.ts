@@ -364,6 +364,32 @@ test.serial('a request for an idle connection whose close is seen in the same tu
   t.is(o.connections.length, 2);
 });
 
+test.serial('bytes that arrive before a request head has left are not taken for its response (a stale 408 as an origin closes)', async (t) => {
+  const o = await rawOrigin(t, (_h, s, n) => n === 0 && s.write(ok('a')));
+  const sockets: Socket[] = [];
+  const connect = net.connect;
+  (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
+    const socket = connect(...args);
+    if ((args[0] as unknown as { port?: number }).port === o.port) sockets.push(socket);
+    return socket;
+  };
+  t.teardown(() => ((net as { connect: unknown }).connect = connect));
+  const c = client(t, o.port, { connections: 1 });
+  // A completes; B, queued behind it, takes the connection at once and its head waits for
+  // the check phase; the stale bytes come in between (a microtask after A's read).
+  const a = run(c, { path: '/a' });
+  const b = run(c, { path: '/b' });
+  await until(() => sockets.length === 1);
+  const first = await a;
+  t.is(first.body, 'a');
+  // Still in the turn that read A (this continuation is a microtask): B's head has not left.
+  sockets[0]!.emit('data', Buffer.from('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n'));
+  const r = await b;
+  t.not(r.status, 408, 'the stale bytes were taken for the response');
+  t.is(r.error?.code, 'UND_ERR_SOCKET');
+  t.is(classifyOriginError(r.error, r.connected), 'reset');
+});
+
 test('a request written on a connection the origin closed at that moment fails as a reset (connected), which attempt.ts retries', async (t) => {
   // The origin closes each connection right after reading the second request on it, without answering.
   const o = await rawOrigin(t, (_h, s, n) => (n === 0 ? s.write(ok()) : s.destroy()));

@@ -479,6 +479,12 @@ export class OriginConnection implements Timed {
       if (this.state !== CLOSED) this.close();
       return;
     }
+    if (this.pendingHead !== null) {
+      // Bytes before the request head has even left (it waits for the check phase): not
+      // an answer to it (e.g. a 408 an origin sends as it closes an idle connection).
+      this.fail(socketClosed());
+      return;
+    }
     this.executing = true;
     const ret = this.parser.execute(chunk);
     this.executing = false;
