@@ -531,7 +531,7 @@ export class OriginConnection implements Timed {
 
   onHeadersComplete(
     _major: number,
-    minor: number,
+    _minor: number,
     fields: string[] | undefined,
     _method: unknown,
     _url: unknown,
@@ -597,7 +597,6 @@ export class OriginConnection implements Timed {
         }
       }
     }
-    void minor;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
