@@ -23,6 +23,7 @@
 //   npm run bench -- [--duration 10] [--warmup 3] [--rounds 1] [--modes pinned,multi]
 //                    [--targets direct,weldr,weldr-log,weldr-1000,weldr-single,floor,nginx,nginx-1000,nginx-single,haproxy]
 //                    [--scenarios small,large,latency] [--write] [--json out.json]
+//                    [--origin-client native|undici]   (weldr's origin-side HTTP client; default: weldr's own)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir, cpus, loadavg } from 'node:os';
@@ -46,6 +47,7 @@ const { values: opt } = parseArgs({
     scenarios: { type: 'string', default: 'small,large,latency' },
     write: { type: 'boolean', default: false },
     json: { type: 'string' },
+    'origin-client': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -132,6 +134,8 @@ async function startTarget(name, dir, originPorts, mode) {
       '--id', 'bench', '--listen', `127.0.0.1:${port}`, '--admin', `127.0.0.1:${admin}`,
       '--store', 'memory', '--log-level', 'warn', '--workers', workers,
       ...(name === 'weldr-log' ? ['--access-log', join(dir, `access-${mode}.log`)] : []),
+      // weldr's origin-side client (an A/B of the native client against undici's Pool).
+      ...(opt['origin-client'] !== undefined ? ['--origin-client', opt['origin-client']] : []),
     ]);
     await waitFor('weldr admin', async () => (await fetch(`http://127.0.0.1:${admin}/health`)).ok, 60_000).catch((e) => {
       throw new Error(`${e.message}\n${proc.output()}`);

@@ -148,7 +148,9 @@ const LATIN1_SLOTS = 512;
 const LATIN1_MAX = 64;
 const latin1Cache: (string | undefined)[] = new Array<string | undefined>(LATIN1_SLOTS).fill(undefined);
 
-export function latin1(buf: Buffer): string {
+export function latin1(buf: Buffer | string): string {
+  // node's parser (the native origin client) already makes latin1 strings.
+  if (typeof buf === 'string') return buf;
   const n = buf.length;
   if (n === 0) return '';
   if (n > LATIN1_MAX) return buf.toString('latin1');
@@ -165,11 +167,11 @@ export function latin1(buf: Buffer): string {
 }
 
 /**
- * Response headers for the client from undici's raw (Buffer) pairs: hop-by-hop fields
- * removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
+ * Response headers for the client from the origin client's raw pairs (undici's Buffers,
+ * or the native client's latin1 strings): hop-by-hop fields removed, Via appended. With `keepUpgrade` (a 101 answer to an Upgrade) the Upgrade
  * field is kept and `Connection: upgrade` restored, as the handshake needs both.
  */
-export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade = false): string[] {
+export function responseHeaders(raw: readonly (Buffer | string)[], via: string, keepUpgrade = false): string[] {
   const out: string[] = [];
   let tokens: string[] | null = null;
   for (let i = 0; i < raw.length; i += 2) {
@@ -205,13 +207,15 @@ export function responseHeaders(raw: readonly Buffer[], via: string, keepUpgrade
 const CHUNKED = Buffer.from('chunked');
 
 /** Whether a Transfer-Encoding value is exactly `chunked` (any case, surrounding OWS). */
-function isChunked(value: Buffer): boolean {
+function isChunked(value: Buffer | string): boolean {
+  const str = typeof value === 'string';
+  const at = (i: number): number => (str ? value.charCodeAt(i) : value[i]!);
   let start = 0;
   let end = value.length;
-  while (start < end && (value[start] === 0x20 || value[start] === 0x09)) start++;
-  while (end > start && (value[end - 1] === 0x20 || value[end - 1] === 0x09)) end--;
+  while (start < end && (at(start) === 0x20 || at(start) === 0x09)) start++;
+  while (end > start && (at(end - 1) === 0x20 || at(end - 1) === 0x09)) end--;
   if (end - start !== CHUNKED.length) return false;
-  for (let i = 0; i < CHUNKED.length; i++) if ((value[start + i]! | 0x20) !== CHUNKED[i]) return false;
+  for (let i = 0; i < CHUNKED.length; i++) if ((at(start + i) | 0x20) !== CHUNKED[i]) return false;
   return true;
 }
 

@@ -2,7 +2,8 @@
 export const PACKAGE = '@weldr/proxy';
 
 export { createProxy } from './proxy.js';
-export { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from './types.js';
+export { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, ORIGIN_CLIENTS } from './types.js';
+export type { OriginClientKind } from './types.js';
 export type { OriginTlsOptions } from './types.js';
 export type { Logger, LimitStats, Proxy, ProxyLimits, ProxyOptions, ProxyStats, ProxyTimeouts, ServerStats, CounterPair } from './types.js';
 export type { Health, CheckResult } from './health/health-state.js';

@@ -5,8 +5,10 @@ import type { ActiveChecker } from './health/active-checker.js';
 import { HealthState } from './health/health-state.js';
 import { PassiveHealth } from './health/passive.js';
 import type { OriginFailure } from './errors.js';
+import { OriginClient } from './origin-client/client.js';
+import type { OriginDispatcher } from './origin-client/types.js';
 import { newHistogram } from './stats.js';
-import type { OriginTlsOptions, ProxyTimeouts } from './types.js';
+import type { OriginClientKind, OriginTlsOptions, ProxyTimeouts } from './types.js';
 
 export interface OriginPoolOptions {
   readonly timeouts: ProxyTimeouts;
@@ -15,6 +17,8 @@ export interface OriginPoolOptions {
   readonly originMaxConnections: number;
   /** HTTPS to origins, verified; null: cleartext. */
   readonly originTls: OriginTlsOptions | null;
+  /** Which HTTP/1.1 client talks to origins (default 'native'). */
+  readonly originClient?: OriginClientKind;
 }
 
 /**
@@ -32,7 +36,7 @@ export class Origin implements Peer {
   /** Host header for requests this proxy originates itself (health checks). */
   readonly authority: string;
   /** Made on first use (a request, a health check): see `pool`. */
-  #pool: Pool | null = null;
+  #pool: OriginDispatcher | null = null;
   #closed = false;
   readonly #options: OriginPoolOptions;
   record: ServerRecord;
@@ -69,9 +73,10 @@ export class Origin implements Peer {
    * The keep-alive connection pool, made when the origin is first used. An undici Pool
    * costs ~16 KiB and a constructor's worth of garbage: made for every server a pool
    * change adds, on every node, it was most of an admin write's cost on a follower
-   * (docs/benchmarks.md › Where the time of one write goes).
+   * (docs/benchmarks.md › Where the time of one write goes). The native OriginClient
+   * is a few small objects, but the rule stays: 10,000 origins on every node and worker.
    */
-  get pool(): Pool {
+  get pool(): OriginDispatcher {
     if (this.#pool === null) {
       this.#pool = this.#makePool();
       // Asked for after drain()/destroy(): closed at once, so a dispatch fails as it did on the closed pool.
@@ -81,14 +86,30 @@ export class Origin implements Peer {
   }
 
   /** The pool if one was made (stats read it without making one). */
-  get openPool(): Pool | null {
+  get openPool(): OriginDispatcher | null {
     return this.#pool;
   }
 
-  #makePool(): Pool {
+  #makePool(): OriginDispatcher {
     const t = this.#options.timeouts;
     const options = this.#options;
     const tls = options.originTls;
+    if (options.originClient !== 'undici') {
+      // The same settings as the undici Pool below (origin-client/client.ts).
+      return new OriginClient({
+        host: this.ip,
+        port: this.port,
+        tls: tls === null ? null : { ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(tls.servername !== undefined ? { servername: tls.servername } : {}) },
+        connectTimeoutMs: t.originConnectMs,
+        headersTimeoutMs: t.originResponseMs,
+        bodyTimeoutMs: t.originIdleMs,
+        keepAliveTimeoutMs: t.originKeepAliveMs,
+        maxHeaderSize: options.maxHeaderSize,
+        connections: options.originMaxConnections,
+      });
+    }
+    // undici's Pool has the shape of OriginDispatcher; its handler types differ only in
+    // the raw header arrays (Buffers there), which headers.ts takes either way.
     return new Pool(this.url, {
       connectTimeout: t.originConnectMs,
       headersTimeout: t.originResponseMs,
@@ -107,7 +128,7 @@ export class Origin implements Peer {
       ...(tls === null
         ? {}
         : { connect: { rejectUnauthorized: true, ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(tls.servername !== undefined ? { servername: tls.servername } : {}) } }),
-    });
+    }) as unknown as OriginDispatcher;
   }
 
   get draining(): boolean {

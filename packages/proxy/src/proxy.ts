@@ -38,6 +38,7 @@ export function createProxy(options: ProxyOptions): Proxy {
     maxHeaderSize,
     originMaxConnections: limits.originMaxConnections,
     originTls: options.originTls ?? null,
+    originClient: options.originClient ?? 'native',
     healthChecks: options.healthChecks ?? true,
     poolLog: options.poolLog ?? 'info',
     ...(options.balancerPhase === undefined ? {} : { balancerPhase: options.balancerPhase }),

@@ -143,7 +143,15 @@ export interface ProxyOptions {
   tls?: ProxyTlsOptions;
   /** Reach every origin over HTTPS, verifying its certificate; absent: cleartext HTTP/1.1. */
   originTls?: OriginTlsOptions;
+  /**
+   * The HTTP/1.1 client that talks to origins: 'native' (default: origin-client/, node's
+   * own llhttp on plain sockets) or 'undici' (an undici Pool per origin, as before).
+   */
+  originClient?: OriginClientKind;
 }
+
+export type OriginClientKind = 'native' | 'undici';
+export const ORIGIN_CLIENTS: readonly OriginClientKind[] = ['native', 'undici'];
 
 export interface OriginTlsOptions {
   /** CA certificates (PEM) origin certificates must chain to; absent: the system's roots. */

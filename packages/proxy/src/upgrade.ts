@@ -71,7 +71,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     }
     this.responded = true;
     this.answered(statusCode);
-    const headers = responseHeaders((raw ?? []).map((h) => (typeof h === 'string' ? Buffer.from(h, 'latin1') : h)), this.ctx.via, true);
+    const headers = responseHeaders(raw ?? [], this.ctx.via, true);
     // latin1: field values are the origin's bytes, one char each (as node writes them).
     client.write(serializeHead(statusCode, 'Switching Protocols', headers), 'latin1');
     if (this.head.length !== 0) originSocket.write(this.head);
@@ -109,7 +109,7 @@ class Tunnel extends OriginAttempt implements Dispatcher.DispatchHandler {
     client.resume();
   }
 
-  onHeaders(statusCode: number, raw: Buffer[], resume: () => void): boolean {
+  onHeaders(statusCode: number, raw: (Buffer | string)[], resume: () => void): boolean {
     if (statusCode < 200 || this.ended) return !this.ended;
     // The origin declined the upgrade: relay its answer, delimited by closing.
     const headers = responseHeaders(raw, this.ctx.via);

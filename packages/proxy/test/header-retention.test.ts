@@ -39,6 +39,7 @@ function get(port: number, path: string, agent: http.Agent): Promise<{ status: n
 
 test('the raw header array of each relayed response is emptied, and the client still gets every field', async (t) => {
   const seen = captureRawHeads(t);
+  // undici's own array (the native client's is emptied by the same dropRaw; its fields are strings, not views of a read chunk).
   const { p } = await setup(t, (req, res) => {
     const n = Number(req.url!.slice(1));
     res.setHeader('x-seq', String(n));
@@ -50,7 +51,7 @@ test('the raw header array of each relayed response is emptied, and the client s
       return;
     }
     res.end(`body ${n}`);
-  });
+  }, { originClient: 'undici' });
   // One kept-alive client connection and (so) one origin connection, reused.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   t.teardown(() => agent.destroy());

@@ -468,10 +468,15 @@ test('a tunnel whose client stops reading is closed after the stall limit once i
   let proxySide: net.Socket | null = null;
   p.proxy.server.on('upgrade', (_req: http.IncomingMessage, socket: net.Socket) => (proxySide = socket));
   const c = rawClient(p.port);
-  c.socket.once('data', () => c.socket.pause());
+  // The 101 reached the client: the tunnel is spliced (its idle timer is the one fired below).
+  let switched = false;
+  c.socket.once('data', () => {
+    switched = true;
+    c.socket.pause();
+  });
   c.socket.write(`GET /ws HTTP/1.1\r\nHost: a\r\n${WS_HEAD}\r\n`);
   t.teardown(() => c.socket.destroy());
-  await until(() => p.proxy.stats().active === 1 && proxySide !== null, 5_000);
+  await until(() => p.proxy.stats().active === 1 && proxySide !== null && switched, 5_000);
   // The client's buffers fill; then the idle timeout fires.
   await new Promise((r) => setTimeout(r, 200));
   proxySide!.emit('timeout');

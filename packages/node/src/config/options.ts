@@ -1,6 +1,6 @@
 // Every setting of `weldr start`, in one table: its config-file key, flag, environment
 // variable, default and parser. The loader, `--help` and docs/operations.md all follow it.
-import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS } from '@weldr/proxy';
+import { DEFAULT_LIMITS, DEFAULT_TIMEOUTS, ORIGIN_CLIENTS, type OriginClientKind } from '@weldr/proxy';
 import { availableParallelism } from 'node:os';
 import { autoMaxConnections } from './fd-limit.js';
 import type { BalancerKind } from '@weldr/store';
@@ -117,6 +117,8 @@ export interface NodeConfig {
   readonly originTls: 'system' | { readonly caFile: string } | undefined;
   /** The name origin certificates must carry (default: the origin's IP address). */
   readonly originTlsServername: string | undefined;
+  /** The HTTP/1.1 client that talks to origins: native (node's llhttp) or undici. */
+  readonly originClient: OriginClientKind;
   /** Minimum request-body rate, bytes/s; 0: off. */
   readonly clientBodyMinRate: number;
   /** Waiting on a request body that is never held against its rate, ms. */
@@ -228,6 +230,7 @@ export const OPTIONS: readonly AnyOptionSpec[] = [
   { key: 'originMaxConnections', flag: 'origin-max-connections', env: 'WELDR_ORIGIN_MAX_CONNECTIONS', valueName: 'N', help: 'connections to each origin; further requests wait for one', defaultText: String(DEFAULT_LIMITS.originMaxConnections), defaultValue: constant(DEFAULT_LIMITS.originMaxConnections), parse: parseInteger(1, 65_535) },
   { key: 'originTls', flag: 'origin-tls', env: 'WELDR_ORIGIN_TLS', valueName: 'system|FILE', help: 'reach origins over HTTPS, verifying their certificates against the system CAs or the CA bundle FILE (PEM)', defaultText: '(none: cleartext HTTP/1.1)', defaultValue: constant(undefined), parse: (raw) => (raw === 'system' ? 'system' : { caFile: parsePath(raw) }) },
   { key: 'originTlsServername', flag: 'origin-tls-servername', env: 'WELDR_ORIGIN_TLS_SERVERNAME', valueName: 'NAME', help: 'with --origin-tls: the DNS name every origin certificate must carry (sent as SNI)', defaultText: "(the origin's IP address, which its certificate must list)", defaultValue: constant(undefined), parse: parseDnsName },
+  { key: 'originClient', flag: 'origin-client', env: 'WELDR_ORIGIN_CLIENT', valueName: 'native|undici', help: "the HTTP/1.1 client that talks to origins: native (node's own llhttp on plain sockets) or undici (an undici Pool per origin, the client before 2026-12)", defaultText: 'native', defaultValue: constant('native' as OriginClientKind), parse: parseEnum(ORIGIN_CLIENTS) },
   { key: 'clientBodyMinRate', flag: 'client-body-min-rate', env: 'WELDR_CLIENT_BODY_MIN_RATE', valueName: 'BYTES/S', help: 'minimum average request-body rate once --client-body-rate-grace was waited (slower: 408 and close); 0 turns it off', defaultText: String(DEFAULT_LIMITS.clientBodyMinRate), defaultValue: constant(DEFAULT_LIMITS.clientBodyMinRate), parse: parseInteger(0, 1_000_000_000) },
   { key: 'clientBodyRateGrace', flag: 'client-body-rate-grace', env: 'WELDR_CLIENT_BODY_RATE_GRACE', valueName: 'DURATION', help: 'waiting on a request body that is never held against --client-body-min-rate', defaultText: formatDuration(DEFAULT_LIMITS.clientBodyRateGraceMs), defaultValue: constant(DEFAULT_LIMITS.clientBodyRateGraceMs), parse: duration(true) },
   { key: 'workers', flag: 'workers', env: 'WELDR_WORKERS', valueName: 'N|auto', help: 'proxy worker processes serving the proxy listeners (the node process keeps Raft, the admin API, health checks and the role); 0: the node process serves them itself; auto: one per core this process may use', defaultText: 'auto', defaultValue: () => autoWorkers(), parse: integerOrAuto(0, 256, () => autoWorkers()) },

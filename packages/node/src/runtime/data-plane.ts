@@ -103,6 +103,7 @@ export function createDataPlane(options: DataPlaneOptions): DataPlane {
       maxHeaderSize: config.maxHeaderSize,
       maxRetries: config.maxRetries,
       originTls: (options.proxyOptions.originTls as { ca?: string; servername?: string } | undefined) ?? null,
+      originClient: options.proxyOptions.originClient ?? 'native',
       tls: options.tls === undefined ? null : { certificates: [...options.tls.certificates] },
       listen: config.listen,
       listenTls: config.listenTls ?? null,

@@ -170,6 +170,7 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
         clientBodyMinRate: config.clientBodyMinRate,
         clientBodyRateGraceMs: config.clientBodyRateGrace,
       },
+      originClient: config.originClient,
       ...(config.originTls === undefined ? {} : { originTls: readOriginTls(config) }),
       },
     });

@@ -1,7 +1,7 @@
 // Messages between the node process and its proxy workers (node:cluster's IPC channel,
 // JSON). The node process alone runs Raft, the admin API, health checks and the roles;
 // workers serve the proxy listeners with what they are told here.
-import type { CheckResult, Health, ProxyLimits, ProxyTimeouts, TlsCertificate } from '@weldr/proxy';
+import type { CheckResult, Health, OriginClientKind, ProxyLimits, ProxyTimeouts, TlsCertificate } from '@weldr/proxy';
 import type { PoolSnapshot } from '@weldr/store';
 import type { LogLevel } from '../config/options.js';
 import type { CountersReport } from './counter-reports.js';
@@ -20,6 +20,7 @@ export interface WorkerInit {
   readonly maxHeaderSize: number;
   readonly maxRetries: number;
   readonly originTls: { ca?: string; servername?: string } | null;
+  readonly originClient: OriginClientKind;
   readonly tls: { certificates: TlsCertificate[] } | null;
   readonly listen: { host: string; port: number };
   readonly listenTls: { host: string; port: number } | null;

@@ -43,6 +43,7 @@ async function init(m: WorkerInit): Promise<void> {
     healthChecks: 'external',
     // The node process logs the pool's changes once; a worker's lines would repeat them.
     poolLog: 'debug',
+    originClient: m.originClient,
     ...(m.originTls === null ? {} : { originTls: m.originTls }),
     ...(m.tls === null ? {} : { tls: m.tls }),
     ...(access === null ? {} : { accessLog: access.sink }),

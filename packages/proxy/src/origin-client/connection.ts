@@ -1,0 +1,740 @@
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import type { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { aborted, badResponse, bodyTimeout, connectTimeout, headersTimeout, socketClosed } from './errors.js';
+import { expectsPayload, headContentLength, keepAliveTimeoutMs, requestHead } from './request-head.js';
+import { unwatch, watch, type Timed } from './ticker.js';
+import type { OriginClientOptions, OriginHandler, OriginRequest } from './types.js';
+
+// node's own llhttp binding, the parser node:http uses: native code fed the socket's
+// chunks as they are (undici's wasm llhttp copies every chunk into wasm memory first).
+// Internal, but stable for years and used by node's own client and server.
+interface NativeParser {
+  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
+  execute(data: Buffer): number | Error;
+  finish(): Error | undefined;
+  close(): void;
+  free(): void;
+  [key: number]: unknown;
+}
+const { HTTPParser } = createRequire(import.meta.url)('_http_common') as {
+  HTTPParser: { new (): NativeParser; RESPONSE: number; kLenientNone: number; [key: string]: number };
+};
+const kOnMessageBegin = HTTPParser.kOnMessageBegin! | 0;
+const kOnHeaders = HTTPParser.kOnHeaders! | 0;
+const kOnHeadersComplete = HTTPParser.kOnHeadersComplete! | 0;
+const kOnBody = HTTPParser.kOnBody! | 0;
+const kOnMessageComplete = HTTPParser.kOnMessageComplete! | 0;
+
+/** What a connection needs of its pool (client.ts). */
+export interface ConnectionOwner {
+  readonly options: OriginClientOptions;
+  tlsSession: Buffer | null;
+  /** The connection is established and free. */
+  connected(conn: OriginConnection): void;
+  /** The connection finished a request and may be reused. */
+  released(conn: OriginConnection): void;
+  /** A request given to `queueSend` whose connection closed before the check phase. */
+  requeue(request: OriginRequest, handler: OriginHandler): void;
+  /** The connection failed before it was established. */
+  connectFailed(conn: OriginConnection, err: Error): void;
+  /** The connection is gone (closed, failed, or handed to an upgrade). */
+  gone(conn: OriginConnection, wasConnecting: boolean): void;
+}
+
+const CONNECTING = 0;
+const IDLE = 1;
+const BUSY = 2;
+const CLOSED = 3;
+
+const T_NONE = 0;
+const T_CONNECT = 1;
+const T_HEADERS = 2;
+const T_BODY = 3;
+const T_IDLE = 4;
+
+/**
+ * Close a kept-alive connection this long before the origin's announced Keep-Alive
+ * timeout, as undici does (its keepAliveTimeoutThreshold, 2 s): a request written just
+ * as the origin closes would be lost.
+ */
+const KEEP_ALIVE_MARGIN_MS = 2_000;
+
+/**
+ * One connection to an origin, one request at a time (no pipelining). The parser's
+ * callbacks are set once per connection; per request the connection allocates the head
+ * string, the header arrays and the `abort` closure the handler keeps.
+ */
+export class OriginConnection implements Timed {
+  readonly owner: ConnectionOwner;
+  readonly socket: net.Socket;
+  readonly parser: NativeParser;
+  state = CONNECTING;
+  deadline = 0;
+  timer = T_NONE;
+  handler: OriginHandler | null = null;
+  /** Counts requests: an `abort` from an earlier request does nothing. */
+  seq = 0;
+  method = '';
+  upgradeAsked = false;
+  body: Readable | null = null;
+  chunked = false;
+  /** The request (head and body) is fully written. */
+  requestSent = false;
+  /** The final response is complete (onComplete called). */
+  responseDone = false;
+  /** Bytes came that belong to no request (after a complete response): never reused. */
+  garbage = false;
+  /** A handler threw, or the response is unusable: the connection fails with it. */
+  failure: Error | null = null;
+  interim = false;
+  upgraded = false;
+  headersDone = false;
+  status = 0;
+  statusText = '';
+  headers: string[] = [];
+  trailers: string[] | null = null;
+  keepAlive = true;
+  /** The origin's Keep-Alive timeout hint (ms), or null. */
+  keepAliveHint: number | null = null;
+  paused = false;
+  /** The current request's `resume` for its handler (see `resumeFor`). */
+  resume: () => void = noop;
+  /** The request waiting for this turn's check phase to be sent here (queueSend). */
+  laterRequest: OriginRequest | null = null;
+  laterHandler: OriginHandler | null = null;
+  /** The request head waiting for this turn's check phase (queueHead), or null. */
+  pendingHead: string | null = null;
+  /** Inside parser.execute/finish (see teardown). */
+  executing = false;
+  closeParser = false;
+
+  constructor(owner: ConnectionOwner) {
+    this.owner = owner;
+    const o = owner.options;
+    this.socket =
+      o.tls === null
+        ? net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
+        : tls.connect({
+            host: o.host,
+            port: o.port,
+            rejectUnauthorized: true,
+            ALPNProtocols: ['http/1.1'],
+            ...(o.tls.ca !== undefined ? { ca: o.tls.ca } : {}),
+            ...(o.tls.servername !== undefined ? { servername: o.tls.servername } : {}),
+            ...(owner.tlsSession !== null ? { session: owner.tlsSession } : {}),
+          });
+    const parser = new HTTPParser();
+    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientNone | 0);
+    parser[kOnMessageBegin] = this.onMessageBegin.bind(this);
+    parser[kOnHeaders] = this.onHeaderFields.bind(this);
+    parser[kOnHeadersComplete] = this.onHeadersComplete.bind(this);
+    parser[kOnBody] = this.onBody.bind(this);
+    parser[kOnMessageComplete] = this.onMessageComplete.bind(this);
+    this.parser = parser;
+    this.onBodyData = this.onBodyData.bind(this);
+    this.onBodyEnd = this.onBodyEnd.bind(this);
+    this.onBodyError = this.onBodyError.bind(this);
+    this.onBodyClose = this.onBodyClose.bind(this);
+    const socket = this.socket;
+    if (o.tls !== null) {
+      socket.setNoDelay(true);
+      socket.setKeepAlive(true, 60_000);
+    }
+    socket.once(o.tls === null ? 'connect' : 'secureConnect', () => this.onConnected());
+    if (o.tls !== null) socket.on('session', (session: Buffer) => (owner.tlsSession = session));
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    socket.on('end', () => this.onSocketEnd());
+    socket.on('error', (err: Error) => this.onSocketGone(err));
+    socket.on('close', () => this.onSocketGone(null));
+    socket.on('drain', () => this.body?.resume());
+    this.arm(T_CONNECT, o.connectTimeoutMs);
+    watch(this);
+  }
+
+  arm(kind: number, ms: number): void {
+    this.timer = kind;
+    this.deadline = performance.now() + ms;
+  }
+
+  disarm(): void {
+    this.timer = T_NONE;
+    this.deadline = 0;
+  }
+
+  expired(): void {
+    const kind = this.timer;
+    this.disarm();
+    switch (kind) {
+      case T_CONNECT:
+        this.connectFailed(connectTimeout());
+        return;
+      case T_HEADERS:
+        // undici's rule: the response-head timeout does not run out while the request
+        // body is still being sent and the origin is taking it.
+        if (!this.requestSent && this.body !== null && !this.socket.writableNeedDrain) {
+          this.arm(T_HEADERS, this.owner.options.headersTimeoutMs);
+          return;
+        }
+        this.fail(headersTimeout());
+        return;
+      case T_BODY:
+        if (this.paused) return;
+        this.fail(bodyTimeout());
+        return;
+      case T_IDLE:
+        this.close();
+        return;
+    }
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------
+
+  onConnected(): void {
+    if (this.state !== CONNECTING) return;
+    this.state = IDLE;
+    this.disarm();
+    this.owner.connected(this);
+  }
+
+  connectFailed(err: Error): void {
+    if (this.state !== CONNECTING) return;
+    this.state = CLOSED;
+    this.teardown();
+    this.socket.destroy();
+    this.owner.connectFailed(this, err);
+  }
+
+  /** Idle: wait for the next request, close after the keep-alive timeout. */
+  idle(): void {
+    this.state = IDLE;
+    const o = this.owner.options;
+    let ms = o.keepAliveTimeoutMs;
+    if (this.keepAliveHint !== null) ms = Math.min(ms, this.keepAliveHint - KEEP_ALIVE_MARGIN_MS);
+    this.arm(T_IDLE, ms);
+  }
+
+  /** Whether an idle connection can take a request now (the origin has not closed it). */
+  usable(): boolean {
+    return this.state === IDLE && !this.socket.destroyed && this.socket.readable && this.socket.writable;
+  }
+
+  close(): void {
+    if (this.state === CLOSED) return;
+    const wasConnecting = this.state === CONNECTING;
+    this.state = CLOSED;
+    this.teardown();
+    this.socket.destroy();
+    this.owner.gone(this, wasConnecting);
+  }
+
+  teardown(): void {
+    this.pendingHead = null;
+    this.disarm();
+    unwatch(this);
+    this.detachBody();
+    // Never freed from inside one of its own callbacks (a handler's abort): after execute returns.
+    if (this.executing) this.closeParser = true;
+    else this.parser.close();
+  }
+
+  onSocketEnd(): void {
+    if (this.state === BUSY && this.handler !== null) {
+      if (this.headersDone && !this.upgraded) {
+        // A close-delimited body ends here (RFC 9112 §6.3 rule 8); any other is cut short.
+        this.executing = true;
+        this.parser.finish();
+        this.executing = false;
+        if (this.closeParser) {
+          this.closeParser = false;
+          this.parser.close();
+        }
+        if (this.failure !== null) {
+          this.fail(this.failure);
+          return;
+        }
+        if (this.handler === null) {
+          this.close();
+          return;
+        }
+      }
+      this.fail(socketClosed());
+      return;
+    }
+    this.close();
+  }
+
+  onSocketGone(err: Error | null): void {
+    if (this.state === CONNECTING) {
+      this.connectFailed(err ?? socketClosed());
+      return;
+    }
+    if (this.state === CLOSED) return;
+    if (this.handler !== null) {
+      // ECONNRESET and the like keep their code (a reset); a plain close is undici's "other side closed".
+      this.fail(err ?? socketClosed());
+      return;
+    }
+    this.close();
+  }
+
+  // ---- request --------------------------------------------------------------------
+
+  /** Write `req` on this (connected, idle) connection; `handler` gets the response. */
+  send(req: OriginRequest, handler: OriginHandler): void {
+    this.state = BUSY;
+    this.handler = handler;
+    const seq = ++this.seq;
+    this.method = req.method;
+    this.upgradeAsked = req.upgrade != null;
+    this.requestSent = false;
+    this.responseDone = false;
+    this.garbage = false;
+    this.failure = null;
+    this.interim = false;
+    this.upgraded = false;
+    this.headersDone = false;
+    this.status = 0;
+    this.headers = [];
+    this.trailers = null;
+    this.keepAlive = true;
+    this.paused = false;
+    this.disarm();
+    // Per request, so that a call left over from an earlier request (a late 'drain' of
+    // its client) neither aborts nor resumes the one on the connection now.
+    this.resume = () => this.resumeFor(seq);
+    handler.onConnect((err?: Error) => this.abort(seq, err));
+    // The handler aborted at once (its client left while the request waited).
+    if (this.handler !== handler || this.seq !== seq) return;
+    const socket = this.socket;
+    // undici's rule, kept: a HEAD response ends the connection. An origin that wrongly
+    // sends a body after a HEAD response would otherwise have it read as the start of
+    // the next response on the connection (response desync).
+    const head0 = req.method === 'HEAD';
+    if (head0) this.keepAlive = false;
+    let head = requestHead(req.method, req.path, req.headers, req.upgrade ?? null, head0);
+    const body = req.body;
+    this.arm(T_HEADERS, this.owner.options.headersTimeoutMs);
+    if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
+      head += expectsPayload(req.method) ? 'content-length: 0\r\n\r\n' : '\r\n';
+      this.queueHead(head);
+      this.requestSent = true;
+      return;
+    }
+    if (Buffer.isBuffer(body)) {
+      socket.cork();
+      socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
+      socket.write(body);
+      socket.uncork();
+      this.requestSent = true;
+      // undici's rule: content on a method that does not anticipate it may confuse the origin; not reused.
+      if (!expectsPayload(req.method)) this.keepAlive = false;
+      return;
+    }
+    // A streamed body: the client's, with its own Content-Length, else chunked (its
+    // Transfer-Encoding was a hop-by-hop field, re-derived here).
+    const length = headContentLength;
+    this.chunked = length === null;
+    // undici's rule: content on a method that does not anticipate it; not reused.
+    if (!expectsPayload(req.method)) this.keepAlive = false;
+    this.queueHead(length === null ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}content-length: ${length}\r\n\r\n`);
+    this.body = body;
+    body.on('data', this.onBodyData);
+    body.on('end', this.onBodyEnd);
+    body.on('error', this.onBodyError);
+    body.on('close', this.onBodyClose);
+    // An IncomingMessage that already ended (its body was read before) emits nothing more.
+    if ((body as Readable & { readableEnded?: boolean }).readableEnded) this.onBodyEnd();
+    else body.resume();
+  }
+
+  /**
+   * Request heads are written in the event-loop turn's check phase, all of the turn's
+   * together, rather than each from inside the client request's handler: the origin
+   * (nginx on the other core in the pinned benchmark) is then woken once per batch, not
+   * once per request — each wake-up an inter-processor interrupt on a VM, as for the
+   * client side's responses (forward.ts, flushResponses). Measured with writes made at
+   * once: the proxy's core idle a third of the time and 20–25 % fewer req/s than undici
+   * (whose writes wait a turn too) at 7–8 % less CPU per request.
+   */
+  queueHead(head: string): void {
+    this.pendingHead = head;
+    pendingHeads.push(this);
+    scheduleFlush();
+  }
+
+  /** An idle connection is reserved for `request`, sent in the check phase (client.ts). */
+  queueSend(request: OriginRequest, handler: OriginHandler): void {
+    this.state = BUSY;
+    this.disarm();
+    this.laterRequest = request;
+    this.laterHandler = handler;
+    pendingSends.push(this);
+    scheduleFlush();
+  }
+
+  sendLater(): void {
+    const request = this.laterRequest!;
+    const handler = this.laterHandler!;
+    this.laterRequest = null;
+    this.laterHandler = null;
+    if (this.state === BUSY && this.handler === null && !this.socket.destroyed && this.socket.readable && this.socket.writable) {
+      this.send(request, handler);
+      return;
+    }
+    // The origin closed it meanwhile (what the wait is for).
+    if (this.state !== CLOSED) this.close();
+    this.owner.requeue(request, handler);
+  }
+
+  /** Write the queued head now (before body bytes that came first, or from writeHeads). */
+  writeHead(): void {
+    const head = this.pendingHead;
+    if (head === null) return;
+    this.pendingHead = null;
+    if (this.state === BUSY && !this.socket.destroyed) this.socket.write(head, 'latin1');
+  }
+
+  onBodyData(chunk: Buffer): void {
+    if (this.body === null || chunk.length === 0) return;
+    this.writeHead();
+    const socket = this.socket;
+    let ok: boolean;
+    if (this.chunked) {
+      socket.cork();
+      socket.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+      socket.write(chunk);
+      ok = socket.write('\r\n', 'latin1');
+      socket.uncork();
+    } else ok = socket.write(chunk);
+    // The origin takes the body slower than the client sends it: the client waits ('drain').
+    if (!ok) this.body.pause();
+  }
+
+  onBodyEnd(): void {
+    if (this.body === null) return;
+    this.writeHead();
+    if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    this.detachBody();
+    this.requestSent = true;
+  }
+
+  onBodyError(err: Error): void {
+    if (this.body === null) return;
+    this.detachBody();
+    this.fail(err);
+  }
+
+  onBodyClose(): void {
+    // 'close' before 'end': the client's upload was cut.
+    if (this.body === null) return;
+    this.detachBody();
+    this.fail(aborted());
+  }
+
+  detachBody(): void {
+    const body = this.body;
+    if (body === null) return;
+    this.body = null;
+    body.off('data', this.onBodyData);
+    body.off('end', this.onBodyEnd);
+    body.off('error', this.onBodyError);
+    body.off('close', this.onBodyClose);
+  }
+
+  abort(seq: number, err?: Error): void {
+    if (seq !== this.seq || this.handler === null) return;
+    this.fail(err ?? aborted());
+  }
+
+  /** The request fails: its handler is told once, and the connection is not reused. */
+  fail(err: Error): void {
+    const handler = this.handler;
+    this.handler = null;
+    this.close();
+    if (handler !== null) handler.onError(err);
+  }
+
+  pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    if (this.timer === T_BODY) this.disarm();
+    this.socket.pause();
+  }
+
+  resumeFor(seq: number): void {
+    if (seq !== this.seq || !this.paused || this.state !== BUSY) return;
+    this.paused = false;
+    if (this.handler !== null && this.headersDone) this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
+    this.socket.resume();
+  }
+
+  // ---- response -------------------------------------------------------------------
+
+  onSocketData(chunk: Buffer): void {
+    if (this.state !== BUSY || this.handler === null) {
+      // Bytes on an idle connection answer nothing that was asked: the connection can
+      // no longer be trusted to frame the next response (response desync).
+      if (this.state !== CLOSED) this.close();
+      return;
+    }
+    if (this.pendingHead !== null) {
+      // Bytes before the request head has even left (it waits for the check phase): not
+      // an answer to it (e.g. a 408 an origin sends as it closes an idle connection).
+      this.fail(socketClosed());
+      return;
+    }
+    this.executing = true;
+    const ret = this.parser.execute(chunk);
+    this.executing = false;
+    if (this.closeParser) {
+      this.closeParser = false;
+      this.parser.close();
+    }
+    if (this.failure !== null) {
+      this.fail(this.failure);
+      return;
+    }
+    if (ret instanceof Error) {
+      if (this.handler !== null) this.fail(ret);
+      else this.close();
+      return;
+    }
+    if (this.upgraded) {
+      this.handOver(chunk.subarray(ret));
+      return;
+    }
+    if (this.responseDone) this.done();
+  }
+
+  onMessageBegin(): number {
+    if (this.handler === null || this.responseDone) {
+      this.garbage = true;
+      return 0;
+    }
+    this.headers = [];
+    this.headersDone = false;
+    this.trailers = null;
+    return 0;
+  }
+
+  onHeaderFields(fields: string[]): void {
+    if (this.headersDone) {
+      const t = (this.trailers ??= []);
+      for (let i = 0; i < fields.length; i++) t.push(fields[i]!);
+    } else {
+      const h = this.headers;
+      for (let i = 0; i < fields.length; i++) h.push(fields[i]!);
+    }
+  }
+
+  onHeadersComplete(
+    _major: number,
+    _minor: number,
+    fields: string[] | undefined,
+    _method: unknown,
+    _url: unknown,
+    status: number,
+    statusText: string,
+    _upgrade: boolean,
+    keepAlive: boolean,
+  ): number {
+    const handler = this.handler;
+    if (handler === null || this.garbage || this.responseDone) {
+      this.garbage = true;
+      return -1;
+    }
+    if (fields !== undefined) {
+      if (this.headers.length === 0) this.headers = fields;
+      else for (let i = 0; i < fields.length; i++) this.headers.push(fields[i]!);
+    }
+    this.headersDone = true;
+    const headers = this.headers;
+    if (status < 100) {
+      this.failure = badResponse(`invalid status ${status}`);
+      return -1;
+    }
+    if (status < 200) {
+      if (status === 101) {
+        // RFC 9110 §15.2.2: only an answer to a request that asked to upgrade.
+        if (!this.upgradeAsked || handler.onUpgrade === undefined) {
+          this.failure = badResponse('101 to a request that did not ask to upgrade');
+          return -1;
+        }
+        this.upgraded = true;
+        this.status = 101;
+        this.statusText = statusText;
+        return 0;
+      }
+      // RFC 9110 §15.2: a client MUST be able to parse 1xx it did not expect, and may
+      // ignore them. 100 is not passed on (nothing here asked for it); others are, as
+      // undici does, and the handlers drop them.
+      this.interim = true;
+      if (status !== 100) {
+        try {
+          handler.onHeaders(status, headers, this.resume, statusText);
+        } catch (err) {
+          this.failure = err as Error;
+          return -1;
+        }
+      }
+      return 1;
+    }
+    // The final response: the response-head timer gives way to the body's.
+    this.status = status;
+    this.keepAlive = this.keepAlive && keepAlive && !this.upgradeAsked;
+    this.keepAliveHint = null;
+    if (this.keepAlive) {
+      for (let i = 0; i < headers.length; i += 2) {
+        const name = headers[i]!;
+        if (name.length === 10 && name.toLowerCase() === 'keep-alive') {
+          const ms = keepAliveTimeoutMs(headers[i + 1]!);
+          if (ms !== null) {
+            this.keepAliveHint = ms;
+            if (ms - KEEP_ALIVE_MARGIN_MS <= 0) this.keepAlive = false;
+          }
+        }
+      }
+    }
+    this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
+    let go: boolean;
+    try {
+      go = handler.onHeaders(status, headers, this.resume, statusText);
+    } catch (err) {
+      this.failure = err as Error;
+      return -1;
+    }
+    if (!go && this.handler !== null) this.pause();
+    // RFC 9112 §6.3: a response to HEAD, and any 1xx/204/304, ends with its head.
+    return this.method === 'HEAD' || status === 204 || status === 304 ? 1 : 0;
+  }
+
+  onBody(chunk: Buffer): void {
+    const handler = this.handler;
+    if (handler === null || this.garbage || this.failure !== null) {
+      this.garbage = true;
+      return;
+    }
+    if (!this.paused) this.deadline = performance.now() + this.owner.options.bodyTimeoutMs;
+    let go: boolean;
+    try {
+      go = handler.onData(chunk);
+    } catch (err) {
+      this.failure = err as Error;
+      return;
+    }
+    // The rest of this socket read may still be parsed and handed over (at most one
+    // read, 64 KiB); reading stops after it until `resume()`.
+    if (!go && this.handler !== null) this.pause();
+  }
+
+  onMessageComplete(): void {
+    if (this.handler === null || this.garbage || this.failure !== null) {
+      this.garbage = true;
+      return;
+    }
+    if (this.interim) {
+      this.interim = false;
+      this.headersDone = false;
+      return;
+    }
+    if (this.upgraded) return;
+    this.responseDone = true;
+    this.disarm();
+    const handler = this.handler;
+    this.handler = null;
+    const trailers = this.trailers;
+    this.trailers = null;
+    try {
+      handler.onComplete(trailers);
+    } catch {
+      // The handler's own failure after a complete response: nothing left to tell it.
+      this.keepAlive = false;
+    }
+  }
+
+  /** After the execute that completed the response: reuse the connection, or close it. */
+  done(): void {
+    if (this.garbage || !this.keepAlive) {
+      this.close();
+      return;
+    }
+    if (!this.requestSent) {
+      // The origin answered before the whole request body was sent (e.g. a 413): the
+      // connection's request is unfinished, so it is not reused. The rest of the
+      // client's body is read and dropped, so the client gets the answer and may keep
+      // its own connection (bounded by the client request timeout).
+      const body = this.body;
+      this.detachBody();
+      body?.resume();
+      this.close();
+      return;
+    }
+    if (this.paused) {
+      // Paused by the last chunk of the response: the next one must be read.
+      this.paused = false;
+      this.socket.resume();
+    }
+    this.owner.released(this);
+  }
+
+  /** A 101: the socket leaves the pool and goes to the handler with the bytes already read after the head. */
+  handOver(rest: Buffer): void {
+    const handler = this.handler!;
+    this.handler = null;
+    this.state = CLOSED;
+    const socket = this.socket;
+    socket.pause();
+    socket.removeAllListeners('data');
+    socket.removeAllListeners('end');
+    socket.removeAllListeners('error');
+    socket.removeAllListeners('close');
+    socket.removeAllListeners('drain');
+    socket.removeAllListeners('session');
+    this.teardown();
+    this.owner.gone(this, false);
+    if (rest.length !== 0) socket.unshift(rest);
+    try {
+      handler.onUpgrade!(101, this.headers, socket);
+    } catch (err) {
+      socket.destroy();
+      handler.onError(err as Error);
+    }
+  }
+}
+
+export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
+
+const pendingSends: OriginConnection[] = [];
+const pendingHeads: OriginConnection[] = [];
+let flushScheduled = false;
+let flushing = false;
+
+function scheduleFlush(): void {
+  if (flushScheduled || flushing) return;
+  flushScheduled = true;
+  setImmediate(flushOrigins);
+}
+
+/** The check phase: requests for idle connections are sent, then every head of the turn written. */
+function flushOrigins(): void {
+  flushScheduled = false;
+  flushing = true;
+  // Entries added while looping (a requeued request taking another idle connection) are handled here too.
+  for (let i = 0; i < pendingSends.length; i++) {
+    const conn = pendingSends[i]!;
+    try {
+      conn.sendLater();
+    } catch (err) {
+      // A handler that threw: its request fails, the others go on.
+      conn.fail(err as Error);
+    }
+  }
+  pendingSends.length = 0;
+  for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.writeHead();
+  pendingHeads.length = 0;
+  flushing = false;
+}
+
+function noop(): void {}
