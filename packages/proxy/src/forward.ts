@@ -57,6 +57,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   stallBytes = 0;
   /** Corked for this turn's streamed chunks (pendingUncork). */
   corked = false;
+  /** Interim (1xx) responses relayed to the client so far (at most MAX_INTERIM). */
+  interims = 0;
 
   constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
     super(ctx, req.socket, req.method!);
@@ -79,9 +81,10 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   // ---- undici handler (onConnect and onError live in OriginAttempt) --------------
 
   onHeaders(statusCode: number, raw: (Buffer | string)[], resume: () => void, statusText: string): boolean {
-    // 1xx interim responses are not relayed (a 100 never comes: Expect is not
-    // forwarded; 101 arrives through onUpgrade on the tunnel path).
-    if (statusCode < 200) return dropRaw(raw, true);
+    if (statusCode < 200) {
+      this.relayInterim(statusCode, raw, statusText);
+      return dropRaw(raw, true);
+    }
     if (this.ended) return dropRaw(raw, false);
     // RFC 9110 §15: status codes beyond 599 are invalid (llhttp accepts any 3 digits).
     if (statusCode > 599) throw Object.assign(new Error(`invalid status ${statusCode}`), { code: 'WELDR_BAD_RESPONSE' });
@@ -108,6 +111,39 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
       queueFlush(this);
     }
     return true;
+  }
+
+  /**
+   * RFC 9110 §15.2: a proxy MUST forward 1xx responses unless it asked for them itself,
+   * and MUST NOT send one to an HTTP/1.0 client. So a 103 (Early Hints: the client may
+   * start fetching what its Link fields name), a 102 and any other interim response
+   * reach an HTTP/1.1 client as the origin sent them, with the same field handling as
+   * a final response (hop-by-hop fields dropped, Via added). Not relayed: 100 — the
+   * proxy answers Expect itself and never forwards it, so an origin's 100 answers
+   * nothing the client asked (the native client does not even pass it on) — and 101,
+   * which belongs to the upgrade path. At most MAX_INTERIM per request: an origin
+   * sending an endless run of them does not get to write without bound to the client
+   * (the rest are still read and dropped, within the origin response timeout).
+   * Written with node's own raw write for interim responses (as writeContinue and
+   * writeEarlyHints do), so it goes out before the final response's head and, on a
+   * connection with pipelined requests, only once this response is the current one.
+   */
+  relayInterim(statusCode: number, raw: readonly (Buffer | string)[], statusText: string): void {
+    if (statusCode === 100 || statusCode === 101 || this.ended || this.responded) return;
+    const req = this.req;
+    if (req.httpVersionMajor !== 1 || req.httpVersionMinor === 0) return;
+    if (this.interims >= MAX_INTERIM) return;
+    let fields: string[];
+    try {
+      fields = responseHeaders(raw, this.via);
+    } catch {
+      // A transfer coding on a bodiless interim response means nothing: not relayed.
+      return;
+    }
+    this.interims++;
+    let head = `HTTP/1.1 ${statusCode} ${statusText}\r\n`;
+    for (let i = 0; i < fields.length; i += 2) head += `${fields[i]}: ${fields[i + 1]}\r\n`;
+    (this.res as unknown as RawWritable)._writeRaw(`${head}\r\n`, 'latin1');
   }
 
   override onError(err: Error): void {
@@ -325,6 +361,14 @@ function flushResponses(): void {
  * origin is paused until the client drains, as before (the socket's own high-water mark,
  * 128 KiB, would pause it at every second chunk of a corked turn).
  */
+/** Interim (1xx) responses relayed per request, at most (relayInterim). */
+export const MAX_INTERIM = 8;
+
+/** node's raw write of an outgoing message (what writeContinue/writeEarlyHints use). */
+interface RawWritable {
+  _writeRaw(data: string, encoding: BufferEncoding): boolean;
+}
+
 const CORK_LIMIT = 256 * 1024;
 
 /**
