@@ -74,6 +74,8 @@ export class OriginConnection implements Timed {
   deadline = 0;
   timer = T_NONE;
   handler: OriginHandler | null = null;
+  /** The request on the connection (kept until its head is written: it may be requeued). */
+  request: OriginRequest | null = null;
   /** Counts requests: an `abort` from an earlier request does nothing. */
   seq = 0;
   method = '';
@@ -240,6 +242,10 @@ export class OriginConnection implements Timed {
   }
 
   onSocketEnd(): void {
+    if (this.state === BUSY && this.handler !== null && this.pendingHead !== null) {
+      this.unsent(socketClosed());
+      return;
+    }
     if (this.state === BUSY && this.handler !== null) {
       if (this.headersDone && !this.upgraded) {
         // A close-delimited body ends here (RFC 9112 §6.3 rule 8); any other is cut short.
@@ -271,6 +277,10 @@ export class OriginConnection implements Timed {
       return;
     }
     if (this.state === CLOSED) return;
+    if (this.handler !== null && this.pendingHead !== null) {
+      this.unsent(err ?? socketClosed());
+      return;
+    }
     if (this.handler !== null) {
       // ECONNRESET and the like keep their code (a reset); a plain close is undici's "other side closed".
       this.fail(err ?? socketClosed());
@@ -304,9 +314,7 @@ export class OriginConnection implements Timed {
     // Per request, so that a call left over from an earlier request (a late 'drain' of
     // its client) neither aborts nor resumes the one on the connection now.
     this.resume = () => this.resumeFor(seq);
-    handler.onConnect((err?: Error) => this.abort(seq, err));
-    // The handler aborted at once (its client left while the request waited).
-    if (this.handler !== handler || this.seq !== seq) return;
+    this.request = req;
     const socket = this.socket;
     // undici's rule, kept: a HEAD response ends the connection. An origin that wrongly
     // sends a body after a HEAD response would otherwise have it read as the start of
@@ -323,6 +331,7 @@ export class OriginConnection implements Timed {
       return;
     }
     if (Buffer.isBuffer(body)) {
+      if (!this.connect()) return;
       socket.cork();
       socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
       socket.write(body);
@@ -350,6 +359,42 @@ export class OriginConnection implements Timed {
   }
 
   /**
+   * The handler's onConnect, called as the request's first byte is handed to the socket
+   * (undici calls it as it writes): until then nothing was sent, and a close or stray
+   * bytes from the origin leave the request unsent (`unsent`), not half-done. false: the
+   * handler aborted at once (its client left while the request waited).
+   */
+  connect(): boolean {
+    const handler = this.handler!;
+    const seq = this.seq;
+    this.request = null;
+    handler.onConnect((err?: Error) => this.abort(seq, err));
+    return this.handler === handler && this.seq === seq && this.state === BUSY;
+  }
+
+  /**
+   * The origin closed the connection, or sent bytes, before the request's head was
+   * written: nothing of the request left. On a reused connection (the origin closed it
+   * as the previous response ended, e.g. a FIN right after it without `Connection:
+   * close`) the request goes back to the head of the queue, as one that waited for an
+   * idle connection does (sendLater); on a connection's first request it fails before
+   * onConnect, a refusal, which attempt.ts retries whatever the method.
+   */
+  unsent(err: Error): void {
+    const handler = this.handler!;
+    const request = this.request!;
+    this.request = null;
+    this.handler = null;
+    // A streamed body not read yet: kept for the next attempt (it was set flowing).
+    const body = this.body;
+    this.detachBody();
+    body?.pause();
+    this.close();
+    if (this.seq > 1) this.owner.requeue(request, handler);
+    else handler.onError(err);
+  }
+
+  /**
    * Request heads are written in the event-loop turn's check phase, all of the turn's
    * together, rather than each from inside the client request's handler: the origin
    * (nginx on the other core in the pinned benchmark) is then woken once per batch, not
@@ -374,6 +419,21 @@ export class OriginConnection implements Timed {
     scheduleFlush();
   }
 
+  /**
+   * A connection just released by a response is reserved for `request`, sent in the
+   * check phase of the next turn: after one more poll phase, which reads the FIN of an
+   * origin that closes right after its responses without `Connection: close` (a node
+   * origin's `end(data)` sends the FIN a turn of its own loop after the data).
+   */
+  queueSendNextTurn(request: OriginRequest, handler: OriginHandler): void {
+    this.state = BUSY;
+    this.disarm();
+    this.laterRequest = request;
+    this.laterHandler = handler;
+    deferredSends.push(this);
+    scheduleFlush();
+  }
+
   sendLater(): void {
     const request = this.laterRequest!;
     const handler = this.laterHandler!;
@@ -393,12 +453,16 @@ export class OriginConnection implements Timed {
     const head = this.pendingHead;
     if (head === null) return;
     this.pendingHead = null;
-    if (this.state === BUSY && !this.socket.destroyed) this.socket.write(head, 'latin1');
+    if (this.state !== BUSY || this.socket.destroyed || this.handler === null) return;
+    if (!this.connect()) return;
+    this.socket.write(head, 'latin1');
   }
 
   onBodyData(chunk: Buffer): void {
     if (this.body === null || chunk.length === 0) return;
     this.writeHead();
+    // The handler aborted as it was told of the connection.
+    if (this.body === null) return;
     const socket = this.socket;
     let ok: boolean;
     if (this.chunked) {
@@ -415,6 +479,7 @@ export class OriginConnection implements Timed {
   onBodyEnd(): void {
     if (this.body === null) return;
     this.writeHead();
+    if (this.body === null) return;
     if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
     this.detachBody();
     this.requestSent = true;
@@ -452,6 +517,7 @@ export class OriginConnection implements Timed {
   fail(err: Error): void {
     const handler = this.handler;
     this.handler = null;
+    this.request = null;
     this.close();
     if (handler !== null) handler.onError(err);
   }
@@ -482,7 +548,7 @@ export class OriginConnection implements Timed {
     if (this.pendingHead !== null) {
       // Bytes before the request head has even left (it waits for the check phase): not
       // an answer to it (e.g. a 408 an origin sends as it closes an idle connection).
-      this.fail(socketClosed());
+      this.unsent(socketClosed());
       return;
     }
     this.executing = true;
@@ -708,6 +774,8 @@ export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
 
 const pendingSends: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
+/** queueSendNextTurn: moved to pendingSends by the next flush, sent by the one after. */
+let deferredSends: OriginConnection[] = [];
 let flushScheduled = false;
 let flushing = false;
 
@@ -721,6 +789,8 @@ function scheduleFlush(): void {
 function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
+  const deferred = deferredSends;
+  if (deferred.length !== 0) deferredSends = [];
   // Entries added while looping (a requeued request taking another idle connection) are handled here too.
   for (let i = 0; i < pendingSends.length; i++) {
     const conn = pendingSends[i]!;
@@ -734,7 +804,10 @@ function flushOrigins(): void {
   pendingSends.length = 0;
   for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.writeHead();
   pendingHeads.length = 0;
+  for (let i = 0; i < deferred.length; i++) pendingSends.push(deferred[i]!);
   flushing = false;
+  // Immediates set now run in the next turn's check phase, after its poll phase.
+  if (pendingSends.length !== 0 || deferredSends.length !== 0) scheduleFlush();
 }
 
 function noop(): void {}
