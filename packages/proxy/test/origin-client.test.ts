@@ -144,10 +144,10 @@ test('chunked response with trailers: body de-chunked, trailers to onComplete, c
   t.is(o.connections.length, 1);
 });
 
-test('HEAD, 204 and 304 end with their head even with a Content-Length; 204/304 reuse the connection, HEAD closes it (as undici: a body sent after it would desync the next response)', async (t) => {
+test('HEAD, 204 and 304 end with their head even with a Content-Length; 204 (without one)/304 reuse the connection, HEAD closes it (as undici: a body sent after it would desync the next response)', async (t) => {
   const o = await rawOrigin(t, (h, s) => {
     if (h.startsWith('HEAD')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n');
-    else if (h.includes('/204')) s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
+    else if (h.includes('/204')) s.write('HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n');
     else s.write('HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n');
   });
   const c = client(t, o.port);
@@ -159,6 +159,28 @@ test('HEAD, 204 and 304 end with their head even with a Content-Length; 204/304 
   t.regex(o.received[0]!, /^HEAD \/ HTTP\/1\.1\r\nhost: origin\.test\r\nconnection: close\r\n\r\n$/);
   t.is(o.connections.length, 2);
   t.regex(o.received[1]!, /^GET \/204 [^]*GET \/304 /);
+});
+
+test('a 204 that announces a body (Content-Length > 0, or Transfer-Encoding) is relayed, but its connection is not reused: a body the origin sends late is not taken for the next response', async (t) => {
+  // On connection 0: the 204 with a Content-Length, then — once the next request has
+  // arrived — the 204's late "body", which is a whole response. Without the fix the
+  // second request read it as its own response ('EVIL').
+  const late = 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL';
+  for (const framing of [`Content-Length: ${late.length}`, 'Transfer-Encoding: chunked']) {
+    const o = await rawOrigin(t, (_h, s, n, conn) => {
+      if (conn === 0 && n === 0) s.write(`HTTP/1.1 204 No Content\r\n${framing}\r\n\r\n`);
+      else if (conn === 0) s.write(late);
+      else s.write(ok('fine'));
+    });
+    const c = client(t, o.port, { connections: 1 });
+    const a = await run(c, { path: '/a' });
+    t.is(a.status, 204, framing);
+    t.is(a.body, '');
+    const b = await run(c, { path: '/b' });
+    t.is(b.error, null, framing);
+    t.is(b.body, 'fine', framing);
+    t.is(o.connections.length, 2, framing);
+  }
 });
 
 test('a close-delimited body ends with the connection, which is not reused', async (t) => {

@@ -663,6 +663,13 @@ export class OriginConnection implements Timed {
         }
       }
     }
+    // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor
+    // Transfer-Encoding. One that announces a body anyway comes from an origin whose
+    // framing cannot be trusted: a body it sends after the head, read once the next
+    // request is out, would be taken for that request's response (response desync), as
+    // after a HEAD. Relayed, but the connection is not reused. (A 304 may carry the
+    // selected representation's Content-Length: reused, as by undici and nginx.)
+    if (status === 204 && this.keepAlive && announcesBody(headers)) this.keepAlive = false;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
@@ -768,6 +775,16 @@ export class OriginConnection implements Timed {
       handler.onError(err as Error);
     }
   }
+}
+
+/** Whether a response head has a Transfer-Encoding, or a Content-Length other than 0. */
+function announcesBody(headers: string[]): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
+    if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0') return true;
+  }
+  return false;
 }
 
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
