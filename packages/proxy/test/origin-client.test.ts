@@ -7,6 +7,7 @@ import { PassThrough } from 'node:stream';
 import test from 'ava';
 import { classifyOriginError } from '../src/errors.js';
 import { OriginClient } from '../src/origin-client/client.js';
+import { OriginConnection } from '../src/origin-client/connection.js';
 import type { OriginClientOptions, OriginHandler, OriginRequest } from '../src/origin-client/types.js';
 import { hasOpenssl, makeCa } from '../src/testing/index.js';
 import { rawRequest, record, snapshot, startProxy, statusOf, until, type Teardown } from './helpers.js';
@@ -439,6 +440,36 @@ test('an origin that closes (FIN) right after each response, without Connection:
   // Each request and its whole body went out exactly once, each on a connection of its own.
   t.is(o.connections.length, 6);
   for (let i = 0; i < 6; i++) t.true(o.received.some((r) => r.startsWith(`POST /${i} `) && r.endsWith(`body${i}`)), `request ${i} received whole`);
+});
+
+test.serial('a request requeued (its idle connection closed before the check phase) onto another reused connection is sent once and answered (was: sent twice, then a crash on a null request)', async (t) => {
+  // Found under load with an origin closing idle connections at random (weldr crashed:
+  // "Cannot read properties of null (reading 'method')" in send): a connection deferred
+  // to the next turn from inside a flush was kept in the deferred list as well as moved
+  // to the sends, and its sendLater ran a second time with no request.
+  const o = await rawOrigin(t, (_h, s) => s.write(ok()));
+  const c = client(t, o.port, { connections: 2 });
+  // Two idle connections.
+  await Promise.all([run(c), run(c)]);
+  t.is(o.connections.length, 2);
+  const queueSend = OriginConnection.prototype.queueSend;
+  let taken: OriginConnection | null = null;
+  OriginConnection.prototype.queueSend = function (this: OriginConnection, ...args: Parameters<typeof queueSend>) {
+    taken ??= this;
+    return queueSend.apply(this, args);
+  };
+  t.teardown(() => (OriginConnection.prototype.queueSend = queueSend));
+  const r = run(c, { path: '/c' });
+  // The origin's FIN on the connection C was given, read before the check phase: C goes to the other one.
+  t.truthy(taken);
+  taken!.socket.emit('end');
+  const out = await Promise.race([r, new Promise<null>((res) => setTimeout(() => res(null), 20_000).unref())]);
+  t.not(out, null, 'the request never completed');
+  t.is(out!.error, null);
+  t.is(out!.status, 200);
+  // Sent exactly once, and the connection it went on still serves the next request.
+  t.is(o.received.join('').split('GET /c ').length - 1, 1);
+  t.is((await run(c)).status, 200);
 });
 
 test('a connection the origin closes before the first request head left: the request fails before onConnect (a refusal, retried whatever the method)', async (t) => {

@@ -793,6 +793,7 @@ const pendingSends: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
 /** queueSendNextTurn: moved to pendingSends by the next flush, sent by the one after. */
 let deferredSends: OriginConnection[] = [];
+const NONE: readonly OriginConnection[] = Object.freeze([]);
 let flushScheduled = false;
 let flushing = false;
 
@@ -806,8 +807,13 @@ function scheduleFlush(): void {
 function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
-  const deferred = deferredSends;
-  if (deferred.length !== 0) deferredSends = [];
+  // Taken whole: those deferred while this flush runs (a requeue giving the request to
+  // another reused connection) wait for the next one, and none is sent twice.
+  let deferred = NONE;
+  if (deferredSends.length !== 0) {
+    deferred = deferredSends;
+    deferredSends = [];
+  }
   // Entries added while looping (a requeued request taking another idle connection) are handled here too.
   for (let i = 0; i < pendingSends.length; i++) {
     const conn = pendingSends[i]!;
