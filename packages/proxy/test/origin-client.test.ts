@@ -472,6 +472,18 @@ test.serial('a request requeued (its idle connection closed before the check pha
   t.is((await run(c)).status, 200);
 });
 
+test('Transfer-Encoding in two field lines (chunked twice) is a bad response (llhttp took the two lines as chunked once; `chunked, chunked` in one line is refused by headers.ts)', async (t) => {
+  const o = await rawOrigin(t, (_h, s) =>
+    s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n'),
+  );
+  const c = client(t, o.port);
+  const r = await run(c);
+  t.is(r.status, 0);
+  t.truthy(r.error);
+  t.is(classifyOriginError(r.error, r.connected), 'bad_response');
+  t.is(c.stats.connected, 0);
+});
+
 test('a connection the origin closes before the first request head left: the request fails before onConnect (a refusal, retried whatever the method)', async (t) => {
   const server = net.createServer((s) => s.end());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -669,7 +669,12 @@ export class OriginConnection implements Timed {
     // request is out, would be taken for that request's response (response desync), as
     // after a HEAD. Relayed, but the connection is not reused. (A 304 may carry the
     // selected representation's Content-Length: reused, as by undici and nginx.)
-    if (status === 204 && this.keepAlive && announcesBody(headers)) this.keepAlive = false;
+    const framing = framingOf(headers);
+    if (framing === BAD_FRAMING) {
+      this.failure = badResponse('Transfer-Encoding sent more than once');
+      return -1;
+    }
+    if (status === 204 && framing !== NO_BODY) this.keepAlive = false;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
@@ -777,14 +782,30 @@ export class OriginConnection implements Timed {
   }
 }
 
-/** Whether a response head has a Transfer-Encoding, or a Content-Length other than 0. */
-function announcesBody(headers: string[]): boolean {
+const NO_BODY = 0;
+const BODY = 1;
+const BAD_FRAMING = 2;
+
+/**
+ * What a response head's framing fields announce: no body (neither field, or
+ * Content-Length: 0), a body, or BAD_FRAMING: Transfer-Encoding in more than one field
+ * line. llhttp takes two `chunked` lines as chunked once, though they are the field
+ * value `chunked, chunked` (RFC 9110 §5.3), a body chunked twice (RFC 9112 §6.1 forbids
+ * it), which headers.ts refuses when it comes in one line; nginx refuses a duplicate
+ * Transfer-Encoding line too. headers.ts relays a line of exactly `chunked` only, so
+ * no response weldr relays has two.
+ */
+function framingOf(headers: string[]): number {
+  let framing = NO_BODY;
+  let te = 0;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!;
-    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return true;
-    if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0') return true;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (++te > 1) return BAD_FRAMING;
+      framing = BODY;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0') framing = BODY;
   }
-  return false;
+  return framing;
 }
 
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
