@@ -667,14 +667,15 @@ export class OriginConnection implements Timed {
     // Transfer-Encoding. One that announces a body anyway comes from an origin whose
     // framing cannot be trusted: a body it sends after the head, read once the next
     // request is out, would be taken for that request's response (response desync), as
-    // after a HEAD. Relayed, but the connection is not reused. (A 304 may carry the
-    // selected representation's Content-Length: reused, as by undici and nginx.)
+    // after a HEAD. Relayed, but the connection is not reused. A 304 with
+    // Transfer-Encoding (allowed, RFC 9112 §6.1, rare) is not reused either; one with the
+    // selected representation's Content-Length (common) is, as by undici and nginx.
     const framing = framingOf(headers);
     if (framing === BAD_FRAMING) {
       this.failure = badResponse('Transfer-Encoding sent more than once');
       return -1;
     }
-    if (status === 204 && framing !== NO_BODY) this.keepAlive = false;
+    if ((status === 204 && framing !== NO_BODY) || (status === 304 && framing === CHUNKED)) this.keepAlive = false;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
@@ -785,6 +786,8 @@ export class OriginConnection implements Timed {
 const NO_BODY = 0;
 const BODY = 1;
 const BAD_FRAMING = 2;
+/** A body announced by Transfer-Encoding. */
+const CHUNKED = 3;
 
 /**
  * What a response head's framing fields announce: no body (neither field, or
@@ -802,8 +805,8 @@ function framingOf(headers: string[]): number {
     const name = headers[i]!;
     if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       if (++te > 1) return BAD_FRAMING;
-      framing = BODY;
-    } else if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0') framing = BODY;
+      framing = CHUNKED;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0' && framing === NO_BODY) framing = BODY;
   }
   return framing;
 }
