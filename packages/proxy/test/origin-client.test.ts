@@ -145,6 +145,26 @@ test('chunked response with trailers: body de-chunked, trailers to onComplete, c
   t.is(o.connections.length, 1);
 });
 
+test('trailer fields that must not be trailers (framing, hop-by-hop, routing, authentication, response controls) are dropped, the others reach onComplete in order; the connection is not reused', async (t) => {
+  const o = await rawOrigin(t, (_h, s) =>
+    s.write(
+      'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: x-a, x-b\r\n\r\n2\r\nok\r\n0\r\n' +
+        'Transfer-Encoding: chunked\r\nx-a: 1\r\nConnection: close\r\nHost: evil.test\r\nSet-Cookie: s=1\r\n' +
+        'Authorization: Basic eA==\r\nCache-Control: no-store\r\nx-b: 2\r\nContent-Type: text/html\r\n\r\n',
+    ),
+  );
+  const c = client(t, o.port);
+  const r = await run(c);
+  t.is(r.body, 'ok');
+  t.deepEqual(r.trailers, ['x-a', '1', 'x-b', '2']);
+  // Such an origin's connection is not reused: llhttp took the Connection: close trailer
+  // as the connection's end, and the next response on it failed as a parse error (502).
+  const next = await run(c);
+  t.is(next.error, null);
+  t.is(next.body, 'ok');
+  t.is(o.connections.length, 2);
+});
+
 test('HEAD, 204 and 304 end with their head even with a Content-Length; 204 (without one)/304 reuse the connection, HEAD closes it (as undici: a body sent after it would desync the next response)', async (t) => {
   const o = await rawOrigin(t, (h, s) => {
     if (h.startsWith('HEAD')) s.write('HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n');

@@ -723,8 +723,16 @@ export class OriginConnection implements Timed {
     this.disarm();
     const handler = this.handler;
     this.handler = null;
-    const trailers = this.trailers;
+    let trailers = this.trailers;
     this.trailers = null;
+    if (trailers !== null) {
+      const permitted = permittedTrailers(trailers);
+      // An origin that puts such fields in its trailers is not trusted with the next
+      // response either; and llhttp reads a `Connection: close` trailer as the end of
+      // the connection: the next response on it would fail as a parse error.
+      if (permitted !== trailers) this.keepAlive = false;
+      trailers = permitted;
+    }
     try {
       handler.onComplete(trailers);
     } catch {
@@ -781,6 +789,54 @@ export class OriginConnection implements Timed {
       handler.onError(err as Error);
     }
   }
+}
+
+/**
+ * Fields that never count as trailers (RFC 9110 §6.5.1: framing, routing,
+ * authentication, response controls and content format must be known before the
+ * content; §6.5.2: a recipient must not merge them into the header section) and the
+ * hop-by-hop ones (§7.6.1), which a proxy never forwards in any section. An origin's
+ * trailer section with them (`Transfer-Encoding: chunked`, `Connection: close`,
+ * `Host`, `Set-Cookie` …) was relayed to the client as it came.
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  'transfer-encoding',
+  'content-length',
+  'trailer',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'upgrade',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'www-authenticate',
+  'set-cookie',
+  'cookie',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'content-location',
+  'cache-control',
+  'expires',
+  'age',
+  'vary',
+  'location',
+  'retry-after',
+  'date',
+]);
+
+/** The trailer pairs without FORBIDDEN_TRAILERS (the same array when none is there). */
+function permittedTrailers(trailers: string[]): string[] {
+  let out: string[] | null = null;
+  for (let i = 0; i < trailers.length; i += 2) {
+    const forbidden = FORBIDDEN_TRAILERS.has(trailers[i]!.toLowerCase());
+    if (forbidden && out === null) out = trailers.slice(0, i);
+    else if (!forbidden && out !== null) out.push(trailers[i]!, trailers[i + 1]!);
+  }
+  return out ?? trailers;
 }
 
 const NO_BODY = 0;
