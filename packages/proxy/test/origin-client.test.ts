@@ -508,6 +508,20 @@ test('Transfer-Encoding in two field lines (chunked twice) is a bad response (ll
   t.is(c.stats.connected, 0);
 });
 
+test('an interim response that says Connection: close (or is HTTP/1.0) is followed by its final response, which completes; the connection is not reused (was: a parse error, 502)', async (t) => {
+  for (const interim of ['HTTP/1.1 103 Early Hints\r\nConnection: close\r\nLink: </a.css>; rel=preload\r\n\r\n', 'HTTP/1.0 103 Early Hints\r\n\r\n']) {
+    const o = await rawOrigin(t, (_h, s) => s.write(interim + ok('final')));
+    const c = client(t, o.port);
+    const r = await run(c);
+    t.is(r.error, null, interim);
+    t.deepEqual(r.interim, [103]);
+    t.is(r.status, 200);
+    t.is(r.body, 'final');
+    t.is((await run(c)).body, 'final');
+    t.is(o.connections.length, 2, interim);
+  }
+});
+
 test('a connection the origin closes before the first request head left: the request fails before onConnect (a refusal, retried whatever the method)', async (t) => {
   const server = net.createServer((s) => s.end());
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

@@ -128,7 +128,12 @@ export class OriginConnection implements Timed {
             ...(owner.tlsSession !== null ? { session: owner.tlsSession } : {}),
           });
     const parser = new HTTPParser();
-    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientNone | 0);
+    // kLenientKeepAlive: llhttp otherwise stops parsing after any message that said
+    // `Connection: close` (or was HTTP/1.0 without keep-alive) — an interim 103 too, so
+    // the final response after it failed as a parse error (502; undici alike). Reuse is
+    // decided here (keepAlive, below), and bytes after a final response are garbage
+    // whatever the parser's state (onMessageBegin), so nothing else changes.
+    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientKeepAlive! | 0);
     parser[kOnMessageBegin] = this.onMessageBegin.bind(this);
     parser[kOnHeaders] = this.onHeaderFields.bind(this);
     parser[kOnHeadersComplete] = this.onHeadersComplete.bind(this);
@@ -637,6 +642,8 @@ export class OriginConnection implements Timed {
       // ignore them. 100 is not passed on (nothing here asked for it); others are, as
       // undici does, and the handlers drop them.
       this.interim = true;
+      // An interim response that said close: the connection ends after the final one.
+      if (!keepAlive) this.keepAlive = false;
       if (status !== 100) {
         try {
           handler.onHeaders(status, headers, this.resume, statusText);
