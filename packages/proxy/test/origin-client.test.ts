@@ -476,6 +476,8 @@ test.serial('a request requeued (its idle connection closed before the check pha
   // Two idle connections.
   await Promise.all([run(c), run(c)]);
   t.is(o.connections.length, 2);
+  // A turn later: idle connections taken at once (queueSend), not deferred (sameTurn).
+  await new Promise((r) => setImmediate(r));
   const queueSend = OriginConnection.prototype.queueSend;
   let taken: OriginConnection | null = null;
   OriginConnection.prototype.queueSend = function (this: OriginConnection, ...args: Parameters<typeof queueSend>) {
@@ -520,6 +522,21 @@ test('an interim response that says Connection: close (or is HTTP/1.0) is follow
     t.is((await run(c)).body, 'final');
     t.is(o.connections.length, 2, interim);
   }
+});
+
+test('an origin that closes (FIN) right after each response: a request dispatched as the previous response ends (same turn) is not written on that connection', async (t) => {
+  // Found with a real weldr: a client's pipelined GET after such a response got a 502
+  // ORIGIN_RESET (--max-retries 0) in 2 runs of 6; undici 0 of 8.
+  const o = await rawOrigin(t, (_h, s) => s.end(ok()));
+  const c = client(t, o.port, { connections: 1 });
+  for (let i = 0; i < 4; i++) {
+    const body = new PassThrough();
+    body.end('x');
+    // run() resolves in onComplete: the next dispatch happens in the same turn.
+    const r = await run(c, { method: 'POST', headers: ['host', 'origin.test', 'content-length', '1'], body });
+    t.is(r.error, null, `request ${i}: ${r.error?.message}`);
+  }
+  t.is(o.connections.length, 4);
 });
 
 test('a connection the origin closes before the first request head left: the request fails before onConnect (a refusal, retried whatever the method)', async (t) => {

@@ -68,7 +68,10 @@ export class OriginClient implements OriginDispatcher, ConnectionOwner {
     }
     const idle = this.#takeIdle();
     if (idle !== null) {
-      idle.queueSend(request, handler);
+      // Freed by a response read in this very turn (a client's next request dispatched
+      // as the previous response ended): one more poll phase first, as for a queued one.
+      if (idle.sameTurn()) idle.queueSendNextTurn(request, handler);
+      else idle.queueSend(request, handler);
       return true;
     }
     this.#queue.push(request, handler);

@@ -108,6 +108,8 @@ export class OriginConnection implements Timed {
   laterHandler: OriginHandler | null = null;
   /** The request head waiting for this turn's check phase (queueHead), or null. */
   pendingHead: string | null = null;
+  /** `flushes` when the connection last went idle (see `sameTurn`). */
+  idleTurn = -1;
   /** Inside parser.execute/finish (see teardown). */
   executing = false;
   closeParser = false;
@@ -216,10 +218,22 @@ export class OriginConnection implements Timed {
   /** Idle: wait for the next request, close after the keep-alive timeout. */
   idle(): void {
     this.state = IDLE;
+    this.idleTurn = flushes;
+    // The turn's check phase ends `sameTurn` (at most one immediate per turn, shared).
+    scheduleFlush();
     const o = this.owner.options;
     let ms = o.keepAliveTimeoutMs;
     if (this.keepAliveHint !== null) ms = Math.min(ms, this.keepAliveHint - KEEP_ALIVE_MARGIN_MS);
     this.arm(T_IDLE, ms);
+  }
+
+  /**
+   * Went idle in this event-loop turn (no check phase since): the response that freed it
+   * was read in this poll phase, and the FIN of an origin that closes after it may not
+   * be (client.ts `dispatch`).
+   */
+  sameTurn(): boolean {
+    return this.idleTurn === flushes;
   }
 
   /** Whether an idle connection can take a request now (the origin has not closed it). */
@@ -882,6 +896,8 @@ const pendingHeads: OriginConnection[] = [];
 let deferredSends: OriginConnection[] = [];
 const NONE: readonly OriginConnection[] = Object.freeze([]);
 let flushScheduled = false;
+/** Counts flushes (check phases with origin work): OriginConnection.sameTurn. */
+let flushes = 0;
 let flushing = false;
 
 function scheduleFlush(): void {
@@ -894,6 +910,7 @@ function scheduleFlush(): void {
 function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
+  flushes++;
   // Taken whole: those deferred while this flush runs (a requeue giving the request to
   // another reused connection) wait for the next one, and none is sent twice.
   let deferred = NONE;
