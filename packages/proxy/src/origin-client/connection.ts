@@ -74,6 +74,8 @@ export class OriginConnection implements Timed {
   deadline = 0;
   timer = T_NONE;
   handler: OriginHandler | null = null;
+  /** The request on the connection (kept until its head is written: it may be requeued). */
+  request: OriginRequest | null = null;
   /** Counts requests: an `abort` from an earlier request does nothing. */
   seq = 0;
   method = '';
@@ -106,6 +108,8 @@ export class OriginConnection implements Timed {
   laterHandler: OriginHandler | null = null;
   /** The request head waiting for this turn's check phase (queueHead), or null. */
   pendingHead: string | null = null;
+  /** `flushes` when the connection last went idle (see `sameTurn`). */
+  idleTurn = -1;
   /** Inside parser.execute/finish (see teardown). */
   executing = false;
   closeParser = false;
@@ -126,7 +130,12 @@ export class OriginConnection implements Timed {
             ...(owner.tlsSession !== null ? { session: owner.tlsSession } : {}),
           });
     const parser = new HTTPParser();
-    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientNone | 0);
+    // kLenientKeepAlive: llhttp otherwise stops parsing after any message that said
+    // `Connection: close` (or was HTTP/1.0 without keep-alive) — an interim 103 too, so
+    // the final response after it failed as a parse error (502; undici alike). Reuse is
+    // decided here (keepAlive, below), and bytes after a final response are garbage
+    // whatever the parser's state (onMessageBegin), so nothing else changes.
+    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientKeepAlive! | 0);
     parser[kOnMessageBegin] = this.onMessageBegin.bind(this);
     parser[kOnHeaders] = this.onHeaderFields.bind(this);
     parser[kOnHeadersComplete] = this.onHeadersComplete.bind(this);
@@ -209,10 +218,22 @@ export class OriginConnection implements Timed {
   /** Idle: wait for the next request, close after the keep-alive timeout. */
   idle(): void {
     this.state = IDLE;
+    this.idleTurn = flushes;
+    // The turn's check phase ends `sameTurn` (at most one immediate per turn, shared).
+    scheduleFlush();
     const o = this.owner.options;
     let ms = o.keepAliveTimeoutMs;
     if (this.keepAliveHint !== null) ms = Math.min(ms, this.keepAliveHint - KEEP_ALIVE_MARGIN_MS);
     this.arm(T_IDLE, ms);
+  }
+
+  /**
+   * Went idle in this event-loop turn (no check phase since): the response that freed it
+   * was read in this poll phase, and the FIN of an origin that closes after it may not
+   * be (client.ts `dispatch`).
+   */
+  sameTurn(): boolean {
+    return this.idleTurn === flushes;
   }
 
   /** Whether an idle connection can take a request now (the origin has not closed it). */
@@ -240,6 +261,10 @@ export class OriginConnection implements Timed {
   }
 
   onSocketEnd(): void {
+    if (this.state === BUSY && this.handler !== null && this.pendingHead !== null) {
+      this.unsent(socketClosed());
+      return;
+    }
     if (this.state === BUSY && this.handler !== null) {
       if (this.headersDone && !this.upgraded) {
         // A close-delimited body ends here (RFC 9112 §6.3 rule 8); any other is cut short.
@@ -271,6 +296,10 @@ export class OriginConnection implements Timed {
       return;
     }
     if (this.state === CLOSED) return;
+    if (this.handler !== null && this.pendingHead !== null) {
+      this.unsent(err ?? socketClosed());
+      return;
+    }
     if (this.handler !== null) {
       // ECONNRESET and the like keep their code (a reset); a plain close is undici's "other side closed".
       this.fail(err ?? socketClosed());
@@ -304,9 +333,7 @@ export class OriginConnection implements Timed {
     // Per request, so that a call left over from an earlier request (a late 'drain' of
     // its client) neither aborts nor resumes the one on the connection now.
     this.resume = () => this.resumeFor(seq);
-    handler.onConnect((err?: Error) => this.abort(seq, err));
-    // The handler aborted at once (its client left while the request waited).
-    if (this.handler !== handler || this.seq !== seq) return;
+    this.request = req;
     const socket = this.socket;
     // undici's rule, kept: a HEAD response ends the connection. An origin that wrongly
     // sends a body after a HEAD response would otherwise have it read as the start of
@@ -323,6 +350,7 @@ export class OriginConnection implements Timed {
       return;
     }
     if (Buffer.isBuffer(body)) {
+      if (!this.connect()) return;
       socket.cork();
       socket.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
       socket.write(body);
@@ -350,6 +378,42 @@ export class OriginConnection implements Timed {
   }
 
   /**
+   * The handler's onConnect, called as the request's first byte is handed to the socket
+   * (undici calls it as it writes): until then nothing was sent, and a close or stray
+   * bytes from the origin leave the request unsent (`unsent`), not half-done. false: the
+   * handler aborted at once (its client left while the request waited).
+   */
+  connect(): boolean {
+    const handler = this.handler!;
+    const seq = this.seq;
+    this.request = null;
+    handler.onConnect((err?: Error) => this.abort(seq, err));
+    return this.handler === handler && this.seq === seq && this.state === BUSY;
+  }
+
+  /**
+   * The origin closed the connection, or sent bytes, before the request's head was
+   * written: nothing of the request left. On a reused connection (the origin closed it
+   * as the previous response ended, e.g. a FIN right after it without `Connection:
+   * close`) the request goes back to the head of the queue, as one that waited for an
+   * idle connection does (sendLater); on a connection's first request it fails before
+   * onConnect, a refusal, which attempt.ts retries whatever the method.
+   */
+  unsent(err: Error): void {
+    const handler = this.handler!;
+    const request = this.request!;
+    this.request = null;
+    this.handler = null;
+    // A streamed body not read yet: kept for the next attempt (it was set flowing).
+    const body = this.body;
+    this.detachBody();
+    body?.pause();
+    this.close();
+    if (this.seq > 1) this.owner.requeue(request, handler);
+    else handler.onError(err);
+  }
+
+  /**
    * Request heads are written in the event-loop turn's check phase, all of the turn's
    * together, rather than each from inside the client request's handler: the origin
    * (nginx on the other core in the pinned benchmark) is then woken once per batch, not
@@ -374,6 +438,21 @@ export class OriginConnection implements Timed {
     scheduleFlush();
   }
 
+  /**
+   * A connection just released by a response is reserved for `request`, sent in the
+   * check phase of the next turn: after one more poll phase, which reads the FIN of an
+   * origin that closes right after its responses without `Connection: close` (a node
+   * origin's `end(data)` sends the FIN a turn of its own loop after the data).
+   */
+  queueSendNextTurn(request: OriginRequest, handler: OriginHandler): void {
+    this.state = BUSY;
+    this.disarm();
+    this.laterRequest = request;
+    this.laterHandler = handler;
+    deferredSends.push(this);
+    scheduleFlush();
+  }
+
   sendLater(): void {
     const request = this.laterRequest!;
     const handler = this.laterHandler!;
@@ -393,12 +472,16 @@ export class OriginConnection implements Timed {
     const head = this.pendingHead;
     if (head === null) return;
     this.pendingHead = null;
-    if (this.state === BUSY && !this.socket.destroyed) this.socket.write(head, 'latin1');
+    if (this.state !== BUSY || this.socket.destroyed || this.handler === null) return;
+    if (!this.connect()) return;
+    this.socket.write(head, 'latin1');
   }
 
   onBodyData(chunk: Buffer): void {
     if (this.body === null || chunk.length === 0) return;
     this.writeHead();
+    // The handler aborted as it was told of the connection.
+    if (this.body === null) return;
     const socket = this.socket;
     let ok: boolean;
     if (this.chunked) {
@@ -415,6 +498,7 @@ export class OriginConnection implements Timed {
   onBodyEnd(): void {
     if (this.body === null) return;
     this.writeHead();
+    if (this.body === null) return;
     if (this.chunked) this.socket.write('0\r\n\r\n', 'latin1');
     this.detachBody();
     this.requestSent = true;
@@ -452,6 +536,7 @@ export class OriginConnection implements Timed {
   fail(err: Error): void {
     const handler = this.handler;
     this.handler = null;
+    this.request = null;
     this.close();
     if (handler !== null) handler.onError(err);
   }
@@ -482,7 +567,7 @@ export class OriginConnection implements Timed {
     if (this.pendingHead !== null) {
       // Bytes before the request head has even left (it waits for the check phase): not
       // an answer to it (e.g. a 408 an origin sends as it closes an idle connection).
-      this.fail(socketClosed());
+      this.unsent(socketClosed());
       return;
     }
     this.executing = true;
@@ -571,6 +656,8 @@ export class OriginConnection implements Timed {
       // ignore them. 100 is not passed on (nothing here asked for it); others are, as
       // undici does, and the handlers drop them.
       this.interim = true;
+      // An interim response that said close: the connection ends after the final one.
+      if (!keepAlive) this.keepAlive = false;
       if (status !== 100) {
         try {
           handler.onHeaders(status, headers, this.resume, statusText);
@@ -597,6 +684,19 @@ export class OriginConnection implements Timed {
         }
       }
     }
+    // RFC 9110 §8.6, RFC 9112 §6.1: a 204 carries neither Content-Length nor
+    // Transfer-Encoding. One that announces a body anyway comes from an origin whose
+    // framing cannot be trusted: a body it sends after the head, read once the next
+    // request is out, would be taken for that request's response (response desync), as
+    // after a HEAD. Relayed, but the connection is not reused. A 304 with
+    // Transfer-Encoding (allowed, RFC 9112 §6.1, rare) is not reused either; one with the
+    // selected representation's Content-Length (common) is, as by undici and nginx.
+    const framing = framingOf(headers);
+    if (framing === BAD_FRAMING) {
+      this.failure = badResponse('Transfer-Encoding sent more than once');
+      return -1;
+    }
+    if ((status === 204 && framing !== NO_BODY) || (status === 304 && framing === CHUNKED)) this.keepAlive = false;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
@@ -644,8 +744,16 @@ export class OriginConnection implements Timed {
     this.disarm();
     const handler = this.handler;
     this.handler = null;
-    const trailers = this.trailers;
+    let trailers = this.trailers;
     this.trailers = null;
+    if (trailers !== null) {
+      const permitted = permittedTrailers(trailers);
+      // An origin that puts such fields in its trailers is not trusted with the next
+      // response either; and llhttp reads a `Connection: close` trailer as the end of
+      // the connection: the next response on it would fail as a parse error.
+      if (permitted !== trailers) this.keepAlive = false;
+      trailers = permitted;
+    }
     try {
       handler.onComplete(trailers);
     } catch {
@@ -704,11 +812,92 @@ export class OriginConnection implements Timed {
   }
 }
 
+/**
+ * Fields that never count as trailers (RFC 9110 §6.5.1: framing, routing,
+ * authentication, response controls and content format must be known before the
+ * content; §6.5.2: a recipient must not merge them into the header section) and the
+ * hop-by-hop ones (§7.6.1), which a proxy never forwards in any section. An origin's
+ * trailer section with them (`Transfer-Encoding: chunked`, `Connection: close`,
+ * `Host`, `Set-Cookie` …) was relayed to the client as it came.
+ */
+const FORBIDDEN_TRAILERS = new Set([
+  'transfer-encoding',
+  'content-length',
+  'trailer',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'upgrade',
+  'host',
+  'authorization',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'www-authenticate',
+  'set-cookie',
+  'cookie',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'content-location',
+  'cache-control',
+  'expires',
+  'age',
+  'vary',
+  'location',
+  'retry-after',
+  'date',
+]);
+
+/** The trailer pairs without FORBIDDEN_TRAILERS (the same array when none is there). */
+function permittedTrailers(trailers: string[]): string[] {
+  let out: string[] | null = null;
+  for (let i = 0; i < trailers.length; i += 2) {
+    const forbidden = FORBIDDEN_TRAILERS.has(trailers[i]!.toLowerCase());
+    if (forbidden && out === null) out = trailers.slice(0, i);
+    else if (!forbidden && out !== null) out.push(trailers[i]!, trailers[i + 1]!);
+  }
+  return out ?? trailers;
+}
+
+const NO_BODY = 0;
+const BODY = 1;
+const BAD_FRAMING = 2;
+/** A body announced by Transfer-Encoding. */
+const CHUNKED = 3;
+
+/**
+ * What a response head's framing fields announce: no body (neither field, or
+ * Content-Length: 0), a body, or BAD_FRAMING: Transfer-Encoding in more than one field
+ * line. llhttp takes two `chunked` lines as chunked once, though they are the field
+ * value `chunked, chunked` (RFC 9110 §5.3), a body chunked twice (RFC 9112 §6.1 forbids
+ * it), which headers.ts refuses when it comes in one line; nginx refuses a duplicate
+ * Transfer-Encoding line too. headers.ts relays a line of exactly `chunked` only, so
+ * no response weldr relays has two.
+ */
+function framingOf(headers: string[]): number {
+  let framing = NO_BODY;
+  let te = 0;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (++te > 1) return BAD_FRAMING;
+      framing = CHUNKED;
+    } else if (name.length === 14 && name.toLowerCase() === 'content-length' && headers[i + 1]!.trim() !== '0' && framing === NO_BODY) framing = BODY;
+  }
+  return framing;
+}
+
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
 
 const pendingSends: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
+/** queueSendNextTurn: moved to pendingSends by the next flush, sent by the one after. */
+let deferredSends: OriginConnection[] = [];
+const NONE: readonly OriginConnection[] = Object.freeze([]);
 let flushScheduled = false;
+/** Counts flushes (check phases with origin work): OriginConnection.sameTurn. */
+let flushes = 0;
 let flushing = false;
 
 function scheduleFlush(): void {
@@ -721,6 +910,14 @@ function scheduleFlush(): void {
 function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
+  flushes++;
+  // Taken whole: those deferred while this flush runs (a requeue giving the request to
+  // another reused connection) wait for the next one, and none is sent twice.
+  let deferred = NONE;
+  if (deferredSends.length !== 0) {
+    deferred = deferredSends;
+    deferredSends = [];
+  }
   // Entries added while looping (a requeued request taking another idle connection) are handled here too.
   for (let i = 0; i < pendingSends.length; i++) {
     const conn = pendingSends[i]!;
@@ -734,7 +931,10 @@ function flushOrigins(): void {
   pendingSends.length = 0;
   for (let i = 0; i < pendingHeads.length; i++) pendingHeads[i]!.writeHead();
   pendingHeads.length = 0;
+  for (let i = 0; i < deferred.length; i++) pendingSends.push(deferred[i]!);
   flushing = false;
+  // Immediates set now run in the next turn's check phase, after its poll phase.
+  if (pendingSends.length !== 0 || deferredSends.length !== 0) scheduleFlush();
 }
 
 function noop(): void {}
