@@ -68,6 +68,24 @@ function client(t: Teardown, port: number, over: Partial<OriginClientOptions> = 
   return c;
 }
 
+/**
+ * The sockets this process opens to `port` from now on (net.connect is wrapped for the
+ * test: it is the whole process's, so only this origin's are kept).
+ */
+function clientSockets(t: Teardown, port: number): Socket[] {
+  const sockets: Socket[] = [];
+  const connect = net.connect;
+  (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
+    const socket = connect(...args);
+    if ((args[0] as unknown as { port?: number }).port === port) sockets.push(socket);
+    return socket;
+  };
+  t.teardown(() => {
+    (net as { connect: unknown }).connect = connect;
+  });
+  return sockets;
+}
+
 interface Outcome {
   status: number;
   interim: number[];
@@ -380,15 +398,7 @@ test('keep-alive idle timeout closes the connection; an origin that closed an id
 test.serial('a request for an idle connection whose close is seen in the same turn waits for the check phase: requeued, sent on a fresh connection, onConnect once', async (t) => {
   const o = await rawOrigin(t, (_h, s) => s.write(ok()));
   // The client's sockets, to close one the way a FIN read in this turn's poll phase would.
-  const sockets: Socket[] = [];
-  const connect = net.connect;
-  (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
-    const socket = connect(...args);
-    // This test's origin only (net.connect is the whole process's).
-    if ((args[0] as unknown as { port?: number }).port === o.port) sockets.push(socket);
-    return socket;
-  };
-  t.teardown(() => ((net as { connect: unknown }).connect = connect));
+  const sockets = clientSockets(t, o.port);
   const c = client(t, o.port);
   t.is((await run(c)).status, 200);
   t.is(sockets.length, 1);
@@ -413,14 +423,7 @@ test.serial('a request for an idle connection whose close is seen in the same tu
 
 test.serial('bytes that arrive before a request head has left are not taken for its response (a stale 408 as an origin closes)', async (t) => {
   const o = await rawOrigin(t, (_h, s, n) => n === 0 && s.write(ok('a')));
-  const sockets: Socket[] = [];
-  const connect = net.connect;
-  (net as { connect: unknown }).connect = (...args: Parameters<typeof net.connect>) => {
-    const socket = connect(...args);
-    if ((args[0] as unknown as { port?: number }).port === o.port) sockets.push(socket);
-    return socket;
-  };
-  t.teardown(() => ((net as { connect: unknown }).connect = connect));
+  const sockets = clientSockets(t, o.port);
   const c = client(t, o.port, { connections: 1 });
   // A completes; B, queued behind it, takes the connection at once and its head waits for
   // the check phase; the stale bytes come in between (a microtask after A's read).

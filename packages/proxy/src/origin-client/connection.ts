@@ -430,12 +430,7 @@ export class OriginConnection implements Timed {
 
   /** An idle connection is reserved for `request`, sent in the check phase (client.ts). */
   queueSend(request: OriginRequest, handler: OriginHandler): void {
-    this.state = BUSY;
-    this.disarm();
-    this.laterRequest = request;
-    this.laterHandler = handler;
-    pendingSends.push(this);
-    scheduleFlush();
+    this.reserve(request, handler, pendingSends);
   }
 
   /**
@@ -445,11 +440,16 @@ export class OriginConnection implements Timed {
    * origin's `end(data)` sends the FIN a turn of its own loop after the data).
    */
   queueSendNextTurn(request: OriginRequest, handler: OriginHandler): void {
+    this.reserve(request, handler, deferredSends);
+  }
+
+  /** Busy with `request` from now; sent from `list` by flushOrigins (sendLater). */
+  reserve(request: OriginRequest, handler: OriginHandler, list: OriginConnection[]): void {
     this.state = BUSY;
     this.disarm();
     this.laterRequest = request;
     this.laterHandler = handler;
-    deferredSends.push(this);
+    list.push(this);
     scheduleFlush();
   }
 
