@@ -1,11 +1,11 @@
 // Errors are mapped by where they come from: the client (400, 431), the origin
 // (502 refused/reset, 504 timeout) or an empty pool (503).
-import { createServer } from 'node:net';
 import test from 'ava';
 import { adminCall } from './helpers/admin.js';
 import { Cleanup } from './helpers/cleanup.js';
 import { nodeWithOrigins } from './helpers/fixtures.js';
 import { startNode, type WeldrNode } from './helpers/node.js';
+import { deadPort } from './helpers/ports.js';
 import { nonHealthRequests, requestCounts, type Origin } from './helpers/origins.js';
 import { rawExchange } from './helpers/raw-http.js';
 import { fetchVia } from './helpers/routing.js';
@@ -20,15 +20,6 @@ test.before(async () => {
   origin = fixture.origins[0]!;
 });
 test.after.always(() => cleanup.run());
-
-/** A port nothing listens on: bind an ephemeral port, then release it. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 const statusLine = (text: string): number => Number(/^HTTP\/1\.[01] (\d{3})/.exec(text)?.[1] ?? NaN);
 

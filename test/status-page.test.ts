@@ -1,13 +1,13 @@
 // The status page in a real browser (Debian's Chromium through playwright-core) against
 // real weldr processes: it renders the cluster and the pool, follows an origin going down
 // and a failover, works with the admin token, and says so when the node is unreachable.
-import { createServer } from 'node:net';
 import anyTest, { type TestFn } from 'ava';
 import type { Page } from 'playwright-core';
 import { adminCall, addOrigin } from './helpers/admin.js';
 import { browserUnavailable, openBrowser, openPage } from './helpers/browser.js';
 import { startCluster } from './helpers/cluster.js';
 import { startNode, type WeldrNode } from './helpers/node.js';
+import { deadPort } from './helpers/ports.js';
 import { startOrigin } from './helpers/origins.js';
 import { eventually, scaled } from './helpers/wait.js';
 
@@ -40,15 +40,6 @@ async function waitForText(page: Page, selector: string, pattern: RegExp, ms = 1
     throw new Error(`${selector} did not show ${pattern} within ${scaled(ms)} ms; it shows: ${JSON.stringify(shown)} (${(err as Error).message.split('\n')[0]})`);
   }
   return (await page.locator(selector).first().textContent()) ?? '';
-}
-
-/** A loopback port nothing listens on. */
-async function deadPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 async function patchSettings(node: WeldrNode, body: unknown): Promise<void> {
