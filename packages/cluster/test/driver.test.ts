@@ -12,6 +12,7 @@ import { LevelRaftStorage, StoreError, type ApplyResult, type PoolCommand, type 
 import { RaftDriver } from '../src/driver.js';
 import { PoolReplica, RaftPoolStore } from '../src/raft-pool-store.js';
 import { TcpTransport } from '../src/transport.js';
+import { PORT_RANGES, portPicker } from './harness/ports.js';
 
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 const TICK_MS = 50;
@@ -21,19 +22,7 @@ const TICK_MS = 50;
  * kernel's ephemeral range (32768+), so the outbound connections of the processes under
  * test, which get ephemeral ports, cannot take it between this check and the bind.
  */
-let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = nextPort;
-    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-}
+const freePort = portPicker(PORT_RANGES.driver);
 
 interface RunningNode {
   readonly id: string;

@@ -13,25 +13,13 @@ import { StoreError, writeIdentity, type AddMemberCommand, type PoolDb } from '@
 import { TEST_TIME_SCALE } from '@weldr/store/testing';
 import { encodeFrame, FrameDecoder, RaftCluster, type ClusterEnd, type MemberList } from '../src/index.js';
 import type { ClusterLogger } from '../src/types.js';
+import { PORT_RANGES, portPicker } from './harness/ports.js';
 
 const LOGS: string[] = [];
 function mk(b: object): ClusterLogger { const f = (lvl: string) => (o: object, m?: string) => { LOGS.push(`${Date.now() % 100000} ${lvl} ${JSON.stringify({ ...b, ...o })} ${m ?? ''}`); }; return { debug() {}, info: f('info'), warn: f('warn'), error: f('error'), child: (c: object) => mk({ ...b, ...c }) }; }
 const silent: ClusterLogger = mk({});
 
-let nextPort = 20_000 + Math.floor(Math.random() * 10_000);
-async function freePort(): Promise<number> {
-  for (let tries = 0; tries <= 12_000; tries++) {
-    const port = nextPort;
-    nextPort = nextPort >= 32_000 ? 20_000 : nextPort + 1;
-    const free = await new Promise<boolean>((resolve) => {
-      const s = net.createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 20000-32000 for a test listener');
-}
+const freePort = portPicker(PORT_RANGES.membership);
 
 /** Polls `fn` until it gives a value; on timeout the error says `what`, and what `seen()` describes then. */
 async function until<T>(what: string, fn: () => T | undefined | false, ms = 30_000, seen?: () => string): Promise<T> {

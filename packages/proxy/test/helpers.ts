@@ -164,12 +164,12 @@ export async function until(predicate: () => boolean, ms = 10_000, step = 10): P
  * A port on 127.0.0.1 that refuses connections. Taken below the kernel's ephemeral range
  * (32768+): a port found with listen(0) and freed could be handed to the next listen(0)
  * of a test running alongside (seen once: a "refused" origin answered 200), while
- * nothing binds 10000-19999 without asking for it (the e2e tests' fixed ports are
- * 20000-32000).
+ * nothing binds 10000-13999 (the cluster package's tests take 14000-19999, the e2e
+ * tests' fixed ports are 20000-32000).
  */
 export async function deadPort(): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 10_000 + Math.floor(Math.random() * 10_000);
+    const port = 10_000 + Math.floor(Math.random() * 4_000);
     const s = net.createServer();
     const free = await new Promise<boolean>((resolve) => {
       s.once('error', () => resolve(false));
@@ -179,5 +179,5 @@ export async function deadPort(): Promise<number> {
     await new Promise<void>((r) => s.close(() => r()));
     return port;
   }
-  throw new Error('no free port in 10000-19999 for a dead origin');
+  throw new Error('no free port in 10000-13999 for a dead origin');
 }
