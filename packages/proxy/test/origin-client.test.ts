@@ -367,6 +367,22 @@ test('malformed responses: header overflow, truncated Content-Length, status bel
   t.is(classifyOriginError(low.error, true), 'bad_response');
 });
 
+test('a status line in another HTTP version than 1.0/1.1 (HTTP/2.0, HTTP/0.9 style, HTTP/1.2) is a bad response; HTTP/1.0 is taken', async (t) => {
+  const o = await rawOrigin(t, (h, s) => {
+    const version = /GET \/(\S+)/.exec(h)?.[1] ?? '';
+    s.write(`${decodeURIComponent(version)} 200 OK\r\nContent-Length: 2\r\n\r\nok`);
+  });
+  const c = client(t, o.port);
+  for (const version of ['HTTP/2.0', 'HTTP/3.0', 'HTTP/1.2', 'HTTP/0.9']) {
+    const r = await run(c, { path: `/${encodeURIComponent(version)}` });
+    t.truthy(r.error, version);
+    t.is(classifyOriginError(r.error, true), 'bad_response', version);
+  }
+  const ok10 = await run(c, { path: `/${encodeURIComponent('HTTP/1.0')}` });
+  t.falsy(ok10.error);
+  t.is(ok10.body, 'ok');
+});
+
 test('Keep-Alive: timeout=N is honoured: too short to reuse → closed; longer → closed before it', async (t) => {
   const o = await rawOrigin(t, (h, s) => s.write(ok('k', h.includes('/one') ? 'Keep-Alive: timeout=1\r\n' : 'Keep-Alive: timeout=3\r\n')));
   const c = client(t, o.port, { keepAliveTimeoutMs: 60_000 });

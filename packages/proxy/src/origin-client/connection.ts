@@ -615,8 +615,8 @@ export class OriginConnection implements Timed {
   }
 
   onHeadersComplete(
-    _major: number,
-    _minor: number,
+    major: number,
+    minor: number,
     fields: string[] | undefined,
     _method: unknown,
     _url: unknown,
@@ -636,6 +636,13 @@ export class OriginConnection implements Timed {
     }
     this.headersDone = true;
     const headers = this.headers;
+    // llhttp takes any one-digit version (HTTP/2.0 among them) in a status line; an
+    // origin reached over HTTP/1.1 answers in HTTP/1.x (RFC 9112 §2.3), anything else is
+    // not a response this client can frame.
+    if (major !== 1 || minor > 1) {
+      this.failure = badResponse(`unsupported response version HTTP/${major}.${minor}`);
+      return -1;
+    }
     if (status < 100) {
       this.failure = badResponse(`invalid status ${status}`);
       return -1;
