@@ -8,6 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import test from 'ava';
 import { Agent, request } from 'undici';
 import { issueCertificate } from '@weldr/cluster';
+import { startCluster } from './helpers/cluster.js';
 import { makeTempDir, startNode } from './helpers/node.js';
 import { runWeldr } from './helpers/process.js';
 import { eventually } from './helpers/wait.js';
@@ -83,6 +84,51 @@ test('--admin-auth-reads with the token from a file: reads need it, probes do no
     await r.body.dump();
   }
   t.false(node.proc.stdout.includes(token), 'the token is not in the log');
+});
+
+test("web pages: a cross-site write (Origin, Sec-Fetch-Site) is refused 403 and a rebound Host name 421, nothing is written; the CLI-style client and the API's own origin write", async (t) => {
+  const node = await startNode(t, { store: 'memory' });
+  const post = (port: number, headers: Record<string, string>, body: object) =>
+    request(`http://127.0.0.1:${port}/servers`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: JSON.stringify(body) });
+  // What a page's fetch(…, {mode: 'no-cors'}) sends: a simple request, no preflight.
+  const forged = await post(node.adminPort, { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' }, { ip: '127.0.0.66', port: 80 });
+  t.is(forged.statusCode, 403);
+  t.like(await forged.body.json(), { error: { code: 'CROSS_SITE_REQUEST' } });
+  const rebound = await post(node.adminPort, { host: `rebind.example:${node.adminPort}` }, { ip: '127.0.0.66', port: 81 });
+  t.is(rebound.statusCode, 421);
+  t.like(await rebound.body.json(), { error: { code: 'MISDIRECTED_REQUEST' } });
+  const read = await request(`${node.adminUrl}/servers`, { headers: { host: 'rebind.example' } });
+  t.is(read.statusCode, 421, 'a rebound page cannot read the pool either');
+  await read.body.dump();
+  const ready = await request(`${node.adminUrl}/ready`, { headers: { host: 'lb.example' } });
+  t.is(ready.statusCode, 200, 'probes answer any Host');
+  await ready.body.dump();
+  const plain = await post(node.adminPort, {}, { ip: '127.0.0.66', port: 82 });
+  t.is(plain.statusCode, 201);
+  await plain.body.dump();
+  const own = await post(node.adminPort, { origin: node.adminUrl, 'sec-fetch-site': 'same-origin' }, { ip: '127.0.0.66', port: 83 });
+  t.is(own.statusCode, 201);
+  await own.body.dump();
+  const list = (await (await request(`${node.adminUrl}/servers`)).body.json()) as { id: string }[];
+  t.deepEqual(list.map((x) => x.id).sort(), ['127.0.0.66:82', '127.0.0.66:83']);
+  t.regex(node.proc.stdout, /"event":"admin_browser_refused"/);
+});
+
+test("web pages, cluster: a follower refuses a cross-site write itself (never relayed); a write with the follower's own Origin is relayed without it and taken by the leader", async (t) => {
+  const members = await startCluster(t);
+  const post = (m: (typeof members)[number], headers: Record<string, string>, port: number) =>
+    request(`${m.adminUrl}/servers`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ ip: '127.0.0.67', port }) });
+  let port = 100;
+  for (const m of members) {
+    const forged = await post(m, { origin: 'http://evil.example' }, port++);
+    t.is(forged.statusCode, 403, m.id);
+    await forged.body.dump();
+    // Every member but the leader relays this one: the leader sees no Origin naming another host.
+    const own = await post(m, { origin: m.adminUrl, 'sec-fetch-site': 'same-origin' }, port++);
+    t.true(own.statusCode === 201, `${m.id}: ${own.statusCode} ${await own.body.text()}`);
+  }
+  const list = (await (await request(`${members[0]!.adminUrl}/servers`)).body.json()) as { id: string }[];
+  t.deepEqual(list.map((x) => x.id).sort(), ['127.0.0.67:101', '127.0.0.67:103', '127.0.0.67:105']);
 });
 
 test('admin HTTPS: a new certificate is used after SIGHUP and after the files change; a broken one is refused and the old one kept', async (t) => {

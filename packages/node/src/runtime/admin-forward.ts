@@ -17,8 +17,10 @@ import { RELAY_PROOF_HEADER, signRelay, verifyRelay } from './relay-proof.js';
 const WRITES = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 const FORWARDED_BY = 'x-weldr-forwarded-by';
 const CLIENT_ADDRESS = 'x-weldr-client-address';
-// Hop-by-hop fields (RFC 9110 §7.6.1) and those undici sets itself.
-const DROP = new Set([RELAY_PROOF_HEADER, 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect']);
+// Hop-by-hop fields (RFC 9110 §7.6.1), those undici sets itself, and what a browser says
+// about the page a request came from: this node checked those (browser-guard.ts), and
+// they name this node's origin, not the leader's.
+const DROP = new Set([RELAY_PROOF_HEADER, 'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'host', 'content-length', 'expect', 'origin', 'referer', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest', 'sec-fetch-user']);
 
 export interface ForwardTarget {
   /** Null when this node is the leader or no leader is known: handle locally. */

@@ -20,6 +20,7 @@ import { isLoopbackHost } from '../config/loopback.js';
 import { closeServer, listen } from './listen.js';
 import type { Logger } from './logger.js';
 import { forwardingListener, relayOriginVerifier, type ForwardTarget } from './admin-forward.js';
+import { browserGuard } from './browser-guard.js';
 import { writeGate } from './admin-write-gate.js';
 
 export { isLoopbackHost };
@@ -103,6 +104,13 @@ export async function startAdminListener(deps: AdminListenerDeps): Promise<Admin
     });
   }
   if (config.adminClientCa !== undefined) handler = clientCertificateGate(handler);
+  // Before the relay: a write a web page forged is refused here, never sent to the leader.
+  handler = browserGuard(handler, {
+    authenticated: config.adminToken !== undefined || config.adminClientCa !== undefined,
+    scheme: deps.tls === undefined ? 'http' : 'https',
+    openPaths: PROBES,
+    log,
+  });
   const gate = writeGate(handler, { maxWrites: config.adminMaxWrites, maxQueued: config.adminMaxQueuedWrites, metrics: deps.metrics, log });
   handler = gate.handler;
   const options = {
