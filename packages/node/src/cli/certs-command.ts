@@ -3,7 +3,8 @@
 // one admin client certificate (for --admin-client-ca). For `npm start`, drills and tests,
 // and small clusters without a PKI of their own. An existing CA in the directory is
 // reused, so members can be added later with the same command.
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { makeDirectorySync } from '@weldr/store';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createCa, issueCertificate, type KeyAndCert } from '@weldr/cluster';
@@ -71,7 +72,7 @@ export function certsCommand(argv: readonly string[]): number {
   }
   if (new Set(nodes).size !== nodes.length) throw new ConfigError('--nodes names a member twice');
 
-  mkdirSync(dir, { recursive: true });
+  makeDirectorySync(dir);
   const caPath = join(dir, 'ca.pem');
   const caKeyPath = join(dir, 'ca-key.pem');
   let ca: KeyAndCert;
@@ -92,7 +93,7 @@ export function certsCommand(argv: readonly string[]): number {
       process.stdout.write(`kept ${nodeDir} (exists; --force replaces it)\n`);
       continue;
     }
-    mkdirSync(nodeDir, { recursive: true });
+    makeDirectorySync(nodeDir);
     writePair(peerPath, join(nodeDir, 'peer-key.pem'), issueCertificate(ca, { commonName: id, nodeId: id, hosts, usage: 'both', notAfter }));
     writePair(join(nodeDir, 'admin.pem'), join(nodeDir, 'admin-key.pem'), issueCertificate(ca, { commonName: `${id} admin`, nodeId: id, hosts, usage: 'server', notAfter }));
     process.stdout.write(`wrote ${nodeDir}/{peer,admin}.pem and their keys for ${id}\n`);

@@ -5,7 +5,8 @@
 // who is active and what to try, and on SIGINT/SIGTERM stops every child it started by
 // PID. Data and logs stay in --data (./data) and are reused by the next run.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { makeDirectorySync } from '@weldr/store';
 import { join } from 'node:path';
 import { AdminClient } from '../ctl/client.js';
 import { CtlError } from '../ctl/errors.js';
@@ -46,7 +47,7 @@ function clusterToken(dataRoot: string): string {
 
 /** Runs until a signal; returns the exit code. */
 export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Promise<number> {
-  mkdirSync(layout.dataRoot, { recursive: true });
+  makeDirectorySync(layout.dataRoot);
   const children: Child[] = [];
   const pidFile = join(layout.dataRoot, 'dev-cluster.pids');
   let stopping = false;

@@ -1,6 +1,5 @@
 // Opens the PoolStore the configuration asks for.
-import { mkdir } from 'node:fs/promises';
-import { dataDirError, LevelPoolStore, MemoryPoolStore, StoreOpenError, type PoolStore } from '@weldr/store';
+import { dataDirError, LevelPoolStore, makeDirectory, MemoryPoolStore, StoreOpenError, type PoolStore } from '@weldr/store';
 export { DataDirRefusedError, StoreOpenError } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
 import type { Logger } from './logger.js';
@@ -17,7 +16,7 @@ export async function openStore(config: NodeConfig, log: Logger, onFatal: (failu
   try {
     // Inside the try: a --data that names a file, or a parent we may not write, is an
     // operator error to report in one line, not a crash with a stack trace.
-    await mkdir(config.data, { recursive: true });
+    await makeDirectory(config.data);
     return await LevelPoolStore.open({
       location: config.data,
       nodeId: config.id,

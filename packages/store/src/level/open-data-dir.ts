@@ -13,9 +13,9 @@
 // marker recorded at the last open or clean stop (indexes never go back; after a clean
 // stop nothing can have changed) and records the new starting point. close() makes every
 // write durable, closes LevelDB and records a clean stop.
-import { mkdir } from 'node:fs/promises';
 import { Level } from 'level';
 import { DataDirRefusedError, dataDirError } from './data-dir.js';
+import { makeDirectory } from './make-directory.js';
 import { UTF8, type PoolDb } from './layout.js';
 import { checkLevelDbFiles, listLevelDbFiles, type FileProblem, type LogScan } from './leveldb-files.js';
 import { MARKER_FILE, newMarker, readMarker, updateMarker, verifyMarker, writeMarker, type DataDirMarker, type MarkerProgress } from './marker.js';
@@ -64,7 +64,7 @@ export class DataDir {
     let isNew = false;
     const notices: (() => void)[] = [];
     try {
-      await mkdir(location, { recursive: true });
+      await makeDirectory(location);
       marker = await readMarker(location);
       if (marker !== undefined) verifyMarker(location, marker, { nodeId });
       const files = await listLevelDbFiles(location);
