@@ -128,6 +128,9 @@ export function requestHeaders(raw: readonly string[], info: ForwardInfo): strin
     out.push(name, raw[i + 1]!);
   }
   if (info.maxForwards != null) out.push('max-forwards', info.maxForwards);
+  // RFC 9110 §7.6.1: a field the client named in Connection is this hop's only; an
+  // X-Forwarded-For so named is dropped, and the origin sees the client's address alone.
+  if (xff !== null && tokens !== null && tokens.includes('x-forwarded-for')) xff = null;
   out.push(
     'host', info.host,
     'x-forwarded-for', xff === null ? info.clientIp : `${xff}, ${info.clientIp}`,

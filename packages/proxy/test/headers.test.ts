@@ -62,6 +62,12 @@ test('request: X-Forwarded-For is appended to, -Proto and -Host are replaced, Vi
   t.deepEqual(out.filter(([n]) => n.toLowerCase() === 'via'), [['Via', '1.0 fred'], ['via', '1.1 weldr']]);
 });
 
+test('request: an X-Forwarded-For the client named in Connection is hop-by-hop (RFC 9110 §7.6.1): dropped, the origin sees only the client address', (t) => {
+  const out = pairs(requestHeaders(['Connection', 'keep-alive, X-Forwarded-For', 'X-Forwarded-For', '6.6.6.6'], info));
+  t.deepEqual(out.filter(([n]) => n.toLowerCase() === 'x-forwarded-for'), [['x-forwarded-for', '192.0.2.7']]);
+  t.false(out.some(([n]) => n.toLowerCase() === 'connection'));
+});
+
 test('request: Max-Forwards is replaced only when a decremented value is given', (t) => {
   t.deepEqual(pairs(requestHeaders(['Max-Forwards', '5'], info)).filter(([n]) => /max-forwards/i.test(n)), [['Max-Forwards', '5']]);
   t.deepEqual(
