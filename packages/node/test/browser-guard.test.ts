@@ -66,6 +66,7 @@ test('without a token, a Host that is not an address or localhost is refused (42
     t.is(browserRefusal(req('GET', { host }, '/health'), open), undefined, `${host}: /health is open`);
     t.is(browserRefusal(req('GET', { host }, '/ready?x=1'), open), undefined, `${host}: /ready is open`);
     t.is(browserRefusal(req('GET', { host }), withToken), undefined, `${host}: any name with a token`);
+    t.is(browserRefusal(req('GET', { host }), { ...open, scheme: 'https' }), undefined, `${host}: any name over HTTPS (a rebound name fails the certificate)`);
   }
 });
 

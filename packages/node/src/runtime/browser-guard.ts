@@ -21,7 +21,8 @@
 //   and then only on loopback), a request whose `Host` is not an IP address, `localhost`
 //   or a name under `.localhost` is refused: 421 MISDIRECTED_REQUEST. With a token (or
 //   client certificates) names are accepted — an admin API off loopback is reached by
-//   name — and the page has no credential to send.
+//   name — and the page has no credential to send. Over HTTPS too: a rebound name does
+//   not match the API's certificate, so the browser never gets as far as a request.
 //
 // The probes (`/health`, `/ready`, `/serving`) stay open to every Host: they change
 // nothing and tell little, and load balancers call them by any name.
@@ -33,7 +34,7 @@ const READS = new Set(['GET', 'HEAD', 'OPTIONS']);
 export interface BrowserGuardOptions {
   /** The API needs a credential for writes (a token, or client certificates): any Host name is accepted. */
   readonly authenticated: boolean;
-  /** 'https' when the listener speaks TLS: an Origin must use the same scheme. */
+  /** 'https' when the listener speaks TLS: an Origin must use the same scheme, and any Host name is accepted (a rebound name fails the certificate check). */
   readonly scheme: 'http' | 'https';
   /** Paths answered whatever Host says (probes). */
   readonly openPaths: ReadonlySet<string>;
@@ -55,7 +56,7 @@ export interface Refusal {
 /** The check alone (exported for tests): undefined, or why `req` is refused. */
 export function browserRefusal(req: Pick<IncomingMessage, 'method' | 'url' | 'headers'>, opts: BrowserGuardOptions): Refusal | undefined {
   const host = req.headers.host;
-  if (!opts.authenticated && host !== undefined && !loopbackName(host)) {
+  if (!opts.authenticated && opts.scheme === 'http' && host !== undefined && !loopbackName(host)) {
     const path = (req.url ?? '/').split('?')[0]!;
     if (!opts.openPaths.has(path)) {
       return {
