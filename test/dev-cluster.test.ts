@@ -160,7 +160,10 @@ test('dev-cluster: a member whose data directory was emptied is not restarted in
   }
 });
 
-test('npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports', async (t) => {
+// npm runs the script through `sh -c`; Debian's dash waits for its command rather than
+// exec it, and outlives npm killed with SIGKILL or SIGINT (it defers SIGINT while its
+// command runs): dev-cluster's parent is then that shell, still alive. Both shapes.
+for (const viaShell of [false, true]) test(`npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports${viaShell ? ' — with the sh -c npm runs scripts through in between' : ''}`, async (t) => {
   const dir = join(makeTempDir(t, 'weldr-dev-npm-'), 'data');
   const ports = await reservePorts();
   const pidFile = join(dir, '..', 'dev-cluster.pid');
@@ -174,7 +177,9 @@ test('npm start: npm killed by its PID (it passes no signal on) still stops the 
   const script = `
     const { spawn } = require('node:child_process');
     const { writeFileSync } = require('node:fs');
-    const c = spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } });
+    const c = ${viaShell}
+      ? spawn('sh', ['-c', ${JSON.stringify([process.execPath, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '))}], { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } })
+      : spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } });
     writeFileSync(${JSON.stringify(pidFile)}, String(c.pid));
     setInterval(() => {}, 1000);`;
   const env = { ...process.env };
