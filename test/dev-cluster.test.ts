@@ -209,3 +209,37 @@ for (const viaShell of [false, true]) test(`npm start: npm killed by its PID (it
   t.deepEqual(pids.filter(alive), []);
   t.false(existsSync(join(dir, 'dev-cluster.pids')), 'it stopped as on a signal: the PID file is removed');
 });
+
+// The real `npm start`, stopped by a SIGINT (or SIGTERM) sent to npm's PID alone — what
+// a script or harness does, where the terminal's Ctrl-C reaches the whole group. npm
+// forwards it to the script's process only; without `exec` in the script that was
+// `sh -c`, and dash defers SIGINT while its command runs: nothing stopped, npm waited
+// for ever. With `exec node …` the script's process is dev-cluster itself.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) test(`npm start: ${signal} to npm's PID stops the dev cluster and every child, and npm exits`, async (t) => {
+  const dir = join(makeTempDir(t, 'weldr-dev-npmreal-'), 'data');
+  const ports = await reservePorts();
+  const env = { ...process.env };
+  delete env['WELDR_CLUSTER_TOKEN'];
+  delete env['WELDR_ADMIN_TOKEN'];
+  const npm = spawn('npm', [
+    'start', '--silent', '--', '--data', dir,
+    '--proxy-ports', ports.proxy.join(','), '--admin-ports', ports.admin.join(','),
+    '--raft-ports', ports.raft.join(','), '--origin-ports', ports.origin.join(','),
+  ], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  npm.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  npm.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<void>((resolve) => npm.once('exit', () => resolve()));
+  let pids: number[] = [];
+  t.teardown(() => {
+    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  await eventually('the dev cluster banner', () => (out.includes('weldr dev cluster is up') ? true : undefined), 90_000, 100);
+  pids = childPids(dir).map((c) => c.pid);
+  t.true(pids.every(alive));
+  npm.kill(signal);
+  await within('npm to exit', exited, 30_000);
+  t.deepEqual(pids.filter(alive), [], out);
+  t.regex(out, /stopping…\nstopped\n/);
+});
