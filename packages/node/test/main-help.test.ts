@@ -19,3 +19,8 @@ test('weldr --help says what SIGHUP does, as operations.md does', (t) => {
   t.regex(ops, /\*\*SIGHUP\*\* re-reads the TLS certificates[^]*It also reopens the `--access-log` file/);
   t.regex(MAIN_HELP.replace(/\s+/g, ' '), /SIGHUP re-reads the TLS certificates and reopens the --access-log file/);
 });
+
+test("the operator commands' --token help says reads need it too with --admin-auth-reads (the CLI sends it with every request)", async (t) => {
+  const { COMMON_HELP } = await import('../src/ctl/common-options.js');
+  t.regex(COMMON_HELP.replace(/\s+/g, ' '), /--token TOKEN admin token, sent with every request \(writes need it, reads too with --admin-auth-reads\) \[WELDR_ADMIN_TOKEN\]/);
+});
