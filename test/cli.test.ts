@@ -4,7 +4,7 @@
 // here a few of each source (flag, environment, config file, unknown command) check the
 // path from ConfigError to the exit code. Serial: one weldr process at a time, so a
 // loaded 2-core machine starts each well within its bound.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -70,3 +70,18 @@ for (const [name, args, env, pattern] of badInvocations) {
     t.false(/"event":"listening"/.test(stdout), 'nothing was started');
   });
 }
+
+// `npm start` (weldr dev-cluster) keeps member n1's data in ./data/n1, which is also
+// `weldr start`'s default: a new user's next command. The refusal says how to run that
+// member and how to run a single node instead, and is a configuration mistake (exit 2:
+// the systemd unit does not restart it in a loop).
+test.serial('a data directory of a cluster member, started without peer authentication: exit 2, and the line says to give a single node another --data', async (t) => {
+  const data = join(tmp, 'member-n1');
+  mkdirSync(data);
+  writeFileSync(join(data, 'weldr.json'), JSON.stringify({ format: 1, nodeId: 'n1', createdAt: new Date().toISOString(), cluster: { member: 'n1', incarnation: '4f8b6b1fb9682681' } }));
+  const { code, stdout, stderr } = await runWeldr(t, ['start', '--data', data, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], { WELDR_CLUSTER_TOKEN: '', WELDR_CLUSTER_TOKEN_FILE: '' });
+  t.is(code, 2, stderr);
+  t.regex(stderr, /belongs to a cluster member .*weldr dev-cluster.*WELDR_CLUSTER_TOKEN.*to run a new single node instead, give it another data directory \(--data DIR\)/);
+  t.is(stderr.trim().split('\n').length, 1, stderr);
+  t.false(/"event":"listening"/.test(stdout), 'nothing was started');
+});

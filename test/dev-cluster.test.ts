@@ -160,7 +160,10 @@ test('dev-cluster: a member whose data directory was emptied is not restarted in
   }
 });
 
-test('npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports', async (t) => {
+// npm runs the script through `sh -c`; Debian's dash waits for its command rather than
+// exec it, and outlives npm killed with SIGKILL or SIGINT (it defers SIGINT while its
+// command runs): dev-cluster's parent is then that shell, still alive. Both shapes.
+for (const viaShell of [false, true]) test(`npm start: npm killed by its PID (it passes no signal on) still stops the dev cluster and every child, instead of leaving them running on its ports${viaShell ? ' — with the sh -c npm runs scripts through in between' : ''}`, async (t) => {
   const dir = join(makeTempDir(t, 'weldr-dev-npm-'), 'data');
   const ports = await reservePorts();
   const pidFile = join(dir, '..', 'dev-cluster.pid');
@@ -174,7 +177,9 @@ test('npm start: npm killed by its PID (it passes no signal on) still stops the 
   const script = `
     const { spawn } = require('node:child_process');
     const { writeFileSync } = require('node:fs');
-    const c = spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } });
+    const c = ${viaShell}
+      ? spawn('sh', ['-c', ${JSON.stringify([process.execPath, ...args].map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(' '))}], { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } })
+      : spawn(process.execPath, ${JSON.stringify(args)}, { stdio: 'inherit', env: { ...process.env, npm_lifecycle_event: 'start' } });
     writeFileSync(${JSON.stringify(pidFile)}, String(c.pid));
     setInterval(() => {}, 1000);`;
   const env = { ...process.env };
@@ -203,4 +208,38 @@ test('npm start: npm killed by its PID (it passes no signal on) still stops the 
   await eventually('dev-cluster and every child to stop', () => (pids.some(alive) ? undefined : true), 30_000, 100);
   t.deepEqual(pids.filter(alive), []);
   t.false(existsSync(join(dir, 'dev-cluster.pids')), 'it stopped as on a signal: the PID file is removed');
+});
+
+// The real `npm start`, stopped by a SIGINT (or SIGTERM) sent to npm's PID alone — what
+// a script or harness does, where the terminal's Ctrl-C reaches the whole group. npm
+// forwards it to the script's process only; without `exec` in the script that was
+// `sh -c`, and dash defers SIGINT while its command runs: nothing stopped, npm waited
+// for ever. With `exec node …` the script's process is dev-cluster itself.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) test(`npm start: ${signal} to npm's PID stops the dev cluster and every child, and npm exits`, async (t) => {
+  const dir = join(makeTempDir(t, 'weldr-dev-npmreal-'), 'data');
+  const ports = await reservePorts();
+  const env = { ...process.env };
+  delete env['WELDR_CLUSTER_TOKEN'];
+  delete env['WELDR_ADMIN_TOKEN'];
+  const npm = spawn('npm', [
+    'start', '--silent', '--', '--data', dir,
+    '--proxy-ports', ports.proxy.join(','), '--admin-ports', ports.admin.join(','),
+    '--raft-ports', ports.raft.join(','), '--origin-ports', ports.origin.join(','),
+  ], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  npm.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  npm.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  const exited = new Promise<void>((resolve) => npm.once('exit', () => resolve()));
+  let pids: number[] = [];
+  t.teardown(() => {
+    if (npm.exitCode === null && npm.signalCode === null) npm.kill('SIGKILL');
+    for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  await eventually('the dev cluster banner', () => (out.includes('weldr dev cluster is up') ? true : undefined), 90_000, 100);
+  pids = childPids(dir).map((c) => c.pid);
+  t.true(pids.every(alive));
+  npm.kill(signal);
+  await within('npm to exit', exited, 30_000);
+  t.deepEqual(pids.filter(alive), [], out);
+  t.regex(out, /stopping…\nstopped\n/);
 });

@@ -153,6 +153,10 @@ test('WELDR_* variables that name no setting are reported (a typo is not silentl
   t.deepEqual(load([], { WELDR_ID: 'n2', WELDR_LOG_LEVEL: 'warn' }).unknownEnv, []);
 });
 
+test("the operator CLI's variables are not reported: an operator exports WELDR_ENDPOINTS for `weldr servers …` in the shell that runs `weldr start`", (t) => {
+  t.deepEqual(load([], { WELDR_ENDPOINTS: '127.0.0.1:8687,127.0.0.1:8697', WELDR_CACERT: 'ca.pem', WELDR_TIMEOUT: '5s', WELDR_ADMIN_TOKEN: 'a-token-of-16-chars-or-more' }).unknownEnv, []);
+});
+
 test('a config file saved with a UTF-8 byte order mark is read', (t) => {
   const { config } = load(['--config', '/etc/w.json'], {}, { '/etc/w.json': '\uFEFF{"id":"bom"}' });
   t.is(config.id, 'bom');

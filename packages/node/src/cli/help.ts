@@ -20,10 +20,13 @@ Operating a running cluster (any member's admin API; --endpoints, --token, --jso
   weldr drill --kind KIND [--rounds N]                a failover drill with a report
 
 Run 'weldr <command> --help' for a command's options.
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; the operator commands
-also 3 cluster unreachable, 4 operation refused, 5 cluster-side failure or timeout;
-weldr drill 6 threshold missed or round failed, 130 interrupted.
-Signals to 'weldr start': SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the TLS certificates.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or configuration; weldr start also
+3 stopped by a failed write to the data directory, 4 data directory refused (damaged,
+another node's); the operator commands 3 cluster unreachable, 4 operation refused,
+5 cluster-side failure or timeout; weldr drill 6 threshold missed or round failed,
+130 interrupted.
+Signals to 'weldr start': SIGTERM/SIGINT stop gracefully; SIGHUP re-reads the TLS
+certificates and reopens the --access-log file.
 `;
 
 export const TEST_SERVER_HELP = `Usage: weldr test-server [options]

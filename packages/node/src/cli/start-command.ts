@@ -5,7 +5,8 @@ import { settingsView } from '../config/settings-view.js';
 import { openNodeTls } from '../runtime/tls-setup.js';
 import { ListenError } from '../runtime/listen.js';
 import { createLogger, flushLogger, flushLoggerSync } from '../runtime/logger.js';
-import { startNode, type NodeFailure } from '../runtime/node-runtime.js';
+import { MemberWithoutAuthError, startNode, type NodeFailure } from '../runtime/node-runtime.js';
+import { EXIT_USAGE } from '../config/config-error.js';
 import { DataDirRefusedError, StoreOpenError } from '../runtime/store-factory.js';
 import { startHelp } from './start-help.js';
 import { untilShutdownSignal } from './signals.js';
@@ -114,7 +115,7 @@ export async function startCommand(argv: readonly string[]): Promise<number> {
       log.fatal({ event: 'start_failed', ...(refused ? { reason: err.reason } : {}), err: { message: err.message } }, err.message);
       process.stderr.write(`weldr start: ${err.message}\n`);
       await flushLogger(log);
-      return refused ? EXIT_DATA_REFUSED : EXIT_FAILURE;
+      return refused ? EXIT_DATA_REFUSED : err instanceof MemberWithoutAuthError ? EXIT_USAGE : EXIT_FAILURE;
     }
     throw err;
   }

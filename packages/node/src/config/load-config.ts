@@ -171,8 +171,10 @@ function checkRaftTimers(config: NodeConfig): void {
 }
 
 // WELDR_STOP_WITH_PARENT is not a setting: a supervisor (dev-cluster) sets it to tie the
-// process's life to its own (cli/signals.ts).
-const KNOWN_ENV = new Set<string>([CONFIG_ENV, 'WELDR_STOP_WITH_PARENT', ...OPTIONS.map((o) => o.env)]);
+// process's life to its own (cli/signals.ts). WELDR_ENDPOINTS, WELDR_CACERT and
+// WELDR_TIMEOUT are the operator CLI's (ctl/common-options.ts; docs/operations.md
+// exports them for `weldr servers …`): not typos, so not worth a warning at every start.
+const KNOWN_ENV = new Set<string>([CONFIG_ENV, 'WELDR_STOP_WITH_PARENT', 'WELDR_ENDPOINTS', 'WELDR_CACERT', 'WELDR_TIMEOUT', ...OPTIONS.map((o) => o.env)]);
 
 function unknownEnvNames(env: Readonly<Record<string, string | undefined>>): string[] {
   return Object.keys(env)

@@ -35,7 +35,8 @@ export const COMMON_FLAGS = {
 export const COMMON_HELP = `Common options:
   --endpoints URL[,URL…]  admin API of any members, tried in order (a member that cannot be
                           reached is skipped) [WELDR_ENDPOINTS; default ${DEFAULT_ENDPOINT}]
-  --token TOKEN           admin token for writes [WELDR_ADMIN_TOKEN]
+  --token TOKEN           admin token, sent with every request (writes need it, reads too
+                          with --admin-auth-reads) [WELDR_ADMIN_TOKEN]
   --cacert FILE           CA certificate (PEM) for https:// endpoints [WELDR_CACERT]
   --json                  machine-readable JSON on stdout instead of tables
   --timeout DURATION      give up after this long, retries included [WELDR_TIMEOUT; default 15s]

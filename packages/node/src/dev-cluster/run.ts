@@ -141,17 +141,46 @@ export async function runDevCluster(layout: DevLayout, io: DevClusterOutput): Pr
  * `timeout`, a CI harness) exits without passing the signal on: the cluster would run
  * on, orphaned, holding its ports, and the next `npm start` would fail on them. So when
  * run by npm (npm_lifecycle_event is set), `onGone` is called once the parent changes.
- * `weldr dev-cluster` run directly keeps its own lifetime (nohup, a supervisor). Ctrl-C
- * reaches the whole process group, so it stops as before.
+ * npm runs a script through `sh -c`, and dash (Debian's sh) waits for its command
+ * instead of exec'ing it: the parent is then that shell, which outlives npm (npm sent
+ * SIGINT or SIGKILL: dash defers SIGINT while its command runs) — so when the parent is
+ * a shell, the shell's own parent is watched too (Linux: /proc). `weldr dev-cluster`
+ * run directly keeps its own lifetime (nohup, a supervisor). Ctrl-C reaches the whole
+ * process group, so it stops as before.
  */
 function watchNpmParent(onGone: () => void): () => void {
   if (process.env['npm_lifecycle_event'] === undefined) return () => undefined;
   const parent = process.ppid;
+  const shellsParent = SHELLS.has(processName(parent) ?? '') ? parentOf(parent) : undefined;
   const timer = setInterval(() => {
-    if (process.ppid !== parent) onGone();
+    if (process.ppid !== parent || (shellsParent !== undefined && parentOf(parent) !== shellsParent)) onGone();
   }, PARENT_CHECK_MS);
   timer.unref();
   return () => clearInterval(timer);
+}
+
+/** What npm's script shell can be (its `script-shell`, /bin/sh by default). */
+const SHELLS = new Set(['sh', 'dash', 'bash', 'ash', 'zsh', 'busybox']);
+
+/** A process's name (/proc/PID/comm), or undefined where there is no /proc. */
+export function processName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** A process's parent PID (/proc/PID/stat), or undefined (no /proc, or it is gone). */
+export function parentOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // "PID (COMM) STATE PPID …": COMM may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Starts the origins and members, registers the origins; resolves with the origins' ports. */

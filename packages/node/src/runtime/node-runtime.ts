@@ -33,6 +33,15 @@ import { settingsView } from '../config/settings-view.js';
 import { weldrVersion } from '../cli/version.js';
 import { createDataPlane } from './data-plane.js';
 
+/**
+ * The data directory belongs to a cluster member but no peer authentication is given:
+ * a configuration mistake like a cluster started without it (exit 2, not restarted by
+ * the systemd unit), found only once the directory is read.
+ */
+export class MemberWithoutAuthError extends StoreOpenError {
+  override readonly name: string = 'MemberWithoutAuthError';
+}
+
 const NO_TLS: NodeTls = { peer: undefined, admin: undefined, reload: () => undefined, close: () => undefined };
 
 export interface RunningNode {
@@ -118,8 +127,10 @@ export async function startNode(config: NodeConfig, log: Logger, options: StartN
     if (clustered && config.clusterToken === undefined && config.peerCert === undefined && !config.insecurePeers) {
       // A member restarted without --peers or --join: the configuration check could not
       // know it runs a cluster. The same rule applies (security-checks.ts).
-      throw new StoreOpenError(
-        `data directory ${config.data} belongs to a cluster member, and cluster mode needs peer authentication: set the cluster token (WELDR_CLUSTER_TOKEN, the same on every member) or peer TLS (--peer-cert, --peer-key, --peer-ca)`,
+      // Typically a user who ran `npm start` (weldr dev-cluster) and then `weldr start`:
+      // both default to ./data/n1. Say how to run that member, and how not to.
+      throw new MemberWithoutAuthError(
+        `data directory ${config.data} belongs to a cluster member (a node started with --peers, --join or --restore, or by weldr dev-cluster), and cluster mode needs peer authentication: to run that member, set the cluster token (WELDR_CLUSTER_TOKEN, the same on every member; weldr dev-cluster keeps its own in <its --data>/cluster-token) or peer TLS (--peer-cert, --peer-key, --peer-ca); to run a new single node instead, give it another data directory (--data DIR)`,
       );
     }
     if (clustered) {
