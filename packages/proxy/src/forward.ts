@@ -528,6 +528,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     return;
   }
   ex.expectContinue = expectContinue;
+  if (!ex.hasBody) skipDrain(req);
   ex.headers = requestHeaders(req.rawHeaders, ex);
   const conn = ex.conn;
   connectionBusy(conn);
@@ -542,6 +543,25 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   connectionDone(conn, req.socket, performance.now(), null);
   counters.pipelineRefused++;
   refuse(ctx, req, res, 'PIPELINE_LIMIT', ex.startedAt);
+}
+
+/** node's (untyped) flag: the request's remaining body was drained (`IncomingMessage#_dump`). */
+type DrainFlag = IncomingMessage & { _dumped?: boolean };
+
+/**
+ * A request without content (framing says so, and llhttp frames it the same way:
+ * request-filter.ts) has nothing to drain. node drains every request whose body nobody
+ * read once its response has finished (`_dump`: resume, a flowing read of the empty
+ * stream, 'end', auto-destroy, 'close' — five process.nextTick hops and ~1 KB of
+ * garbage per request), so that the connection can go on to the next request. Marked as
+ * drained, the request skips that: nothing is left to read, no listener waits for its
+ * 'end' or 'close' (the exchange listens to the response and the socket), and the
+ * connection's next request is parsed as before. node checks the flag before draining
+ * (node 20/22); where it is absent nothing changes.
+ */
+export function skipDrain(req: IncomingMessage): void {
+  const r = req as DrainFlag;
+  if (r._dumped === false) r._dumped = true;
 }
 
 /**
