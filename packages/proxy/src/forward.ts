@@ -293,6 +293,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
     if (this.conn.last === this) this.conn.last = null;
+    if (!this.hasBody) forgetRequest(this.socket, this.req);
     // Starts the next request pipelined behind this one, if any.
     connectionDone(this.conn, this.socket as Socket, now, this);
   }
@@ -562,6 +563,22 @@ type DrainFlag = IncomingMessage & { _dumped?: boolean };
 export function skipDrain(req: IncomingMessage): void {
   const r = req as DrainFlag;
   if (r._dumped === false) r._dumped = true;
+}
+
+/** node's (untyped) parser of a server socket, which keeps the request it parsed last. */
+type ParsedSocket = Duplex & { parser?: { incoming?: unknown } | null };
+
+/**
+ * The counterpart of skipDrain once the exchange is over: node lets go of a request
+ * (its parser's `incoming`) when the request has been read to its end, and otherwise
+ * waits for its 'end' — which a request marked drained never emits, so an idle
+ * keep-alive connection would hold its last request (head and all) until the next one.
+ * Let go of here, as node would have; only a complete request (a bodiless one is
+ * complete with its head, unless the exchange ended inside node's 'request' event).
+ */
+export function forgetRequest(socket: Duplex, req: IncomingMessage): void {
+  const parser = (socket as ParsedSocket).parser;
+  if (parser != null && parser.incoming === req && req.complete) parser.incoming = null;
 }
 
 /**

@@ -4,7 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import { request } from 'undici';
-import { skipDrain } from '../src/forward.js';
+import { forgetRequest, skipDrain } from '../src/forward.js';
 import { deadPort, rawRequest, record, setup, snapshot, startOrigin, startProxy, statusOf, until } from './helpers.js';
 
 test('an error answered while the request body is still unread closes the connection (its state is unknown)', async (t) => {
@@ -118,4 +118,35 @@ test('requests without content are not drained by node after their response; wit
   t.deepEqual(seen.map((req) => req.readableEnded), [false, true, false, false]);
   t.true(seen.every((req) => req.complete));
   t.deepEqual(p.proxy.stats().client, { success: 4, failed: 0 });
+});
+
+test('an idle keep-alive connection does not hold on to its last request without content', async (t) => {
+  const { p } = await setup(t);
+  const sockets: net.Socket[] = [];
+  p.proxy.server.on('connection', (s: net.Socket) => sockets.push(s));
+  const client = net.connect(p.port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  let text = '';
+  client.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  client.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => text.endsWith('origin:GET /a'));
+  await until(() => p.proxy.stats().active === 0);
+  const parser = (sockets[0] as net.Socket & { parser?: { incoming?: unknown } | null }).parser;
+  t.false(sockets[0]!.destroyed);
+  t.not(parser, null);
+  // Checked at once: the idle sweep would free the parser with the connection later.
+  t.is(parser!.incoming, null);
+});
+
+test('forgetRequest lets go only of the complete request the parser holds', (t) => {
+  const req = { complete: true } as http.IncomingMessage;
+  const other = { complete: true } as http.IncomingMessage;
+  const socket = { parser: { incoming: req } } as unknown as net.Socket;
+  forgetRequest(socket, other);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, req);
+  forgetRequest(socket, { complete: false } as http.IncomingMessage);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, req);
+  forgetRequest(socket, req);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, null);
+  forgetRequest({} as net.Socket, req);
 });
