@@ -549,6 +549,9 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
 /** node's (untyped) flag: the request's remaining body was drained (`IncomingMessage#_dump`). */
 type DrainFlag = IncomingMessage & { _dumped?: boolean };
 
+/** node's stream state of a request: its 'readable' event is already scheduled (or was emitted). */
+type ReadableFlag = IncomingMessage & { _readableState?: { emittedReadable?: boolean } };
+
 /**
  * A request without content (framing says so, and llhttp frames it the same way:
  * request-filter.ts) has nothing to drain. node drains every request whose body nobody
@@ -559,10 +562,19 @@ type DrainFlag = IncomingMessage & { _dumped?: boolean };
  * 'end' or 'close' (the exchange listens to the response and the socket), and the
  * connection's next request is parsed as before. node checks the flag before draining
  * (node 20/22); where it is absent nothing changes.
+ *
+ * The end of its (empty) content, which llhttp reports right after the head, also
+ * schedules a 'readable' event nobody listens to: a process.nextTick, and with it a run
+ * of node's tick queue after the client socket's read (which, on node 20.20, allocates a
+ * Map for unhandled rejections each time). Marked as already emitted, it is not
+ * scheduled. Measured, five alternating pairs: 0.2–0.9 µs less CPU per request (one
+ * outlier 3.6), 1–4 % more req/s.
  */
 export function skipDrain(req: IncomingMessage): void {
   const r = req as DrainFlag;
   if (r._dumped === false) r._dumped = true;
+  const state = (req as ReadableFlag)._readableState;
+  if (state !== undefined && state.emittedReadable === false) state.emittedReadable = true;
 }
 
 /** node's (untyped) parser of a server socket, which keeps the request it parsed last. */

@@ -88,6 +88,25 @@ test('a client gone while its request waits for an origin connection: the reques
   t.deepEqual(arrived, ['/slow', '/after']);
 });
 
+test('skipDrain: the end of a bodiless request schedules no \'readable\' event (and no drain)', async (t) => {
+  const events = async (mark: boolean): Promise<string[]> => {
+    const req = new http.IncomingMessage(new net.Socket());
+    if (mark) skipDrain(req);
+    const seen: string[] = [];
+    const emit = req.emit.bind(req);
+    req.emit = ((name: string, ...args: unknown[]) => {
+      seen.push(name);
+      return emit(name, ...args);
+    }) as typeof req.emit;
+    req.complete = true;
+    req.push(null);
+    await new Promise((r) => setImmediate(r));
+    return seen;
+  };
+  t.true((await events(false)).includes('readable'));
+  t.deepEqual(await events(true), []);
+});
+
 test('skipDrain marks a request drained only where node keeps that flag', (t) => {
   const marked = { _dumped: false } as unknown as http.IncomingMessage;
   skipDrain(marked);
