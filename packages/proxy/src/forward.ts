@@ -293,6 +293,7 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     if (this.stallTimer !== null) clearTimeout(this.stallTimer);
     this.stallTimer = null;
     if (this.conn.last === this) this.conn.last = null;
+    if (!this.hasBody) forgetRequest(this.socket, this.req);
     // Starts the next request pipelined behind this one, if any.
     connectionDone(this.conn, this.socket as Socket, now, this);
   }
@@ -528,6 +529,7 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
     return;
   }
   ex.expectContinue = expectContinue;
+  if (!ex.hasBody) skipDrain(req);
   ex.headers = requestHeaders(req.rawHeaders, ex);
   const conn = ex.conn;
   connectionBusy(conn);
@@ -542,6 +544,53 @@ export function handleRequest(ctx: ProxyContext, req: IncomingMessage, res: Serv
   connectionDone(conn, req.socket, performance.now(), null);
   counters.pipelineRefused++;
   refuse(ctx, req, res, 'PIPELINE_LIMIT', ex.startedAt);
+}
+
+/** node's (untyped) flag: the request's remaining body was drained (`IncomingMessage#_dump`). */
+type DrainFlag = IncomingMessage & { _dumped?: boolean };
+
+/** node's stream state of a request: its 'readable' event is already scheduled (or was emitted). */
+type ReadableFlag = IncomingMessage & { _readableState?: { emittedReadable?: boolean } };
+
+/**
+ * A request without content (framing says so, and llhttp frames it the same way:
+ * request-filter.ts) has nothing to drain. node drains every request whose body nobody
+ * read once its response has finished (`_dump`: resume, a flowing read of the empty
+ * stream, 'end', auto-destroy, 'close' — five process.nextTick hops and ~1 KB of
+ * garbage per request), so that the connection can go on to the next request. Marked as
+ * drained, the request skips that: nothing is left to read, no listener waits for its
+ * 'end' or 'close' (the exchange listens to the response and the socket), and the
+ * connection's next request is parsed as before. node checks the flag before draining
+ * (node 20/22); where it is absent nothing changes.
+ *
+ * The end of its (empty) content, which llhttp reports right after the head, also
+ * schedules a 'readable' event nobody listens to: a process.nextTick, and with it a run
+ * of node's tick queue after the client socket's read (which, on node 20.20, allocates a
+ * Map for unhandled rejections each time). Marked as already emitted, it is not
+ * scheduled. Measured, five alternating pairs: 0.2–0.9 µs less CPU per request (one
+ * outlier 3.6), 1–4 % more req/s.
+ */
+export function skipDrain(req: IncomingMessage): void {
+  const r = req as DrainFlag;
+  if (r._dumped === false) r._dumped = true;
+  const state = (req as ReadableFlag)._readableState;
+  if (state !== undefined && state.emittedReadable === false) state.emittedReadable = true;
+}
+
+/** node's (untyped) parser of a server socket, which keeps the request it parsed last. */
+type ParsedSocket = Duplex & { parser?: { incoming?: unknown } | null };
+
+/**
+ * The counterpart of skipDrain once the exchange is over: node lets go of a request
+ * (its parser's `incoming`) when the request has been read to its end, and otherwise
+ * waits for its 'end' — which a request marked drained never emits, so an idle
+ * keep-alive connection would hold its last request (head and all) until the next one.
+ * Let go of here, as node would have; only a complete request (a bodiless one is
+ * complete with its head, unless the exchange ended inside node's 'request' event).
+ */
+export function forgetRequest(socket: Duplex, req: IncomingMessage): void {
+  const parser = (socket as ParsedSocket).parser;
+  if (parser != null && parser.incoming === req && req.complete) parser.incoming = null;
 }
 
 /**

@@ -4,6 +4,7 @@ import http from 'node:http';
 import net from 'node:net';
 import test from 'ava';
 import { request } from 'undici';
+import { forgetRequest, skipDrain } from '../src/forward.js';
 import { deadPort, rawRequest, record, setup, snapshot, startOrigin, startProxy, statusOf, until } from './helpers.js';
 
 test('an error answered while the request body is still unread closes the connection (its state is unknown)', async (t) => {
@@ -85,4 +86,86 @@ test('a client gone while its request waits for an origin connection: the reques
   ]);
   t.is(after, 'ok');
   t.deepEqual(arrived, ['/slow', '/after']);
+});
+
+test('skipDrain: the end of a bodiless request schedules no \'readable\' event (and no drain)', async (t) => {
+  const events = async (mark: boolean): Promise<string[]> => {
+    const req = new http.IncomingMessage(new net.Socket());
+    if (mark) skipDrain(req);
+    const seen: string[] = [];
+    const emit = req.emit.bind(req);
+    req.emit = ((name: string, ...args: unknown[]) => {
+      seen.push(name);
+      return emit(name, ...args);
+    }) as typeof req.emit;
+    req.complete = true;
+    req.push(null);
+    await new Promise((r) => setImmediate(r));
+    return seen;
+  };
+  t.true((await events(false)).includes('readable'));
+  t.deepEqual(await events(true), []);
+});
+
+test('skipDrain marks a request drained only where node keeps that flag', (t) => {
+  const marked = { _dumped: false } as unknown as http.IncomingMessage;
+  skipDrain(marked);
+  t.true((marked as unknown as { _dumped: boolean })._dumped);
+  const other = {} as http.IncomingMessage;
+  skipDrain(other);
+  t.false('_dumped' in other);
+});
+
+test('requests without content are not drained by node after their response; with content they are read; the connection goes on in order', async (t) => {
+  const { origin, p } = await setup(t);
+  const seen: http.IncomingMessage[] = [];
+  // After the proxy's own 'request' listener: sees each request as the proxy left it.
+  p.proxy.server.on('request', (req: http.IncomingMessage) => seen.push(req));
+  const r = await rawRequest(
+    p.port,
+    'GET /a HTTP/1.1\r\nHost: a\r\n\r\n' +
+      'POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello' +
+      'DELETE /c HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n' +
+      'GET /d HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+  );
+  t.deepEqual([...r.text.matchAll(/origin:(\w+ \/\w)/g)].map((m) => m[1]), ['GET /a', 'POST /b', 'DELETE /c', 'GET /d'], r.text);
+  t.true(r.closed);
+  t.deepEqual(origin.seen.map((s) => s.body), ['', 'hello', '', '']);
+  await until(() => p.proxy.stats().active === 0);
+  // Those without content were never made to flow to their end (node's drain skipped);
+  // the one with content was read to its end by the origin request, as before.
+  t.deepEqual(seen.map((req) => req.readableEnded), [false, true, false, false]);
+  t.true(seen.every((req) => req.complete));
+  t.deepEqual(p.proxy.stats().client, { success: 4, failed: 0 });
+});
+
+test('an idle keep-alive connection does not hold on to its last request without content', async (t) => {
+  const { p } = await setup(t);
+  const sockets: net.Socket[] = [];
+  p.proxy.server.on('connection', (s: net.Socket) => sockets.push(s));
+  const client = net.connect(p.port, '127.0.0.1');
+  t.teardown(() => client.destroy());
+  let text = '';
+  client.on('data', (c: Buffer) => (text += c.toString('latin1')));
+  client.write('GET /a HTTP/1.1\r\nHost: a\r\n\r\n');
+  await until(() => text.endsWith('origin:GET /a'));
+  await until(() => p.proxy.stats().active === 0);
+  const parser = (sockets[0] as net.Socket & { parser?: { incoming?: unknown } | null }).parser;
+  t.false(sockets[0]!.destroyed);
+  t.not(parser, null);
+  // Checked at once: the idle sweep would free the parser with the connection later.
+  t.is(parser!.incoming, null);
+});
+
+test('forgetRequest lets go only of the complete request the parser holds', (t) => {
+  const req = { complete: true } as http.IncomingMessage;
+  const other = { complete: true } as http.IncomingMessage;
+  const socket = { parser: { incoming: req } } as unknown as net.Socket;
+  forgetRequest(socket, other);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, req);
+  forgetRequest(socket, { complete: false } as http.IncomingMessage);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, req);
+  forgetRequest(socket, req);
+  t.is((socket as unknown as { parser: { incoming: unknown } }).parser.incoming, null);
+  forgetRequest({} as net.Socket, req);
 });
