@@ -197,6 +197,18 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     return false;
   }
 
+  /**
+   * Body chunks from the native origin client are views of memory its connection reads
+   * into again once this says false (origin-client/read-arena.ts): a chunk held for this
+   * turn's flush, or written but not yet taken by the kernel — corked, queued behind a
+   * pipelined response (outputData), or left by a partial writev — counts in
+   * `writableLength` until the kernel has it (conservative: another response's bytes on
+   * the same connection count too).
+   */
+  holdsChunks(): boolean {
+    return this.held !== null || this.res.writableLength !== 0;
+  }
+
   onComplete(trailers: string[] | Buffer[] | null): void {
     this.attemptEnded();
     this.completed = true;

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { giveBack, ReadArena, SMALL_ARENA, takeBigArena } from './read-arena.js';
 import { aborted, badResponse, bodyTimeout, connectTimeout, headersTimeout, socketClosed } from './errors.js';
 import { expectsPayload, headContentLength, keepAliveTimeoutMs, requestHead } from './request-head.js';
 import { unwatch, watch, type Timed } from './ticker.js';
@@ -122,6 +123,16 @@ export class OriginConnection implements Timed {
    * Bytes of a Content-Length body still to come, read past the parser (`rawBody`), or 0.
    */
   rawLeft = 0;
+  /** What a cleartext socket's last read went into (read-arena.ts): `small` or `big`. TLS sockets read as node does. */
+  arena: ReadArena | null = null;
+  /** The connection's own arena: response heads and small bodies. */
+  small: ReadArena | null = null;
+  /** A pooled arena, borrowed for the rest of a response whose reads fill their regions. */
+  big: ReadArena | null = null;
+  /** The last read filled its region: more is arriving (nextRead). */
+  filled = false;
+  /** After a 101: reads go to the socket's new owner (onRead). */
+  handedOver = false;
   /** Inside parser.execute/finish (see teardown). */
   executing = false;
   closeParser = false;
@@ -131,7 +142,14 @@ export class OriginConnection implements Timed {
     const o = owner.options;
     this.socket =
       o.tls === null
-        ? net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
+        ? net.connect({
+            host: o.host,
+            port: o.port,
+            noDelay: true,
+            keepAlive: true,
+            keepAliveInitialDelay: 60_000,
+            onread: { buffer: () => this.nextRead(), callback: (n: number, buf: Buffer) => this.onRead(n, buf) },
+          })
         : tls.connect({
             host: o.host,
             port: o.port,
@@ -160,7 +178,7 @@ export class OriginConnection implements Timed {
     }
     socket.once(o.tls === null ? 'connect' : 'secureConnect', () => this.onConnected());
     if (o.tls !== null) socket.on('session', (session: Buffer) => (owner.tlsSession = session));
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    if (o.tls !== null) socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err: Error) => this.onSocketGone(err));
     socket.on('close', () => this.onSocketGone(null));
@@ -259,6 +277,11 @@ export class OriginConnection implements Timed {
 
   teardown(): void {
     this.pendingHead = null;
+    // The socket reads no more (destroyed, or handed over: then it reads on, see onRead).
+    if (this.big !== null && !this.handedOver) {
+      giveBack(this.big);
+      this.big = null;
+    }
     this.disarm();
     unwatch(this);
     this.detachBody();
@@ -565,6 +588,48 @@ export class OriginConnection implements Timed {
 
   // ---- response -------------------------------------------------------------------
 
+  /**
+   * The memory for the socket's next read (node calls this after each read, and once
+   * first): the connection's arena, reset when the bytes it lent are no longer held
+   * (read-arena.ts). A small one while idle; a big one from the read that filled its
+   * region until the connection is idle again.
+   */
+  nextRead(): Buffer {
+    if (this.state === BUSY && (this.big !== null || this.filled) && !this.handedOver) {
+      let big = this.big;
+      if (big === null || !big.settle()) {
+        if (big !== null) giveBack(big);
+        big = this.big = takeBigArena();
+      }
+      this.arena = big;
+      return big.region();
+    }
+    if (this.big !== null) {
+      giveBack(this.big);
+      this.big = null;
+    }
+    let small = this.small;
+    // Full of bytes still held: left to their holder, and a new one.
+    if (small === null || !small.settle()) small = this.small = new ReadArena(SMALL_ARENA);
+    this.arena = small;
+    return small.region();
+  }
+
+  /** A read of `n` bytes into `buf`, the region nextRead gave (cleartext sockets). */
+  onRead(n: number, buf: Buffer): boolean {
+    const arena = this.arena;
+    if (arena !== null) arena.off += n;
+    this.filled = n === buf.length;
+    const chunk = n === buf.length ? buf : buf.subarray(0, n);
+    if (this.handedOver) {
+      // The socket is a tunnel's now: its bytes go to the stream it reads (copied: the
+      // arena is read into again), and reading waits while that stream is full.
+      return this.socket.push(Buffer.from(chunk));
+    }
+    this.onSocketData(chunk);
+    return true;
+  }
+
   onSocketData(chunk: Buffer): void {
     if (this.state !== BUSY || this.handler === null) {
       // Bytes on an idle connection answer nothing that was asked: the connection can
@@ -629,6 +694,20 @@ export class OriginConnection implements Timed {
       extra = true;
     }
     this.rawLeft = left - chunk.length;
+    const arena = this.arena;
+    if (arena !== null) {
+      if (arena === this.small && this.filled && this.rawLeft !== 0 && this.big === null) {
+        // The small arena's read filled it and the body goes on: the rest comes into a
+        // big one (nextRead). These first bytes are copied to its start, so that the small
+        // arena is free again when the connection is (a handler counts as holding until
+        // all of its bytes are sent, so they would keep the small one).
+        const big = (this.big = takeBigArena());
+        const n = chunk.copy(big.buf, 0);
+        chunk = big.buf.subarray(0, n);
+        big.off = n;
+        big.lend(handler);
+      } else arena.lend(handler);
+    }
     if (!this.paused) this.deadline = performance.now() + this.owner.options.bodyTimeoutMs;
     let go: boolean;
     try {
@@ -867,6 +946,7 @@ export class OriginConnection implements Timed {
     const handler = this.handler!;
     this.handler = null;
     this.state = CLOSED;
+    this.handedOver = true;
     const socket = this.socket;
     socket.pause();
     socket.removeAllListeners('data');
@@ -877,7 +957,8 @@ export class OriginConnection implements Timed {
     socket.removeAllListeners('session');
     this.teardown();
     this.owner.gone(this, false);
-    if (rest.length !== 0) socket.unshift(rest);
+    // A view of the arena, which the socket's next read overwrites: copied.
+    if (rest.length !== 0) socket.unshift(this.arena === null ? rest : Buffer.from(rest));
     try {
       handler.onUpgrade!(101, this.headers, socket);
     } catch (err) {
