@@ -57,6 +57,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   stallBytes = 0;
   /** Corked for this turn's streamed chunks (pendingUncork). */
   corked = false;
+  /** onData paused the origin this turn: uncorkResponses decides how it resumes. */
+  pausePending = false;
   /** Interim (1xx) responses relayed to the client so far (at most MAX_INTERIM). */
   interims = 0;
 
@@ -186,15 +188,34 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     // waiting for it) and will say when it has sent them, which gives the slot back.
     const socket = this.socket as Socket;
     if (buffered <= CORK_LIMIT_FAST && socket.writableNeedDrain && takeFastSlot(socket)) return true;
-    // The client reads slower than the origin sends: pause the origin socket (undici
-    // stops its body timer while paused) until the client drains, but never for longer
-    // than stallMs, or a client that stops reading would pin the origin connection.
+    // More than the client has taken so far: the origin is paused, and after this turn's
+    // writev (uncorkResponses) it waits for the client to drain, or reads on at once if
+    // the kernel took it all — or not at all, if this was the body's last chunk.
+    this.pausePending = true;
+    return false;
+  }
+
+  /**
+   * After the turn's writev, with the origin paused by onData: when the client socket
+   * took (nearly) everything, read on at once. Otherwise wait until the client drains
+   * (undici stops its body timer while paused), but never for longer than stallMs, or a
+   * client that stops reading would pin the origin connection. Armed here rather than in
+   * onData: a 1 MiB body plus its head passes CORK_LIMIT_FAST at its last chunk, and each
+   * such response armed a drain listener and a timer for nothing (`perf`: setTimeout,
+   * once and bytesWritten under onData).
+   */
+  awaitDrain(): void {
+    this.pausePending = false;
+    if (this.ended || this.completed) return;
+    if (this.res.writableLength <= CORK_LIMIT) {
+      this.resumeOrigin?.();
+      return;
+    }
     if (this.stallTimer === null) {
       this.res.once('drain', onResponseDrain);
       this.stallBytes = (this.socket as Socket).bytesWritten;
       this.stallTimer = setTimeout(onStall, this.ctx.stallMs, this);
     }
-    return false;
   }
 
   /**
@@ -440,6 +461,7 @@ function uncorkResponses(): void {
     ex.corked = false;
     // end() uncorks by itself; a response ended (or cut) since has nothing left corked here.
     if (!ex.res.writableEnded && !ex.res.destroyed) ex.res.uncork();
+    if (ex.pausePending) ex.awaitDrain();
   }
   pendingUncork.length = 0;
 }
