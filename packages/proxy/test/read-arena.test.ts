@@ -8,7 +8,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
 import { OriginClient } from '../src/origin-client/client.js';
-import { READ_MAX, SMALL_ARENA } from '../src/origin-client/read-arena.js';
+import { arenaCounts, READ_MAX, SMALL_ARENA } from '../src/origin-client/read-arena.js';
 import type { OriginHandler } from '../src/origin-client/types.js';
 import { record, snapshot, startOrigin, startProxy } from './helpers.js';
 
@@ -191,4 +191,55 @@ test('a handler that does not say when it is done with its chunks keeps them as 
   for (let n = 12; n < 18; n++) await get(n, null);
   // Handlers without holdsChunks: never reused under them, even after others released.
   for (const { n, chunks } of kept) if (n % 3 !== 0) t.is(digest(Buffer.concat(chunks)), digest(bodyOf(n)), `/${n} (never released)`);
+});
+
+test.serial('small responses on one connection go round its one small arena: no arena per response, every body intact until its handler lets go', async (t) => {
+  const origin = await startOrigin((req, res) => {
+    const n = Number(req.url!.slice(1));
+    const body = Buffer.alloc(900 + (n % 7) * 50, 0x41 + (n % 26));
+    res.writeHead(200, { 'content-length': String(body.length) });
+    res.end(body);
+  });
+  t.teardown(() => origin.close());
+  const c = new OriginClient({
+    host: '127.0.0.1',
+    port: (origin.server.address() as AddressInfo).port,
+    tls: null,
+    connectTimeoutMs: 2_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    keepAliveTimeoutMs: 5_000,
+    maxHeaderSize: 16 * 1024,
+    connections: 1,
+  });
+  t.teardown(() => c.destroy());
+  // As forward.ts's exchange: a small body is held until the turn's check phase, then let go.
+  const get = (n: number): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let holding = true;
+      c.dispatch({ path: `/${n}`, method: 'GET', headers: ['host', 'a'], body: null }, {
+        onConnect: () => undefined,
+        onHeaders: () => true,
+        onData: (chunk) => {
+          chunks.push(chunk);
+          return true;
+        },
+        holdsChunks: () => holding,
+        onComplete: () =>
+          setImmediate(() => {
+            const body = Buffer.concat(chunks);
+            t.is(body.length, 900 + (n % 7) * 50, `/${n}`);
+            t.true(body.every((b) => b === 0x41 + (n % 26)), `/${n} intact`);
+            holding = false;
+            resolve();
+          }),
+        onError: reject,
+      });
+    });
+  await get(0);
+  const made = arenaCounts.made[0]!;
+  // ~100 KB through a 16 KiB arena: round it several times.
+  for (let n = 1; n <= 100; n++) await get(n);
+  t.is(arenaCounts.made[0]! - made, 0, 'no new small arena');
 });

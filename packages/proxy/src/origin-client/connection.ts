@@ -701,11 +701,8 @@ export class OriginConnection implements Timed {
         // big one (nextRead). These first bytes are copied to its start, so that the small
         // arena is free again when the connection is (a handler counts as holding until
         // all of its bytes are sent, so they would keep the small one).
-        const big = (this.big = takeBigArena());
-        const n = chunk.copy(big.buf, 0);
-        chunk = big.buf.subarray(0, n);
-        big.off = n;
-        big.lend(handler);
+        this.big = takeBigArena();
+        chunk = this.big.lendCopy(chunk, handler);
       } else arena.lend(handler);
     }
     if (!this.paused) this.deadline = performance.now() + this.owner.options.bodyTimeoutMs;

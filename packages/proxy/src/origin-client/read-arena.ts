@@ -12,18 +12,26 @@ import type { OriginHandler } from './types.js';
  * a corked write waits for the turn's check phase, a client slower than the origin
  * leaves them queued in its socket. So the bytes read since the arena was last reset
  * are kept until the handler they were lent to says it holds none
- * (`OriginHandler.holdsChunks`; a handler without it holds them for ever): until then
- * each read goes after the last one, and an arena that fills up, or whose bytes were
- * lent to two handlers still holding them, is left to them (the garbage collector
- * frees it once their writes are done) and a new one is taken.
+ * (`OriginHandler.holdsChunks`; a handler without it holds them for ever). The arena is a
+ * ring: the bytes of the handler last lent to are held, those of an earlier one are free
+ * once it no longer holds them, and the next read goes after the held bytes, or before
+ * them once they reach the end (the next read is placed as the last one returns, when
+ * its handler still holds what it was just given: a corked write, a small body waiting
+ * for the turn's flush). An arena with no room left, or whose bytes were lent to two
+ * handlers both still holding them, is left to them (the garbage collector frees it once
+ * their writes are done) and a new one is taken.
  */
 export class ReadArena {
   readonly buf: Buffer;
-  /** Where the next read goes: bytes before it may be lent. */
+  /** Where the next read goes (the ring's tail). */
   off = 0;
-  /** The handler bytes of this arena were last lent to, or null: none lent since `off` was reset. */
+  /** Where the current read began (`region`). */
+  readStart = 0;
+  /** Where the bytes lent to `lentTo` begin (the ring's head): bytes from here to `off` are held. */
+  holdStart = 0;
+  /** The handler the held bytes were lent to, or null: nothing held. */
   lentTo: OriginHandler | null = null;
-  /** Lent to two handlers that both held them: never reset, never pooled. */
+  /** Lent to two handlers that both held them: never reused, never pooled. */
   pinned = false;
 
   constructor(size: number) {
@@ -31,24 +39,10 @@ export class ReadArena {
     arenaCounts.made[size === BIG_ARENA ? 1 : 0]++;
   }
 
-  /** The region for the next read: at most READ_MAX bytes from `off`. */
-  region(): Buffer {
-    const buf = this.buf;
-    const end = Math.min(buf.length, this.off + READ_MAX);
-    return this.off === 0 && end === buf.length ? buf : buf.subarray(this.off, end);
-  }
-
-  /** `handler` is given bytes of this arena. */
-  lend(handler: OriginHandler): void {
-    const lent = this.lentTo;
-    if (lent === handler) return;
-    if (lent !== null && holds(lent)) this.pinned = true;
-    this.lentTo = handler;
-  }
-
   /**
-   * Before a read: forget the lent bytes if their handler no longer holds them (the
-   * next read may overwrite them). false: the arena cannot take another read.
+   * Before a read: forget the held bytes if their handler is done with them, and find
+   * room for a read of at least an eighth of the arena, after the held bytes or, once
+   * they reach the end, before them (a ring). false: no such room.
    */
   settle(): boolean {
     if (this.pinned) return false;
@@ -58,8 +52,43 @@ export class ReadArena {
       this.off = 0;
       return true;
     }
-    // Held: the next read goes after the lent bytes, if a useful read still fits.
-    return this.buf.length - this.off >= this.buf.length / 4;
+    const min = this.buf.length >>> 3;
+    if (this.off >= this.holdStart) {
+      if (this.buf.length - this.off >= min) return true;
+      if (this.holdStart < min) return false;
+      this.off = 0;
+      return true;
+    }
+    return this.holdStart - this.off >= min;
+  }
+
+  /** The region for the next read (after `settle`): at most READ_MAX bytes from `off`, never into held bytes. */
+  region(): Buffer {
+    const buf = this.buf;
+    const limit = this.lentTo !== null && this.off < this.holdStart ? this.holdStart : buf.length;
+    const end = Math.min(limit, this.off + READ_MAX);
+    this.readStart = this.off;
+    return this.off === 0 && end === buf.length ? buf : buf.subarray(this.off, end);
+  }
+
+  /** `chunk` (read elsewhere) copied to the start of this unused arena and lent to `handler`: the copy. */
+  lendCopy(chunk: Buffer, handler: OriginHandler): Buffer {
+    const n = chunk.copy(this.buf, 0);
+    this.readStart = 0;
+    this.off = n;
+    this.lend(handler);
+    return this.buf.subarray(0, n);
+  }
+
+  /** `handler` is given bytes of the current read. */
+  lend(handler: OriginHandler): void {
+    const lent = this.lentTo;
+    if (lent === handler) return;
+    // Bytes lent before to another handler: free if it is done with them, else two
+    // holders, which the ring cannot tell apart.
+    if (lent !== null && holds(lent)) this.pinned = true;
+    this.lentTo = handler;
+    this.holdStart = this.readStart;
   }
 }
 
@@ -92,7 +121,7 @@ const pool: ReadArena[] = [];
 export function takeBigArena(): ReadArena {
   for (let i = pool.length - 1; i >= 0; i--) {
     const arena = pool[i]!;
-    if (arena.settle() && arena.off === 0) {
+    if (arena.settle() && arena.lentTo === null) {
       pool.splice(i, 1);
       return arena;
     }
