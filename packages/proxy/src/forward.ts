@@ -385,11 +385,11 @@ function flushResponses(): void {
 
 /**
  * Streamed body chunks are gathered per event-loop turn, like whole responses above: the
- * origin socket is read up to 64 KiB at a time, several reads per turn when the origin
- * is fast, and each chunk written at once was a write(2) of its own that woke the client
- * (an inter-processor interrupt on a VM). Corked, the turn's chunks leave as one writev
- * in its check phase. Measured on 1 MiB responses through one pinned process, three
- * alternating pairs: 805 / 812 / 920 → 947 / 952 / 1,021 req/s, 1.09–1.25 → 0.98–1.06 ms
+ * origin socket is read up to 128 KiB at a time (64 KiB with undici), several reads per
+ * turn when the origin is fast, and each chunk written at once was a write(2) of its own
+ * that woke the client (an inter-processor interrupt on a VM). Corked, the turn's chunks
+ * leave as one writev in its check phase. Measured on 1 MiB responses through one pinned
+ * process, three alternating pairs: 805 / 812 / 920 → 947 / 952 / 1,021 req/s, 1.09–1.25 → 0.98–1.06 ms
  * of CPU per MiB. Backpressure still holds: past CORK_LIMIT buffered for the client the
  * origin is paused until the client drains, as before (the socket's own high-water mark,
  * 128 KiB, would pause it at every second chunk of a corked turn).

@@ -870,7 +870,7 @@ export class OriginConnection implements Timed {
       return;
     }
     // The rest of this socket read may still be parsed and handed over (at most one
-    // read, 64 KiB); reading stops after it until `resume()`.
+    // read, at most READ_MAX); reading stops after it until `resume()`.
     if (!go && this.handler !== null) this.pause();
   }
 
