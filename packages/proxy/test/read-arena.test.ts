@@ -8,6 +8,7 @@ import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
 import { OriginClient } from '../src/origin-client/client.js';
+import { OriginConnection } from '../src/origin-client/connection.js';
 import { arenaCounts, READ_MAX, SMALL_ARENA } from '../src/origin-client/read-arena.js';
 import type { OriginHandler } from '../src/origin-client/types.js';
 import { record, snapshot, startOrigin, startProxy } from './helpers.js';
@@ -242,4 +243,49 @@ test.serial('small responses on one connection go round its one small arena: no 
   // ~100 KB through a 16 KiB arena: round it several times.
   for (let n = 1; n <= 100; n++) await get(n);
   t.is(arenaCounts.made[0]! - made, 0, 'no new small arena');
+});
+
+test.serial('an idle connection lets go of the last handler its arena lent to, a turn after that handler is done (not at its next read)', async (t) => {
+  const origin = await startOrigin((_req, res) => res.end('a small body'));
+  t.teardown(() => origin.close());
+  const conns: OriginConnection[] = [];
+  const idle = OriginConnection.prototype.idle;
+  OriginConnection.prototype.idle = function (this: OriginConnection) {
+    if (!conns.includes(this)) conns.push(this);
+    idle.call(this);
+  };
+  t.teardown(() => (OriginConnection.prototype.idle = idle));
+  const c = new OriginClient({
+    host: '127.0.0.1',
+    port: (origin.server.address() as AddressInfo).port,
+    tls: null,
+    connectTimeoutMs: 2_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    keepAliveTimeoutMs: 5_000,
+    maxHeaderSize: 16 * 1024,
+    connections: 1,
+  });
+  t.teardown(() => c.destroy());
+  let holding = true;
+  const handler: OriginHandler = {
+    onConnect: () => undefined,
+    onHeaders: () => true,
+    onData: () => true,
+    holdsChunks: () => holding,
+    onComplete: () => undefined,
+    onError: () => undefined,
+  };
+  await new Promise<void>((resolve) => {
+    handler.onComplete = () =>
+      // As forward.ts's exchange: its small body leaves in the turn's check phase.
+      setImmediate(() => {
+        holding = false;
+        resolve();
+      });
+    c.dispatch({ path: '/', method: 'GET', headers: ['host', 'a'], body: null }, handler);
+  });
+  t.is(conns.length, 1);
+  for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+  t.is(conns[0]!.small?.lentTo ?? null, null, 'the idle connection no longer references the handler');
 });

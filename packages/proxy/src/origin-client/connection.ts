@@ -244,6 +244,8 @@ export class OriginConnection implements Timed {
   idle(): void {
     this.state = IDLE;
     this.idleTurn = flushes;
+    // The handler its arena last lent to is let go of once it is done (forgetHolder).
+    if (this.small !== null && this.small.lentTo !== null) idledNow.push(this);
     // The turn's check phase ends `sameTurn` (at most one immediate per turn, shared).
     scheduleFlush();
     const o = this.owner.options;
@@ -613,6 +615,18 @@ export class OriginConnection implements Timed {
     if (small === null || !small.settle()) small = this.small = new ReadArena(SMALL_ARENA);
     this.arena = small;
     return small.region();
+  }
+
+  /**
+   * An idle connection's arena would otherwise keep the last handler it lent to (an
+   * exchange, its request and response) until the connection's next read: under round
+   * robin over many origins ~100 ms, a young-generation cycle or two, enough to promote
+   * them all to the old generation (docs/benchmarks.md, "1,000 origins"). Called a turn
+   * after the connection went idle, once the handler's flush has run; a handler still
+   * holding (a slow client) stays referenced until the next read.
+   */
+  forgetHolder(): void {
+    this.small?.forget();
   }
 
   /** A read of `n` bytes into `buf`, the region nextRead gave (cleartext sockets). */
@@ -1062,6 +1076,9 @@ function framingOf(headers: string[]): number {
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
 
 const pendingSends: OriginConnection[] = [];
+/** Connections gone idle in this turn, and in the turn before: forgetHolder in the next flush. */
+let idledNow: OriginConnection[] = [];
+let idledBefore: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
 /** queueSendNextTurn: moved to pendingSends by the next flush, sent by the one after. */
 let deferredSends: OriginConnection[] = [];
@@ -1082,6 +1099,12 @@ function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
   flushes++;
+  // Gone idle in an earlier turn: that turn's check phase has flushed their handlers.
+  for (let i = 0; i < idledBefore.length; i++) idledBefore[i]!.forgetHolder();
+  idledBefore.length = 0;
+  const swap = idledBefore;
+  idledBefore = idledNow;
+  idledNow = swap;
   // Taken whole: those deferred while this flush runs (a requeue giving the request to
   // another reused connection) wait for the next one, and none is sent twice.
   let deferred = NONE;
@@ -1105,7 +1128,7 @@ function flushOrigins(): void {
   for (let i = 0; i < deferred.length; i++) pendingSends.push(deferred[i]!);
   flushing = false;
   // Immediates set now run in the next turn's check phase, after its poll phase.
-  if (pendingSends.length !== 0 || deferredSends.length !== 0) scheduleFlush();
+  if (pendingSends.length !== 0 || deferredSends.length !== 0 || idledBefore.length !== 0) scheduleFlush();
 }
 
 function noop(): void {}

@@ -71,6 +71,12 @@ export class ReadArena {
     return this.off === 0 && end === buf.length ? buf : buf.subarray(this.off, end);
   }
 
+  /** Let go of the handler lent to if it is done with its bytes (they are free: `off` stays, `settle` resets it). */
+  forget(): void {
+    const lent = this.lentTo;
+    if (lent !== null && !this.pinned && !holds(lent)) this.lentTo = null;
+  }
+
   /** `chunk` (read elsewhere) copied to the start of this unused arena and lent to `handler`: the copy. */
   lendCopy(chunk: Buffer, handler: OriginHandler): Buffer {
     const n = chunk.copy(this.buf, 0);
