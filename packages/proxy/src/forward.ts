@@ -57,6 +57,8 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
   stallBytes = 0;
   /** Corked for this turn's streamed chunks (pendingUncork). */
   corked = false;
+  /** onData paused the origin this turn: uncorkResponses decides how it resumes. */
+  pausePending = false;
   /** Interim (1xx) responses relayed to the client so far (at most MAX_INTERIM). */
   interims = 0;
 
@@ -186,15 +188,46 @@ export class Exchange extends OriginAttempt implements RequestTarget, ForwardInf
     // waiting for it) and will say when it has sent them, which gives the slot back.
     const socket = this.socket as Socket;
     if (buffered <= CORK_LIMIT_FAST && socket.writableNeedDrain && takeFastSlot(socket)) return true;
-    // The client reads slower than the origin sends: pause the origin socket (undici
-    // stops its body timer while paused) until the client drains, but never for longer
-    // than stallMs, or a client that stops reading would pin the origin connection.
+    // More than the client has taken so far: the origin is paused, and after this turn's
+    // writev (uncorkResponses) it waits for the client to drain, or reads on at once if
+    // the kernel took it all — or not at all, if this was the body's last chunk.
+    this.pausePending = true;
+    return false;
+  }
+
+  /**
+   * After the turn's writev, with the origin paused by onData: when the client socket
+   * took (nearly) everything, read on at once. Otherwise wait until the client drains
+   * (undici stops its body timer while paused), but never for longer than stallMs, or a
+   * client that stops reading would pin the origin connection. Armed here rather than in
+   * onData: a 1 MiB body plus its head passes CORK_LIMIT_FAST at its last chunk, and each
+   * such response armed a drain listener and a timer for nothing (`perf`: setTimeout,
+   * once and bytesWritten under onData).
+   */
+  awaitDrain(): void {
+    this.pausePending = false;
+    if (this.ended || this.completed) return;
+    if (this.res.writableLength <= CORK_LIMIT) {
+      this.resumeOrigin?.();
+      return;
+    }
     if (this.stallTimer === null) {
       this.res.once('drain', onResponseDrain);
       this.stallBytes = (this.socket as Socket).bytesWritten;
       this.stallTimer = setTimeout(onStall, this.ctx.stallMs, this);
     }
-    return false;
+  }
+
+  /**
+   * Body chunks from the native origin client are views of memory its connection reads
+   * into again once this says false (origin-client/read-arena.ts): a chunk held for this
+   * turn's flush, or written but not yet taken by the kernel — corked, queued behind a
+   * pipelined response (outputData), or left by a partial writev — counts in
+   * `writableLength` until the kernel has it (conservative: another response's bytes on
+   * the same connection count too).
+   */
+  holdsChunks(): boolean {
+    return this.held !== null || this.res.writableLength !== 0;
   }
 
   onComplete(trailers: string[] | Buffer[] | null): void {
@@ -353,11 +386,11 @@ function flushResponses(): void {
 
 /**
  * Streamed body chunks are gathered per event-loop turn, like whole responses above: the
- * origin socket is read up to 64 KiB at a time, several reads per turn when the origin
- * is fast, and each chunk written at once was a write(2) of its own that woke the client
- * (an inter-processor interrupt on a VM). Corked, the turn's chunks leave as one writev
- * in its check phase. Measured on 1 MiB responses through one pinned process, three
- * alternating pairs: 805 / 812 / 920 → 947 / 952 / 1,021 req/s, 1.09–1.25 → 0.98–1.06 ms
+ * origin socket is read up to 128 KiB at a time (64 KiB with undici), several reads per
+ * turn when the origin is fast, and each chunk written at once was a write(2) of its own
+ * that woke the client (an inter-processor interrupt on a VM). Corked, the turn's chunks
+ * leave as one writev in its check phase. Measured on 1 MiB responses through one pinned
+ * process, three alternating pairs: 805 / 812 / 920 → 947 / 952 / 1,021 req/s, 1.09–1.25 → 0.98–1.06 ms
  * of CPU per MiB. Backpressure still holds: past CORK_LIMIT buffered for the client the
  * origin is paused until the client drains, as before (the socket's own high-water mark,
  * 128 KiB, would pause it at every second chunk of a corked turn).
@@ -429,6 +462,7 @@ function uncorkResponses(): void {
     ex.corked = false;
     // end() uncorks by itself; a response ended (or cut) since has nothing left corked here.
     if (!ex.res.writableEnded && !ex.res.destroyed) ex.res.uncork();
+    if (ex.pausePending) ex.awaitDrain();
   }
   pendingUncork.length = 0;
 }

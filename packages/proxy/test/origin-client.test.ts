@@ -86,6 +86,28 @@ function clientSockets(t: Teardown, port: number): Socket[] {
   return sockets;
 }
 
+/**
+ * Deliver `bytes` to `socket` as one socket read would. A cleartext origin socket reads
+ * into memory of its own (`onread`, read-arena.ts) and emits no 'data': the bytes are
+ * copied into the region its next read would fill and node's read callback is called,
+ * as node does (net.js, kBuffer / kBufferCb / kBufferGen).
+ */
+function injectRead(socket: Socket, bytes: Buffer): void {
+  const own = socket as unknown as Record<symbol, unknown>;
+  const key = (name: string): symbol | undefined => Object.getOwnPropertySymbols(socket).find((s) => s.description === name);
+  const kBuffer = key('kBuffer');
+  const kBufferCb = key('kBufferCb');
+  const kBufferGen = key('kBufferGen');
+  if (kBuffer === undefined || kBufferCb === undefined || !Buffer.isBuffer(own[kBuffer])) {
+    socket.emit('data', bytes);
+    return;
+  }
+  const region = own[kBuffer] as Buffer;
+  const n = bytes.copy(region);
+  (own[kBufferCb] as (n: number, buf: Buffer) => unknown)(n, region);
+  if (kBufferGen !== undefined && typeof own[kBufferGen] === 'function') own[kBuffer] = (own[kBufferGen] as () => Buffer)();
+}
+
 interface Outcome {
   status: number;
   interim: number[];
@@ -302,6 +324,61 @@ test('bytes after a complete response (same read, or later on the idle connectio
   t.is(o.connections.length, 3);
 });
 
+test('a Content-Length body is read past the parser: handed over as views of the socket reads (no copy), whole across any split, also to a handler that empties the header array; the next responses on the connection, chunked or not, parse as before', async (t) => {
+  const body = Buffer.alloc(200_000);
+  for (let i = 0; i < body.length; i++) body[i] = (i * 31 + 7) & 0xff;
+  const head = `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`;
+  const o = await rawOrigin(t, (h, s) => {
+    if (h.includes('/together')) s.write(Buffer.concat([Buffer.from(head), body]));
+    else if (h.includes('/split')) {
+      // The head with the body's first bytes, then the rest in odd pieces over several turns.
+      s.write(Buffer.concat([Buffer.from(head), body.subarray(0, 1)]));
+      let at = 1;
+      const step = (): void => {
+        const next = Math.min(body.length, at + 7_777);
+        s.write(body.subarray(at, next));
+        at = next;
+        if (at < body.length) setImmediate(step);
+      };
+      setTimeout(step, 5);
+    } else if (h.includes('/chunked')) s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    else if (h.includes('/view')) s.write(ok('v'.repeat(1000)));
+    else s.write(ok('small'));
+  });
+  const c = client(t, o.port);
+  const got = async (path: string, emptyHeaders = false): Promise<{ body: Buffer; firstOffset: number }> =>
+    new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      c.dispatch({ path, method: 'GET', headers: ['host', 'origin.test'], body: null }, {
+        onConnect: () => undefined,
+        onHeaders: (_s, raw) => {
+          // forward.ts empties the parser's header array once it has copied the fields.
+          if (emptyHeaders) raw.length = 0;
+          return true;
+        },
+        onData: (chunk) => {
+          chunks.push(chunk);
+          return true;
+        },
+        onComplete: () => resolve({ body: Buffer.concat(chunks), firstOffset: chunks[0]!.byteOffset }),
+        onError: reject,
+      });
+    });
+  for (const emptyHeaders of [false, true]) {
+    t.true((await got('/together', emptyHeaders)).body.equals(body));
+    // node's parser copies each body span into a Buffer of its own (offset 0); a view of
+    // the read that also held the head starts after it.
+    const view = await got('/view', emptyHeaders);
+    t.is(view.body.toString(), 'v'.repeat(1000));
+    t.true(view.firstOffset >= ok('').length, 'the body is a view of the read that held the head');
+    t.true((await got('/split', emptyHeaders)).body.equals(body));
+    t.is((await got('/chunked', emptyHeaders)).body.toString(), 'abc');
+    t.is((await got('/small', emptyHeaders)).body.toString(), 'small');
+    t.true((await got('/together', emptyHeaders)).body.equals(body));
+  }
+  t.is(o.connections.length, 1, 'every response on one kept-alive connection');
+});
+
 test('101 to a request that did not ask to upgrade is a bad response', async (t) => {
   const o = await rawOrigin(t, (_h, s) => s.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n'));
   const c = client(t, o.port);
@@ -449,7 +526,7 @@ test.serial('bytes that arrive before a request head has left are not taken for 
   const first = await a;
   t.is(first.body, 'a');
   // Still in the turn that read A (this continuation is a microtask): B's head has not left.
-  sockets[0]!.emit('data', Buffer.from('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n'));
+  injectRead(sockets[0]!, Buffer.from('HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n'));
   const r = await b;
   t.not(r.status, 408, 'the stale bytes were taken for the response');
   // Nothing of B had left: it was sent again on a new connection (the origin answers each connection's first request).

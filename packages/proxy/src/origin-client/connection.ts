@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { giveBack, ReadArena, SMALL_ARENA, takeBigArena } from './read-arena.js';
 import { aborted, badResponse, bodyTimeout, connectTimeout, headersTimeout, socketClosed } from './errors.js';
 import { expectsPayload, headContentLength, keepAliveTimeoutMs, requestHead } from './request-head.js';
 import { unwatch, watch, type Timed } from './ticker.js';
@@ -26,6 +27,14 @@ const kOnHeaders = HTTPParser.kOnHeaders! | 0;
 const kOnHeadersComplete = HTTPParser.kOnHeadersComplete! | 0;
 const kOnBody = HTTPParser.kOnBody! | 0;
 const kOnMessageComplete = HTTPParser.kOnMessageComplete! | 0;
+/**
+ * kLenientKeepAlive: llhttp otherwise stops parsing after any message that said
+ * `Connection: close` (or was HTTP/1.0 without keep-alive) — an interim 103 too, so the
+ * final response after it failed as a parse error (502; undici alike). Reuse is decided
+ * here (keepAlive), and bytes after a final response are garbage whatever the parser's
+ * state (onMessageBegin), so nothing else changes.
+ */
+const LENIENCY = HTTPParser.kLenientKeepAlive! | 0;
 
 /** What a connection needs of its pool (client.ts). */
 export interface ConnectionOwner {
@@ -110,6 +119,20 @@ export class OriginConnection implements Timed {
   pendingHead: string | null = null;
   /** `flushes` when the connection last went idle (see `sameTurn`). */
   idleTurn = -1;
+  /**
+   * Bytes of a Content-Length body still to come, read past the parser (`rawBody`), or 0.
+   */
+  rawLeft = 0;
+  /** What a cleartext socket's last read went into (read-arena.ts): `small` or `big`. TLS sockets read as node does. */
+  arena: ReadArena | null = null;
+  /** The connection's own arena: response heads and small bodies. */
+  small: ReadArena | null = null;
+  /** A pooled arena, borrowed for the rest of a response whose reads fill their regions. */
+  big: ReadArena | null = null;
+  /** The last read filled its region: more is arriving (nextRead). */
+  filled = false;
+  /** After a 101: reads go to the socket's new owner (onRead). */
+  handedOver = false;
   /** Inside parser.execute/finish (see teardown). */
   executing = false;
   closeParser = false;
@@ -119,7 +142,14 @@ export class OriginConnection implements Timed {
     const o = owner.options;
     this.socket =
       o.tls === null
-        ? net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: 60_000 })
+        ? net.connect({
+            host: o.host,
+            port: o.port,
+            noDelay: true,
+            keepAlive: true,
+            keepAliveInitialDelay: 60_000,
+            onread: { buffer: () => this.nextRead(), callback: (n: number, buf: Buffer) => this.onRead(n, buf) },
+          })
         : tls.connect({
             host: o.host,
             port: o.port,
@@ -130,12 +160,7 @@ export class OriginConnection implements Timed {
             ...(owner.tlsSession !== null ? { session: owner.tlsSession } : {}),
           });
     const parser = new HTTPParser();
-    // kLenientKeepAlive: llhttp otherwise stops parsing after any message that said
-    // `Connection: close` (or was HTTP/1.0 without keep-alive) — an interim 103 too, so
-    // the final response after it failed as a parse error (502; undici alike). Reuse is
-    // decided here (keepAlive, below), and bytes after a final response are garbage
-    // whatever the parser's state (onMessageBegin), so nothing else changes.
-    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, HTTPParser.kLenientKeepAlive! | 0);
+    parser.initialize(HTTPParser.RESPONSE, {}, o.maxHeaderSize, LENIENCY);
     parser[kOnMessageBegin] = this.onMessageBegin.bind(this);
     parser[kOnHeaders] = this.onHeaderFields.bind(this);
     parser[kOnHeadersComplete] = this.onHeadersComplete.bind(this);
@@ -153,7 +178,7 @@ export class OriginConnection implements Timed {
     }
     socket.once(o.tls === null ? 'connect' : 'secureConnect', () => this.onConnected());
     if (o.tls !== null) socket.on('session', (session: Buffer) => (owner.tlsSession = session));
-    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
+    if (o.tls !== null) socket.on('data', (chunk: Buffer) => this.onSocketData(chunk));
     socket.on('end', () => this.onSocketEnd());
     socket.on('error', (err: Error) => this.onSocketGone(err));
     socket.on('close', () => this.onSocketGone(null));
@@ -219,6 +244,8 @@ export class OriginConnection implements Timed {
   idle(): void {
     this.state = IDLE;
     this.idleTurn = flushes;
+    // The handler its arena last lent to is let go of once it is done (forgetHolder).
+    if (this.small !== null && this.small.lentTo !== null) idledNow.push(this);
     // The turn's check phase ends `sameTurn` (at most one immediate per turn, shared).
     scheduleFlush();
     const o = this.owner.options;
@@ -252,6 +279,11 @@ export class OriginConnection implements Timed {
 
   teardown(): void {
     this.pendingHead = null;
+    // The socket reads no more (destroyed, or handed over: then it reads on, see onRead).
+    if (this.big !== null && !this.handedOver) {
+      giveBack(this.big);
+      this.big = null;
+    }
     this.disarm();
     unwatch(this);
     this.detachBody();
@@ -266,7 +298,7 @@ export class OriginConnection implements Timed {
       return;
     }
     if (this.state === BUSY && this.handler !== null) {
-      if (this.headersDone && !this.upgraded) {
+      if (this.headersDone && !this.upgraded && this.rawLeft === 0) {
         // A close-delimited body ends here (RFC 9112 §6.3 rule 8); any other is cut short.
         this.executing = true;
         this.parser.finish();
@@ -329,6 +361,7 @@ export class OriginConnection implements Timed {
     this.trailers = null;
     this.keepAlive = true;
     this.paused = false;
+    this.rawLeft = 0;
     this.disarm();
     // Per request, so that a call left over from an earlier request (a late 'drain' of
     // its client) neither aborts nor resumes the one on the connection now.
@@ -557,6 +590,60 @@ export class OriginConnection implements Timed {
 
   // ---- response -------------------------------------------------------------------
 
+  /**
+   * The memory for the socket's next read (node calls this after each read, and once
+   * first): the connection's arena, reset when the bytes it lent are no longer held
+   * (read-arena.ts). A small one while idle; a big one from the read that filled its
+   * region until the connection is idle again.
+   */
+  nextRead(): Buffer {
+    if (this.state === BUSY && (this.big !== null || this.filled) && !this.handedOver) {
+      let big = this.big;
+      if (big === null || !big.settle()) {
+        if (big !== null) giveBack(big);
+        big = this.big = takeBigArena();
+      }
+      this.arena = big;
+      return big.region();
+    }
+    if (this.big !== null) {
+      giveBack(this.big);
+      this.big = null;
+    }
+    let small = this.small;
+    // Full of bytes still held: left to their holder, and a new one.
+    if (small === null || !small.settle()) small = this.small = new ReadArena(SMALL_ARENA);
+    this.arena = small;
+    return small.region();
+  }
+
+  /**
+   * An idle connection's arena would otherwise keep the last handler it lent to (an
+   * exchange, its request and response) until the connection's next read: under round
+   * robin over many origins ~100 ms, a young-generation cycle or two, enough to promote
+   * them all to the old generation (docs/benchmarks.md, "1,000 origins"). Called a turn
+   * after the connection went idle, once the handler's flush has run; a handler still
+   * holding (a slow client) stays referenced until the next read.
+   */
+  forgetHolder(): void {
+    this.small?.forget();
+  }
+
+  /** A read of `n` bytes into `buf`, the region nextRead gave (cleartext sockets). */
+  onRead(n: number, buf: Buffer): boolean {
+    const arena = this.arena;
+    if (arena !== null) arena.off += n;
+    this.filled = n === buf.length;
+    const chunk = n === buf.length ? buf : buf.subarray(0, n);
+    if (this.handedOver) {
+      // The socket is a tunnel's now: its bytes go to the stream it reads (copied: the
+      // arena is read into again), and reading waits while that stream is full.
+      return this.socket.push(Buffer.from(chunk));
+    }
+    this.onSocketData(chunk);
+    return true;
+  }
+
   onSocketData(chunk: Buffer): void {
     if (this.state !== BUSY || this.handler === null) {
       // Bytes on an idle connection answer nothing that was asked: the connection can
@@ -568,6 +655,10 @@ export class OriginConnection implements Timed {
       // Bytes before the request head has even left (it waits for the check phase): not
       // an answer to it (e.g. a 408 an origin sends as it closes an idle connection).
       this.unsent(socketClosed());
+      return;
+    }
+    if (this.rawLeft !== 0) {
+      this.rawBody(chunk);
       return;
     }
     this.executing = true;
@@ -590,7 +681,64 @@ export class OriginConnection implements Timed {
       this.handOver(chunk.subarray(ret));
       return;
     }
+    if (this.rawLeft !== 0) {
+      // The parser stopped at the end of the head (rawBodyLength): the rest is body.
+      if (ret < chunk.length) this.rawBody(chunk.subarray(ret));
+      return;
+    }
     if (this.responseDone) this.done();
+  }
+
+  /**
+   * Bytes of a Content-Length body, handed to the handler as views of the socket's read
+   * chunk. node's parser copies every body span it reports into a Buffer of its own
+   * (node_http_parser.cc, on_body: Buffer::Copy): 8 % of the proxy's CPU on 1 MiB
+   * responses (`perf`: memmove under Parser::on_body), and a second allocation per read
+   * that V8 counts as external memory (more scavenges). A Content-Length body needs no
+   * parsing, only counting, so the parser is stopped at the end of the head (as for an
+   * upgrade, rawBodyLength) and the body is counted here. Bytes beyond the body are
+   * garbage, as the parser would find them: the connection is not reused.
+   */
+  rawBody(chunk: Buffer): void {
+    const handler = this.handler!;
+    const left = this.rawLeft;
+    let extra = false;
+    if (chunk.length > left) {
+      chunk = chunk.subarray(0, left);
+      extra = true;
+    }
+    this.rawLeft = left - chunk.length;
+    const arena = this.arena;
+    if (arena !== null) {
+      if (arena === this.small && this.filled && this.rawLeft !== 0 && this.big === null) {
+        // The small arena's read filled it and the body goes on: the rest comes into a
+        // big one (nextRead). These first bytes are copied to its start, so that the small
+        // arena is free again when the connection is (a handler counts as holding until
+        // all of its bytes are sent, so they would keep the small one).
+        this.big = takeBigArena();
+        chunk = this.big.lendCopy(chunk, handler);
+      } else arena.lend(handler);
+    }
+    if (!this.paused) this.deadline = performance.now() + this.owner.options.bodyTimeoutMs;
+    let go: boolean;
+    try {
+      go = handler.onData(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    // The handler aborted (its client left): the connection is closed already.
+    if (this.handler !== handler) return;
+    if (this.rawLeft !== 0) {
+      // Reading stops after this chunk until `resume()`.
+      if (!go) this.pause();
+      return;
+    }
+    if (extra) this.garbage = true;
+    // llhttp was left after an "upgrade": a fresh state for the connection's next response.
+    this.parser.initialize(HTTPParser.RESPONSE, {}, this.owner.options.maxHeaderSize, LENIENCY);
+    this.complete(handler);
+    this.done();
   }
 
   onMessageBegin(): number {
@@ -704,6 +852,10 @@ export class OriginConnection implements Timed {
       return -1;
     }
     if ((status === 204 && framing !== NO_BODY) || (status === 304 && framing === CHUNKED)) this.keepAlive = false;
+    // RFC 9112 §6.3: a response to HEAD, and any 1xx/204/304, ends with its head.
+    const bodyless = this.method === 'HEAD' || status === 204 || status === 304;
+    // Read before the handler, which may empty the array (forward.ts, dropRaw).
+    const rawLength = !bodyless && framing === BODY ? rawBodyLength(headers) : -1;
     this.arm(T_BODY, this.owner.options.bodyTimeoutMs);
     let go: boolean;
     try {
@@ -712,9 +864,16 @@ export class OriginConnection implements Timed {
       this.failure = err as Error;
       return -1;
     }
-    if (!go && this.handler !== null) this.pause();
-    // RFC 9112 §6.3: a response to HEAD, and any 1xx/204/304, ends with its head.
-    return this.method === 'HEAD' || status === 204 || status === 304 ? 1 : 0;
+    if (this.handler === null) return 0;
+    if (!go) this.pause();
+    if (bodyless) return 1;
+    if (rawLength > 0) {
+      // 2: llhttp takes the rest as another protocol's, as after an upgrade: it calls
+      // onMessageComplete at once (ignored, rawLeft) and execute returns the head's length.
+      this.rawLeft = rawLength;
+      return 2;
+    }
+    return 0;
   }
 
   onBody(chunk: Buffer): void {
@@ -732,11 +891,13 @@ export class OriginConnection implements Timed {
       return;
     }
     // The rest of this socket read may still be parsed and handed over (at most one
-    // read, 64 KiB); reading stops after it until `resume()`.
+    // read, at most READ_MAX); reading stops after it until `resume()`.
     if (!go && this.handler !== null) this.pause();
   }
 
   onMessageComplete(): void {
+    // The parser's end of a head whose body is read past it (rawBody).
+    if (this.rawLeft !== 0) return;
     if (this.handler === null || this.garbage || this.failure !== null) {
       this.garbage = true;
       return;
@@ -747,9 +908,13 @@ export class OriginConnection implements Timed {
       return;
     }
     if (this.upgraded) return;
+    this.complete(this.handler);
+  }
+
+  /** The final response is complete: the handler is told (and let go). */
+  complete(handler: OriginHandler): void {
     this.responseDone = true;
     this.disarm();
-    const handler = this.handler;
     this.handler = null;
     let trailers = this.trailers;
     this.trailers = null;
@@ -799,6 +964,7 @@ export class OriginConnection implements Timed {
     const handler = this.handler!;
     this.handler = null;
     this.state = CLOSED;
+    this.handedOver = true;
     const socket = this.socket;
     socket.pause();
     socket.removeAllListeners('data');
@@ -809,7 +975,8 @@ export class OriginConnection implements Timed {
     socket.removeAllListeners('session');
     this.teardown();
     this.owner.gone(this, false);
-    if (rest.length !== 0) socket.unshift(rest);
+    // A view of the arena, which the socket's next read overwrites: copied.
+    if (rest.length !== 0) socket.unshift(this.arena === null ? rest : Buffer.from(rest));
     try {
       handler.onUpgrade!(101, this.headers, socket);
     } catch (err) {
@@ -867,6 +1034,24 @@ function permittedTrailers(trailers: string[]): string[] {
   return out ?? trailers;
 }
 
+/**
+ * The body length of a head framed by Content-Length alone (framingOf said BODY), or -1.
+ * llhttp has checked the field (digits only, one value; none with Transfer-Encoding).
+ */
+function rawBodyLength(headers: string[]): number {
+  let length = -1;
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i]!;
+    if (name.length === 14 && name.toLowerCase() === 'content-length') {
+      if (length !== -1) return -1;
+      const value = headers[i + 1]!.trim();
+      if (!/^[0-9]{1,15}$/.test(value)) return -1;
+      length = Number(value);
+    } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') return -1;
+  }
+  return length;
+}
+
 const NO_BODY = 0;
 const BODY = 1;
 const BAD_FRAMING = 2;
@@ -898,6 +1083,9 @@ function framingOf(headers: string[]): number {
 export const STATE = { CONNECTING, IDLE, BUSY, CLOSED } as const;
 
 const pendingSends: OriginConnection[] = [];
+/** Connections gone idle in this turn, and in the turn before: forgetHolder in the next flush. */
+let idledNow: OriginConnection[] = [];
+let idledBefore: OriginConnection[] = [];
 const pendingHeads: OriginConnection[] = [];
 /** queueSendNextTurn: moved to pendingSends by the next flush, sent by the one after. */
 let deferredSends: OriginConnection[] = [];
@@ -918,6 +1106,12 @@ function flushOrigins(): void {
   flushScheduled = false;
   flushing = true;
   flushes++;
+  // Gone idle in an earlier turn: that turn's check phase has flushed their handlers.
+  for (let i = 0; i < idledBefore.length; i++) idledBefore[i]!.forgetHolder();
+  idledBefore.length = 0;
+  const swap = idledBefore;
+  idledBefore = idledNow;
+  idledNow = swap;
   // Taken whole: those deferred while this flush runs (a requeue giving the request to
   // another reused connection) wait for the next one, and none is sent twice.
   let deferred = NONE;
@@ -941,7 +1135,7 @@ function flushOrigins(): void {
   for (let i = 0; i < deferred.length; i++) pendingSends.push(deferred[i]!);
   flushing = false;
   // Immediates set now run in the next turn's check phase, after its poll phase.
-  if (pendingSends.length !== 0 || deferredSends.length !== 0) scheduleFlush();
+  if (pendingSends.length !== 0 || deferredSends.length !== 0 || idledBefore.length !== 0) scheduleFlush();
 }
 
 function noop(): void {}

@@ -24,8 +24,14 @@ export interface OriginHandler {
   onConnect(abort: (err?: Error) => void): void;
   /** A response head (status < 200: an interim one, 100 excepted). false pauses the body until `resume()`. */
   onHeaders(status: number, raw: string[], resume: () => void, statusText: string): boolean;
-  /** A body chunk; false pauses reading from the origin until `resume()`. */
+  /**
+   * A body chunk; false pauses reading from the origin until `resume()`. The chunk may be
+   * a view of memory the connection reads into again (read-arena.ts): its bytes stay as
+   * they are while `holdsChunks()` says true, and for ever without that method.
+   */
   onData(chunk: Buffer): boolean;
+  /** Whether a chunk given to onData may still be in use (e.g. queued for a socket write). */
+  holdsChunks?(): boolean;
   onComplete(trailers: string[] | null): void;
   onError(err: Error): void;
   /** 101 to a request that asked to upgrade: the socket is the handler's from now on, paused, with any bytes read after the head unshifted. */
