@@ -8,12 +8,16 @@ import type { ClusterPoller, DrillMember, ReadySampler } from './observers.js';
 
 type OwnView = ClusterView;
 
+/** How long discovery keeps asking a member whose admin API does not answer yet. */
+const DISCOVERY_SETTLE_MS = 5_000;
+const DISCOVERY_RETRY_MS = 250;
+
 /**
  * Every member with its admin URL (from --endpoints and the member records) and proxy
  * URL (from its member record). A member nobody can name an admin URL for is an error:
  * the drill must watch every member's /ready.
  */
-export async function discoverMembers(client: AdminClient): Promise<DrillMember[]> {
+export async function discoverMembers(client: AdminClient, settleMs = DISCOVERY_SETTLE_MS): Promise<DrillMember[]> {
   const first = await client.get<OwnView>('/cluster');
   const own = new Map<string, { url: string; view: OwnView }>();
   const ask = async (url: string): Promise<void> => {
@@ -25,12 +29,20 @@ export async function discoverMembers(client: AdminClient): Promise<DrillMember[
     }
   };
   own.set(first.body.nodeId, { url: first.endpoint, view: first.body });
-  await Promise.all(client.endpoints.filter((e) => e !== first.endpoint).map(ask));
   const scheme = new URL(first.endpoint).protocol;
   const recorded = first.body.members.map((m) => memberAdminUrl(m, scheme)).filter((u): u is string => u !== null);
-  await Promise.all(recorded.filter((u) => ![...own.values()].some((o) => o.url === u)).map(ask));
   const ids = first.body.members.filter((m) => m.role === 'voter').map((m) => m.id);
-  const missing = ids.filter((id) => !own.has(id));
+  // A member that was just continued or rejoined (the last drill's fault healed a moment
+  // ago) may need a moment before its /cluster answers: asked again for up to settleMs.
+  const until = Date.now() + settleMs;
+  let missing: string[];
+  for (;;) {
+    await Promise.all(client.endpoints.filter((e) => ![...own.values()].some((o) => o.url === e)).map(ask));
+    await Promise.all(recorded.filter((u) => ![...own.values()].some((o) => o.url === u)).map(ask));
+    missing = ids.filter((id) => !own.has(id));
+    if (missing.length === 0 || Date.now() >= until) break;
+    await new Promise((r) => setTimeout(r, DISCOVERY_RETRY_MS));
+  }
   if (missing.length > 0) {
     throw new CtlError(EXIT_REFUSED, `no admin API answered for ${missing.join(', ')}`, "the drill watches every member's /ready: pass every member's admin URL in --endpoints, and start the drill on a healthy cluster");
   }
