@@ -4,6 +4,8 @@ import net, { type AddressInfo } from 'node:net';
 import { DEFAULT_SETTINGS } from '@weldr/store';
 import type { PoolSettings, PoolSnapshot, ServerRecord } from '@weldr/store';
 import { createProxy, type Logger, type Proxy, type ProxyOptions } from '../src/index.js';
+import { OriginClient } from '../src/origin-client/client.js';
+import type { OriginClientOptions } from '../src/origin-client/types.js';
 
 export interface LogLine {
   level: string;
@@ -180,4 +182,22 @@ export async function deadPort(): Promise<number> {
     return port;
   }
   throw new Error('no free port in 10000-13999 for a dead origin');
+}
+
+/** An origin client for `127.0.0.1:port` with the tests' timeouts, destroyed at teardown. */
+export function originClient(t: Teardown, port: number, over: Partial<OriginClientOptions> = {}): OriginClient {
+  const c = new OriginClient({
+    host: '127.0.0.1',
+    port,
+    tls: null,
+    connectTimeoutMs: 2_000,
+    headersTimeoutMs: 5_000,
+    bodyTimeoutMs: 5_000,
+    keepAliveTimeoutMs: 5_000,
+    maxHeaderSize: 16 * 1024,
+    connections: 8,
+    ...over,
+  });
+  t.teardown(() => c.destroy());
+  return c;
 }

@@ -8,9 +8,9 @@ import test from 'ava';
 import { classifyOriginError } from '../src/errors.js';
 import { OriginClient } from '../src/origin-client/client.js';
 import { OriginConnection } from '../src/origin-client/connection.js';
-import type { OriginClientOptions, OriginHandler, OriginRequest } from '../src/origin-client/types.js';
+import type { OriginHandler, OriginRequest } from '../src/origin-client/types.js';
 import { hasOpenssl, makeCa } from '../src/testing/index.js';
-import { rawRequest, record, snapshot, startProxy, statusOf, until, type Teardown } from './helpers.js';
+import { originClient as client, rawRequest, record, snapshot, startProxy, statusOf, until, type Teardown } from './helpers.js';
 
 interface Script {
   port: number;
@@ -49,23 +49,6 @@ async function rawOrigin(t: Teardown, answer: (head: string, socket: Socket, n: 
     server.close();
   });
   return script;
-}
-
-function client(t: Teardown, port: number, over: Partial<OriginClientOptions> = {}): OriginClient {
-  const c = new OriginClient({
-    host: '127.0.0.1',
-    port,
-    tls: null,
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 5_000,
-    bodyTimeoutMs: 5_000,
-    keepAliveTimeoutMs: 5_000,
-    maxHeaderSize: 16 * 1024,
-    connections: 8,
-    ...over,
-  });
-  t.teardown(() => c.destroy());
-  return c;
 }
 
 /**

@@ -7,11 +7,10 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import test from 'ava';
-import { OriginClient } from '../src/origin-client/client.js';
 import { OriginConnection } from '../src/origin-client/connection.js';
 import { arenaCounts, READ_MAX, SMALL_ARENA } from '../src/origin-client/read-arena.js';
 import type { OriginHandler } from '../src/origin-client/types.js';
-import { record, snapshot, startOrigin, startProxy } from './helpers.js';
+import { originClient, record, snapshot, startOrigin, startProxy } from './helpers.js';
 
 /** The body for request `n`: its length and bytes both depend on n (a mix-up shows). */
 function bodyOf(n: number): Buffer {
@@ -146,18 +145,7 @@ test('a handler that does not say when it is done with its chunks keeps them as 
     res.end(body);
   });
   t.teardown(() => origin.close());
-  const c = new OriginClient({
-    host: '127.0.0.1',
-    port: (origin.server.address() as AddressInfo).port,
-    tls: null,
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 5_000,
-    bodyTimeoutMs: 5_000,
-    keepAliveTimeoutMs: 5_000,
-    maxHeaderSize: 16 * 1024,
-    connections: 1,
-  });
-  t.teardown(() => c.destroy());
+  const c = originClient(t, (origin.server.address() as AddressInfo).port, { connections: 1 });
   // Every chunk kept as handed over (views): compared once all responses are read.
   const kept: { n: number; chunks: Buffer[] }[] = [];
   const get = (n: number, holdUntil: Promise<void> | null): Promise<void> =>
@@ -202,18 +190,7 @@ test.serial('small responses on one connection go round its one small arena: no 
     res.end(body);
   });
   t.teardown(() => origin.close());
-  const c = new OriginClient({
-    host: '127.0.0.1',
-    port: (origin.server.address() as AddressInfo).port,
-    tls: null,
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 5_000,
-    bodyTimeoutMs: 5_000,
-    keepAliveTimeoutMs: 5_000,
-    maxHeaderSize: 16 * 1024,
-    connections: 1,
-  });
-  t.teardown(() => c.destroy());
+  const c = originClient(t, (origin.server.address() as AddressInfo).port, { connections: 1 });
   // As forward.ts's exchange: a small body is held until the turn's check phase, then let go.
   const get = (n: number): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -255,18 +232,7 @@ test.serial('an idle connection lets go of the last handler its arena lent to, a
     idle.call(this);
   };
   t.teardown(() => (OriginConnection.prototype.idle = idle));
-  const c = new OriginClient({
-    host: '127.0.0.1',
-    port: (origin.server.address() as AddressInfo).port,
-    tls: null,
-    connectTimeoutMs: 2_000,
-    headersTimeoutMs: 5_000,
-    bodyTimeoutMs: 5_000,
-    keepAliveTimeoutMs: 5_000,
-    maxHeaderSize: 16 * 1024,
-    connections: 1,
-  });
-  t.teardown(() => c.destroy());
+  const c = originClient(t, (origin.server.address() as AddressInfo).port, { connections: 1 });
   let holding = true;
   const handler: OriginHandler = {
     onConnect: () => undefined,
