@@ -96,7 +96,7 @@ export { MemoryPoolStore } from './stores/memory-store.js';
 export type { MemoryPoolStoreOptions } from './stores/memory-store.js';
 export type { ListenerErrorHandler } from './stores/subscribers.js';
 export { LevelPoolStore, StoreWriteFailure } from './level/level-store.js';
-export { makeDirectory, makeDirectorySync } from './level/make-directory.js';
+export { makeDirectorySync } from './level/make-directory.js';
 export type { LevelPoolStoreOptions } from './level/level-store.js';
 export { POOL_KEYS, padIndex, fullStateOps, stateWriteOps, replaceStateOps, loadState } from './level/layout.js';
 export type { PoolDb, PoolBatchOp } from './level/layout.js';

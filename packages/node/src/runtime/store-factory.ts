@@ -1,5 +1,5 @@
 // Opens the PoolStore the configuration asks for.
-import { dataDirError, LevelPoolStore, makeDirectory, MemoryPoolStore, StoreOpenError, type PoolStore } from '@weldr/store';
+import { dataDirError, LevelPoolStore, MemoryPoolStore, StoreOpenError, type PoolStore } from '@weldr/store';
 export { DataDirRefusedError, StoreOpenError } from '@weldr/store';
 import type { NodeConfig } from '../config/options.js';
 import type { Logger } from './logger.js';
@@ -15,8 +15,8 @@ export async function openStore(config: NodeConfig, log: Logger, onFatal: (failu
   if (config.store === 'memory') return new MemoryPoolStore({ onListenerError });
   try {
     // Inside the try: a --data that names a file, or a parent we may not write, is an
-    // operator error to report in one line, not a crash with a stack trace.
-    await makeDirectory(config.data);
+    // operator error to report in one line, not a crash with a stack trace. (The
+    // directory itself is made by the store's DataDir.open.)
     return await LevelPoolStore.open({
       location: config.data,
       nodeId: config.id,

@@ -15,7 +15,7 @@
 // write durable, closes LevelDB and records a clean stop.
 import { Level } from 'level';
 import { DataDirRefusedError, dataDirError } from './data-dir.js';
-import { makeDirectory } from './make-directory.js';
+import { makeDirectorySync } from './make-directory.js';
 import { UTF8, type PoolDb } from './layout.js';
 import { checkLevelDbFiles, listLevelDbFiles, type FileProblem, type LogScan } from './leveldb-files.js';
 import { MARKER_FILE, newMarker, readMarker, updateMarker, verifyMarker, writeMarker, type DataDirMarker, type MarkerProgress } from './marker.js';
@@ -64,7 +64,7 @@ export class DataDir {
     let isNew = false;
     const notices: (() => void)[] = [];
     try {
-      await makeDirectory(location);
+      makeDirectorySync(location);
       marker = await readMarker(location);
       if (marker !== undefined) verifyMarker(location, marker, { nodeId });
       const files = await listLevelDbFiles(location);
